@@ -1,0 +1,136 @@
+"""Normalisation shared by the configuration, the envelope and both routers (SPEC §3).
+
+Everything that compares text for routing goes through here, so the compiled router, the reference
+router and the envelope agree by construction: addresses are case-folded with their domain in IDNA
+(punycode) form, lists are semicolon-separated, extensions lose their leading dot, and subject words are
+the maximal runs of letters and digits.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+
+__all__ = [
+    "AddressPattern",
+    "domain_and_parents",
+    "normalize_address",
+    "normalize_domain",
+    "normalize_extension",
+    "split_list",
+    "subject_words",
+]
+
+# A hostname label after IDNA encoding: letters, digits, hyphens; not starting or ending with a hyphen.
+_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+# RFC 5322 dot-atom-ish local part, loosened: anything printable except whitespace, '<', '>', '@', ',', ';'.
+_LOCAL = re.compile(r"^[^\s<>@,;\"()\[\]\\]+$")
+# SPEC §3: words are the maximal runs of letters and digits; '_' separates words, so \w alone is wrong.
+_WORD = re.compile(r"[^\W_]+")
+
+
+@lru_cache(maxsize=65536)
+def normalize_domain(domain: str) -> str | None:
+    """Case-fold ``domain`` and return its IDNA (punycode) form, or None when it is not a hostname.
+
+    The standard library's ``idna`` codec (IDNA 2003) is used; it also applies nameprep, so full-width
+    and upper-case letters fold the way a mail server would.
+    """
+    domain = domain.strip().rstrip(".")
+    if not domain:
+        return None
+    folded = domain.casefold()
+    if folded.isascii():
+        ascii_domain = folded
+    else:
+        try:
+            ascii_domain = folded.encode("idna").decode("ascii")
+        except UnicodeError:
+            return None
+    labels = ascii_domain.split(".")
+    if not all(_LABEL.match(label) for label in labels):
+        return None
+    return ascii_domain
+
+
+@lru_cache(maxsize=65536)
+def normalize_address(address: str) -> str | None:
+    """``Local@Domain`` → ``local@domain`` (case-folded, IDNA domain), or None when not an address."""
+    local, at, domain = address.strip().rpartition("@")
+    if not at or not local or not _LOCAL.match(local):
+        return None
+    ascii_domain = normalize_domain(domain)
+    if ascii_domain is None:
+        return None
+    return f"{local.casefold()}@{ascii_domain}"
+
+
+def domain_and_parents(domain: str) -> Iterator[str]:
+    """``eu.example.com`` → ``eu.example.com``, ``example.com``, ``com``: label boundaries only."""
+    while True:
+        yield domain
+        dot = domain.find(".")
+        if dot < 0:
+            return
+        domain = domain[dot + 1 :]
+
+
+def split_list(value: str | Iterable[str]) -> tuple[str, ...]:
+    """``"a; b;; c "`` or ``["a", " b"]`` → ``("a", "b", "c")``: items stripped, empty items dropped."""
+    items = value.split(";") if isinstance(value, str) else value
+    return tuple(stripped for item in items if (stripped := item.strip()))
+
+
+def normalize_extension(extension: str) -> str:
+    """``.PDF`` and ``pdf`` both → ``pdf``; ``.tar.gz`` → ``tar.gz``."""
+    return extension.strip().lstrip(".").casefold()
+
+
+def subject_words(text: str) -> tuple[str, ...]:
+    """The case-folded words of ``text`` (SPEC §3: runs of letters and digits)."""
+    return tuple(_WORD.findall(text.casefold()))
+
+
+@dataclass(frozen=True, slots=True)
+class AddressPattern:
+    """An address pattern of SPEC §3: an exact address, or ``*domain`` covering its subdomains.
+
+    ``value`` is the normalised address or domain; ``is_domain`` tells which.
+    """
+
+    value: str
+    is_domain: bool
+
+    @classmethod
+    def parse(cls, text: str) -> AddressPattern:
+        """Parse ``a@b.example``, ``*b.example``, ``*@b.example`` or ``*.b.example``.
+
+        Raises ValueError with a short reason (the caller adds route, rule and item).
+        """
+        raw = text.strip()
+        if raw.startswith("*"):
+            domain = raw[1:]
+            if domain.startswith("@") or domain.startswith("."):
+                domain = domain[1:]
+            if not domain:
+                raise ValueError("a bare '*' matches everyone; name a domain such as '*example.com'")
+            normal = normalize_domain(domain)
+            if normal is None or "." not in normal:
+                raise ValueError("not a domain pattern such as '*example.com'")
+            return cls(normal, True)
+        normal = normalize_address(raw)
+        if normal is None:
+            raise ValueError("not an email address or a '*domain' pattern")
+        return cls(normal, False)
+
+    def matches(self, address: str) -> bool:
+        """True when the normalised ``address`` is this address, or at this domain or a subdomain."""
+        if not self.is_domain:
+            return address == self.value
+        domain = address.rpartition("@")[2]
+        return domain == self.value or domain.endswith("." + self.value)
+
+    def __str__(self) -> str:
+        return f"*{self.value}" if self.is_domain else self.value

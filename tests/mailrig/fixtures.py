@@ -1,0 +1,1 @@
+"""pytest fixtures for the loopback servers (filled in by the transports work)."""
