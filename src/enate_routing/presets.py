@@ -1,0 +1,57 @@
+"""Server presets of the named services (SPEC §2): plain data, no behaviour.
+
+A connector of a named service may leave out any of these keys; the configuration model fills them in.
+``office365-smtp-relay`` has no preset host because the relay host is per tenant
+(``<tenant>.mail.protection.outlook.com``).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = ["INCOMING_PRESETS", "OUTGOING_PRESETS", "SERVICE_AUTH", "SERVICE_USE"]
+
+INCOMING_PRESETS: Final[dict[str, dict[str, object]]] = {
+    "gmail-imap": {"protocol": "imap", "host": "imap.gmail.com", "port": 993, "security": "ssl"},
+    "gmail-pop3": {"protocol": "pop3", "host": "pop.gmail.com", "port": 995, "security": "ssl"},
+    "office365-imap": {"protocol": "imap", "host": "outlook.office365.com", "port": 993, "security": "ssl"},
+    "office365-pop3": {"protocol": "pop3", "host": "outlook.office365.com", "port": 995, "security": "ssl"},
+}
+
+OUTGOING_PRESETS: Final[dict[str, dict[str, object]]] = {
+    "gmail-smtp": {"host": "smtp.gmail.com", "port": 587, "security": "starttls", "auth": "username-password"},
+    # Office 365 direct-send relay: port 25 with STARTTLS; authenticated by certificate (or by IP: none).
+    "office365-smtp-relay": {"port": 25, "security": "starttls"},
+    # Gmail and Office 365 mailbox services also send through the provider's submission server.
+    "gmail-imap": {"host": "smtp.gmail.com", "port": 587, "security": "starttls", "auth": "username-password"},
+    "gmail-pop3": {"host": "smtp.gmail.com", "port": 587, "security": "starttls", "auth": "username-password"},
+    "office365-imap": {
+        "host": "smtp.office365.com", "port": 587, "security": "starttls", "auth": "username-password",
+    },
+    "office365-pop3": {
+        "host": "smtp.office365.com", "port": 587, "security": "starttls", "auth": "username-password",
+    },
+}
+
+# Which outgoing authentication methods each service allows (SPEC §2). OAuth 2.0 is offered wherever a
+# username and password are, as the providers recommend it (docs/configuration.md).
+SERVICE_AUTH: Final[dict[str, frozenset[str]]] = {
+    "office365-smtp-relay": frozenset({"certificate", "none"}),
+    "gmail-smtp": frozenset({"username-password", "oauth2"}),
+    "gmail-imap": frozenset({"username-password", "oauth2"}),
+    "gmail-pop3": frozenset({"username-password", "oauth2"}),
+    "office365-imap": frozenset({"username-password", "oauth2"}),
+    "office365-pop3": frozenset({"username-password", "oauth2"}),
+    "other": frozenset({"none", "username-password", "certificate", "oauth2"}),
+}
+
+# The directions a service can serve: mailbox services may also send; SMTP services only send.
+SERVICE_USE: Final[dict[str, frozenset[str]]] = {
+    "gmail-imap": frozenset({"incoming", "outgoing", "both"}),
+    "gmail-pop3": frozenset({"incoming", "outgoing", "both"}),
+    "office365-imap": frozenset({"incoming", "outgoing", "both"}),
+    "office365-pop3": frozenset({"incoming", "outgoing", "both"}),
+    "gmail-smtp": frozenset({"outgoing"}),
+    "office365-smtp-relay": frozenset({"outgoing"}),
+    "other": frozenset({"incoming", "outgoing", "both"}),
+}
