@@ -1,5 +1,102 @@
-"""enate_routing: embeddable email routing for ticketing and case-management systems."""
+"""enate_routing: embeddable email routing for ticketing and case-management systems.
+
+Describe connectors and routes in a configuration (:func:`load_config`), parse mail once
+(:meth:`Envelope.from_bytes`) and let the compiled router decide what each email creates or joins.
+"""
 
 from enate_routing._version import __version__
+from enate_routing.certificates import ClientCertificate, load_pkcs12
+from enate_routing.envelope import Envelope, ParseLimits, Recipient
+from enate_routing.errors import (
+    AdminError,
+    AuthenticationError,
+    CertificateError,
+    CertificateExpiredError,
+    CertificateKeyMissingError,
+    CertificateNotYetValidError,
+    CertificatePasswordError,
+    CertificateRejectedError,
+    ConcurrentEditError,
+    ConfigError,
+    ConfigIssue,
+    ConnectError,
+    EnateRoutingError,
+    InsecureConnectionError,
+    MailboxMissingError,
+    NotFoundError,
+    NotTestedError,
+    PermissionDeniedError,
+    ProtocolError,
+    ReorderRefusedError,
+    StoreError,
+    TLSVerificationError,
+    TransportError,
+    TransportTimeoutError,
+)
+from enate_routing.loading import config_schema, dump_config, load_config, parse_config, save_config
+from enate_routing.model import (
+    BlockedEntry,
+    Config,
+    Connector,
+    Fallback,
+    IncomingRoute,
+    IncomingServer,
+    LimitsSettings,
+    Linking,
+    OutgoingRoute,
+    OutgoingServer,
+    RoutingRules,
+    Target,
+)
+from enate_routing.patterns import AddressPattern
 
-__all__ = ["__version__"]
+__all__ = [
+    "AddressPattern",
+    "AdminError",
+    "AuthenticationError",
+    "BlockedEntry",
+    "CertificateError",
+    "CertificateExpiredError",
+    "CertificateKeyMissingError",
+    "CertificateNotYetValidError",
+    "CertificatePasswordError",
+    "CertificateRejectedError",
+    "ClientCertificate",
+    "ConcurrentEditError",
+    "Config",
+    "ConfigError",
+    "ConfigIssue",
+    "ConnectError",
+    "Connector",
+    "EnateRoutingError",
+    "Envelope",
+    "Fallback",
+    "IncomingRoute",
+    "IncomingServer",
+    "InsecureConnectionError",
+    "LimitsSettings",
+    "Linking",
+    "MailboxMissingError",
+    "NotFoundError",
+    "NotTestedError",
+    "OutgoingRoute",
+    "OutgoingServer",
+    "ParseLimits",
+    "PermissionDeniedError",
+    "ProtocolError",
+    "Recipient",
+    "ReorderRefusedError",
+    "RoutingRules",
+    "StoreError",
+    "TLSVerificationError",
+    "Target",
+    "TransportError",
+    "TransportTimeoutError",
+    "__version__",
+    "config_schema",
+    "dump_config",
+    "load_config",
+    "load_pkcs12",
+    "parse_config",
+    "save_config",
+]

@@ -1,0 +1,7 @@
+"""``python -m enate_routing``: the same as the ``enate-routing`` command."""
+
+import sys
+
+from enate_routing.cli import main
+
+sys.exit(main())

@@ -1,0 +1,243 @@
+"""TOML / JSON files ⇄ :class:`~enate_routing.model.Config`, with errors a person can act on (SPEC §6).
+
+pydantic's ``ValidationError`` stops here: every problem becomes a one-line
+:class:`~enate_routing.errors.ConfigIssue` naming the file, the connector or route, the field and the
+offending item — never a pydantic dump and never a secret's value.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from enate_routing.certificates import load_pkcs12
+from enate_routing.errors import ConfigError, ConfigIssue
+from enate_routing.model import Config
+
+__all__ = ["check_certificates", "config_schema", "dump_config", "load_config", "parse_config", "save_config"]
+
+_SECRET_FIELDS = frozenset({"password", "certificate_password"})
+_SECTIONS = {
+    "connectors": "connector",
+    "routes": "route",
+    "fallbacks": "fallback",
+    "outgoing_routes": "outgoing route",
+    "blocked": "blocked entry",
+}
+
+
+def load_config(
+    path: str | Path,
+    *,
+    verify_certificates: bool = True,
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Read and validate a TOML or JSON configuration file.
+
+    Certificates named by connectors are loaded and checked relative to the file's folder unless
+    ``verify_certificates`` is false. Raises ConfigError (file, where, field, item) on any problem.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        raise ConfigError.single(f"cannot read the configuration ({reason})", file=str(path)) from None
+    try:
+        data = _decode(text, path.suffix.lower())
+        config = parse_config(data)
+        if verify_certificates:
+            check_certificates(config, base_dir=path.parent, environ=environ)
+    except ConfigError as exc:
+        raise exc.with_file(str(path)) from None
+    return config
+
+
+def _decode(text: str, suffix: str) -> dict[str, Any]:
+    if suffix == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError.single(f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+        if not isinstance(data, dict):
+            raise ConfigError.single("the JSON document must be an object")
+        return data
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError.single(f"invalid TOML: {exc}") from None
+
+
+def parse_config(data: Mapping[str, Any]) -> Config:
+    """Validate a mapping of the file's shape; raises ConfigError with every problem found."""
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_issues(exc, data)) from None
+
+
+def _issues(exc: ValidationError, data: Mapping[str, Any]) -> list[ConfigIssue]:
+    issues: list[ConfigIssue] = []
+    for error in exc.errors(include_url=False):
+        ctx = error.get("ctx") or {}
+        original = ctx.get("error")
+        if isinstance(original, ConfigError):  # cross-object checks already located themselves
+            issues.extend(original.issues)
+            continue
+        loc = [str(p) for p in error["loc"]]
+        where, field = _locate(loc, data)
+        field = ctx.get("field") or field
+        problem = _problem(error)
+        item = ctx.get("item")
+        if item is None and error["type"] in ("literal_error", "enum", "string_type", "int_parsing",
+                                              "bool_parsing", "string_too_long"):
+            value = error.get("input")
+            item = value if isinstance(value, str | int | bool) else None
+        secret = any(part in _SECRET_FIELDS for part in str(field).split("."))
+        issues.append(ConfigIssue(problem, where=where, field=field or None,
+                                  item=None if secret or item is None else str(item)))
+    return issues
+
+
+def _problem(error: Any) -> str:
+    kind = error["type"]
+    if kind == "missing":
+        return "required field is missing"
+    if kind == "extra_forbidden":
+        return "unknown field"
+    if kind in ("too_long", "string_too_long"):
+        return f"must be at most {error['ctx']['max_length']} characters"
+    if kind == "value_error":
+        return str(error["msg"]).removeprefix("Value error, ")
+    return str(error["msg"])
+
+
+def _locate(loc: list[str], data: Mapping[str, Any]) -> tuple[str | None, str]:
+    """('routes', '2', 'rules', 'senders', '0') → ("route 'X' of connector 'Y'", "rules.senders")."""
+    if not loc:
+        return None, ""
+    section, rest = loc[0], loc[1:]
+    label = _SECTIONS.get(section)
+    if label is None or not rest or not rest[0].isdigit():
+        return (f"[{section}]" if section in ("companies", "linking", "limits") else None), ".".join(
+            p for p in loc if not p.isdigit() or section == "companies"
+        )
+    index = int(rest[0])
+    entries = data.get(section)
+    entry = entries[index] if isinstance(entries, list) and index < len(entries) else {}
+    entry = entry if isinstance(entry, Mapping) else {}
+    name = entry.get("name")
+    connector = entry.get("connector")
+    if section == "connectors":
+        where = f"connector {name!r}" if name else f"connector #{index + 1}"
+    elif section == "routes":
+        where = f"route {name!r}" if name else f"route #{index + 1}"
+        if connector:
+            where += f" of connector {connector!r}"
+    elif section == "fallbacks":
+        where = f"fallback of connector {connector!r}" if connector else f"fallback #{index + 1}"
+    elif section == "blocked":
+        where = f"blocked entry #{index + 1}"
+    else:
+        where = f"{label} {name!r}" if name else f"{label} #{index + 1}"
+    field = ".".join(p for p in rest[1:] if not p.isdigit() and not p.startswith("function-"))
+    return where, field
+
+
+def check_certificates(
+    config: Config, *, base_dir: Path = Path(), environ: Mapping[str, str] | None = None
+) -> None:
+    """Load every connector's PKCS#12 certificate and check it (SPEC §2); raises a CertificateError."""
+    for connector in config.connectors:
+        if connector.certificate is None:
+            continue
+        path = Path(connector.certificate)
+        load_pkcs12(base_dir / path if not path.is_absolute() else path,
+                    connector.certificate_password_value(environ), where=f"connector {connector.name!r}")
+
+
+def dump_config(config: Config, *, include_secrets: bool = False) -> dict[str, Any]:
+    """The configuration as plain data of the file's shape.
+
+    Inline secrets are left out unless ``include_secrets``; references (``*_env``) are always kept.
+    Defaults are left out, so the result reads like a hand-written file.
+    """
+    data: dict[str, Any] = config.model_dump(mode="json", exclude_defaults=True)
+    for connector, original in zip(data.get("connectors", []), config.connectors, strict=True):
+        connector.pop("password", None)
+        connector.pop("certificate_password", None)
+        if include_secrets:
+            if original.password is not None:
+                connector["password"] = original.password.get_secret_value()
+            if original.certificate_password is not None:
+                connector["certificate_password"] = original.certificate_password.get_secret_value()
+    # Fallbacks always keep their kind of target explicit; everything else relies on defaults.
+    return data
+
+
+def save_config(config: Config, path: str | Path, *, include_secrets: bool = False) -> None:
+    """Write ``config`` as TOML (``.toml``) or JSON (``.json``); loading it back gives an equal Config."""
+    path = Path(path)
+    data = dump_config(config, include_secrets=include_secrets)
+    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n" if path.suffix.lower() == ".json" else to_toml(data)
+    path.write_text(text, encoding="utf-8")
+
+
+def config_schema() -> dict[str, Any]:
+    """The JSON Schema of the configuration file."""
+    schema: dict[str, Any] = Config.model_json_schema(mode="validation")
+    schema["title"] = "enate_routing configuration"
+    return schema
+
+
+# --- a TOML writer for the configuration's shape ---------------------------------------------------------
+# The standard library reads TOML (tomllib) but cannot write it, and the runtime may depend only on pydantic
+# and cryptography; the configuration's shape is small (arrays of tables, inline tables, scalars, arrays), so
+# this writer covers exactly that. Round trips are proven by tests/test_loading.py.
+
+
+def to_toml(data: Mapping[str, Any]) -> str:
+    lines: list[str] = []
+    tables = {k: v for k, v in data.items() if isinstance(v, Mapping)}
+    arrays = {k: v for k, v in data.items() if isinstance(v, list) and v and isinstance(v[0], Mapping)}
+    for key, value in data.items():
+        if key not in tables and key not in arrays:
+            lines.append(f"{_key(key)} = {_value(value)}")
+    for key, rows in arrays.items():
+        for row in rows:
+            lines.append(f"\n[[{_key(key)}]]")
+            lines.extend(f"{_key(k)} = {_value(v)}" for k, v in row.items())
+    for key, table in tables.items():
+        lines.append(f"\n[{_key(key)}]")
+        lines.extend(f"{_key(k)} = {_value(v)}" for k, v in table.items())
+    return "\n".join(lines).lstrip("\n") + "\n"
+
+
+def _key(key: str) -> str:
+    if key and all(ch.isascii() and (ch.isalnum() or ch in "-_") for ch in key):
+        return key
+    return _string(key)
+
+
+def _string(text: str) -> str:
+    # A JSON string is a valid TOML basic string: both escape '"', '\\' and control characters the same way.
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return _string(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "{ " + ", ".join(f"{_key(k)} = {_value(v)}" for k, v in value.items()) + " }"
+    raise TypeError(f"cannot write {type(value).__name__} as TOML")
