@@ -6,8 +6,14 @@ so the routers only compare strings. The raw bytes stay the source of truth.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from email.utils import getaddresses
 from typing import Literal
+
+from . import _mime
+from .patterns import normalize_address
 
 __all__ = ["Envelope", "ParseLimits", "Recipient", "RecipientSource"]
 
@@ -63,3 +69,396 @@ class Envelope:
     defects: tuple[str, ...] = ()
     quarantine_reason: str | None = None
     raw: bytes = field(default=b"", repr=False)
+
+    @classmethod
+    def from_bytes(
+        cls,
+        raw: bytes,
+        *,
+        envelope_recipients: Iterable[str] = (),
+        limits: ParseLimits = ParseLimits(),  # frozen, so one shared default is safe
+    ) -> Envelope:
+        """Parse ``raw`` into its routing facts. Never raises, for any bytes (SPEC §3.1.1).
+
+        ``envelope_recipients`` are the SMTP ``RCPT TO`` addresses when the transport knows them. A message
+        past one of ``limits`` comes back with ``quarantine_reason`` set, its raw bytes, and the facts
+        that could be read safely; anything malformed but within limits is recorded in ``defects``.
+        """
+        data = bytes(raw)
+        try:
+            return _read(data, envelope_recipients, limits)
+        except Exception as exc:  # noqa: BLE001 — the contract is "never raises"; quarantine, never route
+            reason = f"parser error: {type(exc).__name__}"
+            return cls(size=len(data), raw=data, defects=(reason,), quarantine_reason=reason)
+
+    def plain_text(self) -> str:
+        """The decoded text/plain body (SPEC §3.4 reference tokens), or "" when there is none. Never raises.
+
+        The first text/plain leaf that is not an attachment and not inside an attached message; computed on
+        each call, because routing itself never reads bodies (SPEC §3).
+        """
+        if self.quarantine_reason is not None or not self.raw:
+            return ""
+        try:
+            return _plain_text(self.raw)
+        except Exception:  # noqa: BLE001 — a body that cannot be decoded simply has no text to search
+            return ""
+
+    @property
+    def automatic_reason(self) -> str | None:
+        """Why this mail is automatic, so that no acknowledgement is sent to it (SPEC §3.5), or None.
+
+        Checked in this order: ``Auto-Submitted`` other than ``no`` (RFC 3834 §5), ``Precedence``
+        bulk/junk/list, ``X-Autoreply``, ``X-Auto-Response-Suppress``, ``List-Id`` (RFC 2919), a null return
+        path ``<>`` (RFC 5321 §4.5.5), a delivery report (multipart/report, RFC 6522), a sender local part
+        such as ``mailer-daemon`` or ``no-reply``.
+        """
+        if self.auto_submitted is not None:
+            # RFC 3834 §5: the keyword, before any parameters or comment ("auto-generated (timeout)").
+            match = _KEYWORD.match(self.auto_submitted)
+            keyword = match.group() if match else ""
+            if keyword and keyword != "no":
+                return f"auto-submitted: {keyword}"
+        if self.precedence is not None:
+            keyword = self.precedence.partition(";")[0].strip()
+            if keyword in _BULK_PRECEDENCE:
+                return f"precedence: {keyword}"
+        if self.x_autoreply:
+            return "x-autoreply"
+        if self.x_auto_response_suppress is not None:
+            return "x-auto-response-suppress"
+        if self.list_id is not None:
+            return "list-id"
+        if self.return_path == "":
+            return "null return path"
+        if self.is_delivery_report:
+            return "delivery report"
+        if self.sender is not None:
+            local = self.sender.rpartition("@")[0].partition("+")[0]
+            if local in _AUTOMATIC_LOCAL_PARTS:
+                return f"sender {local}"
+        return None
+
+
+_KEYWORD = re.compile(r"[^\s;(]+")
+_BULK_PRECEDENCE = frozenset({"bulk", "junk", "list"})
+# SPEC §3.5: mailer-daemon, postmaster, no-reply (and its usual spellings).
+_AUTOMATIC_LOCAL_PARTS = frozenset(
+    {"mailer-daemon", "postmaster", "no-reply", "noreply", "donotreply", "do-not-reply"}
+)
+# SPEC §3: X-Priority "1 (Highest)" or "2 (High)" — its leading number.
+_LEADING_NUMBER = re.compile(r"\s*(\d+)")
+_MESSAGE_ID = re.compile(r"<([^<>]*)>")
+# An address header's entries are separated by commas outside quoted strings and comments.
+_QUOTED_OR_COMMENT = re.compile(r'"(?:[^"\\]|\\.)*"|\((?:[^()\\]|\\.)*\)')
+_PARENTHESES = re.compile(r"[()]")
+# getaddresses recurses once per nested comment level; far below the interpreter's recursion limit.
+_MAX_COMMENT_NESTING = 32
+# Longest address header handed to getaddresses, per allowed address: longer means padding, not addresses.
+_CHARS_PER_ADDRESS = 256
+
+
+def _label(name: str) -> str:
+    """``x-original-to`` → ``X-Original-To``, for defect messages."""
+    return "-".join(word.capitalize() for word in name.split("-"))
+
+
+def _short(text: str) -> str:
+    """A value quoted in a defect message, cut to keep defects short."""
+    return repr(text if len(text) <= 60 else text[:57] + "...")
+
+
+class _Reader:
+    """Turns header values into facts, collecting defects and the first limit exceeded."""
+
+    def __init__(self, limits: ParseLimits) -> None:
+        self.limits = limits
+        self.defects: list[str] = []
+        self.reason: str | None = None
+
+    def defect(self, text: str) -> None:
+        if text not in self.defects:
+            self.defects.append(text)
+
+    def quarantine(self, reason: str) -> None:
+        if self.reason is None:
+            self.reason = reason
+
+    def text(self, name: str, value: bytes) -> str:
+        """Unfolded header bytes → text; 8-bit bytes are UTF-8, else latin-1 with a defect."""
+        text, latin = _mime.decode_bytes(value)
+        if latin:
+            self.defect(f"8-bit bytes in {_label(name)} are not UTF-8; read as latin-1")
+        return text
+
+    def within_word_limit(self, name: str, text: str) -> bool:
+        """False (and quarantine) past the encoded-words-per-header limit (SPEC §3.1.1)."""
+        limit = self.limits.max_encoded_words_per_header
+        if text.count("=?") <= limit:
+            return True
+        count = _mime.count_encoded_words(text)
+        if count <= limit:
+            return True
+        self.quarantine(f"encoded-word count in {_label(name)} {count} exceeds the limit of {limit}")
+        return False
+
+    def unstructured(self, name: str, value: bytes) -> str:
+        """An unstructured header (Subject), RFC 2047 decoded; "" when over a limit."""
+        text = self.text(name, value)
+        if not self.within_word_limit(name, text):
+            return ""
+        decoded, defects = _mime.decode_encoded_words(text)
+        for defect in defects:
+            self.defect(f"{defect} in {_label(name)}")
+        return decoded
+
+    def _address_count(self, text: str) -> int:
+        """Entries in an address list: comma-separated outside quotes and comments; each <...> counts."""
+        bare = _QUOTED_OR_COMMENT.sub("", text)
+        return sum(max(1, entry.count("<")) for entry in bare.split(",") if entry.strip())
+
+    def _safe_for_getaddresses(self, name: str, text: str) -> bool:
+        """Check the limits before ``getaddresses`` sees ``text`` (its cost grows with all of these)."""
+        limit = self.limits.max_addresses_per_header
+        label = _label(name)
+        if len(text) > limit * _CHARS_PER_ADDRESS:
+            self.quarantine(
+                f"{label} header length {len(text)} exceeds the limit of {limit * _CHARS_PER_ADDRESS}"
+                f" ({_CHARS_PER_ADDRESS} per address)"
+            )
+            return False
+        if text.count(",") + text.count("<") + 1 > limit:
+            count = self._address_count(text)
+            if count > limit:
+                self.quarantine(f"address count in {label} {count} exceeds the limit of {limit}")
+                return False
+        if not self.within_word_limit(name, text):
+            return False
+        if text.count("(") > _MAX_COMMENT_NESTING:
+            depth = deepest = 0
+            for match in _PARENTHESES.finditer(text):
+                depth = depth + 1 if match.group() == "(" else max(0, depth - 1)
+                deepest = max(deepest, depth)
+            if deepest > _MAX_COMMENT_NESTING:
+                self.defect(f"{label} has comments nested {deepest} deep; not read")
+                return False
+        return True
+
+    def addresses(self, name: str, value: bytes) -> list[tuple[str, str]]:
+        """An address header → (display name, normalised address) pairs; invalid entries are defects.
+
+        ``getaddresses`` (Python 3.11, without the strict mode of CVE-2023-27043) may split one malformed
+        entry into several; callers that need exactly one address (From) check the count themselves.
+        """
+        text = self.text(name, value)
+        if not self._safe_for_getaddresses(name, text):
+            return []
+        result = []
+        for display, address in getaddresses([text]):
+            if not display and not address:
+                continue  # empty entries and empty groups ("undisclosed-recipients:;")
+            normal = normalize_address(address) if address else None
+            if normal is None:
+                self.defect(f"invalid address {_short(address or display)} in {_label(name)}")
+                continue
+            if "=?" in display:
+                display, defects = _mime.decode_encoded_words(display)
+                for defect in defects:
+                    self.defect(f"{defect} in {_label(name)}")
+            result.append((display, normal))
+        return result
+
+    def sender(self, block: _mime.HeaderBlock) -> tuple[str | None, str]:
+        """The From address and display name.
+
+        Decision (issue 3): a From that yields anything but exactly one valid address gives no sender, with
+        a defect. Picking "the valid one" out of ``alice@example.org)<bob@example.org>`` would let a
+        crafted From impersonate a trusted sender (CVE-2023-27043); no sender routes by the other rules.
+        """
+        values = block.all("from")
+        if not values:
+            self.defect("missing From")
+            return None, ""
+        if len(values) > 1:
+            self.defect(f"{len(values)} From headers; the first is used")
+        text = self.text("from", values[0])
+        if not self._safe_for_getaddresses("from", text):
+            return None, ""
+        entries = [(d, a) for d, a in getaddresses([text]) if d or a]
+        if len(entries) > 1:
+            self.defect(f"From has {len(entries)} addresses; no sender taken")
+            return None, ""
+        pairs = self.addresses("from", values[0]) if entries else []
+        if len(pairs) != 1:
+            self.defect("From has no valid address")
+            return None, ""
+        return pairs[0][1], pairs[0][0]
+
+    def message_id(self, block: _mime.HeaderBlock) -> str | None:
+        """The first Message-ID without its angle brackets (RFC 5322 §3.6.4)."""
+        value = block.first("message-id")
+        text = self.text("message-id", value).strip() if value is not None else ""
+        match = _MESSAGE_ID.search(text)
+        ident = match.group(1).strip() if match else (text.split()[0] if text else "")
+        if not ident:
+            self.defect("missing Message-ID")
+            return None
+        return ident
+
+    def id_list(self, name: str, block: _mime.HeaderBlock) -> tuple[str, ...]:
+        """In-Reply-To / References: the bracketed ids; bare tokens with '@' when nothing is bracketed."""
+        ids: list[str] = []
+        for value in block.all(name):
+            text = self.text(name, value)
+            found = [ident.strip() for ident in _MESSAGE_ID.findall(text)]
+            if not found:
+                found = [token for token in text.split() if "@" in token]
+            ids.extend(ident for ident in found if ident and ident not in ids)
+        return tuple(ids)
+
+    def return_path(self, block: _mime.HeaderBlock) -> str | None:
+        """The first Return-Path: its address, "" for the null path ``<>`` (RFC 5321 §4.5.5), or None."""
+        value = block.first("return-path")
+        if value is None:
+            return None
+        text = self.text("return-path", value)
+        if "".join(text.split()) == "<>":
+            return ""
+        pairs = self.addresses("return-path", value)
+        return pairs[0][1] if pairs else None
+
+    def important(self, block: _mime.HeaderBlock) -> bool:
+        """SPEC §3 ``important``: Importance high, X-Priority 1 or 2, X-MSMail-Priority high, Priority urgent."""
+        for name, value in block.fields:
+            if name == "importance" or name == "x-msmail-priority":
+                if self.text(name, value).strip().casefold() == "high":
+                    return True
+            elif name == "priority":
+                if self.text(name, value).strip().casefold() == "urgent":
+                    return True
+            elif name == "x-priority":
+                match = _LEADING_NUMBER.match(self.text(name, value))
+                if match and match.group(1).lstrip("0") in ("1", "2"):
+                    return True
+        return False
+
+    def optional(self, block: _mime.HeaderBlock, name: str, *, lower: bool = False) -> str | None:
+        """The first ``name`` header, stripped (and lower-cased), or None when absent."""
+        value = block.first(name)
+        if value is None:
+            return None
+        text = self.text(name, value).strip()
+        return text.lower() if lower else text
+
+    def x_loop(self, block: _mime.HeaderBlock) -> tuple[str, ...]:
+        """Every X-Loop value: the normalised address when it is one, else the stripped text."""
+        values = []
+        for value in block.all("x-loop"):
+            text = self.text("x-loop", value).strip()
+            values.append(normalize_address(text.strip("<>")) or text)
+        return tuple(values)
+
+
+def _recipients(
+    reader: _Reader, block: _mime.HeaderBlock, envelope_recipients: Iterable[str]
+) -> tuple[Recipient, ...]:
+    """Recipients in the SPEC §3.1 order To, Cc, Delivered-To, X-Original-To, envelope; each address once."""
+    seen: dict[str, Recipient] = {}
+    sources: tuple[RecipientSource, ...] = ("to", "cc", "delivered-to", "x-original-to")
+    for source in sources:
+        for value in block.all(source):
+            for _display, address in reader.addresses(source, value):
+                seen.setdefault(address, Recipient(address, source))
+    for given in envelope_recipients:
+        normal = normalize_address(str(given).strip().strip("<>"))
+        if normal is None:
+            reader.defect(f"invalid envelope recipient {_short(str(given))}")
+        else:
+            seen.setdefault(normal, Recipient(normal, "envelope"))
+    return tuple(seen.values())
+
+
+def _read(raw: bytes, envelope_recipients: Iterable[str], limits: ParseLimits) -> Envelope:
+    """Envelope.from_bytes without the last-resort guard."""
+    reader = _Reader(limits)
+    if len(raw) > limits.max_message_bytes:
+        reader.quarantine(f"message size {len(raw)} exceeds the limit of {limits.max_message_bytes}")
+    block = _mime.split_header_block(raw, 0, len(raw), limits.max_header_bytes)
+    for defect in block.defects:
+        reader.defect(defect)
+    message_id = reader.message_id(block)
+    sender, sender_name = reader.sender(block)
+    if block.over_limit:
+        size = f"{block.end}" if block.end_seen else f"over {limits.max_header_bytes}"
+        reader.quarantine(f"header block size {size} exceeds the limit of {limits.max_header_bytes}")
+        return Envelope(
+            message_id=message_id,
+            sender=sender,
+            sender_name=sender_name,
+            size=len(raw),
+            defects=tuple(reader.defects),
+            quarantine_reason=reader.reason,
+            raw=raw,
+        )
+    subject_value = block.first("subject")
+    subject = reader.unstructured("subject", subject_value) if subject_value is not None else ""
+    recipients = _recipients(reader, block, envelope_recipients)
+    attachments: tuple[str, ...] = ()
+    is_report = False
+    if reader.reason is None:
+        skeleton = _mime.scan(
+            raw,
+            root=block,
+            max_header_bytes=limits.max_header_bytes,
+            max_depth=limits.max_mime_depth,
+            max_parts=limits.max_mime_parts,
+        )
+        for defect in skeleton.defects:
+            reader.defect(defect)
+        if skeleton.quarantine_reason is not None:
+            reader.quarantine(skeleton.quarantine_reason)
+        else:
+            attachments = tuple(skeleton.attachments)
+        is_report = skeleton.root_content_type == "multipart/report"
+    return Envelope(
+        message_id=message_id,
+        sender=sender,
+        sender_name=sender_name,
+        recipients=recipients,
+        subject=subject,
+        attachments=attachments,
+        important=reader.important(block),
+        in_reply_to=reader.id_list("in-reply-to", block),
+        references=reader.id_list("references", block),
+        auto_submitted=reader.optional(block, "auto-submitted", lower=True),
+        precedence=reader.optional(block, "precedence", lower=True),
+        x_autoreply=block.first("x-autoreply") is not None,
+        x_auto_response_suppress=reader.optional(block, "x-auto-response-suppress"),
+        list_id=reader.optional(block, "list-id"),
+        return_path=reader.return_path(block),
+        x_loop=reader.x_loop(block),
+        is_delivery_report=is_report,
+        size=len(raw),
+        defects=tuple(reader.defects),
+        quarantine_reason=reader.reason,
+        raw=raw,
+    )
+
+
+def _plain_text(raw: bytes) -> str:
+    """The first inline text/plain leaf of the message (not inside an attached message), decoded."""
+    limits = ParseLimits()
+    skeleton = _mime.scan(
+        raw,
+        max_header_bytes=limits.max_header_bytes,
+        max_depth=limits.max_mime_depth,
+        max_parts=limits.max_mime_parts,
+    )
+    for leaf in skeleton.leaves:
+        if leaf.content_type != "text/plain" or leaf.in_attached_message or leaf.filename:
+            continue
+        disposition = str(leaf.params.get("content-disposition", "")).partition(";")[0].strip().lower()
+        if disposition == "attachment":
+            continue
+        return _mime.decode_body(raw, leaf)
+    return ""
