@@ -86,13 +86,13 @@ def load_pkcs12(
             "wrong certificate password, or not a PKCS#12 (.pfx) file",
             where=where, field="certificate_password", item=name,
         ) from None
-    if cert is None:
-        raise CertificateError.single(
-            "the PKCS#12 file holds no certificate", where=where, field="certificate", item=name
-        )
     if key is None:
         raise CertificateKeyMissingError.single(
             "the PKCS#12 file holds no private key", where=where, field="certificate", item=name
+        )
+    if cert is None:
+        raise CertificateError.single(
+            "the PKCS#12 file holds no certificate", where=where, field="certificate", item=name
         )
     moment = now or dt.datetime.now(dt.UTC)
     not_before, not_after = cert.not_valid_before_utc, cert.not_valid_after_utc

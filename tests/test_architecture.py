@@ -1,0 +1,93 @@
+"""The package's shape: the public API is pinned and imports point one way (STYLE.md, "dependencies")."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import enate_routing
+
+PACKAGE = Path(enate_routing.__file__).parent
+ROOT = PACKAGE.parents[1]
+
+# Lower layers never import higher ones. Modules not listed are checked only by the "never" rules below.
+LAYERS: dict[str, int] = {
+    "errors": 0, "_version": 0,
+    "patterns": 1, "presets": 1, "certificates": 1, "envelope": 1, "_mime": 1,
+    "model": 2, "loading": 2,
+    "directory": 3, "decision": 3, "matcher": 3, "router": 3, "analysis": 3,
+    "admin": 3, "admin_search": 3, "audit": 3, "transports": 3,
+    "store": 4, "ingest": 4,
+    "cli": 5, "testing": 5, "__init__": 5, "__main__": 5,
+}
+# Siblings that must stay apart even within a layer (SPEC §8; STYLE.md).
+NEVER: dict[str, set[str]] = {
+    "router": {"transports", "store", "ingest", "admin", "audit"},
+    "matcher": {"transports", "store", "ingest", "admin", "audit"},
+    "decision": {"transports", "store", "ingest"},
+    "directory": {"transports", "store", "ingest"},
+    "transports": {"router", "matcher", "decision", "directory", "analysis", "admin", "audit"},
+    "admin": {"transports", "router", "matcher"},
+    "audit": {"transports", "router", "matcher"},
+}
+
+
+def imports_of(path: Path) -> set[str]:
+    """The first component below enate_routing of every package module that ``path`` imports."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "enate_routing" and len(parts) > 1:
+                found.add(parts[1])
+    return found
+
+
+def layer_name(path: Path) -> str:
+    return path.relative_to(PACKAGE).parts[0].removesuffix(".py")
+
+
+def test_imports_point_one_way() -> None:
+    """No module imports a higher layer, and the never-import pairs hold (e.g. router never imports transports)."""
+    problems = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        me = layer_name(path)
+        if me not in LAYERS:
+            problems.append(f"{path.relative_to(PACKAGE)} is not assigned a layer in this test")
+            continue
+        for other in imports_of(path) - {me}:
+            if other not in LAYERS:
+                continue
+            if LAYERS[other] > LAYERS[me] or other in NEVER.get(me, set()):
+                problems.append(f"{path.relative_to(PACKAGE)} imports enate_routing.{other}")
+    assert problems == []
+
+
+def test_errors_module_imports_nothing_from_the_package() -> None:
+    """errors.py is the bottom of the tree: it imports nothing from enate_routing."""
+    assert imports_of(PACKAGE / "errors.py") == set()
+
+
+def test_public_api_is_sorted_and_importable() -> None:
+    """__all__ is one sorted list, every name in it exists, and nothing public is left out of it."""
+    names = enate_routing.__all__
+    assert names == sorted(names)
+    assert len(set(names)) == len(names)
+    for name in names:
+        assert hasattr(enate_routing, name), name
+    public = {n for n in vars(enate_routing) if not n.startswith("_")} - {
+        "annotations", *(m for m in LAYERS), "cli", "testing", "transports"}
+    assert public <= set(names) | {"__version__"}
+
+
+def test_changelog_has_an_entry_for_this_version() -> None:
+    """CHANGELOG.md keeps an [Unreleased] section and names the package version (Keep a Changelog)."""
+    text = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    assert "## [Unreleased]" in text
+    assert re.search(rf"^## \[{re.escape(enate_routing.__version__)}\]", text, re.MULTILINE)
