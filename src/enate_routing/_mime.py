@@ -304,6 +304,10 @@ def _filename(block: HeaderBlock, latin: Message, default_type: str, defects: li
     return name
 
 
+# After this many '-' that start no delimiter, search for the whole delimiter until the next one is found.
+_MAX_DASH_MISSES = 32
+
+
 def _delimiters(raw: bytes, boundary: bytes, start: int, end: int) -> tuple[list[tuple[int, int]], bool]:
     """The parts between the delimiter lines of ``boundary`` in ``raw[start:end]`` (RFC 2046 §5.1.1).
 
@@ -316,8 +320,18 @@ def _delimiters(raw: bytes, boundary: bytes, start: int, end: int) -> tuple[list
     found: list[tuple[int, int]] = []  # (start of the delimiter incl. its preceding EOL, end of its line)
     closed = False
     position = start
+    misses = 0
     while True:
-        index = raw.find(needle, position, end)
+        if misses < _MAX_DASH_MISSES:
+            # Jump from '-' to '-' (memchr; base64 bodies have none), ~10x faster than the two-way search
+            # of bytes.find for the whole needle, which text full of hyphens would need instead.
+            index = raw.find(b"-", position, end)
+            if index >= 0 and not raw.startswith(needle, index, end):
+                misses += 1
+                position = index + 1
+                continue
+        else:
+            index = raw.find(needle, position, end)
         if index < 0:
             break
         position = index + 1
@@ -342,6 +356,7 @@ def _delimiters(raw: bytes, boundary: bytes, start: int, end: int) -> tuple[list
             before = index - 1
         found.append((before, cursor))
         position = cursor
+        misses = 0
         if is_close:
             closed = True
             break
@@ -369,7 +384,7 @@ def scan(
         root = split_header_block(raw, 0, len(raw), max_header_bytes)
     skeleton = Skeleton(root=root, root_content_type="text/plain", header_over_limit=root.over_limit)
     if root.over_limit:
-        size = f"{root.end}" if root.end_seen else f"over {max_header_bytes}"
+        size = f"{root.end}" if root.end_seen else f"{max_header_bytes + 4}+"
         skeleton.quarantine_reason = f"header block size {size} exceeds the limit of {max_header_bytes}"
         return skeleton
     parts_seen = 0

@@ -158,6 +158,36 @@ _MAX_COMMENT_NESTING = 32
 _CHARS_PER_ADDRESS = 256
 
 
+# Fast path for address lists of plain entries: "local@domain" or "Display Name <local@domain>" with
+# ASCII atoms only. No quotes, comments, groups, backslashes or dots in names, so splitting on commas is
+# exactly what getaddresses does; tests prove the results equal on generated lists. getaddresses costs
+# ~20 µs per address, which dominates a small message.
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_ADDR_SPEC = rf"{_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
+_SIMPLE_ENTRY = re.compile(rf"[ \t]*(?:({_ADDR_SPEC})|((?:{_ATEXT}[ \t]+)*)(?:{_ATEXT})?[ \t]*<({_ADDR_SPEC})>)[ \t]*")
+_NOT_SIMPLE = re.compile(r'["()\\:;\[\]]|[^\x00-\x7f]')
+
+
+def simple_addresses(text: str) -> list[tuple[str, str]] | None:
+    """``getaddresses([text])`` for lists of plain entries, or None when ``text`` needs the real parser."""
+    if _NOT_SIMPLE.search(text):
+        return None
+    pairs = []
+    for entry in text.split(","):
+        if not entry.strip(" \t"):
+            pairs.append(("", ""))
+            continue
+        match = _SIMPLE_ENTRY.fullmatch(entry)
+        if match is None:
+            return None
+        if match.group(1) is not None:
+            pairs.append(("", match.group(1)))
+        else:
+            display = entry[: entry.index("<")]
+            pairs.append((" ".join(display.split()), match.group(3)))
+    return pairs
+
+
 def _label(name: str) -> str:
     """``x-original-to`` → ``X-Original-To``, for defect messages."""
     return "-".join(word.capitalize() for word in name.split("-"))
@@ -245,7 +275,11 @@ class _Reader:
         return True
 
     def addresses(self, name: str, value: bytes) -> list[tuple[str, str]]:
-        """An address header → (display name, normalised address) pairs; invalid entries are defects.
+        """An address header → (display name, normalised address) pairs; invalid entries are defects."""
+        return self._normalised(name, self._entries(name, value))
+
+    def _entries(self, name: str, value: bytes) -> list[tuple[str, str]]:
+        """The non-empty (display name, address) entries of an address header, within the limits.
 
         ``getaddresses`` (Python 3.11, without the strict mode of CVE-2023-27043) may split one malformed
         entry into several; callers that need exactly one address (From) check the count themselves.
@@ -253,10 +287,15 @@ class _Reader:
         text = self.text(name, value)
         if not self._safe_for_getaddresses(name, text):
             return []
+        pairs = simple_addresses(text)
+        if pairs is None:
+            pairs = getaddresses([text])
+        # Empty entries and empty groups ("undisclosed-recipients:;") carry nothing.
+        return [(display, address) for display, address in pairs if display or address]
+
+    def _normalised(self, name: str, entries: list[tuple[str, str]]) -> list[tuple[str, str]]:
         result = []
-        for display, address in getaddresses([text]):
-            if not display and not address:
-                continue  # empty entries and empty groups ("undisclosed-recipients:;")
+        for display, address in entries:
             normal = normalize_address(address) if address else None
             if normal is None:
                 self.defect(f"invalid address {_short(address or display)} in {_label(name)}")
@@ -281,14 +320,11 @@ class _Reader:
             return None, ""
         if len(values) > 1:
             self.defect(f"{len(values)} From headers; the first is used")
-        text = self.text("from", values[0])
-        if not self._safe_for_getaddresses("from", text):
-            return None, ""
-        entries = [(d, a) for d, a in getaddresses([text]) if d or a]
+        entries = self._entries("from", values[0])
         if len(entries) > 1:
             self.defect(f"From has {len(entries)} addresses; no sender taken")
             return None, ""
-        pairs = self.addresses("from", values[0]) if entries else []
+        pairs = self._normalised("from", entries)
         if len(pairs) != 1:
             self.defect("From has no valid address")
             return None, ""
@@ -389,7 +425,7 @@ def _read(raw: bytes, envelope_recipients: Iterable[str], limits: ParseLimits) -
     message_id = reader.message_id(block)
     sender, sender_name = reader.sender(block)
     if block.over_limit:
-        size = f"{block.end}" if block.end_seen else f"over {limits.max_header_bytes}"
+        size = f"{block.end}" if block.end_seen else f"{limits.max_header_bytes + 4}+"
         reader.quarantine(f"header block size {size} exceeds the limit of {limits.max_header_bytes}")
         return Envelope(
             message_id=message_id,
