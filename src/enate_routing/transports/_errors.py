@@ -1,0 +1,179 @@
+"""The one place where foreign exceptions become ours (STYLE.md point 5; httpx ``_transports/default.py``).
+
+``imaplib``, ``poplib``, ``smtplib``, ``ssl`` and ``socket`` each signal the same few situations in
+their own way; :func:`mapped_errors` turns them into the :class:`~enate_routing.errors.TransportError`
+subclasses, so the ingestion loop can tell what to retry::
+
+    socket / DNS / refused / reset ........................ ConnectError (retryable)
+    ssl.SSLCertVerificationError .......................... TLSVerificationError
+    TLS alert about our certificate, or the server
+      hanging up right after the TLS handshake ............ CertificateRejectedError
+    timeout (also when smtplib / imaplib wrap it) ......... TransportTimeoutError (retryable)
+    server says "plaintext authentication disallowed" ..... InsecureConnectionError
+    a NO / -ERR / 5xx while authenticating ................ AuthenticationError
+    a NO while selecting a folder ......................... MailboxMissingError
+    any other NO / BAD / -ERR / reply code ................ ProtocolError (4xx retryable)
+
+The adapters say which *stage* a block is in (``connect``, ``tls``, ``auth``, ``mailbox``,
+``command``); the stage decides what an ambiguous error means. Why ``tls`` covers the first exchange
+after the handshake: in TLS 1.3 the server checks the client certificate *after* the client considers
+the handshake done, so a refused certificate shows as the connection closing on the next read
+(mailservers.md §8.12).
+
+Messages are built from the error type, the stage and the server's own reply text; every secret the
+adapter registered is replaced by ``***`` anyway, and at the ``auth`` stage the original exception is not
+chained (``UnicodeEncodeError.object`` would hold the password).
+"""
+
+from __future__ import annotations
+
+import imaplib
+import poplib
+import smtplib
+import socket
+import ssl
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Literal, TypeAlias
+
+from enate_routing.errors import (
+    AuthenticationError,
+    CertificateRejectedError,
+    ConnectError,
+    InsecureConnectionError,
+    MailboxMissingError,
+    ProtocolError,
+    TLSVerificationError,
+    TransportError,
+    TransportTimeoutError,
+)
+
+__all__ = ["Stage", "mapped_errors", "scrub", "translate"]
+
+Stage: TypeAlias = Literal["connect", "tls", "auth", "mailbox", "command"]
+
+# OpenSSL reasons for TLS alerts a server sends when it does not like our certificate (RFC 8446 §6.2).
+_CERT_ALERTS = frozenset({
+    "TLSV13_ALERT_CERTIFICATE_REQUIRED",
+    "SSLV3_ALERT_BAD_CERTIFICATE",
+    "SSLV3_ALERT_CERTIFICATE_UNKNOWN",
+    "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE",
+    "SSLV3_ALERT_CERTIFICATE_REVOKED",
+    "SSLV3_ALERT_CERTIFICATE_EXPIRED",
+    "TLSV1_ALERT_UNKNOWN_CA",
+    "TLSV1_ALERT_ACCESS_DENIED",
+})
+_PLAINTEXT_REFUSED = ("PRIVACYREQUIRED", "plaintext authentication disallowed", "encryption required")
+_DISCONNECTS = (
+    imaplib.IMAP4.abort,
+    smtplib.SMTPServerDisconnected,
+    ConnectionResetError,
+    ConnectionAbortedError,
+    BrokenPipeError,
+    ssl.SSLZeroReturnError,
+    ssl.SSLEOFError,
+    EOFError,
+)
+_CERT_HINT = (
+    "the server closed the connection right after the TLS handshake: it requires a client certificate "
+    "from a CA it trusts, or refused ours"
+)
+
+
+def scrub(text: str, secrets: Sequence[str]) -> str:
+    """``text`` with every occurrence of every non-empty secret replaced by ``***``."""
+    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
+def _reply_text(exc: BaseException) -> str:
+    """The server's reply carried by a library exception, decoded and on one line."""
+    if isinstance(exc, smtplib.SMTPResponseException):
+        raw: object = exc.smtp_error
+        prefix = f"{exc.smtp_code} "
+    else:
+        raw = exc.args[0] if exc.args else ""
+        prefix = ""
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+    return (prefix + " ".join(text.split()))[:300]
+
+
+def _timed_out(exc: BaseException) -> bool:
+    # smtplib turns a read timeout into SMTPServerDisconnected and imaplib a send timeout into
+    # IMAP4.abort("socket error: timed out"); look through the wrapping.
+    seen: BaseException | None = exc
+    for _ in range(4):
+        if seen is None:
+            return False
+        if isinstance(seen, TimeoutError) or "timed out" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def translate(exc: BaseException, stage: Stage, server: str, secrets: Sequence[str] = ()) -> TransportError | None:
+    """Our error for ``exc`` raised during ``stage``, or None when ``exc`` is not a transport problem."""
+
+    def make(cls: type[TransportError], message: str) -> TransportError:
+        return cls(scrub(message, secrets), server=server)
+
+    if isinstance(exc, TransportError):
+        return exc
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return make(TLSVerificationError, f"server certificate not trusted: {exc.verify_message}")
+    if isinstance(exc, ssl.SSLError) and exc.reason in _CERT_ALERTS:
+        return make(CertificateRejectedError, f"the server rejected our client certificate ({exc.reason})")
+    if _timed_out(exc):
+        return make(TransportTimeoutError, f"no answer in time during {stage}")
+    if isinstance(exc, _DISCONNECTS) or (isinstance(exc, poplib.error_proto) and "EOF" in _reply_text(exc)):
+        if stage == "tls":
+            return make(CertificateRejectedError, _CERT_HINT)
+        return make(ConnectError, f"connection closed by the server during {stage}")
+    if isinstance(exc, ssl.SSLError):
+        return make(ConnectError, f"TLS failed during {stage}: {exc.reason or exc.__class__.__name__}")
+    if isinstance(exc, socket.gaierror):
+        return make(ConnectError, "cannot resolve the host name")
+    if isinstance(exc, ConnectionRefusedError):
+        return make(ConnectError, "connection refused")
+    if isinstance(exc, UnicodeError):
+        if stage == "auth":
+            return make(AuthenticationError, "the credentials contain characters this protocol cannot send")
+        return make(ProtocolError, f"a command argument cannot be encoded during {stage}")
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = sorted({code for code, _ in exc.recipients.values()})
+        err = make(ProtocolError, f"all recipients refused (reply codes {', '.join(map(str, codes))})")
+        err.retryable = bool(codes) and all(400 <= c < 500 for c in codes)
+        return err
+    if isinstance(exc, imaplib.IMAP4.error | poplib.error_proto | smtplib.SMTPException):
+        reply = _reply_text(exc)
+        lowered = reply.lower()
+        if any(marker.lower() in lowered for marker in _PLAINTEXT_REFUSED):
+            return make(InsecureConnectionError, f"the server refuses authentication without TLS: {reply}")
+        if isinstance(exc, smtplib.SMTPAuthenticationError) or stage == "auth":
+            return make(AuthenticationError, f"the server refused the credentials: {reply}")
+        if stage == "mailbox":
+            return make(MailboxMissingError, f"mailbox not available: {reply}")
+        err = make(ProtocolError, f"unexpected reply during {stage}: {reply}")
+        if isinstance(exc, smtplib.SMTPResponseException):
+            err.retryable = 400 <= exc.smtp_code < 500
+        return err
+    if isinstance(exc, OSError):
+        return make(ConnectError, f"network error during {stage}: {exc.strerror or exc.__class__.__name__}")
+    return None
+
+
+@contextmanager
+def mapped_errors(server: str, stage: Stage, secrets: Sequence[str] = ()) -> Iterator[None]:
+    """Run a block, re-raising library / socket / TLS errors as :class:`TransportError` subclasses."""
+    try:
+        yield
+    except TransportError:
+        raise  # already ours, built without secrets
+    except Exception as exc:
+        mapped = translate(exc, stage, server, secrets)
+        if mapped is None:
+            raise
+        if stage == "auth":
+            raise mapped from None
+        raise mapped from exc

@@ -1,0 +1,200 @@
+"""What every adapter does the same way: the plaintext rule, sockets, credentials, lifecycle, tests.
+
+- :func:`refuse_plaintext` enforces SPEC §8 ("no password sent over an unencrypted connection unless
+  explicitly allowed") *before a connection is opened*, so nothing at all is sent.
+- :func:`open_socket` is the one socket factory: bounded by the endpoint's timeout (every later
+  command inherits it), optionally bound to a source address, wrapped in TLS for implicit TLS.
+- :func:`choose_sasl` picks the SASL exchange for a login from what the server offers.
+- :class:`Adapter` holds the endpoint, credentials, the secrets to scrub and the error guard, and gives
+  ``close()`` / ``with`` to the three adapters.
+- :func:`run_connection_test` times a test and turns any :class:`TransportError` into a failed
+  :class:`ConnectionTestResult` (SPEC §8: "returns a typed result").
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import time
+from collections.abc import Callable, Collection, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from types import TracebackType
+from typing import Literal, Self
+
+from enate_routing.certificates import ClientCertificate
+from enate_routing.errors import (
+    AuthenticationError,
+    CertificateRejectedError,
+    ConnectError,
+    InsecureConnectionError,
+    TransportError,
+    TransportTimeoutError,
+)
+from enate_routing.transports import _sasl
+from enate_routing.transports._errors import Stage, mapped_errors
+from enate_routing.transports._tls import client_context
+from enate_routing.transports.base import (
+    CertificateAuth,
+    ConnectionTestResult,
+    Credentials,
+    Endpoint,
+    NoAuth,
+    OAuth2Auth,
+    PasswordAuth,
+)
+
+__all__ = ["Adapter", "choose_sasl", "open_socket", "refuse_plaintext", "run_connection_test"]
+
+Protocol = Literal["imap", "pop3", "smtp"]
+
+
+def refuse_plaintext(endpoint: Endpoint, credentials: Credentials, server: str) -> None:
+    """Raise InsecureConnectionError when ``credentials`` would cross a ``none`` connection unsafely."""
+    if endpoint.security != "none":
+        return
+    if isinstance(credentials, CertificateAuth):
+        raise InsecureConnectionError(
+            "a client certificate is presented only over TLS: use security 'ssl' or 'starttls'", server=server
+        )
+    if isinstance(credentials, PasswordAuth | OAuth2Auth) and not endpoint.allow_plaintext_auth:
+        what = "password" if isinstance(credentials, PasswordAuth) else "OAuth token"
+        raise InsecureConnectionError(
+            f"refusing to send the {what} over an unencrypted connection (security 'none'); use 'ssl' or "
+            "'starttls', or set allow_plaintext_auth",
+            server=server,
+        )
+
+
+def open_socket(endpoint: Endpoint, implicit_tls: ssl.SSLContext | None) -> socket.socket:
+    """A connected socket with the endpoint's timeout, TLS-wrapped (and verified) when given a context."""
+    source = (endpoint.source_address, 0) if endpoint.source_address else None
+    sock = socket.create_connection((endpoint.host, endpoint.port), endpoint.timeout, source_address=source)
+    if implicit_tls is None:
+        return sock
+    try:
+        return implicit_tls.wrap_socket(sock, server_hostname=endpoint.host)
+    except BaseException:
+        sock.close()
+        raise
+
+
+def choose_sasl(
+    credentials: PasswordAuth | OAuth2Auth, offered: Collection[str], endpoint: Endpoint
+) -> _sasl.SaslClient | None:
+    """The SASL exchange to run, or None for the protocol's own password command (IMAP LOGIN, USER/PASS).
+
+    ``offered`` is the server's mechanism list, upper-case. An explicitly chosen mechanism is tried even
+    when not advertised (the server's refusal is then the clearest error).
+    """
+    if isinstance(credentials, OAuth2Auth):
+        return _sasl.oauth(credentials, endpoint.host, endpoint.port)
+    if credentials.method == "plain" or (credentials.method == "auto" and "PLAIN" in offered):
+        return _sasl.plain(credentials)
+    return None
+
+
+class Adapter(AbstractContextManager["Adapter"]):
+    """Shared state and lifecycle of the shipped adapters (not a public base class)."""
+
+    protocol: Protocol
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        credentials: Credentials,
+        *,
+        client_certificate: ClientCertificate | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self.credentials = credentials
+        self.server = f"{self.protocol}://{endpoint.label}"
+        if isinstance(credentials, CertificateAuth):
+            client_certificate = credentials.certificate
+        self._client_certificate = client_certificate
+        self._secrets: list[str] = []
+        if isinstance(credentials, PasswordAuth):
+            self._secrets.append(credentials.password)
+
+    # -- shared steps
+    def _guard(self, stage: Stage) -> AbstractContextManager[None]:
+        return mapped_errors(self.server, stage, self._secrets)
+
+    def _tls_context(self) -> ssl.SSLContext | None:
+        """The verifying context for ``ssl`` / ``starttls``; None for ``none`` (after the plaintext rule)."""
+        refuse_plaintext(self.endpoint, self.credentials, self.server)
+        if self.endpoint.security == "none":
+            return None
+        with self._guard("tls"):
+            return client_context(self.endpoint.ca_file, self._client_certificate)
+
+    def _sasl_for(self, offered: Collection[str]) -> _sasl.SaslClient | None:
+        credentials = self.credentials
+        if isinstance(credentials, NoAuth | CertificateAuth):
+            return None
+        try:
+            client = choose_sasl(credentials, offered, self.endpoint)
+        except AuthenticationError as exc:
+            raise AuthenticationError(str(exc), server=self.server) from None
+        if client is not None:
+            self._secrets.extend(client.secrets)
+        return client
+
+    @staticmethod
+    def _no_starttls(server: str, command: str) -> InsecureConnectionError:
+        return InsecureConnectionError(
+            f"security is 'starttls' but the server does not offer {command}", server=server
+        )
+
+    @contextmanager
+    def _step(self, stage: Stage) -> Iterator[None]:
+        """The guard, plus: after a dropped connection or a timeout, forget the connection so that the
+        next call opens a fresh one (the old one is in an unknown state)."""
+        try:
+            with self._guard(stage):
+                yield
+        except (ConnectError, TransportTimeoutError, CertificateRejectedError):
+            self._discard()
+            raise
+
+    def _discard(self) -> None:  # pragma: no cover - every adapter overrides it
+        raise NotImplementedError
+
+    # -- lifecycle
+    def close(self) -> None:  # pragma: no cover - every adapter overrides it
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def run_connection_test(
+    protocol: Protocol, endpoint: Endpoint, body: Callable[[], tuple[str, tuple[str, ...]]]
+) -> ConnectionTestResult:
+    """Run ``body`` (returns a detail line and the capabilities) and type its outcome."""
+    start = time.monotonic()
+    server = f"{protocol}://{endpoint.label}"
+    try:
+        detail, capabilities = body()
+    except TransportError as exc:
+        return ConnectionTestResult(
+            ok=False,
+            protocol=protocol,
+            server=server,
+            detail=str(exc),
+            elapsed=time.monotonic() - start,
+            error=type(exc).__name__,
+            retryable=exc.retryable,
+        )
+    return ConnectionTestResult(
+        ok=True,
+        protocol=protocol,
+        server=server,
+        detail=detail,
+        elapsed=time.monotonic() - start,
+        capabilities=capabilities,
+    )

@@ -1,0 +1,367 @@
+"""IMAP mail source over ``imaplib`` (RFC 3501 / RFC 9051), UID-based and UIDVALIDITY-aware (SPEC §8).
+
+What this adapter guarantees, and why:
+
+- **UIDs only.** Sequence numbers shift whenever any client expunges; every command is a ``UID``
+  command (RFC 3501 §6.4.8). A :class:`~.base.MessageRef` carries the folder's UIDVALIDITY with the UID:
+  if the server reports another UIDVALIDITY, :meth:`ImapSource.fetch` / :meth:`ImapSource.mark_processed`
+  raise :class:`~.base.UidValidityChangedError` instead of touching a different message (§2.3.1.1).
+  :attr:`ImapSource.uidvalidity` lets a caller compare with what its ledger stored.
+- **Fetching changes nothing.** ``BODY.PEEK[]`` does not set ``\\Seen`` (RFC 3501 §6.4.5).
+- **No plain EXPUNGE, no CLOSE.** Both remove *every* ``\\Deleted`` message, including those another
+  client flagged; only ``UID EXPUNGE <uid>`` (RFC 4315 UIDPLUS) is sent, and the session ends with LOGOUT.
+- **Capabilities are re-read after login**, since servers add ``MOVE``, ``UIDPLUS``... only then
+  (mailservers.md §8.10). Without ``MOVE`` (RFC 6851) a move is ``UID COPY`` + ``\\Deleted`` +
+  ``UID EXPUNGE``.
+- **Mailbox names are modified UTF-7 and quoted** (RFC 3501 §5.1.3, §4.3) — imaplib does neither.
+
+The additional (shared / delegated) mailbox of SPEC §2 is reached with the same login in one of two ways:
+
+- a **shared-namespace folder**: pass ``mailbox="shared/owner@example.com/INBOX"`` (Dovecot's default
+  prefix; :func:`shared_folder` builds it; the owner grants rights with IMAP ACL, RFC 4314);
+- a **master / delegate login**: :func:`delegate_login` formats the user name — Dovecot master users are
+  ``target*master``; Office 365 used ``delegate@dom\\shared@dom`` (basic auth is off there now: use
+  :class:`~.base.OAuth2Auth` with the *shared* mailbox as user name and the delegate's token). Gmail has
+  no shared mailboxes: delegated access needs a per-user OAuth grant.
+"""
+
+from __future__ import annotations
+
+import imaplib
+import re
+import socket
+import ssl
+from collections.abc import Iterable, Sequence
+from contextlib import suppress
+from typing import Literal
+
+from enate_routing.certificates import ClientCertificate
+from enate_routing.errors import (
+    AuthenticationError,
+    InsecureConnectionError,
+    MailboxMissingError,
+    ProtocolError,
+)
+from enate_routing.transports._session import Adapter, open_socket, run_connection_test
+from enate_routing.transports._utf7 import quote_mailbox
+from enate_routing.transports.base import (
+    ConnectionTestResult,
+    DeleteAction,
+    Endpoint,
+    FlagAction,
+    MailboxCredentials,
+    MessageGoneError,
+    MessageRef,
+    MoveAction,
+    PasswordAuth,
+    ProcessedAction,
+    UidValidityChangedError,
+)
+
+__all__ = ["ImapSource", "delegate_login", "shared_folder", "test_imap_connection"]
+
+# RFC 3501 §9: flag-keyword = atom; atom-specials are ( ) { SP CTL % * " \ ]
+_KEYWORD = re.compile(r"^\\?[^(){ \x00-\x1f\x7f%*\"\\\]]+$")
+_SYSTEM_FLAG_NEGATIONS = {
+    "\\SEEN": "UNSEEN",
+    "\\ANSWERED": "UNANSWERED",
+    "\\FLAGGED": "UNFLAGGED",
+    "\\DELETED": "UNDELETED",
+    "\\DRAFT": "UNDRAFT",
+}
+_FETCH_UID = re.compile(rb"\bUID (\d+)")
+
+
+def shared_folder(owner: str, folder: str = "INBOX", *, prefix: str = "shared/", separator: str = "/") -> str:
+    """The path of ``owner``'s ``folder`` in a shared namespace (RFC 2342), Dovecot style by default."""
+    return f"{prefix}{owner}{separator}{folder}"
+
+
+def delegate_login(target: str, login: str, *, style: Literal["dovecot", "office365"] = "dovecot") -> str:
+    """The user name that opens ``target``'s mailbox with ``login``'s password.
+
+    Dovecot master users: ``target*master`` (``auth_master_user_separator = *``); Office 365 (legacy
+    basic auth): ``login\\target`` — delegate first.
+    """
+    return f"{target}*{login}" if style == "dovecot" else f"{login}\\{target}"
+
+
+def _text(data: Iterable[object]) -> str:
+    parts = []
+    for item in data:
+        if isinstance(item, bytes):
+            parts.append(item.decode("utf-8", "replace"))
+        elif item is not None:
+            parts.append(str(item))
+    return " ".join(parts)
+
+
+def _check(result: tuple[str, Sequence[object]]) -> Sequence[object]:
+    """The data of an OK reply; raise imaplib's error (mapped by the stage guard) for NO / BAD."""
+    typ, data = result
+    if typ != "OK":
+        raise imaplib.IMAP4.error(f"{typ} {_text(data)}")
+    return data
+
+
+class _IMAP4(imaplib.IMAP4):
+    """imaplib with our socket: timeout, source address, implicit TLS through the verifying context."""
+
+    def __init__(self, endpoint: Endpoint, implicit_tls: ssl.SSLContext | None) -> None:
+        self._endpoint = endpoint
+        self._implicit_tls = implicit_tls
+        super().__init__(endpoint.host, endpoint.port, timeout=endpoint.timeout)
+
+    def _create_socket(self, timeout: float | None) -> socket.socket:
+        return open_socket(self._endpoint, self._implicit_tls)
+
+
+class ImapSource(Adapter):
+    """A :class:`~.base.MailSource` over IMAP for one folder.
+
+    ``mailbox`` is the folder to read (Unicode; ``/``-separated paths as the server uses them).
+    ``processed`` says what :meth:`mark_processed` does (default: move to ``Archive``). The connection
+    opens on first use and re-opens after a dropped connection; :meth:`close` logs out.
+    """
+
+    protocol = "imap"
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        credentials: MailboxCredentials,
+        mailbox: str = "INBOX",
+        *,
+        processed: ProcessedAction | None = None,
+        client_certificate: ClientCertificate | None = None,
+    ) -> None:
+        super().__init__(endpoint, credentials, client_certificate=client_certificate)
+        self.mailbox = mailbox
+        self.processed: ProcessedAction = processed if processed is not None else MoveAction()
+        if isinstance(self.processed, FlagAction) and not _KEYWORD.match(self.processed.flag):
+            raise ValueError(f"not an IMAP flag or keyword: {self.processed.flag!r}")
+        self._conn: _IMAP4 | None = None
+        self._capabilities: frozenset[str] = frozenset()
+        self._uidvalidity: int | None = None
+        self._quoted = quote_mailbox(mailbox)
+        self.exists = 0  # EXISTS of the last SELECT
+
+    # ------------------------------------------------------------------ connection
+    @property
+    def capabilities(self) -> frozenset[str]:
+        """The server's capabilities as read after login (upper-case)."""
+        self._connection()
+        return self._read_capabilities_filter(self._capabilities)
+
+    def _read_capabilities_filter(self, capabilities: frozenset[str]) -> frozenset[str]:
+        """Hook for subclasses (tests simulate servers without MOVE / UIDPLUS by overriding it)."""
+        return capabilities
+
+    def _has(self, capability: str) -> bool:
+        return capability in self._read_capabilities_filter(self._capabilities)
+
+    def _connection(self) -> _IMAP4:
+        if self._conn is None:
+            self._conn = self._open()
+        return self._conn
+
+    def _open(self) -> _IMAP4:
+        context = self._tls_context()
+        implicit = context if self.endpoint.security == "ssl" else None
+        conn: _IMAP4 | None = None
+        try:
+            with self._guard("tls" if implicit is not None else "connect"):
+                conn = _IMAP4(self.endpoint, implicit)
+            if self.endpoint.security == "starttls":
+                if "STARTTLS" not in conn.capabilities:
+                    raise self._no_starttls(self.server, "STARTTLS")
+                with self._guard("tls"):
+                    conn.starttls(ssl_context=context)
+                    conn.capability()  # the first exchange after the handshake (late cert rejection)
+            self._login(conn)
+            with self._guard("command"):
+                self._capabilities = self._capability_set(conn)
+            self._uidvalidity = None
+            return conn
+        except BaseException:
+            if conn is not None:
+                with suppress(OSError):
+                    conn.shutdown()
+            raise
+
+    @staticmethod
+    def _capability_set(conn: _IMAP4) -> frozenset[str]:
+        data = _check(conn.capability())
+        return frozenset(_text(data).upper().split())
+
+    def _login(self, conn: _IMAP4) -> None:
+        before = frozenset(c.upper() for c in conn.capabilities)
+        offered = {c.split("=", 1)[1] for c in before if c.startswith("AUTH=")}
+        sasl = self._sasl_for(offered)
+        if "LOGINDISABLED" in before and (sasl is None or sasl.mechanism not in offered):
+            # RFC 3501 §6.2.3: the server would refuse; do not even send the secret.
+            raise InsecureConnectionError(
+                "the server refuses authentication on this unencrypted connection (LOGINDISABLED)",
+                server=self.server,
+            )
+        if sasl is not None:
+            with self._guard("auth"):
+                conn.authenticate(sasl.mechanism, sasl)
+            return
+        credentials = self.credentials
+        if not isinstance(credentials, PasswordAuth):  # pragma: no cover - OAuth always goes through SASL
+            raise AuthenticationError("no password to log in with", server=self.server)
+        with self._guard("auth"):
+            # imaplib quotes the password but not the user name (an O365 "a\\b" name needs it).
+            user = '"' + credentials.username.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            conn.login(user, credentials.password)
+
+    def _discard(self) -> None:
+        conn, self._conn = self._conn, None
+        self._uidvalidity = None
+        if conn is not None:
+            with suppress(OSError):
+                conn.shutdown()
+
+    # ------------------------------------------------------------------ mailbox state
+    def _select(self) -> int:
+        """(Re-)SELECT the folder read-write; remember and return its UIDVALIDITY."""
+        conn = self._connection()
+        with self._step("mailbox"):
+            self.exists = int(_text(_check(conn.select(self._quoted))) or 0)
+        with self._step("command"):
+            _, data = conn.response("UIDVALIDITY")
+            values = [int(v) for v in data if isinstance(v, bytes) and v.isdigit()]
+        if not values:
+            raise ProtocolError(f"SELECT {self.mailbox!r} reported no UIDVALIDITY", server=self.server)
+        self._uidvalidity = values[-1]
+        return self._uidvalidity
+
+    @property
+    def uidvalidity(self) -> int:
+        """The folder's UIDVALIDITY in this session (selecting the folder first if needed).
+
+        Compare it with the value stored beside earlier refs: a change voids them (RFC 3501 §2.3.1.1).
+        """
+        return self._uidvalidity if self._uidvalidity is not None else self._select()
+
+    def _check_ref(self, ref: MessageRef) -> int:
+        if ref.uid is None or ref.uidvalidity is None or ref.mailbox != self.mailbox:
+            raise ValueError(f"{ref!r} is not an IMAP message of {self.mailbox!r}")
+        current = self.uidvalidity
+        if ref.uidvalidity != current:
+            raise UidValidityChangedError(self.mailbox, ref.uidvalidity, current, server=self.server)
+        return ref.uid
+
+    def _search_criteria(self) -> list[str]:
+        criteria = ["UNDELETED"]
+        action = self.processed
+        if isinstance(action, FlagAction):
+            negation = _SYSTEM_FLAG_NEGATIONS.get(action.flag.upper())
+            if negation is not None:
+                criteria.append(negation)
+            else:
+                criteria += ["UNKEYWORD", action.flag]
+        return criteria
+
+    # ------------------------------------------------------------------ MailSource
+    def list_new(self) -> list[MessageRef]:
+        """Messages of the folder not yet processed (not \\Deleted, not carrying the processed flag)."""
+        uidvalidity = self._select()  # re-select: fresh UIDVALIDITY and message list every poll
+        conn = self._connection()
+        with self._step("command"):
+            data = _check(conn.uid("SEARCH", *self._search_criteria()))
+        uids = sorted({int(tok) for tok in _text(data).split() if tok.isdigit()})
+        return [MessageRef(self.mailbox, uid=uid, uidvalidity=uidvalidity) for uid in uids]
+
+    def fetch(self, ref: MessageRef) -> bytes:
+        """The raw message, fetched with BODY.PEEK[] so its \\Seen flag does not change."""
+        uid = self._check_ref(ref)
+        conn = self._connection()
+        with self._step("command"):
+            data = _check(conn.uid("FETCH", str(uid), "(UID BODY.PEEK[])"))
+        for item in data:
+            if isinstance(item, tuple) and len(item) == 2:
+                head, body = item
+                match = _FETCH_UID.search(head) if isinstance(head, bytes) else None
+                if match and int(match.group(1)) == uid and b"BODY[]" in head and isinstance(body, bytes):
+                    return body
+        raise MessageGoneError(f"message UID {uid} is no longer in {self.mailbox!r}", server=self.server)
+
+    def mark_processed(self, ref: MessageRef) -> None:
+        """Apply the processed action; marking a message that is already gone is not an error."""
+        uid = str(self._check_ref(ref))
+        conn = self._connection()
+        action = self.processed
+        with self._step("command"):
+            if isinstance(action, MoveAction):
+                target = quote_mailbox(action.folder)
+                if self._has("MOVE"):
+                    self._check_target(conn.uid("MOVE", uid, target), action.folder)
+                    return
+                self._check_target(conn.uid("COPY", uid, target), action.folder)
+                self._delete(conn, uid)
+            elif isinstance(action, DeleteAction):
+                self._delete(conn, uid)
+            else:
+                _check(conn.uid("STORE", uid, "+FLAGS.SILENT", f"({action.flag})"))
+                if action.expunge and self._has("UIDPLUS"):
+                    _check(conn.uid("EXPUNGE", uid))
+
+    def _check_target(self, result: tuple[str, Sequence[object]], folder: str) -> None:
+        typ, data = result
+        if typ != "OK" and "TRYCREATE" in _text(data).upper():
+            raise MailboxMissingError(f"folder {folder!r} does not exist ({_text(data)})", server=self.server)
+        _check(result)
+
+    def _delete(self, conn: _IMAP4, uid: str) -> None:
+        _check(conn.uid("STORE", uid, "+FLAGS.SILENT", "(\\Deleted)"))
+        if self._has("UIDPLUS"):
+            # RFC 4315 §2.1: removes only this UID. Without UIDPLUS the message stays \Deleted (and is no
+            # longer listed) rather than risk a plain EXPUNGE of other clients' \Deleted messages.
+            _check(conn.uid("EXPUNGE", uid))
+
+    def close(self) -> None:
+        """LOGOUT (never CLOSE, which would expunge every \\Deleted message, RFC 3501 §6.4.2)."""
+        conn, self._conn = self._conn, None
+        self._uidvalidity = None
+        if conn is None:
+            return
+        try:
+            conn.logout()
+        except (OSError, imaplib.IMAP4.error):
+            with suppress(OSError):
+                conn.shutdown()
+
+
+def test_imap_connection(
+    endpoint: Endpoint,
+    credentials: MailboxCredentials,
+    mailbox: str = "INBOX",
+    *,
+    processed: ProcessedAction | None = None,
+    client_certificate: ClientCertificate | None = None,
+) -> ConnectionTestResult:
+    """Log in and SELECT ``mailbox`` (and check a move target exists); never raises for server problems."""
+
+    def body() -> tuple[str, tuple[str, ...]]:
+        with ImapSource(
+            endpoint, credentials, mailbox, processed=processed, client_certificate=client_certificate
+        ) as source:
+            uidvalidity = source.uidvalidity
+            conn = source._connection()
+            action = source.processed
+            if isinstance(action, MoveAction):
+                with source._step("command"):
+                    result = conn.status(quote_mailbox(action.folder), "(MESSAGES)")
+                if result[0] != "OK":
+                    raise MailboxMissingError(
+                        f"processed-mail folder {action.folder!r} does not exist", server=source.server
+                    )
+            caps = tuple(sorted(source.capabilities))
+            return f"{mailbox!r} selected: {source.exists} messages, UIDVALIDITY {uidvalidity}", caps
+
+    return run_connection_test("imap", endpoint, body)
+
+
+test_imap_connection.__test__ = False  # type: ignore[attr-defined]  # not a pytest test despite its name
