@@ -1,0 +1,31 @@
+"""Fixtures for the administration tests (helpers live in admin.helpers)."""
+
+from __future__ import annotations
+
+import pytest
+
+from admin.helpers import FakeClock, base_data
+from enate_routing.admin import Administration, AllowAll
+from enate_routing.audit import MemoryHistoryStore
+from enate_routing.loading import parse_config
+from enate_routing.model import Config
+
+
+@pytest.fixture
+def config() -> Config:
+    return parse_config(base_data())
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def history() -> MemoryHistoryStore:
+    return MemoryHistoryStore()
+
+
+@pytest.fixture
+def admin(config: Config, clock: FakeClock, history: MemoryHistoryStore) -> Administration:
+    return Administration(config, permissions=AllowAll(), history=history, clock=clock, environ={})
