@@ -54,6 +54,7 @@ _FIELD_NAME = re.compile(rb"([\x21-\x39\x3b-\x7e]*)[ \t]*:")
 _FROM_FIELD = re.compile(rb"From[ \t]*:")
 _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
 
+_NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/]")
 # Content types whose body is a whole message (RFC 2046 §5.2.1, RFC 6532 §3.7).
 MESSAGE_TYPES = frozenset({"message/rfc822", "message/global"})
 # Transfer encodings under which an attached message's bytes are readable as-is (RFC 2046 §5.2.1 allows
@@ -457,7 +458,9 @@ def decode_body(raw: bytes, entity: Entity) -> str:
         try:
             data = binascii.a2b_base64(data)
         except binascii.Error:
-            data = binascii.a2b_base64(data.rstrip(b"=\r\n \t") + b"==")  # a truncated last group
+            # A truncated last group: keep the complete 4-character groups of the base64 alphabet.
+            alphabet = _NOT_BASE64.sub(b"", data)
+            data = binascii.a2b_base64(alphabet[: len(alphabet) - len(alphabet) % 4])
     elif encoding == "quoted-printable":
         data = binascii.a2b_qp(data)
     charset = entity.params.get_content_charset() or "us-ascii"
