@@ -1,0 +1,120 @@
+"""The SQLite ledger: state machine, keys, leases, rate-limit counters (no servers)."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from enate_routing.errors import StoreError
+from enate_routing.store import AckState, LeaseHeldError, Ledger, MessageState, PlannedWork, SqliteLedger, digest
+
+
+def test_sqlite_ledger_satisfies_the_protocol(ledger: SqliteLedger) -> None:
+    """SqliteLedger is a Ledger (the Protocol a host may implement on its own database)."""
+    assert isinstance(ledger, Ledger)
+
+
+def test_wal_and_full_sync(ledger: SqliteLedger, tmp_path: Path) -> None:
+    """The ledger runs in WAL mode with synchronous=FULL (every commit durable when it returns)."""
+    db = sqlite3.connect(tmp_path / "ledger.db")
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert ledger._db.execute("PRAGMA synchronous").fetchone()[0] == 2
+    db.close()
+
+
+def test_state_machine_spooled_routed_done_marked(ledger: SqliteLedger) -> None:
+    """A message walks SPOOLED → ROUTED → DONE → MARKED, each step recorded."""
+    [rec] = ledger.spool("C", "INBOX", [("imap:INBOX:1:1", b"raw-1")])
+    assert rec.state is MessageState.SPOOLED and rec.sha256 == digest(b"raw-1")
+    assert ledger.raw(rec.id) == b"raw-1"
+    ledger.record_routed([(rec.id, "m1@x", [{"work_key": "k1"}], [PlannedWork("k1", AckState.NONE)], False)])
+    assert ledger.get(rec.id).state is MessageState.ROUTED
+    ledger.record_handed("C", "k1", finish=rec.id)
+    assert ledger.get(rec.id).state is MessageState.DONE
+    ledger.record_marked([rec.id])
+    assert ledger.get(rec.id).state is MessageState.MARKED
+    assert ledger.pending("C", "INBOX") == []
+
+
+def test_same_bytes_under_a_new_ref_are_one_message(ledger: SqliteLedger) -> None:
+    """The SHA-256 second key: identical bytes under a new UID/UIDVALIDITY attach to the existing row."""
+    [a] = ledger.spool("C", "INBOX", [("imap:INBOX:1:7", b"same")])
+    [b] = ledger.spool("C", "INBOX", [("imap:INBOX:2:1", b"same")])
+    assert a.id == b.id
+    assert set(ledger.refs_of(a.id)) == {"imap:INBOX:1:7", "imap:INBOX:2:1"}
+    assert set(ledger.lookup_refs("C", ["imap:INBOX:1:7", "imap:INBOX:2:1", "imap:INBOX:2:2"])) == {
+        "imap:INBOX:1:7", "imap:INBOX:2:1"}
+
+
+def test_duplicate_key_stays_with_its_first_owner(ledger: SqliteLedger) -> None:
+    """A work key already owned by another message is counted as a duplicate, not re-planned."""
+    a, b = ledger.spool("C", "INBOX", [("r1", b"copy-1"), ("r2", b"copy-2")])
+    assert ledger.record_routed([(a.id, "m@x", [], [PlannedWork("k", AckState.NONE)], False)]) == 0
+    assert ledger.record_routed([(b.id, "m@x", [], [PlannedWork("k", AckState.NONE)], False)]) == 1
+    assert ledger.get(b.id).state is MessageState.DONE
+    assert [w.message for w in ledger.work_of(a.id)] == [a.id]
+
+
+def test_quarantine_keeps_raw_bytes_and_reason(ledger: SqliteLedger) -> None:
+    """A quarantined message is DONE (so it can be marked), listed, and keeps its bytes."""
+    [rec] = ledger.spool("C", "INBOX", [("r", b"\xff\xfe broken")])
+    ledger.record_quarantine(rec.id, "header block over 1 MB")
+    [q] = ledger.quarantined("C")
+    assert q.quarantine_reason == "header block over 1 MB" and q.state is MessageState.DONE
+    assert ledger.raw(q.id) == b"\xff\xfe broken"
+    reopened = ledger.reopen(q.id, new_generation=False)
+    assert reopened.state is MessageState.SPOOLED and not reopened.quarantined
+
+
+def test_ack_counts_slide_over_the_hour(tmp_path: Path) -> None:
+    """Acknowledgements count against the recipient for one hour, then no longer."""
+    now = [1_000_000.0]
+    store = SqliteLedger(tmp_path / "l.db", clock=lambda: now[0])
+    [rec] = store.spool("C", "INBOX", [("r", b"x")])
+    store.record_routed([(rec.id, None, [], [PlannedWork("k", AckState.PENDING, ("A@x.example",))], False)])
+    store.record_ack("C", "k", AckState.SENT, ["A@x.example"])
+    assert store.ack_count("a@x.example", now[0] - 3600) == 1
+    now[0] += 3601
+    assert store.ack_count("a@x.example", now[0] - 3600) == 0
+    assert store.prune_acks(now[0] - 3600) == 1
+    store.close()
+
+
+def test_lease_excludes_a_second_owner(ledger: SqliteLedger) -> None:
+    """Only one live owner per (connector, mailbox); the same owner may renew."""
+    ledger.acquire_lease("C", "INBOX", "one", ttl=60)
+    ledger.acquire_lease("C", "INBOX", "one", ttl=60)
+    with pytest.raises(LeaseHeldError):
+        ledger.acquire_lease("C", "INBOX", "two", ttl=60)
+    ledger.acquire_lease("C", "Other", "two", ttl=60)
+    ledger.release_lease("C", "INBOX", "one")
+    ledger.acquire_lease("C", "INBOX", "two", ttl=60)
+
+
+def test_lease_expires_and_dead_owner_releases(tmp_path: Path) -> None:
+    """An expired lease, or one whose owner process is dead on this host, can be taken over."""
+    now = [100.0]
+    store = SqliteLedger(tmp_path / "l.db", clock=lambda: now[0])
+    store.acquire_lease("C", "INBOX", "one", ttl=10)
+    with pytest.raises(LeaseHeldError):
+        store.acquire_lease("C", "INBOX", "two", ttl=10)
+    now[0] += 11
+    store.acquire_lease("C", "INBOX", "two", ttl=10)
+    # A lease left by a process that is gone (pid not alive) is free at once.
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    pid = child.pid
+    store._db.execute("UPDATE leases SET pid = ?, owner = 'dead'", (pid,))
+    store.acquire_lease("C", "INBOX", "three", ttl=10)
+    store.close()
+
+
+def test_unusable_path_is_a_store_error(tmp_path: Path) -> None:
+    """A ledger that cannot be opened raises StoreError, not a raw sqlite3 error."""
+    (tmp_path / "dir.db").mkdir()
+    with pytest.raises(StoreError):
+        SqliteLedger(tmp_path / "dir.db")
