@@ -26,7 +26,8 @@ connection; to see plaintext refused, connect from source address 127.0.0.2 (mai
 Helpers: :meth:`Dovecot.deliver` (``doveadm save``, any folder), :meth:`Dovecot.deliver_lmtp` (one
 recipient per transaction, §3.4 pitfall), :meth:`Dovecot.reset` (expunge everything, delete extra
 folders, drop ACL grants), :meth:`Dovecot.set_uidvalidity`, :meth:`Dovecot.create_mailbox`,
-:meth:`Dovecot.grant`, :meth:`Dovecot.messages` (uid, flags, subject of a folder's messages).
+:meth:`Dovecot.grant`, :meth:`Dovecot.add_flags`, :meth:`Dovecot.messages`,
+:meth:`Dovecot.uid_of` (UIDs keep growing across resets: look them up by subject) (uid, flags, subject of a folder's messages).
 """
 
 from __future__ import annotations
@@ -451,6 +452,11 @@ class Dovecot:
         out = self.doveadm("-f", "flow", "mailbox", "status", "-u", login, "uidvalidity", mailbox).stdout
         return int(out.strip().split("=", 1)[1])
 
+    def add_flags(self, user: User | str, uid: int | str, flags: str, mailbox: str = "INBOX") -> None:
+        """Set ``flags`` on one message, as another mail client would (``doveadm flags add``)."""
+        login = user.login if isinstance(user, User) else user
+        self.doveadm("flags", "add", "-u", login, flags, "mailbox", mailbox, "uid", str(uid))
+
     def messages(self, user: User | str, mailbox: str = "INBOX") -> list[dict[str, str]]:
         """The messages of a folder as dicts with ``uid``, ``flags`` and ``subject``, in UID order."""
         login = user.login if isinstance(user, User) else user
@@ -464,6 +470,11 @@ class Dovecot:
         found = [dict(zip(header, row, strict=False)) for row in body if row and row[0]]
         return [{"uid": r.get("uid", ""), "flags": r.get("flags", ""), "subject": r.get("hdr.subject", "")}
                 for r in found]
+
+    def uid_of(self, user: User | str, subject: str, mailbox: str = "INBOX") -> int:
+        """The UID of the message with ``subject`` (UIDs keep growing across resets, RFC 3501 §2.3.1.1)."""
+        [uid] = [int(m["uid"]) for m in self.messages(user, mailbox) if m["subject"] == subject]
+        return uid
 
     def reset(self, user: User | str) -> None:
         """Empty every folder, delete folders other than the defaults, and drop ACL grants on INBOX."""

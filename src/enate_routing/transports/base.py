@@ -14,7 +14,7 @@ Secrets (passwords, tokens) are never part of a repr, an error message or a test
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -265,8 +265,14 @@ class MailSource(Protocol):
 class MailSender(Protocol):
     """Sends raw messages (acknowledgements, SPEC §3.5)."""
 
-    def send(self, from_addr: str, to_addrs: list[str] | tuple[str, ...], message: bytes) -> None:
-        """Send ``message`` with envelope sender ``from_addr`` to every address of ``to_addrs``."""
+    def send(
+        self, from_addr: str, to_addrs: Sequence[str], message_bytes: bytes
+    ) -> Mapping[str, tuple[int, bytes]]:
+        """Send ``message_bytes`` with envelope sender ``from_addr`` to every address of ``to_addrs``.
+
+        Returns the recipients the server refused, with its reply (like ``smtplib.SMTP.sendmail``): a
+        partly refused send is not retried, since that would duplicate it for the accepted ones.
+        """
         ...
 
     def close(self) -> None: ...

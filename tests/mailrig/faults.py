@@ -1,0 +1,109 @@
+"""Network faults on loopback: a proxy that cuts a connection mid-command, and a server that never answers.
+
+- :class:`CuttingProxy` forwards ``127.0.0.1:<port>`` to a real server and closes both sides the moment
+  the client sends a line containing ``cut_on`` (e.g. ``b"FETCH"``, ``b"RETR"``, ``b"DATA"``): the server
+  closing mid-command, as a crash or a network drop would look to the client. Everything else passes
+  through untouched, so logins and TLS (for ``starttls`` the upgrade happens end to end through the
+  proxy) work normally. ``cuts`` counts the cuts made.
+- :class:`SilentServer` accepts connections and never sends a byte: every client read times out.
+
+Both run in daemon threads and are context managers that stop and close every socket on exit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import selectors
+import socket
+import threading
+from types import TracebackType
+from typing import Self
+
+__all__ = ["CuttingProxy", "SilentServer"]
+
+
+class _Listener:
+    def __init__(self) -> None:
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(16)
+        self._sock.settimeout(0.2)
+        self.port: int = self._sock.getsockname()[1]
+        self._stop = threading.Event()
+        self._open: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._sock.close()
+        for sock in self._open:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self._open.append(client)
+            threading.Thread(target=self._handle, args=(client,), daemon=True).start()
+
+    def _handle(self, client: socket.socket) -> None:
+        raise NotImplementedError
+
+
+class SilentServer(_Listener):
+    """Accepts and then says nothing."""
+
+    def _handle(self, client: socket.socket) -> None:
+        self._stop.wait()
+
+
+class CuttingProxy(_Listener):
+    """Forwards to ``target_port`` until the client sends ``cut_on``; then closes both connections."""
+
+    def __init__(self, target_port: int, cut_on: bytes) -> None:
+        super().__init__()
+        self.target_port = target_port
+        self.cut_on = cut_on
+        self.cuts = 0
+
+    def _handle(self, client: socket.socket) -> None:
+        try:
+            upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
+        except OSError:
+            client.close()
+            return
+        self._open.append(upstream)
+        sel = selectors.DefaultSelector()
+        sel.register(client, selectors.EVENT_READ, upstream)
+        sel.register(upstream, selectors.EVENT_READ, client)
+        try:
+            while not self._stop.is_set():
+                for key, _ in sel.select(0.2):
+                    source: socket.socket = key.fileobj  # type: ignore[assignment]
+                    data = source.recv(65536)
+                    if not data:
+                        return
+                    if source is client and self.cut_on in data:
+                        self.cuts += 1
+                        return
+                    key.data.sendall(data)
+        except OSError:
+            return
+        finally:
+            sel.close()
+            for sock in (client, upstream):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()

@@ -1,0 +1,31 @@
+"""Small helpers for tests that use the rig: test messages and a check that no secret leaked."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["EndpointFactory", "assert_no_secret", "message"]
+
+EndpointFactory = Callable[..., Any]
+"""The type of the ``*_endpoint`` fixtures of tests/transports (they return an Endpoint)."""
+
+
+def message(subject: str, body: str = "hello\r\n", sender: str = "customer@example.net") -> bytes:
+    """A small RFC 5322 message with a unique Message-ID."""
+    return (
+        f"From: {sender}\r\nTo: support@example.test\r\nSubject: {subject}\r\n"
+        f"Message-ID: <{uuid.uuid4().hex}@example.net>\r\nMIME-Version: 1.0\r\n"
+        f"Content-Type: text/plain; charset=utf-8\r\n\r\n{body}"
+    ).encode()
+
+
+def assert_no_secret(secret: str, *texts: object) -> None:
+    """No text (str() and repr() of each object, and of every chained exception) contains ``secret``."""
+    for obj in texts:
+        seen: BaseException | object | None = obj
+        while seen is not None:
+            for text in (str(seen), repr(seen)):
+                assert secret not in text, f"secret leaked in {type(seen).__name__}: {text!r}"
+            seen = (seen.__cause__ or seen.__context__) if isinstance(seen, BaseException) else None

@@ -1,0 +1,146 @@
+"""The transport dataclasses and protocols: validation, stable keys, and no secret in a repr."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from enate_routing.errors import InsecureConnectionError
+from enate_routing.transports import (
+    ConnectionTestResult,
+    Endpoint,
+    ImapSource,
+    MailSender,
+    MailSource,
+    MessageRef,
+    NoAuth,
+    OAuth2Auth,
+    PasswordAuth,
+    Pop3Source,
+    SmtpSender,
+    UidValidityChangedError,
+    test_imap_connection,
+    test_pop3_connection,
+    test_smtp_connection,
+)
+from mailrig.util import assert_no_secret
+
+SECRET = "Canary-Pa55word!"
+
+
+def test_password_auth_repr_hides_the_password() -> None:
+    """repr/str of PasswordAuth never show the password."""
+    auth = PasswordAuth("alice@example.test", SECRET)
+    assert "alice@example.test" in repr(auth)
+    assert_no_secret(SECRET, auth, [auth], {"a": auth})
+
+
+def test_oauth_auth_repr_hides_the_provider() -> None:
+    """OAuth2Auth's repr shows the user and mechanism, not the token provider."""
+    auth = OAuth2Auth("alice@example.test", lambda: SECRET, "OAUTHBEARER")
+    assert "OAUTHBEARER" in repr(auth)
+    assert_no_secret(SECRET, auth)
+
+
+def test_adapter_reprs_hold_no_secret() -> None:
+    """Constructing adapters (which do not connect yet) leaves the secret out of every repr."""
+    endpoint = Endpoint("127.0.0.1", 1, "ssl")
+    auth = PasswordAuth("u", SECRET)
+    for adapter in (ImapSource(endpoint, auth), Pop3Source(endpoint, auth), SmtpSender(endpoint, auth)):
+        assert_no_secret(SECRET, adapter, vars(adapter).get("credentials"))
+
+
+def test_message_ref_keys() -> None:
+    """IMAP refs key on mailbox, UIDVALIDITY and UID; POP3 refs on the UIDL."""
+    imap = MessageRef("INBOX", uid=7, uidvalidity=42)
+    pop = MessageRef("INBOX", uidl="000000016b08616e")
+    assert (imap.protocol, imap.key) == ("imap", "imap:INBOX:42:7")
+    assert (pop.protocol, pop.key) == ("pop3", "pop3:INBOX:000000016b08616e")
+    assert MessageRef("INBOX", uid=7, uidvalidity=42) == imap
+    assert hash(imap) == hash(MessageRef("INBOX", uid=7, uidvalidity=42))
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{}, {"uid": 1}, {"uidvalidity": 1}, {"uid": 1, "uidvalidity": 1, "uidl": "x"}, {"uid": 1, "uidl": "x"}],
+)
+def test_message_ref_needs_one_complete_id(kwargs: dict[str, object]) -> None:
+    """A ref is either (uid, uidvalidity) or uidl — never partial, never both."""
+    with pytest.raises(ValueError, match="MessageRef"):
+        MessageRef("INBOX", **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"host": "", "port": 993}, "host"),
+        ({"host": "h", "port": 0}, "port"),
+        ({"host": "h", "port": 993, "security": "tls"}, "security"),
+        ({"host": "h", "port": 993, "timeout": 0}, "timeout"),
+    ],
+)
+def test_endpoint_validation(kwargs: dict[str, object], match: str) -> None:
+    """An endpoint with an empty host, bad port, unknown security or no timeout is refused."""
+    with pytest.raises(ValueError, match=match):
+        Endpoint(**kwargs)  # type: ignore[arg-type]
+
+
+def test_adapters_satisfy_the_protocols() -> None:
+    """The shipped adapters are MailSource / MailSender."""
+    endpoint = Endpoint("127.0.0.1", 1)
+    assert isinstance(ImapSource(endpoint, PasswordAuth("u", "p")), MailSource)
+    assert isinstance(Pop3Source(endpoint, PasswordAuth("u", "p")), MailSource)
+    assert isinstance(SmtpSender(endpoint, NoAuth()), MailSender)
+
+
+def test_uidvalidity_error_carries_both_values() -> None:
+    """UidValidityChangedError names the folder and both values, and is not retryable."""
+    err = UidValidityChangedError("INBOX", 1, 2, server="imap://h:993")
+    assert (err.mailbox, err.expected, err.actual, err.retryable) == ("INBOX", 1, 2, False)
+    assert "changed from 1 to 2" in str(err)
+
+
+def test_plaintext_refused_before_any_connection() -> None:
+    """With security 'none' and no allow_plaintext_auth, no connection is even attempted."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        listener.settimeout(0.3)
+        endpoint = Endpoint("127.0.0.1", listener.getsockname()[1], "none", timeout=1)
+        auth = PasswordAuth("u", SECRET)
+        for adapter in (ImapSource(endpoint, auth), Pop3Source(endpoint, auth)):
+            with pytest.raises(InsecureConnectionError) as caught:
+                adapter.list_new()
+            assert_no_secret(SECRET, caught.value)
+        with pytest.raises(InsecureConnectionError):
+            SmtpSender(endpoint, auth).send("a@example.test", ["b@example.test"], b"x")
+        with pytest.raises(TimeoutError):
+            listener.accept()  # nobody connected
+
+
+def test_connection_tests_return_a_typed_failure() -> None:
+    """The test_*_connection functions report a refused port as a failed result instead of raising."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # bound, not listening: connections are refused
+        endpoint = Endpoint("127.0.0.1", port, "ssl", timeout=2)
+        results = [
+            test_imap_connection(endpoint, PasswordAuth("u", SECRET)),
+            test_pop3_connection(endpoint, PasswordAuth("u", SECRET)),
+            test_smtp_connection(endpoint, PasswordAuth("u", SECRET), local_hostname="client.test"),
+        ]
+    for result in results:
+        assert isinstance(result, ConnectionTestResult)
+        assert (result.ok, result.error, result.retryable) == (False, "ConnectError", True)
+        assert "refused" in result.detail
+        assert_no_secret(SECRET, result)
+
+
+def test_ca_file_missing_is_a_typed_failure(tmp_path: Path) -> None:
+    """A ca_file that cannot be read is a TLSVerificationError result, not a crash."""
+    endpoint = Endpoint("127.0.0.1", 1, "ssl", ca_file=tmp_path / "missing.pem")
+    result = test_imap_connection(endpoint, PasswordAuth("u", "p"))
+    assert (result.ok, result.error) == (False, "TLSVerificationError")
+    assert "missing.pem" in result.detail
