@@ -6,7 +6,7 @@ Describe connectors and routes in a configuration (:func:`load_config`), parse m
 
 from enate_routing._version import __version__
 from enate_routing.certificates import ClientCertificate, load_pkcs12
-from enate_routing.envelope import Envelope, ParseLimits, Recipient
+from enate_routing.envelope import Envelope, ParseLimits, Recipient, RecipientSource
 from enate_routing.errors import (
     AdminError,
     AuthenticationError,
@@ -85,6 +85,7 @@ __all__ = [
     "PermissionDeniedError",
     "ProtocolError",
     "Recipient",
+    "RecipientSource",
     "ReorderRefusedError",
     "RoutingRules",
     "StoreError",

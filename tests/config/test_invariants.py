@@ -6,8 +6,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from config_examples import SPEC_EXAMPLE
 
-from conftest import SPEC_EXAMPLE
 from enate_routing import ConfigError, load_config
 from enate_routing.cli import main
 

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from config_examples import SPEC_EXAMPLE
 
-from conftest import SPEC_EXAMPLE
 from enate_routing import ConfigError, config_schema, dump_config, load_config, parse_config, save_config
 from enate_routing.cli import main
 
