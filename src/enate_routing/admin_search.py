@@ -181,10 +181,15 @@ class RouteIndex:
         spans = [(column, query, self._columns[column].key_range(query)) for column, query in active]
         spans.sort(key=lambda item: self._columns[item[0]].count(item[2]))
         column, _, span = spans[0]
-        candidates = self._columns[column].ordinals(span)
-        if connector is not None:
-            candidates = candidates[bisect_left(candidates, first):bisect_left(candidates, last)]
-        for other, query, _ in spans[1:]:
+        candidates: Sequence[int]
+        if last - first <= self._columns[column].count(span):
+            # The connector's rows are fewer than the best column's matches: check the slice instead.
+            candidates, checks = range(first, last), spans
+        else:
+            candidates, checks = self._columns[column].ordinals(span), spans[1:]
+            if connector is not None:
+                candidates = candidates[bisect_left(candidates, first):bisect_left(candidates, last)]
+        for other, query, _ in checks:
             folded = self._columns[other].folded
             candidates = [i for i in candidates if folded[i].startswith(query)]
         return tuple(self.rows[i] for i in candidates)
