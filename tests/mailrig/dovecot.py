@@ -26,8 +26,8 @@ connection; to see plaintext refused, connect from source address 127.0.0.2 (mai
 Helpers: :meth:`Dovecot.deliver` (``doveadm save``, any folder), :meth:`Dovecot.deliver_lmtp` (one
 recipient per transaction, §3.4 pitfall), :meth:`Dovecot.reset` (expunge everything, delete extra
 folders, drop ACL grants), :meth:`Dovecot.set_uidvalidity`, :meth:`Dovecot.create_mailbox`,
-:meth:`Dovecot.grant`, :meth:`Dovecot.add_flags`, :meth:`Dovecot.messages`,
-:meth:`Dovecot.uid_of` (UIDs keep growing across resets: look them up by subject) (uid, flags, subject of a folder's messages).
+:meth:`Dovecot.grant`, :meth:`Dovecot.add_flags`, :meth:`Dovecot.messages` (uid, flags, subject of a folder's
+messages), :meth:`Dovecot.uid_of` (UIDs keep growing across resets: look them up by subject).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Network faults on loopback: a proxy that cuts a connection mid-command, and a server that never answers.
 
 - :class:`CuttingProxy` forwards ``127.0.0.1:<port>`` to a real server and closes both sides the moment
-  the client sends a line containing ``cut_on`` (e.g. ``b"FETCH"``, ``b"RETR"``, ``b"DATA"``): the server
+  the client sends a line containing ``cut_on``, compared case-insensitively (``b"FETCH"``, ``b"RETR"``,
+  ``b"DATA"`` — smtplib sends lower-case commands): the server
   closing mid-command, as a crash or a network drop would look to the client. Everything else passes
   through untouched, so logins and TLS (for ``starttls`` the upgrade happens end to end through the
   proxy) work normally. ``cuts`` counts the cuts made.
@@ -95,7 +96,7 @@ class CuttingProxy(_Listener):
                     data = source.recv(65536)
                     if not data:
                         return
-                    if source is client and self.cut_on in data:
+                    if source is client and self.cut_on.lower() in data.lower():
                         self.cuts += 1
                         return
                     key.data.sendall(data)

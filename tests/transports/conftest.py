@@ -47,7 +47,8 @@ def smtp_endpoint(smtp_servers: SmtpServers, pki: Pki) -> EndpointFactory:
     def make(mode: str, security: Security, **overrides: object) -> Endpoint:
         fields: dict[str, object] = {"ca_file": pki.ca_pem, "timeout": TIMEOUT}
         fields.update(overrides)
-        return Endpoint("127.0.0.1", smtp_servers.ports[mode], security, **fields)  # type: ignore[arg-type]
+        port = int(fields.pop("port", smtp_servers.ports[mode]))  # type: ignore[call-overload]
+        return Endpoint("127.0.0.1", port, security, **fields)  # type: ignore[arg-type]
 
     return make
 

@@ -63,7 +63,13 @@ _CERT_ALERTS = frozenset({
     "TLSV1_ALERT_UNKNOWN_CA",
     "TLSV1_ALERT_ACCESS_DENIED",
 })
-_PLAINTEXT_REFUSED = ("PRIVACYREQUIRED", "plaintext authentication disallowed", "encryption required")
+# IMAP [PRIVACYREQUIRED] (RFC 5530), Dovecot's texts for LOGIN/USER and for SASL, SMTP 538 (RFC 4954 §6).
+_PLAINTEXT_REFUSED = (
+    "PRIVACYREQUIRED",
+    "plaintext authentication disallowed",
+    "plaintext authentication disabled",
+    "encryption required",
+)
 _DISCONNECTS = (
     imaplib.IMAP4.abort,
     smtplib.SMTPServerDisconnected,

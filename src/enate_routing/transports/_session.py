@@ -136,7 +136,7 @@ class Adapter(AbstractContextManager["Adapter"]):
         except AuthenticationError as exc:
             raise AuthenticationError(str(exc), server=self.server) from None
         if client is not None:
-            self._secrets.extend(client.secrets)
+            self._secrets.extend(s for s in client.secrets if s not in self._secrets)
         return client
 
     @staticmethod

@@ -47,6 +47,8 @@ class _SMTP(smtplib.SMTP):
         self._endpoint = endpoint
         self._implicit_tls = implicit_tls
         super().__init__(local_hostname=local_hostname, timeout=endpoint.timeout)
+        # starttls() verifies against self._host, which smtplib sets only when __init__ connects.
+        self._host = endpoint.host
 
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
         return open_socket(self._endpoint, self._implicit_tls)
@@ -109,7 +111,7 @@ class SmtpSender(Adapter):
             if self.endpoint.security == "none" and conn.has_extn("starttls"):
                 # aiosmtpd and most submission servers advertise AUTH only after STARTTLS.
                 raise InsecureConnectionError(
-                    "the server offers AUTH only over TLS: use security 'starttls'", server=self.server
+                    "the server offers AUTH only after STARTTLS: use security 'starttls'", server=self.server
                 )
             raise ProtocolError("the server does not offer SMTP AUTH (RFC 4954)", server=self.server)
         offered = {m.upper() for m in conn.esmtp_features.get("auth", "").split()}
@@ -117,7 +119,6 @@ class SmtpSender(Adapter):
         if client is None and isinstance(credentials, PasswordAuth):
             if credentials.method == "login" or "LOGIN" in offered:
                 client = _sasl.login(credentials)
-                self._secrets.extend(client.secrets)
             else:
                 raise ProtocolError(
                     f"the server offers no usable AUTH mechanism ({' '.join(sorted(offered)) or 'none'})",
