@@ -40,6 +40,7 @@ from enate_routing.errors import (
     AdminError,
     ConcurrentEditError,
     ConfigError,
+    ConnectorLiveError,
     NotFoundError,
     NotTestedError,
     PermissionDeniedError,
@@ -52,7 +53,7 @@ __all__ = [
     "PRIORITY_ASCENDING",
     "Administration",
     "AllowAll",
-    "ConnectionTestResult",
+    "ConnectionTestOutcome",
     "GridSort",
     "LinkedRoutesReport",
     "Permissions",
@@ -82,7 +83,7 @@ class AllowAll:
         return True
 
 
-class ConnectionTestResult(Protocol):
+class ConnectionTestOutcome(Protocol):
     """Any result of a connection test (the transports' typed result qualifies): only ``ok`` is read."""
 
     @property
@@ -671,7 +672,7 @@ class Administration:
             return
         live = [r.name for r in config.outgoing_routes if r.connector == old.name and r.enabled]
         if live:
-            raise AdminError(
+            raise ConnectorLiveError(
                 f"connector {old.name!r} is live for outgoing mail (enabled outgoing routes: {', '.join(live)}) "
                 "and cannot be switched to incoming; disable it or those routes first (SPEC §3.2)"
             )
@@ -696,7 +697,7 @@ class Administration:
         return fallbacks
 
     def record_connection_test(
-        self, name: str, result: bool | ConnectionTestResult, *, actor: str, expected_version: int
+        self, name: str, result: bool | ConnectionTestOutcome, *, actor: str, expected_version: int
     ) -> Revision:
         """Record a connection test of connector ``name``'s settings at ``expected_version``.
 

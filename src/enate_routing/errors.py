@@ -15,6 +15,7 @@ builtin that fits, so ``except ValueError`` still works for callers that do not 
     │   ├── ReorderRefusedError                wrong tier, fallback, or grid not sorted by priority
     │   ├── ConcurrentEditError                the configuration changed since it was read
     │   ├── NotFoundError (LookupError)        no such route, connector or outgoing route
+    │   ├── ConnectorLiveError                 a live outgoing connector cannot switch to incoming
     │   └── NotTestedError                     enabling needs a passed connection test of these settings
     ├── TransportError (OSError)               talking to a mail server failed
     │   ├── ConnectError (ConnectionError)     could not connect, or the connection dropped
@@ -48,6 +49,7 @@ __all__ = [
     "ConfigError",
     "ConfigIssue",
     "ConnectError",
+    "ConnectorLiveError",
     "EnateRoutingError",
     "InsecureConnectionError",
     "MailboxMissingError",
@@ -175,6 +177,10 @@ class ConcurrentEditError(AdminError):
 
 class NotFoundError(AdminError, LookupError):
     """No route, connector or outgoing route has that name."""
+
+
+class ConnectorLiveError(AdminError, ValueError):
+    """A connector that is live for outgoing mail cannot be switched to incoming (SPEC §3.2)."""
 
 
 class NotTestedError(AdminError, ValueError):

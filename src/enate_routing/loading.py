@@ -225,8 +225,9 @@ def _key(key: str) -> str:
 
 
 def _string(text: str) -> str:
-    # A JSON string is a valid TOML basic string: both escape '"', '\\' and control characters the same way.
-    return json.dumps(text, ensure_ascii=False)
+    # A JSON string is a valid TOML basic string: both escape '"', '\\' and C0 controls the same way. TOML
+    # also forbids a raw DEL (U+007F), which JSON leaves alone (found by tests/config/test_roundtrip.py).
+    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
 def _value(value: Any) -> str:

@@ -21,6 +21,7 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    StringConstraints,
     field_validator,
     model_validator,
 )
@@ -104,13 +105,15 @@ ExtensionList = Annotated[tuple[str, ...], BeforeValidator(_as_list), AfterValid
 TextList = Annotated[tuple[str, ...], BeforeValidator(_as_list), AfterValidator(_words)]
 """Semicolon list of free-text items (keywords, company names); matching case-folds them."""
 
-Name = Annotated[str, Field(min_length=1, max_length=100)]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+"""Non-empty text, surrounding whitespace ignored (names, hosts, targets). Secrets are never stripped."""
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 Secret = Annotated[SecretStr, Field(max_length=50)]
 EnvName = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 # --- connectors -----------------------------------------------------------------------------------------
@@ -120,20 +123,20 @@ class IncomingServer(_Frozen):
     """How to reach a mailbox (SPEC §2). ``folder`` is read; processed mail is moved, flagged or deleted."""
 
     protocol: Literal["imap", "pop3"]
-    host: Annotated[str, Field(min_length=1)]
+    host: Text
     port: Annotated[int, Field(ge=1, le=65535)]
     security: Security
     ca_file: str | None = None
     auth: IncomingAuth = "username-password"
-    folder: Annotated[str, Field(min_length=1)] = "INBOX"
+    folder: Text = "INBOX"
     processed: Literal["move", "flag", "delete"] = "move"
-    processed_folder: Annotated[str, Field(min_length=1)] = "Processed"
+    processed_folder: Text = "Processed"
 
 
 class OutgoingServer(_Frozen):
     """How to send through SMTP (SPEC §2)."""
 
-    host: Annotated[str, Field(min_length=1)]
+    host: Text
     port: Annotated[int, Field(ge=1, le=65535)]
     security: Security
     auth: OutgoingAuth
@@ -303,10 +306,10 @@ def _slow_hash(value: str, salt: str) -> str:
 class Target(_Frozen):
     """The work item a route creates: a Ticket or Case of a customer / contract / service / process."""
 
-    customer: Annotated[str, Field(min_length=1)]
-    contract: Annotated[str, Field(min_length=1)]
-    service: Annotated[str, Field(min_length=1)]
-    process: Annotated[str, Field(min_length=1)]
+    customer: Text
+    contract: Text
+    service: Text
+    process: Text
     kind: Literal["ticket", "case"]
 
 
@@ -434,7 +437,7 @@ class LimitsSettings(_Frozen):
     acknowledgements_per_hour: Annotated[int, Field(ge=0)] = 10
 
 
-Companies = dict[Annotated[str, Field(min_length=1)], PatternList]
+Companies = dict[Text, PatternList]
 
 
 # --- the whole configuration ----------------------------------------------------------------------------

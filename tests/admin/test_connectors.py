@@ -8,7 +8,13 @@ import pytest
 
 from admin.helpers import INCIDENT
 from enate_routing.admin import Administration
-from enate_routing.errors import AdminError, ConcurrentEditError, ConfigError, NotFoundError, NotTestedError
+from enate_routing.errors import (
+    ConcurrentEditError,
+    ConfigError,
+    ConnectorLiveError,
+    NotFoundError,
+    NotTestedError,
+)
 from enate_routing.loading import dump_config, parse_config
 
 NEW_CONNECTOR = {
@@ -214,7 +220,7 @@ def test_outgoing_route_needs_outgoing_connector(admin: Administration) -> None:
 
 def test_live_outgoing_connector_cannot_switch_to_incoming(admin: Administration) -> None:
     """An enabled connector used by an enabled outgoing route cannot be switched to incoming (SPEC §3.2)."""
-    with pytest.raises(AdminError, match="live"):
+    with pytest.raises(ConnectorLiveError, match="live"):
         admin.edit_connector("Support", {"use_for": "incoming", "outgoing": None}, actor="ann", expected_version=1)
     assert admin.config.connector("Support").use_for == "both"
 
