@@ -72,6 +72,7 @@ from enate_routing.model import (
     Target,
 )
 from enate_routing.patterns import AddressPattern
+from enate_routing.transports.base import ConnectionTestResult, MailSender, MailSource, MessageRef
 
 __all__ = [
     "PRIORITY_ASCENDING",
@@ -95,6 +96,7 @@ __all__ = [
     "ConfigIssue",
     "ConnectError",
     "ConnectionTestOutcome",
+    "ConnectionTestResult",
     "Connector",
     "ConnectorLiveError",
     "EnateRoutingError",
@@ -110,8 +112,11 @@ __all__ = [
     "LimitsSettings",
     "LinkedRoutesReport",
     "Linking",
+    "MailSender",
+    "MailSource",
     "MailboxMissingError",
     "MemoryHistoryStore",
+    "MessageRef",
     "NotFoundError",
     "NotTestedError",
     "OutgoingRoute",
