@@ -55,13 +55,15 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formatdate
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from enate_routing.decision import Decision, RouteTarget, RoutingResult
 from enate_routing.envelope import Envelope, ParseLimits
-from enate_routing.errors import TransportError
+from enate_routing.errors import ConfigError, TransportError
+from enate_routing.model import Config, Connector
 from enate_routing.store import AckState, Ledger, MessageRecord, MessageState, PlannedWork, WorkRecord
 from enate_routing.transports.base import MailSender, MailSource, MessageGoneError, MessageRef, UidValidityChangedError
+from enate_routing.transports.factory import ConnectorAccess, open_sender, open_source
 
 __all__ = [
     "HOOK_POINTS",
@@ -76,6 +78,8 @@ __all__ = [
     "StepHook",
     "WorkItem",
     "build_acknowledgement",
+    "limits_of",
+    "sending_connector",
 ]
 
 STEPS = ("spool", "parse", "route", "handler", "ack", "commit", "mark")
@@ -204,6 +208,32 @@ def build_acknowledgement(
     return msg
 
 
+def limits_of(config: Config) -> ParseLimits:
+    """The parse limits of SPEC §3.1.1 as the configuration's ``[limits]`` sets them."""
+    limits = config.limits
+    return ParseLimits(
+        max_message_bytes=limits.max_message_bytes,
+        max_header_bytes=limits.max_header_bytes,
+        max_mime_depth=limits.max_mime_depth,
+        max_mime_parts=limits.max_mime_parts,
+        max_addresses_per_header=limits.max_addresses_per_header,
+        max_encoded_words_per_header=limits.max_encoded_words_per_header,
+    )
+
+
+def sending_connector(config: Config, connector: Connector) -> Connector | None:
+    """Which connector sends ``connector``'s acknowledgements (SPEC §3.2).
+
+    The enabled outgoing route for its primary address names it; otherwise the connector itself when it
+    is used for outgoing mail too; otherwise none (acknowledgements are then recorded as ``no-sender``).
+    """
+    for route in config.outgoing_routes:
+        if route.enabled and route.address == connector.primary_address:
+            with contextlib.suppress(KeyError):
+                return config.connector(route.connector)
+    return connector if connector.uses_outgoing and connector.outgoing is not None else None
+
+
 def decision_to_record(decision: Decision, key: str, ref: str) -> dict[str, Any]:
     """A decision as stored in the ledger: the SPEC §5 fields plus what rebuilding it needs."""
     data = decision.to_json(ref)
@@ -306,6 +336,55 @@ class Ingestor:
         self._reserved: dict[str, int] = {}
         self._reprocessing = False
         self._stats = IngestStats()
+
+    @classmethod
+    def from_config(
+        cls,
+        config: Config,
+        connector: str,
+        *,
+        router: RouterLike,
+        store: Ledger,
+        handler: Handler,
+        access: ConnectorAccess | None = None,
+        mailbox: Literal["primary", "additional"] = "primary",
+        **options: Any,
+    ) -> Ingestor:
+        """An ingestor for a configured connector: its source, its sender (see :func:`sending_connector`),
+        its parse limits and its acknowledgement rate limit. ``options`` go to the constructor.
+
+        Raises :class:`~enate_routing.errors.ConfigError` for a connector that does not exist, reads no
+        mail, or is disabled (SPEC §2: only an enabled connector is polled).
+        """
+        try:
+            settings = config.connector(connector)
+        except KeyError:
+            raise ConfigError.single("no connector has this name", item=connector) from None
+        where = f"connector {connector!r}"
+        if settings.incoming is None:
+            raise ConfigError.single(f"connector is used for {settings.use_for} only; it reads no mail",
+                                     where=where, field="use_for")
+        if not settings.enabled:
+            raise ConfigError.single(
+                "connector is disabled; enable it (after a successful connection test) before polling it",
+                where=where, field="enabled",
+            )
+        access = access or ConnectorAccess()
+        outgoing = sending_connector(config, settings)
+        folder = settings.incoming.folder if settings.incoming.protocol == "imap" else "INBOX"
+        if mailbox == "additional":
+            folder = f"{settings.additional_mailbox}/{folder}"
+        sender_factory = None
+        if outgoing is not None and outgoing.enabled:
+            sender_connector = outgoing
+            sender_factory = lambda: open_sender(sender_connector, access)  # noqa: E731
+        options.setdefault("limits", limits_of(config))
+        options.setdefault("acknowledgements_per_hour", config.limits.acknowledgements_per_hour)
+        options.setdefault("ack_from", settings.primary_address)
+        return cls(
+            connector=connector, mailbox=folder, source_factory=lambda: open_source(settings, access, mailbox=mailbox),
+            router=router, store=store, handler=handler, sender_factory=sender_factory, **options,
+        )
 
     # ------------------------------------------------------------------------------------------- running
     def run_once(self) -> IngestStats:

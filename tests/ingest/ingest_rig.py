@@ -17,11 +17,11 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+import crash_driver
+
 from mailrig.dovecot import ALICE, Dovecot, RigUnavailable, User
 from mailrig.fixtures import server_unavailable
 from mailrig.pki import Pki
-
-import crash_driver
 
 _MESSAGE_ID = re.compile(rb"^Message-ID:\s*<([^>]+)>", re.IGNORECASE | re.MULTILINE)
 _PRELOAD = ["crash_driver", "enate_routing.ingest", "enate_routing.router", "enate_routing.transports",
@@ -50,7 +50,9 @@ def connector_config(
     }
 
 
-def sample_message(i: int, *, to: str = ALICE.login, big: bool = False, tag: str = "m", sender: str | None = None) -> bytes:
+def sample_message(
+    i: int, *, to: str = ALICE.login, big: bool = False, tag: str = "m", sender: str | None = None
+) -> bytes:
     msg = EmailMessage()
     msg["From"] = sender or f"customer{i}@example.net"
     msg["To"] = to

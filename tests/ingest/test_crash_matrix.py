@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from crash_driver import CRASH_EXIT
 from ingest_rig import (
     append,
     connector_config,
@@ -33,12 +34,11 @@ from ingest_rig import (
     sample_message,
     scratch_dir,
 )
+
+from enate_routing.ingest import HOOK_POINTS
 from mailrig.dovecot import ALICE, BOB, SHARED, Dovecot, User
 from mailrig.pki import Pki
 from mailrig.smtp import SmtpServers
-
-from crash_driver import CRASH_EXIT
-from enate_routing.ingest import HOOK_POINTS
 
 pytestmark = [pytest.mark.servers, pytest.mark.slow]
 
