@@ -109,12 +109,12 @@ def run_poll(args: argparse.Namespace) -> int:
         else:
             ingestor.run_forever(args.interval)
             return 0  # pragma: no cover - run_forever ends only by an exception (Ctrl-C)
+        quarantined = len(ingestor.quarantined())
     finally:
         writer.close()
         store.close()
     if sys.stderr.isatty():
         sys.stderr.write("\n")
-    quarantined = len(ingestor.quarantined())
     print(
         f"{args.name}: {writer.written} decisions written to {args.out}, {stats.marked} messages marked processed, "
         f"{quarantined} in quarantine", file=sys.stderr,
