@@ -1,0 +1,231 @@
+"""What routing decided, and why (SPEC §4): plain frozen value objects built on the hot path.
+
+A :class:`Decision` is a slotted frozen dataclass, not a pydantic model: the router builds one or more per
+email, and validation has already happened when the configuration was loaded. A :class:`RoutingResult`
+holds the decisions of one email; :class:`Trace` is what ``Router.explain`` returns — the same run as
+``Router.route`` with the matcher recording, for every route considered in order, which rule held or failed.
+
+The idempotency key scheme (SPEC §4) lives here so that the compiled router and the reference router in
+``enate_routing.testing`` cannot disagree about it; see :func:`idempotency_key`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any, Literal
+
+__all__ = [
+    "Action",
+    "AddressTrace",
+    "Decision",
+    "RouteCheck",
+    "RouteTarget",
+    "RoutingResult",
+    "RuleCheck",
+    "Trace",
+    "idempotency_key",
+    "message_reference",
+]
+
+Action = Literal["create", "link", "ignore", "reject"]
+
+# The scope of a decision that a message yields at most once per connector, whichever address brought it:
+# Bcc deliveries, wildcard and fallback decisions, links, ignores and rejects (SPEC §3.1 step 2, last line).
+MAILBOX_SCOPE = "mailbox"
+_KEY_VERSION = "enate-routing/1"
+
+
+def message_reference(message_id: str | None, raw: bytes) -> str:
+    """``id:<message id>``, or ``sha256:<digest of the raw bytes>`` when the message has no id (SPEC §4)."""
+    if message_id:
+        return f"id:{message_id}"
+    return "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+def idempotency_key(connector: str, reference: str, scope: str) -> str:
+    """The key a host uses to create work exactly once (SPEC §4): stable across retries of the same message.
+
+    ``sha256("enate-routing/1" NUL connector NUL reference NUL scope)``, hex, first 32 digits (128 bits).
+    ``reference`` comes from :func:`message_reference`; ``scope`` is the To/Cc address a decision was made
+    for, or ``"mailbox"`` for the decisions a message yields once per connector (Bcc, wildcard, fallback,
+    link, ignore, reject) — so two Bcc'd copies of one message get one key (SPEC §3.1 step 2).
+    """
+    text = "\0".join((_KEY_VERSION, connector, reference, scope))
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+@dataclass(frozen=True, slots=True)
+class RouteTarget:
+    """The work item a route creates: a Ticket or Case of a customer / contract / service / process."""
+
+    customer: str
+    contract: str
+    service: str
+    process: str
+    kind: Literal["ticket", "case"]
+
+    def to_json(self) -> dict[str, str]:
+        return {
+            "customer": self.customer,
+            "contract": self.contract,
+            "service": self.service,
+            "process": self.process,
+            "kind": self.kind,
+        }
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.customer} / {self.contract} / {self.service} / {self.process}"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """One thing to do with an email (SPEC §4).
+
+    ``create`` names the route, target and acknowledgement recipients; ``link`` names the existing work
+    item in ``link``; ``ignore`` and ``reject`` say why in ``reason``. ``suppressed`` says why no
+    acknowledgement is sent although the route sends automated emails (SPEC §3.5).
+    """
+
+    connector: str
+    action: Action
+    address: str
+    idempotency_key: str
+    route: str | None = None
+    fallback: bool = False
+    target: RouteTarget | None = None
+    ticket_category: str | None = None
+    send_automated_emails: bool = False
+    test_mode: bool = False
+    for_attention: str | None = None
+    acknowledge: tuple[str, ...] = ()
+    suppressed: str | None = None
+    link: str | None = None
+    reason: str | None = None
+
+    def to_json(self, message: str | None = None) -> dict[str, Any]:
+        """Exactly the fields of SPEC §5, in that order; ``message`` names the email (a path, an id)."""
+        return {
+            "message": message,
+            "connector": self.connector,
+            "action": self.action,
+            "address": self.address,
+            "route": self.route,
+            "fallback": self.fallback,
+            "target": None if self.target is None else self.target.to_json(),
+            "ticket_category": self.ticket_category,
+            "send_automated_emails": self.send_automated_emails,
+            "test_mode": self.test_mode,
+            "acknowledge": list(self.acknowledge),
+            "suppressed": self.suppressed,
+            "link": self.link,
+            "idempotency_key": self.idempotency_key,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingResult:
+    """The decisions for one email through one connector, in order (SPEC §4)."""
+
+    connector: str
+    message_id: str | None
+    decisions: tuple[Decision, ...]
+
+    def to_json(self, message: str | None = None) -> list[dict[str, Any]]:
+        """One SPEC §5 object per decision; ``message`` defaults to the message id."""
+        name = self.message_id if message is None else message
+        return [decision.to_json(name) for decision in self.decisions]
+
+    def __iter__(self) -> Any:
+        return iter(self.decisions)
+
+    def __len__(self) -> int:
+        return len(self.decisions)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleCheck:
+    """One rule of one route: whether it held for this email, and why, in words."""
+
+    rule: str
+    held: bool
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class RouteCheck:
+    """One route considered, in priority order (1 = first route of its connector in the file)."""
+
+    route: str
+    priority: int
+    enabled: bool
+    held: bool
+    rules: tuple[RuleCheck, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AddressTrace:
+    """The routes considered for one address of the connector (``*`` for the wildcard tier)."""
+
+    address: str
+    source: str
+    routes: tuple[RouteCheck, ...]
+    chosen: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Trace:
+    """Why an email was routed as it was (SPEC §4): the steps taken and every route considered in order.
+
+    Produced by the very run that produced ``result`` (``Router.explain``), so it cannot disagree with it.
+    """
+
+    connector: str
+    message_id: str | None
+    steps: tuple[str, ...]
+    addresses: tuple[AddressTrace, ...]
+    result: RoutingResult
+
+    def format(self) -> str:
+        """A person-readable, multi-line account of the run."""
+        lines = [f"connector {self.connector!r}, message {self.message_id or '(no Message-ID)'}"]
+        lines.extend(f"- {step}" for step in self.steps)
+        for group in self.addresses:
+            label = "wildcard routes" if group.address == "*" else f"address {group.address} ({group.source})"
+            lines.append(f"{label}:")
+            if not group.routes:
+                lines.append("    no routes")
+            for check in group.routes:
+                if not check.enabled:
+                    lines.append(f"    #{check.priority} {check.route!r}: skipped (disabled)")
+                    continue
+                verdict = "HOLDS" if check.held else "fails"
+                lines.append(f"    #{check.priority} {check.route!r}: {verdict}")
+                lines.extend(
+                    f"        {'✓' if rule.held else '✗'} {rule.rule}: {rule.why}" for rule in check.rules
+                )
+                if not check.rules:
+                    lines.append("        ✓ no rules: holds for every email")
+            lines.append(f"    → {'route ' + repr(group.chosen) if group.chosen else 'no route held'}")
+        lines.append("decisions:")
+        for decision in self.result.decisions:
+            lines.append("    " + describe(decision))
+        return "\n".join(lines)
+
+
+def describe(decision: Decision) -> str:
+    """One line for a decision, for people (the CLI's explain and demo)."""
+    if decision.action == "create":
+        text = f"create via {'fallback ' if decision.fallback else 'route '}{decision.route!r} for {decision.address}"
+        text += f": {decision.target}"
+        if decision.ticket_category:
+            text += f" [{decision.ticket_category}]"
+        if decision.acknowledge:
+            text += f"; acknowledge {', '.join(decision.acknowledge)}"
+        elif decision.suppressed:
+            text += f"; no acknowledgement ({decision.suppressed})"
+    elif decision.action == "link":
+        text = f"link to {decision.link} ({decision.reason})"
+    else:
+        text = f"{decision.action} ({decision.reason})"
+    return f"{text}; key {decision.idempotency_key}"

@@ -1,0 +1,385 @@
+"""The compiled matcher: indexes over a group of ordered routes; the first route whose rules hold wins (SPEC §3).
+
+A **group** is the routes of one connector for one address (or its wildcard routes), in priority order;
+route *i* of a group is bit *i* of a Python int. For every rule kind the group keeps
+
+* ``unset[kind]``: the bit mask of the enabled routes that do not use that rule (it holds for them), and
+* ``index[kind]``: a dict from a key to the routes whose rule lists that key — a full address or a
+  ``*domain`` pattern as written (senders, recipients), a case-folded company name, an extension, a
+  case-folded keyword phrase (its words joined by one space).
+
+For an email, each kind's set of routes whose rule holds is ``unset | ∪ index[key]`` over the email's
+keys (its sender and the sender's domain walked label by label from the right, its recipients likewise,
+its company, each suffix of each attachment name after a ``.``, each run of subject words that is a known
+phrase). The routes that hold are the intersection over the kinds; the winner is the lowest set bit —
+every candidate carries its priority as its bit position. The cost is a few dict probes per key of the
+email plus a handful of big-int operations; it never loops over the routes, and no route's rules are
+checked one by one (``MatchCounters.full_rule_checks`` stays 0; the reference router counts its own).
+
+``explain`` runs this same code with a recorder: the per-kind masks computed for the decision are read
+back, route by route up to the winner, to say which rule held or failed and why (werkzeug keeps rules as
+written apart from its compiled state machine in the same way, STYLE.md 1–2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from enate_routing.decision import RouteCheck, RouteTarget, RuleCheck
+from enate_routing.directory import CompanyDirectory
+from enate_routing.envelope import Envelope
+from enate_routing.model import Fallback, IncomingRoute, RoutingRules, Target
+from enate_routing.patterns import AddressPattern, domain_and_parents, subject_words
+
+__all__ = [
+    "KIND_NAMES",
+    "CompiledRoute",
+    "EmailFacts",
+    "KeyTables",
+    "MatchCounters",
+    "RouteGroup",
+    "compile_group",
+    "compiled_route",
+    "phrase_key",
+]
+
+# Rule kinds, as positions in the per-group tuples. The keyed kinds are evaluated in this order: the
+# cheapest keys first, so that an email no route can match stops before its subject is split into words.
+IMPORTANT, SENDERS, RECIPIENTS, COMPANIES, ATTACHMENTS, KEYWORDS = range(6)
+KIND_NAMES = ("important", "senders", "recipients", "sender_companies", "attachment_types", "subject_keywords")
+_KEYED = (SENDERS, RECIPIENTS, COMPANIES, ATTACHMENTS, KEYWORDS)
+
+# A posting is the routes of a group listed under one key: a bit mask when that is the smaller object
+# (small groups, popular keys), else a tuple of bit positions (a rare key of a big group: a mask with one
+# high bit would cost a byte per eight routes of the group, per key).
+Postings = int | tuple[int, ...]
+
+
+class MatchCounters:
+    """Cheap instrumentation for CI's design guard: how much work routing did (not part of any result).
+
+    ``emails`` routed, route ``groups`` evaluated, index ``probes`` made, and ``full_rule_checks``: routes
+    whose rules were checked one by one — never done by the compiled matcher, counted so that a change that
+    introduces such a loop shows up in ``tests/router/test_design_guard.py``.
+    """
+
+    __slots__ = ("emails", "full_rule_checks", "groups", "probes")
+
+    def __init__(self) -> None:
+        self.emails = 0
+        self.groups = 0
+        self.probes = 0
+        self.full_rule_checks = 0
+
+    def reset(self) -> None:
+        self.emails = self.groups = self.probes = self.full_rule_checks = 0
+
+
+def route_target(target: Target, shared: dict[Target, RouteTarget] | None = None) -> RouteTarget:
+    """The plain frozen twin of a model Target; with ``shared``, equal targets share one object (memory)."""
+    found = None if shared is None else shared.get(target)
+    if found is None:
+        found = RouteTarget(target.customer, target.contract, target.service, target.process, target.kind)
+        if shared is not None:
+            shared[target] = found
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRoute:
+    """What a decision needs from a route, plus the rules as written (for explanations only)."""
+
+    name: str
+    priority: int
+    enabled: bool
+    target: RouteTarget
+    ticket_category: str | None
+    send_automated_emails: bool
+    test_mode: bool
+    for_attention: str | None
+    rules: RoutingRules
+
+
+def compiled_route(route: IncomingRoute | Fallback, priority: int,
+                   targets: dict[Target, RouteTarget] | None = None) -> CompiledRoute:
+    """The hot-path view of a configured route; ``targets`` shares equal targets within one compile."""
+    rules = route.rules if isinstance(route, IncomingRoute) else _NO_RULES
+    return CompiledRoute(
+        route.name, priority, route.enabled, route_target(route.target, targets), route.ticket_category,
+        route.send_automated_emails, route.test_mode, route.for_attention, rules,
+    )
+
+
+_NO_RULES = RoutingRules()
+
+
+def phrase_key(text: str) -> str:
+    """A keyword as an index key: its words (SPEC §3), joined by one space; "" when it has no words."""
+    return " ".join(subject_words(text))
+
+
+class KeyTables:
+    """Router-wide facts about the keys, used to turn an email into keys once for every group.
+
+    ``phrases`` is every keyword phrase of every route, ``prefixes`` every proper word-prefix of a
+    multi-word phrase: a run of subject words is extended only while it is such a prefix, so splitting a
+    subject costs about one probe per word.
+    """
+
+    __slots__ = ("directory", "phrases", "prefixes")
+
+    def __init__(self, phrases: Iterable[str], directory: CompanyDirectory) -> None:
+        self.phrases = frozenset(phrases)
+        prefixes: set[str] = set()
+        for phrase in self.phrases:
+            words = phrase.split(" ")
+            prefixes.update(" ".join(words[:n]) for n in range(1, len(words)))
+        self.prefixes = frozenset(prefixes)
+        self.directory = directory
+
+
+def _address_keys(addresses: Iterable[str]) -> tuple[str, ...]:
+    """Each address, then ``*`` + its domain and every parent domain with a dot (SPEC §3 patterns)."""
+    keys: dict[str, None] = {}
+    for address in addresses:
+        keys[address] = None
+        for domain in domain_and_parents(address.rpartition("@")[2]):
+            if "." not in domain:  # a *domain pattern needs a dot (patterns.AddressPattern.parse)
+                break
+            keys["*" + domain] = None
+    return tuple(keys)
+
+
+def _extension_keys(names: Iterable[str]) -> tuple[str, ...]:
+    """Every suffix of every file name that follows a ``.``: ``x.tar.gz`` → ``tar.gz``, ``gz`` (SPEC §3)."""
+    keys: dict[str, None] = {}
+    for name in names:
+        folded = name.strip().casefold()
+        dot = folded.find(".")
+        while dot >= 0:
+            suffix = folded[dot + 1 :]
+            if suffix:
+                keys[suffix] = None
+            dot = folded.find(".", dot + 1)
+    return tuple(keys)
+
+
+class EmailFacts:
+    """The keys of one email, per rule kind, computed on first use and shared by every group evaluated."""
+
+    __slots__ = ("_keys", "envelope", "important", "tables")
+
+    def __init__(self, envelope: Envelope, tables: KeyTables) -> None:
+        self.envelope = envelope
+        self.tables = tables
+        self.important = envelope.important
+        self._keys: list[tuple[str, ...] | None] = [None] * 6
+
+    def keys(self, kind: int) -> tuple[str, ...]:
+        found = self._keys[kind]
+        if found is None:
+            found = self._compute(kind)
+            self._keys[kind] = found
+        return found
+
+    def _compute(self, kind: int) -> tuple[str, ...]:
+        envelope = self.envelope
+        if kind == SENDERS:
+            return _address_keys((envelope.sender,)) if envelope.sender else ()
+        if kind == RECIPIENTS:
+            return _address_keys(r.address for r in envelope.recipients)
+        if kind == COMPANIES:
+            company = self.tables.directory.company_of(envelope.sender) if envelope.sender else None
+            return (company.casefold(),) if company else ()
+        if kind == ATTACHMENTS:
+            return _extension_keys(envelope.attachments)
+        if kind == KEYWORDS:
+            return self._phrases()
+        return ()
+
+    def _phrases(self) -> tuple[str, ...]:
+        phrases, prefixes = self.tables.phrases, self.tables.prefixes
+        words = subject_words(self.envelope.subject)
+        found: dict[str, None] = {}
+        for start, word in enumerate(words):
+            key, end = word, start + 1
+            while True:
+                if key in phrases:
+                    found[key] = None
+                if end >= len(words) or key not in prefixes:
+                    break
+                key = f"{key} {words[end]}"
+                end += 1
+        return tuple(found)
+
+
+def _rule_keys(rules: RoutingRules, kind: int) -> tuple[str, ...] | None:
+    """The index keys of one rule of a route, or None when the route does not use that rule."""
+    if kind == SENDERS:
+        values = rules.senders
+    elif kind == RECIPIENTS:
+        values = rules.recipients
+    elif kind == COMPANIES:
+        return tuple(c.casefold() for c in rules.sender_companies) or None
+    elif kind == ATTACHMENTS:
+        return rules.attachment_types or None
+    elif kind == KEYWORDS:
+        # A keyword without any word can never match; the rule is still set (and so can never hold
+        # through that keyword), which an empty key expresses: no email has the key "".
+        return tuple(phrase_key(k) for k in rules.subject_keywords) or None
+    else:
+        raise ValueError(kind)
+    # Values are normalised already (model.PatternList); parse anyway so a hand-built RoutingRules with a
+    # non-canonical spelling still indexes under the canonical key.
+    return tuple(str(AddressPattern.parse(v)) for v in values) or None
+
+
+def _postings(positions: Sequence[int]) -> Postings:
+    top = positions[-1]
+    mask_bytes = 28 + 4 * (top // 30 + 1)  # CPython stores ints in 30-bit digits
+    tuple_bytes = 40 + 8 * len(positions)
+    if mask_bytes <= tuple_bytes:
+        mask = 0
+        for position in positions:
+            mask |= 1 << position
+        return mask
+    return tuple(positions)
+
+
+class RouteGroup:
+    """The routes of one connector for one address (or its wildcard routes), compiled (module docstring)."""
+
+    __slots__ = ("enabled", "indexes", "routes", "unset")
+
+    def __init__(self, routes: tuple[CompiledRoute, ...], enabled: int, unset: tuple[int, ...],
+                 indexes: tuple[dict[str, Postings] | None, ...]) -> None:
+        self.routes = routes
+        self.enabled = enabled
+        self.unset = unset
+        self.indexes = indexes
+
+    def first_match(self, facts: EmailFacts, counters: MatchCounters,
+                    record: list[RouteCheck] | None = None) -> CompiledRoute | None:
+        """The first enabled route whose rules all hold, or None; ``record`` collects the explanation."""
+        counters.groups += 1
+        candidates = self.enabled
+        if not facts.important:
+            candidates &= self.unset[IMPORTANT]
+        holds: list[int] | None = None if record is None else [0] * 6
+        indexes = self.indexes
+        for kind in _KEYED:
+            index = indexes[kind]
+            if index is None:
+                continue
+            if not candidates and holds is None:
+                break  # nothing can hold any more; the explanation, though, wants every kind's verdict
+            hit = self.unset[kind]
+            keys = facts.keys(kind)
+            counters.probes += len(keys)
+            for key in keys:
+                posting = index.get(key)
+                if posting is None:
+                    continue
+                if type(posting) is int:
+                    hit |= posting
+                else:
+                    for position in posting:  # type: ignore[union-attr]  # the type() test above
+                        hit |= 1 << position
+            candidates &= hit
+            if holds is not None:
+                holds[kind] = hit
+        winner = (candidates & -candidates).bit_length() - 1 if candidates else -1
+        if record is not None and holds is not None:
+            self._record(facts, holds, winner, record)
+        return self.routes[winner] if winner >= 0 else None
+
+    # --- explanation (reads back the masks computed above; never decides anything) --------------------
+
+    def _record(self, facts: EmailFacts, holds: list[int], winner: int, record: list[RouteCheck]) -> None:
+        last = winner if winner >= 0 else len(self.routes) - 1
+        for position in range(last + 1):
+            route = self.routes[position]
+            if not route.enabled:
+                record.append(RouteCheck(route.name, route.priority, False, False, ()))
+                continue
+            checks: list[RuleCheck] = []
+            if route.rules.important:
+                checks.append(RuleCheck("important", facts.important, "the mail is flagged important"
+                                        if facts.important else "the mail is not flagged important"))
+            for kind in _KEYED:
+                if self.indexes[kind] is None or (self.unset[kind] >> position) & 1:
+                    continue
+                held = bool((holds[kind] >> position) & 1)
+                checks.append(RuleCheck(KIND_NAMES[kind], held, self._why(facts, kind, position, held, route)))
+            record.append(RouteCheck(route.name, route.priority, True, position == winner, tuple(checks)))
+
+    def _why(self, facts: EmailFacts, kind: int, position: int, held: bool, route: CompiledRoute) -> str:
+        index = self.indexes[kind]
+        if index is None:  # _record only asks about kinds that have an index
+            return ""
+        matched = [key for key in facts.keys(kind) if _contains(index.get(key), position)]
+        written = "; ".join(_written(route.rules, kind))
+        envelope = facts.envelope
+        if kind == SENDERS:
+            subject = f"sender {envelope.sender or '(none)'}"
+        elif kind == RECIPIENTS:
+            subject = "recipients " + (", ".join(r.address for r in envelope.recipients) or "(none)")
+        elif kind == COMPANIES:
+            company = facts.tables.directory.company_of(envelope.sender) if envelope.sender else None
+            subject = f"sender's company {company!r}" if company else "the sender belongs to no known company"
+        elif kind == ATTACHMENTS:
+            subject = "attachments " + (", ".join(repr(a) for a in envelope.attachments) or "(none)")
+        else:
+            subject = f"subject {envelope.subject!r}"
+        if held:
+            shown = [f".{k}" if kind == ATTACHMENTS else k for k in matched]
+            return f"{subject} matches {', '.join(repr(k) for k in shown)}"
+        return f"{subject} matches none of {written}"
+
+
+def _contains(posting: Postings | None, position: int) -> bool:
+    if posting is None:
+        return False
+    if type(posting) is int:
+        return bool((posting >> position) & 1)
+    return position in posting  # type: ignore[operator]  # the type() test above
+
+
+def _written(rules: RoutingRules, kind: int) -> tuple[str, ...]:
+    name = KIND_NAMES[kind]
+    values: tuple[str, ...] = getattr(rules, name)
+    return tuple(f".{v}" for v in values) if kind == ATTACHMENTS else values
+
+
+def compile_group(routes: Sequence[CompiledRoute], phrases: Callable[[str], None] | None = None) -> RouteGroup:
+    """Build the indexes of one group; ``phrases`` is told every keyword phrase (for the KeyTables)."""
+    lists: list[dict[str, list[int]] | None] = [None] * 6
+    unset = [0] * 6
+    enabled = 0
+    for position, route in enumerate(routes):
+        if not route.enabled:
+            continue  # a disabled route is in no mask: it never holds (SPEC §3.1 "first enabled route")
+        bit = 1 << position
+        enabled |= bit
+        if not route.rules.important:
+            unset[IMPORTANT] |= bit
+        for kind in _KEYED:
+            keys = _rule_keys(route.rules, kind)
+            if keys is None:
+                unset[kind] |= bit
+                continue
+            table = lists[kind]
+            if table is None:
+                table = lists[kind] = {}
+            for key in keys:
+                if phrases is not None and kind == KEYWORDS and key:
+                    phrases(key)
+                bucket = table.setdefault(key, [])
+                if not bucket or bucket[-1] != position:
+                    bucket.append(position)
+    indexes = tuple(
+        None if table is None else {key: _postings(positions) for key, positions in table.items()}
+        for table in lists
+    )
+    return RouteGroup(tuple(routes), enabled, tuple(unset), indexes)

@@ -1,0 +1,476 @@
+"""The Router (SPEC §3.1–§3.5, §4): compile a configuration once, then route each email in microseconds.
+
+``Router.compile(config)`` builds an immutable object; an edit of the configuration builds a new router that
+the host swaps in. ``route()`` and ``explain()`` are the same run — ``explain`` passes a recorder, ``route``
+does not — so the explanation can never drift from the decision (STYLE.md 2).
+
+The procedure for an email fetched through connector C (docs/routing.md has the whole story):
+
+1. a quarantined envelope is ignored (it must not be routed, SPEC §3.1.1); mail from one of C's own
+   addresses, or from an address the system sends from, is ignored (§3.1 step 1); a sender blocked with
+   ``action = "reject"`` is rejected (§3.5);
+2. follow-ups (§3.4): In-Reply-To then References, a plus address, a subject token, a body token;
+3. C's addresses in To/Cc, else its Delivered-To / X-Original-To / envelope addresses (§3.1 step 2);
+4. the wildcard tier, 5. the fallback — with acknowledgements decided for each ``create`` (§3.5).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from enate_routing.decision import (
+    MAILBOX_SCOPE,
+    AddressTrace,
+    Decision,
+    RouteCheck,
+    RouteTarget,
+    RoutingResult,
+    Trace,
+    idempotency_key,
+    message_reference,
+)
+from enate_routing.directory import CompanyDirectory, ConfiguredCompanies, KnownMessage, WorkItemLookup
+from enate_routing.envelope import Envelope
+from enate_routing.errors import ConfigError
+from enate_routing.matcher import (
+    CompiledRoute,
+    EmailFacts,
+    KeyTables,
+    MatchCounters,
+    RouteGroup,
+    compile_group,
+    compiled_route,
+)
+from enate_routing.model import Config, Target
+from enate_routing.patterns import AddressPattern, domain_and_parents
+
+__all__ = ["AcknowledgementAllowed", "Router", "UnknownConnectorError", "plus_base"]
+
+AcknowledgementAllowed = Callable[[str], bool]
+"""The host's per-sender rate limit (SPEC §3.5): called with the sender; False suppresses the acknowledgement."""
+
+_TO_CC = frozenset({"to", "cc"})
+
+
+class UnknownConnectorError(ConfigError, LookupError):
+    """``route`` named a connector the configuration has no incoming connector for, or named none when
+    the configuration has several."""
+
+
+def plus_base(address: str) -> tuple[str, str] | None:
+    """``help+T-1@x.example`` → (``help@x.example``, ``t-1``); None when there is no plus tag (SPEC §3.4)."""
+    local, _, domain = address.rpartition("@")
+    base, plus, tag = local.partition("+")
+    if not plus or not base or not tag:
+        return None
+    return f"{base}@{domain}", tag
+
+
+@dataclass(frozen=True, slots=True)
+class _Connector:
+    """One incoming connector, compiled: its addresses and route groups in tier order (SPEC §3.1)."""
+
+    name: str
+    primary: str
+    addresses: frozenset[str]
+    groups: dict[str, RouteGroup]
+    wildcard: RouteGroup | None
+    fallback: CompiledRoute
+
+
+class _Recorder:
+    """Collects the steps of one run for ``explain``; absent (None) on the ``route`` path."""
+
+    __slots__ = ("addresses", "steps")
+
+    def __init__(self) -> None:
+        self.steps: list[str] = []
+        self.addresses: list[AddressTrace] = []
+
+
+@dataclass(frozen=True, slots=True)
+class _Link:
+    work_item: str
+    address: str
+    reason: str
+    generated: bool
+
+
+class Router:
+    """A compiled configuration. Build it with :meth:`compile`; it never changes afterwards.
+
+    ``counters`` is instrumentation only (see :class:`~enate_routing.matcher.MatchCounters`).
+    """
+
+    __slots__ = (
+        "_blocked_addresses",
+        "_blocked_domains",
+        "_connectors",
+        "_default",
+        "_link_pattern",
+        "_lookup",
+        "_plus_mode",
+        "_search_body",
+        "_senders_to_ignore",
+        "_system_addresses",
+        "_tables",
+        "config",
+        "counters",
+    )
+    config: Config
+    counters: MatchCounters
+    _blocked_addresses: dict[str, str]
+    _blocked_domains: dict[str, str]
+    _connectors: dict[str, _Connector]
+    _default: str | None
+    _link_pattern: re.Pattern[str] | None
+    _lookup: WorkItemLookup | None
+    _plus_mode: str
+    _search_body: bool
+    _senders_to_ignore: frozenset[str]
+    _system_addresses: frozenset[str]
+    _tables: KeyTables
+
+    def __init__(self) -> None:
+        raise TypeError("use Router.compile(config)")
+
+    @classmethod
+    def compile(
+        cls,
+        config: Config,
+        *,
+        companies: CompanyDirectory | None = None,
+        lookup: WorkItemLookup | None = None,
+    ) -> Router:
+        """Compile ``config``; ``companies`` replaces the built-in ``[companies]`` directory (SPEC §3.3)."""
+        self = object.__new__(cls)
+        self.config = config
+        self.counters = MatchCounters()
+        self._lookup = lookup
+        phrases: set[str] = set()
+        targets: dict[Target, RouteTarget] = {}
+        connectors: dict[str, _Connector] = {}
+        for connector in config.connectors:
+            if not connector.uses_incoming:
+                continue
+            routes = config.routes_of(connector.name)
+            compiled = [compiled_route(route, priority, targets) for priority, route in enumerate(routes, 1)]
+            by_address: dict[str, list[CompiledRoute]] = {}
+            wildcard: list[CompiledRoute] = []
+            for route, built in zip(routes, compiled, strict=True):
+                (wildcard if route.is_wildcard else by_address.setdefault(route.address, [])).append(built)
+            fallback = config.fallback_of(connector.name)
+            connectors[connector.name] = _Connector(
+                name=connector.name,
+                primary=connector.primary_address,
+                addresses=config.own_addresses(connector.name),
+                groups={address: compile_group(group, phrases.add) for address, group in by_address.items()},
+                wildcard=compile_group(wildcard, phrases.add) if wildcard else None,
+                fallback=compiled_route(fallback, len(routes) + 1, targets),
+            )
+        self._connectors = connectors
+        self._default = next(iter(connectors)) if len(connectors) == 1 else None
+        directory = companies if companies is not None else ConfiguredCompanies(config.companies)
+        self._tables = KeyTables(phrases, directory)
+
+        # SPEC §3.1 step 1: the addresses the system sends from — outgoing/both connectors' primary
+        # addresses and outgoing routes' addresses.
+        sending = {c.primary_address for c in config.connectors if c.uses_outgoing}
+        sending.update(out.address for out in config.outgoing_routes)
+        self._senders_to_ignore = frozenset(sending)
+        # SPEC §3.5: never acknowledge any address of the system itself, whichever connector owns it.
+        system = set(sending)
+        for c in config.connectors:
+            system.add(c.primary_address)
+        for name in connectors:
+            system.update(config.own_addresses(name))
+        self._system_addresses = frozenset(system)
+
+        blocked_addresses: dict[str, str] = {}
+        blocked_domains: dict[str, str] = {}
+        for entry in config.blocked:
+            pattern = AddressPattern.parse(entry.address)
+            table = blocked_domains if pattern.is_domain else blocked_addresses
+            table.setdefault(pattern.value, entry.action)
+        self._blocked_addresses = blocked_addresses
+        self._blocked_domains = blocked_domains
+
+        linking = config.linking
+        self._plus_mode = linking.plus_addressing
+        self._search_body = linking.search_body
+        self._link_pattern = re.compile(linking.subject_pattern) if linking.subject_pattern else None
+        return self
+
+    # --- public API ---------------------------------------------------------------------------------------
+
+    @property
+    def connectors(self) -> tuple[str, ...]:
+        """The names of the incoming connectors this router routes for."""
+        return tuple(self._connectors)
+
+    def route(
+        self,
+        envelope: Envelope,
+        connector: str | None = None,
+        *,
+        acknowledgement_allowed: AcknowledgementAllowed | None = None,
+    ) -> RoutingResult:
+        """Decide what ``envelope``, fetched through ``connector``, creates or joins (SPEC §3.1, §4).
+
+        ``connector`` may be left out when the configuration has exactly one incoming connector. Never
+        raises for any envelope: "no route held" is the fallback decision.
+        """
+        return self._run(envelope, connector, acknowledgement_allowed, None)
+
+    def explain(
+        self,
+        envelope: Envelope,
+        connector: str | None = None,
+        *,
+        acknowledgement_allowed: AcknowledgementAllowed | None = None,
+    ) -> Trace:
+        """The same run as :meth:`route`, recording every step and every route considered (SPEC §4)."""
+        recorder = _Recorder()
+        result = self._run(envelope, connector, acknowledgement_allowed, recorder)
+        return Trace(result.connector, envelope.message_id, tuple(recorder.steps), tuple(recorder.addresses),
+                     result)
+
+    def blocked_action(self, address: str) -> str | None:
+        """The ``[[blocked]]`` action for ``address``: the exact entry, else the most specific domain (§3.5)."""
+        action = self._blocked_addresses.get(address)
+        if action is not None or not self._blocked_domains:
+            return action
+        for domain in domain_and_parents(address.rpartition("@")[2]):
+            action = self._blocked_domains.get(domain)
+            if action is not None:
+                return action
+        return None
+
+    # --- the procedure ------------------------------------------------------------------------------------
+
+    def _resolve(self, name: str | None) -> _Connector:
+        if name is None:
+            if self._default is None:
+                names = ", ".join(repr(n) for n in self._connectors) or "none"
+                raise UnknownConnectorError.single(
+                    f"name the connector to route for (incoming connectors: {names})", field="connector")
+            return self._connectors[self._default]
+        found = self._connectors.get(name)
+        if found is None:
+            raise UnknownConnectorError.single("no incoming connector has this name", field="connector", item=name)
+        return found
+
+    def _run(
+        self,
+        envelope: Envelope,
+        connector: str | None,
+        allowed: AcknowledgementAllowed | None,
+        trace: _Recorder | None,
+    ) -> RoutingResult:
+        cc = self._resolve(connector)
+        self.counters.emails += 1
+        reference = message_reference(envelope.message_id, envelope.raw)
+        addresses, headers_path = self._addresses_of(cc, envelope)
+        mailbox = addresses[0][0] if addresses else cc.primary
+
+        def single(action: str, reason: str, link: str | None = None, address: str = mailbox) -> RoutingResult:
+            if trace is not None:
+                trace.steps.append(f"→ {action}: {reason}")
+            decision = Decision(cc.name, action, address,  # type: ignore[arg-type]  # one of the four
+                                idempotency_key(cc.name, reference, MAILBOX_SCOPE), link=link, reason=reason)
+            return RoutingResult(cc.name, envelope.message_id, (decision,))
+
+        if envelope.quarantine_reason is not None:  # SPEC §3.1.1: quarantined mail is never routed
+            return single("ignore", f"quarantined: {envelope.quarantine_reason}")
+        sender = envelope.sender
+        if sender is not None:
+            unplussed = plus_base(sender)
+            base = unplussed[0] if unplussed else sender
+            if sender in cc.addresses or base in cc.addresses:  # SPEC §3.1 step 1
+                return single("ignore", f"mail from the connector's own address {sender}")
+            if sender in self._senders_to_ignore or base in self._senders_to_ignore:
+                return single("ignore", f"mail from an address the system sends from ({sender})")
+            if self.blocked_action(sender) == "reject":  # SPEC §3.5
+                return single("reject", "blocked")
+            if trace is not None:
+                trace.steps.append(f"sender {sender} is not the system's own and not rejected")
+        elif trace is not None:
+            trace.steps.append("the mail has no From address")
+
+        link = self._follow_up(cc, envelope, trace)  # SPEC §3.4, before routing
+        if link is not None:
+            automatic = envelope.automatic_reason
+            if automatic is not None and link.generated:
+                return single("ignore", f"automatic reply to mail the system sent ({automatic})")
+            return single("link", link.reason, link=link.work_item, address=link.address)
+
+        facts = EmailFacts(envelope, self._tables)
+        acks = _Acknowledger(self, envelope, allowed)
+        decisions: list[Decision] = []
+        if trace is not None:
+            listed = ", ".join(a for a, _ in addresses) or "none"
+            trace.steps.append(f"addresses of {cc.name!r} in To/Cc: {listed}" if headers_path else
+                               f"no address of {cc.name!r} in To/Cc; Delivered-To, X-Original-To, envelope: {listed}")
+        for address, source in addresses:  # SPEC §3.1 step 2
+            group = cc.groups.get(address)
+            record: list[RouteCheck] | None = None if trace is None else []
+            route = group.first_match(facts, self.counters, record) if group is not None else None
+            if trace is not None and record is not None:
+                trace.addresses.append(_address_trace(address, source, record, route))
+            if route is None:
+                continue
+            scope = address if headers_path else MAILBOX_SCOPE
+            decisions.append(self._create(cc, route, address, idempotency_key(cc.name, reference, scope), acks))
+            if not headers_path:
+                break  # a Bcc delivery is one delivery to the mailbox: one decision (docs/routing.md)
+        if not decisions and cc.wildcard is not None:  # SPEC §3.1 step 3
+            record = None if trace is None else []
+            route = cc.wildcard.first_match(facts, self.counters, record)
+            if trace is not None and record is not None:
+                trace.addresses.append(_address_trace("*", "wildcard", record, route))
+            if route is not None:
+                key = idempotency_key(cc.name, reference, MAILBOX_SCOPE)
+                decisions.append(self._create(cc, route, mailbox, key, acks))
+        if not decisions:  # SPEC §3.1 step 4: "no route held" is the fallback, never an exception
+            if trace is not None:
+                trace.steps.append(f"no route held: the fallback of {cc.name!r} takes it")
+            key = idempotency_key(cc.name, reference, MAILBOX_SCOPE)
+            decisions.append(self._create(cc, cc.fallback, cc.primary, key, acks, fallback=True))
+        return RoutingResult(cc.name, envelope.message_id, tuple(decisions))
+
+    def _create(self, cc: _Connector, route: CompiledRoute, address: str, key: str, acks: _Acknowledger,
+                *, fallback: bool = False) -> Decision:
+        acknowledge, suppressed = acks.decide() if route.send_automated_emails else ((), None)
+        return Decision(
+            cc.name, "create", address, key, route.name, fallback, route.target, route.ticket_category,
+            route.send_automated_emails, route.test_mode, route.for_attention, acknowledge, suppressed,
+        )
+
+    def _addresses_of(self, cc: _Connector, envelope: Envelope) -> tuple[list[tuple[str, str]], bool]:
+        """C's addresses in To/Cc in order of first appearance, else in the other sources (SPEC §3.1 step 2).
+
+        A plus address (``help+x@``) counts as its base address when only the base is C's. Returns the
+        (address, source) pairs and whether they came from To/Cc.
+        """
+        headers: dict[str, str] = {}
+        others: dict[str, str] = {}
+        own = cc.addresses
+        for recipient in envelope.recipients:
+            address = recipient.address
+            if address not in own:
+                unplussed = plus_base(address)
+                if unplussed is None or unplussed[0] not in own:
+                    continue
+                address = unplussed[0]
+            table = headers if recipient.source in _TO_CC else others
+            table.setdefault(address, recipient.source)
+        if headers:
+            return list(headers.items()), True
+        return list(others.items()), False
+
+    def _follow_up(self, cc: _Connector, envelope: Envelope, trace: _Recorder | None) -> _Link | None:
+        """The first link to existing work, in SPEC §3.4 order; None when the email is new work."""
+        mode = self._plus_mode
+        recipients = {r.address for r in envelope.recipients}
+        lookup = self._lookup
+        if mode != "plus-only" and lookup is not None:
+            # In-Reply-To first, then References from the most recent (the last) back (RFC 5322 §3.6.4).
+            candidates = [("In-Reply-To", i) for i in envelope.in_reply_to]
+            candidates += [("References", i) for i in reversed(envelope.references)]
+            for header, message_id in candidates:
+                known: KnownMessage | None = lookup.find_message(message_id)
+                if known is None:
+                    continue
+                if known.address in recipients:
+                    return _Link(known.work_item, known.address, f"{header} <{message_id}> is work item "
+                                 f"{known.work_item}", known.generated)
+                if trace is not None:
+                    trace.steps.append(f"{header} <{message_id}> is work item {known.work_item}, but its mailbox "
+                                       f"address {known.address} is no longer a recipient")
+        if mode != "off":
+            for recipient in envelope.recipients:
+                unplussed = plus_base(recipient.address)
+                if unplussed is None or unplussed[0] not in cc.addresses:
+                    continue
+                base, tag = unplussed
+                if self._exists(tag, trace):
+                    # Tokens are written only into mail the system sends, so an automatic reply carrying
+                    # one answers generated mail (SPEC §3.4, last sentence).
+                    return _Link(tag, base, f"plus address {recipient.address}", True)
+        if mode != "plus-only" and self._link_pattern is not None:
+            texts: list[tuple[str, Callable[[], str]]] = [("subject", lambda: envelope.subject)]
+            if self._search_body:
+                texts.append(("body", envelope.plain_text))
+            for where, text in texts:
+                match = self._link_pattern.search(text())
+                if match is None:
+                    continue
+                token = match.group("ref") if "ref" in match.re.groupindex else match.group(1)
+                if token and self._exists(token, trace):
+                    mailbox = next(iter(self._addresses_of(cc, envelope)[0]), (cc.primary, ""))[0]
+                    return _Link(token, mailbox, f"{where} token {match.group(0)}", True)
+        if trace is not None:
+            trace.steps.append("no link to existing work (SPEC §3.4)")
+        return None
+
+    def _exists(self, reference: str, trace: _Recorder | None) -> bool:
+        """A token links when the host's lookup knows it; without a lookup the host checks on receipt."""
+        if self._lookup is None or self._lookup.work_item_exists(reference):
+            return True
+        if trace is not None:
+            trace.steps.append(f"reference {reference} names no existing work item")
+        return False
+
+
+class _Acknowledger:
+    """Who is acknowledged for one email (SPEC §3.5); the rate limit is asked at most once per email."""
+
+    __slots__ = ("_allowed", "_answer", "_envelope", "_router")
+
+    def __init__(self, router: Router, envelope: Envelope, allowed: AcknowledgementAllowed | None) -> None:
+        self._router = router
+        self._envelope = envelope
+        self._allowed = allowed
+        self._answer: tuple[tuple[str, ...], str | None] | None = None
+
+    def decide(self) -> tuple[tuple[str, ...], str | None]:
+        if self._answer is None:
+            self._answer = self._compute()
+        return self._answer
+
+    def _compute(self) -> tuple[tuple[str, ...], str | None]:
+        envelope = self._envelope
+        automatic = envelope.automatic_reason
+        if automatic is not None:
+            return (), automatic
+        router = self._router
+        sender = envelope.sender
+        candidates = [sender] if sender is not None else []
+        candidates += [r.address for r in envelope.recipients if r.source == "cc"]
+        chosen: dict[str, None] = {}
+        sender_blocked = False
+        for address in candidates:
+            if _is_system(address, router._system_addresses) or address in chosen:
+                continue
+            if router.blocked_action(address) is not None:  # reject or no-automated-emails
+                sender_blocked = sender_blocked or address == sender
+                continue
+            chosen[address] = None
+        if not chosen:
+            return (), "blocked" if sender_blocked else "no recipient"
+        if sender is not None and self._allowed is not None and not self._allowed(sender):
+            return (), "rate limit"
+        return tuple(chosen), None
+
+
+def _address_trace(address: str, source: str, record: list[RouteCheck], route: CompiledRoute | None) -> AddressTrace:
+    return AddressTrace(address, source, tuple(record), None if route is None else route.name)
+
+
+def _is_system(address: str, system: frozenset[str]) -> bool:
+    if address in system:
+        return True
+    unplussed = plus_base(address)
+    return unplussed is not None and unplussed[0] in system

@@ -1,0 +1,281 @@
+"""A reference router written for obviousness, not speed: the oracle of the differential tests.
+
+It reads SPEC §3.1–§3.5 top to bottom and checks every route's rules one by one, with nothing shared with
+the compiled router but ``patterns.py`` normalisation and the value objects of ``decision.py`` (including
+the idempotency key scheme, which is a convention, not matching). If the two routers ever disagree on an
+email, one of them is wrong: ``tests/router/test_equivalence.py`` makes hypothesis look for such emails.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from enate_routing.decision import (
+    MAILBOX_SCOPE,
+    Decision,
+    RouteTarget,
+    RoutingResult,
+    idempotency_key,
+    message_reference,
+)
+from enate_routing.directory import CompanyDirectory, WorkItemLookup
+from enate_routing.envelope import Envelope
+from enate_routing.model import Config, Fallback, IncomingRoute, RoutingRules
+from enate_routing.patterns import AddressPattern, subject_words
+from enate_routing.router import UnknownConnectorError
+
+__all__ = ["ReferenceCompanies", "ReferenceRouter"]
+
+
+class ReferenceCompanies:
+    """SPEC §3.3 read literally: try every entry; an exact address beats a domain; the longest domain wins."""
+
+    def __init__(self, companies: dict[str, tuple[str, ...]]) -> None:
+        self.entries = [(name, AddressPattern.parse(p)) for name, patterns in companies.items() for p in patterns]
+
+    def company_of(self, address: str) -> str | None:
+        best: tuple[int, str] | None = None
+        for name, pattern in self.entries:
+            if not pattern.matches(address):
+                continue
+            score = 10_000 if not pattern.is_domain else len(pattern.value)
+            if best is None or score > best[0]:  # ties: the first entry in the file wins
+                best = (score, name)
+        return None if best is None else best[1]
+
+
+def _split_plus(address: str) -> tuple[str, str] | None:
+    local, _, domain = address.rpartition("@")
+    if "+" not in local:
+        return None
+    base, _, tag = local.partition("+")
+    if not base or not tag:
+        return None
+    return base + "@" + domain, tag
+
+
+class ReferenceRouter:
+    """Same ``route()`` signature and results as :class:`enate_routing.router.Router`, by linear scan."""
+
+    def __init__(self, config: Config, *, companies: CompanyDirectory | None = None,
+                 lookup: WorkItemLookup | None = None) -> None:
+        self.config = config
+        self.companies: CompanyDirectory = companies or ReferenceCompanies(dict(config.companies))
+        self.lookup = lookup
+        self.full_rule_checks = 0
+
+    @classmethod
+    def compile(cls, config: Config, *, companies: CompanyDirectory | None = None,
+                lookup: WorkItemLookup | None = None) -> ReferenceRouter:
+        return cls(config, companies=companies, lookup=lookup)
+
+    # --- rules, one by one (SPEC §3 table) -----------------------------------------------------------------
+
+    def rules_hold(self, rules: RoutingRules, envelope: Envelope) -> bool:
+        self.full_rule_checks += 1
+        if rules.important and not envelope.important:
+            return False
+        if rules.senders:
+            if envelope.sender is None:
+                return False
+            if not any(AddressPattern.parse(p).matches(envelope.sender) for p in rules.senders):
+                return False
+        if rules.recipients:
+            addresses = [r.address for r in envelope.recipients]
+            if not any(AddressPattern.parse(p).matches(a) for p in rules.recipients for a in addresses):
+                return False
+        if rules.sender_companies:
+            company = self.companies.company_of(envelope.sender) if envelope.sender else None
+            if company is None or company.casefold() not in [c.casefold() for c in rules.sender_companies]:
+                return False
+        if rules.attachment_types:
+            names = [name.strip().casefold() for name in envelope.attachments]
+            if not any(name.endswith("." + ext) for name in names for ext in rules.attachment_types):
+                return False
+        if rules.subject_keywords:
+            words = list(subject_words(envelope.subject))
+            if not any(self._has_phrase(words, list(subject_words(k))) for k in rules.subject_keywords):
+                return False
+        return True
+
+    @staticmethod
+    def _has_phrase(words: list[str], phrase: list[str]) -> bool:
+        if not phrase:
+            return False
+        return any(words[i:i + len(phrase)] == phrase for i in range(len(words) - len(phrase) + 1))
+
+    def blocked_action(self, address: str) -> str | None:
+        best: tuple[int, str] | None = None
+        for entry in self.config.blocked:
+            pattern = AddressPattern.parse(entry.address)
+            if pattern.matches(address):
+                score = 10_000 if not pattern.is_domain else len(pattern.value)
+                if best is None or score > best[0]:
+                    best = (score, entry.action)
+        return None if best is None else best[1]
+
+    # --- the procedure (SPEC §3.1, §3.4, §3.5) -------------------------------------------------------------
+
+    def route(self, envelope: Envelope, connector: str | None = None, *,
+              acknowledgement_allowed: Callable[[str], bool] | None = None) -> RoutingResult:
+        config = self.config
+        incoming = [c.name for c in config.connectors if c.uses_incoming]
+        if connector is None:
+            if len(incoming) != 1:
+                raise UnknownConnectorError.single("name the connector to route for", field="connector")
+            connector = incoming[0]
+        if connector not in incoming:
+            raise UnknownConnectorError.single("no incoming connector has this name", field="connector",
+                                               item=connector)
+        own = config.own_addresses(connector)
+        primary = config.connector(connector).primary_address
+        reference = message_reference(envelope.message_id, envelope.raw)
+        mailbox_key = idempotency_key(connector, reference, MAILBOX_SCOPE)
+
+        # Which of C's addresses the mail names (step 2): To/Cc first, else the other sources.
+        def of_c(address: str) -> str | None:
+            if address in own:
+                return address
+            split = _split_plus(address)
+            if split is not None and split[0] in own:
+                return split[0]
+            return None
+
+        header_addresses: list[str] = []
+        other_addresses: list[str] = []
+        for recipient in envelope.recipients:
+            mine = of_c(recipient.address)
+            if mine is None:
+                continue
+            bucket = header_addresses if recipient.source in ("to", "cc") else other_addresses
+            if mine not in bucket:
+                bucket.append(mine)
+        via_headers = bool(header_addresses)
+        addresses = header_addresses if via_headers else other_addresses
+        mailbox = addresses[0] if addresses else primary
+
+        def one(action: str, reason: str, link: str | None = None, address: str | None = None) -> RoutingResult:
+            decision = Decision(connector, action, address or mailbox, mailbox_key,  # type: ignore[arg-type]
+                                link=link, reason=reason)
+            return RoutingResult(connector, envelope.message_id, (decision,))
+
+        if envelope.quarantine_reason is not None:
+            return one("ignore", f"quarantined: {envelope.quarantine_reason}")
+
+        sender = envelope.sender
+        if sender is not None:
+            sending = {c.primary_address for c in config.connectors if c.uses_outgoing}
+            sending |= {o.address for o in config.outgoing_routes}
+            split = _split_plus(sender)
+            forms = {sender} if split is None else {sender, split[0]}
+            if forms & own:
+                return one("ignore", f"mail from the connector's own address {sender}")
+            if forms & sending:
+                return one("ignore", f"mail from an address the system sends from ({sender})")
+            if self.blocked_action(sender) == "reject":
+                return one("reject", "blocked")
+
+        found = self._follow_up(envelope, own, mailbox)
+        if found is not None:
+            work_item, address, reason, generated = found
+            if generated and envelope.automatic_reason is not None:
+                return one("ignore", f"automatic reply to mail the system sent ({envelope.automatic_reason})")
+            return one("link", reason, link=work_item, address=address)
+
+        routes = config.routes_of(connector)
+        decisions: list[Decision] = []
+        ack_cache: list[tuple[tuple[str, ...], str | None]] = []
+
+        def create(route: IncomingRoute | Fallback, address: str, key: str, fallback: bool = False) -> Decision:
+            if route.send_automated_emails:
+                if not ack_cache:
+                    ack_cache.append(self._acknowledgement(envelope, acknowledgement_allowed))
+                acknowledge, suppressed = ack_cache[0]
+            else:
+                acknowledge, suppressed = (), None
+            t = route.target
+            return Decision(connector, "create", address, key, route.name, fallback,
+                            RouteTarget(t.customer, t.contract, t.service, t.process, t.kind),
+                            route.ticket_category, route.send_automated_emails, route.test_mode,
+                            route.for_attention, acknowledge, suppressed)
+
+        for address in addresses:
+            for route in routes:
+                if route.enabled and route.address == address and self.rules_hold(route.rules, envelope):
+                    key = idempotency_key(connector, reference, address if via_headers else MAILBOX_SCOPE)
+                    decisions.append(create(route, address, key))
+                    break
+            if decisions and not via_headers:
+                break
+        if not decisions:
+            for route in routes:
+                if route.enabled and route.is_wildcard and self.rules_hold(route.rules, envelope):
+                    decisions.append(create(route, mailbox, mailbox_key))
+                    break
+        if not decisions:
+            decisions.append(create(config.fallback_of(connector), primary, mailbox_key, fallback=True))
+        return RoutingResult(connector, envelope.message_id, tuple(decisions))
+
+    def _follow_up(self, envelope: Envelope, own: frozenset[str],
+                   mailbox: str) -> tuple[str, str, str, bool] | None:
+        mode = self.config.linking.plus_addressing
+        recipients = [r.address for r in envelope.recipients]
+        if mode != "plus-only" and self.lookup is not None:
+            ids = [("In-Reply-To", i) for i in envelope.in_reply_to]
+            ids += [("References", i) for i in envelope.references[::-1]]
+            for header, message_id in ids:
+                known = self.lookup.find_message(message_id)
+                if known is not None and known.address in recipients:
+                    return (known.work_item, known.address, f"{header} <{message_id}> is work item "
+                            f"{known.work_item}", known.generated)
+        if mode in ("mixed", "plus-only"):
+            for address in recipients:
+                split = _split_plus(address)
+                if split is not None and split[0] in own and self._exists(split[1]):
+                    return split[1], split[0], f"plus address {address}", True
+        pattern = self.config.linking.subject_pattern
+        if mode != "plus-only" and pattern:
+            texts = [("subject", envelope.subject)]
+            if self.config.linking.search_body:
+                texts.append(("body", envelope.plain_text()))
+            for where, text in texts:
+                match = re.search(pattern, text)
+                if match is None:
+                    continue
+                token = match.group("ref") if "ref" in match.re.groupindex else match.group(1)
+                if token and self._exists(token):
+                    return token, mailbox, f"{where} token {match.group(0)}", True
+        return None
+
+    def _exists(self, reference: str) -> bool:
+        return self.lookup is None or self.lookup.work_item_exists(reference)
+
+    def _acknowledgement(self, envelope: Envelope,
+                         allowed: Callable[[str], bool] | None) -> tuple[tuple[str, ...], str | None]:
+        if envelope.automatic_reason is not None:
+            return (), envelope.automatic_reason
+        config = self.config
+        system = {c.primary_address for c in config.connectors}
+        system |= {o.address for o in config.outgoing_routes}
+        for c in config.connectors:
+            if c.uses_incoming:
+                system |= config.own_addresses(c.name)
+        wanted = ([envelope.sender] if envelope.sender else []) + [
+            r.address for r in envelope.recipients if r.source == "cc"]
+        chosen: list[str] = []
+        sender_blocked = False
+        for address in wanted:
+            split = _split_plus(address)
+            if address in system or (split is not None and split[0] in system) or address in chosen:
+                continue
+            if self.blocked_action(address) is not None:
+                if address == envelope.sender:
+                    sender_blocked = True
+                continue
+            chosen.append(address)
+        if not chosen:
+            return (), ("blocked" if sender_blocked else "no recipient")
+        if envelope.sender is not None and allowed is not None and not allowed(envelope.sender):
+            return (), "rate limit"
+        return tuple(chosen), None
