@@ -1,0 +1,89 @@
+"""Shadowed routes and mail loops found at configuration time (SPEC §5 check)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from routing_helpers import BILLING, HELP, NOREPLY, SUPPORT, mail, make_config, route
+
+from enate_routing.analysis import find_loops, find_shadowed, may_overlap, rules_cover
+from enate_routing.model import RoutingRules
+from enate_routing.router import Router
+
+
+def rules(**fields: Any) -> RoutingRules:
+    return RoutingRules.model_validate(fields)
+
+
+@pytest.mark.parametrize(("first", "later"), [
+    ({"senders": "*fabrikam.example"}, {"senders": "cfo@fabrikam.example"}),
+    ({"senders": "*fabrikam.example"}, {"senders": "*eu.fabrikam.example; a@fabrikam.example"}),
+    ({}, {"subject_keywords": "anything"}),
+    ({"subject_keywords": "reset"}, {"subject_keywords": "password reset"}),
+    ({"attachment_types": "gz"}, {"attachment_types": "tar.gz"}),
+    ({"sender_companies": "Fabrikam; Globex"}, {"sender_companies": "fabrikam"}),
+    ({"senders": "*fabrikam.example"}, {"senders": "a@fabrikam.example", "important": True}),
+])
+def test_rules_cover(first: dict[str, Any], later: dict[str, Any]) -> None:
+    """The first rule set holds whenever the later one does."""
+    assert rules_cover(rules(**first), rules(**later))
+
+
+@pytest.mark.parametrize(("first", "later"), [
+    ({"senders": "cfo@fabrikam.example"}, {"senders": "*fabrikam.example"}),
+    ({"senders": "*fabrikam.example"}, {"senders": "a@badfabrikam.example"}),
+    ({"subject_keywords": "password reset"}, {"subject_keywords": "reset"}),
+    ({"attachment_types": "tar.gz"}, {"attachment_types": "gz"}),
+    ({"important": True}, {}),
+    ({"senders": "*fabrikam.example"}, {"sender_companies": "Fabrikam"}),
+    ({"recipients": "*partner.example"}, {"senders": "*partner.example"}),
+])
+def test_rules_do_not_cover(first: dict[str, Any], later: dict[str, Any]) -> None:
+    """Some email satisfies the later rule set but not the first."""
+    assert not rules_cover(rules(**first), rules(**later))
+
+
+def test_find_shadowed_names_both_routes_per_address_and_tier() -> None:
+    """A covered route on the same address is reported with the route that covers it; other addresses are not."""
+    config = make_config(
+        route("Fabrikam", HELP, rules={"senders": "*fabrikam.example"}),
+        route("CFO", HELP, rules={"senders": "cfo@fabrikam.example"}),
+        route("CFO billing", BILLING, rules={"senders": "cfo@fabrikam.example"}),
+        route("Disabled catch-all", BILLING, enabled=False),
+        route("Billing rest", BILLING),
+        route("Catch all", SUPPORT),
+        route("After catch all", SUPPORT, rules={"subject_keywords": "x"}),
+        route("Wild", "*", rules={"senders": "*fabrikam.example"}),
+        route("Wild CFO", "*", rules={"senders": "cfo@fabrikam.example"}),
+    )
+    found = [(s.route, s.by) for s in find_shadowed(config)]
+    assert found == [("CFO", "Fabrikam"), ("After catch all", "Catch all"), ("Wild CFO", "Wild")]
+    assert "route 'CFO' of connector 'Support' is shadowed by route 'Fabrikam'" in str(find_shadowed(config)[0])
+
+
+def test_shadowed_route_really_never_fires() -> None:
+    """A route reported as shadowed loses to its shadow on the emails that match it."""
+    config = make_config(route("Fabrikam", HELP, rules={"senders": "*fabrikam.example"}),
+                         route("CFO", HELP, rules={"senders": "cfo@fabrikam.example"}))
+    assert Router.compile(config).route(mail("cfo@fabrikam.example")).decisions[0].route == "Fabrikam"
+
+
+def test_find_loops_reports_an_address_sent_from_and_routed_by_another_connector() -> None:
+    """noreply@ sends through Relay and is routed by Support: a loop; Support's own both-way address is not."""
+    config = make_config(route("Noreply", NOREPLY), route("Help", HELP), outgoing_routes=[
+        {"name": "From help", "address": HELP, "connector": "Support"},
+        {"name": "Via relay", "address": BILLING, "connector": "Relay"}])
+    loops = find_loops(config)
+    assert [(loop.address, loop.connector) for loop in loops] == [(NOREPLY, "Support")]
+    assert "mail loop: noreply@contoso.example" in str(loops[0])
+    assert find_loops(make_config(route("Help", HELP))) == []
+
+
+def test_may_overlap() -> None:
+    """Disjoint senders or companies exclude each other; keywords and attachments never do."""
+    assert not may_overlap(rules(senders="a@x.example"), rules(senders="*y.example"))
+    assert may_overlap(rules(senders="a@eu.x.example"), rules(senders="*x.example"))
+    assert not may_overlap(rules(sender_companies="A"), rules(sender_companies="B"))
+    assert may_overlap(rules(subject_keywords="a"), rules(subject_keywords="b"))
+    assert not may_overlap(rules(subject_keywords="!!!"), rules())
