@@ -76,10 +76,15 @@ def _saslname(value: str) -> str:
 
 def oauth(credentials: OAuth2Auth, host: str, port: int) -> SaslClient:
     """Fetch a fresh token from the provider and build the exchange for its mechanism."""
+    failure: str | None = None
     try:
         token = credentials.token_provider()
     except Exception as exc:  # noqa: BLE001 - the host's provider may fail in any way; report, not crash
-        raise AuthenticationError(f"the OAuth token provider failed ({type(exc).__name__})") from None
+        failure = type(exc).__name__
+    if failure is not None:
+        # Raised outside the ``except`` block: ``from None`` only hides the provider's exception, it would
+        # still be the error's ``__context__`` (its message may hold a refresh token or a client secret).
+        raise AuthenticationError(f"the OAuth token provider failed ({failure})")
     if not isinstance(token, str) or not token:
         raise AuthenticationError("the OAuth token provider returned no token")
     user = credentials.username

@@ -161,6 +161,19 @@ class Pop3Source(Adapter):
         offered = {c.split(" ", 1)[1] for c in capabilities if c.startswith("SASL ")}
         sasl = self._sasl_for(offered)
         if sasl is not None:
+            if (
+                self.endpoint.security == "none"
+                and capabilities
+                and "USER" not in capabilities
+                and sasl.mechanism not in offered
+            ):
+                # Like IMAP's LOGINDISABLED: a CAPA without USER and without this mechanism is how
+                # Dovecot says it would refuse a plaintext login here. Stop before sending the secret.
+                raise InsecureConnectionError(
+                    f"the server refuses authentication on this unencrypted connection (no USER capability, "
+                    f"SASL {sasl.mechanism} not offered)",
+                    server=self.server,
+                )
             with self._guard("auth"):
                 conn.sasl(sasl)
             return
