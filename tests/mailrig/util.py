@@ -26,6 +26,9 @@ def assert_no_secret(secret: str, *texts: object) -> None:
     for obj in texts:
         seen: BaseException | object | None = obj
         while seen is not None:
-            for text in (str(seen), repr(seen)):
+            texts_of_seen = [str(seen), repr(seen)]
+            if isinstance(seen, BaseException):  # what a host walking the chain could read
+                texts_of_seen += [repr(seen.args), repr(getattr(seen, "object", ""))]
+            for text in texts_of_seen:
                 assert secret not in text, f"secret leaked in {type(seen).__name__}: {text!r}"
             seen = (seen.__cause__ or seen.__context__) if isinstance(seen, BaseException) else None

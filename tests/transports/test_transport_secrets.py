@@ -107,3 +107,23 @@ def test_no_secret_in_timeouts(imap_endpoint: EndpointFactory) -> None:
             result = tester(endpoint, PasswordAuth(ALICE.login, PASSWORD))
             assert result.error == "TransportTimeoutError", protocol
             assert_no_secret(PASSWORD, result)
+
+
+NON_ASCII = "Pässwörd-Canary-ünicode"
+
+
+@pytest.mark.parametrize("protocol", ["imap", "pop3"])
+def test_no_secret_on_the_chain_of_a_non_ascii_password(
+    mailboxes: Dovecot, imap_endpoint: EndpointFactory, pop3_endpoint: EndpointFactory, protocol: str
+) -> None:
+    """A password the protocol cannot encode fails without leaving it on any chained exception."""
+    endpoint = imap_endpoint("ssl") if protocol == "imap" else pop3_endpoint("ssl")
+    credentials = PasswordAuth(ALICE.login, NON_ASCII, "login")
+    try:
+        cls = ImapSource if protocol == "imap" else Pop3Source
+        with cls(endpoint, credentials) as adapter:
+            adapter.list_new()
+    except TransportError as error:
+        assert_no_secret(NON_ASCII, error)
+    else:
+        raise AssertionError("a non-ASCII LOGIN password should be refused")

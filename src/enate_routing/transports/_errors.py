@@ -181,5 +181,24 @@ def mapped_errors(server: str, stage: Stage, secrets: Sequence[str] = ()) -> Ite
         if mapped is None:
             raise
         if stage == "auth":
+            # Python links the original as __context__ whatever we do inside a context manager, and the
+            # original may quote the credentials (a UnicodeEncodeError holds the whole password in
+            # `.object`): empty it, and hide it from tracebacks, so no secret survives on the error chain.
+            _scrub(exc)
             raise mapped from None
         raise mapped from exc
+
+
+def _scrub(exc: BaseException) -> None:
+    """Remove everything an exception raised while authenticating could carry of a secret."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        current.args = (type(current).__name__,)
+        if isinstance(current, UnicodeEncodeError | UnicodeTranslateError):
+            current.object = ""
+        elif isinstance(current, UnicodeDecodeError):
+            current.object = b""
+        current.__traceback__ = None  # its frames' locals hold the password
+        current = current.__cause__ or current.__context__
