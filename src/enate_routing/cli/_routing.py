@@ -1,0 +1,246 @@
+"""``route``, ``explain``, ``diff`` and ``demo``: run stored mail through a configuration (SPEC §5)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from enate_routing.decision import Decision, RoutingResult
+from enate_routing.directory import KnownMessage
+from enate_routing.envelope import Envelope
+from enate_routing.errors import ConfigError, EnateRoutingError
+from enate_routing.loading import load_config
+from enate_routing.model import Config
+from enate_routing.router import Router
+
+__all__ = ["MessageFileError", "register"]
+
+
+class MessageFileError(EnateRoutingError, OSError):
+    """A message file or folder named on the command line cannot be read."""
+
+
+def register(subparsers: Any) -> None:
+    route = subparsers.add_parser("route", help="route .eml files and print one JSON object per decision")
+    _common(route)
+    route.add_argument("messages", nargs="+", metavar="MESSAGE", help=".eml file, folder of them, or - for stdin")
+    route.set_defaults(handler=run_route)
+
+    explain = subparsers.add_parser("explain", help="explain, route by route and rule by rule, how a message routes")
+    _common(explain)
+    explain.add_argument("message", metavar="MESSAGE", help=".eml file, or - for stdin")
+    explain.set_defaults(handler=run_explain)
+
+    diff = subparsers.add_parser("diff", help="replay messages through two configurations and list the differences")
+    diff.add_argument("--config", required=True, type=Path, metavar="OLD")
+    diff.add_argument("--against", required=True, type=Path, metavar="NEW")
+    diff.add_argument("--connector", metavar="NAME", help="the incoming connector (needed when there are several)")
+    diff.add_argument("--work-items", type=Path, metavar="JSON", help="known message ids and work items")
+    diff.add_argument("--exit-code", action="store_true", help="exit 1 when some message routes differently")
+    diff.add_argument("messages", nargs="+", metavar="MESSAGE", help=".eml file, folder of them, or - for stdin")
+    diff.set_defaults(handler=run_diff)
+
+    demo = subparsers.add_parser("demo", help="route the bundled sample mailbox through the bundled configuration")
+    demo.set_defaults(handler=run_demo)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, type=Path, metavar="FILE")
+    parser.add_argument("--connector", metavar="NAME", help="the incoming connector (needed when there are several)")
+    parser.add_argument("--work-items", type=Path, metavar="JSON",
+                        help="known message ids and work items, to link follow-ups (docs/routing.md)")
+
+
+# --- inputs ---------------------------------------------------------------------------------------------
+
+
+def _messages(names: Sequence[str]) -> Iterator[tuple[str, bytes]]:
+    """(name, raw bytes) of every message named: files, the ``*.eml`` files of folders (sorted), ``-``."""
+    for name in names:
+        if name == "-":
+            yield "-", sys.stdin.buffer.read()
+            continue
+        path = Path(name)
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*.eml") if p.is_file())
+            if not files:
+                raise MessageFileError(f"{path}: no .eml files in this folder")
+            for file in files:
+                yield str(file), _read(file)
+        else:
+            yield name, _read(path)
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise MessageFileError(f"{path}: cannot read the message ({exc.strerror or type(exc).__name__})") from None
+
+
+class _JsonWorkItems:
+    """A work-item lookup read from JSON: ``{"messages": {id: {work_item, address, generated}}, "work_items": []}``."""
+
+    def __init__(self, data: dict[str, Any], source: str) -> None:
+        try:
+            self.messages = {
+                message_id: KnownMessage(str(entry["work_item"]), str(entry["address"]).casefold(),
+                                         bool(entry.get("generated", False)))
+                for message_id, entry in dict(data.get("messages", {})).items()
+            }
+            self.items = {str(item).casefold() for item in data.get("work_items", [])}
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ConfigError.single(f"not a work-items file ({type(exc).__name__}: {exc})", file=source) from None
+        self.items.update(known.work_item.casefold() for known in self.messages.values())
+
+    def find_message(self, message_id: str) -> KnownMessage | None:
+        return self.messages.get(message_id)
+
+    def work_item_exists(self, reference: str) -> bool:
+        return reference.casefold() in self.items
+
+
+def _work_items(path: Path | None) -> _JsonWorkItems | None:
+    if path is None:
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError.single(f"cannot read the work items ({type(exc).__name__})", file=str(path)) from None
+    if not isinstance(data, dict):
+        raise ConfigError.single("the work items must be a JSON object", file=str(path))
+    return _JsonWorkItems(data, str(path))
+
+
+def _router(config: Config, work_items: Path | None) -> Router:
+    return Router.compile(config, lookup=_work_items(work_items))
+
+
+# --- commands -------------------------------------------------------------------------------------------
+
+
+def run_route(args: argparse.Namespace) -> int:
+    router = _router(load_config(args.config), args.work_items)
+    for name, raw in _messages(args.messages):
+        result = router.route(Envelope.from_bytes(raw), args.connector)
+        for row in result.to_json(name):
+            print(json.dumps(row, ensure_ascii=False), flush=False)
+    sys.stdout.flush()
+    return 0
+
+
+def run_explain(args: argparse.Namespace) -> int:
+    router = _router(load_config(args.config), args.work_items)
+    (name, raw), = list(_messages([args.message]))
+    envelope = Envelope.from_bytes(raw)
+    print(f"{name}: from {envelope.sender or '(none)'}, subject {envelope.subject!r}")
+    if envelope.defects:
+        print(f"parser notes: {'; '.join(envelope.defects)}")
+    print(router.explain(envelope, args.connector).format())
+    return 0
+
+
+def _comparable(result: RoutingResult) -> list[dict[str, Any]]:
+    return result.to_json("")
+
+
+def _label(decision: Decision) -> str:
+    if decision.action == "create":
+        return f"{'fallback ' if decision.fallback else ''}{decision.route}"
+    if decision.action == "link":
+        return f"link {decision.link}"
+    return decision.action
+
+
+def _summary(result: RoutingResult) -> str:
+    return "; ".join(f"{_label(d)} ({d.address})" for d in result.decisions)
+
+
+def run_diff(args: argparse.Namespace) -> int:
+    old = _router(load_config(args.config), args.work_items)
+    new = _router(load_config(args.against), args.work_items)
+    old_counts: Counter[str] = Counter()
+    new_counts: Counter[str] = Counter()
+    total = differing = 0
+    progress = sys.stderr.isatty()
+    for name, raw in _messages(args.messages):
+        envelope = Envelope.from_bytes(raw)
+        before = old.route(envelope, args.connector)
+        after = new.route(envelope, args.connector)
+        total += 1
+        old_counts.update(_label(d) for d in before.decisions)
+        new_counts.update(_label(d) for d in after.decisions)
+        if _comparable(before) != _comparable(after):
+            differing += 1
+            if progress:
+                print("\r\033[K", end="", file=sys.stderr)
+            print(f"{name}: {_summary(before)} → {_summary(after)}")
+        if progress and total % 100 == 0:
+            print(f"\r{total} messages…", end="", file=sys.stderr, flush=True)
+    if progress:
+        print("\r\033[K", end="", file=sys.stderr)
+    print(f"{differing} of {total} messages route differently")
+    changed = sorted(label for label in old_counts | new_counts if old_counts[label] != new_counts[label])
+    if changed:
+        print("per route (old → new):")
+        width = max(len(label) for label in changed)
+        for label in changed:
+            delta = new_counts[label] - old_counts[label]
+            print(f"  {label:<{width}}  {old_counts[label]:>5} → {new_counts[label]:<5} ({delta:+d})")
+    return 1 if args.exit_code and differing else 0
+
+
+# --- demo -----------------------------------------------------------------------------------------------
+
+
+def _cell(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _demo_cells(decision: Decision) -> tuple[str, str, str]:
+    """(route or link, target or reason, acknowledgement) for one row of the demo table."""
+    if decision.action == "create" and decision.target is not None:
+        route = f"{decision.route} (fallback)" if decision.fallback else str(decision.route)
+        target = f"{decision.target.customer} / {decision.target.process} ({decision.target.kind})"
+        if decision.acknowledge:
+            more = len(decision.acknowledge) - 1
+            ack = decision.acknowledge[0] + (f" +{more}" if more else "")
+        else:
+            ack = f"none: {decision.suppressed}" if decision.suppressed else "-"
+        return route, target, ack
+    if decision.action == "link":
+        return f"→ {decision.link}", decision.reason or "", "-"
+    return "-", decision.reason or "", "-"
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    data = resources.files("enate_routing") / "data"
+    with resources.as_file(data) as folder:
+        config = load_config(folder / "demo.toml", verify_certificates=False)
+        router = Router.compile(config, lookup=_work_items(folder / "demo_work_items.json"))
+        mail = sorted((folder / "demo_mail").glob("*.eml"))
+        columns = (("message", 24), ("from", 26), ("subject", 28), ("action", 6), ("route / link", 18),
+                   ("target / reason", 30), ("ack", 24))
+        print("  ".join(f"{title:<{width}}" for title, width in columns).rstrip())
+        print("  ".join("-" * width for _, width in columns))
+        actions: Counter[str] = Counter()
+        for path in mail:
+            envelope = Envelope.from_bytes(path.read_bytes())
+            for index, decision in enumerate(router.route(envelope).decisions):
+                actions[decision.action] += 1
+                first = index == 0
+                cells = (path.stem if first else "  ″", (envelope.sender or "(none)") if first else "",
+                         envelope.subject if first else "", decision.action, *_demo_cells(decision))
+                print("  ".join(f"{_cell(text, width):<{width}}"
+                                for text, (_, width) in zip(cells, columns, strict=True)).rstrip())
+    print()
+    print(f"{len(mail)} messages, " + ", ".join(f"{count} {action}" for action, count in sorted(actions.items())))
+    print("Try: enate-routing explain --config <demo.toml> <message.eml> — see docs/routing.md")
+    return 0
