@@ -30,7 +30,7 @@ from enate_routing.decision import RouteCheck, RouteTarget, RuleCheck
 from enate_routing.directory import CompanyDirectory
 from enate_routing.envelope import Envelope
 from enate_routing.model import Fallback, IncomingRoute, RoutingRules, Target
-from enate_routing.patterns import AddressPattern, domain_and_parents, subject_words
+from enate_routing.patterns import AddressPattern, subject_words
 
 __all__ = [
     "KIND_NAMES",
@@ -39,6 +39,7 @@ __all__ = [
     "KeyTables",
     "MatchCounters",
     "RouteGroup",
+    "address_keys",
     "compile_group",
     "compiled_route",
     "phrase_key",
@@ -139,15 +140,21 @@ class KeyTables:
         self.directory = directory
 
 
-def _address_keys(addresses: Iterable[str]) -> tuple[str, ...]:
-    """Each address, then ``*`` + its domain and every parent domain with a dot (SPEC §3 patterns)."""
+def address_keys(addresses: Iterable[str]) -> tuple[str, ...]:
+    """Each address, then ``*`` + its domain and every parent domain with a dot (SPEC §3 patterns).
+
+    Most specific first: the order in which an exact entry beats a domain entry and a longer domain beats
+    a shorter one (SPEC §3.3 — the router's blocked list relies on it).
+    """
     keys: dict[str, None] = {}
     for address in addresses:
         keys[address] = None
-        for domain in domain_and_parents(address.rpartition("@")[2]):
-            if "." not in domain:  # a *domain pattern needs a dot (patterns.AddressPattern.parse)
-                break
+        domain = address[address.rfind("@") + 1 :]
+        dot = domain.find(".")
+        while dot >= 0:  # a *domain pattern needs a dot (patterns.AddressPattern.parse): stop at the TLD
             keys["*" + domain] = None
+            domain = domain[dot + 1 :]
+            dot = domain.find(".")
     return tuple(keys)
 
 
@@ -168,35 +175,36 @@ def _extension_keys(names: Iterable[str]) -> tuple[str, ...]:
 class EmailFacts:
     """The keys of one email, per rule kind, computed on first use and shared by every group evaluated."""
 
-    __slots__ = ("_keys", "envelope", "important", "tables")
+    __slots__ = ("cached", "envelope", "important", "tables")
 
     def __init__(self, envelope: Envelope, tables: KeyTables) -> None:
         self.envelope = envelope
         self.tables = tables
         self.important = envelope.important
-        self._keys: list[tuple[str, ...] | None] = [None] * 6
+        self.cached: list[tuple[str, ...] | None] = [None] * 6
 
     def keys(self, kind: int) -> tuple[str, ...]:
-        found = self._keys[kind]
-        if found is None:
-            found = self._compute(kind)
-            self._keys[kind] = found
-        return found
+        found = self.cached[kind]
+        return self.compute(kind) if found is None else found
 
-    def _compute(self, kind: int) -> tuple[str, ...]:
+    def compute(self, kind: int) -> tuple[str, ...]:
+        """Compute (and keep) the keys of one kind; ``first_match`` reads ``cached`` directly first."""
         envelope = self.envelope
         if kind == SENDERS:
-            return _address_keys((envelope.sender,)) if envelope.sender else ()
-        if kind == RECIPIENTS:
-            return _address_keys(r.address for r in envelope.recipients)
-        if kind == COMPANIES:
+            found = address_keys((envelope.sender,)) if envelope.sender else ()
+        elif kind == RECIPIENTS:
+            found = address_keys(r.address for r in envelope.recipients)
+        elif kind == COMPANIES:
             company = self.tables.directory.company_of(envelope.sender) if envelope.sender else None
-            return (company.casefold(),) if company else ()
-        if kind == ATTACHMENTS:
-            return _extension_keys(envelope.attachments)
-        if kind == KEYWORDS:
-            return self._phrases()
-        return ()
+            found = (company.casefold(),) if company else ()
+        elif kind == ATTACHMENTS:
+            found = _extension_keys(envelope.attachments)
+        elif kind == KEYWORDS:
+            found = self._phrases()
+        else:
+            found = ()
+        self.cached[kind] = found
+        return found
 
     def _phrases(self) -> tuple[str, ...]:
         phrases, prefixes = self.tables.phrases, self.tables.prefixes
@@ -250,7 +258,7 @@ def _postings(positions: Sequence[int]) -> Postings:
 class RouteGroup:
     """The routes of one connector for one address (or its wildcard routes), compiled (module docstring)."""
 
-    __slots__ = ("enabled", "indexes", "routes", "unset")
+    __slots__ = ("enabled", "indexes", "keyed", "routes", "unset")
 
     def __init__(self, routes: tuple[CompiledRoute, ...], enabled: int, unset: tuple[int, ...],
                  indexes: tuple[dict[str, Postings] | None, ...]) -> None:
@@ -258,25 +266,29 @@ class RouteGroup:
         self.enabled = enabled
         self.unset = unset
         self.indexes = indexes
+        # Only the kinds some enabled route uses, each with the mask of the routes that use it.
+        self.keyed = tuple((kind, index, unset[kind], enabled & ~unset[kind])
+                           for kind in _KEYED if (index := indexes[kind]) is not None)
 
     def first_match(self, facts: EmailFacts, counters: MatchCounters,
                     record: list[RouteCheck] | None = None) -> CompiledRoute | None:
         """The first enabled route whose rules all hold, or None; ``record`` collects the explanation."""
-        counters.groups += 1
         candidates = self.enabled
         if not facts.important:
             candidates &= self.unset[IMPORTANT]
         holds: list[int] | None = None if record is None else [0] * 6
-        indexes = self.indexes
-        for kind in _KEYED:
-            index = indexes[kind]
-            if index is None:
+        cached = facts.cached
+        probes = 0
+        for kind, index, unset, used in self.keyed:
+            if holds is None and not candidates & used:
+                # No remaining candidate uses this rule, so it cannot remove any: skip even computing the
+                # email's keys. (The explanation wants every rule's verdict, so it never skips.)
                 continue
-            if not candidates and holds is None:
-                break  # nothing can hold any more; the explanation, though, wants every kind's verdict
-            hit = self.unset[kind]
-            keys = facts.keys(kind)
-            counters.probes += len(keys)
+            keys = cached[kind]
+            if keys is None:
+                keys = facts.compute(kind)
+            probes += len(keys)
+            hit = unset
             for key in keys:
                 posting = index.get(key)
                 if posting is None:
@@ -289,6 +301,8 @@ class RouteGroup:
             candidates &= hit
             if holds is not None:
                 holds[kind] = hit
+        counters.groups += 1
+        counters.probes += probes
         winner = (candidates & -candidates).bit_length() - 1 if candidates else -1
         if record is not None and holds is not None:
             self._record(facts, holds, winner, record)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from enate_routing.decision import (
     MAILBOX_SCOPE,
+    Action,
     AddressTrace,
     Decision,
     RouteCheck,
@@ -35,16 +36,18 @@ from enate_routing.directory import CompanyDirectory, ConfiguredCompanies, Known
 from enate_routing.envelope import Envelope
 from enate_routing.errors import ConfigError
 from enate_routing.matcher import (
+    SENDERS,
     CompiledRoute,
     EmailFacts,
     KeyTables,
     MatchCounters,
     RouteGroup,
+    address_keys,
     compile_group,
     compiled_route,
 )
 from enate_routing.model import Config, Target
-from enate_routing.patterns import AddressPattern, domain_and_parents
+from enate_routing.patterns import AddressPattern
 
 __all__ = ["AcknowledgementAllowed", "Router", "UnknownConnectorError", "plus_base"]
 
@@ -105,8 +108,7 @@ class Router:
     """
 
     __slots__ = (
-        "_blocked_addresses",
-        "_blocked_domains",
+        "_blocked",
         "_connectors",
         "_default",
         "_link_pattern",
@@ -121,8 +123,7 @@ class Router:
     )
     config: Config
     counters: MatchCounters
-    _blocked_addresses: dict[str, str]
-    _blocked_domains: dict[str, str]
+    _blocked: dict[str, str]
     _connectors: dict[str, _Connector]
     _default: str | None
     _link_pattern: re.Pattern[str] | None
@@ -188,14 +189,12 @@ class Router:
             system.update(config.own_addresses(name))
         self._system_addresses = frozenset(system)
 
-        blocked_addresses: dict[str, str] = {}
-        blocked_domains: dict[str, str] = {}
+        # Keyed like the matcher's sender index (``a@b``, ``*domain``), so an address's keys, most specific
+        # first, find the entry that wins (SPEC §3.5 with the §3.3 precedence; the first entry on a tie).
+        blocked: dict[str, str] = {}
         for entry in config.blocked:
-            pattern = AddressPattern.parse(entry.address)
-            table = blocked_domains if pattern.is_domain else blocked_addresses
-            table.setdefault(pattern.value, entry.action)
-        self._blocked_addresses = blocked_addresses
-        self._blocked_domains = blocked_domains
+            blocked.setdefault(str(AddressPattern.parse(entry.address)), entry.action)
+        self._blocked = blocked
 
         linking = config.linking
         self._plus_mode = linking.plus_addressing
@@ -237,13 +236,13 @@ class Router:
         return Trace(result.connector, envelope.message_id, tuple(recorder.steps), tuple(recorder.addresses),
                      result)
 
-    def blocked_action(self, address: str) -> str | None:
+    def blocked_action(self, address: str, keys: tuple[str, ...] | None = None) -> str | None:
         """The ``[[blocked]]`` action for ``address``: the exact entry, else the most specific domain (§3.5)."""
-        action = self._blocked_addresses.get(address)
-        if action is not None or not self._blocked_domains:
-            return action
-        for domain in domain_and_parents(address.rpartition("@")[2]):
-            action = self._blocked_domains.get(domain)
+        blocked = self._blocked
+        if not blocked:
+            return None
+        for key in address_keys((address,)) if keys is None else keys:
+            action = blocked.get(key)
             if action is not None:
                 return action
         return None
@@ -274,26 +273,25 @@ class Router:
         reference = message_reference(envelope.message_id, envelope.raw)
         addresses, headers_path = self._addresses_of(cc, envelope)
         mailbox = addresses[0][0] if addresses else cc.primary
-
-        def single(action: str, reason: str, link: str | None = None, address: str = mailbox) -> RoutingResult:
-            if trace is not None:
-                trace.steps.append(f"→ {action}: {reason}")
-            decision = Decision(cc.name, action, address,  # type: ignore[arg-type]  # one of the four
-                                idempotency_key(cc.name, reference, MAILBOX_SCOPE), link=link, reason=reason)
-            return RoutingResult(cc.name, envelope.message_id, (decision,))
+        key = idempotency_key(cc.name, reference, MAILBOX_SCOPE)
+        facts = EmailFacts(envelope, self._tables)
 
         if envelope.quarantine_reason is not None:  # SPEC §3.1.1: quarantined mail is never routed
-            return single("ignore", f"quarantined: {envelope.quarantine_reason}")
+            return _single(cc, envelope, key, trace, "ignore", f"quarantined: {envelope.quarantine_reason}", mailbox)
         sender = envelope.sender
         if sender is not None:
-            unplussed = plus_base(sender)
-            base = unplussed[0] if unplussed else sender
+            base = sender
+            if "+" in sender:
+                unplussed = plus_base(sender)
+                base = unplussed[0] if unplussed else sender
             if sender in cc.addresses or base in cc.addresses:  # SPEC §3.1 step 1
-                return single("ignore", f"mail from the connector's own address {sender}")
+                reason = f"mail from the connector's own address {sender}"
+                return _single(cc, envelope, key, trace, "ignore", reason, mailbox)
             if sender in self._senders_to_ignore or base in self._senders_to_ignore:
-                return single("ignore", f"mail from an address the system sends from ({sender})")
-            if self.blocked_action(sender) == "reject":  # SPEC §3.5
-                return single("reject", "blocked")
+                reason = f"mail from an address the system sends from ({sender})"
+                return _single(cc, envelope, key, trace, "ignore", reason, mailbox)
+            if self._blocked and self.blocked_action(sender, facts.keys(SENDERS)) == "reject":  # SPEC §3.5
+                return _single(cc, envelope, key, trace, "reject", "blocked", mailbox)
             if trace is not None:
                 trace.steps.append(f"sender {sender} is not the system's own and not rejected")
         elif trace is not None:
@@ -303,10 +301,10 @@ class Router:
         if link is not None:
             automatic = envelope.automatic_reason
             if automatic is not None and link.generated:
-                return single("ignore", f"automatic reply to mail the system sent ({automatic})")
-            return single("link", link.reason, link=link.work_item, address=link.address)
+                reason = f"automatic reply to mail the system sent ({automatic})"
+                return _single(cc, envelope, key, trace, "ignore", reason, mailbox)
+            return _single(cc, envelope, key, trace, "link", link.reason, link.address, link.work_item)
 
-        facts = EmailFacts(envelope, self._tables)
         acks = _Acknowledger(self, envelope, allowed)
         decisions: list[Decision] = []
         if trace is not None:
@@ -321,8 +319,8 @@ class Router:
                 trace.addresses.append(_address_trace(address, source, record, route))
             if route is None:
                 continue
-            scope = address if headers_path else MAILBOX_SCOPE
-            decisions.append(self._create(cc, route, address, idempotency_key(cc.name, reference, scope), acks))
+            scope_key = idempotency_key(cc.name, reference, address) if headers_path else key
+            decisions.append(self._create(cc, route, address, scope_key, acks))
             if not headers_path:
                 break  # a Bcc delivery is one delivery to the mailbox: one decision (docs/routing.md)
         if not decisions and cc.wildcard is not None:  # SPEC §3.1 step 3
@@ -331,12 +329,10 @@ class Router:
             if trace is not None and record is not None:
                 trace.addresses.append(_address_trace("*", "wildcard", record, route))
             if route is not None:
-                key = idempotency_key(cc.name, reference, MAILBOX_SCOPE)
                 decisions.append(self._create(cc, route, mailbox, key, acks))
         if not decisions:  # SPEC §3.1 step 4: "no route held" is the fallback, never an exception
             if trace is not None:
                 trace.steps.append(f"no route held: the fallback of {cc.name!r} takes it")
-            key = idempotency_key(cc.name, reference, MAILBOX_SCOPE)
             decisions.append(self._create(cc, cc.fallback, cc.primary, key, acks, fallback=True))
         return RoutingResult(cc.name, envelope.message_id, tuple(decisions))
 
@@ -360,6 +356,8 @@ class Router:
         for recipient in envelope.recipients:
             address = recipient.address
             if address not in own:
+                if "+" not in address:
+                    continue
                 unplussed = plus_base(address)
                 if unplussed is None or unplussed[0] not in own:
                     continue
@@ -454,7 +452,7 @@ class _Acknowledger:
         for address in candidates:
             if _is_system(address, router._system_addresses) or address in chosen:
                 continue
-            if router.blocked_action(address) is not None:  # reject or no-automated-emails
+            if router._blocked and router.blocked_action(address) is not None:  # reject or no-automated-emails
                 sender_blocked = sender_blocked or address == sender
                 continue
             chosen[address] = None
@@ -463,6 +461,15 @@ class _Acknowledger:
         if sender is not None and self._allowed is not None and not self._allowed(sender):
             return (), "rate limit"
         return tuple(chosen), None
+
+
+def _single(cc: _Connector, envelope: Envelope, key: str, trace: _Recorder | None, action: Action, reason: str,
+            address: str, link: str | None = None) -> RoutingResult:
+    """The one decision of an email that is ignored, rejected or linked (keyed once per message, §4)."""
+    if trace is not None:
+        trace.steps.append(f"→ {action}: {reason}")
+    decision = Decision(cc.name, action, address, key, link=link, reason=reason)
+    return RoutingResult(cc.name, envelope.message_id, (decision,))
 
 
 def _address_trace(address: str, source: str, record: list[RouteCheck], route: CompiledRoute | None) -> AddressTrace:
