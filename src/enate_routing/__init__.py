@@ -18,6 +18,7 @@ from enate_routing.admin import (
     linked_routes,
 )
 from enate_routing.admin_search import RouteIndex, RouteRow, linear_search
+from enate_routing.analysis import find_loops, find_shadowed
 from enate_routing.audit import (
     REDACTED,
     FieldChange,
@@ -28,6 +29,8 @@ from enate_routing.audit import (
     Subject,
 )
 from enate_routing.certificates import ClientCertificate, load_pkcs12
+from enate_routing.decision import Decision, RouteTarget, RoutingResult, Trace
+from enate_routing.directory import CompanyDirectory, ConfiguredCompanies, KnownMessage, WorkItemLookup
 from enate_routing.envelope import Envelope, ParseLimits, Recipient, RecipientSource
 from enate_routing.errors import (
     AdminError,
@@ -46,6 +49,7 @@ from enate_routing.errors import (
     EnateRoutingError,
     InsecureConnectionError,
     MailboxMissingError,
+    MessageFileError,
     NotFoundError,
     NotTestedError,
     PermissionDeniedError,
@@ -55,6 +59,7 @@ from enate_routing.errors import (
     TLSVerificationError,
     TransportError,
     TransportTimeoutError,
+    UnknownConnectorError,
 )
 from enate_routing.loading import config_schema, dump_config, load_config, parse_config, save_config
 from enate_routing.model import (
@@ -72,11 +77,13 @@ from enate_routing.model import (
     Target,
 )
 from enate_routing.patterns import AddressPattern
+from enate_routing.router import AcknowledgementAllowed, Router
 from enate_routing.transports.base import ConnectionTestResult, MailSender, MailSource, MessageRef
 
 __all__ = [
     "PRIORITY_ASCENDING",
     "REDACTED",
+    "AcknowledgementAllowed",
     "AddressPattern",
     "AdminError",
     "Administration",
@@ -90,15 +97,18 @@ __all__ = [
     "CertificatePasswordError",
     "CertificateRejectedError",
     "ClientCertificate",
+    "CompanyDirectory",
     "ConcurrentEditError",
     "Config",
     "ConfigError",
     "ConfigIssue",
+    "ConfiguredCompanies",
     "ConnectError",
     "ConnectionTestOutcome",
     "ConnectionTestResult",
     "Connector",
     "ConnectorLiveError",
+    "Decision",
     "EnateRoutingError",
     "Envelope",
     "Fallback",
@@ -109,6 +119,7 @@ __all__ = [
     "IncomingRoute",
     "IncomingServer",
     "InsecureConnectionError",
+    "KnownMessage",
     "LimitsSettings",
     "LinkedRoutesReport",
     "Linking",
@@ -116,6 +127,7 @@ __all__ = [
     "MailSource",
     "MailboxMissingError",
     "MemoryHistoryStore",
+    "MessageFileError",
     "MessageRef",
     "NotFoundError",
     "NotTestedError",
@@ -131,6 +143,9 @@ __all__ = [
     "Revision",
     "RouteIndex",
     "RouteRow",
+    "RouteTarget",
+    "Router",
+    "RoutingResult",
     "RoutingRules",
     "SQLiteHistoryStore",
     "StoreError",
@@ -138,11 +153,16 @@ __all__ = [
     "TLSVerificationError",
     "Target",
     "TargetKind",
+    "Trace",
     "TransportError",
     "TransportTimeoutError",
+    "UnknownConnectorError",
+    "WorkItemLookup",
     "__version__",
     "config_schema",
     "dump_config",
+    "find_loops",
+    "find_shadowed",
     "linear_search",
     "linked_routes",
     "load_config",

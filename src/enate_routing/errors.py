@@ -5,6 +5,7 @@ builtin that fits, so ``except ValueError`` still works for callers that do not 
 
     EnateRoutingError
     ├── ConfigError (ValueError)               a configuration is invalid; names file, where, field, item
+    │   ├── UnknownConnectorError (LookupError) routing for a connector the configuration lacks
     │   └── CertificateError                   a PKCS#12 file cannot be used
     │       ├── CertificatePasswordError       wrong password, or not a PKCS#12 file
     │       ├── CertificateKeyMissingError     the file holds no private key
@@ -26,6 +27,7 @@ builtin that fits, so ``except ValueError`` still works for callers that do not 
     │   ├── MailboxMissingError (LookupError)  the folder / shared mailbox does not exist
     │   ├── ProtocolError                      the server answered something we cannot use
     │   └── TransportTimeoutError (TimeoutError)
+    ├── MessageFileError (OSError)             a message file named by the user cannot be read
     └── StoreError                             the durable ledger cannot be used
 
 Messages are built from structured fields only, never from a secret's value (SPEC §2). This module
@@ -53,6 +55,7 @@ __all__ = [
     "EnateRoutingError",
     "InsecureConnectionError",
     "MailboxMissingError",
+    "MessageFileError",
     "NotFoundError",
     "NotTestedError",
     "PermissionDeniedError",
@@ -62,6 +65,7 @@ __all__ = [
     "TLSVerificationError",
     "TransportError",
     "TransportTimeoutError",
+    "UnknownConnectorError",
 ]
 
 
@@ -137,6 +141,11 @@ class ConfigError(EnateRoutingError, ValueError):
     @property
     def item(self) -> str | None:
         return self.issues[0].item
+
+
+class UnknownConnectorError(ConfigError, LookupError):
+    """Routing named a connector the configuration has no incoming connector for, or named none when the
+    configuration has several."""
 
 
 class CertificateError(ConfigError):
@@ -233,6 +242,10 @@ class TransportTimeoutError(TransportError, TimeoutError):
     """A command did not complete within its timeout."""
 
     retryable = True
+
+
+class MessageFileError(EnateRoutingError, OSError):
+    """A message file or folder named on the command line cannot be read."""
 
 
 class StoreError(EnateRoutingError):

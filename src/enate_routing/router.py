@@ -34,7 +34,7 @@ from enate_routing.decision import (
 )
 from enate_routing.directory import CompanyDirectory, ConfiguredCompanies, KnownMessage, WorkItemLookup
 from enate_routing.envelope import Envelope
-from enate_routing.errors import ConfigError
+from enate_routing.errors import UnknownConnectorError
 from enate_routing.matcher import (
     SENDERS,
     CompiledRoute,
@@ -49,17 +49,12 @@ from enate_routing.matcher import (
 from enate_routing.model import Config, Target
 from enate_routing.patterns import AddressPattern
 
-__all__ = ["AcknowledgementAllowed", "Router", "UnknownConnectorError", "plus_base"]
+__all__ = ["AcknowledgementAllowed", "Router", "plus_base"]
 
 AcknowledgementAllowed = Callable[[str], bool]
 """The host's per-sender rate limit (SPEC §3.5): called with the sender; False suppresses the acknowledgement."""
 
 _TO_CC = frozenset({"to", "cc"})
-
-
-class UnknownConnectorError(ConfigError, LookupError):
-    """``route`` named a connector the configuration has no incoming connector for, or named none when
-    the configuration has several."""
 
 
 def plus_base(address: str) -> tuple[str, str] | None:

@@ -10,9 +10,9 @@ from routing_helpers import BILLING, HELP, NOREPLY, SUPPORT, connector, mail, ma
 
 from enate_routing.decision import RoutingResult
 from enate_routing.envelope import Envelope
-from enate_routing.errors import ConfigError
+from enate_routing.errors import ConfigError, UnknownConnectorError
 from enate_routing.loading import parse_config
-from enate_routing.router import Router, UnknownConnectorError
+from enate_routing.router import Router
 from enate_routing.testing import ReferenceRouter
 
 ROUTERS: dict[str, Callable[..., Any]] = {"compiled": Router.compile, "reference": ReferenceRouter}

@@ -14,16 +14,12 @@ from typing import Any
 from enate_routing.decision import Decision, RoutingResult
 from enate_routing.directory import KnownMessage
 from enate_routing.envelope import Envelope
-from enate_routing.errors import ConfigError, EnateRoutingError
+from enate_routing.errors import ConfigError, MessageFileError
 from enate_routing.loading import load_config
 from enate_routing.model import Config
 from enate_routing.router import Router
 
-__all__ = ["MessageFileError", "register"]
-
-
-class MessageFileError(EnateRoutingError, OSError):
-    """A message file or folder named on the command line cannot be read."""
+__all__ = ["register"]
 
 
 def register(subparsers: Any) -> None:

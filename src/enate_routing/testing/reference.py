@@ -21,9 +21,9 @@ from enate_routing.decision import (
 )
 from enate_routing.directory import CompanyDirectory, WorkItemLookup
 from enate_routing.envelope import Envelope
+from enate_routing.errors import UnknownConnectorError
 from enate_routing.model import Config, Fallback, IncomingRoute, RoutingRules
 from enate_routing.patterns import AddressPattern, subject_words
-from enate_routing.router import UnknownConnectorError
 
 __all__ = ["ReferenceCompanies", "ReferenceRouter"]
 
