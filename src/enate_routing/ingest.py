@@ -274,6 +274,35 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+class _Session:
+    """The current connection to the mailbox, opened on first use; :meth:`checkpoint` ends it cleanly.
+
+    Ending a POP3 session (QUIT) is what commits its deletions (RFC 1939 §6), so marking POP3 mail goes
+    in groups, each ended by a checkpoint before the ledger records the group as marked.
+    """
+
+    def __init__(self, factory: Callable[[], MailSource]) -> None:
+        self.factory = factory
+        self._source: MailSource | None = None
+
+    @property
+    def source(self) -> MailSource:
+        if self._source is None:
+            self._source = self.factory()
+        return self._source
+
+    def checkpoint(self) -> None:
+        source, self._source = self._source, None
+        if source is not None:
+            source.close()
+
+    def discard(self) -> None:
+        source, self._source = self._source, None
+        if source is not None:
+            with contextlib.suppress(TransportError, OSError):
+                source.close()
+
+
 class Ingestor:
     """Drains one mailbox of one connector into the host's handler, exactly once per work item.
 
@@ -335,6 +364,7 @@ class Ingestor:
         self._sender: MailSender | None = None
         self._reserved: dict[str, int] = {}
         self._reprocessing = False
+        self._pop3_group = self.batch_size
         self._stats = IngestStats()
 
     @classmethod
@@ -399,9 +429,10 @@ class Ingestor:
             failures = 0
             while True:
                 progress_before = self._progress_marker()
+                session = _Session(self.source_factory)
                 try:
-                    with contextlib.closing(self.source_factory()) as source:
-                        self._pass(source)
+                    self._pass(session)
+                    session.checkpoint()  # LOGOUT / QUIT (which commits POP3 deletions)
                     return stats
                 except UidValidityChangedError as exc:
                     # The folder was re-created or restored: every UID is void; list again (by content).
@@ -414,6 +445,7 @@ class Ingestor:
                     stats.errors.append(_describe(exc))
                     error = exc
                 finally:
+                    session.discard()
                     self._close_sender()
                 stats.reconnects += 1
                 # Consecutive failures without progress; a pass that got something done starts over.
@@ -443,10 +475,10 @@ class Ingestor:
             self.hook(point, index)
 
     # ------------------------------------------------------------------------------------------- one pass
-    def _pass(self, source: MailSource) -> None:
+    def _pass(self, session: _Session) -> None:
         stats = self._stats
         stats.passes += 1
-        refs = source.list_new()
+        refs = session.source.list_new()
         stats.listed = len(refs)
         uidvalidities = {r.uidvalidity for r in refs if r.uidvalidity is not None}
         for value in uidvalidities:
@@ -470,11 +502,11 @@ class Ingestor:
             index_of.setdefault(record.id, len(refs) + record.id)
         stats.resumed += len(pending)
         for start in range(0, len(pending), self.batch_size):
-            self._process(source, pending[start:start + self.batch_size], listed, index_of, resumed=True)
+            self._process(session, pending[start:start + self.batch_size], listed, index_of, resumed=True)
         # A message marked in the ledger but listed again lost its mark (a POP3 DELE dies without QUIT).
         again = [(record.id, listed[record.id]) for record in known.values()
                  if record.state is MessageState.MARKED and record.id in listed]
-        self._mark(source, again, index_of)
+        self._mark(session, again, index_of)
 
         # 2. What is new on the server, a batch at a time.
         for start in range(0, len(fresh), self.batch_size):
@@ -484,7 +516,7 @@ class Ingestor:
                 for index, ref in batch:
                     self._hook("before_spool", index)
                     try:
-                        raw = source.fetch(ref)
+                        raw = session.source.fetch(ref)
                     except MessageGoneError:
                         stats.gone += 1  # expunged by another client before we read it: nothing to lose
                         continue
@@ -495,7 +527,7 @@ class Ingestor:
                 self._spool(fetched, listed, index_of)
                 raise
             records = self._spool(fetched, listed, index_of)
-            self._process(source, records, listed, index_of, resumed=False)
+            self._process(session, records, listed, index_of, resumed=False)
             self.store.acquire_lease(self.connector, self.mailbox, self.owner, self.lease_ttl)
             if self.progress is not None:
                 self.progress(stats)
@@ -524,7 +556,7 @@ class Ingestor:
 
     def _process(
         self,
-        source: MailSource | None,
+        session: _Session | None,
         records: Sequence[MessageRecord],
         listed: dict[int, MessageRef],
         index_of: dict[int, int],
@@ -590,8 +622,8 @@ class Ingestor:
             if current.state in (MessageState.DONE, MessageState.MARKED):
                 done.append(current)
 
-        if source is not None:
-            self._mark(source, [(r.id, listed[r.id]) for r in done if r.id in listed], index_of)
+        if session is not None:
+            self._mark(session, [(r.id, listed[r.id]) for r in done if r.id in listed], index_of)
 
     def _work_key(self, decision: Decision, generation: int) -> str:
         # Reprocessing unrouted mail is an explicit request for new work: a new generation of keys.
@@ -707,14 +739,18 @@ class Ingestor:
                 sender.close()
 
     # ------------------------------------------------------------------------------------------- marking
-    def _mark(self, source: MailSource, items: Iterable[tuple[int, MessageRef]], index_of: dict[int, int]) -> None:
+    def _mark(self, session: _Session, items: Iterable[tuple[int, MessageRef]], index_of: dict[int, int]) -> None:
+        pending = list(items)
+        if pending and pending[0][1].protocol == "pop3":
+            self._mark_pop3(session, pending, index_of)
+            return
         marked: list[int] = []
         try:
-            for message, ref in items:
+            for message, ref in pending:
                 index = index_of.get(message, message)
                 self._hook("before_mark", index)
                 try:
-                    source.mark_processed(ref)
+                    session.source.mark_processed(ref)
                 except MessageGoneError:
                     self._stats.gone += 1  # another client removed it: nothing left to mark
                 self._hook("after_mark", index)
@@ -722,6 +758,28 @@ class Ingestor:
         finally:
             self.store.record_marked(marked)
             self._stats.marked += len(marked)
+
+    def _mark_pop3(self, session: _Session, items: list[tuple[int, MessageRef]], index_of: dict[int, int]) -> None:
+        """DELE in groups, each committed by QUIT before the ledger says MARKED.
+
+        The group shrinks by half after a failure (down to one message per session) and grows back after
+        a commit, so a connection that keeps dropping still gets deletions committed.
+        """
+        while items:
+            group, items = items[: self._pop3_group], items[self._pop3_group:]
+            try:
+                for message, ref in group:
+                    index = index_of.get(message, message)
+                    self._hook("before_mark", index)
+                    session.source.mark_processed(ref)
+                    self._hook("after_mark", index)
+                session.checkpoint()
+            except TransportError:
+                self._pop3_group = max(1, self._pop3_group // 2)
+                raise
+            self._pop3_group = min(self.batch_size, self._pop3_group * 2)
+            self.store.record_marked([message for message, _ in group])
+            self._stats.marked += len(group)
 
     # ------------------------------------------------------------------------------------------- admin
     def quarantined(self) -> list[MessageRecord]:

@@ -62,7 +62,7 @@ def run(spec: dict[str, Any]) -> int:
     config = parse_config(spec["config"])
     router = Router.compile(config)
     limits = config.limits
-    credentials = PasswordAuth(spec["user"], spec["password"])
+    credentials = PasswordAuth(spec["user"], spec["password"], method="login")
 
     def source() -> Any:
         endpoint = Endpoint("127.0.0.1", spec["port"], "none", timeout=spec.get("timeout", 10.0),
