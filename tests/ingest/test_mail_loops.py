@@ -1,0 +1,124 @@
+"""Mail loops: an auto-responder answering every acknowledgement, and two instances acknowledging each other.
+
+The acknowledgements really go out through aiosmtpd; a "relay" step delivers each one into the recipient's
+Dovecot mailbox (as the peer's mail system would), and the peers' answers come back the same way.
+"""
+
+from __future__ import annotations
+
+import re
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+from fakes import Host
+from ingest_rig import append, connector_config
+
+from enate_routing.ingest import Backoff, Ingestor
+from enate_routing.loading import parse_config
+from enate_routing.router import Router
+from enate_routing.store import SqliteLedger
+from enate_routing.transports.factory import ConnectorAccess
+from mailrig.dovecot import ALICE, BOB, Dovecot
+from mailrig.smtp import SmtpServers
+
+pytestmark = pytest.mark.servers
+
+AUTO_HEADERS = re.compile(rb"^(Auto-Submitted|X-Auto-Response-Suppress|Precedence):[^\r\n]*\r?\n", re.I | re.M)
+
+
+def instance(dovecot: Dovecot, smtp: SmtpServers, user: object, name: str, tmp_path: Path) -> tuple[Ingestor, Host]:
+    data = connector_config("imap", dovecot.ports.imap, smtp.ports["open"], user=user, name=name)  # type: ignore[arg-type]
+    config = parse_config(data)
+    host = Host()
+    ingestor = Ingestor.from_config(
+        config, name, router=Router.compile(config), store=SqliteLedger(tmp_path / f"{name}.db"), handler=host,
+        access=ConnectorAccess(timeout=10), backoff=Backoff(base=0.01, cap=0.05),
+    )
+    return ingestor, host
+
+
+def first_mail(sender: str, to: str) -> bytes:
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"], msg["Message-ID"] = sender, to, "Printer broken", "<first@example.net>"
+    msg.set_content("Please help.\n")
+    return msg.as_bytes()
+
+
+def naive_reply(ack: bytes, n: int) -> bytes:
+    """What a badly behaved auto-responder sends back: no Auto-Submitted, no Precedence, a fresh id."""
+    msg = EmailMessage()
+    msg["From"], msg["To"] = "robot@example.net", ALICE.login
+    msg["Subject"], msg["Message-ID"] = f"I am away (reply {n})", f"<away-{n}@example.net>"
+    msg.set_content("I am out of the office.\n")
+    return msg.as_bytes()
+
+
+def test_naive_auto_responder_is_stopped_by_the_rate_limit(
+    mailboxes: Dovecot, smtp_inbox: SmtpServers, tmp_path: Path
+) -> None:
+    """An auto-responder answering every acknowledgement gets at most the hourly limit (10) of them."""
+    ingestor, host = instance(mailboxes, smtp_inbox, ALICE, "Alice", tmp_path)
+    append(mailboxes, ALICE, [first_mail("robot@example.net", ALICE.login)])
+    relayed = 0
+    for round_ in range(30):
+        ingestor.run_once()
+        acks = smtp_inbox.received("open")
+        new = acks[relayed:]
+        if not new:
+            break
+        append(mailboxes, ALICE, [naive_reply(m.data, relayed + i) for i, m in enumerate(new)])
+        relayed = len(acks)
+    assert round_ < 29, "the exchange did not stop"
+    assert len(smtp_inbox.received("open")) == 10
+    assert len(host.items) == 11  # every mail still became work; only the acknowledgements stopped
+
+
+def test_two_instances_acknowledging_each_other_stop(
+    mailboxes: Dovecot, smtp_inbox: SmtpServers, tmp_path: Path
+) -> None:
+    """Two instances acknowledge each other once: the acknowledgement is automatic (RFC 3834), never answered."""
+    alice, _ = instance(mailboxes, smtp_inbox, ALICE, "Alice", tmp_path)
+    bob, _ = instance(mailboxes, smtp_inbox, BOB, "Bob", tmp_path)
+    append(mailboxes, ALICE, [first_mail(BOB.login, ALICE.login)])
+    relayed = 0
+    for _ in range(30):
+        alice.run_once()
+        bob.run_once()
+        sent = smtp_inbox.received("open")
+        new = sent[relayed:]
+        if not new:
+            break
+        for m in new:
+            for rcpt in m.rcpt_tos:
+                append(mailboxes, ALICE if rcpt == ALICE.login else BOB, [m.data])
+        relayed = len(sent)
+    assert len(smtp_inbox.received("open")) == 1
+
+
+def test_two_instances_behind_a_header_stripping_relay_stop_within_the_limit(
+    mailboxes: Dovecot, smtp_inbox: SmtpServers, tmp_path: Path
+) -> None:
+    """Even if a relay strips Auto-Submitted, the per-sender rate limit ends the exchange (≤ 10 each way)."""
+    alice, _ = instance(mailboxes, smtp_inbox, ALICE, "Alice", tmp_path)
+    bob, _ = instance(mailboxes, smtp_inbox, BOB, "Bob", tmp_path)
+    append(mailboxes, ALICE, [first_mail(BOB.login, ALICE.login)])
+    relayed = 0
+    for round_ in range(60):
+        alice.run_once()
+        bob.run_once()
+        sent = smtp_inbox.received("open")
+        new = sent[relayed:]
+        if not new:
+            break
+        for i, m in enumerate(new):
+            fresh_id = f"Message-ID: <r{relayed + i}-".encode()
+            stripped = AUTO_HEADERS.sub(b"", m.data).replace(b"Message-ID: <ack-", fresh_id)
+            for rcpt in m.rcpt_tos:
+                append(mailboxes, ALICE if rcpt == ALICE.login else BOB, [stripped])
+        relayed = len(sent)
+    assert round_ < 59, "the exchange did not stop"
+    to_bob = [m for m in smtp_inbox.received("open") if BOB.login in m.rcpt_tos]
+    to_alice = [m for m in smtp_inbox.received("open") if ALICE.login in m.rcpt_tos]
+    # The router may stop it earlier still (a reply chain it recognises as its own); never later.
+    assert 1 <= len(to_bob) <= 10 and 1 <= len(to_alice) <= 10
