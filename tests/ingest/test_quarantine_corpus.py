@@ -22,12 +22,13 @@ def hostile() -> dict[str, bytes]:
     """Messages past each limit of SPEC §3.1.1 (scaled down by LIMITS), plus bytes that are not mail at all."""
     deep = b"".join(b'Content-Type: multipart/mixed; boundary="b%d"\r\n\r\n--b%d\r\n' % (i, i) for i in range(12))
     parts = b"".join(b"--p\r\nContent-Type: text/plain\r\n\r\nx\r\n" for _ in range(80))
+    many = b", ".join(b"u%d@example.net" % i for i in range(40))
     return {
         "size": b"Subject: big\r\n\r\n" + b"x" * 250_000,
         "header": b"Subject: " + b"h" * 30_000 + b"\r\n\r\nbody\r\n",
         "depth": b"From: a@example.net\r\nMIME-Version: 1.0\r\n" + deep + b"end\r\n",
         "parts": b'From: a@example.net\r\nContent-Type: multipart/mixed; boundary="p"\r\n\r\n' + parts + b"--p--\r\n",
-        "addresses": b"From: a@example.net\r\nTo: " + b", ".join(b"u%d@example.net" % i for i in range(40)) + b"\r\n\r\nx",
+        "addresses": b"From: a@example.net\r\nTo: " + many + b"\r\n\r\nx",
         "encoded-words": b"Subject: " + b" ".join(b"=?utf-8?q?w%d?=" % i for i in range(60)) + b"\r\n\r\nx",
     }
 
