@@ -9,8 +9,6 @@ from typing import Any
 import pytest
 from fakes import Host
 from ingest_rig import append, connector_config, count, message_id, sample_message
-from mailrig.dovecot import ALICE, Dovecot
-from mailrig.smtp import SmtpServers
 
 from enate_routing.cli import main
 from enate_routing.errors import ConfigError
@@ -19,6 +17,8 @@ from enate_routing.loading import parse_config, save_config
 from enate_routing.router import Router
 from enate_routing.store import MessageState, SqliteLedger
 from enate_routing.transports.factory import ConnectorAccess
+from mailrig.dovecot import ALICE, Dovecot
+from mailrig.smtp import SmtpServers
 
 pytestmark = pytest.mark.servers
 
