@@ -148,6 +148,20 @@ def test_server_closes_mid_command(mailboxes: Dovecot, pop3_endpoint: EndpointFa
     assert proxy.cuts == 1
 
 
+def test_connection_cut_during_uidl_is_a_connect_error(mailboxes: Dovecot, pop3_endpoint: EndpointFactory) -> None:
+    """A connection dropped during UIDL is a retryable ConnectError, not "the server does not support UIDL"."""
+    mailboxes.deliver(ALICE, message("listed"))
+    with CuttingProxy(mailboxes.ports.pop3, cut_on=b"UIDL") as proxy, Pop3Source(
+        pop3_endpoint("none", port=proxy.port, allow_plaintext_auth=True), alice()
+    ) as source:
+        with pytest.raises(ConnectError) as caught:
+            source.list_new()
+        assert caught.value.retryable and "UIDL" in str(caught.value)
+    assert proxy.cuts == 1
+    with Pop3Source(pop3_endpoint(), alice()) as source:
+        assert len(source.list_new()) == 1  # nothing was lost or deleted by the cut
+
+
 def test_timeout(pop3_endpoint: EndpointFactory) -> None:
     """A POP3 server that never greets gives TransportTimeoutError."""
     with SilentServer() as silent:

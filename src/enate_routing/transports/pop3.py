@@ -21,7 +21,7 @@ import ssl
 from contextlib import suppress
 
 from enate_routing.certificates import ClientCertificate
-from enate_routing.errors import AuthenticationError, InsecureConnectionError, ProtocolError
+from enate_routing.errors import AuthenticationError, ConnectError, InsecureConnectionError, ProtocolError
 from enate_routing.transports._sasl import SaslClient
 from enate_routing.transports._session import Adapter, open_socket, run_connection_test
 from enate_routing.transports.base import (
@@ -89,6 +89,12 @@ class _POP3(poplib.POP3):
                 continue
             raise poplib.error_proto(b"-ERR unexpected AUTH reply")
         raise poplib.error_proto(b"-ERR too many AUTH challenges")
+
+
+def _closed(exc: poplib.error_proto) -> bool:
+    """poplib reports a connection closed mid-reply as the error reply ``-ERR EOF`` (its ``_getline``)."""
+    reply = exc.args[0] if exc.args else b""
+    return reply in (b"-ERR EOF", "-ERR EOF")
 
 
 class Pop3Source(Adapter):
@@ -204,6 +210,8 @@ class Pop3Source(Adapter):
             try:
                 _, lines, _ = conn.uidl()
             except poplib.error_proto as exc:
+                if _closed(exc):
+                    raise ConnectError("the server closed the connection during UIDL", server=self.server) from None
                 raise ProtocolError(
                     "the server does not support UIDL (RFC 1939 §7); stable message ids are impossible",
                     server=self.server,
