@@ -85,6 +85,35 @@ def test_public_api_is_sorted_and_importable() -> None:
     assert public <= set(names) | {"__version__"}
 
 
+# The public API, pinned (httpx tests/test_exported_members.py): adding or removing a name is a decision
+# that belongs in CHANGELOG.md, so it must also change this list.
+PUBLIC_API = {
+    "HOOK_POINTS", "PRIORITY_ASCENDING", "REDACTED", "AckState", "AcknowledgementAllowed", "AddressPattern",
+    "AdminError", "Administration", "AllowAll", "AuthenticationError", "Backoff", "BlockedEntry",
+    "CertificateError", "CertificateExpiredError", "CertificateKeyMissingError", "CertificateNotYetValidError",
+    "CertificatePasswordError", "CertificateRejectedError", "ClientCertificate", "CompanyDirectory",
+    "ConcurrentEditError", "Config", "ConfigError", "ConfigIssue", "ConfiguredCompanies", "ConnectError",
+    "ConnectionTestOutcome", "ConnectionTestResult", "Connector", "ConnectorLiveError", "Decision",
+    "EnateRoutingError", "Envelope", "Fallback", "FieldChange", "GridSort", "HandlerError", "HistoryEntry",
+    "HistoryStore", "HistorySubject", "IncomingRoute", "IncomingServer", "IngestStats", "Ingestor",
+    "InsecureConnectionError", "KnownMessage", "LeaseHeldError", "Ledger", "LimitsSettings",
+    "LinkedRoutesReport", "Linking", "MailSender", "MailSource", "MailboxMissingError", "MemoryHistoryStore",
+    "MessageFileError", "MessageRecord", "MessageRef", "MessageState", "NotFoundError", "NotTestedError",
+    "OutgoingRoute", "OutgoingServer", "ParseLimits", "PermissionDeniedError", "Permissions", "ProtocolError",
+    "Recipient", "RecipientSource", "ReorderRefusedError", "Revision", "RouteIndex", "RouteRow", "RouteTarget",
+    "Router", "RoutingResult", "RoutingRules", "SQLiteHistoryStore", "SqliteLedger", "StoreError",
+    "TLSVerificationError", "Target", "TargetKind", "Trace", "TransportError", "TransportTimeoutError",
+    "UnknownConnectorError", "WorkItem", "WorkItemLookup", "__version__", "build_acknowledgement",
+    "config_schema", "dump_config", "find_loops", "find_shadowed", "linked_routes", "load_config",
+    "load_pkcs12", "parse_config", "save_config"
+}
+
+
+def test_public_api_is_pinned() -> None:
+    """enate_routing exports exactly the pinned names."""
+    assert set(enate_routing.__all__) == PUBLIC_API
+
+
 def test_changelog_has_an_entry_for_this_version() -> None:
     """CHANGELOG.md keeps an [Unreleased] section and names the package version (Keep a Changelog)."""
     text = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")

@@ -17,16 +17,16 @@ from enate_routing.admin import (
     TargetKind,
     linked_routes,
 )
-from enate_routing.admin_search import RouteIndex, RouteRow, linear_search
+from enate_routing.admin_search import RouteIndex, RouteRow
 from enate_routing.analysis import find_loops, find_shadowed
 from enate_routing.audit import (
     REDACTED,
     FieldChange,
     HistoryEntry,
     HistoryStore,
+    HistorySubject,
     MemoryHistoryStore,
     SQLiteHistoryStore,
-    Subject,
 )
 from enate_routing.certificates import ClientCertificate, load_pkcs12
 from enate_routing.decision import Decision, RouteTarget, RoutingResult, Trace
@@ -61,6 +61,15 @@ from enate_routing.errors import (
     TransportTimeoutError,
     UnknownConnectorError,
 )
+from enate_routing.ingest import (
+    HOOK_POINTS,
+    Backoff,
+    HandlerError,
+    Ingestor,
+    IngestStats,
+    WorkItem,
+    build_acknowledgement,
+)
 from enate_routing.loading import config_schema, dump_config, load_config, parse_config, save_config
 from enate_routing.model import (
     BlockedEntry,
@@ -78,17 +87,21 @@ from enate_routing.model import (
 )
 from enate_routing.patterns import AddressPattern
 from enate_routing.router import AcknowledgementAllowed, Router
+from enate_routing.store import AckState, LeaseHeldError, Ledger, MessageRecord, MessageState, SqliteLedger
 from enate_routing.transports.base import ConnectionTestResult, MailSender, MailSource, MessageRef
 
 __all__ = [
+    "HOOK_POINTS",
     "PRIORITY_ASCENDING",
     "REDACTED",
+    "AckState",
     "AcknowledgementAllowed",
     "AddressPattern",
     "AdminError",
     "Administration",
     "AllowAll",
     "AuthenticationError",
+    "Backoff",
     "BlockedEntry",
     "CertificateError",
     "CertificateExpiredError",
@@ -114,12 +127,18 @@ __all__ = [
     "Fallback",
     "FieldChange",
     "GridSort",
+    "HandlerError",
     "HistoryEntry",
     "HistoryStore",
+    "HistorySubject",
     "IncomingRoute",
     "IncomingServer",
+    "IngestStats",
+    "Ingestor",
     "InsecureConnectionError",
     "KnownMessage",
+    "LeaseHeldError",
+    "Ledger",
     "LimitsSettings",
     "LinkedRoutesReport",
     "Linking",
@@ -128,7 +147,9 @@ __all__ = [
     "MailboxMissingError",
     "MemoryHistoryStore",
     "MessageFileError",
+    "MessageRecord",
     "MessageRef",
+    "MessageState",
     "NotFoundError",
     "NotTestedError",
     "OutgoingRoute",
@@ -148,8 +169,8 @@ __all__ = [
     "RoutingResult",
     "RoutingRules",
     "SQLiteHistoryStore",
+    "SqliteLedger",
     "StoreError",
-    "Subject",
     "TLSVerificationError",
     "Target",
     "TargetKind",
@@ -157,13 +178,14 @@ __all__ = [
     "TransportError",
     "TransportTimeoutError",
     "UnknownConnectorError",
+    "WorkItem",
     "WorkItemLookup",
     "__version__",
+    "build_acknowledgement",
     "config_schema",
     "dump_config",
     "find_loops",
     "find_shadowed",
-    "linear_search",
     "linked_routes",
     "load_config",
     "load_pkcs12",

@@ -30,8 +30,8 @@ from enate_routing.audit import (
     FieldChange,
     HistoryEntry,
     HistoryStore,
+    HistorySubject,
     MemoryHistoryStore,
-    Subject,
     field_changes,
     history_of,
     utc_now,
@@ -127,7 +127,7 @@ class LinkedRoutesReport:
 
 @dataclass(frozen=True, slots=True)
 class _Event:
-    subject: Subject
+    subject: HistorySubject
     action: Action
     changes: tuple[FieldChange, ...] = ()
     note: str = ""
@@ -232,24 +232,24 @@ def _connector_index(config: Config, name: str) -> int:
     raise NotFoundError(f"no connector is called {name!r}")
 
 
-def _route_subject(route: IncomingRoute) -> Subject:
-    return Subject("route", connector=route.connector, name=route.name)
+def _route_subject(route: IncomingRoute) -> HistorySubject:
+    return HistorySubject("route", connector=route.connector, name=route.name)
 
 
-def _fallback_subject(fallback: Fallback) -> Subject:
-    return Subject("fallback", connector=fallback.connector)
+def _fallback_subject(fallback: Fallback) -> HistorySubject:
+    return HistorySubject("fallback", connector=fallback.connector)
 
 
-def _outgoing_subject(route: OutgoingRoute) -> Subject:
-    return Subject("outgoing_route", name=route.name)
+def _outgoing_subject(route: OutgoingRoute) -> HistorySubject:
+    return HistorySubject("outgoing_route", name=route.name)
 
 
-def _connector_subject(connector: Connector) -> Subject:
-    return Subject("connector", connector=connector.name)
+def _connector_subject(connector: Connector) -> HistorySubject:
+    return HistorySubject("connector", connector=connector.name)
 
 
 def _edited(
-    subject: Subject, old: BaseModel, new: BaseModel, action: Action = "edited", note: str = ""
+    subject: HistorySubject, old: BaseModel, new: BaseModel, action: Action = "edited", note: str = ""
 ) -> list[_Event]:
     changes = field_changes(old, new)
     return [_Event(subject, action, changes, note)] if changes else []
@@ -328,7 +328,7 @@ class Administration:
         with self._lock:
             return self._passed(self._config.connectors[_connector_index(self._config, connector)])
 
-    def history(self, subject: Subject) -> tuple[HistoryEntry, ...]:
+    def history(self, subject: HistorySubject) -> tuple[HistoryEntry, ...]:
         """The activity history of one connector, route, fallback or outgoing route, renames followed."""
         return history_of(self._history, subject)
 

@@ -33,10 +33,10 @@ __all__ = [
     "FieldChange",
     "HistoryEntry",
     "HistoryStore",
+    "HistorySubject",
+    "HistorySubjectKind",
     "MemoryHistoryStore",
     "SQLiteHistoryStore",
-    "Subject",
-    "SubjectKind",
     "field_changes",
     "history_of",
     "utc_now",
@@ -45,7 +45,7 @@ __all__ = [
 REDACTED = "<redacted>"
 """What the history shows instead of a secret's value, old or new (SPEC §2, §7)."""
 
-SubjectKind = Literal["connector", "route", "fallback", "outgoing_route"]
+HistorySubjectKind = Literal["connector", "route", "fallback", "outgoing_route"]
 Action = Literal["created", "edited", "deleted", "enabled", "disabled", "moved", "tested"]
 JSONValue: TypeAlias = str | int | float | bool | list["JSONValue"] | dict[str, "JSONValue"] | None
 
@@ -59,16 +59,16 @@ def utc_now() -> datetime:
 
 
 @dataclass(frozen=True, slots=True)
-class Subject:
+class HistorySubject:
     """What an entry is about.
 
-    * a connector: ``Subject("connector", connector=name)``;
-    * an incoming route: ``Subject("route", connector=c, name=route name)`` (names are unique per connector);
-    * a fallback: ``Subject("fallback", connector=c)`` — one per connector, whatever its name;
-    * an outgoing route: ``Subject("outgoing_route", name=name)`` (names are unique in a configuration).
+    * a connector: ``HistorySubject("connector", connector=name)``;
+    * an incoming route: ``HistorySubject("route", connector=c, name=route name)`` (names are unique per connector);
+    * a fallback: ``HistorySubject("fallback", connector=c)`` — one per connector, whatever its name;
+    * an outgoing route: ``HistorySubject("outgoing_route", name=name)`` (names are unique in a configuration).
     """
 
-    kind: SubjectKind
+    kind: HistorySubjectKind
     connector: str = ""
     name: str = ""
 
@@ -98,7 +98,7 @@ class FieldChange:
 class HistoryEntry:
     """One event in the life of a subject. ``seq`` is assigned by the store (0 until appended)."""
 
-    subject: Subject
+    subject: HistorySubject
     action: Action
     actor: str
     at: datetime
@@ -119,7 +119,7 @@ class HistoryStore(Protocol):
         """Store ``entries`` in order; return them with their ``seq`` assigned. Raises StoreError."""
         ...
 
-    def entries(self, subject: Subject | None = None) -> tuple[HistoryEntry, ...]:
+    def entries(self, subject: HistorySubject | None = None) -> tuple[HistoryEntry, ...]:
         """The entries of ``subject`` (all entries when None), oldest first."""
         ...
 
@@ -181,15 +181,15 @@ def _shown(value: object) -> JSONValue:
 # --- following renames ------------------------------------------------------------------------------------
 
 
-def history_of(store: HistoryStore, subject: Subject) -> tuple[HistoryEntry, ...]:
+def history_of(store: HistoryStore, subject: HistorySubject) -> tuple[HistoryEntry, ...]:
     """The whole history of ``subject``, oldest first, following renames back to its earlier names.
 
     A rename is an ``edited`` entry filed under the new name with a ``name`` change; the entries filed under
     the old name before that rename belong to the same object.
     """
     found: dict[int, HistoryEntry] = {}
-    pending: list[tuple[Subject, int | None]] = [(subject, None)]
-    seen: set[tuple[Subject, int | None]] = set()
+    pending: list[tuple[HistorySubject, int | None]] = [(subject, None)]
+    seen: set[tuple[HistorySubject, int | None]] = set()
     while pending:
         current, before = pending.pop()
         if (current, before) in seen:
@@ -222,7 +222,7 @@ class MemoryHistoryStore:
             self._entries.extend(stored)
             return stored
 
-    def entries(self, subject: Subject | None = None) -> tuple[HistoryEntry, ...]:
+    def entries(self, subject: HistorySubject | None = None) -> tuple[HistoryEntry, ...]:
         with self._lock:
             return tuple(e for e in self._entries if subject is None or e.subject == subject)
 
@@ -300,7 +300,7 @@ class SQLiteHistoryStore:
                 raise
         return tuple(stored)
 
-    def entries(self, subject: Subject | None = None) -> tuple[HistoryEntry, ...]:
+    def entries(self, subject: HistorySubject | None = None) -> tuple[HistoryEntry, ...]:
         query = "SELECT seq, kind, connector, name, action, actor, at, version, changes, note FROM history"
         params: tuple[str, ...] = ()
         if subject is not None:
@@ -329,7 +329,7 @@ def _entry_from_row(row: tuple[object, ...]) -> HistoryEntry:
         raise StoreError(f"history entry {seq}: unknown kind {kind!r} or action {action!r}")
     decoded = json.loads(str(changes))
     return HistoryEntry(
-        subject=Subject(kind, str(connector), str(name)),  # type: ignore[arg-type]  # checked against _SUBJECT_KINDS
+        subject=HistorySubject(kind, str(connector), str(name)),  # type: ignore[arg-type]  # checked against _SUBJECT_KINDS
         action=action,  # type: ignore[arg-type]  # checked against _ACTIONS above
         actor=str(actor),
         at=datetime.fromisoformat(str(at)),

@@ -13,9 +13,9 @@ from enate_routing.admin import PRIORITY_ASCENDING, Administration, AllowAll
 from enate_routing.audit import (
     REDACTED,
     HistoryEntry,
+    HistorySubject,
     MemoryHistoryStore,
     SQLiteHistoryStore,
-    Subject,
     field_changes,
     history_of,
 )
@@ -23,7 +23,7 @@ from enate_routing.errors import AdminError, StoreError
 from enate_routing.model import Config
 
 NEW_ROUTE = {"connector": "Support", "name": "New", "address": "support@acme.example", "target": INCIDENT}
-NEW_SUBJECT = Subject("route", "Support", "New")
+NEW_SUBJECT = HistorySubject("route", "Support", "New")
 
 
 def run_edits(admin: Administration) -> None:
@@ -43,7 +43,7 @@ def summary(entries: tuple[HistoryEntry, ...]) -> list[tuple[str, str, int, str]
 def test_history_of_a_sequence_of_edits(admin: Administration) -> None:
     """Each edit adds one entry with action, actor, version and the injected clock's time, oldest first."""
     run_edits(admin)
-    entries = admin.history(Subject("route", "Support", "Renamed"))
+    entries = admin.history(HistorySubject("route", "Support", "Renamed"))
     assert summary(entries) == [
         ("created", "ann", 2, "09:00"),
         ("edited", "bob", 3, "09:01"),
@@ -79,7 +79,7 @@ def test_secrets_are_redacted(admin: Administration) -> None:
          "incoming": {"protocol": "imap", "host": "h.example", "port": 993, "security": "ssl"}},
         fallback={"target": INCIDENT}, actor="ann", expected_version=2,
     )
-    (edit,) = admin.history(Subject("connector", "Support"))
+    (edit,) = admin.history(HistorySubject("connector", "Support"))
     change = edit.change("password")
     assert change is not None and change.old == change.new == REDACTED
     assert edit.change("enabled") is not None  # the settings change disabled it
@@ -92,7 +92,7 @@ def test_secrets_are_redacted(admin: Administration) -> None:
 def test_connection_tests_are_recorded(admin: Administration) -> None:
     """A recorded connection test is in the connector's history with its outcome and the current version."""
     admin.record_connection_test("Relay", False, actor="ann", expected_version=1)
-    (entry,) = admin.history(Subject("connector", "Relay"))
+    (entry,) = admin.history(HistorySubject("connector", "Relay"))
     assert (entry.action, entry.version, entry.note) == ("tested", 1, "connection test failed")
 
 
@@ -114,9 +114,9 @@ def test_sqlite_history_survives_reopening(tmp_path: Path, config: Config) -> No
         written = store.entries()
     with SQLiteHistoryStore(path) as reopened:
         assert reopened.entries() == written
-        followed = history_of(reopened, Subject("route", "Support", "Renamed"))
+        followed = history_of(reopened, HistorySubject("route", "Support", "Renamed"))
         assert summary(followed)[0] == ("created", "ann", 2, "09:00")
-        assert reopened.entries(Subject("route", "Support", "Nope")) == ()
+        assert reopened.entries(HistorySubject("route", "Support", "Nope")) == ()
     db = sqlite3.connect(path)
     try:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

@@ -6,7 +6,7 @@ import pytest
 
 from enate_routing.admin import Administration
 from enate_routing.admin_search import RouteRow
-from enate_routing.audit import Subject
+from enate_routing.audit import HistorySubject
 from enate_routing.loading import dump_config, parse_config
 
 
@@ -44,7 +44,7 @@ def test_disable_linked_routes_reports_fallbacks_as_needing_update(admin: Admini
     config = report.revision.config
     assert [r.name for r in config.routes if not r.enabled] == ["A1", "A2", "W2"]
     assert config.fallback_of("Sales").enabled is True
-    (entry,) = admin.history(Subject("route", "Support", "A2"))
+    (entry,) = admin.history(HistorySubject("route", "Support", "A2"))
     assert (entry.action, entry.note) == ("disabled", "customer 'Globex' was deleted")
     assert parse_config(dump_config(config, include_secrets=True)) == config
 

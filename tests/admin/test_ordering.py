@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from admin.helpers import FakeClock, Grant, base_data, names
 from enate_routing.admin import PRIORITY_ASCENDING, Administration, AllowAll, GridSort
 from enate_routing.admin_search import route_rows
-from enate_routing.audit import Subject
+from enate_routing.audit import HistorySubject
 from enate_routing.envelope import Envelope, Recipient
 from enate_routing.errors import PermissionDeniedError, ReorderRefusedError
 from enate_routing.loading import dump_config, parse_config
@@ -89,7 +89,7 @@ def test_fallback_cannot_move(admin: Administration) -> None:
 def test_move_is_recorded_with_old_and_new_priority(admin: Administration) -> None:
     """The history of a moved route holds a 'moved' entry with priority old → new."""
     admin.move_route("Support", "A3", 1, sort=PRIORITY_ASCENDING, actor="ann", expected_version=1)
-    (entry,) = admin.history(Subject("route", "Support", "A3"))
+    (entry,) = admin.history(HistorySubject("route", "Support", "A3"))
     assert entry.action == "moved"
     change = entry.change("priority")
     assert change is not None and (change.old, change.new) == (3, 1)
