@@ -27,6 +27,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from enate_routing.envelope import ParseLimits
 from enate_routing.errors import ConfigError, ConfigIssue
 from enate_routing.patterns import AddressPattern, normalize_address, normalize_extension, split_list
 from enate_routing.presets import INCOMING_PRESETS, OUTGOING_PRESETS, SERVICE_AUTH, SERVICE_USE
@@ -435,6 +436,10 @@ class LimitsSettings(_Frozen):
     max_addresses_per_header: Annotated[int, Field(gt=0)] = 1000
     max_encoded_words_per_header: Annotated[int, Field(gt=0)] = 2000
     acknowledgements_per_hour: Annotated[int, Field(ge=0)] = 10
+
+    def parse_limits(self) -> ParseLimits:
+        """The parsing limits as :meth:`Envelope.from_bytes` takes them."""
+        return ParseLimits(**self.model_dump(exclude={"acknowledgements_per_hour"}))
 
 
 Companies = dict[Text, PatternList]

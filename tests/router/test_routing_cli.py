@@ -183,3 +183,16 @@ def test_check_of_the_demo_is_clean(capsys: pytest.CaptureFixture[str]) -> None:
     """The bundled demo configuration has no warnings, even with --strict."""
     code, out, _ = run(capsys, "check", "--strict", "--config", str(DEMO))
     assert code == 0 and "warning" not in out
+
+
+def test_route_applies_the_configured_parse_limits(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """[limits] in the configuration reaches the parser: a two-part mail over max_mime_parts = 1 is ignored."""
+    message = MAIL / "04-fabrikam-invoice-pdf.eml"
+    _, before, _ = run(capsys, "route", "--config", str(DEMO), str(message))
+    assert rows(before)[0]["action"] == "create"
+    strict = tmp_path / "strict.toml"
+    strict.write_text(DEMO.read_text(encoding="utf-8") + "\n[limits]\nmax_mime_parts = 1\n", encoding="utf-8")
+    code, after, _ = run(capsys, "route", "--config", str(strict), str(message))
+    assert code == 0 and rows(after)[0]["action"] == "ignore"
+    code, out, _ = run(capsys, "diff", "--config", str(DEMO), "--against", str(strict), str(message))
+    assert code == 0 and "04-fabrikam-invoice-pdf" in out

@@ -122,9 +122,10 @@ def _router(config: Config, work_items: Path | None) -> Router:
 
 
 def run_route(args: argparse.Namespace) -> int:
-    router = _router(load_config(args.config), args.work_items)
+    config = load_config(args.config)
+    router, limits = _router(config, args.work_items), config.limits.parse_limits()
     for name, raw in _messages(args.messages):
-        result = router.route(Envelope.from_bytes(raw), args.connector)
+        result = router.route(Envelope.from_bytes(raw, limits=limits), args.connector)
         for row in result.to_json(name):
             print(json.dumps(row, ensure_ascii=False), flush=False)
     sys.stdout.flush()
@@ -132,9 +133,10 @@ def run_route(args: argparse.Namespace) -> int:
 
 
 def run_explain(args: argparse.Namespace) -> int:
-    router = _router(load_config(args.config), args.work_items)
+    config = load_config(args.config)
+    router = _router(config, args.work_items)
     (name, raw), = list(_messages([args.message]))
-    envelope = Envelope.from_bytes(raw)
+    envelope = Envelope.from_bytes(raw, limits=config.limits.parse_limits())
     print(f"{name}: from {envelope.sender or '(none)'}, subject {envelope.subject!r}")
     if envelope.defects:
         print(f"parser notes: {'; '.join(envelope.defects)}")
@@ -159,15 +161,18 @@ def _summary(result: RoutingResult) -> str:
 
 
 def run_diff(args: argparse.Namespace) -> int:
-    old = _router(load_config(args.config), args.work_items)
-    new = _router(load_config(args.against), args.work_items)
+    old_config, new_config = load_config(args.config), load_config(args.against)
+    old, new = _router(old_config, args.work_items), _router(new_config, args.work_items)
+    old_limits, new_limits = old_config.limits.parse_limits(), new_config.limits.parse_limits()
     old_counts: Counter[str] = Counter()
     new_counts: Counter[str] = Counter()
     total = differing = 0
     progress = sys.stderr.isatty()
     for name, raw in _messages(args.messages):
-        envelope = Envelope.from_bytes(raw)
+        envelope = Envelope.from_bytes(raw, limits=old_limits)
         before = old.route(envelope, args.connector)
+        if new_limits != old_limits:  # a limits change is a configuration change diff must show
+            envelope = Envelope.from_bytes(raw, limits=new_limits)
         after = new.route(envelope, args.connector)
         total += 1
         old_counts.update(_label(d) for d in before.decisions)
@@ -222,13 +227,14 @@ def run_demo(args: argparse.Namespace) -> int:
         config = load_config(folder / "demo.toml", verify_certificates=False)
         router = Router.compile(config, lookup=_work_items(folder / "demo_work_items.json"))
         mail = sorted((folder / "demo_mail").glob("*.eml"))
+        limits = config.limits.parse_limits()
         columns = (("message", 24), ("from", 26), ("subject", 28), ("action", 6), ("route / link", 18),
                    ("target / reason", 30), ("ack", 24))
         print("  ".join(f"{title:<{width}}" for title, width in columns).rstrip())
         print("  ".join("-" * width for _, width in columns))
         actions: Counter[str] = Counter()
         for path in mail:
-            envelope = Envelope.from_bytes(path.read_bytes())
+            envelope = Envelope.from_bytes(path.read_bytes(), limits=limits)
             for index, decision in enumerate(router.route(envelope).decisions):
                 actions[decision.action] += 1
                 first = index == 0
