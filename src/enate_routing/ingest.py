@@ -46,6 +46,7 @@ the transport and nothing of it is stored.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import random as _random
 import socket
@@ -69,6 +70,7 @@ __all__ = [
     "HOOK_POINTS",
     "STEPS",
     "AckBuilder",
+    "AckRoute",
     "Backoff",
     "Handler",
     "HandlerError",
@@ -221,17 +223,50 @@ def limits_of(config: Config) -> ParseLimits:
     )
 
 
-def sending_connector(config: Config, connector: Connector) -> Connector | None:
-    """Which connector sends ``connector``'s acknowledgements (SPEC §3.2).
-
-    The enabled outgoing route for its primary address names it; otherwise the connector itself when it
-    is used for outgoing mail too; otherwise none (acknowledgements are then recorded as ``no-sender``).
-    """
+def _outgoing_route_connector(config: Config, address: str) -> Connector | None:
+    wanted = address.casefold()
     for route in config.outgoing_routes:
-        if route.enabled and route.address == connector.primary_address:
+        if route.enabled and route.address.casefold() == wanted:
             with contextlib.suppress(KeyError):
                 return config.connector(route.connector)
-    return connector if connector.uses_outgoing and connector.outgoing is not None else None
+    return None
+
+
+def sending_connector(config: Config, connector: Connector, address: str | None = None) -> Connector | None:
+    """Which connector sends ``connector``'s acknowledgements from ``address`` (SPEC §3.2).
+
+    ``address`` is the "from" address (one of the connector's own addresses; default: its primary
+    address). In this order: the connector named by an enabled outgoing route for ``address``; else the
+    connector itself when it is used for outgoing mail too; else the choice for the connector's primary
+    address (an enabled outgoing route for it); else none (acknowledgements are then recorded as
+    ``no-sender``). The chosen connector must also be enabled to send (:meth:`Ingestor.from_config`).
+    """
+    primary = connector.primary_address
+    if address is not None and address.casefold() != primary.casefold():
+        chosen = _outgoing_route_connector(config, address)
+        if chosen is not None:
+            return chosen
+    else:
+        chosen = _outgoing_route_connector(config, primary)
+        if chosen is not None:
+            return chosen
+    if connector.uses_outgoing and connector.outgoing is not None:
+        return connector
+    return _outgoing_route_connector(config, primary)
+
+
+@dataclass(frozen=True, slots=True)
+class AckRoute:
+    """How the acknowledgements of a decision's address go out.
+
+    ``from_address`` is both the From header and the SMTP envelope sender; ``connector`` names the sending
+    connector (senders are opened once per connector and reused); ``factory`` opens it — None when no
+    enabled connector can send (the acknowledgement is then recorded as ``no-sender``).
+    """
+
+    from_address: str
+    connector: str = ""
+    factory: Callable[[], MailSender] | None = None
 
 
 def decision_to_record(decision: Decision, key: str, ref: str) -> dict[str, Any]:
@@ -303,6 +338,16 @@ class _Session:
                 source.close()
 
 
+@dataclass
+class _Group:
+    """Hand-offs waiting for the group commit: their keys, the messages to finish (with their hook index),
+    and messages already known DONE (from an earlier commit of this group)."""
+
+    keys: list[str] = field(default_factory=list)
+    finish: list[tuple[int, int]] = field(default_factory=list)
+    done: list[int] = field(default_factory=list)
+
+
 class Ingestor:
     """Drains one mailbox of one connector into the host's handler, exactly once per work item.
 
@@ -310,6 +355,9 @@ class Ingestor:
     ``sender_factory`` a :class:`MailSender` for acknowledgements (None: acknowledgements are recorded
     as ``no-sender``). ``mailbox`` names the folder for the ledger and the lease (the source's folder).
     ``ack_from`` is the From address of acknowledgements when a decision's address is not one.
+    ``ack_routes`` (``decision.address -> AckRoute``), when given, replaces ``sender_factory`` and
+    ``ack_from``: it chooses the From address and the sending connector per decision address
+    (:meth:`from_config` builds it from the outgoing routes, SPEC §3.2).
     """
 
     def __init__(
@@ -323,6 +371,7 @@ class Ingestor:
         handler: Handler,
         sender_factory: Callable[[], MailSender] | None = None,
         ack_from: str | None = None,
+        ack_routes: Callable[[str], AckRoute] | None = None,
         limits: ParseLimits | None = None,
         acknowledgements_per_hour: int = 10,
         ack_builder: AckBuilder = build_acknowledgement,
@@ -346,6 +395,7 @@ class Ingestor:
         self.handler = handler
         self.sender_factory = sender_factory
         self.ack_from = ack_from
+        self.ack_routes = ack_routes
         self.limits = limits or ParseLimits()
         self.acknowledgements_per_hour = acknowledgements_per_hour
         self.ack_builder = ack_builder
@@ -361,7 +411,7 @@ class Ingestor:
         self.clock = clock
         self.progress = progress
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._sender: MailSender | None = None
+        self._senders: dict[str, MailSender] = {}
         self._reserved: dict[str, int] = {}
         self._reprocessing = False
         self._pop3_group = self.batch_size
@@ -380,8 +430,13 @@ class Ingestor:
         mailbox: Literal["primary", "additional"] = "primary",
         **options: Any,
     ) -> Ingestor:
-        """An ingestor for a configured connector: its source, its sender (see :func:`sending_connector`),
-        its parse limits and its acknowledgement rate limit. ``options`` go to the constructor.
+        """An ingestor for a configured connector: its source, its senders, its parse limits and its
+        acknowledgement rate limit. ``options`` go to the constructor.
+
+        An acknowledgement goes out from the address the mail was routed for (``decision.address``) when it
+        is one of the connector's own addresses, else from its primary address (or ``ack_from``), through
+        the connector :func:`sending_connector` chooses for that address; the SMTP envelope sender is
+        the From address. A chosen connector that is disabled sends nothing (``no-sender``).
 
         Raises :class:`~enate_routing.errors.ConfigError` for a connector that does not exist, reads no
         mail, or is disabled (SPEC §2: only an enabled connector is polled).
@@ -400,20 +455,30 @@ class Ingestor:
                 where=where, field="enabled",
             )
         access = access or ConnectorAccess()
-        outgoing = sending_connector(config, settings)
         folder = settings.incoming.folder if settings.incoming.protocol == "imap" else "INBOX"
         if mailbox == "additional":
             folder = f"{settings.additional_mailbox}/{folder}"
-        sender_factory = None
-        if outgoing is not None and outgoing.enabled:
-            sender_connector = outgoing
-            sender_factory = lambda: open_sender(sender_connector, access)  # noqa: E731
         options.setdefault("limits", limits_of(config))
         options.setdefault("acknowledgements_per_hour", config.limits.acknowledgements_per_hour)
         options.setdefault("ack_from", settings.primary_address)
+        default_from = str(options["ack_from"] or settings.primary_address)
+        own = {a.casefold() for a in config.own_addresses(settings.name)}
+        chosen: dict[str, AckRoute] = {}
+
+        def ack_route(address: str) -> AckRoute:
+            from_address = address.casefold() if address.casefold() in own else default_from
+            route = chosen.get(from_address)
+            if route is None:
+                outgoing = sending_connector(config, settings, from_address)
+                factory: Callable[[], MailSender] | None = None
+                if outgoing is not None and outgoing.enabled:
+                    factory = functools.partial(open_sender, outgoing, access)
+                route = chosen[from_address] = AckRoute(from_address, outgoing.name if outgoing else "", factory)
+            return route
+
         return cls(
             connector=connector, mailbox=folder, source_factory=lambda: open_source(settings, access, mailbox=mailbox),
-            router=router, store=store, handler=handler, sender_factory=sender_factory, **options,
+            router=router, store=store, handler=handler, ack_routes=ack_route, **options,
         )
 
     # ------------------------------------------------------------------------------------------- running
@@ -526,8 +591,9 @@ class Ingestor:
                 # returned nothing), so a flaky connection still makes progress.
                 self._spool(fetched, listed, index_of)
                 raise
-            records = self._spool(fetched, listed, index_of)
-            self._process(session, records, listed, index_of, resumed=False)
+            raws: dict[int, bytes] = {}
+            records = self._spool(fetched, listed, index_of, raws)
+            self._process(session, records, listed, index_of, resumed=False, raws=raws)
             self.store.acquire_lease(self.connector, self.mailbox, self.owner, self.lease_ttl)
             if self.progress is not None:
                 self.progress(stats)
@@ -542,15 +608,18 @@ class Ingestor:
             self.progress(stats)
 
     def _spool(
-        self, fetched: list[tuple[int, MessageRef, bytes]], listed: dict[int, MessageRef], index_of: dict[int, int]
+        self, fetched: list[tuple[int, MessageRef, bytes]], listed: dict[int, MessageRef], index_of: dict[int, int],
+        raws: dict[int, bytes] | None = None,
     ) -> list[MessageRecord]:
         if not fetched:
             return []
         records = self.store.spool(self.connector, self.mailbox, [(ref.key, raw) for _, ref, raw in fetched])
         self._stats.spooled += len(records)
-        for (index, ref, _), record in zip(fetched, records, strict=True):
+        for (index, ref, raw), record in zip(fetched, records, strict=True):
             listed[record.id] = ref
             index_of[record.id] = index
+            if raws is not None:
+                raws[record.id] = raw  # the very bytes just stored: parsing need not read them back
             self._hook("after_spool", index)
         return records
 
@@ -563,9 +632,12 @@ class Ingestor:
         *,
         resumed: bool,
         generation_keys: bool = False,
+        raws: dict[int, bytes] | None = None,
     ) -> None:
         """Parse, route, hand off, acknowledge and mark a batch of ledger rows, from each one's state."""
         envelopes: dict[int, Envelope] = {}
+        decided: dict[int, dict[str, tuple[Decision, str]]] = {}
+        quarantined: set[int] = set()
         spooled = [r for r in records if r.state is MessageState.SPOOLED]
         routed_rows: list[tuple[int, str | None, Sequence[dict[str, Any]], Sequence[PlannedWork], bool]] = []
         for record in spooled:
@@ -575,14 +647,17 @@ class Ingestor:
                 # before trying again, and quarantine it rather than crash forever.
                 if record.attempts >= self.max_parse_attempts:
                     self._quarantine(record.id, f"processing crashed {record.attempts} times before routing")
+                    quarantined.add(record.id)
                     continue
                 self.store.note_attempt([record.id])
             self._hook("before_parse", index)
-            envelope = Envelope.from_bytes(self.store.raw(record.id), limits=self.limits)
+            raw = raws.pop(record.id, None) if raws is not None else None
+            envelope = Envelope.from_bytes(raw if raw is not None else self.store.raw(record.id), limits=self.limits)
             self._hook("after_parse", index)
             envelopes[record.id] = envelope
             if envelope.quarantine_reason is not None:
                 self._quarantine(record.id, envelope.quarantine_reason, envelope.message_id)
+                quarantined.add(record.id)
                 continue
             self._hook("before_route", index)
             try:
@@ -591,6 +666,7 @@ class Ingestor:
                 )
             except Exception as exc:  # noqa: BLE001 — a routing bug must quarantine the message, not lose it
                 self._quarantine(record.id, f"routing failed: {_describe(exc)}", envelope.message_id)
+                quarantined.add(record.id)
                 continue
             self._hook("after_route", index)
             chosen = list(result.decisions)
@@ -609,21 +685,34 @@ class Ingestor:
                 record.id, envelope.message_id,
                 [decision_to_record(d, k, ref) for d, k in zip(chosen, keys, strict=True)], work, fallback_only,
             ))
+            decided[record.id] = {k: (d, ref) for d, k in zip(chosen, keys, strict=True)}
         self._stats.duplicates += self.store.record_routed(routed_rows)
         self._stats.routed += len(routed_rows)
         self._reserved.clear()
 
-        # Hand off, acknowledge, commit — from each message's current state.
-        done: list[MessageRecord] = []
+        # Hand off, acknowledge, commit — from each message's state, known here without reading it back.
+        # Work without an acknowledgement is group-committed: one transaction for the batch (see _commit_group).
+        group = _Group()
+        done: list[int] = []
         for record in records:
-            current = self.store.get(record.id)
-            if current.state is MessageState.ROUTED:
-                current = self._hand_off(current, envelopes.get(record.id), index_of.get(record.id, record.id))
-            if current.state in (MessageState.DONE, MessageState.MARKED):
-                done.append(current)
+            index = index_of.get(record.id, record.id)
+            if record.id in quarantined:
+                done.append(record.id)
+            elif record.id in decided or record.state is MessageState.ROUTED:
+                state = self._hand_off(
+                    record, envelopes.get(record.id), index, decided.get(record.id), group,
+                    routed_now=record.id in decided,
+                )
+                if state is MessageState.DONE:
+                    done.append(record.id)
+            elif record.state in (MessageState.DONE, MessageState.MARKED):
+                done.append(record.id)
+        done.extend(self._commit_group(group))
 
         if session is not None:
-            self._mark(session, [(r.id, listed[r.id]) for r in done if r.id in listed], index_of)
+            done_set = set(done)
+            self._mark(session, [(r.id, listed[r.id]) for r in records if r.id in done_set and r.id in listed],
+                       index_of)
 
     def _work_key(self, decision: Decision, generation: int) -> str:
         # Reprocessing unrouted mail is an explicit request for new work: a new generation of keys.
@@ -637,35 +726,118 @@ class Ingestor:
         self.store.record_quarantine(message, reason, message_id)
         self._stats.quarantined += 1
 
-    def _hand_off(self, record: MessageRecord, envelope: Envelope | None, index: int) -> MessageRecord:
-        """Hand every unhanded work item of a ROUTED message to the host, then acknowledge and commit."""
-        if envelope is None:
-            envelope = Envelope.from_bytes(self.store.raw(record.id), limits=self.limits)
-        by_key = {d.get("work_key", d["idempotency_key"]): d for d in record.decisions}
+    def _hand_off(
+        self,
+        record: MessageRecord,
+        envelope: Envelope | None,
+        index: int,
+        decided: dict[str, tuple[Decision, str]] | None,
+        group: _Group,
+        *,
+        routed_now: bool,
+    ) -> MessageState | None:
+        """Hand every unhanded work item of a ROUTED message to the host.
+
+        A message without a pending acknowledgement joins ``group`` (its hand-offs are recorded by the
+        group commit; None is returned). A message with one takes the per-item path: the group is
+        committed first, then each item is recorded as handed off before its acknowledgement is sent.
+        Returns the message's state when it is known now.
+        """
         work = self.store.work_of(record.id)
+        if routed_now and all(item.handed_at is not None for item in work):
+            return MessageState.DONE  # record_routed found no work of its own left to do: DONE already
+        if decided is None:
+            decided = {
+                d.get("work_key", d["idempotency_key"]): (decision_from_record(d), d.get("message") or record.ref_key)
+                for d in record.decisions
+            }
+        # Work rows of an earlier generation of keys (reprocessed unrouted mail) are not this routing's.
+        work = [w for w in work if w.key in decided]
+        open_work = [w for w in work if w.handed_at is None or w.ack_state is AckState.PENDING]
+        if open_work and envelope is None:
+            envelope = Envelope.from_bytes(self.store.raw(record.id), limits=self.limits)
+        if any(w.ack_state is AckState.PENDING for w in work):
+            group.done.extend(self._commit_group(group))
+            return self._hand_off_one_by_one(record, envelope, index, decided, work)
+
+        handed: list[str] = []
+        state: MessageState | None = None
+        for item in open_work:
+            assert envelope is not None
+            decision, ref = decided[item.key]
+            self._hook("before_handler", index)
+            failure = self._call_handler(record, envelope, decision, ref, item)
+            if failure is not None:
+                state = failure
+                break
+            self._hook("after_handler", index)
+            self._stats.handed += 1
+            handed.append(item.key)
+            self._hook("before_ack", index)  # no acknowledgement to send
+            self._hook("after_ack", index)
+        group.keys.extend(handed)
+        if state is None:
+            group.finish.append((record.id, index))
+        return state
+
+    def _call_handler(
+        self, record: MessageRecord, envelope: Envelope, decision: Decision, ref: str, item: WorkRecord
+    ) -> MessageState | None:
+        """Call the host's handler; None when it returned, else the message's state after the failure."""
+        try:
+            self.handler(WorkItem(
+                idempotency_key=item.key, decision=decision, envelope=envelope, connector=self.connector,
+                mailbox=self.mailbox, ref=ref, message=record.id, reprocessed=self._reprocessing,
+            ))
+        except Exception as exc:  # noqa: BLE001 — the host's failure decides retry or quarantine
+            attempts = self.store.note_work_failure(self.connector, item.key)
+            if _retryable(exc) and attempts < self.max_handler_attempts:
+                self._stats.deferred += 1
+                self._stats.errors.append(_describe(exc))
+                return MessageState.ROUTED
+            self._quarantine(record.id, f"handler failed ({attempts} attempts): {_describe(exc)}", record.message_id)
+            return MessageState.DONE
+        return None
+
+    def _commit_group(self, group: _Group) -> list[int]:
+        """The group commit: every hand-off of the group recorded, and its messages finished, in one
+        transaction — before any of them is marked on the server. Returns the messages now DONE."""
+        done, group.done = group.done, []
+        if not group.keys and not group.finish:
+            return done
+        keys, finish = group.keys, group.finish
+        group.keys, group.finish = [], []
+        for _, index in finish:
+            self._hook("before_commit", index)
+        record_many = getattr(self.store, "record_handed_many", None)
+        if record_many is not None:
+            finished: set[int] = record_many(self.connector, keys, finish=[m for m, _ in finish])
+        else:  # a host's Ledger from before group commit: one transaction per key
+            for key in keys:
+                self.store.record_handed(self.connector, key)
+            finished = {m for m, _ in finish if self.store.finish(m)}
+        for _, index in finish:
+            self._hook("after_commit", index)
+        return done + [m for m, _ in finish if m in finished]
+
+    def _hand_off_one_by_one(
+        self,
+        record: MessageRecord,
+        envelope: Envelope | None,
+        index: int,
+        decided: dict[str, tuple[Decision, str]],
+        work: list[WorkRecord],
+    ) -> MessageState:
+        """The per-item path of a message with an acknowledgement: handler → record handed → ack → record."""
         for position, item in enumerate(work):
             last = position == len(work) - 1
-            data = by_key.get(item.key)
-            if data is None:  # pragma: no cover - a work row always comes from a recorded decision
-                continue
-            decision = decision_from_record(data)
+            decision, ref = decided[item.key]
             if item.handed_at is None:
+                assert envelope is not None
                 self._hook("before_handler", index)
-                try:
-                    self.handler(WorkItem(
-                        idempotency_key=item.key, decision=decision, envelope=envelope, connector=self.connector,
-                        mailbox=self.mailbox, ref=data.get("message") or record.ref_key, message=record.id,
-                        reprocessed=self._reprocessing,
-                    ))
-                except Exception as exc:  # noqa: BLE001 — the host's failure decides retry or quarantine
-                    attempts = self.store.note_work_failure(self.connector, item.key)
-                    if _retryable(exc) and attempts < self.max_handler_attempts:
-                        self._stats.deferred += 1
-                        self._stats.errors.append(_describe(exc))
-                        return self.store.get(record.id)
-                    self._quarantine(record.id, f"handler failed ({attempts} attempts): {_describe(exc)}",
-                                     record.message_id)
-                    return self.store.get(record.id)
+                failure = self._call_handler(record, envelope, decision, ref, item)
+                if failure is not None:
+                    return failure
                 self._hook("after_handler", index)
                 self._stats.handed += 1
                 if item.ack_state is AckState.PENDING:
@@ -673,6 +845,7 @@ class Ingestor:
                     # sending never hands the same work item to the host again.
                     self.store.record_handed(self.connector, item.key)
             if item.ack_state is AckState.PENDING:
+                assert envelope is not None
                 self._hook("before_ack", index)
                 state, recipients = self._acknowledge(envelope, decision, item)
                 self._hook("after_ack", index)
@@ -683,16 +856,14 @@ class Ingestor:
                 )
                 self._hook("after_commit", index)
                 if state is AckState.PENDING:
-                    return self.store.get(record.id)
+                    return MessageState.ROUTED
             else:
                 self._hook("before_ack", index)
                 self._hook("after_ack", index)
                 self._hook("before_commit", index)
                 self.store.record_handed(self.connector, item.key, finish=record.id if last else None)
                 self._hook("after_commit", index)
-        if not work:
-            self.store.finish(record.id)
-        return self.store.get(record.id)
+        return self.store.get(record.id).state
 
     # ------------------------------------------------------------------------------------------- acks
     def _ack_allowed(self, recipient: str) -> bool:
@@ -714,16 +885,19 @@ class Ingestor:
         if not recipients:
             self._stats.acks_rate_limited += 1
             return AckState.RATE_LIMITED, list(item.ack_recipients)
-        if self.sender_factory is None:
+        route = self._ack_route(decision)
+        if route.factory is None:
             return AckState.NO_SENDER, recipients
-        from_address = decision.address if "@" in decision.address else (self.ack_from or decision.address)
+        from_address = route.from_address
         message = self.ack_builder(envelope, decision, from_address, recipients)
         try:
-            if self._sender is None:
-                self._sender = self.sender_factory()
-            self._sender.send(from_address, recipients, message.as_bytes())
+            sender = self._senders.get(route.connector)
+            if sender is None:
+                sender = self._senders[route.connector] = route.factory()
+            # The envelope sender is the From address (some relays refuse the null reverse path).
+            sender.send(from_address, recipients, message.as_bytes())
         except TransportError as exc:
-            self._close_sender()
+            self._close_sender(route.connector)
             self._stats.errors.append(_describe(exc))
             if exc.retryable and item.attempts + 1 < self.max_ack_attempts:
                 return AckState.PENDING, list(item.ack_recipients)
@@ -732,11 +906,20 @@ class Ingestor:
         self._stats.acks_sent += 1
         return AckState.SENT, recipients
 
-    def _close_sender(self) -> None:
-        sender, self._sender = self._sender, None
-        if sender is not None:
-            with contextlib.suppress(TransportError, OSError):
-                sender.close()
+    def _ack_route(self, decision: Decision) -> AckRoute:
+        if self.ack_routes is not None:
+            return self.ack_routes(decision.address)
+        from_address = decision.address if "@" in decision.address else (self.ack_from or decision.address)
+        return AckRoute(from_address, "", self.sender_factory)
+
+    def _close_sender(self, connector: str | None = None) -> None:
+        """Close the sender of ``connector`` (after a failure), or every open sender."""
+        names = list(self._senders) if connector is None else [connector]
+        for name in names:
+            sender = self._senders.pop(name, None)
+            if sender is not None:
+                with contextlib.suppress(TransportError, OSError):
+                    sender.close()
 
     # ------------------------------------------------------------------------------------------- marking
     def _mark(self, session: _Session, items: Iterable[tuple[int, MessageRef]], index_of: dict[int, int]) -> None:

@@ -22,7 +22,9 @@ Per message (one row, keyed by the server's stable id *and* by its content)::
   could disagree with the ledger after a crash. SQLite keeps BLOBs of up to 1 GB; messages are limited
   to 25 MB by default (SPEC §3.1.1).
 - **Work items.** Each decision's idempotency key has one ``work`` row per connector: ``handed_at`` is
-  set in the transaction that follows the host handler's return, ``ack_state`` when its acknowledgement
+  set in a transaction after the host handler's return — for work without an acknowledgement, one
+  transaction for a whole batch (:meth:`Ledger.record_handed_many`, a group commit that precedes every
+  server mark of that batch) —, ``ack_state`` when its acknowledgement
   was sent (or why not). A key is handed to the host at most once *as recorded*; see
   :mod:`enate_routing.ingest` for the host's side of the contract.
 - **Quarantine.** A quarantined message keeps its raw bytes and a reason; it is listed by
@@ -216,6 +218,11 @@ class Ledger(Protocol):
 
     def record_handed(self, connector: str, key: str, *, finish: int | None = None) -> None:
         """Record the work item as handed off; with ``finish``, also :meth:`finish` that message."""
+        ...
+
+    def record_handed_many(self, connector: str, keys: Sequence[str], *, finish: Sequence[int] = ()) -> set[int]:
+        """Group commit: record every key as handed off and :meth:`finish` each of ``finish``, in one
+        transaction (one fsync for a whole batch). Returns the messages of ``finish`` that are now DONE."""
         ...
 
     def record_ack(
@@ -491,16 +498,23 @@ class SqliteLedger:
                         (connector, mailbox, ref_key, sha, len(raw), raw, MessageState.SPOOLED, now, now),
                     )
                     message = int(cursor.lastrowid or 0)
+                    # What was just inserted: no need to read it back.
+                    record = MessageRecord(
+                        id=message, connector=connector, mailbox=mailbox, ref_key=ref_key, sha256=sha, message_id=None,
+                        size=len(raw), state=MessageState.SPOOLED, quarantine_reason=None, fallback_only=False,
+                        decisions=(), generation=0, attempts=0, created_at=now, updated_at=now,
+                    )
                 else:
                     message = int(row[0])
                     db.execute("UPDATE messages SET ref_key = ?, updated_at = ? WHERE id = ?", (ref_key, now, message))
+                    record = _record(db.execute(
+                        f"SELECT {_COLUMNS} FROM messages WHERE id = ?", (message,)  # noqa: S608
+                    ).fetchone())
                 db.execute(
                     "INSERT OR REPLACE INTO refs (connector, ref_key, message, seen_at) VALUES (?, ?, ?, ?)",
                     (connector, ref_key, message, now),
                 )
-                out.append(_record(db.execute(
-                    f"SELECT {_COLUMNS} FROM messages WHERE id = ?", (message,)  # noqa: S608
-                ).fetchone()))
+                out.append(record)
         return out
 
     def pending(self, connector: str, mailbox: str) -> list[MessageRecord]:
@@ -603,6 +617,19 @@ class SqliteLedger:
             )
             if finish is not None:
                 self._finish(db, finish)
+
+    def record_handed_many(self, connector: str, keys: Sequence[str], *, finish: Sequence[int] = ()) -> set[int]:
+        now = self.clock()
+        done: set[int] = set()
+        with self._tx() as db:
+            db.executemany(
+                "UPDATE work SET handed_at = COALESCE(handed_at, ?) WHERE connector = ? AND key = ?",
+                [(now, connector, key) for key in keys],
+            )
+            for message in finish:
+                if self._finish(db, message):
+                    done.add(message)
+        return done
 
     def record_ack(
         self,
