@@ -757,7 +757,8 @@ class Ingestor:
         if open_work and envelope is None:
             envelope = Envelope.from_bytes(self.store.raw(record.id), limits=self.limits)
         if any(w.ack_state is AckState.PENDING for w in work):
-            group.done.extend(self._commit_group(group))
+            committed = self._commit_group(group)  # (it replaces group.done: extend after the call)
+            group.done.extend(committed)
             return self._hand_off_one_by_one(record, envelope, index, decided, work)
 
         handed: list[str] = []

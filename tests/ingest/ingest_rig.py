@@ -51,13 +51,17 @@ def connector_config(
 
 
 def sample_message(
-    i: int, *, to: str = ALICE.login, big: bool = False, tag: str = "m", sender: str | None = None
+    i: int, *, to: str = ALICE.login, big: bool = False, tag: str = "m", sender: str | None = None,
+    automatic: bool = False,
 ) -> bytes:
+    """A small (or, with ``big``, over-the-limit) message; ``automatic`` ones get no acknowledgement."""
     msg = EmailMessage()
     msg["From"] = sender or f"customer{i}@example.net"
     msg["To"] = to
     msg["Subject"] = f"Request {i}"
     msg["Message-ID"] = f"<{tag}{i}@example.net>"
+    if automatic:
+        msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no acknowledgement, so the group-commit path
     msg.set_content(("x" * 70 + "\n") * (80 if big else 2))
     return msg.as_bytes().replace(b"\n", b"\r\n")
 
