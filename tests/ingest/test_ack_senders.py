@@ -119,11 +119,13 @@ def test_mail_for_billing_is_acknowledged_from_billing_through_its_outgoing_rout
 
 def test_without_a_route_for_the_address_the_connector_itself_sends_from_that_address(run: Run) -> None:
     """Fallback 2: no outgoing route for billing@ → the connector itself (outgoing/both), From still billing@."""
-    host, senders, store = run(config_with(outgoing_routes=[
+    _, senders, store = run(config_with(outgoing_routes=[
         {"name": "Support replies", "address": "support@acme.example", "connector": "Other relay"},
     ]))
     assert set(senders) == {"Support", "Other relay"}
-    assert sent_from(senders["Support"]) == [("billing@acme.example", "billing@acme.example", ("customer@example.net",))]
+    assert sent_from(senders["Support"]) == [
+        ("billing@acme.example", "billing@acme.example", ("customer@example.net",))
+    ]
     assert sent_from(senders["Other relay"]) == [
         ("support@acme.example", "support@acme.example", ("customer@example.net",))
     ]
