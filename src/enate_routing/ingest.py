@@ -15,16 +15,19 @@ route      ``router.route(...)``; the decisions and one work row per idempotency
            that another message already owns — the same Message-ID Bcc'd to two aliases — is not redone)
 handler    the host's handler receives a :class:`WorkItem` (decision, idempotency key, envelope, raw)
 ack        the acknowledgement, at most one per decision, through the sender and the hourly rate limit
-commit     the work item is recorded as handed off (and acknowledged); the message becomes DONE
-mark       ``source.mark_processed(ref)``; then the message is recorded MARKED (a batch per transaction)
+commit     the work item is recorded as handed off (and acknowledged); the message becomes DONE. Work
+           without an acknowledgement is **group-committed**: one transaction for the batch's hand-offs
+           (or for those since the last commit, when a message with an acknowledgement comes next)
+mark       ``source.mark_processed(ref)`` — only after the batch's commits; then the message is recorded
+           MARKED (a batch per transaction)
 =========  ============================================================================================
 
 **The host's side of the contract.** The handler is called at most once per idempotency key *as recorded
 by the ledger*: a key recorded as handed off is never handed again. A crash after the handler returned
-and before the ``commit`` step is recorded (the only window) makes a restart call the handler again with
-the same key, so the handler must be idempotent on :attr:`WorkItem.idempotency_key` — e.g. create the work
-item under a unique constraint on the key, or look the key up first, in the same transaction as the work
-item itself. A handler that raises :class:`HandlerError` with ``retryable=True`` (or any
+and before its hand-off is committed (the only window) makes a restart call the handler again with the
+same key — with group commit, for every hand-off of the batch not yet committed (up to ``batch_size``) —
+so the handler must be idempotent on :attr:`WorkItem.idempotency_key` — e.g. create the work item under a
+unique constraint on the key, or look the key up first, in the same transaction as the work item itself. A handler that raises :class:`HandlerError` with ``retryable=True`` (or any
 :class:`~enate_routing.errors.TransportError` that is retryable, or :class:`TimeoutError`) is retried on a
 later pass, up to ``max_handler_attempts``; any other exception quarantines the message with the reason,
 from where :meth:`Ingestor.reprocess` can try again.
