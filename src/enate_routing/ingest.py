@@ -27,7 +27,8 @@ by the ledger*: a key recorded as handed off is never handed again. A crash afte
 and before its hand-off is committed (the only window) makes a restart call the handler again with the
 same key — with group commit, for every hand-off of the batch not yet committed (up to ``batch_size``) —
 so the handler must be idempotent on :attr:`WorkItem.idempotency_key` — e.g. create the work item under a
-unique constraint on the key, or look the key up first, in the same transaction as the work item itself. A handler that raises :class:`HandlerError` with ``retryable=True`` (or any
+unique constraint on the key, or look the key up first, in the same transaction as the work item itself.
+A handler that raises :class:`HandlerError` with ``retryable=True`` (or any
 :class:`~enate_routing.errors.TransportError` that is retryable, or :class:`TimeoutError`) is retried on a
 later pass, up to ``max_handler_attempts``; any other exception quarantines the message with the reason,
 from where :meth:`Ingestor.reprocess` can try again.
