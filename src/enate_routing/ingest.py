@@ -84,7 +84,6 @@ __all__ = [
     "StepHook",
     "WorkItem",
     "build_acknowledgement",
-    "limits_of",
     "sending_connector",
 ]
 
@@ -212,19 +211,6 @@ def build_acknowledgement(
         "This is an automatic reply; please keep the subject line when you write to us about this matter.\n"
     )
     return msg
-
-
-def limits_of(config: Config) -> ParseLimits:
-    """The parse limits of SPEC §3.1.1 as the configuration's ``[limits]`` sets them."""
-    limits = config.limits
-    return ParseLimits(
-        max_message_bytes=limits.max_message_bytes,
-        max_header_bytes=limits.max_header_bytes,
-        max_mime_depth=limits.max_mime_depth,
-        max_mime_parts=limits.max_mime_parts,
-        max_addresses_per_header=limits.max_addresses_per_header,
-        max_encoded_words_per_header=limits.max_encoded_words_per_header,
-    )
 
 
 def _outgoing_route_connector(config: Config, address: str) -> Connector | None:
@@ -462,7 +448,7 @@ class Ingestor:
         folder = settings.incoming.folder if settings.incoming.protocol == "imap" else "INBOX"
         if mailbox == "additional":
             folder = f"{settings.additional_mailbox}/{folder}"
-        options.setdefault("limits", limits_of(config))
+        options.setdefault("limits", config.limits.parse_limits())
         options.setdefault("acknowledgements_per_hour", config.limits.acknowledgements_per_hour)
         options.setdefault("ack_from", settings.primary_address)
         default_from = str(options["ack_from"] or settings.primary_address)
