@@ -119,3 +119,11 @@ def test_changelog_has_an_entry_for_this_version() -> None:
     text = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
     assert "## [Unreleased]" in text
     assert re.search(rf"^## \[{re.escape(enate_routing.__version__)}\]", text, re.MULTILINE)
+
+
+def test_test_modules_have_unique_basenames() -> None:
+    """pytest (prepend import mode) imports test folders without __init__.py by basename: keep them unique."""
+    tests = Path(__file__).parent
+    names = [p.name for p in tests.rglob("*.py")
+             if p.name not in ("__init__.py", "conftest.py") and not (p.parent / "__init__.py").exists()]
+    assert sorted(n for n in set(names) if names.count(n) > 1) == []
