@@ -21,6 +21,18 @@ class Crash(BaseException):
     """Stands in for the process dying at a hook point (nothing after it runs in this run)."""
 
 
+class CrashOnce:
+    """A step hook that raises Crash the first time step ``point`` is reached for message ``at``."""
+
+    def __init__(self, point: str, at: int) -> None:
+        self.point, self.at, self.fired = point, at, False
+
+    def __call__(self, name: str, index: int) -> None:
+        if name == self.point and index == self.at and not self.fired:
+            self.fired = True
+            raise Crash
+
+
 def fill(box: Mailbox, n: int, **kwargs: Any) -> None:
     for i in range(n):
         box.deliver(make_message(i, **kwargs))
@@ -58,12 +70,7 @@ def test_acknowledgement_headers(make_ingestor: Make, box: Mailbox) -> None:
 def test_resume_after_a_crash_at_every_step(make_ingestor: Make, box: Mailbox, point: str, at: int) -> None:
     """A crash at any step boundary, then a restart: no message lost, no work item created twice."""
     fill(box, 5)
-    crashed = []
-
-    def hook(name: str, index: int) -> None:
-        if name == point and index == at and not crashed:
-            crashed.append(name)
-            raise Crash
+    hook = CrashOnce(point, at)
 
     host = Host()
     sender = MemorySender()
@@ -72,7 +79,7 @@ def test_resume_after_a_crash_at_every_step(make_ingestor: Make, box: Mailbox, p
         first.run_once()
     second, _, _ = make_ingestor(host=host, sender=sender)
     second.run_once()
-    assert crashed == [point]
+    assert hook.fired
     assert len(host.items) == 5, "every message handed off"
     redelivered = len(host.calls) - len(set(host.calls))
     # Only the window between handler return and the ledger commit may call the handler again.
@@ -204,12 +211,7 @@ def test_lease_blocks_a_second_ingestor(make_ingestor: Make, box: Mailbox, ledge
 def test_uidvalidity_change_creates_no_new_work(make_ingestor: Make, box: Mailbox) -> None:
     """After a UIDVALIDITY change, already-ingested messages are recognised by content, not redone."""
     fill(box, 6)
-    crashed: list[int] = []
-
-    def hook(name: str, index: int) -> None:
-        if name == "before_mark" and index == 3 and not crashed:
-            crashed.append(index)
-            raise Crash
+    hook = CrashOnce("before_mark", 3)
 
     host = Host()
     first, _, sender = make_ingestor(host=host, hook=hook, batch_size=10)
@@ -253,12 +255,7 @@ def test_expunged_by_another_client_is_tolerated(make_ingestor: Make, box: Mailb
 def test_spooled_message_expunged_before_marking_is_finished(make_ingestor: Make, box: Mailbox) -> None:
     """A message spooled before another client expunged it is still handed off from the spooled bytes."""
     fill(box, 2)
-    crashed: list[int] = []
-
-    def hook(name: str, index: int) -> None:
-        if name == "after_spool" and index == 1 and not crashed:
-            crashed.append(1)
-            raise Crash
+    hook = CrashOnce("after_spool", 1)
 
     first, host, _ = make_ingestor(hook=hook)
     with pytest.raises(Crash):
@@ -383,12 +380,7 @@ def test_group_commit_resume_after_a_crash_at_every_step(make_ingestor: Make, bo
     """Without acknowledgements (group commit): a crash anywhere loses nothing and creates no second work
     item; exactly the hand-offs not yet group-committed are handed again."""
     fill(box, 5)
-    crashed = []
-
-    def hook(name: str, index: int) -> None:
-        if name == point and index == at and not crashed:
-            crashed.append(name)
-            raise Crash
+    hook = CrashOnce(point, at)
 
     host = Host()
     first, _, _ = make_ingestor(host=host, hook=hook, router=FakeRouter(acks=False))
@@ -493,12 +485,7 @@ def test_mixed_batch_resume_after_a_crash_at_every_step(make_ingestor: Make, box
     """Group-committed and acknowledged messages interleaved: a crash anywhere, then a restart: nothing
     lost, no second work item, no acknowledgement twice except in the SMTP window, everything marked."""
     fill(box, 5)
-    crashed = []
-
-    def hook(name: str, index: int) -> None:
-        if name == point and index == at and not crashed:
-            crashed.append(name)
-            raise Crash
+    hook = CrashOnce(point, at)
 
     host = Host()
     sender = MemorySender()

@@ -14,15 +14,19 @@ from mailrig.util import EndpointFactory
 TIMEOUT = 5.0
 
 
+def rig_endpoint(pki: Pki, port: int, security: Security, overrides: dict[str, object]) -> Endpoint:
+    """An endpoint on 127.0.0.1 trusting the rig's CA; ``overrides`` may replace any field, the port too."""
+    fields: dict[str, object] = {"ca_file": pki.ca_pem, "timeout": TIMEOUT}
+    fields.update(overrides)
+    return Endpoint("127.0.0.1", int(fields.pop("port", port)), security, **fields)  # type: ignore[call-overload,arg-type]
+
+
 @pytest.fixture
 def imap_endpoint(dovecot: Dovecot, pki: Pki) -> EndpointFactory:
     """Build an IMAP endpoint on the rig: ``imap_endpoint("ssl"|"starttls"|"none", **overrides)``."""
 
     def make(security: Security = "ssl", **overrides: object) -> Endpoint:
-        port = dovecot.ports.imaps if security == "ssl" else dovecot.ports.imap
-        fields: dict[str, object] = {"ca_file": pki.ca_pem, "timeout": TIMEOUT}
-        fields.update(overrides)
-        return Endpoint("127.0.0.1", int(fields.pop("port", port)), security, **fields)  # type: ignore[arg-type]
+        return rig_endpoint(pki, dovecot.ports.imaps if security == "ssl" else dovecot.ports.imap, security, overrides)
 
     return make
 
@@ -32,10 +36,7 @@ def pop3_endpoint(dovecot: Dovecot, pki: Pki) -> EndpointFactory:
     """Build a POP3 endpoint on the rig: ``pop3_endpoint("ssl"|"starttls"|"none", **overrides)``."""
 
     def make(security: Security = "ssl", **overrides: object) -> Endpoint:
-        port = dovecot.ports.pop3s if security == "ssl" else dovecot.ports.pop3
-        fields: dict[str, object] = {"ca_file": pki.ca_pem, "timeout": TIMEOUT}
-        fields.update(overrides)
-        return Endpoint("127.0.0.1", int(fields.pop("port", port)), security, **fields)  # type: ignore[arg-type]
+        return rig_endpoint(pki, dovecot.ports.pop3s if security == "ssl" else dovecot.ports.pop3, security, overrides)
 
     return make
 
@@ -45,10 +46,7 @@ def smtp_endpoint(smtp_servers: SmtpServers, pki: Pki) -> EndpointFactory:
     """Build an SMTP endpoint on one rig mode: ``smtp_endpoint("submission", "starttls", **overrides)``."""
 
     def make(mode: str, security: Security, **overrides: object) -> Endpoint:
-        fields: dict[str, object] = {"ca_file": pki.ca_pem, "timeout": TIMEOUT}
-        fields.update(overrides)
-        port = int(fields.pop("port", smtp_servers.ports[mode]))  # type: ignore[call-overload]
-        return Endpoint("127.0.0.1", port, security, **fields)  # type: ignore[arg-type]
+        return rig_endpoint(pki, smtp_servers.ports[mode], security, overrides)
 
     return make
 
