@@ -244,5 +244,7 @@ def run_demo(args: argparse.Namespace) -> int:
                                 for text, (_, width) in zip(cells, columns, strict=True)).rstrip())
     print()
     print(f"{len(mail)} messages, " + ", ".join(f"{count} {action}" for action, count in sorted(actions.items())))
-    print("Try: enate-routing explain --config <demo.toml> <message.eml> — see docs/routing.md")
+    # importlib.resources gives the real files for an installed package, so the paths stay usable.
+    print(f"Why? enate-routing explain --config {folder / 'demo.toml'} "
+          f"--work-items {folder / 'demo_work_items.json'} {mail[0]}  (docs/routing.md)")
     return 0
