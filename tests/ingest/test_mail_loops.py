@@ -7,6 +7,7 @@ Dovecot mailbox (as the peer's mail system would), and the peers' answers come b
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -74,6 +75,28 @@ def test_naive_auto_responder_is_stopped_by_the_rate_limit(
     assert len(host.items) == 11  # every mail still became work; only the acknowledgements stopped
 
 
+def exchange(
+    mailboxes: Dovecot, smtp: SmtpServers, peers: tuple[Ingestor, Ingestor], rounds: int,
+    relay: Callable[[bytes, int], bytes] = lambda data, _: data,
+) -> bool:
+    """Run both instances and deliver each acknowledgement (through ``relay``) to its recipient's mailbox,
+    until a round sends nothing: True when that happened within ``rounds`` rounds."""
+    relayed = 0
+    for _ in range(rounds):
+        for peer in peers:
+            peer.run_once()
+        sent = smtp.received("open")
+        new = sent[relayed:]
+        if not new:
+            return True
+        for i, m in enumerate(new):
+            data = relay(m.data, relayed + i)
+            for rcpt in m.rcpt_tos:
+                append(mailboxes, ALICE if rcpt == ALICE.login else BOB, [data])
+        relayed = len(sent)
+    return False
+
+
 def test_two_instances_acknowledging_each_other_stop(
     mailboxes: Dovecot, smtp_inbox: SmtpServers, tmp_path: Path
 ) -> None:
@@ -81,19 +104,13 @@ def test_two_instances_acknowledging_each_other_stop(
     alice, _ = instance(mailboxes, smtp_inbox, ALICE, "Alice", tmp_path)
     bob, _ = instance(mailboxes, smtp_inbox, BOB, "Bob", tmp_path)
     append(mailboxes, ALICE, [first_mail(BOB.login, ALICE.login)])
-    relayed = 0
-    for _ in range(30):
-        alice.run_once()
-        bob.run_once()
-        sent = smtp_inbox.received("open")
-        new = sent[relayed:]
-        if not new:
-            break
-        for m in new:
-            for rcpt in m.rcpt_tos:
-                append(mailboxes, ALICE if rcpt == ALICE.login else BOB, [m.data])
-        relayed = len(sent)
+    assert exchange(mailboxes, smtp_inbox, (alice, bob), 30)
     assert len(smtp_inbox.received("open")) == 1
+
+
+def strip_automatic_headers(data: bytes, n: int) -> bytes:
+    """A relay that drops Auto-Submitted / Precedence / X-Auto-Response-Suppress and renames the message."""
+    return AUTO_HEADERS.sub(b"", data).replace(b"Message-ID: <ack-", f"Message-ID: <r{n}-".encode())
 
 
 def test_two_instances_behind_a_header_stripping_relay_stop_within_the_limit(
@@ -103,21 +120,7 @@ def test_two_instances_behind_a_header_stripping_relay_stop_within_the_limit(
     alice, _ = instance(mailboxes, smtp_inbox, ALICE, "Alice", tmp_path)
     bob, _ = instance(mailboxes, smtp_inbox, BOB, "Bob", tmp_path)
     append(mailboxes, ALICE, [first_mail(BOB.login, ALICE.login)])
-    relayed = 0
-    for round_ in range(60):  # noqa: B007 — read after the loop: did it stop early?
-        alice.run_once()
-        bob.run_once()
-        sent = smtp_inbox.received("open")
-        new = sent[relayed:]
-        if not new:
-            break
-        for i, m in enumerate(new):
-            fresh_id = f"Message-ID: <r{relayed + i}-".encode()
-            stripped = AUTO_HEADERS.sub(b"", m.data).replace(b"Message-ID: <ack-", fresh_id)
-            for rcpt in m.rcpt_tos:
-                append(mailboxes, ALICE if rcpt == ALICE.login else BOB, [stripped])
-        relayed = len(sent)
-    assert round_ < 59, "the exchange did not stop"
+    assert exchange(mailboxes, smtp_inbox, (alice, bob), 59, strip_automatic_headers), "the exchange did not stop"
     to_bob = [m for m in smtp_inbox.received("open") if BOB.login in m.rcpt_tos]
     to_alice = [m for m in smtp_inbox.received("open") if ALICE.login in m.rcpt_tos]
     # The router may stop it earlier still (a reply chain it recognises as its own); never later.
