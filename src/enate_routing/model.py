@@ -324,13 +324,6 @@ class RoutingRules(_Frozen):
     senders: PatternList = ()
     sender_companies: TextList = ()
 
-    @property
-    def is_empty(self) -> bool:
-        return not (
-            self.important or self.attachment_types or self.subject_keywords or self.recipients
-            or self.senders or self.sender_companies
-        )
-
 
 class _RouteBase(_Frozen):
     connector: Name
