@@ -1,4 +1,4 @@
-"""Benchmark: the admin grid's start-with search (``RouteIndex``) against a plain linear filter (SPEC §7).
+"""Benchmark: the admin grid's start-with search (``RouteIndex``) against a plain linear filter (docs/semantics.md §7).
 
 Builds a configuration of 10,000 routes over 20 connectors in-process, indexes it once (as the admin does
 per configuration version), then times a mix of grid queries — narrow and broad prefixes on every

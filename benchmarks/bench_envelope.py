@@ -34,7 +34,7 @@ MESSAGE_TYPES = ("message/rfc822", "message/global")
 
 
 def _stdlib_attachments(part: Message, names: list[str]) -> None:
-    """SPEC §3 attachments, read from a standard-library parse (recursion is fine on benign mail)."""
+    """docs/semantics.md §3 attachments, read from a standard-library parse (recursion is fine on benign mail)."""
     content_type = part.get_content_type()
     if content_type.startswith("multipart/") and part.is_multipart():
         for sub in part.get_payload():

@@ -1,4 +1,4 @@
-"""The package's shape: the public API is pinned and imports point one way (STYLE.md, "dependencies")."""
+"""The package's shape: the public API is pinned and imports point one way."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ LAYERS: dict[str, int] = {
     "store": 4, "ingest": 4,
     "cli": 5, "testing": 5, "__init__": 5, "__main__": 5,
 }
-# Siblings that must stay apart even within a layer (SPEC §8; STYLE.md).
+# Siblings that must stay apart even within a layer (docs/semantics.md §8).
 NEVER: dict[str, set[str]] = {
     "router": {"transports", "store", "ingest", "admin", "audit"},
     "matcher": {"transports", "store", "ingest", "admin", "audit"},

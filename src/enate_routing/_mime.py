@@ -1,4 +1,4 @@
-"""A bounded MIME skeleton scanner for :mod:`enate_routing.envelope` (SPEC §3, §3.1.1).
+"""A bounded MIME skeleton scanner for :mod:`enate_routing.envelope` (docs/semantics.md §3, §3.1.1).
 
 Routing needs the header block, the part headers (for file names) and where each part's body lies — never
 a decoded payload. The standard library's ``BytesParser`` reads and decodes everything, recurses once per
@@ -87,7 +87,7 @@ def _decode_charset(data: bytes, charset: str) -> tuple[str, bool]:
 
 
 def count_encoded_words(text: str) -> int:
-    """The number of RFC 2047 encoded words in ``text`` (the SPEC §3.1.1 limit counts these)."""
+    """The number of RFC 2047 encoded words in ``text`` (the docs/semantics.md §3.1.1 limit counts these)."""
     if text.count("=?") == 0:
         return 0
     return sum(1 for _ in _ENCODED_WORD.finditer(text))
@@ -271,7 +271,7 @@ def _params(block: HeaderBlock, default_type: str, codec: str) -> Message:
 
 
 def _filename(block: HeaderBlock, latin: Message, default_type: str, defects: list[str]) -> str | None:
-    """The part's file name: Content-Disposition ``filename``, else Content-Type ``name`` (SPEC §3).
+    """The part's file name: Content-Disposition ``filename``, else Content-Type ``name`` (docs/semantics.md §3).
 
     RFC 2231 (continuations, charsets) is decoded by ``Message.get_filename``; RFC 2047 encoded words,
     which many mailers put in quoted names, are decoded afterwards as ``policy.default`` does.
@@ -374,9 +374,9 @@ def scan(
 ) -> Skeleton:
     """Walk the MIME tree of ``raw`` without recursion, stopping at the first limit exceeded.
 
-    Depth (SPEC §3.1.1): the message is depth 1 and each nested container — a multipart, or an attached
+    Depth (docs/semantics.md §3.1.1): the message is depth 1 and each nested container — a multipart, or an attached
     message — adds one. Parts: every body part between boundaries, attached messages included. Attachments
-    (SPEC §3): leaves with a file name, and each attached message once (its file name, or ``""``); parts
+    (docs/semantics.md §3): leaves with a file name, and each attached message once (its file name, or ``""``); parts
     inside an attached message are walked for the limits but never listed. ``root`` is the message's
     header block when the caller has already split it; the root block's own defects are the caller's to
     report.

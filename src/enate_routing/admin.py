@@ -1,4 +1,4 @@
-"""Administration: the typed API a host's admin screen calls (SPEC §2 life cycle, §3.1, §3.2, §7).
+"""Administration: the typed API a host's admin screen calls (docs/semantics.md §2 life cycle, §3.1, §3.2, §7).
 
 :class:`Administration` holds the current :class:`~enate_routing.model.Config` and its ``version``. Every
 edit:
@@ -11,7 +11,7 @@ edit:
   completely or not at all, and the old configuration object is never changed (models are frozen);
 * returns a :class:`Revision` (the new configuration and version) that the host saves and compiles.
 
-Where SPEC is silent, the decisions are written down in ``docs/administration.md``.
+Where docs/semantics.md is silent, the decisions are written down in ``docs/administration.md``.
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ class GridSort:
 
 
 PRIORITY_ASCENDING = GridSort("priority", "asc")
-"""The only grid sort under which routes may be moved (SPEC §7)."""
+"""The only grid sort under which routes may be moved (docs/semantics.md §7)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +116,7 @@ class LinkedRoutesReport:
 
     ``routes``: every incoming route and fallback pointing at the deleted item, as they were before the edit;
     ``disabled``: the routes this edit disabled; ``needs_update``: the fallbacks among them, which can never
-    be disabled (SPEC §3.1) and must be pointed at another target by the host.
+    be disabled (docs/semantics.md §3.1) and must be pointed at another target by the host.
     """
 
     revision: Revision
@@ -146,7 +146,7 @@ def _fold(text: str) -> str:
 def linked_routes(
     config: Config, kind: TargetKind, name: str, *, customer: str | None = None
 ) -> tuple[RouteRow, ...]:
-    """The incoming routes and fallbacks whose target names the deleted ``kind`` called ``name`` (SPEC §7).
+    """The incoming routes and fallbacks whose target names the deleted ``kind`` called ``name`` (docs/semantics.md §7).
 
     Names compare case-insensitively (listing one route too many is cheaper than leaving one creating work).
     A contract, service or process may be qualified by its ``customer``; a customer may not.
@@ -191,7 +191,7 @@ def _where(route: IncomingRoute | Fallback) -> str:
 
 
 def _refuse_connector_change(route: IncomingRoute | Fallback, changes: Mapping[str, Any]) -> None:
-    # SPEC §3.1/§7: a route belongs to its connector's group and never crosses groups.
+    # docs/semantics.md §3.1/§7: a route belongs to its connector's group and never crosses groups.
     if "connector" in changes and changes["connector"] != route.connector:
         raise ConfigError.single(
             "a route cannot move to another connector; delete it and add it to the other connector",
@@ -256,7 +256,7 @@ def _edited(
 
 
 def _require_priority_sort(sort: GridSort) -> None:
-    # SPEC §7: on a grid sorted otherwise, the row the admin drops a route next to is not its neighbour in
+    # docs/semantics.md §7: on a grid sorted otherwise, the row the admin drops a route next to is not its neighbour in
     # priority, so a move would not do what the screen shows.
     if sort.column.strip().casefold() != "priority" or sort.direction != "asc":
         direction = "ascending" if sort.direction == "asc" else "descending"
@@ -324,7 +324,7 @@ class Administration:
             return dict(self._tested)
 
     def is_tested(self, connector: str) -> bool:
-        """True when ``connector``'s current settings passed a connection test (SPEC §2)."""
+        """True when ``connector``'s current settings passed a connection test (docs/semantics.md §2)."""
         with self._lock:
             return self._passed(self._config.connectors[_connector_index(self._config, connector)])
 
@@ -379,7 +379,7 @@ class Administration:
     # --- incoming routes ------------------------------------------------------------------------------------
 
     def add_route(self, route: Mapping[str, Any], *, actor: str, expected_version: int) -> Revision:
-        """Add an incoming route; it goes last in its connector's tier (address or wildcard, SPEC §3.1)."""
+        """Add an incoming route; it goes last in its connector's tier (address or wildcard, docs/semantics.md §3.1)."""
 
         def build(config: Config) -> tuple[Config, list[_Event]]:
             new_config = _rebuild(config, routes=[*config.routes, dict(route)])
@@ -422,7 +422,7 @@ class Administration:
         return build
 
     def delete_route(self, connector: str, name: str, *, actor: str, expected_version: int) -> Revision:
-        """Delete an incoming route (never the fallback: SPEC §3.1 requires one per incoming connector)."""
+        """Delete an incoming route (never the fallback: docs/semantics.md §3.1 requires one per incoming connector)."""
 
         def build(config: Config) -> tuple[Config, list[_Event]]:
             index = _route_index(config, connector, name)
@@ -435,7 +435,7 @@ class Administration:
     def move_route(
         self, connector: str, name: str, position: int, *, sort: GridSort, actor: str, expected_version: int
     ) -> Revision:
-        """Move a route to ``position`` (1-based priority) within its connector's tier (SPEC §3.1, §7).
+        """Move a route to ``position`` (1-based priority) within its connector's tier (docs/semantics.md §3.1, §7).
 
         Refused with PermissionDeniedError unless the host grants ``can_reorder``; with ReorderRefusedError
         when the grid is not sorted by priority ascending, for the fallback, and for a position outside the
@@ -449,7 +449,7 @@ class Administration:
             fallback = _fallback_index(config, connector)
             if fallback is not None and config.fallbacks[fallback].name == name:
                 raise ReorderRefusedError(
-                    f"the fallback of connector {connector!r} is always last and cannot be moved (SPEC §3.1)"
+                    f"the fallback of connector {connector!r} is always last and cannot be moved (semantics.md §3.1)"
                 )
             index = _route_index(config, connector, name)
             route = config.routes[index]
@@ -461,7 +461,7 @@ class Administration:
             if not 1 <= position <= len(slots):
                 raise ReorderRefusedError(
                     f"position {position} is outside the {tier} routes of connector {connector!r} "
-                    f"(1 to {len(slots)}); a route moves only within its tier (SPEC §3.1)"
+                    f"(1 to {len(slots)}); a route moves only within its tier (docs/semantics.md §3.1)"
                 )
             old_position = slots.index(index) + 1
             if position == old_position:
@@ -499,7 +499,7 @@ class Administration:
 
     def add_outgoing_route(self, route: Mapping[str, Any], *, actor: str, expected_version: int) -> Revision:
         """Add an outgoing route. It starts disabled unless ``enabled`` is given true, which needs a passed
-        connection test of its connector (SPEC §3.2)."""
+        connection test of its connector (docs/semantics.md §3.2)."""
 
         def build(config: Config) -> tuple[Config, list[_Event]]:
             new_config = _rebuild(config, outgoing_routes=[*config.outgoing_routes, {"enabled": False, **route}])
@@ -517,7 +517,7 @@ class Administration:
         return self._commit(actor, expected_version, self._outgoing_edit(name, changes, "edited"))
 
     def set_outgoing_route_enabled(self, name: str, enabled: bool, *, actor: str, expected_version: int) -> Revision:
-        """Enable (after a passed connection test of its connector, SPEC §3.2) or disable an outgoing route."""
+        """Enable (after a passed connection test of its connector, semantics.md §3.2) or disable an outgoing route."""
         action: Action = "enabled" if enabled else "disabled"
         return self._commit(actor, expected_version, self._outgoing_edit(name, {"enabled": enabled}, action))
 
@@ -548,14 +548,14 @@ class Administration:
         return self._commit(actor, expected_version, build)
 
     def _require_tested_connector(self, config: Config, old: OutgoingRoute | None, new: OutgoingRoute) -> None:
-        # SPEC §3.2: an outgoing route is enabled only after a passed test of its connector's current settings.
+        # semantics.md §3.2: an outgoing route is enabled only after a passed test of its connector's current settings.
         if not new.enabled or (old is not None and old.enabled and old.connector == new.connector):
             return
         connector = config.connector(new.connector)
         if not self._passed(connector):
             raise NotTestedError(
                 f"outgoing route {new.name!r}: connector {connector.name!r} has no passed connection test of its "
-                "current settings; test it before enabling the route (SPEC §3.2)"
+                "current settings; test it before enabling the route (docs/semantics.md §3.2)"
             )
 
     # --- connectors -----------------------------------------------------------------------------------------
@@ -568,12 +568,12 @@ class Administration:
         actor: str,
         expected_version: int,
     ) -> Revision:
-        """Add a connector; it starts disabled (SPEC §2). An incoming connector needs its ``fallback`` (target
-        and options; the address defaults to the connector's primary address) in the same edit (SPEC §3.1)."""
+        """Add a connector; it starts disabled (semantics.md §2). An incoming connector needs its ``fallback`` (target
+        and options; the address defaults to the connector's primary address) in the same edit (semantics.md §3.1)."""
         if connector.get("enabled") is True:
             raise NotTestedError(
                 f"connector {connector.get('name')!r}: a new connector starts disabled; enable it after a passed "
-                "connection test (SPEC §2)"
+                "connection test (docs/semantics.md §2)"
             )
 
         def build(config: Config) -> tuple[Config, list[_Event]]:
@@ -605,14 +605,14 @@ class Administration:
         Changing anything a connection test depends on (host, port, security, login, password, certificate:
         :meth:`Connector.settings_fingerprint`) disables an enabled connector until its new settings pass a
         test; asking for ``enabled = true`` in the same edit raises NotTestedError. A live outgoing connector
-        (enabled, used by an enabled outgoing route) cannot be switched to incoming (SPEC §3.2). Changing the
+        (enabled, used by an enabled outgoing route) cannot be switched to incoming (semantics.md §3.2). Changing the
         primary address moves the fallback with it; ``fallback`` edits the fallback (or adds it, when the
         connector becomes incoming) in the same edit.
         """
         return self._commit(actor, expected_version, self._connector_edit(name, changes, fallback, "edited"))
 
     def set_connector_enabled(self, name: str, enabled: bool, *, actor: str, expected_version: int) -> Revision:
-        """Enable a connector whose current settings passed a connection test (SPEC §2), or disable one."""
+        """Enable a connector whose current settings passed a connection test (docs/semantics.md §2), or disable one."""
         action: Action = "enabled" if enabled else "disabled"
         return self._commit(actor, expected_version, self._connector_edit(name, {"enabled": enabled}, None, action))
 
@@ -638,9 +638,9 @@ class Administration:
                 if changes.get("enabled") is True:
                     raise NotTestedError(
                         f"connector {name!r}: enabling needs a passed connection test of its current settings "
-                        "(SPEC §2)"
+                        "(docs/semantics.md §2)"
                     )
-                # SPEC §2: changed connection settings disable the connector until they are tested.
+                # docs/semantics.md §2: changed connection settings disable the connector until they are tested.
                 connectors[index] = {**data, "enabled": False}
                 new_config = _rebuild(config, connectors=connectors, fallbacks=fallbacks)
                 new = new_config.connectors[index]
@@ -666,7 +666,7 @@ class Administration:
 
     @staticmethod
     def _refuse_live_switch(config: Config, old: Connector, data: Mapping[str, Any]) -> None:
-        # SPEC §3.2: mail is being sent through a live outgoing connector; switching it to incoming would
+        # docs/semantics.md §3.2: mail is being sent through a live outgoing connector; switching it to incoming would
         # silently stop that, so it must first be disabled (or its outgoing routes).
         if not (old.uses_outgoing and data.get("use_for") == "incoming" and old.enabled):
             return
@@ -674,7 +674,7 @@ class Administration:
         if live:
             raise ConnectorLiveError(
                 f"connector {old.name!r} is live for outgoing mail (enabled outgoing routes: {', '.join(live)}) "
-                "and cannot be switched to incoming; disable it or those routes first (SPEC §3.2)"
+                "and cannot be switched to incoming; disable it or those routes first (docs/semantics.md §3.2)"
             )
 
     @staticmethod
@@ -689,7 +689,7 @@ class Administration:
                 fallbacks.append({"connector": old.name, "address": primary, **fallback})
             return fallbacks
         update = dict(fallback or {})
-        # SPEC §3.1: the fallback is on the primary address, so it follows the primary address.
+        # docs/semantics.md §3.1: the fallback is on the primary address, so it follows the primary address.
         if "primary_address" in changes and "address" not in update:
             update["address"] = primary
         if update:
@@ -727,9 +727,9 @@ class Administration:
     def disable_linked_routes(
         self, kind: TargetKind, name: str, *, customer: str | None = None, actor: str, expected_version: int
     ) -> LinkedRoutesReport:
-        """Disable every enabled incoming route pointing at a deleted target, in one edit (SPEC §7).
+        """Disable every enabled incoming route pointing at a deleted target, in one edit (docs/semantics.md §7).
 
-        Fallbacks pointing at it cannot be disabled (SPEC §3.1); they are reported in ``needs_update``.
+        Fallbacks pointing at it cannot be disabled (docs/semantics.md §3.1); they are reported in ``needs_update``.
         """
         report: list[tuple[tuple[RouteRow, ...], tuple[RouteRow, ...]]] = []
         note = f"{kind} {name!r} was deleted" + (f" (customer {customer!r})" if customer else "")

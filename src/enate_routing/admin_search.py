@@ -1,7 +1,7 @@
-"""Start-with search over the routes grid of an admin screen (SPEC §7).
+"""Start-with search over the routes grid of an admin screen (docs/semantics.md §7).
 
 A grid row is an incoming route or a fallback (:class:`RouteRow`). Rows are in **priority order**: by
-connector (in configuration order), then tier (address routes, wildcard routes, the fallback — SPEC §3.1),
+connector (in configuration order), then tier (address routes, wildcard routes, the fallback — docs/semantics.md §3.1),
 then priority within the tier. Every search result keeps that order.
 
 Matching, per column: the cell's text, Unicode-case-folded, **starts with** the case-folded query text (not
@@ -81,7 +81,7 @@ def _row(route: IncomingRoute | Fallback, tier: Tier, priority: int) -> RouteRow
 
 
 def route_rows(config: Config) -> tuple[RouteRow, ...]:
-    """Every incoming route and fallback of ``config`` as grid rows, in priority order (SPEC §3.1)."""
+    """Every incoming route and fallback of ``config`` as grid rows, in priority order (docs/semantics.md §3.1)."""
     address: dict[str, list[IncomingRoute]] = {c.name: [] for c in config.connectors}
     wildcard: dict[str, list[IncomingRoute]] = {c.name: [] for c in config.connectors}
     for route in config.routes:  # one pass; file order is priority order within a connector's tier

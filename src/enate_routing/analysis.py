@@ -1,4 +1,4 @@
-"""Mistakes found when configuring, not when mail arrives (SPEC §5 ``check``; STYLE.md 3).
+"""Mistakes found when configuring, not when mail arrives (docs/semantics.md §5 ``check``).
 
 * :func:`find_shadowed` — routes that can never fire because an earlier enabled route of the same connector,
   address and tier holds whenever they hold (werkzeug reports duplicate rules when they are added).
@@ -52,7 +52,7 @@ def _phrases(keywords: tuple[str, ...]) -> list[tuple[str, ...]]:
 
 
 def _never_holds(rules: RoutingRules) -> bool:
-    """A keyword rule whose every keyword has no word can never hold (SPEC §3: words are letter runs)."""
+    """A keyword rule whose every keyword has no word can never hold (docs/semantics.md §3: words are letter runs)."""
     return bool(rules.subject_keywords) and not any(_phrases(rules.subject_keywords))
 
 
@@ -147,7 +147,7 @@ def find_loops(config: Config) -> list[Loop]:
     """Addresses the system sends from that a *different* incoming connector routes.
 
     A connector that both sends and receives on its own address (``use_for = "both"``, or an outgoing route
-    through it for one of its own addresses) is the normal set-up — replies come back to it, and SPEC §3.1
+    through it for one of its own addresses) is the normal set-up — replies come back to it, and docs/semantics.md §3.1
     step 1 ignores its own mail — so only an address routed by another connector is reported.
     """
     sending: list[tuple[str, str, str]] = []  # (address, description, sending connector)

@@ -1,9 +1,9 @@
-"""Activity history of administration edits (SPEC §7): who changed what, when, old → new.
+"""Activity history of administration edits (docs/semantics.md §7): who changed what, when, old → new.
 
 Every edit made through :class:`~enate_routing.admin.Administration` appends one :class:`HistoryEntry` per
 object it touched: a connector, an incoming route, a fallback or an outgoing route. Entries are append-only
 and carry the changed fields with their old and new values; secret fields (passwords, certificate
-passwords) are always written as :data:`REDACTED`, so no secret value ever reaches the history (SPEC §2).
+passwords) are always written as :data:`REDACTED`, so no secret value ever reaches the history (docs/semantics.md §2).
 
 Where entries are kept is the host's choice through the :class:`HistoryStore` protocol. Two stores ship:
 :class:`MemoryHistoryStore` (tests, demos) and :class:`SQLiteHistoryStore` (durable: WAL journal, full
@@ -43,7 +43,7 @@ __all__ = [
 ]
 
 REDACTED = "<redacted>"
-"""What the history shows instead of a secret's value, old or new (SPEC §2, §7)."""
+"""What the history shows instead of a secret's value, old or new (docs/semantics.md §2, §7)."""
 
 HistorySubjectKind = Literal["connector", "route", "fallback", "outgoing_route"]
 Action = Literal["created", "edited", "deleted", "enabled", "disabled", "moved", "tested"]
@@ -135,7 +135,7 @@ def field_changes(old: BaseModel | None, new: BaseModel | None) -> tuple[FieldCh
     """The fields that differ between two versions of one object, flattened to dotted paths.
 
     ``old=None`` lists every set field of a created object; ``new=None`` every field of a deleted one.
-    Secrets (``SecretStr``) are compared by value but written as :data:`REDACTED` (SPEC §2).
+    Secrets (``SecretStr``) are compared by value but written as :data:`REDACTED` (docs/semantics.md §2).
     """
     before = _flatten(old.model_dump() if old is not None else {})
     after = _flatten(new.model_dump() if new is not None else {})

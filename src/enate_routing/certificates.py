@@ -1,4 +1,4 @@
-"""PKCS#12 (``.pfx``) client certificates: load, check, hand to TLS (SPEC §2).
+"""PKCS#12 (``.pfx``) client certificates: load, check, hand to TLS (docs/semantics.md §2).
 
 The only module that imports ``cryptography``. Each way a certificate can be unusable is its own error
 type, so a host can tell the user exactly what to fix.

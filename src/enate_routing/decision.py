@@ -1,11 +1,11 @@
-"""What routing decided, and why (SPEC §4): plain frozen value objects built on the hot path.
+"""What routing decided, and why (docs/semantics.md §4): plain frozen value objects built on the hot path.
 
 A :class:`Decision` is a slotted frozen dataclass, not a pydantic model: the router builds one or more per
 email, and validation has already happened when the configuration was loaded. A :class:`RoutingResult`
 holds the decisions of one email; :class:`Trace` is what ``Router.explain`` returns — the same run as
 ``Router.route`` with the matcher recording, for every route considered in order, which rule held or failed.
 
-The idempotency key scheme (SPEC §4) lives here so that the compiled router and the reference router in
+The idempotency key scheme (docs/semantics.md §4) lives here so that the compiled router and the reference router in
 ``enate_routing.testing`` cannot disagree about it; see :func:`idempotency_key`.
 """
 
@@ -31,25 +31,25 @@ __all__ = [
 Action = Literal["create", "link", "ignore", "reject"]
 
 # The scope of a decision that a message yields at most once per connector, whichever address brought it:
-# Bcc deliveries, wildcard and fallback decisions, links, ignores and rejects (SPEC §3.1 step 2, last line).
+# Bcc deliveries, wildcard and fallback decisions, links, ignores and rejects (semantics.md §3.1 step 2, last line).
 MAILBOX_SCOPE = "mailbox"
 _KEY_VERSION = "enate-routing/1"
 
 
 def message_reference(message_id: str | None, raw: bytes) -> str:
-    """``id:<message id>``, or ``sha256:<digest of the raw bytes>`` when the message has no id (SPEC §4)."""
+    """``id:<message id>``, or ``sha256:<digest of the raw bytes>`` when the message has no id (semantics.md §4)."""
     if message_id:
         return f"id:{message_id}"
     return "sha256:" + hashlib.sha256(raw).hexdigest()
 
 
 def idempotency_key(connector: str, reference: str, scope: str) -> str:
-    """The key a host uses to create work exactly once (SPEC §4): stable across retries of the same message.
+    """The key a host uses to create work exactly once (semantics.md §4): stable across retries of the same message.
 
     ``sha256("enate-routing/1" NUL connector NUL reference NUL scope)``, hex, first 32 digits (128 bits).
     ``reference`` comes from :func:`message_reference`; ``scope`` is the To/Cc address a decision was made
     for, or ``"mailbox"`` for the decisions a message yields once per connector (Bcc, wildcard, fallback,
-    link, ignore, reject) — so two Bcc'd copies of one message get one key (SPEC §3.1 step 2).
+    link, ignore, reject) — so two Bcc'd copies of one message get one key (docs/semantics.md §3.1 step 2).
     """
     text = "\0".join((_KEY_VERSION, connector, reference, scope))
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
@@ -80,11 +80,11 @@ class RouteTarget:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """One thing to do with an email (SPEC §4).
+    """One thing to do with an email (docs/semantics.md §4).
 
     ``create`` names the route, target and acknowledgement recipients; ``link`` names the existing work
     item in ``link``; ``ignore`` and ``reject`` say why in ``reason``. ``suppressed`` says why no
-    acknowledgement is sent although the route sends automated emails (SPEC §3.5).
+    acknowledgement is sent although the route sends automated emails (docs/semantics.md §3.5).
     """
 
     connector: str
@@ -104,7 +104,7 @@ class Decision:
     reason: str | None = None
 
     def to_json(self, message: str | None = None) -> dict[str, Any]:
-        """Exactly the fields of SPEC §5, in that order; ``message`` names the email (a path, an id)."""
+        """Exactly the fields of docs/semantics.md §5, in that order; ``message`` names the email (a path, an id)."""
         return {
             "message": message,
             "connector": self.connector,
@@ -125,14 +125,14 @@ class Decision:
 
 @dataclass(frozen=True, slots=True)
 class RoutingResult:
-    """The decisions for one email through one connector, in order (SPEC §4)."""
+    """The decisions for one email through one connector, in order (docs/semantics.md §4)."""
 
     connector: str
     message_id: str | None
     decisions: tuple[Decision, ...]
 
     def to_json(self, message: str | None = None) -> list[dict[str, Any]]:
-        """One SPEC §5 object per decision; ``message`` defaults to the message id."""
+        """One docs/semantics.md §5 object per decision; ``message`` defaults to the message id."""
         name = self.message_id if message is None else message
         return [decision.to_json(name) for decision in self.decisions]
 
@@ -175,7 +175,7 @@ class AddressTrace:
 
 @dataclass(frozen=True, slots=True)
 class Trace:
-    """Why an email was routed as it was (SPEC §4): the steps taken and every route considered in order.
+    """Why an email was routed as it was (docs/semantics.md §4): the steps taken and every route considered in order.
 
     Produced by the very run that produced ``result`` (``Router.explain``), so it cannot disagree with it.
     """

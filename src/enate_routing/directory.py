@@ -1,4 +1,4 @@
-"""What the host supplies to routing (SPEC §3.3, §3.4): a company directory and a work-item lookup.
+"""What the host supplies to routing (docs/semantics.md §3.3, §3.4): a company directory and a work-item lookup.
 
 Both are ``typing.Protocol``s, so a host passes any object with the right method. The built-in
 :class:`ConfiguredCompanies` is compiled from the configuration's ``[companies]`` table; in-memory fakes of
@@ -18,7 +18,7 @@ __all__ = ["CompanyDirectory", "ConfiguredCompanies", "KnownMessage", "WorkItemL
 
 @runtime_checkable
 class CompanyDirectory(Protocol):
-    """Maps a sender's normalised address to the name of the company it belongs to (SPEC §3.3)."""
+    """Maps a sender's normalised address to the name of the company it belongs to (docs/semantics.md §3.3)."""
 
     def company_of(self, address: str) -> str | None:
         """The company name of ``address`` (already case-folded, IDNA domain), or None when unknown."""
@@ -27,7 +27,7 @@ class CompanyDirectory(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class KnownMessage:
-    """What the host knows about an earlier message id (SPEC §3.4).
+    """What the host knows about an earlier message id (docs/semantics.md §3.4).
 
     ``work_item`` is the reference of the work the earlier mail belongs to; ``address`` the mailbox address
     that earlier mail was addressed to (for mail the system sent: the address it was sent from, where the
@@ -42,7 +42,7 @@ class KnownMessage:
 
 @runtime_checkable
 class WorkItemLookup(Protocol):
-    """The host's memory of earlier mail and of its work items (SPEC §3.4)."""
+    """The host's memory of earlier mail and of its work items (docs/semantics.md §3.4)."""
 
     def find_message(self, message_id: str) -> KnownMessage | None:
         """What the host knows about ``message_id`` (without angle brackets), or None."""
@@ -56,7 +56,7 @@ class WorkItemLookup(Protocol):
 class ConfiguredCompanies:
     """The built-in directory, from ``[companies]``: company name → addresses and ``*domain`` patterns.
 
-    SPEC §3.3: an exact address entry wins over a domain entry, and the most specific domain wins; the
+    docs/semantics.md §3.3: an exact address entry wins over a domain entry, and the most specific domain wins; the
     domain is walked label by label from the most specific (``a.eu.globex.example``, ``eu.globex.example``,
     ``globex.example``), so a lookup costs one dict probe per label. When two companies list the very same
     address or domain, the first in the file wins (``check`` users see it as the table's order).

@@ -1,4 +1,4 @@
-"""Raw bytes → a frozen :class:`Envelope` of the facts routing needs (SPEC §3, §3.1, §3.1.1, §3.4, §3.5).
+"""Raw bytes → a frozen :class:`Envelope` of the facts routing needs (docs/semantics.md §3, §3.1, §3.1.1, §3.4, §3.5).
 
 The envelope is parsed once; every address in it is already normalised (``patterns.normalize_address``),
 so the routers only compare strings. The raw bytes stay the source of truth.
@@ -22,7 +22,7 @@ RecipientSource = Literal["to", "cc", "delivered-to", "x-original-to", "envelope
 
 @dataclass(frozen=True, slots=True)
 class ParseLimits:
-    """Limits past which a message is quarantined instead of parsed (SPEC §3.1.1)."""
+    """Limits past which a message is quarantined instead of parsed (docs/semantics.md §3.1.1)."""
 
     max_message_bytes: int = 25 * 1024 * 1024
     max_header_bytes: int = 1024 * 1024
@@ -78,7 +78,7 @@ class Envelope:
         envelope_recipients: Iterable[str] = (),
         limits: ParseLimits = ParseLimits(),  # frozen, so one shared default is safe
     ) -> Envelope:
-        """Parse ``raw`` into its routing facts. Never raises, for any bytes (SPEC §3.1.1).
+        """Parse ``raw`` into its routing facts. Never raises, for any bytes (docs/semantics.md §3.1.1).
 
         ``envelope_recipients`` are the SMTP ``RCPT TO`` addresses when the transport knows them. A message
         past one of ``limits`` comes back with ``quarantine_reason`` set, its raw bytes, and the facts
@@ -92,10 +92,10 @@ class Envelope:
             return cls(size=len(data), raw=data, defects=(reason,), quarantine_reason=reason)
 
     def plain_text(self) -> str:
-        """The decoded text/plain body (SPEC §3.4 reference tokens), or "" when there is none. Never raises.
+        """The decoded text/plain body (semantics.md §3.4 reference tokens), or "" when there is none. Never raises.
 
         The first text/plain leaf that is not an attachment and not inside an attached message; computed on
-        each call, because routing itself never reads bodies (SPEC §3).
+        each call, because routing itself never reads bodies (docs/semantics.md §3).
         """
         if self.quarantine_reason is not None or not self.raw:
             return ""
@@ -106,7 +106,7 @@ class Envelope:
 
     @property
     def automatic_reason(self) -> str | None:
-        """Why this mail is automatic, so that no acknowledgement is sent to it (SPEC §3.5), or None.
+        """Why this mail is automatic, so that no acknowledgement is sent to it (docs/semantics.md §3.5), or None.
 
         Checked in this order: ``Auto-Submitted`` other than ``no`` (RFC 3834 §5), ``Precedence``
         bulk/junk/list, ``X-Autoreply``, ``X-Auto-Response-Suppress``, ``List-Id`` (RFC 2919), a null return
@@ -142,11 +142,11 @@ class Envelope:
 
 _KEYWORD = re.compile(r"[^\s;(]+")
 _BULK_PRECEDENCE = frozenset({"bulk", "junk", "list"})
-# SPEC §3.5: mailer-daemon, postmaster, no-reply (and its usual spellings).
+# docs/semantics.md §3.5: mailer-daemon, postmaster, no-reply (and its usual spellings).
 _AUTOMATIC_LOCAL_PARTS = frozenset(
     {"mailer-daemon", "postmaster", "no-reply", "noreply", "donotreply", "do-not-reply"}
 )
-# SPEC §3: X-Priority "1 (Highest)" or "2 (High)" — its leading number.
+# docs/semantics.md §3: X-Priority "1 (Highest)" or "2 (High)" — its leading number.
 _LEADING_NUMBER = re.compile(r"\s*(\d+)")
 _MESSAGE_ID = re.compile(r"<([^<>]*)>")
 # An address header's entries are separated by commas outside quoted strings and comments.
@@ -222,7 +222,7 @@ class _Reader:
         return text
 
     def within_word_limit(self, name: str, text: str) -> bool:
-        """False (and quarantine) past the encoded-words-per-header limit (SPEC §3.1.1)."""
+        """False (and quarantine) past the encoded-words-per-header limit (docs/semantics.md §3.1.1)."""
         limit = self.limits.max_encoded_words_per_header
         if text.count("=?") <= limit:
             return True
@@ -364,7 +364,7 @@ class _Reader:
         return pairs[0][1] if pairs else None
 
     def important(self, block: _mime.HeaderBlock) -> bool:
-        """SPEC §3 ``important``: Importance high, X-Priority 1 or 2, X-MSMail-Priority high, Priority urgent."""
+        """semantics.md §3 ``important``: Importance high, X-Priority 1–2, X-MSMail-Priority high, Priority urgent."""
         for name, value in block.fields:
             if name == "importance" or name == "x-msmail-priority":
                 if self.text(name, value).strip().casefold() == "high":
@@ -398,7 +398,7 @@ class _Reader:
 def _recipients(
     reader: _Reader, block: _mime.HeaderBlock, envelope_recipients: Iterable[str]
 ) -> tuple[Recipient, ...]:
-    """Recipients in the SPEC §3.1 order To, Cc, Delivered-To, X-Original-To, envelope; each address once."""
+    """Recipients in the semantics.md §3.1 order To, Cc, Delivered-To, X-Original-To, envelope; each address once."""
     seen: dict[str, Recipient] = {}
     sources: tuple[RecipientSource, ...] = ("to", "cc", "delivered-to", "x-original-to")
     for source in sources:

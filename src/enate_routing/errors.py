@@ -30,7 +30,7 @@ builtin that fits, so ``except ValueError`` still works for callers that do not 
     ├── MessageFileError (OSError)             a message file named by the user cannot be read
     └── StoreError                             the durable ledger cannot be used
 
-Messages are built from structured fields only, never from a secret's value (SPEC §2). This module
+Messages are built from structured fields only, never from a secret's value (docs/semantics.md §2). This module
 imports nothing from the package so every other module can import it.
 """
 
@@ -189,11 +189,11 @@ class NotFoundError(AdminError, LookupError):
 
 
 class ConnectorLiveError(AdminError, ValueError):
-    """A connector that is live for outgoing mail cannot be switched to incoming (SPEC §3.2)."""
+    """A connector that is live for outgoing mail cannot be switched to incoming (docs/semantics.md §3.2)."""
 
 
 class NotTestedError(AdminError, ValueError):
-    """Enabling needs a successful connection test of the current settings (SPEC §2, §3.2)."""
+    """Enabling needs a successful connection test of the current settings (docs/semantics.md §2, §3.2)."""
 
 
 class TransportError(EnateRoutingError, OSError):

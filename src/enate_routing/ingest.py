@@ -1,4 +1,4 @@
-"""The ingestion loop (SPEC §8): list → spool → parse → route → hand off → acknowledge → record → mark.
+"""The ingestion loop (docs/semantics.md §8): list → spool → parse → route → hand off → acknowledge → record → mark.
 
 One :class:`Ingestor` drains one mailbox of one connector. Every step is recorded in the ledger
 (:mod:`enate_routing.store`) before the next one starts, and the message is marked processed on the server
@@ -223,7 +223,7 @@ def _outgoing_route_connector(config: Config, address: str) -> Connector | None:
 
 
 def sending_connector(config: Config, connector: Connector, address: str | None = None) -> Connector | None:
-    """Which connector sends ``connector``'s acknowledgements from ``address`` (SPEC §3.2).
+    """Which connector sends ``connector``'s acknowledgements from ``address`` (docs/semantics.md §3.2).
 
     ``address`` is the "from" address (one of the connector's own addresses; default: its primary
     address). In this order: the connector named by an enabled outgoing route for ``address``; else the
@@ -260,7 +260,7 @@ class AckRoute:
 
 
 def decision_to_record(decision: Decision, key: str, ref: str) -> dict[str, Any]:
-    """A decision as stored in the ledger: the SPEC §5 fields plus what rebuilding it needs."""
+    """A decision as stored in the ledger: the docs/semantics.md §5 fields plus what rebuilding it needs."""
     data = decision.to_json(ref)
     data.update(reason=decision.reason, for_attention=decision.for_attention, work_key=key)
     return data
@@ -347,7 +347,7 @@ class Ingestor:
     ``ack_from`` is the From address of acknowledgements when a decision's address is not one.
     ``ack_routes`` (``decision.address -> AckRoute``), when given, replaces ``sender_factory`` and
     ``ack_from``: it chooses the From address and the sending connector per decision address
-    (:meth:`from_config` builds it from the outgoing routes, SPEC §3.2).
+    (:meth:`from_config` builds it from the outgoing routes, docs/semantics.md §3.2).
     """
 
     def __init__(
@@ -429,7 +429,7 @@ class Ingestor:
         the From address. A chosen connector that is disabled sends nothing (``no-sender``).
 
         Raises :class:`~enate_routing.errors.ConfigError` for a connector that does not exist, reads no
-        mail, or is disabled (SPEC §2: only an enabled connector is polled).
+        mail, or is disabled (docs/semantics.md §2: only an enabled connector is polled).
         """
         try:
             settings = config.connector(connector)
@@ -858,7 +858,7 @@ class Ingestor:
 
     # ------------------------------------------------------------------------------------------- acks
     def _ack_allowed(self, recipient: str) -> bool:
-        """The router's view of the rate limit (SPEC §3.5): the ledger's count plus this batch's plans."""
+        """The router's view of the rate limit (docs/semantics.md §3.5): the ledger's count plus this batch's plans."""
         key = recipient.casefold()
         since = self.clock() - 3600.0
         used = self.store.ack_count(key, since) + self._reserved.get(key, 0)

@@ -1,4 +1,4 @@
-"""TOML / JSON files ⇄ :class:`~enate_routing.model.Config`, with errors a person can act on (SPEC §6).
+"""TOML / JSON files ⇄ :class:`~enate_routing.model.Config`, with errors a person can act on (docs/semantics.md §6).
 
 pydantic's ``ValidationError`` stops here: every problem becomes a one-line
 :class:`~enate_routing.errors.ConfigIssue` naming the file, the connector or route, the field and the
@@ -152,7 +152,7 @@ def _locate(loc: list[str], data: Mapping[str, Any]) -> tuple[str | None, str]:
 def check_certificates(
     config: Config, *, base_dir: Path = Path(), environ: Mapping[str, str] | None = None
 ) -> None:
-    """Load every connector's PKCS#12 certificate and check it (SPEC §2); raises a CertificateError."""
+    """Load every connector's PKCS#12 certificate and check it (docs/semantics.md §2); raises a CertificateError."""
     for connector in config.connectors:
         if connector.certificate is None:
             continue

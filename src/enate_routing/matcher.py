@@ -1,4 +1,4 @@
-"""The compiled matcher: indexes over a group of ordered routes; the first route whose rules hold wins (SPEC §3).
+"""The compiled matcher: indexes over ordered routes; the first route whose rules hold wins (semantics.md §3).
 
 A **group** is the routes of one connector for one address (or its wildcard routes), in priority order;
 route *i* of a group is bit *i* of a Python int. For every rule kind the group keeps
@@ -18,7 +18,7 @@ checked one by one (``MatchCounters.full_rule_checks`` stays 0; the reference ro
 
 ``explain`` runs this same code with a recorder: the per-kind masks computed for the decision are read
 back, route by route up to the winner, to say which rule held or failed and why (werkzeug keeps rules as
-written apart from its compiled state machine in the same way, STYLE.md 1–2).
+written apart from its compiled state machine in the same way).
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ _NO_RULES = RoutingRules()
 
 
 def phrase_key(text: str) -> str:
-    """A keyword as an index key: its words (SPEC §3), joined by one space; "" when it has no words."""
+    """A keyword as an index key: its words (docs/semantics.md §3), joined by one space; "" when it has no words."""
     return " ".join(subject_words(text))
 
 
@@ -141,10 +141,10 @@ class KeyTables:
 
 
 def address_keys(addresses: Iterable[str]) -> tuple[str, ...]:
-    """Each address, then ``*`` + its domain and every parent domain with a dot (SPEC §3 patterns).
+    """Each address, then ``*`` + its domain and every parent domain with a dot (docs/semantics.md §3 patterns).
 
     Most specific first: the order in which an exact entry beats a domain entry and a longer domain beats
-    a shorter one (SPEC §3.3 — the router's blocked list relies on it).
+    a shorter one (docs/semantics.md §3.3 — the router's blocked list relies on it).
     """
     keys: dict[str, None] = {}
     for address in addresses:
@@ -159,7 +159,7 @@ def address_keys(addresses: Iterable[str]) -> tuple[str, ...]:
 
 
 def _extension_keys(names: Iterable[str]) -> tuple[str, ...]:
-    """Every suffix of every file name that follows a ``.``: ``x.tar.gz`` → ``tar.gz``, ``gz`` (SPEC §3)."""
+    """Every suffix of every file name that follows a ``.``: ``x.tar.gz`` → ``tar.gz``, ``gz`` (semantics.md §3)."""
     keys: dict[str, None] = {}
     for name in names:
         folded = name.strip().casefold()
@@ -373,7 +373,7 @@ def compile_group(routes: Sequence[CompiledRoute], phrases: Callable[[str], None
     enabled = 0
     for position, route in enumerate(routes):
         if not route.enabled:
-            continue  # a disabled route is in no mask: it never holds (SPEC §3.1 "first enabled route")
+            continue  # a disabled route is in no mask: it never holds (docs/semantics.md §3.1 "first enabled route")
         bit = 1 << position
         enabled |= bit
         if not route.rules.important:

@@ -1,4 +1,4 @@
-"""The configuration as the user wrote it (SPEC §2, §3, §3.2–§3.5, §6): frozen pydantic models.
+"""The configuration as the user wrote it (docs/semantics.md §2, §3, §3.2–§3.5, §6): frozen pydantic models.
 
 These models validate and normalise; they never route. ``Router.compile`` turns a :class:`Config` into
 the fast, immutable matcher. Cross-object rules (one fallback per incoming connector, unique names, an
@@ -121,7 +121,7 @@ class _Frozen(BaseModel):
 
 
 class IncomingServer(_Frozen):
-    """How to reach a mailbox (SPEC §2). ``folder`` is read; processed mail is moved, flagged or deleted."""
+    """How to reach a mailbox (semantics.md §2). ``folder`` is read; processed mail is moved, flagged or deleted."""
 
     protocol: Literal["imap", "pop3"]
     host: Text
@@ -135,7 +135,7 @@ class IncomingServer(_Frozen):
 
 
 class OutgoingServer(_Frozen):
-    """How to send through SMTP (SPEC §2)."""
+    """How to send through SMTP (docs/semantics.md §2)."""
 
     host: Text
     port: Annotated[int, Field(ge=1, le=65535)]
@@ -145,7 +145,7 @@ class OutgoingServer(_Frozen):
 
 
 class Connector(_Frozen):
-    """An email connector (SPEC §2). Secrets are ``SecretStr`` or the name of an environment variable."""
+    """An email connector (docs/semantics.md §2). Secrets are ``SecretStr`` or the name of an environment variable."""
 
     name: Name
     service: Service
@@ -166,7 +166,7 @@ class Connector(_Frozen):
     @model_validator(mode="before")
     @classmethod
     def _apply_presets(cls, data: Any) -> Any:
-        """Fill the Gmail / Office 365 server settings the user left out (SPEC §2)."""
+        """Fill the Gmail / Office 365 server settings the user left out (docs/semantics.md §2)."""
         if not isinstance(data, Mapping):
             return data
         service = data.get("service")
@@ -241,7 +241,7 @@ class Connector(_Frozen):
         )
 
     def settings_fingerprint(self, environ: Mapping[str, str] | None = None) -> str:
-        """A digest of everything a connection test depends on (SPEC §2 life cycle).
+        """A digest of everything a connection test depends on (docs/semantics.md §2 life cycle).
 
         Host, port, security, login, password, certificate: changing any changes the digest, so a
         passed test no longer counts. Secrets enter only through a slow salted hash, so the digest does
@@ -315,7 +315,7 @@ class Target(_Frozen):
 
 
 class RoutingRules(_Frozen):
-    """The optional rules of a route (SPEC §3): every rule set must hold; items of one list are alternatives."""
+    """The optional rules of a route (semantics.md §3): every rule set must hold; items of one list are alternatives."""
 
     important: bool = False
     attachment_types: ExtensionList = ()
@@ -350,7 +350,7 @@ def _route_address(value: str) -> str:
 
 
 class IncomingRoute(_RouteBase):
-    """An incoming email route (SPEC §3); ``address = "*"`` makes it a wildcard route."""
+    """An incoming email route (docs/semantics.md §3); ``address = "*"`` makes it a wildcard route."""
 
     address: Annotated[str, AfterValidator(_route_address)]
     enabled: bool = True
@@ -371,7 +371,7 @@ class IncomingRoute(_RouteBase):
 
 
 class Fallback(_RouteBase):
-    """The mandatory last route of an incoming connector, on its primary address (SPEC §3.1)."""
+    """The mandatory last route of an incoming connector, on its primary address (docs/semantics.md §3.1)."""
 
     name: Name = "Fallback"
     address: Address
@@ -379,7 +379,7 @@ class Fallback(_RouteBase):
 
 
 class OutgoingRoute(_Frozen):
-    """Selects the sending connector for a "from" address (SPEC §3.2)."""
+    """Selects the sending connector for a "from" address (docs/semantics.md §3.2)."""
 
     name: Name
     description: str = ""
@@ -389,14 +389,14 @@ class OutgoingRoute(_Frozen):
 
 
 class BlockedEntry(_Frozen):
-    """A blocked address or ``*domain`` (SPEC §3.5)."""
+    """A blocked address or ``*domain`` (docs/semantics.md §3.5)."""
 
     address: Annotated[str, AfterValidator(_pattern)]
     action: Literal["reject", "no-automated-emails"]
 
 
 class Linking(_Frozen):
-    """How follow-ups find existing work (SPEC §3.4)."""
+    """How follow-ups find existing work (docs/semantics.md §3.4)."""
 
     subject_pattern: str = DEFAULT_SUBJECT_PATTERN  # "" turns subject tokens off
     plus_addressing: Literal["off", "mixed", "plus-only"] = "off"
@@ -420,7 +420,7 @@ class Linking(_Frozen):
 
 
 class LimitsSettings(_Frozen):
-    """Parsing limits of SPEC §3.1.1 and the acknowledgement rate limit of §3.5."""
+    """Parsing limits of docs/semantics.md §3.1.1 and the acknowledgement rate limit of §3.5."""
 
     max_message_bytes: Annotated[int, Field(gt=0)] = 25 * 1024 * 1024
     max_header_bytes: Annotated[int, Field(gt=0)] = 1024 * 1024
@@ -442,7 +442,7 @@ Companies = dict[Text, PatternList]
 
 
 class Config(_Frozen):
-    """A whole configuration file (SPEC §6). Routes are in priority order per connector."""
+    """A whole configuration file (docs/semantics.md §6). Routes are in priority order per connector."""
 
     connectors: tuple[Connector, ...] = ()
     routes: tuple[IncomingRoute, ...] = ()
@@ -468,7 +468,7 @@ class Config(_Frozen):
         raise KeyError(name)
 
     def routes_of(self, connector: str) -> tuple[IncomingRoute, ...]:
-        """The routes of ``connector`` in priority order: address routes, then wildcard routes (SPEC §3.1)."""
+        """The routes of ``connector`` in priority order: address routes, then wildcard routes (semantics.md §3.1)."""
         own = [r for r in self.routes if r.connector == connector]
         return tuple([r for r in own if not r.is_wildcard] + [r for r in own if r.is_wildcard])
 
@@ -495,7 +495,7 @@ def _where_route(route: IncomingRoute | Fallback) -> str:
 
 
 def cross_check(config: Config) -> list[ConfigIssue]:
-    """Every rule that spans objects (SPEC §3.1, §3.2); one issue per problem found."""
+    """Every rule that spans objects (docs/semantics.md §3.1, §3.2); one issue per problem found."""
     issues: list[ConfigIssue] = []
     connectors: dict[str, Connector] = {}
     for c in config.connectors:

@@ -1,4 +1,4 @@
-"""Normalisation shared by the configuration, the envelope and both routers (SPEC §3).
+"""Normalisation shared by the configuration, the envelope and both routers (docs/semantics.md §3).
 
 Everything that compares text for routing goes through here, so the compiled router, the reference
 router and the envelope agree by construction: addresses are case-folded with their domain in IDNA
@@ -27,7 +27,7 @@ __all__ = [
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 # RFC 5322 dot-atom-ish local part, loosened: anything printable except whitespace, '<', '>', '@', ',', ';'.
 _LOCAL = re.compile(r"^[^\s<>@,;\"()\[\]\\]+$")
-# SPEC §3: words are the maximal runs of letters and digits; '_' separates words, so \w alone is wrong.
+# docs/semantics.md §3: words are the maximal runs of letters and digits; '_' separates words, so \w alone is wrong.
 _WORD = re.compile(r"[^\W_]+")
 
 
@@ -89,13 +89,13 @@ def normalize_extension(extension: str) -> str:
 
 
 def subject_words(text: str) -> tuple[str, ...]:
-    """The case-folded words of ``text`` (SPEC §3: runs of letters and digits)."""
+    """The case-folded words of ``text`` (docs/semantics.md §3: runs of letters and digits)."""
     return tuple(_WORD.findall(text.casefold()))
 
 
 @dataclass(frozen=True, slots=True)
 class AddressPattern:
-    """An address pattern of SPEC §3: an exact address, or ``*domain`` covering its subdomains.
+    """An address pattern of docs/semantics.md §3: an exact address, or ``*domain`` covering its subdomains.
 
     ``value`` is the normalised address or domain; ``is_domain`` tells which.
     """

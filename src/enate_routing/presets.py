@@ -1,4 +1,4 @@
-"""Server presets of the named services (SPEC §2): plain data, no behaviour.
+"""Server presets of the named services (docs/semantics.md §2): plain data, no behaviour.
 
 A connector of a named service may leave out any of these keys; the configuration model fills them in.
 ``office365-smtp-relay`` has no preset host because the relay host is per tenant
@@ -33,7 +33,7 @@ OUTGOING_PRESETS: Final[dict[str, dict[str, object]]] = {
     },
 }
 
-# Which outgoing authentication methods each service allows (SPEC §2). OAuth 2.0 is offered wherever a
+# Which outgoing authentication methods each service allows (docs/semantics.md §2). OAuth 2.0 is offered wherever a
 # username and password are, as the providers recommend it (docs/configuration.md).
 SERVICE_AUTH: Final[dict[str, frozenset[str]]] = {
     "office365-smtp-relay": frozenset({"certificate", "none"}),

@@ -1,12 +1,12 @@
-"""The Router (SPEC §3.1–§3.5, §4): compile a configuration once, then route each email in microseconds.
+"""The Router (docs/semantics.md §3.1–§3.5, §4): compile a configuration once, then route each email in microseconds.
 
 ``Router.compile(config)`` builds an immutable object; an edit of the configuration builds a new router that
 the host swaps in. ``route()`` and ``explain()`` are the same run — ``explain`` passes a recorder, ``route``
-does not — so the explanation can never drift from the decision (STYLE.md 2).
+does not — so the explanation can never drift from the decision.
 
 The procedure for an email fetched through connector C (docs/routing.md has the whole story):
 
-1. a quarantined envelope is ignored (it must not be routed, SPEC §3.1.1); mail from one of C's own
+1. a quarantined envelope is ignored (it must not be routed, docs/semantics.md §3.1.1); mail from one of C's own
    addresses, or from an address the system sends from, is ignored (§3.1 step 1); a sender blocked with
    ``action = "reject"`` is rejected (§3.5);
 2. follow-ups (§3.4): In-Reply-To then References, a plus address, a subject token, a body token;
@@ -52,13 +52,13 @@ from enate_routing.patterns import AddressPattern
 __all__ = ["AcknowledgementAllowed", "Router", "plus_base"]
 
 AcknowledgementAllowed = Callable[[str], bool]
-"""The host's per-sender rate limit (SPEC §3.5): called with the sender; False suppresses the acknowledgement."""
+"""Per-sender rate limit (semantics.md §3.5): called with the sender, False suppresses the acknowledgement."""
 
 _TO_CC = frozenset({"to", "cc"})
 
 
 def plus_base(address: str) -> tuple[str, str] | None:
-    """``help+T-1@x.example`` → (``help@x.example``, ``t-1``); None when there is no plus tag (SPEC §3.4)."""
+    """``help+T-1@x.example`` → (``help@x.example``, ``t-1``); None when there is no plus tag (semantics.md §3.4)."""
     local, _, domain = address.rpartition("@")
     base, plus, tag = local.partition("+")
     if not plus or not base or not tag:
@@ -68,7 +68,7 @@ def plus_base(address: str) -> tuple[str, str] | None:
 
 @dataclass(frozen=True, slots=True)
 class _Connector:
-    """One incoming connector, compiled: its addresses and route groups in tier order (SPEC §3.1)."""
+    """One incoming connector, compiled: its addresses and route groups in tier order (docs/semantics.md §3.1)."""
 
     name: str
     primary: str
@@ -140,7 +140,7 @@ class Router:
         companies: CompanyDirectory | None = None,
         lookup: WorkItemLookup | None = None,
     ) -> Router:
-        """Compile ``config``; ``companies`` replaces the built-in ``[companies]`` directory (SPEC §3.3)."""
+        """Compile ``config``; ``companies`` replaces the built-in ``[companies]`` directory (semantics.md §3.3)."""
         self = object.__new__(cls)
         self.config = config
         self.counters = MatchCounters()
@@ -171,12 +171,12 @@ class Router:
         directory = companies if companies is not None else ConfiguredCompanies(config.companies)
         self._tables = KeyTables(phrases, directory)
 
-        # SPEC §3.1 step 1: the addresses the system sends from — outgoing/both connectors' primary
+        # docs/semantics.md §3.1 step 1: the addresses the system sends from — outgoing/both connectors' primary
         # addresses and outgoing routes' addresses.
         sending = {c.primary_address for c in config.connectors if c.uses_outgoing}
         sending.update(out.address for out in config.outgoing_routes)
         self._senders_to_ignore = frozenset(sending)
-        # SPEC §3.5: never acknowledge any address of the system itself, whichever connector owns it.
+        # docs/semantics.md §3.5: never acknowledge any address of the system itself, whichever connector owns it.
         system = set(sending)
         for c in config.connectors:
             system.add(c.primary_address)
@@ -185,7 +185,7 @@ class Router:
         self._system_addresses = frozenset(system)
 
         # Keyed like the matcher's sender index (``a@b``, ``*domain``), so an address's keys, most specific
-        # first, find the entry that wins (SPEC §3.5 with the §3.3 precedence; the first entry on a tie).
+        # first, find the entry that wins (docs/semantics.md §3.5 with the §3.3 precedence; the first entry on a tie).
         blocked: dict[str, str] = {}
         for entry in config.blocked:
             blocked.setdefault(str(AddressPattern.parse(entry.address)), entry.action)
@@ -211,7 +211,7 @@ class Router:
         *,
         acknowledgement_allowed: AcknowledgementAllowed | None = None,
     ) -> RoutingResult:
-        """Decide what ``envelope``, fetched through ``connector``, creates or joins (SPEC §3.1, §4).
+        """Decide what ``envelope``, fetched through ``connector``, creates or joins (docs/semantics.md §3.1, §4).
 
         ``connector`` may be left out when the configuration has exactly one incoming connector. Never
         raises for any envelope: "no route held" is the fallback decision.
@@ -225,7 +225,7 @@ class Router:
         *,
         acknowledgement_allowed: AcknowledgementAllowed | None = None,
     ) -> Trace:
-        """The same run as :meth:`route`, recording every step and every route considered (SPEC §4)."""
+        """The same run as :meth:`route`, recording every step and every route considered (docs/semantics.md §4)."""
         recorder = _Recorder()
         result = self._run(envelope, connector, acknowledgement_allowed, recorder)
         return Trace(result.connector, envelope.message_id, tuple(recorder.steps), tuple(recorder.addresses),
@@ -271,7 +271,7 @@ class Router:
         key = idempotency_key(cc.name, reference, MAILBOX_SCOPE)
         facts = EmailFacts(envelope, self._tables)
 
-        if envelope.quarantine_reason is not None:  # SPEC §3.1.1: quarantined mail is never routed
+        if envelope.quarantine_reason is not None:  # docs/semantics.md §3.1.1: quarantined mail is never routed
             return _single(cc, envelope, key, trace, "ignore", f"quarantined: {envelope.quarantine_reason}", mailbox)
         sender = envelope.sender
         if sender is not None:
@@ -279,20 +279,20 @@ class Router:
             if "+" in sender:
                 unplussed = plus_base(sender)
                 base = unplussed[0] if unplussed else sender
-            if sender in cc.addresses or base in cc.addresses:  # SPEC §3.1 step 1
+            if sender in cc.addresses or base in cc.addresses:  # docs/semantics.md §3.1 step 1
                 reason = f"mail from the connector's own address {sender}"
                 return _single(cc, envelope, key, trace, "ignore", reason, mailbox)
             if sender in self._senders_to_ignore or base in self._senders_to_ignore:
                 reason = f"mail from an address the system sends from ({sender})"
                 return _single(cc, envelope, key, trace, "ignore", reason, mailbox)
-            if self._blocked and self.blocked_action(sender, facts.keys(SENDERS)) == "reject":  # SPEC §3.5
+            if self._blocked and self.blocked_action(sender, facts.keys(SENDERS)) == "reject":  # docs/semantics.md §3.5
                 return _single(cc, envelope, key, trace, "reject", "blocked", mailbox)
             if trace is not None:
                 trace.steps.append(f"sender {sender} is not the system's own and not rejected")
         elif trace is not None:
             trace.steps.append("the mail has no From address")
 
-        link = self._follow_up(cc, envelope, trace)  # SPEC §3.4, before routing
+        link = self._follow_up(cc, envelope, trace)  # docs/semantics.md §3.4, before routing
         if link is not None:
             automatic = envelope.automatic_reason
             if automatic is not None and link.generated:
@@ -306,7 +306,7 @@ class Router:
             listed = ", ".join(a for a, _ in addresses) or "none"
             trace.steps.append(f"addresses of {cc.name!r} in To/Cc: {listed}" if headers_path else
                                f"no address of {cc.name!r} in To/Cc; Delivered-To, X-Original-To, envelope: {listed}")
-        for address, source in addresses:  # SPEC §3.1 step 2
+        for address, source in addresses:  # docs/semantics.md §3.1 step 2
             group = cc.groups.get(address)
             record: list[RouteCheck] | None = None if trace is None else []
             route = group.first_match(facts, self.counters, record) if group is not None else None
@@ -318,14 +318,14 @@ class Router:
             decisions.append(self._create(cc, route, address, scope_key, acks))
             if not headers_path:
                 break  # a Bcc delivery is one delivery to the mailbox: one decision (docs/routing.md)
-        if not decisions and cc.wildcard is not None:  # SPEC §3.1 step 3
+        if not decisions and cc.wildcard is not None:  # docs/semantics.md §3.1 step 3
             record = None if trace is None else []
             route = cc.wildcard.first_match(facts, self.counters, record)
             if trace is not None and record is not None:
                 trace.addresses.append(_address_trace("*", "wildcard", record, route))
             if route is not None:
                 decisions.append(self._create(cc, route, mailbox, key, acks))
-        if not decisions:  # SPEC §3.1 step 4: "no route held" is the fallback, never an exception
+        if not decisions:  # docs/semantics.md §3.1 step 4: "no route held" is the fallback, never an exception
             if trace is not None:
                 trace.steps.append(f"no route held: the fallback of {cc.name!r} takes it")
             decisions.append(self._create(cc, cc.fallback, cc.primary, key, acks, fallback=True))
@@ -340,7 +340,7 @@ class Router:
         )
 
     def _addresses_of(self, cc: _Connector, envelope: Envelope) -> tuple[list[tuple[str, str]], bool]:
-        """C's addresses in To/Cc in order of first appearance, else in the other sources (SPEC §3.1 step 2).
+        """C's addresses in To/Cc in order of first appearance, else in the other sources (semantics.md §3.1 step 2).
 
         A plus address (``help+x@``) counts as its base address when only the base is C's. Returns the
         (address, source) pairs and whether they came from To/Cc.
@@ -364,7 +364,7 @@ class Router:
         return list(others.items()), False
 
     def _follow_up(self, cc: _Connector, envelope: Envelope, trace: _Recorder | None) -> _Link | None:
-        """The first link to existing work, in SPEC §3.4 order; None when the email is new work."""
+        """The first link to existing work, in docs/semantics.md §3.4 order; None when the email is new work."""
         mode = self._plus_mode
         recipients = {r.address for r in envelope.recipients}
         lookup = self._lookup
@@ -390,7 +390,7 @@ class Router:
                 base, tag = unplussed
                 if self._exists(tag, trace):
                     # Tokens are written only into mail the system sends, so an automatic reply carrying
-                    # one answers generated mail (SPEC §3.4, last sentence).
+                    # one answers generated mail (docs/semantics.md §3.4, last sentence).
                     return _Link(tag, base, f"plus address {recipient.address}", True)
         if mode != "plus-only" and self._link_pattern is not None:
             texts: list[tuple[str, Callable[[], str]]] = [("subject", lambda: envelope.subject)]
@@ -405,7 +405,7 @@ class Router:
                     mailbox = next(iter(self._addresses_of(cc, envelope)[0]), (cc.primary, ""))[0]
                     return _Link(token, mailbox, f"{where} token {match.group(0)}", True)
         if trace is not None:
-            trace.steps.append("no link to existing work (SPEC §3.4)")
+            trace.steps.append("no link to existing work (docs/semantics.md §3.4)")
         return None
 
     def _exists(self, reference: str, trace: _Recorder | None) -> bool:
@@ -418,7 +418,7 @@ class Router:
 
 
 class _Acknowledger:
-    """Who is acknowledged for one email (SPEC §3.5); the rate limit is asked at most once per email."""
+    """Who is acknowledged for one email (docs/semantics.md §3.5); the rate limit is asked at most once per email."""
 
     __slots__ = ("_allowed", "_answer", "_envelope", "_router")
 

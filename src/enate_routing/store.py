@@ -1,4 +1,4 @@
-"""The durable ingestion ledger (SPEC §3.5, §8): what happened to every fetched message, step by step.
+"""The durable ingestion ledger (docs/semantics.md §3.5, §8): what happened to every fetched message, step by step.
 
 The ingestion loop (:mod:`enate_routing.ingest`) records each step here *before* it takes the next one,
 so that after a crash a restart resumes every message from its last recorded step and nothing is lost or
@@ -20,7 +20,7 @@ Per message (one row, keyed by the server's stable id *and* by its content)::
 - **Raw bytes are spooled in the database**, in the same WAL transaction that creates the row: one fsync
   makes the bytes and their state durable together, and there is no second place (a spool folder) that
   could disagree with the ledger after a crash. SQLite keeps BLOBs of up to 1 GB; messages are limited
-  to 25 MB by default (SPEC §3.1.1).
+  to 25 MB by default (docs/semantics.md §3.1.1).
 - **Work items.** Each decision's idempotency key has one ``work`` row per connector: ``handed_at`` is
   set in a transaction after the host handler's return — for work without an acknowledgement, one
   transaction for a whole batch (:meth:`Ledger.record_handed_many`, a group commit that precedes every
@@ -30,7 +30,7 @@ Per message (one row, keyed by the server's stable id *and* by its content)::
 - **Quarantine.** A quarantined message keeps its raw bytes and a reason; it is listed by
   :meth:`Ledger.quarantined` and can be reprocessed.
 - **Acknowledgement rate limit.** One row per acknowledgement and recipient; the count over the last hour
-  (a sliding window) is what the limit is checked against (SPEC §3.5, default 10 an hour).
+  (a sliding window) is what the limit is checked against (docs/semantics.md §3.5, default 10 an hour).
 - **Leases.** One process per (connector, mailbox) at a time: a lease row with an owner and an expiry,
   renewed while the loop runs. A lease whose owner process is gone (same host, pid not alive) or whose
   expiry has passed may be taken over.
@@ -83,7 +83,7 @@ class MessageState(enum.StrEnum):
 
 
 class AckState(enum.StrEnum):
-    """What became of a work item's acknowledgement (at most one per decision, SPEC §3.5)."""
+    """What became of a work item's acknowledgement (at most one per decision, docs/semantics.md §3.5)."""
 
     NONE = "none"  # the decision asks for no acknowledgement (or it was suppressed by the router)
     PENDING = "pending"  # to be sent

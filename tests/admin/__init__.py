@@ -1,1 +1,1 @@
-"""Tests of the administration API (SPEC §7)."""
+"""Tests of the administration API (docs/semantics.md §7)."""

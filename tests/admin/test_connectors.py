@@ -1,4 +1,4 @@
-"""The connector life cycle and outgoing routes through the admin API (SPEC §2 `enabled`, §3.2)."""
+"""The connector life cycle and outgoing routes through the admin API (docs/semantics.md §2 `enabled`, §3.2)."""
 
 from __future__ import annotations
 
@@ -47,14 +47,14 @@ def test_new_connector_starts_disabled_with_its_fallback(admin: Administration) 
 
 
 def test_new_connector_cannot_be_added_enabled(admin: Administration) -> None:
-    """Asking for a new connector to start enabled is refused: it has never been tested (SPEC §2)."""
+    """Asking for a new connector to start enabled is refused: it has never been tested (docs/semantics.md §2)."""
     with pytest.raises(NotTestedError, match="starts disabled"):
         admin.add_connector({**NEW_CONNECTOR, "enabled": True}, fallback=HELP_FALLBACK, actor="ann",
                             expected_version=1)
 
 
 def test_incoming_connector_needs_a_fallback(admin: Administration) -> None:
-    """An incoming connector added without a fallback is the configuration error check reports (SPEC §3.1)."""
+    """An incoming connector added without a fallback is the configuration error check reports (semantics.md §3.1)."""
     with pytest.raises(ConfigError) as caught:
         admin.add_connector(NEW_CONNECTOR, actor="ann", expected_version=1)
     assert caught.value.where == "connector 'Help'"
@@ -89,7 +89,7 @@ def test_enable_after_passed_test(admin: Administration) -> None:
 
 
 def test_settings_change_disables_until_tested_again(admin: Administration) -> None:
-    """Changing the host of an enabled connector disables it; enabling needs a new passed test (SPEC §2)."""
+    """Changing the host of an enabled connector disables it; enabling needs a new passed test (semantics.md §2)."""
     version = add_help(admin)
     admin.record_connection_test("Help", True, actor="ann", expected_version=version)
     version = admin.set_connector_enabled("Help", True, actor="ann", expected_version=version).version
@@ -116,7 +116,7 @@ def test_settings_change_disables_until_tested_again(admin: Administration) -> N
     ids=["port+security", "login", "password"],
 )
 def test_each_connection_setting_disables(admin: Administration, changes: dict[str, object]) -> None:
-    """Port, security, login and password changes each disable a connector enabled from the file (SPEC §2)."""
+    """Port, security, login and password changes each disable a connector enabled from the file (semantics.md §2)."""
     assert admin.config.connector("Sales").enabled is True
     revision = admin.edit_connector("Sales", changes, actor="ann", expected_version=1)
     assert revision.config.connector("Sales").enabled is False
@@ -156,7 +156,7 @@ def test_connector_cannot_be_renamed(admin: Administration) -> None:
 
 
 def test_primary_address_change_moves_the_fallback(admin: Administration) -> None:
-    """The fallback follows the connector's primary address (SPEC §3.1)."""
+    """The fallback follows the connector's primary address (docs/semantics.md §3.1)."""
     revision = admin.edit_connector("Sales", {"primary_address": "Deals@Acme.example"}, actor="ann",
                                     expected_version=1)
     assert revision.config.fallback_of("Sales").address == "deals@acme.example"
@@ -174,7 +174,7 @@ def test_unknown_connector(admin: Administration) -> None:
 
 
 def test_outgoing_route_enable_before_test_is_refused(admin: Administration) -> None:
-    """An outgoing route cannot be enabled while its connector has no passed test (SPEC §3.2)."""
+    """An outgoing route cannot be enabled while its connector has no passed test (docs/semantics.md §3.2)."""
     with pytest.raises(NotTestedError, match="Relay"):
         admin.set_outgoing_route_enabled("Notifications", True, actor="ann", expected_version=1)
 
@@ -219,7 +219,7 @@ def test_outgoing_route_needs_outgoing_connector(admin: Administration) -> None:
 
 
 def test_live_outgoing_connector_cannot_switch_to_incoming(admin: Administration) -> None:
-    """An enabled connector used by an enabled outgoing route cannot be switched to incoming (SPEC §3.2)."""
+    """An enabled connector used by an enabled outgoing route cannot be switched to incoming (semantics.md §3.2)."""
     with pytest.raises(ConnectorLiveError, match="live"):
         admin.edit_connector("Support", {"use_for": "incoming", "outgoing": None}, actor="ann", expected_version=1)
     assert admin.config.connector("Support").use_for == "both"

@@ -1,4 +1,4 @@
-"""Activity history (SPEC §7): created, edits old → new, who, when; secrets redacted; durable in SQLite."""
+"""Activity history (docs/semantics.md §7): created, edits old → new, who, when; secrets redacted; durable in SQLite."""
 
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ def test_deleted_route_keeps_its_history(admin: Administration) -> None:
 
 
 def test_secrets_are_redacted(admin: Administration) -> None:
-    """A password change is recorded as changed but its values are never written, in any entry (SPEC §2)."""
+    """A password change is recorded as changed but its values are never written, in any entry (semantics.md §2)."""
     admin.edit_connector("Support", {"password": "brand-new-secret"}, actor="ann", expected_version=1)
     admin.add_connector(
         {"name": "Help", "service": "other", "username": "h", "password": "help-secret-pw",

@@ -1,4 +1,4 @@
-"""Routes pointing at a deleted customer, contract, service or process (SPEC §7)."""
+"""Routes pointing at a deleted customer, contract, service or process (docs/semantics.md §7)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Moving routes within their connector's tier (SPEC §3.1, §7): permissions, grid sort, tiers, fallback."""
+"""Moving routes within their connector's tier (docs/semantics.md §3.1, §7): permissions, grid sort, tiers, fallback."""
 
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ def test_move_across_tiers_is_refused(admin: Administration, name: str, position
 
 
 def test_fallback_cannot_move(admin: Administration) -> None:
-    """The fallback never moves (SPEC §3.1)."""
+    """The fallback never moves (docs/semantics.md §3.1)."""
     with pytest.raises(ReorderRefusedError, match="fallback"):
         admin.move_route("Support", "Fallback", 1, sort=PRIORITY_ASCENDING, actor="ann", expected_version=1)
 

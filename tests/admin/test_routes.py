@@ -1,4 +1,4 @@
-"""Incoming routes, fallbacks and outgoing routes through the admin API (SPEC §3, §3.2, §7)."""
+"""Incoming routes, fallbacks and outgoing routes through the admin API (docs/semantics.md §3, §3.2, §7)."""
 
 from __future__ import annotations
 
@@ -99,7 +99,7 @@ def test_unknown_field_is_refused(admin: Administration) -> None:
 
 
 def test_route_cannot_change_connector(admin: Administration) -> None:
-    """Editing a route's connector is refused: routes never cross connector groups (SPEC §7)."""
+    """Editing a route's connector is refused: routes never cross connector groups (docs/semantics.md §7)."""
     with pytest.raises(ConfigError) as caught:
         admin.edit_route("Support", "A1", {"connector": "Sales"}, actor="ann", expected_version=1)
     assert caught.value.field == "connector"
@@ -169,7 +169,7 @@ def test_concurrent_admins_one_wins(admin: Administration) -> None:
 
 
 def test_edit_fallback_and_fallback_cannot_be_disabled(admin: Administration) -> None:
-    """The fallback's target can be edited; disabling it is a located error (SPEC §3.1)."""
+    """The fallback's target can be edited; disabling it is a located error (docs/semantics.md §3.1)."""
     revision = admin.edit_fallback("Sales", {"target": {"process": "Triage"}}, actor="ann", expected_version=1)
     assert revision.config.fallback_of("Sales").target.process == "Triage"
     with pytest.raises(ConfigError) as caught:
@@ -186,7 +186,7 @@ def test_fallback_must_stay_on_the_primary_address(admin: Administration) -> Non
 
 
 def test_edited_config_survives_dump_and_parse(admin: Administration) -> None:
-    """After a sequence of admin edits, dump_config → parse_config gives an equal configuration (SPEC §7)."""
+    """After a sequence of admin edits, dump_config → parse_config gives an equal configuration (semantics.md §7)."""
     v = admin.add_route(new_route(), actor="ann", expected_version=1).version
     v = admin.edit_route("Support", "W2", {"rules": {"subject_keywords": "refund"}}, actor="ann",
                          expected_version=v).version

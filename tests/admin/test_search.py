@@ -1,4 +1,4 @@
-"""Start-with search over the routes grid (SPEC §7): examples, and the index equals a linear filter."""
+"""Start-with search over the routes grid (docs/semantics.md §7): examples, and the index equals a linear filter."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""The SPEC §6 example configuration, as text, for the configuration tests."""
+"""The docs/semantics.md §6 example configuration, as text, for the configuration tests."""
 
-SPEC_EXAMPLE = r'''
+DOC_EXAMPLE = r'''
 [[connectors]]
 name = "Support"
 service = "other"

@@ -1,4 +1,4 @@
-"""PKCS#12 certificates (SPEC §2): each way a .pfx can be unusable is its own typed error."""
+"""PKCS#12 certificates (docs/semantics.md §2): each way a .pfx can be unusable is its own typed error."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from config_examples import SPEC_EXAMPLE
+from config_examples import DOC_EXAMPLE
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -84,7 +84,7 @@ def test_missing_file_is_a_certificate_error(tmp_path: Path) -> None:
 
 
 def relay_config(pfx_name: str, password_line: str) -> str:
-    return SPEC_EXAMPLE.replace(
+    return DOC_EXAMPLE.replace(
         'outgoing = { host = "acme-example.mail.protection.outlook.com", auth = "none" }',
         f'outgoing = {{ host = "acme-example.mail.protection.outlook.com", auth = "certificate" }}\n'
         f'certificate = "{pfx_name}"\n{password_line}',

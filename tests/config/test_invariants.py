@@ -1,4 +1,4 @@
-"""Every configuration invariant of SPEC §2, §3, §3.1, §3.2, valid and invalid, through load_config and check."""
+"""Each configuration invariant of semantics.md §2, §3, §3.1, §3.2 (valid, invalid) through load_config and check."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from config_examples import SPEC_EXAMPLE
+from config_examples import DOC_EXAMPLE
 
 from enate_routing import ConfigError, load_config
 from enate_routing.cli import main
@@ -16,7 +16,7 @@ SECRET = "hunter2-Secret!"
 GLOBEX_RULES = 'rules = { senders = "*globex.example", attachment_types = ".pdf; .xlsx" }'
 URGENT_ADDRESS = 'name = "Urgent"\naddress = "support@acme.example"'
 
-# (id, edit of the SPEC example, the words the one error line must contain)
+# (id, edit of the documented example, the words the one error line must contain)
 INVALID: list[tuple[str, Callable[[str], str], tuple[str, ...]]] = [
     ("bare-word-pattern", lambda t: t.replace('senders = "*globex.example"', 'senders = "globex"'),
      ("route 'Invoices from Globex' of connector 'Support'", "rules.senders", "'globex'")),
@@ -95,7 +95,7 @@ def test_invalid_configuration_is_named_precisely(
     write_config: Callable[[str], Path], edit: Callable[[str], str], expected: tuple[str, ...]
 ) -> None:
     """An invalid file raises ConfigError whose first line names the file, the place, the field and the item."""
-    path = write_config(edit(SPEC_EXAMPLE))
+    path = write_config(edit(DOC_EXAMPLE))
     with pytest.raises(ConfigError) as caught:
         load_config(path)
     first = str(caught.value).splitlines()[0]
@@ -113,7 +113,7 @@ def test_check_reports_invalid_configuration_in_one_line(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """`check` exits 1 with one clear error line per problem, no traceback and no secret."""
-    path = write_config(edit(SPEC_EXAMPLE))
+    path = write_config(edit(DOC_EXAMPLE))
     assert main(["check", "--config", str(path)]) == 1
     out, err = capsys.readouterr()
     assert out == ""
@@ -125,8 +125,8 @@ def test_check_reports_invalid_configuration_in_one_line(
 
 
 def test_spec_example_is_valid(write_config: Callable[[str], Path], capsys: pytest.CaptureFixture[str]) -> None:
-    """The SPEC §6 example loads, and `check` accepts it with exit 0."""
-    path = write_config(SPEC_EXAMPLE)
+    """The docs/semantics.md §6 example loads, and `check` accepts it with exit 0."""
+    path = write_config(DOC_EXAMPLE)
     config = load_config(path)
     assert [c.name for c in config.connectors] == ["Support", "Relay"]
     assert main(["check", "--config", str(path)]) == 0
@@ -135,7 +135,7 @@ def test_spec_example_is_valid(write_config: Callable[[str], Path], capsys: pyte
 
 def test_several_problems_are_all_reported(write_config: Callable[[str], Path]) -> None:
     """Cross-object problems are collected: each one is its own line."""
-    text = SPEC_EXAMPLE.split("[[fallbacks]]")[0].replace('name = "Relay"', 'name = "Support"')
+    text = DOC_EXAMPLE.split("[[fallbacks]]")[0].replace('name = "Relay"', 'name = "Support"')
     with pytest.raises(ConfigError) as caught:
         load_config(write_config(text))
     problems = [issue.problem for issue in caught.value.issues]
@@ -145,7 +145,7 @@ def test_several_problems_are_all_reported(write_config: Callable[[str], Path]) 
 
 def test_presets_fill_named_services(write_config: Callable[[str], Path]) -> None:
     """A relay connector takes port 25 + STARTTLS from its preset; a Gmail IMAP connector its whole server."""
-    text = SPEC_EXAMPLE + '''
+    text = DOC_EXAMPLE + '''
 [[connectors]]
 name = "Gmail"
 service = "gmail-imap"
@@ -169,15 +169,15 @@ target = { customer = "Acme", contract = "Internal", service = "IT", process = "
 
 def test_gmail_pop3_rejects_imap_protocol(write_config: Callable[[str], Path]) -> None:
     """A named service fixes the protocol: gmail-pop3 with protocol imap names the field."""
-    text = SPEC_EXAMPLE.replace('service = "other"', 'service = "gmail-pop3"')
+    text = DOC_EXAMPLE.replace('service = "other"', 'service = "gmail-pop3"')
     with pytest.raises(ConfigError, match=r"incoming\.protocol.*pop3"):
         load_config(write_config(text))
 
 
 def test_lists_accept_arrays_and_semicolons(write_config: Callable[[str], Path]) -> None:
     """`"a; ; b "` and `["a", "b"]` give the same normalised rule; extensions lose their dot."""
-    one = load_config(write_config(SPEC_EXAMPLE))
-    two = load_config(write_config(SPEC_EXAMPLE.replace(
+    one = load_config(write_config(DOC_EXAMPLE))
+    two = load_config(write_config(DOC_EXAMPLE.replace(
         'rules = { senders = "*globex.example", attachment_types = ".pdf; .xlsx" }',
         'rules = { senders = ["*@Globex.Example"], attachment_types = ["PDF", "  ", ".xlsx"] }'), "two.toml"))
     assert one.routes[0].rules == two.routes[0].rules
@@ -187,7 +187,7 @@ def test_lists_accept_arrays_and_semicolons(write_config: Callable[[str], Path])
 
 def test_secret_never_in_repr_or_error(write_config: Callable[[str], Path]) -> None:
     """An inline password is a SecretStr: neither repr nor str of the config shows it."""
-    config = load_config(write_config(SPEC_EXAMPLE.replace('password_env = "SUPPORT_PASSWORD"',
+    config = load_config(write_config(DOC_EXAMPLE.replace('password_env = "SUPPORT_PASSWORD"',
                                                            f'password = "{SECRET}"')))
     assert config.connector("Support").password_value() == SECRET
     assert SECRET not in repr(config) and SECRET not in str(config)
@@ -195,7 +195,7 @@ def test_secret_never_in_repr_or_error(write_config: Callable[[str], Path]) -> N
 
 def test_missing_password_env_is_named_without_value(write_config: Callable[[str], Path]) -> None:
     """Reading a password given by reference names the variable when it is unset."""
-    config = load_config(write_config(SPEC_EXAMPLE))
+    config = load_config(write_config(DOC_EXAMPLE))
     with pytest.raises(ConfigError, match="SUPPORT_PASSWORD"):
         config.connector("Support").password_value(environ={})
     assert config.connector("Support").password_value(environ={"SUPPORT_PASSWORD": SECRET}) == SECRET
@@ -203,7 +203,7 @@ def test_missing_password_env_is_named_without_value(write_config: Callable[[str
 
 def test_fingerprint_changes_with_tested_settings(write_config: Callable[[str], Path]) -> None:
     """The life-cycle fingerprint moves with host, port, login and password, and never contains the password."""
-    config = load_config(write_config(SPEC_EXAMPLE))
+    config = load_config(write_config(DOC_EXAMPLE))
     support = config.connector("Support")
     env = {"SUPPORT_PASSWORD": SECRET}
     base = support.settings_fingerprint(env)

@@ -1,4 +1,4 @@
-"""Loading and saving (SPEC §6): TOML and JSON, lossless round trips, secrets written only on request."""
+"""Loading and saving (docs/semantics.md §6): TOML and JSON, lossless round trips, secrets written only on request."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from config_examples import SPEC_EXAMPLE
+from config_examples import DOC_EXAMPLE
 
 from enate_routing import ConfigError, config_schema, dump_config, load_config, parse_config, save_config
 from enate_routing.cli import main
@@ -19,7 +19,7 @@ SECRET = "Inline-Secret-7"
 def test_save_then_load_gives_an_equal_config(write_config: Callable[[str], Path], tmp_path: Path,
                                               suffix: str) -> None:
     """save_config then load_config returns a Config equal to the original, in TOML and in JSON."""
-    config = load_config(write_config(SPEC_EXAMPLE))
+    config = load_config(write_config(DOC_EXAMPLE))
     path = tmp_path / f"saved{suffix}"
     save_config(config, path)
     assert load_config(path) == config
@@ -27,7 +27,7 @@ def test_save_then_load_gives_an_equal_config(write_config: Callable[[str], Path
 
 def test_json_with_the_same_shape_is_accepted(write_config: Callable[[str], Path], tmp_path: Path) -> None:
     """A JSON file with the TOML file's shape loads to the same Config."""
-    config = load_config(write_config(SPEC_EXAMPLE))
+    config = load_config(write_config(DOC_EXAMPLE))
     path = tmp_path / "config.json"
     path.write_text(json.dumps(dump_config(config)), encoding="utf-8")
     assert load_config(path) == config
@@ -35,7 +35,7 @@ def test_json_with_the_same_shape_is_accepted(write_config: Callable[[str], Path
 
 def test_inline_secrets_are_not_written_unless_asked(write_config: Callable[[str], Path], tmp_path: Path) -> None:
     """An inline password is left out of a saved file by default and written only with include_secrets."""
-    text = SPEC_EXAMPLE.replace('password_env = "SUPPORT_PASSWORD"', f'password = "{SECRET}"')
+    text = DOC_EXAMPLE.replace('password_env = "SUPPORT_PASSWORD"', f'password = "{SECRET}"')
     config = load_config(write_config(text))
     plain, secret = tmp_path / "plain.toml", tmp_path / "secret.toml"
     save_config(config, plain)
@@ -47,7 +47,7 @@ def test_inline_secrets_are_not_written_unless_asked(write_config: Callable[[str
 
 def test_references_are_written_as_references(write_config: Callable[[str], Path], tmp_path: Path) -> None:
     """A password given by environment variable is saved as the variable's name."""
-    config = load_config(write_config(SPEC_EXAMPLE))
+    config = load_config(write_config(DOC_EXAMPLE))
     path = tmp_path / "saved.toml"
     save_config(config, path)
     assert 'password_env = "SUPPORT_PASSWORD"' in path.read_text(encoding="utf-8")
@@ -56,7 +56,7 @@ def test_references_are_written_as_references(write_config: Callable[[str], Path
 def test_toml_writer_escapes_awkward_strings(write_config: Callable[[str], Path], tmp_path: Path) -> None:
     """Quotes, backslashes, newlines, tabs and non-ASCII letters survive the TOML writer."""
     awkward = 'Kundenservice "Zürich" \\ tab\there'
-    text = SPEC_EXAMPLE.replace('process = "Incident"', f"process = {json.dumps(awkward)}")
+    text = DOC_EXAMPLE.replace('process = "Incident"', f"process = {json.dumps(awkward)}")
     config = load_config(write_config(text))
     path = tmp_path / "saved.toml"
     save_config(config, path)

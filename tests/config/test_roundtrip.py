@@ -1,4 +1,4 @@
-"""Save → load is lossless for any configuration a strategy builds, secrets and awkward text included (SPEC §7)."""
+"""Save → load is lossless for any configuration a strategy builds (semantics.md §7)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Configured connectors reach real loopback servers: test-connection, sources and senders (SPEC §2, §8)."""
+"""Configured connectors reach real loopback servers: test-connection, sources and senders (semantics.md §2, §8)."""
 
 from __future__ import annotations
 

@@ -127,7 +127,7 @@ def _part_message(fields: list[tuple[str, str]], default_type: str) -> EmailMess
 
 
 def _expected_attachments(entity: ET.Element, default_type: str, names: list[str]) -> None:
-    """SPEC §3 attachments from mime4j's parsed structure and the stdlib's parameter decoding."""
+    """docs/semantics.md §3 attachments from mime4j's parsed structure and the stdlib's parameter decoding."""
     part = _part_message(_fields(entity), default_type)
     multipart = entity.find("multipart")
     if multipart is not None:

@@ -1,4 +1,4 @@
-"""Hand-written cases for Envelope.from_bytes, automatic_reason and plain_text (SPEC §3, §3.4, §3.5)."""
+"""Hand-written cases for Envelope.from_bytes, automatic_reason and plain_text (docs/semantics.md §3, §3.4, §3.5)."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def test_bad_base64_word_keeps_text_and_records_defect() -> None:
 
 
 def test_upper_case_addresses_are_case_folded() -> None:
-    """Sender and recipients are case-folded (SPEC §3: matching is case-insensitive)."""
+    """Sender and recipients are case-folded (docs/semantics.md §3: matching is case-insensitive)."""
     envelope = parse("From: Alice <ALICE@Example.ORG>\nTo: Help@Contoso.Example")
     assert envelope.sender == "alice@example.org"
     assert envelope.sender_name == "Alice"
@@ -68,7 +68,7 @@ def test_upper_case_addresses_are_case_folded() -> None:
 
 
 def test_idna_sender_domain_is_punycode() -> None:
-    """An internationalised sender domain is stored in its IDNA form (SPEC §3)."""
+    """An internationalised sender domain is stored in its IDNA form (docs/semantics.md §3)."""
     envelope = parse("From: =?utf-8?q?J=C3=B6rg?= <jörg@Bücher.example>")
     assert envelope.sender == "jörg@xn--bcher-kva.example"
     assert envelope.sender_name == "Jörg"
@@ -109,7 +109,7 @@ def test_content_type_name_and_rfc2047_name() -> None:
 
 
 def test_attached_message_counts_once() -> None:
-    """A message/rfc822 part is one attachment; the parts inside it are never listed (SPEC §3)."""
+    """A message/rfc822 part is one attachment; the parts inside it are never listed (docs/semantics.md §3)."""
     inner = multipart('Content-Type: application/pdf; name="inner.pdf"\r\n\r\nx', boundary="IN")
     forwarded = (
         'Content-Type: message/rfc822; name="fwd.eml"\r\n\r\n'
@@ -137,12 +137,12 @@ def test_attached_message_counts_once() -> None:
     ],
 )
 def test_important_flag(header: str, important: bool) -> None:
-    """SPEC §3 important: Importance high, X-Priority 1 or 2, X-MSMail-Priority high, Priority urgent."""
+    """docs/semantics.md §3 important: Importance high, X-Priority 1 or 2, X-MSMail-Priority high, Priority urgent."""
     assert parse(f"From: a@example.org\n{header}").important is important
 
 
 def test_null_return_path() -> None:
-    """Return-Path <> is the null path "" and makes the mail automatic (SPEC §3.5)."""
+    """Return-Path <> is the null path "" and makes the mail automatic (docs/semantics.md §3.5)."""
     envelope = parse("Return-Path: < >\nFrom: a@example.org")
     assert envelope.return_path == ""
     assert envelope.automatic_reason == "null return path"
@@ -212,7 +212,7 @@ def test_message_ids_and_threading() -> None:
     ],
 )
 def test_automatic_reason_headers(header: str, reason: str | None) -> None:
-    """SPEC §3.5: each automatic-mail signal gives its short, stable reason."""
+    """docs/semantics.md §3.5: each automatic-mail signal gives its short, stable reason."""
     assert parse(f"From: a@example.org\n{header}").automatic_reason == reason
 
 
@@ -228,7 +228,7 @@ def test_automatic_reason_headers(header: str, reason: str | None) -> None:
     ],
 )
 def test_automatic_reason_sender(sender: str, reason: str | None) -> None:
-    """SPEC §3.5: mail from mailer-daemon, postmaster or a no-reply address is automatic."""
+    """docs/semantics.md §3.5: mail from mailer-daemon, postmaster or a no-reply address is automatic."""
     assert parse(f"From: {sender}").automatic_reason == reason
 
 

@@ -1,4 +1,4 @@
-"""SPEC §3.1.1 parsing limits: each at −1, exactly and +1 (quarantined only at +1), and hostile mail."""
+"""docs/semantics.md §3.1.1 parsing limits: each at −1, exactly and +1 (quarantined only at +1), and hostile mail."""
 
 from __future__ import annotations
 
@@ -79,7 +79,7 @@ def test_limit_boundaries(
         assert envelope.quarantine_reason is None, name
     else:
         assert envelope.quarantine_reason == reason.format(limit + 1, limit)
-    # A quarantined envelope still carries the raw bytes and the cheap facts (SPEC §3.1.1).
+    # A quarantined envelope still carries the raw bytes and the cheap facts (docs/semantics.md §3.1.1).
     assert envelope.raw == raw
     assert envelope.message_id == "q@example.org"
     assert envelope.sender == "alice@example.org"

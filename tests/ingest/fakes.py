@@ -157,7 +157,7 @@ class MemorySender:
 
 
 class FakeRouter:
-    """Routes like SPEC §3.1 in miniature: subject "routed" → a route on the To address, else fallback.
+    """Routes like docs/semantics.md §3.1 in miniature: subject "routed" → a route on the To address, else fallback.
 
     Acknowledges the sender when the route sends automated emails and the mail is not automatic.
     """

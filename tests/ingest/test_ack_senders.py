@@ -1,4 +1,4 @@
-"""Acknowledgements go out from the address the customer wrote to, through its outgoing route (SPEC §3.2)."""
+"""Acknowledgements go out from the address the customer wrote to, through its outgoing route (semantics.md §3.2)."""
 
 from __future__ import annotations
 

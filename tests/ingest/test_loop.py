@@ -177,7 +177,7 @@ def test_unrouted_then_reprocessed_after_a_route_is_added(make_ingestor: Make, b
 
 
 def test_rate_limit_caps_acknowledgements_per_sender(make_ingestor: Make, box: Mailbox) -> None:
-    """At most `acknowledgements_per_hour` acknowledgements go to one sender in an hour (SPEC §3.5)."""
+    """At most `acknowledgements_per_hour` acknowledgements go to one sender in an hour (docs/semantics.md §3.5)."""
     fill(box, 15)
     ingestor, host, sender = make_ingestor(acknowledgements_per_hour=10, batch_size=4)
     ingestor.run_once()

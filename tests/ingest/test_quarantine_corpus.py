@@ -19,7 +19,7 @@ LIMITS = ParseLimits(max_message_bytes=200_000, max_header_bytes=20_000, max_mim
 
 
 def hostile() -> dict[str, bytes]:
-    """Messages past each limit of SPEC §3.1.1 (scaled down by LIMITS), plus bytes that are not mail at all."""
+    """Messages past each limit of semantics.md §3.1.1 (scaled down by LIMITS), plus bytes that are not mail at all."""
     deep = b"".join(b'Content-Type: multipart/mixed; boundary="b%d"\r\n\r\n--b%d\r\n' % (i, i) for i in range(12))
     parts = b"".join(b"--p\r\nContent-Type: text/plain\r\n\r\nx\r\n" for _ in range(80))
     many = b", ".join(b"u%d@example.net" % i for i in range(40))
@@ -70,7 +70,7 @@ def test_corpus_messages_are_routed_or_quarantined_never_lost(
     quarantined = {ledger.raw(q.id) for q in ingestor.quarantined()}
     worked = {item.raw for item in host.items.values()}
     assert box.unprocessed() == []
-    # Messages with the same Message-ID share a work item (SPEC §3.1), so count by raw bytes through the ledger.
+    # Messages with the same Message-ID share a work item (semantics.md §3.1), so count by raw bytes through the ledger.
     handled = {ledger.raw(r) for r in range(1, len(distinct) + 1)}
     assert handled == distinct
     assert worked | quarantined <= distinct and quarantined.isdisjoint(worked)

@@ -22,7 +22,7 @@ from mailrig.smtp import SmtpServers
 
 pytestmark = pytest.mark.servers
 
-SPEC5 = ["message", "connector", "action", "address", "route", "fallback", "target", "ticket_category",
+DECISION_FIELDS = ["message", "connector", "action", "address", "route", "fallback", "target", "ticket_category",
          "send_automated_emails", "test_mode", "acknowledge", "suppressed", "link", "idempotency_key"]
 
 
@@ -45,7 +45,7 @@ def test_poll_once_writes_spec_decisions_and_is_idempotent(
     mailboxes: Dovecot, smtp_inbox: SmtpServers, tmp_path: Path, capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """`poll --once` writes one SPEC §5 line per decision, acknowledges, empties the inbox; a rerun adds nothing."""
+    """`poll --once` writes one semantics.md §5 line per decision, acks, empties the inbox; a rerun adds nothing."""
     append(mailboxes, ALICE, [sample_message(i) for i in range(5)])
     data = connector_config("imap", mailboxes.ports.imap, smtp_inbox.ports["open"])
     del data["connectors"][0]["password"]
@@ -55,7 +55,7 @@ def test_poll_once_writes_spec_decisions_and_is_idempotent(
     out = tmp_path / "decisions.jsonl"
     assert main(["poll", "--config", str(config), "Alice", "--once", "--out", str(out)]) == 0
     lines = [json.loads(line) for line in out.read_text().splitlines()]
-    assert len(lines) == 5 and all(list(line) == SPEC5 for line in lines)
+    assert len(lines) == 5 and all(list(line) == DECISION_FIELDS for line in lines)
     assert {line["message"] for line in lines} == {f"m{i}@example.net" for i in range(5)}
     assert all(line["action"] == "create" and line["fallback"] for line in lines)
     assert count(mailboxes, ALICE) == 0 and count(mailboxes, ALICE, "Archive") == 5
@@ -69,7 +69,7 @@ def test_poll_once_writes_spec_decisions_and_is_idempotent(
 
 
 def test_poll_refuses_a_disabled_connector(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """SPEC §2: poll refuses a disabled connector with a clear one-line message."""
+    """docs/semantics.md §2: poll refuses a disabled connector with a clear one-line message."""
     data = connector_config("imap", 1, 2)
     data["connectors"][0]["enabled"] = False
     config = write_config(tmp_path / "routing.toml", data)

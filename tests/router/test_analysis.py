@@ -1,4 +1,4 @@
-"""Shadowed routes and mail loops found at configuration time (SPEC §5 check)."""
+"""Shadowed routes and mail loops found at configuration time (docs/semantics.md §5 check)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The bundled demo mailbox is a golden corpus: each message's expected decisions (STYLE.md 10)."""
+"""The bundled demo mailbox is a golden corpus: each message's expected decisions."""
 
 from __future__ import annotations
 

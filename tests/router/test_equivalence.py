@@ -1,4 +1,4 @@
-"""Differential and metamorphic properties of the compiled router (STYLE.md 10)."""
+"""Differential and metamorphic properties of the compiled router."""
 
 from __future__ import annotations
 

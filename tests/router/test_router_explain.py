@@ -1,4 +1,4 @@
-"""Router.explain: the same run as route(), recording every route considered (SPEC §4)."""
+"""Router.explain: the same run as route(), recording every route considered (docs/semantics.md §4)."""
 
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ def test_explain_agrees_with_route_on_synthetic_mail(seed: int) -> None:
 
 
 def test_decisions_are_frozen_and_slotted() -> None:
-    """Decisions are immutable value objects without a __dict__ (SPEC §4)."""
+    """Decisions are immutable value objects without a __dict__ (docs/semantics.md §4)."""
     decision = Router.compile(CONFIG).route(mail()).decisions[0]
     assert isinstance(decision, Decision) and not hasattr(decision, "__dict__")
     with pytest.raises(dataclasses.FrozenInstanceError):

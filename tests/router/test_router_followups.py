@@ -1,4 +1,4 @@
-"""Follow-ups link to existing work before routing (SPEC §3.4)."""
+"""Follow-ups link to existing work before routing (docs/semantics.md §3.4)."""
 
 from __future__ import annotations
 
@@ -93,7 +93,7 @@ def test_subject_token_links_except_in_plus_only_mode(build: Callable[..., Any],
 
 
 def test_in_reply_to_wins_over_a_subject_token(build: Callable[..., Any]) -> None:
-    """Follow-up evidence is taken in SPEC order: In-Reply-To before the subject token."""
+    """Follow-up evidence is taken in the documented order: In-Reply-To before the subject token."""
     router = build(configured(), lookup=lookup())
     result = router.route(mail(subject="[REF:T-000123]", in_reply_to=("orig@fabrikam.example",)))
     assert outcome(result)[1] == "T-000777"

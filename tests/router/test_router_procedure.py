@@ -1,4 +1,4 @@
-"""The routing procedure of SPEC §3.1, §3.5 and the idempotency keys of §4, with hand-written cases."""
+"""The routing procedure of docs/semantics.md §3.1, §3.5 and the idempotency keys of §4, with hand-written cases."""
 
 from __future__ import annotations
 
@@ -125,7 +125,7 @@ def test_mail_without_sender_or_recipients_still_gets_a_decision(build: Callable
 
 
 def test_quarantined_mail_is_never_routed(build: Callable[..., Any]) -> None:
-    """An envelope past the parsing limits is ignored with its quarantine reason (SPEC §3.1.1)."""
+    """An envelope past the parsing limits is ignored with its quarantine reason (docs/semantics.md §3.1.1)."""
     envelope = Envelope(sender="a@b.example", quarantine_reason="too deep")
     decision, = build(make_config(*STANDARD)).route(envelope).decisions
     assert decision.action == "ignore" and decision.reason == "quarantined: too deep"
@@ -264,7 +264,7 @@ def test_two_bcc_copies_of_one_message_share_their_key(build: Callable[..., Any]
 
 
 def test_result_serialises_to_exactly_the_spec_fields(build: Callable[..., Any]) -> None:
-    """to_json() gives the SPEC §5 fields, in order, with JSON-ready values."""
+    """to_json() gives the docs/semantics.md §5 fields, in order, with JSON-ready values."""
     row, = build(make_config(*STANDARD)).route(mail()).to_json("a.eml")
     assert list(row) == ["message", "connector", "action", "address", "route", "fallback", "target",
                          "ticket_category", "send_automated_emails", "test_mode", "acknowledge", "suppressed",

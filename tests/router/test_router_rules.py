@@ -1,4 +1,4 @@
-"""Each routing rule of SPEC §3, with its traps, through the compiled and the reference router."""
+"""Each routing rule of docs/semantics.md §3, with its traps, through the compiled and the reference router."""
 
 from __future__ import annotations
 
@@ -144,7 +144,7 @@ COMPANIES = {"Fabrikam": ["*fabrikam.example"], "Fabrikam Europe": ["*eu.fabrika
 ])
 def test_sender_companies_exact_beats_domain_and_specific_domain_wins(
         chosen: Callable[..., Any], sender: str, company: str | None) -> None:
-    """SPEC §3.3: an exact address entry beats a domain entry; the most specific domain wins."""
+    """docs/semantics.md §3.3: an exact address entry beats a domain entry; the most specific domain wins."""
     routes = [route(f"for {name}", rules={"sender_companies": name.upper()}) for name in COMPANIES]
     config = make_config(*routes, companies=COMPANIES)
     expected = None if company is None else f"for {company}"

@@ -1,4 +1,4 @@
-"""The route, explain, diff, demo and check commands (SPEC §5), through enate_routing.cli.main."""
+"""The route, explain, diff, demo and check commands (docs/semantics.md §5), through enate_routing.cli.main."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ DATA = Path(str(resources.files("enate_routing") / "data"))
 DEMO = DATA / "demo.toml"
 MAIL = DATA / "demo_mail"
 WORK_ITEMS = DATA / "demo_work_items.json"
-SPEC_FIELDS = ["message", "connector", "action", "address", "route", "fallback", "target", "ticket_category",
+DECISION_FIELDS = ["message", "connector", "action", "address", "route", "fallback", "target", "ticket_category",
                "send_automated_emails", "test_mode", "acknowledge", "suppressed", "link", "idempotency_key"]
 
 
@@ -33,12 +33,12 @@ def rows(out: str) -> list[dict[str, object]]:
 
 
 def test_route_prints_one_json_object_per_decision(capsys: pytest.CaptureFixture[str]) -> None:
-    """route prints the SPEC §5 fields, one line per decision: two for a mail to two routed addresses."""
+    """route prints the docs/semantics.md §5 fields, one line per decision: two for a mail to two routed addresses."""
     message = MAIL / "11-two-routed-addresses.eml"
     code, out, err = run(capsys, "route", "--config", str(DEMO), str(message))
     assert (code, err) == (0, "")
     found = rows(out)
-    assert [list(row) for row in found] == [SPEC_FIELDS, SPEC_FIELDS]
+    assert [list(row) for row in found] == [DECISION_FIELDS, DECISION_FIELDS]
     assert [row["route"] for row in found] == ["Help desk", "Fabrikam invoices"]
     assert {row["message"] for row in found} == {str(message)}
 

@@ -24,7 +24,7 @@ def test_context_always_verifies(pki: Pki) -> None:
 
 
 def test_ca_file_replaces_the_system_store(pki: Pki) -> None:
-    """With ca_file, exactly that CA is trusted (SPEC §2: instead of the system store)."""
+    """With ca_file, exactly that CA is trusted (docs/semantics.md §2: instead of the system store)."""
     ctx = client_context(pki.ca_pem)
     assert [c["subject"] for c in ctx.get_ca_certs()] == [((("commonName", "enate test CA"),),)]
 

@@ -1,4 +1,4 @@
-"""The ``enate-routing`` command line (SPEC §5): the only place that prints or exits.
+"""The ``enate-routing`` command line (docs/semantics.md §5): the only place that prints or exits.
 
 Each command lives in its own module with a ``register(subparsers)`` function that adds its parser and
 sets ``handler``: a function taking the parsed arguments and returning the exit code. A user's mistake

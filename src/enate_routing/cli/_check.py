@@ -23,7 +23,7 @@ def register(subparsers: Any) -> None:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    """Errors exit 1; warnings (SPEC §5: shadowed routes, mail loops) are printed and exit 0 — the file is
+    """Errors exit 1; warnings (docs/semantics.md §5: shadowed routes, mail loops) are printed and exit 0 — the file is
     valid and routes mail as written — unless ``--strict`` asks CI to fail on them (docs/routing.md)."""
     config = load_config(args.config)
     routes = len(config.routes) + len(config.fallbacks)

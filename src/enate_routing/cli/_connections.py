@@ -1,4 +1,4 @@
-"""``test-connection``: a real login against a connector's servers (SPEC §2, §5, §8)."""
+"""``test-connection``: a real login against a connector's servers (docs/semantics.md §2, §5, §8)."""
 
 from __future__ import annotations
 

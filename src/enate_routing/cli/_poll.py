@@ -1,6 +1,6 @@
-"""``poll``: run the ingestion loop against a connector's real mailbox (SPEC §5, §8).
+"""``poll``: run the ingestion loop against a connector's real mailbox (docs/semantics.md §5, §8).
 
-Each decision is appended to ``--out`` as one JSON line with the SPEC §5 fields (``message`` is the
+Each decision is appended to ``--out`` as one JSON line with the docs/semantics.md §5 fields (``message`` is the
 Message-ID, or the server ref when the message has none). The JSON-lines writer *is* the host's handler,
 so it honours the host's contract (docs/ingestion.md): it is idempotent on the idempotency key — keys
 already in the file are not written again — and every line is flushed and fsynced before the ledger

@@ -1,4 +1,4 @@
-"""``route``, ``explain``, ``diff`` and ``demo``: run stored mail through a configuration (SPEC §5)."""
+"""``route``, ``explain``, ``diff`` and ``demo``: run stored mail through a configuration (docs/semantics.md §5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Helpers for testing routing set-ups and the hosts that embed enate_routing (STYLE.md 6, 10).
+"""Helpers for testing routing set-ups and the hosts that embed enate_routing.
 
 * :class:`ReferenceRouter` — a linear-scan router written for obviousness; the oracle for the compiled one.
 * :class:`InMemoryWorkItems`, :class:`DictCompanies` — in-memory work-item lookup and company directory.

@@ -1,4 +1,4 @@
-"""In-memory stand-ins for what a host supplies (SPEC §3.3, §3.4), for tests of the host's own code."""
+"""In-memory stand-ins for what a host supplies (docs/semantics.md §3.3, §3.4), for tests of the host's own code."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """A reference router written for obviousness, not speed: the oracle of the differential tests.
 
-It reads SPEC §3.1–§3.5 top to bottom and checks every route's rules one by one, with nothing shared with
+It reads docs/semantics.md §3.1–§3.5 top to bottom and checks every route's rules one by one, with nothing shared with
 the compiled router but ``patterns.py`` normalisation and the value objects of ``decision.py`` (including
 the idempotency key scheme, which is a convention, not matching). If the two routers ever disagree on an
 email, one of them is wrong: ``tests/router/test_equivalence.py`` makes hypothesis look for such emails.
@@ -29,7 +29,7 @@ __all__ = ["ReferenceCompanies", "ReferenceRouter"]
 
 
 class ReferenceCompanies:
-    """SPEC §3.3 read literally: try every entry; an exact address beats a domain; the longest domain wins."""
+    """semantics.md §3.3 read literally: try every entry; an exact address beats a domain; the longest domain wins."""
 
     def __init__(self, companies: dict[str, tuple[str, ...]]) -> None:
         self.entries = [(name, AddressPattern.parse(p)) for name, patterns in companies.items() for p in patterns]
@@ -70,7 +70,7 @@ class ReferenceRouter:
                 lookup: WorkItemLookup | None = None) -> ReferenceRouter:
         return cls(config, companies=companies, lookup=lookup)
 
-    # --- rules, one by one (SPEC §3 table) -----------------------------------------------------------------
+    # --- rules, one by one (semantics.md §3 table) -----------------------------------------------------------------
 
     def rules_hold(self, rules: RoutingRules, envelope: Envelope) -> bool:
         self.full_rule_checks += 1
@@ -115,7 +115,7 @@ class ReferenceRouter:
                     best = (score, entry.action)
         return None if best is None else best[1]
 
-    # --- the procedure (SPEC §3.1, §3.4, §3.5) -------------------------------------------------------------
+    # --- the procedure (semantics.md §3.1, §3.4, §3.5) -------------------------------------------------------------
 
     def route(self, envelope: Envelope, connector: str | None = None, *,
               acknowledgement_allowed: Callable[[str], bool] | None = None) -> RoutingResult:

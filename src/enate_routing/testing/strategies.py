@@ -13,7 +13,7 @@ automatic mail); ``work_items()`` draws a lookup of earlier mail. Typical use::
         envelope = data.draw(envelopes(config))
         ...
 
-This is the one module of the package that imports hypothesis (an optional dependency, SPEC §1).
+This is the one module of the package that imports hypothesis (an optional dependency, docs/semantics.md §1).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from enate_routing.testing.fakes import InMemoryWorkItems
 __all__ = ["DOMAINS", "KEYWORDS", "configs", "envelopes", "work_items"]
 
 # Look-alikes on purpose: badglobex is not globex (label boundaries), eu.globex is (a subdomain), and the
-# punycode domain is bücher.example (IDNA, SPEC §3).
+# punycode domain is bücher.example (IDNA, docs/semantics.md §3).
 DOMAINS = ("acme.example", "globex.example", "eu.globex.example", "badglobex.example", "initech.example",
            "xn--bcher-kva.example")
 LOCALS = ("alice", "bob", "cfo", "ceo")

@@ -1,4 +1,4 @@
-"""The one place where foreign exceptions become ours (STYLE.md point 5; httpx ``_transports/default.py``).
+"""The one place where foreign exceptions become ours.
 
 ``imaplib``, ``poplib``, ``smtplib``, ``ssl`` and ``socket`` each signal the same few situations in
 their own way; :func:`mapped_errors` turns them into the :class:`~enate_routing.errors.TransportError`

@@ -1,6 +1,6 @@
 """What every adapter does the same way: the plaintext rule, sockets, credentials, lifecycle, tests.
 
-- :func:`refuse_plaintext` enforces SPEC §8 ("no password sent over an unencrypted connection unless
+- :func:`refuse_plaintext` enforces docs/semantics.md §8 ("no password sent over an unencrypted connection unless
   explicitly allowed") *before a connection is opened*, so nothing at all is sent.
 - :func:`open_socket` is the one socket factory: bounded by the endpoint's timeout (every later
   command inherits it), optionally bound to a source address, wrapped in TLS for implicit TLS.
@@ -8,7 +8,7 @@
 - :class:`Adapter` holds the endpoint, credentials, the secrets to scrub and the error guard, and gives
   ``close()`` / ``with`` to the three adapters.
 - :func:`run_connection_test` times a test and turns any :class:`TransportError` into a failed
-  :class:`ConnectionTestResult` (SPEC §8: "returns a typed result").
+  :class:`ConnectionTestResult` (docs/semantics.md §8: "returns a typed result").
 """
 
 from __future__ import annotations

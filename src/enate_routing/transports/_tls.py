@@ -1,9 +1,9 @@
 """TLS contexts for the adapters: verification always on, client certificates without a plain key on disk.
 
 :func:`client_context` is the only way the adapters build an ``ssl.SSLContext``. It always verifies the
-server certificate and host name (SPEC §8: "TLS verification on by default" — there is deliberately no
+server certificate and host name (docs/semantics.md §8: "TLS verification on by default" — there is deliberately no
 switch to turn it off; trust a private CA with ``ca_file`` instead), against ``ca_file`` when given
-(SPEC §2: "instead of the system store"), else the system store.
+(docs/semantics.md §2: "instead of the system store"), else the system store.
 
 ``SSLContext.load_cert_chain`` reads only *paths*. :func:`load_client_certificate` therefore writes the
 key encrypted with a random one-time passphrase (plus the certificate and chain) to an anonymous

@@ -1,4 +1,4 @@
-"""What a transport needs and what it promises (SPEC §8), with no dependency on the configuration model.
+"""What a transport needs and what it promises (docs/semantics.md §8), with no dependency on the configuration model.
 
 - :class:`MailSource` and :class:`MailSender` are the ``typing.Protocol`` s a host may implement itself;
   the shipped adapters (:mod:`.imap`, :mod:`.pop3`, :mod:`.smtp`) implement them.
@@ -90,7 +90,7 @@ class NoAuth:
 
 @dataclass(frozen=True, slots=True, repr=False)
 class PasswordAuth:
-    """A login and password (at most 50 characters per SPEC §2; not enforced here).
+    """A login and password (at most 50 characters per docs/semantics.md §2; not enforced here).
 
     ``method`` picks the wire form: ``auto`` (SASL PLAIN where offered, else the protocol's own
     LOGIN / USER+PASS), ``plain`` (SASL PLAIN: IMAP AUTHENTICATE, POP3 AUTH (RFC 5034), SMTP AUTH) or
@@ -126,7 +126,7 @@ class CertificateAuth:
 
 
 Credentials: TypeAlias = NoAuth | PasswordAuth | OAuth2Auth | CertificateAuth
-"""What a sender may authenticate with (SPEC §2: none, username-password, certificate; plus OAuth)."""
+"""What a sender may authenticate with (docs/semantics.md §2: none, username-password, certificate; plus OAuth)."""
 
 MailboxCredentials: TypeAlias = PasswordAuth | OAuth2Auth
 """What a mailbox login (IMAP, POP3) may use."""
@@ -219,7 +219,7 @@ class MessageGoneError(MailboxMissingError):
 
 @dataclass(frozen=True, slots=True)
 class ConnectionTestResult:
-    """The outcome of a "test connection" (SPEC §8). Never holds a secret.
+    """The outcome of a "test connection" (docs/semantics.md §8). Never holds a secret.
 
     ``detail`` says what was checked on success ("INBOX selected: 3 messages") and the safe error message
     on failure; ``error`` is then the error class name (``AuthenticationError``, ...) and ``retryable``
@@ -238,7 +238,7 @@ class ConnectionTestResult:
 
 @runtime_checkable
 class MailSource(Protocol):
-    """A mailbox that ingestion reads: list, fetch raw bytes, mark processed (SPEC §8)."""
+    """A mailbox that ingestion reads: list, fetch raw bytes, mark processed (docs/semantics.md §8)."""
 
     def list_new(self) -> list[MessageRef]:
         """Messages not yet marked processed, oldest first."""
@@ -263,7 +263,7 @@ class MailSource(Protocol):
 
 @runtime_checkable
 class MailSender(Protocol):
-    """Sends raw messages (acknowledgements, SPEC §3.5)."""
+    """Sends raw messages (acknowledgements, docs/semantics.md §3.5)."""
 
     def send(
         self, from_addr: str, to_addrs: Sequence[str], message_bytes: bytes

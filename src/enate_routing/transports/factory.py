@@ -1,4 +1,4 @@
-"""From a configured :class:`~enate_routing.model.Connector` to a transport (SPEC §2, §8).
+"""From a configured :class:`~enate_routing.model.Connector` to a transport (docs/semantics.md §2, §8).
 
 The adapters know nothing of the configuration model; this module is the one place that reads a
 connector's servers, resolves its secrets (inline or ``*_env``), loads its ``.pfx`` and builds the
@@ -177,7 +177,7 @@ def open_sender(connector: Connector, access: ConnectorAccess = ConnectorAccess(
 def test_connector(
     connector: Connector, access: ConnectorAccess = ConnectorAccess()
 ) -> tuple[ConnectionTestResult, ...]:
-    """Test every direction the connector is used for: a real login plus SELECT / STAT / NOOP (SPEC §2).
+    """Test every direction the connector is used for: a real login plus SELECT / STAT / NOOP (docs/semantics.md §2).
 
     Returns one result per server (incoming first). A configuration problem (a missing password, an
     unusable certificate) is a failed result too, so a host's "Test connection" button never crashes.

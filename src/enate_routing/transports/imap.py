@@ -1,4 +1,4 @@
-"""IMAP mail source over ``imaplib`` (RFC 3501 / RFC 9051), UID-based and UIDVALIDITY-aware (SPEC §8).
+"""IMAP mail source over ``imaplib`` (RFC 3501 / RFC 9051), UID-based and UIDVALIDITY-aware (docs/semantics.md §8).
 
 What this adapter guarantees, and why:
 
@@ -15,7 +15,7 @@ What this adapter guarantees, and why:
   ``UID EXPUNGE``.
 - **Mailbox names are modified UTF-7 and quoted** (RFC 3501 §5.1.3, §4.3) — imaplib does neither.
 
-The additional (shared / delegated) mailbox of SPEC §2 is reached with the same login in one of two ways:
+The additional (shared / delegated) mailbox of docs/semantics.md §2 is reached with the same login in one of two ways:
 
 - a **shared-namespace folder**: pass ``mailbox="shared/owner@example.com/INBOX"`` (Dovecot's default
   prefix; :func:`shared_folder` builds it; the owner grants rights with IMAP ACL, RFC 4314);

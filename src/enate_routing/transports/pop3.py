@@ -1,4 +1,4 @@
-"""POP3 mail source over ``poplib`` (RFC 1939), UIDL-based (SPEC §8).
+"""POP3 mail source over ``poplib`` (RFC 1939), UIDL-based (docs/semantics.md §8).
 
 - **Stable ids are UIDLs** (RFC 1939 §7): message numbers are per session. A server without UIDL cannot
   be used (ProtocolError) — there would be no way to avoid duplicates.
@@ -35,7 +35,7 @@ from enate_routing.transports.base import (
 
 __all__ = ["Pop3Source", "test_pop3_connection"]
 
-_MAX_LINE = 1 << 20  # poplib allows 2048 octets; real (broken) mail has longer lines (SPEC §3.1.1)
+_MAX_LINE = 1 << 20  # poplib allows 2048 octets; real (broken) mail has longer lines (docs/semantics.md §3.1.1)
 _AUTH_LINE_LIMIT = 255  # RFC 5034 §4
 POP3_MAILBOX = "INBOX"  # POP3 has one maildrop per login; refs name it INBOX
 

@@ -1,6 +1,6 @@
-"""SMTP mail sender over ``smtplib`` (RFC 5321), for acknowledgements (SPEC §3.5, §8).
+"""SMTP mail sender over ``smtplib`` (RFC 5321), for acknowledgements (docs/semantics.md §3.5, §8).
 
-Authentication (SPEC §2 ``auth``): :class:`~.base.NoAuth`; :class:`~.base.PasswordAuth` with SASL PLAIN or
+Authentication (docs/semantics.md §2 ``auth``): :class:`~.base.NoAuth`; :class:`~.base.PasswordAuth` with SASL PLAIN or
 LOGIN (RFC 4954); :class:`~.base.CertificateAuth`, a TLS client certificate from the ``.pfx`` — what an
 Office 365 inbound connector (``<tenant>.mail.protection.outlook.com:25``) matches by subject; and
 :class:`~.base.OAuth2Auth` (XOAUTH2 / OAUTHBEARER). Transport security: implicit TLS (``ssl``, SMTPS,
