@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
-import pytest
 from fakes import FakeRouter, Host, Mailbox, MemorySender
 
+from corpus_files import corpus_messages
 from enate_routing.envelope import ParseLimits
 from enate_routing.ingest import Ingestor
 from enate_routing.store import SqliteLedger
 
 Make = Callable[..., tuple[Ingestor, Host, MemorySender]]
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
 LIMITS = ParseLimits(max_message_bytes=200_000, max_header_bytes=20_000, max_mime_depth=8, max_mime_parts=50,
                      max_addresses_per_header=20, max_encoded_words_per_header=30)
 
@@ -31,12 +29,6 @@ def hostile() -> dict[str, bytes]:
         "addresses": b"From: a@example.net\r\nTo: " + many + b"\r\n\r\nx",
         "encoded-words": b"Subject: " + b" ".join(b"=?utf-8?q?w%d?=" % i for i in range(60)) + b"\r\n\r\nx",
     }
-
-
-def corpus_messages() -> list[Path]:
-    if not CORPUS.is_dir():
-        return []
-    return sorted(p for p in CORPUS.rglob("*") if p.suffix in (".eml", ".msg"))
 
 
 def test_generated_over_limit_messages_are_quarantined(make_ingestor: Make, box: Mailbox, ledger: SqliteLedger) -> None:
@@ -57,11 +49,8 @@ def test_generated_over_limit_messages_are_quarantined(make_ingestor: Make, box:
 def test_corpus_messages_are_routed_or_quarantined_never_lost(
     make_ingestor: Make, box: Mailbox, ledger: SqliteLedger
 ) -> None:
-    """Every message of the shared corpus (broken ones included) ends as work or quarantine, bytes intact."""
-    paths = corpus_messages()
-    if not paths:
-        pytest.skip(f"corpus not found at {CORPUS}")
-    raws = {p: p.read_bytes() for p in paths if p.is_file()}
+    """Every message of the corpus (broken ones included) ends as work or quarantine, bytes intact."""
+    raws = {p: p.read_bytes() for p in corpus_messages()}
     distinct = set(raws.values())
     for raw in distinct:
         box.deliver(raw)
