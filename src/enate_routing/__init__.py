@@ -7,27 +7,26 @@ Describe connectors and routes in a configuration (:func:`load_config`), parse m
 from enate_routing._version import __version__
 from enate_routing.admin import (
     PRIORITY_ASCENDING,
+    REDACTED,
     Administration,
     AllowAll,
     ConnectionTestOutcome,
-    GridSort,
-    LinkedRoutesReport,
-    Permissions,
-    Revision,
-    TargetKind,
-    linked_routes,
-)
-from enate_routing.admin_search import RouteIndex, RouteRow
-from enate_routing.analysis import find_loops, find_shadowed
-from enate_routing.audit import (
-    REDACTED,
     FieldChange,
+    GridSort,
     HistoryEntry,
     HistoryStore,
     HistorySubject,
+    LinkedRoutesReport,
     MemoryHistoryStore,
+    Permissions,
+    Revision,
+    RouteIndex,
+    RouteRow,
     SQLiteHistoryStore,
+    TargetKind,
+    linked_routes,
 )
+from enate_routing.analysis import find_loops, find_shadowed
 from enate_routing.certificates import ClientCertificate, load_pkcs12
 from enate_routing.decision import Decision, RouteTarget, RoutingResult, Trace
 from enate_routing.directory import CompanyDirectory, ConfiguredCompanies, KnownMessage, WorkItemLookup

@@ -27,8 +27,6 @@ from typing import Literal, get_args
 
 from enate_routing.model import Config, Fallback, IncomingRoute
 
-__all__ = ["COLUMNS", "Column", "RouteIndex", "RouteRow", "Tier", "linear_search", "route_rows"]
-
 Column = Literal[
     "name", "address", "process", "ticket_category", "for_attention", "send_automated_emails", "test_mode", "enabled"
 ]
