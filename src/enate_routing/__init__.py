@@ -29,7 +29,8 @@ from enate_routing.audit import (
     SQLiteHistoryStore,
 )
 from enate_routing.certificates import ClientCertificate, load_pkcs12
-from enate_routing.decision import Decision, RouteTarget, RoutingResult, Trace
+from enate_routing.decision import Decision, RoutingResult, Trace
+from enate_routing.delivery import Delivery
 from enate_routing.directory import CompanyDirectory, ConfiguredCompanies, KnownMessage, WorkItemLookup
 from enate_routing.envelope import Envelope, ParseLimits, Recipient, RecipientSource
 from enate_routing.errors import (
@@ -122,6 +123,7 @@ __all__ = [
     "Connector",
     "ConnectorLiveError",
     "Decision",
+    "Delivery",
     "EnateRoutingError",
     "Envelope",
     "Fallback",
@@ -164,7 +166,6 @@ __all__ = [
     "Revision",
     "RouteIndex",
     "RouteRow",
-    "RouteTarget",
     "Router",
     "RoutingResult",
     "RoutingRules",
