@@ -28,7 +28,8 @@ from enate_routing.admin import (
 )
 from enate_routing.analysis import find_loops, find_shadowed
 from enate_routing.certificates import ClientCertificate, load_pkcs12
-from enate_routing.decision import Decision, RouteTarget, RoutingResult, Trace
+from enate_routing.decision import Decision, RoutingResult, Trace
+from enate_routing.delivery import Delivery
 from enate_routing.directory import CompanyDirectory, ConfiguredCompanies, KnownMessage, WorkItemLookup
 from enate_routing.envelope import Envelope, ParseLimits, Recipient, RecipientSource
 from enate_routing.errors import (
@@ -121,6 +122,7 @@ __all__ = [
     "Connector",
     "ConnectorLiveError",
     "Decision",
+    "Delivery",
     "EnateRoutingError",
     "Envelope",
     "Fallback",
@@ -163,7 +165,6 @@ __all__ = [
     "Revision",
     "RouteIndex",
     "RouteRow",
-    "RouteTarget",
     "Router",
     "RoutingResult",
     "RoutingRules",

@@ -62,7 +62,8 @@ from email.message import EmailMessage
 from email.utils import formatdate
 from typing import Any, Literal, Protocol
 
-from enate_routing.decision import Decision, RouteTarget, RoutingResult
+from enate_routing.decision import Decision, RoutingResult
+from enate_routing.delivery import Delivery
 from enate_routing.envelope import Envelope, ParseLimits
 from enate_routing.errors import ConfigError, TransportError
 from enate_routing.model import Config, Connector
@@ -262,13 +263,13 @@ class AckRoute:
 def decision_to_record(decision: Decision, key: str, ref: str) -> dict[str, Any]:
     """A decision as stored in the ledger: the docs/semantics.md §5 fields plus what rebuilding it needs."""
     data = decision.to_json(ref)
-    data.update(reason=decision.reason, for_attention=decision.for_attention, work_key=key)
+    for_attention = None if decision.delivery is None else decision.delivery.for_attention
+    data.update(reason=decision.reason, for_attention=for_attention, work_key=key)
     return data
 
 
 def decision_from_record(data: dict[str, Any]) -> Decision:
     """Rebuild a recorded decision (a resumed message is handed exactly what routing decided then)."""
-    target = data.get("target")
     return Decision(
         connector=data["connector"],
         action=data["action"],
@@ -276,11 +277,7 @@ def decision_from_record(data: dict[str, Any]) -> Decision:
         idempotency_key=data["idempotency_key"],
         route=data.get("route"),
         fallback=bool(data.get("fallback")),
-        target=RouteTarget(**target) if isinstance(target, dict) else None,
-        ticket_category=data.get("ticket_category"),
-        send_automated_emails=bool(data.get("send_automated_emails")),
-        test_mode=bool(data.get("test_mode")),
-        for_attention=data.get("for_attention"),
+        delivery=Delivery.from_json(data),
         acknowledge=tuple(data.get("acknowledge") or ()),
         suppressed=data.get("suppressed"),
         link=data.get("link"),

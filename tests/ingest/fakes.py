@@ -11,13 +11,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from enate_routing.decision import Decision, RouteTarget, RoutingResult, idempotency_key, message_reference
+from enate_routing.decision import Decision, RoutingResult, idempotency_key, message_reference
+from enate_routing.delivery import Delivery, Target
 from enate_routing.envelope import Envelope
 from enate_routing.errors import ConnectError
 from enate_routing.ingest import WorkItem
 from enate_routing.transports.base import MessageGoneError, MessageRef
 
-TARGET = RouteTarget("Acme", "Internal", "IT", "General", "ticket")
+TARGET = Target(customer="Acme", contract="Internal", service="IT", process="General", kind="ticket")
 
 
 def make_message(
@@ -179,7 +180,8 @@ class FakeRouter:
         if envelope.sender in self.own:
             key = idempotency_key(connector, ref, "mailbox")
             return RoutingResult(connector, envelope.message_id, (
-                Decision(connector, "ignore", "help@acme.example", key, reason="own address"),))
+                Decision(connector=connector, action="ignore", address="help@acme.example", idempotency_key=key,
+                         reason="own address"),))
         routed = self.routed_word in envelope.subject.casefold()
         address = next((r.address for r in envelope.recipients if r.address in self.own), "help@acme.example")
         scope = address if routed else "mailbox"
@@ -194,8 +196,10 @@ class FakeRouter:
             else:
                 acknowledge = (envelope.sender,)
         decision = Decision(
-            connector, "create", address, key, route="Routed" if routed else "Fallback", fallback=not routed,
-            target=TARGET, send_automated_emails=self.acks, acknowledge=acknowledge, suppressed=suppressed,
+            connector=connector, action="create", address=address, idempotency_key=key,
+            route="Routed" if routed else "Fallback", fallback=not routed,
+            delivery=Delivery(target=TARGET, send_automated_emails=self.acks), acknowledge=acknowledge,
+            suppressed=suppressed,
         )
         return RoutingResult(connector, envelope.message_id, (decision,))
 

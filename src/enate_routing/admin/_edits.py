@@ -74,7 +74,8 @@ def linked_routes(
     wanted, owner = _fold(name), None if customer is None else _fold(customer)
     return tuple(
         row for row in route_rows(config)
-        if _fold(getattr(row, kind)) == wanted and (owner is None or _fold(row.customer) == owner)
+        if _fold(getattr(row.delivery.target, kind)) == wanted
+        and (owner is None or _fold(row.delivery.target.customer) == owner)
     )
 
 
