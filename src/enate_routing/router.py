@@ -210,13 +210,15 @@ class Router:
         connector: str | None = None,
         *,
         acknowledgement_allowed: AcknowledgementAllowed | None = None,
+        content_digest: str | None = None,
     ) -> RoutingResult:
         """Decide what ``envelope``, fetched through ``connector``, creates or joins (docs/semantics.md §3.1, §4).
 
         ``connector`` may be left out when the configuration has exactly one incoming connector. Never
-        raises for any envelope: "no route held" is the fallback decision.
+        raises for any envelope: "no route held" is the fallback decision. ``content_digest``, the SHA-256 hex
+        digest of ``envelope.raw`` when the caller has it already, spares hashing the bytes again.
         """
-        return self._run(envelope, connector, acknowledgement_allowed, None)
+        return self._run(envelope, connector, acknowledgement_allowed, None, content_digest)
 
     def explain(
         self,
@@ -262,10 +264,11 @@ class Router:
         connector: str | None,
         allowed: AcknowledgementAllowed | None,
         trace: _Recorder | None,
+        content_digest: str | None = None,
     ) -> RoutingResult:
         cc = self._resolve(connector)
         self.counters.emails += 1
-        reference = message_reference(envelope.message_id, envelope.raw)
+        reference = message_reference(envelope.message_id, envelope.raw, digest=content_digest)
         addresses, headers_path = self._addresses_of(cc, envelope)
         mailbox = addresses[0][0] if addresses else cc.primary
         key = idempotency_key(cc.name, reference, MAILBOX_SCOPE)

@@ -9,8 +9,7 @@ import pytest
 from fakes import FakeRouter, Host, Mailbox, MemorySender
 
 from enate_routing.envelope import ParseLimits
-from enate_routing.ingest import Ingestor
-from enate_routing.store import SqliteLedger
+from enate_routing.ingest import Ingestor, SqliteLedger
 
 Make = Callable[..., tuple[Ingestor, Host, MemorySender]]
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"

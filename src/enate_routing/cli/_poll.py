@@ -19,10 +19,9 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from enate_routing.ingest import Ingestor, IngestStats, WorkItem
+from enate_routing.ingest import Ingestor, IngestStats, SqliteLedger, WorkItem
 from enate_routing.loading import load_config
 from enate_routing.router import Router
-from enate_routing.store import SqliteLedger
 from enate_routing.transports.factory import ConnectorAccess
 
 __all__ = ["JsonlWriter", "register"]

@@ -238,7 +238,14 @@ class ConnectionTestResult:
 
 @runtime_checkable
 class MailSource(Protocol):
-    """A mailbox that ingestion reads: list, fetch raw bytes, mark processed (docs/semantics.md §8)."""
+    """A mailbox that ingestion reads: list, fetch raw bytes, mark processed (docs/semantics.md §8).
+
+    ``marks_committed_on_close`` states a capability the ingestion loop relies on: True when marks take
+    effect only when the session ends cleanly (POP3 deletions are committed by QUIT, RFC 1939 §6), so the
+    loop marks in groups, each ended by :meth:`close`, before the ledger records them as marked.
+    """
+
+    marks_committed_on_close: bool
 
     def list_new(self) -> list[MessageRef]:
         """Messages not yet marked processed, oldest first."""

@@ -125,6 +125,7 @@ class ImapSource(Adapter):
     """
 
     protocol = "imap"
+    marks_committed_on_close = False  # a MOVE / STORE is done when the server answers OK
 
     def __init__(
         self,
@@ -151,14 +152,10 @@ class ImapSource(Adapter):
     def capabilities(self) -> frozenset[str]:
         """The server's capabilities as read after login (upper-case)."""
         self._connection()
-        return self._read_capabilities_filter(self._capabilities)
-
-    def _read_capabilities_filter(self, capabilities: frozenset[str]) -> frozenset[str]:
-        """Hook for subclasses (tests simulate servers without MOVE / UIDPLUS by overriding it)."""
-        return capabilities
+        return self._capabilities
 
     def _has(self, capability: str) -> bool:
-        return capability in self._read_capabilities_filter(self._capabilities)
+        return capability in self.capabilities
 
     def _connection(self) -> _IMAP4:
         if self._conn is None:
