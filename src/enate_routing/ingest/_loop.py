@@ -40,7 +40,14 @@ from enate_routing.ingest._ledger import (
 )
 from enate_routing.ingest._marking import Marker, Session
 from enate_routing.model import Config
-from enate_routing.transports.base import MailSender, MailSource, MessageGoneError, MessageRef, UidValidityChangedError
+from enate_routing.transports.base import (
+    MailSender,
+    MailSource,
+    MessageGoneError,
+    MessageRef,
+    UidValidityChangedError,
+    WaitsForMail,
+)
 from enate_routing.transports.factory import ConnectorAccess
 
 __all__ = ["Ingestor"]
@@ -96,6 +103,7 @@ class Ingestor:
         self._batch = Batch(store, connector, router, self.limits, self.rate_limit, self._handoff, self._marker,
                             self._stats, max_parse_attempts, hook, lambda: self.stopping)
         self._where: dict[int, tuple[int, MessageRef]] = {}
+        self._last_listed: frozenset[str] = frozenset()
 
     @classmethod
     def from_config(
@@ -134,18 +142,20 @@ class Ingestor:
         self._stats = self._handoff.stats = self._marker.stats = self._batch.stats = IngestStats()
         return self._stats
 
-    def run_once(self) -> IngestStats:
+    def run_once(self, *, give_up_after: float | None = None) -> IngestStats:
         """Drain the folder: resume what the ledger holds, ingest what is new, until nothing is left.
 
-        Retries retryable transport errors with backoff; raises the error when it is not retryable or after
-        ``backoff.max_failures`` consecutive failures without progress. An ``OSError`` from the handler's
-        output (disk full) ends the run at once, nothing quarantined: run again when it is fixed.
+        Retries retryable transport errors with backoff; raises the error when it is not retryable, after
+        ``backoff.max_failures`` consecutive failures without progress, or when failures without progress
+        have lasted ``give_up_after`` seconds. An ``OSError`` from the handler's output (disk full) ends
+        the run at once, nothing quarantined: run again when it is fixed.
         """
         stats = self._new_run()
         self.lease.hold()
         _log.info("pass started", extra={"connector": self.connector, "folder": self.mailbox})
         try:
             failures = 0
+            failing_since = 0.0
             while True:
                 before = stats.progress_marker()
                 session = Session(self.source_factory)
@@ -172,11 +182,15 @@ class Ingestor:
                 stats.reconnects += 1
                 # Consecutive failures without progress; a pass that got something done starts over.
                 failures = 1 if stats.progress_marker() != before else failures + 1
-                if failures >= self.backoff.max_failures:
-                    raise error
+                if failures == 1:
+                    failing_since = time.monotonic()
                 delay = self.backoff.delay(failures - 1, self.random)
-                _log.warning("retrying", extra={"connector": self.connector, "attempt": failures,
-                                                "delay": round(delay, 3), "reason": describe(error)})
+                waited = time.monotonic() - failing_since
+                if failures >= self.backoff.max_failures or (
+                        give_up_after is not None and waited + delay > give_up_after):
+                    raise error
+                _log.warning("waiting for the mail server: %s; retrying in %.1f s", describe(error), delay,
+                             extra={"connector": self.connector, "attempt": failures, "delay": round(delay, 3)})
                 self.wait(delay)
                 if self.stopping:
                     break
@@ -189,8 +203,12 @@ class Ingestor:
                                           "quarantined": stats.quarantined, "reconnects": stats.reconnects})
         return stats
 
-    def run_forever(self, interval: float = 60.0, stop: Callable[[], bool] = lambda: False) -> None:
+    def run_forever(self, interval: float = 60.0, stop: Callable[[], bool] = lambda: False, *,
+                    idle: bool = True) -> None:
         """Poll every ``interval`` seconds until ``stop()`` is true or :meth:`stop` is called.
+
+        With ``idle`` (the default), a source that can be told about new mail (IMAP IDLE, RFC 2177) is
+        asked to wait instead: a new message starts the next pass at once; polling is the fallback.
 
         Never gives up on an outage: a retryable failure (server down, ledger busy, lease held by another
         poller, output full) waits with capped exponential backoff and jitter and tries again, forever.
@@ -210,7 +228,29 @@ class Ingestor:
                 self.wait(delay)
                 continue
             failures = 0
-            self.wait(interval)
+            if idle:
+                self.wait_for_mail(interval)
+            else:
+                self.wait(interval)
+
+    def wait_for_mail(self, timeout: float) -> None:
+        """Wait up to ``timeout`` s for new mail: with IDLE where the source offers it, else by waiting."""
+        if self._sleep is None and not self.stopping:
+            session = Session(self.source_factory)
+            try:
+                source = session.source
+                if isinstance(source, WaitsForMail) and source.can_wait:
+                    started = time.monotonic()
+                    woke = source.wait_for_new(timeout, self._last_listed, lambda: self.stopping)
+                    _log.debug("idle ended", extra={"connector": self.connector, "new_mail": woke,
+                                                    "waited": round(time.monotonic() - started, 3)})
+                    return
+            except TransportError as exc:  # the next pass meets the outage and backs off
+                _log.info("cannot wait for mail: %s", describe(exc), extra={"connector": self.connector})
+                return
+            finally:
+                session.discard()
+        self.wait(timeout)
 
     # ------------------------------------------------------------------------------------------- one pass
     def _flight(self, record: MessageRecord, unlisted_index: int) -> InFlight:
@@ -222,6 +262,7 @@ class Ingestor:
         stats.passes += 1
         refs = session.source.list_new()
         stats.listed = len(refs)
+        self._last_listed = frozenset(r.key for r in refs)
         for value in {r.uidvalidity for r in refs if r.uidvalidity is not None}:
             if self.store.observe_uidvalidity(self.connector, self.mailbox, value) is not None:
                 stats.uidvalidity_changes += 1
