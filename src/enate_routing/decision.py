@@ -37,11 +37,14 @@ MAILBOX_SCOPE = "mailbox"
 _KEY_VERSION = "enate-routing/1"
 
 
-def message_reference(message_id: str | None, raw: bytes) -> str:
-    """``id:<message id>``, or ``sha256:<digest of the raw bytes>`` when the message has no id (semantics.md §4)."""
+def message_reference(message_id: str | None, raw: bytes, *, digest: str | None = None) -> str:
+    """``id:<message id>``, or ``sha256:<digest of the raw bytes>`` when the message has no id (semantics.md §4).
+
+    ``digest`` is the SHA-256 hex digest of ``raw`` when the caller already has it (the ingestion ledger).
+    """
     if message_id:
         return f"id:{message_id}"
-    return "sha256:" + hashlib.sha256(raw).hexdigest()
+    return "sha256:" + (digest or hashlib.sha256(raw).hexdigest())
 
 
 def idempotency_key(connector: str, reference: str, scope: str) -> str:

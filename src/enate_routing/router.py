@@ -208,14 +208,16 @@ class Router:
         *,
         acknowledgement_allowed: AcknowledgementAllowed | None = None,
         counters: MatchCounters | None = None,
+        content_digest: str | None = None,
     ) -> RoutingResult:
         """Decide what ``envelope``, fetched through ``connector``, creates or joins (docs/semantics.md §3.1, §4).
 
         ``connector`` may be left out when the configuration has exactly one incoming connector. Never
         raises for any envelope: "no route held" is the fallback decision. ``counters``, when given, is told
-        how much matching work the email cost (instrumentation for tests and benchmarks).
+        how much matching work the email cost (instrumentation for tests and benchmarks). ``content_digest``,
+        the SHA-256 hex digest of ``envelope.raw`` when the caller has it already, spares hashing the bytes again.
         """
-        return self._run(envelope, connector, acknowledgement_allowed, None, counters)
+        return self._run(envelope, connector, acknowledgement_allowed, None, counters, content_digest)
 
     def explain(
         self,
@@ -262,11 +264,12 @@ class Router:
         allowed: AcknowledgementAllowed | None,
         trace: _Recorder | None,
         counters: MatchCounters | None,
+        content_digest: str | None = None,
     ) -> RoutingResult:
         cc = self._resolve(connector)
         if counters is not None:
             counters.emails += 1
-        reference = message_reference(envelope.message_id, envelope.raw)
+        reference = message_reference(envelope.message_id, envelope.raw, digest=content_digest)
         addresses, headers_path = self._addresses_of(cc, envelope)
         mailbox = addresses[0][0] if addresses else cc.primary
         key = idempotency_key(cc.name, reference, MAILBOX_SCOPE)

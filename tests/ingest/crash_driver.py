@@ -52,10 +52,9 @@ class FileHost:
 
 def run(spec: dict[str, Any]) -> int:
     from enate_routing.envelope import ParseLimits
-    from enate_routing.ingest import Backoff, Ingestor
+    from enate_routing.ingest import Backoff, Ingestor, SqliteLedger
     from enate_routing.loading import parse_config
     from enate_routing.router import Router
-    from enate_routing.store import SqliteLedger
     from enate_routing.transports import Endpoint, ImapSource, MoveAction, PasswordAuth, Pop3Source, SmtpSender
 
     directory = Path(spec["dir"])

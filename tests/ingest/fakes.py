@@ -79,6 +79,8 @@ class Mailbox:
 class MemorySource:
     """A MailSource over a :class:`Mailbox` that can fail on the N-th operation."""
 
+    marks_committed_on_close = False  # IMAP-like: a mark is done when the call returns
+
     def __init__(self, box: Mailbox, *, fail_at: set[int] | None = None, counter: list[int] | None = None,
                  truncate: bool = False) -> None:
         self.box = box
@@ -172,11 +174,12 @@ class FakeRouter:
         self.calls = 0
 
     def route(self, envelope: Envelope, connector: str, *,
-              acknowledgement_allowed: Callable[[str], bool] | None = None) -> RoutingResult:
+              acknowledgement_allowed: Callable[[str], bool] | None = None,
+              content_digest: str | None = None) -> RoutingResult:
         self.calls += 1
         if self.fail_on is not None and self.fail_on in envelope.subject:
             raise RuntimeError("router bug")
-        ref = message_reference(envelope.message_id, envelope.raw)
+        ref = message_reference(envelope.message_id, envelope.raw, digest=content_digest)
         if envelope.sender in self.own:
             key = idempotency_key(connector, ref, "mailbox")
             return RoutingResult(connector, envelope.message_id, (
