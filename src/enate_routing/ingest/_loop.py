@@ -155,9 +155,10 @@ class Ingestor:
         _log.info("pass started", extra={"connector": self.connector, "folder": self.mailbox})
         try:
             failures = 0
-            failing_since = 0.0
+            spent = 0.0  # seconds of failed attempts and waits since the last progress
             while True:
                 before = stats.progress_marker()
+                attempt_started = time.monotonic()
                 session = Session(self.source_factory)
                 try:
                     self._pass(session)
@@ -182,13 +183,12 @@ class Ingestor:
                 stats.reconnects += 1
                 # Consecutive failures without progress; a pass that got something done starts over.
                 failures = 1 if stats.progress_marker() != before else failures + 1
-                if failures == 1:
-                    failing_since = time.monotonic()
+                spent = (0.0 if failures == 1 else spent) + time.monotonic() - attempt_started
                 delay = self.backoff.delay(failures - 1, self.random)
-                waited = time.monotonic() - failing_since
                 if failures >= self.backoff.max_failures or (
-                        give_up_after is not None and waited + delay > give_up_after):
+                        give_up_after is not None and spent + delay > give_up_after):
                     raise error
+                spent += delay
                 _log.warning("waiting for the mail server: %s; retrying in %.1f s", describe(error), delay,
                              extra={"connector": self.connector, "attempt": failures, "delay": round(delay, 3)})
                 self.wait(delay)
