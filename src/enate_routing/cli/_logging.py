@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any, TextIO
 
 __all__ = ["add_logging_options", "configure_logging"]
@@ -54,12 +56,18 @@ def add_logging_options(parser: argparse.ArgumentParser) -> None:
                         help="text lines, or one JSON object per line for log collectors")
 
 
-def configure_logging(args: argparse.Namespace, stream: TextIO | None = None) -> logging.Handler:
-    """Attach one stderr handler to the package logger, at the level the options ask for."""
+@contextlib.contextmanager
+def configure_logging(args: argparse.Namespace, stream: TextIO | None = None) -> Iterator[logging.Handler]:
+    """One stderr handler on the package logger, at the level the options ask for, while the command runs."""
     level = args.log_level or ("debug" if args.verbose > 1 else "info" if args.verbose else "warning")
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if args.log_format == "json" else TextFormatter())
     logger = logging.getLogger("enate_routing")
+    previous = logger.level
     logger.addHandler(handler)
     logger.setLevel(level.upper())
-    return handler
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)

@@ -103,20 +103,20 @@ def ledger_path(args: argparse.Namespace) -> Path:
 def open_ingestor(args: argparse.Namespace, *, reset: bool = False, **options: Any) -> Iterator[
         tuple[Ingestor, SqliteLedger, JsonlWriter | None]]:
     """The configured ingestor with its ledger and (with ``--out``) its JSON-lines writer, closed after."""
-    configure_logging(args)
-    config = load_config(args.config)
-    access = ConnectorAccess(base_dir=args.config.parent, timeout=args.timeout)
-    router = Router.compile(config)
-    store = SqliteLedger(ledger_path(args), reset=reset)
-    writer = JsonlWriter(args.out) if args.out is not None else None
-    try:
-        handler = writer if writer is not None else _no_handler
-        yield Ingestor.from_config(config, args.name, router=router, store=store, handler=handler, access=access,
-                                   **options), store, writer
-    finally:
-        if writer is not None:
-            writer.close()
-        store.close()
+    with configure_logging(args):
+        config = load_config(args.config)
+        access = ConnectorAccess(base_dir=args.config.parent, timeout=args.timeout)
+        router = Router.compile(config)
+        store = SqliteLedger(ledger_path(args), reset=reset)
+        writer = JsonlWriter(args.out) if args.out is not None else None
+        try:
+            handler = writer if writer is not None else _no_handler
+            yield Ingestor.from_config(config, args.name, router=router, store=store, handler=handler,
+                                       access=access, **options), store, writer
+        finally:
+            if writer is not None:
+                writer.close()
+            store.close()
 
 
 def _no_handler(item: WorkItem) -> None:  # pragma: no cover - only listing commands use it, and they hand nothing
@@ -133,6 +133,8 @@ def register(subparsers: Any) -> None:
                       help="time between polls without --once (default 60; IMAP IDLE wakes up earlier)")
     poll.add_argument("--retry-for", type=float, default=60.0, metavar="SECONDS",
                       help="with --once: how long to keep retrying an unreachable server before giving up (default 60)")
+    poll.add_argument("--batch-size", type=int, default=50, metavar="N",
+                      help="messages per batch: per spool, route and group-commit transaction (default 50)")
     poll.add_argument("--no-idle", action="store_true", help="poll every --interval even where IMAP IDLE is offered")
     poll.add_argument("--reset-ledger", action="store_true",
                       help="start a new, empty ledger when the file is empty or unreadable (quarantine records in it "
@@ -172,7 +174,8 @@ def _stop_on_signals(ingestor: Ingestor) -> Iterator[list[int]]:
 
 def run_poll(args: argparse.Namespace) -> int:
     progress = _progress(sys.stderr) if sys.stderr.isatty() and not (args.verbose or args.log_level) else None
-    with open_ingestor(args, reset=args.reset_ledger, progress=progress) as (ingestor, _, writer), \
+    options = {"progress": progress, "batch_size": args.batch_size}
+    with open_ingestor(args, reset=args.reset_ledger, **options) as (ingestor, _, writer), \
             _stop_on_signals(ingestor) as received:
         assert writer is not None
         try:

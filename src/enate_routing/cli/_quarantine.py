@@ -35,7 +35,7 @@ def register(subparsers: Any) -> None:
     show.set_defaults(handler=run_show)
     again = commands.add_parser("reprocess", help="route quarantined messages again; decisions go to --out")
     add_ledger_options(again, out_required=True)
-    again.add_argument("ids", type=int, nargs="*", metavar="ID", help="ledger ids (default: every quarantined one)")
+    again.add_argument("ids", nargs="+", metavar="ID", help="ledger ids, or `all` for every quarantined message")
     again.set_defaults(handler=run_reprocess)
 
 
@@ -79,10 +79,17 @@ def run_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _id(text: str) -> int:
+    if not text.isdigit():
+        raise ConfigError.single("a ledger id is a number (see `enate-routing quarantine list`), or `all`",
+                                 item=text)
+    return int(text)
+
+
 def run_reprocess(args: argparse.Namespace) -> int:
     with open_ingestor(args) as (ingestor, _, writer):
         records = ingestor.quarantined()
-        ids = args.ids or [r.id for r in records]
+        ids = [r.id for r in records] if args.ids == ["all"] else [_id(text) for text in args.ids]
         for wanted in ids:
             _find(records, wanted, args.name)
         stats = ingestor.reprocess(ids)

@@ -34,6 +34,7 @@ __all__ = [
     "AckRoute",
     "Acknowledger",
     "build_acknowledgement",
+    "fixed_ack_route",
     "header_value",
     "sending_connector",
 ]
@@ -125,6 +126,15 @@ class AckRoute:
     from_address: str
     connector: str = ""
     factory: Callable[[], MailSender] | None = None
+
+
+def fixed_ack_route(factory: Callable[[], MailSender] | None, from_address: str | None) -> Callable[[str], AckRoute]:
+    """Every acknowledgement through one sender, from the decision's address (or ``from_address``)."""
+
+    def route(address: str) -> AckRoute:
+        return AckRoute(address if "@" in address else (from_address or address), "", factory)
+
+    return route
 
 
 class AckRateLimit:

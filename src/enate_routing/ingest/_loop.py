@@ -24,6 +24,7 @@ from enate_routing.ingest._acknowledge import (
     AckRoute,
     build_acknowledgement,
     describe,
+    fixed_ack_route,
 )
 from enate_routing.ingest._batch import Batch
 from enate_routing.ingest._configured import ingestor_options
@@ -46,7 +47,6 @@ from enate_routing.transports.base import (
     MessageGoneError,
     MessageRef,
     UidValidityChangedError,
-    WaitsForMail,
 )
 from enate_routing.transports.factory import ConnectorAccess
 
@@ -84,7 +84,6 @@ class Ingestor:
         self.limits = limits or ParseLimits()
         self.batch_size = max(1, batch_size)
         self.backoff = backoff or Backoff()
-        self.max_parse_attempts = max_parse_attempts
         self.hook = hook
         self.random = random
         self.progress = progress
@@ -92,10 +91,8 @@ class Ingestor:
         self._stop = threading.Event()
         self.lease = Lease(store, connector, mailbox, lease_ttl)
         self.rate_limit = AckRateLimit(store.ack_count, acknowledgements_per_hour, clock)
-        if ack_routes is None:
-            def ack_routes(address: str) -> AckRoute:
-                return AckRoute(address if "@" in address else (ack_from or address), "", sender_factory)
-        self.acknowledger = Acknowledger(ack_routes, ack_builder, max_ack_attempts)
+        self.acknowledger = Acknowledger(ack_routes or fixed_ack_route(sender_factory, ack_from), ack_builder,
+                                         max_ack_attempts)
         self._stats = IngestStats()
         self._handoff = HandOff(store, connector, mailbox, handler, self.acknowledger, self.limits, self._stats,
                                 max_handler_attempts, hook, self.lease.check)
@@ -115,11 +112,6 @@ class Ingestor:
         acknowledgement rate limit; ``options`` go to the constructor (see ``ingestor_options``)."""
         return cls(router=router, store=store, handler=handler,
                    **ingestor_options(config, connector, access, mailbox, options))
-
-    @property
-    def owner(self) -> str:
-        """This poller's random instance token, as the lease records it."""
-        return self.lease.owner
 
     # ------------------------------------------------------------------------------------------- running
     def stop(self) -> None:
@@ -155,9 +147,10 @@ class Ingestor:
         _log.info("pass started", extra={"connector": self.connector, "folder": self.mailbox})
         try:
             failures = 0
-            failing_since = 0.0
+            spent = 0.0  # seconds of failed attempts and waits since the last progress
             while True:
                 before = stats.progress_marker()
+                attempt_started = time.monotonic()
                 session = Session(self.source_factory)
                 try:
                     self._pass(session)
@@ -182,13 +175,12 @@ class Ingestor:
                 stats.reconnects += 1
                 # Consecutive failures without progress; a pass that got something done starts over.
                 failures = 1 if stats.progress_marker() != before else failures + 1
-                if failures == 1:
-                    failing_since = time.monotonic()
+                spent = (0.0 if failures == 1 else spent) + time.monotonic() - attempt_started
                 delay = self.backoff.delay(failures - 1, self.random)
-                waited = time.monotonic() - failing_since
                 if failures >= self.backoff.max_failures or (
-                        give_up_after is not None and waited + delay > give_up_after):
+                        give_up_after is not None and spent + delay > give_up_after):
                     raise error
+                spent += delay
                 _log.warning("waiting for the mail server: %s; retrying in %.1f s", describe(error), delay,
                              extra={"connector": self.connector, "attempt": failures, "delay": round(delay, 3)})
                 self.wait(delay)
@@ -235,22 +227,9 @@ class Ingestor:
 
     def wait_for_mail(self, timeout: float) -> None:
         """Wait up to ``timeout`` s for new mail: with IDLE where the source offers it, else by waiting."""
-        if self._sleep is None and not self.stopping:
-            session = Session(self.source_factory)
-            try:
-                source = session.source
-                if isinstance(source, WaitsForMail) and source.can_wait:
-                    started = time.monotonic()
-                    woke = source.wait_for_new(timeout, self._last_listed, lambda: self.stopping)
-                    _log.debug("idle ended", extra={"connector": self.connector, "new_mail": woke,
-                                                    "waited": round(time.monotonic() - started, 3)})
-                    return
-            except TransportError as exc:  # the next pass meets the outage and backs off
-                _log.info("cannot wait for mail: %s", describe(exc), extra={"connector": self.connector})
-                return
-            finally:
-                session.discard()
-        self.wait(timeout)
+        if self._sleep is not None or self.stopping or not Session(self.source_factory).wait_for_new(
+                timeout, self._last_listed, lambda: self.stopping, self.connector):
+            self.wait(timeout)
 
     # ------------------------------------------------------------------------------------------- one pass
     def _flight(self, record: MessageRecord, unlisted_index: int) -> InFlight:

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Sequence
+import logging
+import time
+from collections.abc import Callable, Collection, Sequence
 
 from enate_routing.errors import TransportError
+from enate_routing.ingest._acknowledge import describe
 from enate_routing.ingest._contract import IngestStats, StepHook
 from enate_routing.ingest._inflight import InFlight
 from enate_routing.ingest._ledger import WorkLedger
-from enate_routing.transports.base import MailSource, MessageGoneError
+from enate_routing.transports.base import MailSource, MessageGoneError, WaitsForMail
 
 __all__ = ["Marker", "Session"]
+
+_log = logging.getLogger("enate_routing.ingest")
 
 
 class Session:
@@ -37,6 +42,23 @@ class Session:
         if source is not None:
             with contextlib.suppress(TransportError, OSError):
                 source.close()
+
+    def wait_for_new(self, timeout: float, known: Collection[str], stop: Callable[[], bool], connector: str) -> bool:
+        """Wait for new mail on a fresh connection with IDLE (RFC 2177); False when the source cannot wait
+        (the caller then waits ``timeout`` itself). A failure ends the wait early: the next pass meets it."""
+        try:
+            source = self.source
+            if not (isinstance(source, WaitsForMail) and source.can_wait):
+                return False
+            started = time.monotonic()
+            woke = source.wait_for_new(timeout, known, stop)
+            _log.debug("idle ended", extra={"connector": connector, "new_mail": woke,
+                                            "waited": round(time.monotonic() - started, 3)})
+        except TransportError as exc:
+            _log.info("cannot wait for mail: %s", describe(exc), extra={"connector": connector})
+        finally:
+            self.discard()
+        return True
 
 
 class Marker:
