@@ -94,12 +94,12 @@ def test_diff_lists_changed_messages_and_per_route_counts(capsys: pytest.Capture
     code, out, _ = run(capsys, "diff", "--config", str(DEMO), "--against", str(new), str(MAIL))
     assert code == 0
     assert "01-urgent-outage.eml: Urgent outages (help@contoso.example) → Help desk" in out
-    assert "1 of 35 messages route differently" in out
+    assert "1 of 37 messages route differently" in out
     assert any(line.split()[:2] == ["Urgent", "outages"] and "(-1)" in line for line in out.splitlines())
     code, _, _ = run(capsys, "diff", "--config", str(DEMO), "--against", str(new), "--exit-code", str(MAIL))
     assert code == 1
     code, out, _ = run(capsys, "diff", "--config", str(DEMO), "--against", str(DEMO), "--exit-code", str(MAIL))
-    assert code == 0 and "0 of 35" in out
+    assert code == 0 and "0 of 37" in out
 
 
 def test_demo_prints_a_table(capsys: pytest.CaptureFixture[str]) -> None:
@@ -109,7 +109,7 @@ def test_demo_prints_a_table(capsys: pytest.CaptureFixture[str]) -> None:
     lines = out.splitlines()
     assert lines[0].split()[:4] == ["message", "from", "subject", "action"]
     assert any(line.startswith("19-blocked-spammer") and " reject " in line for line in lines)
-    assert "35 messages" in out
+    assert "37 messages" in out
 
 
 def test_python_dash_m_demo_runs() -> None:
