@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from enate_routing.cli._connections import add_connector_arguments, add_mailbox_argument, connector_name
 from enate_routing.ingest import Ingestor, IngestStats, WorkItem
 from enate_routing.loading import load_config
 from enate_routing.router import Router
@@ -70,7 +71,8 @@ def register(subparsers: Any) -> None:
         "poll", help="ingest a connector's mailbox: route every new message, append decisions to a JSON-lines file"
     )
     poll.add_argument("--config", required=True, type=Path, metavar="FILE")
-    poll.add_argument("name", metavar="NAME", help="the incoming connector to poll")
+    add_connector_arguments(poll, "the incoming connector to poll")
+    add_mailbox_argument(poll)
     poll.add_argument("--once", action="store_true", help="drain the mailbox once and exit")
     poll.add_argument("--out", required=True, type=Path, metavar="FILE.jsonl", help="decisions are appended here")
     poll.add_argument("--state", type=Path, metavar="DB", help="the ingestion ledger (default: <out>.ledger.db)")
@@ -93,6 +95,7 @@ def _progress(stream: TextIO) -> Any:
 
 
 def run_poll(args: argparse.Namespace) -> int:
+    args.name = connector_name(args)
     config = load_config(args.config)
     state: Path = args.state or args.out.with_name(args.out.name + ".ledger.db")
     access = ConnectorAccess(base_dir=args.config.parent, timeout=args.timeout)
@@ -101,7 +104,7 @@ def run_poll(args: argparse.Namespace) -> int:
     store = SqliteLedger(state)
     try:
         ingestor = Ingestor.from_config(
-            config, args.name, router=router, store=store, handler=writer, access=access,
+            config, args.name, router=router, store=store, handler=writer, access=access, mailbox=args.mailbox,
             progress=_progress(sys.stderr) if sys.stderr.isatty() else None,
         )
         if args.once:
