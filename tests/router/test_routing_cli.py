@@ -124,6 +124,7 @@ SHADOWED = '''
 name = "Support"
 service = "other"
 username = "support@contoso.example"
+password_env = "SUPPORT_PASSWORD"
 primary_address = "support@contoso.example"
 use_for = "incoming"
 incoming = { protocol = "imap", host = "mail.contoso.example", port = 993, security = "ssl" }
