@@ -19,7 +19,8 @@ DEMO = DATA / "demo.toml"
 MAIL = DATA / "demo_mail"
 WORK_ITEMS = DATA / "demo_work_items.json"
 DECISION_FIELDS = ["message", "connector", "action", "address", "route", "fallback", "target", "ticket_category",
-               "send_automated_emails", "test_mode", "acknowledge", "suppressed", "link", "idempotency_key"]
+                   "send_automated_emails", "test_mode", "for_attention", "acknowledge", "suppressed", "link",
+                   "reason", "idempotency_key"]
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
