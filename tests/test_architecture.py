@@ -15,7 +15,7 @@ ROOT = PACKAGE.parents[1]
 LAYERS: dict[str, int] = {
     "errors": 0, "_version": 0,
     "patterns": 1, "presets": 1, "certificates": 1, "envelope": 1, "_mime": 1,
-    "model": 2, "loading": 2,
+    "model": 2, "loading": 2, "_toml_edit": 2,
     "directory": 3, "decision": 3, "bounces": 3, "dead_settings": 3, "matcher": 3, "router": 3, "analysis": 3,
     "admin": 3, "transports": 3,
     "store": 4, "ingest": 4,
