@@ -64,28 +64,36 @@ def _warning(code: str, problem: str, *, where: str | None = None, field: str | 
     return Finding("warning", code, ConfigIssue(problem, where=where, field=field, item=item))
 
 
-def _password_directions(connector: Connector) -> list[tuple[str, str]]:
-    """(field, security) of each server the connector logs in to with its password."""
-    used: list[tuple[str, str]] = []
-    if connector.incoming is not None and connector.uses_incoming and connector.incoming.auth == "username-password":
-        used.append(("incoming", connector.incoming.security))
-    if connector.outgoing is not None and connector.uses_outgoing and connector.outgoing.auth == "username-password":
-        used.append(("outgoing", connector.outgoing.security))
+def _logins(connector: Connector) -> list[tuple[str, str, str]]:
+    """(field, auth, security) of each server the connector uses."""
+    used: list[tuple[str, str, str]] = []
+    if connector.incoming is not None and connector.uses_incoming:
+        used.append(("incoming", connector.incoming.auth, connector.incoming.security))
+    if connector.outgoing is not None and connector.uses_outgoing:
+        used.append(("outgoing", connector.outgoing.auth, connector.outgoing.security))
     return used
 
 
 def _connector_findings(connector: Connector, environ: Mapping[str, str]) -> Iterator[Finding]:
     where = f"connector {connector.name!r}"
-    directions = _password_directions(connector)
+    logins = _logins(connector)
     has_password = connector.password is not None or connector.password_env is not None
-    if directions and not has_password:
-        servers = " and ".join(field for field, _ in directions)
-        yield _error("password-missing", f"the {servers} server logs in with username and password, but no "
-                     "password is given (password or password_env); every login would fail", where=where,
-                     field="password")
-    for field, security in directions:
-        if has_password and security == "none" and not connector.allow_plaintext_auth:
-            yield _error("password-in-clear", "a password is never sent over an unencrypted connection, so every "
+    with_password = [field for field, auth, _ in logins if auth == "username-password"]
+    if with_password and not has_password:
+        yield _error("password-missing", f"the {' and '.join(with_password)} server logs in with username and "
+                     "password, but no password is given (password or password_env); every login would fail",
+                     where=where, field="password")
+    for field, auth, security in logins:
+        if security != "none":
+            continue
+        if auth == "certificate":
+            yield _error("secret-in-clear", "a client certificate is presented only over TLS, so every "
+                         "connection fails; use ssl or starttls", where=where, field=f"{field}.security",
+                         item="none")
+        elif (auth == "oauth2" or (auth == "username-password" and has_password)) \
+                and not connector.allow_plaintext_auth:
+            what = "an OAuth token" if auth == "oauth2" else "a password"
+            yield _error("secret-in-clear", f"{what} is never sent over an unencrypted connection, so every "
                          "login fails (InsecureConnectionError); use ssl or starttls, or set "
                          "allow_plaintext_auth = true on a trusted network", where=where,
                          field=f"{field}.security", item="none")

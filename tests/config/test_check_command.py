@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 
 from enate_routing.cli import main
+from enate_routing.dead_settings import find_dead_settings
+from enate_routing.loading import parse_config
 
 BASE = '''
 [[connectors]]
@@ -98,8 +100,12 @@ def test_positional_file_and_config_option_agree(write_config: Callable[[str], P
         (config_text(rules='subject_keywords = "*"'),
          "error: {path}: route 'Urgent' of connector 'Support': rules.subject_keywords: keywords are whole words "
          "and this one has no letter or digit, so it never matches"),
+        (config_text(use_for="both", outgoing=SMTP.replace('security = "starttls", auth = "username-password"',
+                                                            'security = "none", auth = "oauth2"')),
+         "error: {path}: connector 'Support': outgoing.security: an OAuth token is never sent over an unencrypted"),
     ],
-    ids=["no-password", "no-password-both", "password-in-clear", "attachment-wildcard", "keyword-wildcard"],
+    ids=["no-password", "no-password-both", "secret-in-clear", "attachment-wildcard", "keyword-wildcard",
+         "token-in-clear"],
 )
 def test_settings_that_can_never_work_are_errors(
     write_config: Callable[[str], Path], capsys: pytest.CaptureFixture[str], text: str, expected: str
@@ -178,3 +184,15 @@ def test_json_report_of_an_invalid_file(write_config: Callable[[str], Path],
     code, report = check_json(capsys, path)
     assert code == 1 and report["valid"] is False and report["counts"] is None
     assert report["errors"][0]["code"] == "invalid" and report["errors"][0]["field"] == "incoming.port"
+
+
+def test_certificate_without_tls_is_an_error() -> None:
+    """A client certificate is only ever presented over TLS: security none can never connect."""
+    import tomllib
+
+    text = config_text(use_for="both", extra='certificate = "relay.pfx"\ncertificate_password_env = "PFX_PW"',
+                       outgoing=SMTP.replace('security = "starttls", auth = "username-password"',
+                                             'security = "none", auth = "certificate"'))
+    findings = find_dead_settings(parse_config(tomllib.loads(text)), environ={})
+    assert [(f.severity, f.code, f.issue.field) for f in findings] == [
+        ("error", "secret-in-clear", "outgoing.security")]
