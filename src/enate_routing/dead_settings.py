@@ -106,6 +106,9 @@ def _connector_findings(connector: Connector, environ: Mapping[str, str]) -> Ite
             yield _error("secret-too-long", f"the value of this environment variable is {len(environ[name])} "
                          f"characters; a password has at most {MAX_PASSWORD}", where=where, field=env_field,
                          item=name)
+    if connector.additional_access is not None and connector.additional_mailbox is None:
+        yield _warning("additional-unused", "additional_access is set but no additional_mailbox is given, so it "
+                       "is never used", where=where, field="additional_access", item=connector.additional_access)
     if connector.additional_mailbox is not None and not connector.uses_incoming:
         yield _warning("additional-unused", f"a connector used for {connector.use_for} reads no mailbox, so its "
                        "additional mailbox is never read", where=where, field="additional_mailbox")

@@ -196,3 +196,13 @@ def test_certificate_without_tls_is_an_error() -> None:
     findings = find_dead_settings(parse_config(tomllib.loads(text)), environ={})
     assert [(f.severity, f.code, f.issue.field) for f in findings] == [
         ("error", "secret-in-clear", "outgoing.security")]
+
+
+def test_unused_additional_mailbox_settings_are_warnings() -> None:
+    """additional_access without a mailbox, or a mailbox on a connector that reads none, is never used."""
+    import tomllib
+
+    data = tomllib.loads(config_text(extra='additional_access = "delegate"'))
+    findings = find_dead_settings(parse_config(data), environ={})
+    assert [(f.severity, f.code, f.issue.field) for f in findings] == [
+        ("warning", "additional-unused", "additional_access")]
