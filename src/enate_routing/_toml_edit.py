@@ -30,12 +30,12 @@ MISSING_MESSAGE = (
 )
 
 # How each array of tables identifies its objects across versions.
-_IDENTITY: dict[str, Callable[[Mapping[str, Any]], object]] = {
-    "connectors": lambda e: e.get("name"),
-    "routes": lambda e: (e.get("connector"), e.get("name")),
-    "fallbacks": lambda e: e.get("connector"),
-    "outgoing_routes": lambda e: e.get("name"),
-    "blocked": lambda e: e.get("address"),
+_IDENTITY: dict[str, Callable[[Any], object]] = {
+    "connectors": lambda m: m.name,
+    "routes": lambda m: (m.connector, m.name),
+    "fallbacks": lambda m: m.connector,
+    "outgoing_routes": lambda m: m.name,
+    "blocked": lambda m: m.address,
 }
 _SECRETS = frozenset({"password", "certificate_password"})
 
@@ -57,15 +57,17 @@ def update_toml(text: str, old: BaseModel, new: BaseModel, data: Mapping[str, An
     return tomlkit.dumps(document)
 
 
-def _update_array(document: Any, section: str, identity: Callable[[Mapping[str, Any]], object],
+def _update_array(document: Any, section: str, identity: Callable[[Any], object],
                   old_models: tuple[BaseModel, ...], new_models: tuple[BaseModel, ...],
                   new_data: list[dict[str, Any]]) -> None:
     existing = document.get(section)
     tables: list[Any] = list(existing) if isinstance(existing, AoT) else []
-    by_key = {identity(t): (t, m) for t, m in zip(tables, old_models, strict=False)}
+    # The file's tables are in the order the old configuration holds its objects (both are file order);
+    # identities come from the validated models, so case or spacing differences in the file do not matter.
+    by_key = {identity(m): (t, m) for t, m in zip(tables, old_models, strict=False)}
     result: list[Any] = []
     for model, entry in zip(new_models, new_data, strict=True):
-        found = by_key.get(identity(entry))
+        found = by_key.get(identity(model))
         if found is None:
             result.append(_new_table(entry))
         else:
@@ -114,8 +116,8 @@ def _update_model(container: Any, old: BaseModel, new: BaseModel, data: Mapping[
         current = container.get(name)
         if isinstance(after, BaseModel) and isinstance(before, BaseModel) and isinstance(current, Table | InlineTable):
             _update_model(current, before, after, data.get(name, {}))
-        elif isinstance(after, Mapping) and isinstance(current, Table | InlineTable):
-            _update_mapping(current, dict(after), data.get(name, {}))
+        elif isinstance(after, Mapping) and isinstance(before, Mapping) and isinstance(current, Table | InlineTable):
+            _update_mapping(current, dict(before), dict(after), data.get(name, {}))
         else:
             _set(container, name, _styled(data.get(name, _plain(after)), current))
 
@@ -132,12 +134,14 @@ def _update_secret(container: Any, name: str, data: Mapping[str, Any]) -> None:
         _set(container, reference, data[reference])
 
 
-def _update_mapping(container: Any, after: dict[str, Any], data: Mapping[str, Any]) -> None:
-    for key in [k for k in container if k not in after]:
+def _update_mapping(container: Any, before: dict[str, Any], after: dict[str, Any], data: Mapping[str, Any]) -> None:
+    """A table of free keys (``[companies]``): keys compare as validated, so an unchanged entry stays as written."""
+    for key in [k for k in container if str(k).strip() not in after]:
         del container[key]
     for key, value in after.items():
-        if key not in container or not _same(_plain(container[key].unwrap()), _plain(value)):
-            _set(container, key, _styled(data.get(key, _plain(value)), container.get(key)))
+        if key in before and _same(before[key], value) and key in container:
+            continue
+        _set(container, key, _styled(data.get(key, _plain(value)), container.get(key)))
 
 
 def _same(before: Any, after: Any) -> bool:

@@ -169,3 +169,32 @@ def test_the_bundled_demo_file_survives_a_save_unchanged(tmp_path: Path) -> None
     path.write_text(original, encoding="utf-8")
     save_config(load_config(path, verify_certificates=False), path)
     assert path.read_text(encoding="utf-8") == original
+
+
+def test_free_tables_and_normalised_values_keep_their_spelling(tmp_path: Path) -> None:
+    """[companies] entries, a blocked address in capitals and [linking] stay as written unless they change."""
+    from enate_routing.loading import dump_config, parse_config
+
+    text = HAND_KEPT + '''
+[companies]
+"Globex Corporation" = "*globex.example; ceo.globex@gmail.com"   # both of Globex's domains
+Initech = ["*initech.example"]
+
+[[blocked]]
+address = "*SPAM.example"
+action = "reject"
+'''
+    path = tmp_path / "routing.toml"
+    path.write_text(text, encoding="utf-8")
+    config = load_config(path)
+    save_config(config, path)
+    assert path.read_text(encoding="utf-8") == text
+    data = dump_config(config, include_secrets=True)
+    data["companies"]["Initech"] = ["*initech.example", "*initech.test"]
+    changed = parse_config(data)
+    save_config(changed, path)
+    saved = path.read_text(encoding="utf-8")
+    assert load_config(path) == changed
+    assert '"Globex Corporation" = "*globex.example; ceo.globex@gmail.com"   # both of Globex\'s domains' in saved
+    assert 'address = "*SPAM.example"' in saved
+    assert saved.count("\n") == text.count("\n")
