@@ -8,6 +8,8 @@ offending item — never a pydantic dump and never a secret's value.
 from __future__ import annotations
 
 import json
+import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,7 +21,15 @@ from enate_routing.certificates import load_pkcs12
 from enate_routing.errors import ConfigError, ConfigIssue
 from enate_routing.model import Config
 
-__all__ = ["check_certificates", "config_schema", "dump_config", "load_config", "parse_config", "save_config"]
+__all__ = [
+    "check_certificates",
+    "config_schema",
+    "dump_config",
+    "load_config",
+    "parse_config",
+    "save_config",
+    "secret_reference",
+]
 
 _SECRET_FIELDS = frozenset({"password", "certificate_password"})
 _SECTIONS = {
@@ -180,12 +190,67 @@ def dump_config(config: Config, *, include_secrets: bool = False) -> dict[str, A
     return data
 
 
-def save_config(config: Config, path: str | Path, *, include_secrets: bool = False) -> None:
-    """Write ``config`` as TOML (``.toml``) or JSON (``.json``); loading it back gives an equal Config."""
+def save_config(
+    config: Config, path: str | Path, *, include_secrets: bool = False, keep_layout: bool = True
+) -> dict[str, str]:
+    """Write ``config`` as TOML (``.toml``) or JSON (``.json``); loading it back gives an equal Config.
+
+    **Secrets are written as references.** A secret given by reference keeps its ``*_env`` name; an inline
+    secret is written as a reference to :func:`secret_reference` (``ENATE_ROUTING_<CONNECTOR>_PASSWORD``),
+    which the host must then set. Its value is written in clear only when ``include_secrets=True``.
+    Returns the references written for inline secrets: variable name → what it holds (never the value).
+
+    **An existing TOML file keeps its layout** (``keep_layout``, needs the ``toml-edit`` extra): only the
+    values that changed are rewritten; comments, order and list style stay. The file is replaced
+    atomically, so a crash leaves the old or the new file, never half of one.
+    """
     path = Path(path)
     data = dump_config(config, include_secrets=include_secrets)
-    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n" if path.suffix.lower() == ".json" else to_toml(data)
-    path.write_text(text, encoding="utf-8")
+    references = {} if include_secrets else _inline_secrets_as_references(config, data)
+    if path.suffix.lower() == ".json":
+        text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    elif keep_layout and path.exists():
+        text = _edited_toml(path, config, data)
+    else:
+        text = to_toml(data)
+    temporary = path.with_name(f".{path.name}.saving")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
+    return references
+
+
+def secret_reference(connector: str, field: str) -> str:
+    """The environment variable an inline secret is saved as: ``ENATE_ROUTING_<CONNECTOR>_<FIELD>``."""
+    name = re.sub(r"[^A-Z0-9]+", "_", connector.upper()).strip("_") or "CONNECTOR"
+    return f"ENATE_ROUTING_{name}_{field.upper()}"
+
+
+def _inline_secrets_as_references(config: Config, data: dict[str, Any]) -> dict[str, str]:
+    written: dict[str, str] = {}
+    for entry, connector in zip(data.get("connectors", []), config.connectors, strict=True):
+        for field in ("password", "certificate_password"):
+            if getattr(connector, field) is not None:
+                entry[f"{field}_env"] = name = secret_reference(connector.name, field)
+                written[name] = f"connector {connector.name!r}: {field}"
+    return written
+
+
+def _edited_toml(path: Path, config: Config, data: dict[str, Any]) -> str:
+    from enate_routing import _toml_edit  # the one module importing the optional tomlkit
+
+    try:
+        existing = path.read_text(encoding="utf-8")
+        old = parse_config(_decode(existing, ".toml"))
+    except (OSError, UnicodeDecodeError):
+        raise ConfigError.single("cannot read the existing file to keep its layout", file=str(path)) from None
+    except ConfigError as exc:
+        hint = ConfigIssue("the existing file does not load, so its layout cannot be kept; fix it, or save with "
+                           "keep_layout=False to replace it", file=str(path))
+        raise ConfigError([hint, *exc.with_file(str(path)).issues]) from None
+    try:
+        return _toml_edit.update_toml(existing, old, config, data)
+    except ConfigError as exc:
+        raise exc.with_file(str(path)) from None
 
 
 def config_schema() -> dict[str, Any]:

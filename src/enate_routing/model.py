@@ -55,6 +55,9 @@ Security = Literal["ssl", "starttls", "none"]
 UseFor = Literal["incoming", "outgoing", "both"]
 OutgoingAuth = Literal["none", "username-password", "certificate", "oauth2"]
 IncomingAuth = Literal["username-password", "oauth2"]
+AdditionalAccess = Literal["shared-folder", "delegate", "office365-delegate"]
+"""How the additional mailbox is opened: a shared IMAP folder, a delegated (master-user) login, or Office 365's
+delegated login (``login\\shared`` with a password; the shared address with the delegate's OAuth token)."""
 
 DEFAULT_SUBJECT_PATTERN = r"\[REF:(?P<ref>[A-Z]+-\d+)\]"
 
@@ -153,6 +156,7 @@ class Connector(_Frozen):
     password_env: EnvName | None = None
     primary_address: Address
     additional_mailbox: str | None = None
+    additional_access: AdditionalAccess | None = None
     use_for: UseFor
     incoming: IncomingServer | None = None
     outgoing: OutgoingServer | None = None
@@ -213,7 +217,25 @@ class Connector(_Frozen):
             raise _field_error("certificate_password", "give certificate_password or certificate_password_env")
         if self.outgoing is not None and self.outgoing.auth == "certificate" and self.certificate is None:
             raise _field_error("certificate", "certificate authentication needs a .pfx certificate file")
+        if (self.additional_mailbox is not None and self.incoming is not None and self.incoming.protocol == "pop3"
+                and self.additional_mode == "shared-folder"):
+            # POP3 has no folders: a "shared folder" would silently read (and delete from) the primary mailbox.
+            raise _field_error("additional_access", "POP3 has no folders, so a shared folder would read the "
+                               "primary mailbox; use a delegated login (delegate or office365-delegate)",
+                               "shared-folder")
         return self
+
+    @property
+    def additional_mode(self) -> AdditionalAccess:
+        """``additional_access``, or its default: Office 365 → office365-delegate, POP3 → delegate, else
+        shared-folder."""
+        if self.additional_access is not None:
+            return self.additional_access
+        if self.service.startswith("office365"):
+            return "office365-delegate"
+        if self.incoming is not None and self.incoming.protocol == "pop3":
+            return "delegate"
+        return "shared-folder"
 
     @property
     def uses_incoming(self) -> bool:
@@ -252,7 +274,8 @@ class Connector(_Frozen):
                           self._safe_value(self.certificate_password_value, environ))
         )
         settings = self.model_dump_json(
-            include={"service", "username", "primary_address", "additional_mailbox", "use_for", "incoming",
+            include={"service", "username", "primary_address", "additional_mailbox", "additional_access", "use_for",
+                     "incoming",
                      "outgoing", "certificate", "password_env", "certificate_password_env",
                      "allow_plaintext_auth"}
         )

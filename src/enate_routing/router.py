@@ -20,6 +20,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from enate_routing.bounces import find_bounce
 from enate_routing.decision import (
     MAILBOX_SCOPE,
     Action,
@@ -296,6 +297,10 @@ class Router:
         elif trace is not None:
             trace.steps.append("the mail has no From address")
 
+        bounce = find_bounce(envelope, self._lookup, self._link_pattern)  # joins the work item that bounced
+        if bounce is not None:
+            address = bounce.address if bounce.address in cc.addresses else mailbox
+            return _single(cc, envelope, key, trace, "link", bounce.reason, address, bounce.work_item)
         link = self._follow_up(cc, envelope, trace)  # docs/semantics.md §3.4, before routing
         if link is not None:
             automatic = envelope.automatic_reason

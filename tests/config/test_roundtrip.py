@@ -6,7 +6,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from enate_routing import load_config, parse_config, save_config
@@ -58,3 +58,15 @@ def test_passwords_are_kept_exactly(password: str) -> None:
         path = Path(folder) / "config.toml"
         save_config(config, path, include_secrets=True)
         assert load_config(path).connector("C").password_value() == password
+
+
+@settings(max_examples=40)  # two configurations and two saves per example
+@given(first=rich_config_data(), second=rich_config_data())
+def test_saving_over_an_existing_file_is_lossless(first: dict[str, Any], second: dict[str, Any]) -> None:
+    """Saving configuration B over a file holding A (layout kept, tomlkit) loads back as exactly B."""
+    old, new = parse_config(first), parse_config(second)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "config.toml"
+        save_config(old, path, include_secrets=True)
+        save_config(new, path, include_secrets=True)
+        assert load_config(path) == new

@@ -47,12 +47,14 @@ EXPECTED: dict[str, list[tuple[str, str]]] = {
     "27-hr-contract-docx": [("create", "HR documents")],
     "28-upper-case-addresses": [("create", "Help desk")],
     "29-idna-sender": [("create", "Bücher orders")],
-    "30-bounce": [("create", "Help desk")],
+    "30-bounce": [("link", "T-001002")],
     "31-partner-cc": [("create", "Partner escalations")],
     "32-follow-up-body-token": [("link", "T-000789")],
     "33-log-bundle-tar-gz": [("create", "Log bundles")],
     "34-printer-disabled-route": [("create", "Help desk")],
     "35-forwarded-message-attachment": [("create", "Triage")],
+    "36-bounce-of-unknown-mail": [("create", "Help desk")],
+    "37-reply-to-acknowledgement": [("link", "T-001002")],
 }
 
 

@@ -19,7 +19,8 @@ DEMO = DATA / "demo.toml"
 MAIL = DATA / "demo_mail"
 WORK_ITEMS = DATA / "demo_work_items.json"
 DECISION_FIELDS = ["message", "connector", "action", "address", "route", "fallback", "target", "ticket_category",
-               "send_automated_emails", "test_mode", "acknowledge", "suppressed", "link", "idempotency_key"]
+                   "send_automated_emails", "test_mode", "for_attention", "acknowledge", "suppressed", "link",
+                   "reason", "idempotency_key"]
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -94,12 +95,12 @@ def test_diff_lists_changed_messages_and_per_route_counts(capsys: pytest.Capture
     code, out, _ = run(capsys, "diff", "--config", str(DEMO), "--against", str(new), str(MAIL))
     assert code == 0
     assert "01-urgent-outage.eml: Urgent outages (help@contoso.example) → Help desk" in out
-    assert "1 of 35 messages route differently" in out
+    assert "1 of 37 messages route differently" in out
     assert any(line.split()[:2] == ["Urgent", "outages"] and "(-1)" in line for line in out.splitlines())
     code, _, _ = run(capsys, "diff", "--config", str(DEMO), "--against", str(new), "--exit-code", str(MAIL))
     assert code == 1
     code, out, _ = run(capsys, "diff", "--config", str(DEMO), "--against", str(DEMO), "--exit-code", str(MAIL))
-    assert code == 0 and "0 of 35" in out
+    assert code == 0 and "0 of 37" in out
 
 
 def test_demo_prints_a_table(capsys: pytest.CaptureFixture[str]) -> None:
@@ -109,7 +110,7 @@ def test_demo_prints_a_table(capsys: pytest.CaptureFixture[str]) -> None:
     lines = out.splitlines()
     assert lines[0].split()[:4] == ["message", "from", "subject", "action"]
     assert any(line.startswith("19-blocked-spammer") and " reject " in line for line in lines)
-    assert "35 messages" in out
+    assert "37 messages" in out
 
 
 def test_python_dash_m_demo_runs() -> None:
@@ -124,6 +125,7 @@ SHADOWED = '''
 name = "Support"
 service = "other"
 username = "support@contoso.example"
+password_env = "SUPPORT_PASSWORD"
 primary_address = "support@contoso.example"
 use_for = "incoming"
 incoming = { protocol = "imap", host = "mail.contoso.example", port = 993, security = "ssl" }

@@ -1,4 +1,10 @@
-"""``check`` and ``schema``: validate a configuration file; print the file format's JSON Schema."""
+"""``check`` and ``schema``: validate a configuration file; print the file format's JSON Schema.
+
+``check`` reports, each with its location: validation errors (the file cannot be loaded), dead settings
+that can never work (errors) or may be deliberate (warnings, :mod:`enate_routing.dead_settings`), shadowed
+routes and mail loops (warnings, :mod:`enate_routing.analysis`). Errors exit 1; warnings exit 0 unless
+``--strict``. ``--format json`` prints one JSON object (docs/configuration.md, "check --format json").
+"""
 
 from __future__ import annotations
 
@@ -8,32 +14,107 @@ from pathlib import Path
 from typing import Any
 
 from enate_routing.analysis import find_loops, find_shadowed
+from enate_routing.cli._text import plural
+from enate_routing.dead_settings import Finding, find_dead_settings
+from enate_routing.errors import ConfigError, ConfigIssue
 from enate_routing.loading import config_schema, load_config
+from enate_routing.model import Config
 
 __all__ = ["register"]
+
+CHECK_FORMAT_VERSION = 1
 
 
 def register(subparsers: Any) -> None:
     check = subparsers.add_parser("check", help="validate a configuration file (exit 1 on errors)")
-    check.add_argument("--config", required=True, type=Path, metavar="FILE")
-    check.add_argument("--strict", action="store_true", help="exit 1 on warnings (shadowed routes, mail loops) too")
+    check.add_argument("file", nargs="?", type=Path, metavar="FILE", help="the configuration file")
+    check.add_argument("--config", type=Path, metavar="FILE", help="the same as FILE")
+    check.add_argument("--strict", action="store_true",
+                       help="exit 1 on warnings (shadowed routes, mail loops, settings that may be mistakes) too")
+    check.add_argument("--format", choices=("text", "json"), default="text", help="output format (default text)")
     check.set_defaults(handler=run_check)
     schema = subparsers.add_parser("schema", help="print the JSON Schema of the configuration file")
     schema.set_defaults(handler=run_schema)
 
 
+def config_path(args: argparse.Namespace) -> Path:
+    """``FILE`` or ``--config FILE`` (one of them, or both the same)."""
+    positional, option = args.file, args.config
+    if positional is not None and option is not None and positional != option:
+        raise ConfigError.single(f"two files named: {positional} and --config {option}; name one")
+    path: Path | None = positional or option
+    if path is None:
+        raise ConfigError.single("name the configuration file: check FILE")
+    return path
+
+
+def _findings(config: Config) -> list[Finding]:
+    found = list(find_dead_settings(config))
+    found += [Finding("warning", "shadowed", ConfigIssue(str(s), where=f"route {s.route!r} of connector "
+                                                                         f"{s.connector!r}"))
+              for s in find_shadowed(config)]
+    found += [Finding("warning", "mail-loop", ConfigIssue(str(loop), where=f"connector {loop.connector!r}"))
+              for loop in find_loops(config)]
+    return found
+
+
+def _line(finding: Finding, file: Path) -> str:
+    """One located line; shadowing and loops carry their location in their own sentence."""
+    issue = finding.issue
+    if finding.code in ("shadowed", "mail-loop"):
+        return f"{file}: {issue.problem}"
+    return str(ConfigIssue(issue.problem, file=str(file), where=issue.where, field=issue.field, item=issue.item))
+
+
+def _json_issue(code: str, issue: ConfigIssue, file: Path) -> dict[str, Any]:
+    return {"code": code, "file": issue.file or str(file), "where": issue.where, "field": issue.field,
+            "item": issue.item, "problem": issue.problem}
+
+
 def run_check(args: argparse.Namespace) -> int:
-    """Errors exit 1; warnings (docs/semantics.md §5: shadowed routes, mail loops) are printed and exit 0 — the file is
-    valid and routes mail as written — unless ``--strict`` asks CI to fail on them (docs/routing.md)."""
-    config = load_config(args.config)
-    routes = len(config.routes) + len(config.fallbacks)
-    warnings = [str(found) for found in (*find_shadowed(config), *find_loops(config))]
-    for warning in warnings:
-        print(f"warning: {args.config}: {warning}")
-    noted = f", {len(warnings)} warning{'s' if len(warnings) != 1 else ''}" if warnings else ""
-    print(f"{args.config}: OK — {len(config.connectors)} connectors, {routes} incoming routes, "
-          f"{len(config.outgoing_routes)} outgoing routes{noted}")
-    return 1 if warnings and getattr(args, "strict", False) else 0
+    """Errors exit 1; warnings (docs/semantics.md §5) are printed and exit 0 — the file is valid and routes mail as
+    written — unless ``--strict`` asks CI to fail on them (docs/routing.md)."""
+    path = config_path(args)
+    strict = bool(getattr(args, "strict", False))
+    as_json = getattr(args, "format", "text") == "json"
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        if not as_json:
+            raise
+        print(json.dumps(_report(path, None, [], list(exc.issues), strict), ensure_ascii=False))
+        return 1
+    findings = _findings(config)
+    errors = [f for f in findings if f.severity == "error"]
+    warnings = [f for f in findings if f.severity == "warning"]
+    failed = bool(errors) or (strict and bool(warnings))
+    if as_json:
+        print(json.dumps(_report(path, config, findings, [], strict), ensure_ascii=False))
+        return 1 if failed else 0
+    for finding in (*errors, *warnings):
+        print(f"{finding.severity}: {_line(finding, path)}")
+    counts = (f"{plural(len(config.connectors), 'connector')}, "
+              f"{plural(len(config.routes) + len(config.fallbacks), 'incoming route')}, "
+              f"{plural(len(config.outgoing_routes), 'outgoing route')}")
+    noted = ", ".join(plural(len(group), kind) for group, kind in ((errors, "error"), (warnings, "warning")) if group)
+    verdict = "FAILED" if errors else "OK"
+    print(f"{path}: {verdict} — {counts}{', ' + noted if noted else ''}")
+    return 1 if failed else 0
+
+
+def _report(path: Path, config: Config | None, findings: list[Finding], invalid: list[ConfigIssue],
+            strict: bool) -> dict[str, Any]:
+    errors = [_json_issue("invalid", issue, path) for issue in invalid]
+    errors += [_json_issue(f.code, f.issue, path) for f in findings if f.severity == "error"]
+    warnings = [_json_issue(f.code, f.issue, path) for f in findings if f.severity == "warning"]
+    counts = None if config is None else {
+        "connectors": len(config.connectors),
+        "incoming_routes": len(config.routes) + len(config.fallbacks),
+        "outgoing_routes": len(config.outgoing_routes),
+    }
+    return {"format": CHECK_FORMAT_VERSION, "file": str(path), "valid": config is not None,
+            "ok": not errors and not (strict and warnings), "strict": strict, "counts": counts,
+            "errors": errors, "warnings": warnings}
 
 
 def run_schema(args: argparse.Namespace) -> int:

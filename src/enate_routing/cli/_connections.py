@@ -1,4 +1,8 @@
-"""``test-connection``: a real login against a connector's servers (docs/semantics.md §2, §5, §8)."""
+"""``test-connection``: a real login against a connector's servers (docs/semantics.md §2, §5, §8).
+
+Also the connector-naming options every connection command shares (``NAME`` or ``--connector NAME``,
+``--mailbox``), so ``route``, ``poll`` and ``test-connection`` name a connector the same way.
+"""
 
 from __future__ import annotations
 
@@ -8,33 +12,61 @@ from typing import Any
 
 from enate_routing.errors import ConfigError
 from enate_routing.loading import load_config
+from enate_routing.model import Config, Connector
 from enate_routing.transports.factory import ConnectorAccess, check_connection
 
-__all__ = ["register"]
+__all__ = ["add_connector_arguments", "add_mailbox_argument", "connector_name", "register"]
+
+
+def add_connector_arguments(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """``NAME`` as a positional argument or as ``--connector NAME`` (the spelling ``route`` uses)."""
+    parser.add_argument("name", nargs="?", metavar="NAME", help=help_text)
+    parser.add_argument("--connector", dest="connector_option", metavar="NAME", help="the same as NAME")
+
+
+def add_mailbox_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--mailbox", choices=("primary", "additional"), default="primary",
+                        help="read the connector's primary mailbox (default) or its additional_mailbox")
+
+
+def connector_name(args: argparse.Namespace) -> str:
+    """The connector named by ``NAME`` or ``--connector``; a ConfigError when none or two different ones."""
+    positional, option = args.name, args.connector_option
+    if positional and option and positional != option:
+        raise ConfigError.single(f"two connectors named: {positional!r} and --connector {option!r}; name one")
+    name: str | None = positional or option
+    if not name:
+        raise ConfigError.single("name the connector: NAME or --connector NAME")
+    return name
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "test-connection", help="log in to a connector's servers and report the result (exit 1 on failure)"
+        "test-connection",
+        help="log in to a connector's servers (and its additional mailbox) and report the result (exit 1 on failure)",
     )
     parser.add_argument("--config", required=True, type=Path, metavar="FILE")
-    parser.add_argument("name", metavar="NAME", help="the connector's name")
+    add_connector_arguments(parser, "the connector's name")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per network operation (default 30)")
     parser.set_defaults(handler=run_test_connection)
 
 
-def run_test_connection(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+def find_connector(config: Config, name: str, file: Path) -> Connector:
     try:
-        connector = config.connector(args.name)
+        return config.connector(name)
     except KeyError:
         names = ", ".join(repr(c.name) for c in config.connectors) or "none"
-        raise ConfigError.single(f"no connector has this name (connectors: {names})", file=str(args.config),
-                                 item=args.name) from None
+        raise ConfigError.single(f"no connector has this name (connectors: {names})", file=str(file),
+                                 item=name) from None
+
+
+def run_test_connection(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    connector = find_connector(config, connector_name(args), args.config)
     access = ConnectorAccess(base_dir=args.config.parent, timeout=args.timeout)
     results = check_connection(connector, access)
     for result in results:
         status = "ok" if result.ok else f"FAILED ({result.error})"
         print(f"{connector.name}: {result.server}: {status} — {result.detail} "
               f"[{result.elapsed:.2f} s]")
-    return 0 if all(result.ok for result in results) else 1
+    return 0 if results and all(result.ok for result in results) else 1

@@ -24,6 +24,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
+from enate_routing.cli._connections import add_connector_arguments, add_mailbox_argument, connector_name
 from enate_routing.cli._logging import add_logging_options, configure_logging
 from enate_routing.errors import ConfigError, TransportError
 from enate_routing.ingest import Ingestor, IngestStats, SqliteLedger, WorkItem
@@ -79,9 +80,19 @@ class JsonlWriter:
         os.close(self._fd)
 
 
-def add_ledger_options(parser: argparse.ArgumentParser, *, out_required: bool) -> None:
+def add_ledger_options(parser: argparse.ArgumentParser, *, out_required: bool, connector_option: bool = True) -> None:
+    """``--config``, the connector, ``--mailbox``, ``--out``, ``--state``, ``--timeout`` and logging options.
+
+    Commands with another positional argument after NAME pass ``connector_option=False``: argparse would give
+    a lone positional to the later argument when NAME is optional, so there NAME stays required.
+    """
     parser.add_argument("--config", required=True, type=Path, metavar="FILE")
-    parser.add_argument("name", metavar="NAME", help="the incoming connector")
+    if connector_option:
+        add_connector_arguments(parser, "the incoming connector")
+    else:
+        parser.add_argument("name", metavar="NAME", help="the incoming connector")
+        parser.set_defaults(connector_option=None)
+    add_mailbox_argument(parser)
     parser.add_argument("--out", required=out_required, type=Path, metavar="FILE.jsonl",
                         help="decisions are appended here")
     parser.add_argument("--state", type=Path, metavar="DB", help="the ingestion ledger (default: <out>.ledger.db)")
@@ -104,6 +115,7 @@ def open_ingestor(args: argparse.Namespace, *, reset: bool = False, **options: A
         tuple[Ingestor, SqliteLedger, JsonlWriter | None]]:
     """The configured ingestor with its ledger and (with ``--out``) its JSON-lines writer, closed after."""
     with configure_logging(args):
+        args.name = connector_name(args)
         config = load_config(args.config)
         access = ConnectorAccess(base_dir=args.config.parent, timeout=args.timeout)
         router = Router.compile(config)
@@ -112,7 +124,7 @@ def open_ingestor(args: argparse.Namespace, *, reset: bool = False, **options: A
         try:
             handler = writer if writer is not None else _no_handler
             yield Ingestor.from_config(config, args.name, router=router, store=store, handler=handler,
-                                       access=access, **options), store, writer
+                                       access=access, mailbox=args.mailbox, **options), store, writer
         finally:
             if writer is not None:
                 writer.close()

@@ -1,4 +1,4 @@
-"""``route``, ``explain``, ``diff`` and ``demo``: run stored mail through a configuration (docs/semantics.md §5)."""
+"""``route``, ``explain`` and ``diff``: run stored mail through a configuration (docs/semantics.md §5)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ import json
 import sys
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from enate_routing.cli._records import FORMAT_VERSION, explain_record, result_records
+from enate_routing.cli._text import plural
 from enate_routing.decision import Decision, RoutingResult
 from enate_routing.directory import KnownMessage
 from enate_routing.envelope import Envelope
@@ -19,7 +20,7 @@ from enate_routing.loading import load_config
 from enate_routing.model import Config
 from enate_routing.router import Router
 
-__all__ = ["register"]
+__all__ = ["load_work_items", "register"]
 
 
 def register(subparsers: Any) -> None:
@@ -31,6 +32,7 @@ def register(subparsers: Any) -> None:
     explain = subparsers.add_parser("explain", help="explain, route by route and rule by rule, how a message routes")
     _common(explain)
     explain.add_argument("message", metavar="MESSAGE", help=".eml file, or - for stdin")
+    _format(explain)
     explain.set_defaults(handler=run_explain)
 
     diff = subparsers.add_parser("diff", help="replay messages through two configurations and list the differences")
@@ -39,11 +41,15 @@ def register(subparsers: Any) -> None:
     diff.add_argument("--connector", metavar="NAME", help="the incoming connector (needed when there are several)")
     diff.add_argument("--work-items", type=Path, metavar="JSON", help="known message ids and work items")
     diff.add_argument("--exit-code", action="store_true", help="exit 1 when some message routes differently")
+    _format(diff)
     diff.add_argument("messages", nargs="+", metavar="MESSAGE", help=".eml file, folder of them, or - for stdin")
     diff.set_defaults(handler=run_diff)
 
-    demo = subparsers.add_parser("demo", help="route the bundled sample mailbox through the bundled configuration")
-    demo.set_defaults(handler=run_demo)
+
+
+def _format(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--format", choices=("text", "json"), default="text",
+                        help="text for people (default) or one JSON object (docs/json-output.md)")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -102,7 +108,7 @@ class _JsonWorkItems:
         return reference.casefold() in self.items
 
 
-def _work_items(path: Path | None) -> _JsonWorkItems | None:
+def load_work_items(path: Path | None) -> _JsonWorkItems | None:
     if path is None:
         return None
     try:
@@ -115,7 +121,7 @@ def _work_items(path: Path | None) -> _JsonWorkItems | None:
 
 
 def _router(config: Config, work_items: Path | None) -> Router:
-    return Router.compile(config, lookup=_work_items(work_items))
+    return Router.compile(config, lookup=load_work_items(work_items))
 
 
 # --- commands -------------------------------------------------------------------------------------------
@@ -126,7 +132,7 @@ def run_route(args: argparse.Namespace) -> int:
     router, limits = _router(config, args.work_items), config.limits.parse_limits()
     for name, raw in _messages(args.messages):
         result = router.route(Envelope.from_bytes(raw, limits=limits), args.connector)
-        for row in result.to_json(name):
+        for row in result_records(result, name):
             print(json.dumps(row, ensure_ascii=False), flush=False)
     sys.stdout.flush()
     return 0
@@ -137,15 +143,19 @@ def run_explain(args: argparse.Namespace) -> int:
     router = _router(config, args.work_items)
     (name, raw), = list(_messages([args.message]))
     envelope = Envelope.from_bytes(raw, limits=config.limits.parse_limits())
+    trace = router.explain(envelope, args.connector)
+    if args.format == "json":
+        print(json.dumps(explain_record(name, envelope, trace), ensure_ascii=False))
+        return 0
     print(f"{name}: from {envelope.sender or '(none)'}, subject {envelope.subject!r}")
     if envelope.defects:
         print(f"parser notes: {'; '.join(envelope.defects)}")
-    print(router.explain(envelope, args.connector).format())
+    print(trace.format())
     return 0
 
 
 def _comparable(result: RoutingResult) -> list[dict[str, Any]]:
-    return result.to_json("")
+    return result_records(result, "")
 
 
 def _label(decision: Decision) -> str:
@@ -167,6 +177,8 @@ def run_diff(args: argparse.Namespace) -> int:
     old_counts: Counter[str] = Counter()
     new_counts: Counter[str] = Counter()
     total = differing = 0
+    as_json = args.format == "json"
+    changes: list[dict[str, Any]] = []
     progress = sys.stderr.isatty()
     for name, raw in _messages(args.messages):
         envelope = Envelope.from_bytes(raw, limits=old_limits)
@@ -179,15 +191,27 @@ def run_diff(args: argparse.Namespace) -> int:
         new_counts.update(_label(d) for d in after.decisions)
         if _comparable(before) != _comparable(after):
             differing += 1
-            if progress:
-                print("\r\033[K", end="", file=sys.stderr)
-            print(f"{name}: {_summary(before)} → {_summary(after)}")
+            if as_json:
+                changes.append({"message": name, "before": result_records(before, name),
+                                "after": result_records(after, name)})
+            else:
+                if progress:
+                    print("\r\033[K", end="", file=sys.stderr)
+                print(f"{name}: {_summary(before)} → {_summary(after)}")
         if progress and total % 100 == 0:
             print(f"\r{total} messages…", end="", file=sys.stderr, flush=True)
     if progress:
         print("\r\033[K", end="", file=sys.stderr)
-    print(f"{differing} of {total} messages route differently")
     changed = sorted(label for label in old_counts | new_counts if old_counts[label] != new_counts[label])
+    if as_json:
+        print(json.dumps({
+            "format": FORMAT_VERSION, "old": str(args.config), "new": str(args.against), "messages": total,
+            "differing": differing, "changes": changes,
+            "per_route": [{"label": label, "old": old_counts[label], "new": new_counts[label],
+                           "delta": new_counts[label] - old_counts[label]} for label in changed],
+        }, ensure_ascii=False))
+        return 1 if args.exit_code and differing else 0
+    print(f"{differing} of {plural(total, 'message')} route{'s' if total == 1 else ''} differently")
     if changed:
         print("per route (old → new):")
         width = max(len(label) for label in changed)
@@ -195,57 +219,3 @@ def run_diff(args: argparse.Namespace) -> int:
             delta = new_counts[label] - old_counts[label]
             print(f"  {label:<{width}}  {old_counts[label]:>5} → {new_counts[label]:<5} ({delta:+d})")
     return 1 if args.exit_code and differing else 0
-
-
-# --- demo -----------------------------------------------------------------------------------------------
-
-
-def _cell(text: str, width: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def _demo_cells(decision: Decision) -> tuple[str, str, str]:
-    """(route or link, target or reason, acknowledgement) for one row of the demo table."""
-    if decision.action == "create" and decision.delivery is not None:
-        route = f"{decision.route} (fallback)" if decision.fallback else str(decision.route)
-        created = decision.delivery.target
-        target = f"{created.customer} / {created.process} ({created.kind})"
-        if decision.acknowledge:
-            more = len(decision.acknowledge) - 1
-            ack = decision.acknowledge[0] + (f" +{more}" if more else "")
-        else:
-            ack = f"none: {decision.suppressed}" if decision.suppressed else "-"
-        return route, target, ack
-    if decision.action == "link":
-        return f"→ {decision.link}", decision.reason or "", "-"
-    return "-", decision.reason or "", "-"
-
-
-def run_demo(args: argparse.Namespace) -> int:
-    data = resources.files("enate_routing") / "data"
-    with resources.as_file(data) as folder:
-        config = load_config(folder / "demo.toml", verify_certificates=False)
-        router = Router.compile(config, lookup=_work_items(folder / "demo_work_items.json"))
-        mail = sorted((folder / "demo_mail").glob("*.eml"))
-        limits = config.limits.parse_limits()
-        columns = (("message", 24), ("from", 26), ("subject", 28), ("action", 6), ("route / link", 18),
-                   ("target / reason", 30), ("ack", 24))
-        print("  ".join(f"{title:<{width}}" for title, width in columns).rstrip())
-        print("  ".join("-" * width for _, width in columns))
-        actions: Counter[str] = Counter()
-        for path in mail:
-            envelope = Envelope.from_bytes(path.read_bytes(), limits=limits)
-            for index, decision in enumerate(router.route(envelope).decisions):
-                actions[decision.action] += 1
-                first = index == 0
-                cells = (path.stem if first else "  ″", (envelope.sender or "(none)") if first else "",
-                         envelope.subject if first else "", decision.action, *_demo_cells(decision))
-                print("  ".join(f"{_cell(text, width):<{width}}"
-                                for text, (_, width) in zip(cells, columns, strict=True)).rstrip())
-    print()
-    print(f"{len(mail)} messages, " + ", ".join(f"{count} {action}" for action, count in sorted(actions.items())))
-    # importlib.resources gives the real files for an installed package, so the paths stay usable.
-    print(f"Why? enate-routing explain --config {folder / 'demo.toml'} "
-          f"--work-items {folder / 'demo_work_items.json'} {mail[0]}  (docs/routing.md)")
-    return 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from enate_routing.bounces import find_bounce
 from enate_routing.decision import (
     MAILBOX_SCOPE,
     Decision,
@@ -175,6 +176,11 @@ class ReferenceRouter:
             if self.blocked_action(sender) == "reject":
                 return one("reject", "blocked")
 
+        bounce = find_bounce(envelope, self.lookup, re.compile(config.linking.subject_pattern)
+                             if config.linking.subject_pattern else None)
+        if bounce is not None:
+            return one("link", bounce.reason, link=bounce.work_item,
+                       address=bounce.address if bounce.address in own else mailbox)
         found = self._follow_up(envelope, own, mailbox)
         if found is not None:
             work_item, address, reason, generated = found

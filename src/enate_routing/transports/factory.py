@@ -8,7 +8,7 @@ connector's servers, resolves its secrets (inline or ``*_env``), loads its ``.pf
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -47,17 +47,18 @@ class ConnectorAccess:
 
     ``base_dir`` resolves relative ``ca_file`` and ``certificate`` paths (the configuration file's
     folder); ``environ`` is where ``*_env`` secrets are read (default ``os.environ``); ``token_provider``
-    supplies OAuth 2.0 tokens; ``timeout`` bounds every socket operation. ``additional`` selects how the
-    connector's ``additional_mailbox`` is reached: ``shared-folder`` (an IMAP shared namespace, e.g.
-    Dovecot's ``shared/<owner>/INBOX``), ``delegate`` (a Dovecot master-user login ``target*login``) or
-    ``office365-delegate`` (``login\\target``). ``source_address`` binds the local side.
+    supplies OAuth 2.0 tokens; ``timeout`` bounds every socket operation. ``additional`` overrides the
+    connector's ``additional_access`` (how its ``additional_mailbox`` is reached): ``shared-folder`` (an IMAP
+    shared namespace, e.g. Dovecot's ``shared/<owner>/INBOX``; never POP3), ``delegate`` (a Dovecot
+    master-user login ``target*login``) or ``office365-delegate`` (``login\\target`` with a password; the
+    shared address itself with the delegate's OAuth token). ``source_address`` binds the local side.
     """
 
     base_dir: Path = Path()
     environ: Mapping[str, str] | None = None
     token_provider: TokenProvider | None = None
     timeout: float = 30.0
-    additional: Literal["shared-folder", "delegate", "office365-delegate"] = "shared-folder"
+    additional: Literal["shared-folder", "delegate", "office365-delegate"] | None = None
     source_address: str | None = None
 
 
@@ -126,10 +127,16 @@ def _source_args(
         if target is None:
             raise ConfigError.single("no additional_mailbox is configured", where=_where(connector),
                                      field="additional_mailbox")
-        if access.additional == "shared-folder":
+        mode = access.additional or connector.additional_mode
+        if mode == "shared-folder":
+            if server.protocol == "pop3":  # POP3 has no folders: this would read the primary mailbox
+                raise ConfigError.single("POP3 has no folders; reach the additional mailbox by a delegated login",
+                                         where=_where(connector), field="additional_access", item=mode)
             folder = shared_folder(target, server.folder)
+        elif mode == "office365-delegate" and server.auth == "oauth2":
+            login = target  # Office 365 OAuth: the shared address logs in with the delegate's token
         else:
-            style: Literal["dovecot", "office365"] = "dovecot" if access.additional == "delegate" else "office365"
+            style: Literal["dovecot", "office365"] = "dovecot" if mode == "delegate" else "office365"
             login = delegate_login(target, connector.username or "", style=style)
     return _endpoint(server, connector, access), _login(connector, access, server.auth, login), folder
 
@@ -179,21 +186,29 @@ def check_connection(
 ) -> tuple[ConnectionTestResult, ...]:
     """Test every direction the connector is used for: a real login plus SELECT / STAT / NOOP (docs/semantics.md §2).
 
-    Returns one result per server (incoming first). A configuration problem (a missing password, an
-    unusable certificate) is a failed result too, so a host's "Test connection" button never crashes.
+    Returns one result per server (incoming first), and for a connector with an ``additional_mailbox`` a
+    second incoming result for that mailbox (its ``detail`` starts with ``additional mailbox``). A
+    configuration problem (a missing password, an unusable certificate, POP3 with a shared folder) is a
+    failed result too, so a host's "Test connection" button never crashes.
     """
     results: list[ConnectionTestResult] = []
     if connector.uses_incoming:
-        results.append(_guarded("imap" if _incoming(connector).protocol == "imap" else "pop3",
-                                lambda: _test_incoming(connector, access), connector))
+        protocol: Literal["imap", "pop3"] = "imap" if _incoming(connector).protocol == "imap" else "pop3"
+        results.append(_guarded(protocol, lambda: _test_incoming(connector, access, "primary"), connector))
+        if connector.additional_mailbox is not None:
+            additional = _guarded(protocol, lambda: _test_incoming(connector, access, "additional"), connector)
+            results.append(replace(additional, detail=f"additional mailbox {connector.additional_mailbox}: "
+                                                      f"{additional.detail}"))
     if connector.uses_outgoing:
         results.append(_guarded("smtp", lambda: _test_outgoing(connector, access), connector))
     return tuple(results)
 
 
 
-def _test_incoming(connector: Connector, access: ConnectorAccess) -> ConnectionTestResult:
-    endpoint, credentials, folder = _source_args(connector, access, "primary")
+def _test_incoming(
+    connector: Connector, access: ConnectorAccess, mailbox: Literal["primary", "additional"]
+) -> ConnectionTestResult:
+    endpoint, credentials, folder = _source_args(connector, access, mailbox)
     server = _incoming(connector)
     if server.protocol == "imap":
         return test_imap_connection(endpoint, credentials, folder, processed=_processed(server))

@@ -1,0 +1,115 @@
+"""Bounces join the work item of the mail that bounced (docs/semantics.md §3.4, docs/routing.md step 4)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from routing_helpers import HELP, make_config, route
+
+from enate_routing.bounces import find_bounce, is_bounce
+from enate_routing.envelope import Envelope
+from enate_routing.router import Router
+from enate_routing.testing import InMemoryWorkItems, ReferenceRouter
+
+ROUTERS: dict[str, Callable[..., Any]] = {"compiled": Router.compile, "reference": ReferenceRouter}
+CONFIG = make_config(route("Help", HELP, send_automated_emails=True),
+                     linking={"subject_pattern": r"\[REF:(?P<ref>[A-Z]+-\d+)\]"})
+
+
+def lookup() -> InMemoryWorkItems:
+    items = InMemoryWorkItems(["T-000123"])
+    items.remember("ack-9@contoso.example", "T-000888", HELP, generated=True)
+    items.remember("customer-1@fabrikam.example", "T-000777", HELP)
+    return items
+
+
+def dsn(original: str, *, part: str = "text/rfc822-headers", sender: str = "MAILER-DAEMON@mx.fabrikam.example",
+        report: bool = True) -> bytes:
+    top = ('multipart/report; report-type=delivery-status; boundary="b"' if report
+           else 'multipart/mixed; boundary="b"')
+    return (f"From: {sender}\r\nTo: {HELP}\r\nSubject: Undelivered Mail Returned to Sender\r\n"
+            f"Message-ID: <dsn-1@mx.fabrikam.example>\r\nMIME-Version: 1.0\r\nContent-Type: {top}\r\n\r\n"
+            "--b\r\nContent-Type: text/plain\r\n\r\nThe mail could not be delivered.\r\n"
+            "--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.fabrikam.example\r\n\r\n"
+            "Final-Recipient: rfc822; gone@fabrikam.example\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+            f"--b\r\nContent-Type: {part}\r\n\r\n{original}\r\n--b--\r\n").encode()
+
+
+ACK_HEADERS = (f"From: {HELP}\r\nTo: gone@fabrikam.example\r\nSubject: We received your request\r\n"
+               "Message-ID: <ack-9@contoso.example>\r\n")
+
+
+@pytest.fixture(params=sorted(ROUTERS))
+def build(request: pytest.FixtureRequest) -> Callable[..., Any]:
+    return ROUTERS[request.param]
+
+
+def decide(build: Callable[..., Any], raw: bytes, items: InMemoryWorkItems | None = None) -> tuple[str, str, str]:
+    decision = build(CONFIG, lookup=items).route(Envelope.from_bytes(raw)).decisions[0]
+    return decision.action, decision.link or decision.route or "", decision.reason or ""
+
+
+def test_dsn_of_an_acknowledgement_links_to_its_work_item(build: Callable[..., Any]) -> None:
+    """An RFC 3464 report returning our acknowledgement's headers links to the acknowledged work item."""
+    assert decide(build, dsn(ACK_HEADERS), lookup()) == (
+        "link", "T-000888", "bounce of <ack-9@contoso.example> (work item T-000888)")
+
+
+def test_returned_message_attached_whole_links_too(build: Callable[..., Any]) -> None:
+    """A message/rfc822 part (the whole returned message) is read like returned headers."""
+    raw = dsn(ACK_HEADERS + "\r\nWe received your request.", part="message/rfc822")
+    assert decide(build, raw, lookup())[:2] == ("link", "T-000888")
+
+
+def test_bounce_found_through_the_message_it_answered(build: Callable[..., Any]) -> None:
+    """An unknown returned message that answered a known one links to that one's work item."""
+    headers = ("From: help@contoso.example\r\nSubject: Re: your order\r\nMessage-ID: <reply-4@contoso.example>\r\n"
+               "In-Reply-To: <customer-1@fabrikam.example>\r\n")
+    assert decide(build, dsn(headers), lookup()) == (
+        "link", "T-000777",
+        "bounce of <reply-4@contoso.example>, which answers <customer-1@fabrikam.example> (work item T-000777)")
+
+
+def test_bounce_found_through_the_subject_token(build: Callable[..., Any]) -> None:
+    """The returned acknowledgement's subject token links when the host knows the work item."""
+    headers = "Subject: [REF:T-000123] We received your request\r\nMessage-ID: <ack-77@contoso.example>\r\n"
+    assert decide(build, dsn(headers), lookup())[:2] == ("link", "T-000123")
+
+
+def test_non_standard_bounce_from_a_mailer_daemon(build: Callable[..., Any]) -> None:
+    """Not a multipart/report, but from a mailer daemon with the original attached: still a bounce."""
+    raw = dsn(ACK_HEADERS, part="message/rfc822", report=False, sender="postmaster@mx.fabrikam.example")
+    assert decide(build, raw, lookup())[:2] == ("link", "T-000888")
+
+
+def test_unmatched_bounce_follows_the_routes(build: Callable[..., Any]) -> None:
+    """A bounce of mail nobody knows is routed as today (no acknowledgement: it is automatic)."""
+    headers = "Subject: Lunch?\r\nMessage-ID: <personal@contoso.example>\r\n"
+    result = build(CONFIG, lookup=lookup()).route(Envelope.from_bytes(dsn(headers)))
+    (decision,) = result.decisions
+    assert (decision.action, decision.route, decision.acknowledge) == ("create", "Help", ())
+
+
+def test_forwarded_message_from_a_person_is_not_a_bounce(build: Callable[..., Any]) -> None:
+    """A person forwarding our acknowledgement as an attachment creates work; it did not bounce."""
+    raw = dsn(ACK_HEADERS, part="message/rfc822", report=False, sender="ann@fabrikam.example")
+    assert decide(build, raw, lookup())[:2] == ("create", "Help")
+
+
+def test_broken_report_is_routed_not_raised() -> None:
+    """A report whose parts cannot be read finds no original and never raises."""
+    envelope = Envelope.from_bytes(b"From: MAILER-DAEMON@x.example\r\nTo: help@contoso.example\r\n"
+                                   b"Content-Type: multipart/report; boundary=\"z\"\r\n\r\n--z\r\n"
+                                   b"Content-Type: text/rfc822-headers\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+                                   b"@@@not base64\r\n--z")
+    assert is_bounce(envelope)
+    assert find_bounce(envelope, lookup(), None) is None
+
+
+def test_ordinary_mail_is_not_a_bounce() -> None:
+    """Mail from a person with a return path is not a bounce and is never parsed for one."""
+    envelope = Envelope.from_bytes(b"From: ann@fabrikam.example\r\nReturn-Path: <ann@fabrikam.example>\r\n"
+                                   b"To: help@contoso.example\r\nSubject: hi\r\n\r\nhello")
+    assert not is_bounce(envelope)
