@@ -61,7 +61,7 @@ def test_a_poller_that_lost_its_lease_stops_before_its_next_hand_off(make_ingest
             db.commit()
             db.close()
             taken.set()
-            threading.Event().wait(0.5)  # the heartbeat (every ttl / 3) runs meanwhile
+            threading.Event().wait(1.0)  # the heartbeat (every ttl / 3) runs meanwhile
 
     host = Host(fail=lambda item: slow(item))  # type: ignore[func-returns-value]
     ingestor, _, _ = make_ingestor(host=host, router=FakeRouter(acks=False), lease_ttl=0.6)

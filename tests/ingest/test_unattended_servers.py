@@ -317,6 +317,41 @@ def test_idle_hands_off_a_new_message_without_waiting_for_the_poll_interval(
     assert process.returncode == 0
 
 
+def test_without_idle_the_daemon_polls(mailboxes: Dovecot, smtp_inbox: SmtpServers, tmp_path: Path) -> None:
+    """POP3 offers no IDLE: the daemon falls back to polling every --interval and still hands new mail off."""
+    data = connector_config("pop3", mailboxes.ports.pop3, smtp_inbox.ports["open"])
+    config = write_config(tmp_path / "routing.toml", data)
+    out = tmp_path / "decisions.jsonl"
+    process = cli(*poll(config, out, "--interval", "1"))
+    try:
+        time.sleep(1.0)
+        mailboxes.deliver_lmtp(ALICE.login, sample_message(1, tag="pop"))
+        wait_until(lambda: len(read_jsonl(out)) == 1 or process.poll() is not None, 30, "the hand-off")
+        assert process.poll() is None
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=15)
+    assert process.returncode == 0 and count(mailboxes, ALICE) == 0
+
+
+# ------------------------------------------------------------------------------------------ logging
+def test_poll_logs_json_lines_and_no_secret(mailboxes: Dovecot, smtp_inbox: SmtpServers, tmp_path: Path) -> None:
+    """`poll -vv --log-format json`: one JSON object per record with structured fields; no password."""
+    append(mailboxes, ALICE, [sample_message(1), sample_message(2, big=True)])
+    config = default_config(mailboxes, smtp_inbox, tmp_path)
+    process = cli(*poll(config, tmp_path / "o.jsonl", "--once", "-vv", "--log-format", "json"))
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    records = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    by_message = {r["message"]: r for r in records}
+    assert {"pass started", "pass finished", "lease acquired", "lease released", "message quarantined",
+            "folder created"} <= set(by_message)
+    assert by_message["pass finished"]["handed"] == 1 and by_message["pass finished"]["quarantined"] == 1
+    assert "exceeds the limit" in by_message["message quarantined"]["reason"]
+    assert all({"time", "level", "logger"} <= set(r) and r["logger"].startswith("enate_routing.") for r in records)
+    assert ALICE.password not in err
+
+
 # ------------------------------------------------------------------------------------------ outages
 def test_poll_once_against_a_down_server_says_what_it_waits_for(tmp_path: Path) -> None:
     """--once against a port nobody listens on: warnings naming the server, then exit 1 within --retry-for."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -393,3 +394,33 @@ def test_refs_of_another_mailbox_are_refused(mailboxes: Dovecot, imap_endpoint: 
             source.fetch(MessageRef("Archive", uid=1, uidvalidity=1))
         with pytest.raises(ValueError, match="not an IMAP message"):
             source.fetch(MessageRef("INBOX", uidl="abc"))
+
+
+# ---------------------------------------------------------------------------------------------- IDLE (RFC 2177)
+def test_wait_for_new_returns_at_once_for_mail_not_yet_seen(mailboxes: Dovecot, imap_endpoint: EndpointFactory) -> None:
+    """Mail that arrived since the last listing ends the wait before IDLE starts; known mail does not."""
+    mailboxes.deliver(ALICE, message("waiting"))
+    with ImapSource(imap_endpoint(), alice()) as source:
+        assert source.can_wait
+        [ref] = source.list_new()
+        assert source.wait_for_new(30, known=()) is True
+        started = time.monotonic()
+        assert source.wait_for_new(1.5, known={ref.key}) is False  # nothing new: the time runs out
+        assert time.monotonic() - started >= 1.0
+
+
+def test_wait_for_new_wakes_on_delivery_and_on_stop(mailboxes: Dovecot, imap_endpoint: EndpointFactory) -> None:
+    """IDLE ends when the server announces a delivery, or when stop() turns true; the session stays usable."""
+    with ImapSource(imap_endpoint(), alice()) as source:
+        timer = threading.Timer(0.5, mailboxes.deliver_lmtp, args=(ALICE.login, message("arrives")))
+        timer.start()
+        try:
+            assert source.wait_for_new(30) is True
+        finally:
+            timer.join()
+        assert [r.uid for r in source.list_new()] == [mailboxes.uid_of(ALICE, "arrives")]
+        known = {r.key for r in source.list_new()}
+        stopped = threading.Event()
+        threading.Timer(0.3, stopped.set).start()
+        assert source.wait_for_new(30, known=known, stop=stopped.is_set) is False
+        assert len(source.list_new()) == 1

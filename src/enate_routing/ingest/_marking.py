@@ -44,8 +44,8 @@ class Session:
                 source.close()
 
     def wait_for_new(self, timeout: float, known: Collection[str], stop: Callable[[], bool], connector: str) -> bool:
-        """Wait for new mail on a fresh connection with IDLE (RFC 2177); False when the source cannot wait
-        (the caller then waits ``timeout`` itself). A failure ends the wait early: the next pass meets it."""
+        """Wait for new mail on a fresh connection with IDLE (RFC 2177); True when it waited, False when the
+        source cannot wait or the wait failed (the caller then waits ``timeout`` itself, as when polling)."""
         try:
             source = self.source
             if not (isinstance(source, WaitsForMail) and source.can_wait):
@@ -55,7 +55,8 @@ class Session:
             _log.debug("idle ended", extra={"connector": connector, "new_mail": woke,
                                             "waited": round(time.monotonic() - started, 3)})
         except TransportError as exc:
-            _log.info("cannot wait for mail: %s", describe(exc), extra={"connector": connector})
+            _log.info("cannot wait for mail: %s; polling", describe(exc), extra={"connector": connector})
+            return False
         finally:
             self.discard()
         return True
