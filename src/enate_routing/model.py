@@ -41,6 +41,7 @@ __all__ = [
     "IncomingServer",
     "LimitsSettings",
     "Linking",
+    "OAuthSettings",
     "OutgoingRoute",
     "OutgoingServer",
     "RoutingRules",
@@ -48,7 +49,8 @@ __all__ = [
 ]
 
 Service = Literal[
-    "gmail-pop3", "gmail-imap", "office365-pop3", "office365-imap", "gmail-smtp", "office365-smtp-relay", "other"
+    "gmail-pop3", "gmail-imap", "office365-pop3", "office365-imap", "office365-graph", "gmail-smtp",
+    "office365-smtp-relay", "other",
 ]
 Security = Literal["ssl", "starttls", "none"]
 UseFor = Literal["incoming", "outgoing", "both"]
@@ -123,14 +125,14 @@ class _Frozen(BaseModel):
 class IncomingServer(_Frozen):
     """How to reach a mailbox (semantics.md §2). ``folder`` is read; processed mail is moved, flagged or deleted."""
 
-    protocol: Literal["imap", "pop3"]
+    protocol: Literal["imap", "pop3", "graph"]
     host: Text
     port: Annotated[int, Field(ge=1, le=65535)]
     security: Security
     ca_file: str | None = None
     auth: IncomingAuth = "username-password"
     folder: Text = "INBOX"
-    processed: Literal["move", "flag", "delete"] = "move"
+    processed: Literal["move", "flag", "mark-read", "delete"] = "move"
     processed_folder: Text = "Processed"
 
 
@@ -142,6 +144,47 @@ class OutgoingServer(_Frozen):
     security: Security
     auth: OutgoingAuth
     ca_file: str | None = None
+
+
+class OAuthSettings(_Frozen):
+    """How the library obtains OAuth 2.0 access tokens itself (docs/microsoft365.md, docs/google.md).
+
+    Microsoft: ``client-secret`` or ``certificate`` (the connector's ``.pfx`` signs a client assertion) for
+    app-only access; ``refresh-token`` for a delegated sign-in stored by ``enate-routing login``. Google:
+    ``service-account`` (domain-wide delegation, the mailbox as subject) or ``refresh-token``. ``authority``
+    (Microsoft) and ``token_url`` (Google) point at sovereign clouds or a test server; ``ca_file`` trusts a
+    private CA for the identity provider. Secrets are only ever named (``client_secret_env``) or in files.
+    """
+
+    provider: Literal["microsoft", "google"]
+    flow: Literal["client-secret", "certificate", "refresh-token", "service-account"]
+    client_id: Text | None = None
+    tenant: Text | None = None
+    client_secret_env: EnvName | None = None
+    authority: Text | None = None
+    token_url: Text | None = None
+    token_file: Text | None = None
+    service_account_file: Text | None = None
+    scopes: TextList = ()
+    ca_file: Text | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> OAuthSettings:
+        flows = {"microsoft": ("client-secret", "certificate", "refresh-token"),
+                 "google": ("service-account", "refresh-token")}[self.provider]
+        if self.flow not in flows:
+            raise _field_error("oauth.flow", f"provider {self.provider} offers only: {', '.join(flows)}", self.flow)
+        needed = {
+            ("microsoft", "client-secret"): ("tenant", "client_id", "client_secret_env"),
+            ("microsoft", "certificate"): ("tenant", "client_id"),
+            ("microsoft", "refresh-token"): ("tenant", "client_id", "token_file"),
+            ("google", "service-account"): ("service_account_file",),
+            ("google", "refresh-token"): ("client_id", "client_secret_env", "token_file"),
+        }[(self.provider, self.flow)]
+        for name in needed:
+            if getattr(self, name) is None:
+                raise _field_error(f"oauth.{name}", f"the {self.provider} {self.flow} flow needs {name}")
+        return self
 
 
 class Connector(_Frozen):
@@ -162,6 +205,7 @@ class Connector(_Frozen):
     certificate_password_env: EnvName | None = None
     enabled: bool = True
     allow_plaintext_auth: bool = False
+    oauth: OAuthSettings | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -214,7 +258,36 @@ class Connector(_Frozen):
             raise _field_error("certificate_password", "give certificate_password or certificate_password_env")
         if self.outgoing is not None and self.outgoing.auth == "certificate" and self.certificate is None:
             raise _field_error("certificate", "certificate authentication needs a .pfx certificate file")
+        self._check_modern_auth()
         return self
+
+    def _check_modern_auth(self) -> None:
+        """Exchange Online refuses basic authentication (docs/microsoft365.md); OAuth settings must fit."""
+        basic = [name for name, server in (("incoming.auth", self.incoming), ("outgoing.auth", self.outgoing))
+                 if server is not None and server.auth == "username-password"]
+        if basic and self.service.startswith("office365-"):
+            raise _field_error(
+                basic[0], "Microsoft retired basic authentication (username and password) for Exchange Online "
+                "IMAP, POP3 and SMTP: use auth = \"oauth2\" with an [connectors.oauth] section",
+                "username-password")
+        oauth = self.oauth
+        if oauth is None:
+            return
+        provider = {"gmail": "google", "office365": "microsoft"}.get(self.service.split("-")[0])
+        if provider is not None and oauth.provider != provider:
+            raise _field_error("oauth.provider", f"service {self.service} signs in with {provider}", oauth.provider)
+        if oauth.flow == "certificate" and self.certificate is None:
+            raise _field_error("certificate", "the certificate flow signs with the connector's .pfx certificate")
+
+    def auth_warnings(self) -> list[str]:
+        """Legacy-authentication advice ``check`` prints (docs/google.md): Google accepts passwords only as
+        app passwords, and may switch them off."""
+        basic = any(server is not None and server.auth == "username-password"
+                    for server in (self.incoming, self.outgoing))
+        if basic and self.service.startswith("gmail-"):
+            return [f"connector {self.name!r}: Google accepts username and password only as an app password "
+                    "(2-step verification on); prefer auth = \"oauth2\""]
+        return []
 
     @property
     def uses_incoming(self) -> bool:
@@ -225,6 +298,8 @@ class Connector(_Frozen):
         return self.use_for in ("outgoing", "both")
 
     def _needs_login(self) -> bool:
+        if self.service == "office365-graph":
+            return False  # Graph names the mailbox in the URL; the token says who is asking
         if self.incoming is not None:
             return True
         return self.outgoing is not None and self.outgoing.auth in ("username-password", "oauth2")
@@ -255,7 +330,7 @@ class Connector(_Frozen):
         settings = self.model_dump_json(
             include={"service", "username", "primary_address", "additional_mailbox", "use_for", "incoming",
                      "outgoing", "certificate", "password_env", "certificate_password_env",
-                     "allow_plaintext_auth"}
+                     "allow_plaintext_auth", "oauth"}
         )
         return hashlib.sha256(f"{settings}\0{secrets}".encode()).hexdigest()
 
