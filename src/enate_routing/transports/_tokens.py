@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from enate_routing.errors import (
     AuthenticationError,
@@ -44,6 +44,7 @@ __all__ = [
     "read_refresh_token",
     "refused",
     "request_failure",
+    "verifying_session",
     "write_refresh_token",
 ]
 
@@ -187,3 +188,23 @@ def refused(error: str, description: str, server: str, secrets: tuple[str, ...] 
         busy.retryable = True
         return busy
     return AuthenticationError(message, server=server)
+
+
+def verifying_session(ca_file: Path | None, timeout: float) -> Any:
+    """A ``requests.Session`` (the provider libraries' HTTP client) that verifies against ``ca_file`` (else the
+    system store) and applies ``timeout`` on every request.
+
+    Passed per request, so ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE`` cannot replace the configured CA file
+    (``requests`` lets those variables override ``Session.verify``); proxies from the environment still apply.
+    """
+    import requests
+
+    verify: str | bool = str(ca_file) if ca_file is not None else True
+
+    class _Session(requests.Session):
+        def request(self, method: str, url: Any, *args: Any, **kwargs: Any) -> Any:
+            kwargs["verify"] = verify
+            kwargs["timeout"] = timeout
+            return super().request(method, url, *args, **kwargs)
+
+    return _Session()

@@ -21,7 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from enate_routing.errors import ConfigError, ProtocolError, TransportError
-from enate_routing.transports._tokens import read_refresh_token, refused, request_failure, write_refresh_token
+from enate_routing.transports._tokens import (
+    read_refresh_token,
+    refused,
+    request_failure,
+    verifying_session,
+    write_refresh_token,
+)
 
 __all__ = ["DEFAULT_TOKEN_URL", "GoogleClient", "refresh_token_flow", "service_account"]
 
@@ -42,9 +48,9 @@ class GoogleClient:
         return self.token_url.split("://", 1)[-1].split("/", 1)[0]
 
 
-def _libraries() -> tuple[Any, Any, Any, Any]:
+def _libraries() -> tuple[Any, Any, tuple[Any, Any]]:
+    """google-auth's modules, imported on first use (an optional extra)."""
     try:
-        import requests
         from google.auth import exceptions
         from google.auth.transport import requests as transport
         from google.oauth2 import credentials, service_account
@@ -52,24 +58,14 @@ def _libraries() -> tuple[Any, Any, Any, Any]:
         raise ConfigError.single(
             "Google sign-in needs the google-auth library: pip install 'enate-routing[google]'", field="oauth"
         ) from None
-    return requests, exceptions, transport, (credentials, service_account)
+    return exceptions, transport, (credentials, service_account)
 
 
 def _refresh(client: GoogleClient, creds: Any, secrets: tuple[str, ...]) -> tuple[str, float]:
-    requests, exceptions, transport, _ = _libraries()
-    session = requests.Session()
-    session.verify = str(client.ca_file) if client.ca_file is not None else True
-    timeout = client.timeout
-
-    base: Any = transport.Request
-
-    class _Request(base):  # type: ignore[misc]  # google-auth's transport, with our timeout
-        def __call__(self, *args: Any, **kwargs: Any) -> Any:
-            kwargs["timeout"] = timeout
-            return super().__call__(*args, **kwargs)
-
+    exceptions, transport, _ = _libraries()
+    session = verifying_session(client.ca_file, client.timeout)
     try:
-        creds.refresh(_Request(session))
+        creds.refresh(transport.Request(session))
     except exceptions.RefreshError as exc:
         data = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], dict) else {}
         error = str(data.get("error") or "refused")
@@ -94,7 +90,7 @@ def _refresh(client: GoogleClient, creds: Any, secrets: tuple[str, ...]) -> tupl
 def service_account(client: GoogleClient, key_file: Path, subject: str, scopes: list[str]
                     ) -> Callable[[], tuple[str, float]]:
     """Tokens for ``subject``'s mailbox through the service account in ``key_file`` (domain-wide delegation)."""
-    _, _, _, (_, accounts) = _libraries()
+    _, _, (_, accounts) = _libraries()
     try:
         info = json.loads(key_file.read_text(encoding="utf-8"))
         if not isinstance(info, dict):
@@ -111,7 +107,7 @@ def service_account(client: GoogleClient, key_file: Path, subject: str, scopes: 
 def refresh_token_flow(client: GoogleClient, client_id: str, client_secret: str, token_file: Path,
                        scopes: list[str]) -> Callable[[], tuple[str, float]]:
     """Tokens from the refresh token in ``token_file`` issued to the OAuth client ``client_id``."""
-    _, _, _, (user_credentials, _) = _libraries()
+    _, _, (user_credentials, _) = _libraries()
 
     def acquire() -> tuple[str, float]:
         refresh = read_refresh_token(token_file, client.where)

@@ -21,7 +21,13 @@ from typing import Any
 
 from enate_routing.certificates import ClientCertificate
 from enate_routing.errors import CertificateError, ConfigError, ProtocolError, TransportError
-from enate_routing.transports._tokens import read_refresh_token, refused, request_failure, write_refresh_token
+from enate_routing.transports._tokens import (
+    read_refresh_token,
+    refused,
+    request_failure,
+    verifying_session,
+    write_refresh_token,
+)
 
 __all__ = ["DEFAULT_AUTHORITY", "MicrosoftApp", "client_credentials", "refresh_token_flow", "sign_in"]
 
@@ -62,8 +68,8 @@ def _application(app: MicrosoftApp, kind: str, **credential: Any) -> Any:
     msal = _msal()
     try:
         return getattr(msal, kind)(
-            app.client_id, authority=app.url, instance_discovery=False, timeout=app.timeout,
-            verify=str(app.ca_file) if app.ca_file is not None else True, **credential,
+            app.client_id, authority=app.url, instance_discovery=False,
+            http_client=verifying_session(app.ca_file, app.timeout), **credential,
         )
     except ValueError as exc:  # MSAL's "Unable to get authority configuration" (no or bad discovery answer)
         raise ProtocolError(f"the authority {app.url} did not answer its OpenID configuration ({exc})",

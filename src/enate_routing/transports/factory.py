@@ -118,6 +118,8 @@ def _processed(server: IncomingServer) -> ProcessedAction:
         return MoveAction(server.processed_folder)
     if server.processed == "flag":
         return FlagAction()
+    if server.processed == "mark-read":
+        return FlagAction("\\Seen")
     return DeleteAction()
 
 
@@ -167,7 +169,7 @@ def open_source(
     endpoint, credentials, folder = _source_args(connector, access, mailbox)
     if server.protocol == "imap":
         return ImapSource(endpoint, credentials, folder, processed=_processed(server))
-    return Pop3Source(endpoint, credentials, delete_processed=server.processed != "flag")
+    return Pop3Source(endpoint, credentials, delete_processed=server.processed not in ("flag", "mark-read"))
 
 
 def _graph_client(connector: Connector, access: ConnectorAccess, server: IncomingServer | OutgoingServer,

@@ -1,0 +1,40 @@
+"""Connectors pointed at the fake cloud servers (tests/mailrig/graph.py, tests/mailrig/oauth_server.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from enate_routing.model import Connector
+from mailrig.graph import FakeGraph
+from mailrig.oauth_server import IdentityProvider, MicrosoftApp
+from mailrig.pki import Pki
+
+DESK = "desk@contoso.test"
+SHARED = "shared@contoso.test"
+SECRET = "app-client-secret-Xy9~"
+SECRET_ENV = "ENATE_TEST_GRAPH_SECRET"
+ENV = {SECRET_ENV: SECRET}
+
+
+def register_app(idp: IdentityProvider, client_id: str = "app-1", **fields: Any) -> MicrosoftApp:
+    app = MicrosoftApp(client_id, **({"secret": SECRET} | fields))
+    with idp.lock:
+        idp.apps[client_id] = app
+    return app
+
+
+def graph_connector(graph: FakeGraph, idp: IdentityProvider, pki: Pki, *, use_for: str = "both",
+                    oauth: dict[str, Any] | None = None, incoming: dict[str, Any] | None = None,
+                    **fields: Any) -> Connector:
+    """An ``office365-graph`` connector on the fakes: client-secret app ``app-1`` unless ``oauth`` says else."""
+    server = {"host": "127.0.0.1", "port": graph.port, "ca_file": str(pki.ca_pem)}
+    data: dict[str, Any] = {
+        "name": "Graph desk", "service": "office365-graph", "primary_address": DESK, "use_for": use_for,
+        "oauth": {"provider": "microsoft", "flow": "client-secret", "tenant": idp.tenant, "client_id": "app-1",
+                  "client_secret_env": SECRET_ENV, "authority": idp.url, "ca_file": str(pki.ca_pem)} | (oauth or {}),
+    }
+    if use_for in ("incoming", "both"):
+        data["incoming"] = {**server, "processed_folder": "Processed"} | (incoming or {})
+    if use_for in ("outgoing", "both"):
+        data["outgoing"] = dict(server)
+    return Connector.model_validate(data | fields)
