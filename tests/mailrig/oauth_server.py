@@ -11,7 +11,7 @@ Microsoft (``{url}/{tenant}/...``, as MSAL reads them):
 - ``POST /{tenant}/oauth2/v2.0/devicecode``.
 
 Google (``{url}/google/token``): the JWT-bearer grant of a service account (RS256 with the registered key,
-``aud`` = the token URL, ``sub`` = the mailbox, which must be in the account's delegation list) and the
+``aud`` = ``https://oauth2.googleapis.com/token`` as Google requires, ``sub`` = the mailbox, which must be in the account's delegation list) and the
 ``refresh_token`` grant with client id and secret.
 
 Issued access tokens go into a :class:`TokenBook` the fake Graph API (and a Dovecot introspection server)
@@ -163,7 +163,7 @@ class IdentityProvider(HttpsServer):
         self.devices: dict[str, dict[str, Any]] = {}
         self.accounts: dict[str, ServiceAccount] = {}
         self.google_clients: dict[str, str] = {}  # client id -> secret
-        self.auto_approve = False
+        self.auto_approve: str | None = None  # the user who signs in at once, without approve()
         self.token_lifetime = 3600
         self.requests: list[str] = []
 
@@ -183,7 +183,7 @@ class IdentityProvider(HttpsServer):
             self.accounts.clear()
             self.google_clients.clear()
             self.requests.clear()
-            self.auto_approve = False
+            self.auto_approve = None
             self.token_lifetime = 3600
 
     # ------------------------------------------------------------------ Microsoft
@@ -230,7 +230,7 @@ class IdentityProvider(HttpsServer):
             if not (device["approved_by"] or self.auto_approve):
                 return _error("authorization_pending", "AADSTS70016: the user has not signed in yet")
             del self.devices[form["device_code"]]
-            return 200, self._delegated(device["client_id"], device["approved_by"] or "signed-in@contoso.test",
+            return 200, self._delegated(device["client_id"], device["approved_by"] or self.auto_approve or "",
                                         frozenset(device["scopes"]), audience)
         return _error("unsupported_grant_type", f"grant {grant_type!r} is not supported")
 
@@ -272,7 +272,8 @@ class IdentityProvider(HttpsServer):
                 return _error("invalid_grant", "malformed assertion")
             account = self.accounts.get(issuer)
             claims = verify_jwt(assertion, account.certificate_key) if account else None
-            if account is None or claims is None or claims.get("aud") != self.google_token_url:
+            # Google wants its own token URL as the audience, wherever the request is sent.
+            if account is None or claims is None or claims.get("aud") != "https://oauth2.googleapis.com/token":
                 return _error("invalid_grant", "Invalid JWT Signature.")
             subject = str(claims.get("sub", ""))
             if subject not in account.delegated:

@@ -28,6 +28,7 @@ def run_check(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     routes = len(config.routes) + len(config.fallbacks)
     warnings = [str(found) for found in (*find_shadowed(config), *find_loops(config))]
+    warnings += [advice for connector in config.connectors for advice in connector.auth_warnings()]
     for warning in warnings:
         print(f"warning: {args.config}: {warning}")
     noted = f", {len(warnings)} warning{'s' if len(warnings) != 1 else ''}" if warnings else ""
