@@ -10,9 +10,9 @@ Microsoft (``{url}/{tenant}/...``, as MSAL reads them):
   ``auto_approve``);
 - ``POST /{tenant}/oauth2/v2.0/devicecode``.
 
-Google (``{url}/google/token``): the JWT-bearer grant of a service account (RS256 with the registered key,
-``aud`` = ``https://oauth2.googleapis.com/token`` as Google requires, ``sub`` = the mailbox, which must be in the account's delegation list) and the
-``refresh_token`` grant with client id and secret.
+Google (``{url}/google/token``): the JWT-bearer grant of a service account (RS256 with the registered
+key, ``aud`` = ``https://oauth2.googleapis.com/token`` as Google requires, ``sub`` = the mailbox, which
+must be in the account's delegation list) and the ``refresh_token`` grant with client id and secret.
 
 Issued access tokens go into a :class:`TokenBook` the fake Graph API (and a Dovecot introspection server)
 checks: who (app or user), the audience, roles / scopes, the expiry. :meth:`TokenBook.expire_all` makes every

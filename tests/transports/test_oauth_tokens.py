@@ -57,7 +57,7 @@ def test_wrong_secret_is_an_authentication_error_without_the_secret(graph: FakeG
             AuthenticationError, match="invalid_client") as caught:
         src.list_new()
     assert_no_secret(SECRET, caught.value)
-    (result,) = [r for r in test_connector(connector, ConnectorAccess(environ=ENV, timeout=5)) if r.protocol == "graph"][:1]
+    result = test_connector(connector, ConnectorAccess(environ=ENV, timeout=5))[0]
     assert not result.ok and result.error == "AuthenticationError"
     assert_no_secret(SECRET, result)
 
