@@ -202,7 +202,10 @@ class IdentityProvider(HttpsServer):
 
     def microsoft_token(self, endpoint: str, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
         grant_type = form.get("grant_type")
+        device = self.devices.get(form.get("device_code", ""))
         scopes = {s for s in form.get("scope", "").split() if s not in ("offline_access", "openid", "profile")}
+        if grant_type == "urn:ietf:params:oauth:grant-type:device_code" and device is not None:
+            scopes = set(device["scopes"])  # RFC 8628: the scopes were given when the code was issued
         audiences = {s.rsplit("/", 1)[0] for s in scopes}
         if len(audiences) != 1:
             return _error("invalid_scope", "AADSTS28000: scopes of exactly one resource are required")
@@ -224,7 +227,6 @@ class IdentityProvider(HttpsServer):
                 return _error("invalid_grant", "AADSTS70008: the refresh token has expired or was revoked")
             return 200, self._delegated(known[0], known[1], frozenset(scopes), audience)
         if grant_type == "urn:ietf:params:oauth:grant-type:device_code":
-            device = self.devices.get(form.get("device_code", ""))
             if device is None:
                 return _error("expired_token", "AADSTS70019: the device code expired")
             if not (device["approved_by"] or self.auto_approve):
