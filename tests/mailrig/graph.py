@@ -14,7 +14,7 @@ an unknown or expired one: 401; missing permission: 403 ``ErrorAccessDenied``.
 
 Faults: :meth:`FakeGraph.throttle` answers the next requests 429 (or 503) with ``Retry-After``;
 :meth:`FakeGraph.fail` answers them with another status; :meth:`FakeGraph.drop` closes the connection
-without an answer. ``log`` records (method, path, status) of every request.
+without an answer; :meth:`FakeGraph.disrupt_every` breaks every K-th request (before, after, mid-download). ``log`` records (method, path, status) of every request.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from mailrig.pki import Pki
 __all__ = ["FakeGraph", "GraphMessage", "SentMail"]
 
 WELL_KNOWN = ("inbox", "archive", "deleteditems", "sentitems", "drafts", "junkemail")
+FAULT_MODES = ("drop-before", "drop-after", "cut-download")
 
 
 @dataclass
@@ -76,12 +77,26 @@ class _Handler(JsonHandler):
         graph: FakeGraph = self.server.owner
         body = self.body()
         with graph.lock:
-            status, data, raw, headers = graph.answer(self.command, self.path, dict(self.headers.items()), body)
-        if status == 0:  # drop: hang up without an answer
-            self.close_connection = True
+            fault = graph.next_fault()
+            if fault == "drop-before":
+                status, data, raw, headers = 0, None, None, {}
+            else:
+                status, data, raw, headers = graph.answer(self.command, self.path, dict(self.headers.items()), body)
+        if status == 0 or fault == "drop-after" or (fault == "cut-download" and raw is None):
+            self.close_connection = True  # hang up without an answer (after doing the work, for drop-after)
             self.connection.close()
             return
         graph.log.append((self.command, urlsplit(self.path).path, status))
+        if fault == "cut-download" and raw is not None:  # half the MIME, then the connection is gone
+            self.send_response(status)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw[: len(raw) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.close()
+            return
         if raw is not None:
             self.reply(status, raw=raw, content_type="text/plain", headers=headers)
         else:
@@ -108,6 +123,8 @@ class FakeGraph(HttpsServer):
         self._delta: dict[str, dict[str, int]] = {}
         self._pages: dict[str, tuple[list[dict[str, Any]], str]] = {}
         self._clock = itertools.count()
+        self.every, self.requests = 0, 0
+        self.disrupted = dict.fromkeys(FAULT_MODES, 0)
 
     def reset(self) -> None:
         with self.lock:
@@ -118,6 +135,7 @@ class FakeGraph(HttpsServer):
             self.faults.clear()
             self._delta.clear()
             self._pages.clear()
+            self.every, self.requests = 0, 0
 
     # ------------------------------------------------------------------ test set-up
     def mailbox(self, address: str) -> _Mailbox:
@@ -167,6 +185,22 @@ class FakeGraph(HttpsServer):
     def drop(self, count: int = 1) -> None:
         with self.lock:
             self.faults += [(0, {})] * count
+
+    def disrupt_every(self, every: int) -> None:
+        """Disrupt every ``every``-th request from now on (0: never), in turn: ``drop-before`` (hang up before
+        doing anything), ``drop-after`` (do it, then hang up without an answer: the ambiguous case) and
+        ``cut-download`` (half of a ``$value`` body, then hang up; otherwise as drop-after)."""
+        with self.lock:
+            self.every, self.requests = every, 0
+            self.disrupted = dict.fromkeys(FAULT_MODES, 0)
+
+    def next_fault(self) -> str | None:
+        self.requests += 1
+        if not self.every or self.requests % self.every:
+            return None
+        mode = FAULT_MODES[(self.requests // self.every - 1) % len(FAULT_MODES)]
+        self.disrupted[mode] += 1
+        return mode
 
     # ------------------------------------------------------------------ the API
     def _grant(self, headers: dict[str, str]) -> Grant | None:

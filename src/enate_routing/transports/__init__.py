@@ -1,4 +1,4 @@
-"""Mail transports: protocols a host may implement, and adapters over imaplib, poplib and smtplib.
+"""Mail transports: protocols a host may implement, adapters over imaplib, poplib and smtplib, and Microsoft Graph.
 
 See docs/transports.md. Every failure is a :class:`enate_routing.errors.TransportError` subclass; TLS
 verification is always on; secrets never cross an unencrypted connection unless explicitly allowed.
@@ -24,6 +24,7 @@ from enate_routing.transports.base import (
     Security,
     UidValidityChangedError,
 )
+from enate_routing.transports.graph import GraphSender, GraphSource, test_graph_connection
 from enate_routing.transports.imap import ImapSource, delegate_login, shared_folder, test_imap_connection
 from enate_routing.transports.pop3 import Pop3Source, test_pop3_connection
 from enate_routing.transports.smtp import SmtpSender, test_smtp_connection
@@ -35,6 +36,8 @@ __all__ = [
     "DeleteAction",
     "Endpoint",
     "FlagAction",
+    "GraphSender",
+    "GraphSource",
     "ImapSource",
     "MailSender",
     "MailSource",
@@ -52,6 +55,7 @@ __all__ = [
     "UidValidityChangedError",
     "delegate_login",
     "shared_folder",
+    "test_graph_connection",
     "test_imap_connection",
     "test_pop3_connection",
     "test_smtp_connection",
