@@ -14,7 +14,8 @@ an unknown or expired one: 401; missing permission: 403 ``ErrorAccessDenied``.
 
 Faults: :meth:`FakeGraph.throttle` answers the next requests 429 (or 503) with ``Retry-After``;
 :meth:`FakeGraph.fail` answers them with another status; :meth:`FakeGraph.drop` closes the connection
-without an answer; :meth:`FakeGraph.disrupt_every` breaks every K-th request (before, after, mid-download). ``log`` records (method, path, status) of every request.
+without an answer; :meth:`FakeGraph.disrupt_every` breaks every K-th request (before, after, mid-download).
+``log`` records (method, path, status) of every request.
 """
 
 from __future__ import annotations
