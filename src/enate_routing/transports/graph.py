@@ -12,7 +12,9 @@ shared mailbox: ``/users/{address}/mailFolders/...``):
   ``address/folder``), so a ref stays valid after a move;
 - **processed** like IMAP: :class:`~.base.MoveAction` moves (the folder is created if missing),
   ``FlagAction("\\Seen")`` marks read, any other :class:`~.base.FlagAction` adds the flag as an Outlook
-  category, :class:`~.base.DeleteAction` deletes. A message already gone is nothing left to mark.
+  category, :class:`~.base.DeleteAction` deletes. A message already gone is nothing left to mark. Graph
+  replaces a message's whole category list, built from the categories the listing saw: a category another
+  client adds in the seconds between listing and marking is overwritten (one request per message saved).
 
 :class:`GraphSender` sends acknowledgements with ``sendMail`` and the MIME body (base64, ``text/plain``),
 so ``Auto-Submitted`` and the other loop-protection headers arrive as built. Graph takes recipients from
@@ -208,7 +210,8 @@ class GraphSource:
                 self.client.call("PATCH", path, json_body={"isRead": True})
                 self._remember(state, ref.uidl, read=True)
             else:
-                categories = self._categories(path)
+                known = state.known.get(ref.uidl)  # the delta listing carried the categories
+                categories = known[2] if known is not None else self._categories(path)
                 if action.flag.casefold() not in {c.casefold() for c in categories}:
                     categories = (*categories, action.flag)
                     self.client.call("PATCH", path, json_body={"categories": list(categories)})
