@@ -25,6 +25,7 @@ import base64
 import json
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,11 +59,14 @@ class TokenBook:
     def __init__(self) -> None:
         self.grants: dict[str, Grant] = {}
         self.issued = 0
+        self.listeners: list[Callable[[str, Grant], None]] = []  # told of every token issued (introspection)
 
     def issue(self, grant: Grant) -> str:
         token = "eyJ0eXAiOiJKV1QifQ." + secrets.token_urlsafe(48)
         self.grants[token] = grant
         self.issued += 1
+        for listener in self.listeners:
+            listener(token, grant)
         return token
 
     def check(self, token: str) -> Grant | None:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from enate_routing.model import Connector
 from mailrig.graph import FakeGraph
-from mailrig.oauth_server import IdentityProvider, MicrosoftApp
+from mailrig.oauth_server import IdentityProvider, MicrosoftApp, ServiceAccount
 from mailrig.pki import Pki
 
 DESK = "desk@contoso.test"
@@ -38,3 +43,19 @@ def graph_connector(graph: FakeGraph, idp: IdentityProvider, pki: Pki, *, use_fo
     if use_for in ("outgoing", "both"):
         data["outgoing"] = dict(server)
     return Connector.model_validate(data | fields)
+
+
+def service_account_file(tmp_path: Path, idp: IdentityProvider, delegated: set[str]) -> Path:
+    """A Google service-account key file, registered with the fake provider, delegated for ``delegated``."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    email = "router@project.iam.gserviceaccount.test"
+    with idp.lock:
+        idp.accounts[email] = ServiceAccount(email, key.public_key(), delegated)
+    path = tmp_path / "service-account.json"
+    path.write_text(json.dumps({
+        "type": "service_account", "client_email": email, "client_id": "1234", "private_key_id": "k1",
+        "private_key": key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                         serialization.NoEncryption()).decode(),
+        "token_uri": "https://oauth2.googleapis.com/token",
+    }))
+    return path

@@ -7,8 +7,6 @@ import os
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from enate_routing.errors import AuthenticationError, CertificateError, ConfigError
 from enate_routing.model import Connector
@@ -17,10 +15,10 @@ from enate_routing.transports._tokens import CachedToken, read_refresh_token, wr
 from enate_routing.transports.factory import ConnectorAccess, open_source, test_connector
 from mailrig.cloud_fixtures import RsaCertificate
 from mailrig.graph import FakeGraph
-from mailrig.oauth_server import IdentityProvider, ServiceAccount
+from mailrig.oauth_server import IdentityProvider
 from mailrig.pki import Pki
 from mailrig.util import assert_no_secret, message
-from transports.cloud_config import DESK, ENV, SECRET, graph_connector, register_app
+from transports.cloud_config import DESK, ENV, SECRET, graph_connector, register_app, service_account_file
 
 pytestmark = pytest.mark.servers
 
@@ -150,21 +148,6 @@ def test_delegate_reads_a_shared_mailbox_only_when_granted(graph: FakeGraph, idp
         assert len(src.list_new()) == 1
 
 
-def _service_account(tmp_path: Path, idp: IdentityProvider, delegated: set[str]) -> Path:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    email = "router@project.iam.gserviceaccount.test"
-    with idp.lock:
-        idp.accounts[email] = ServiceAccount(email, key.public_key(), delegated)
-    path = tmp_path / "service-account.json"
-    path.write_text(json.dumps({
-        "type": "service_account", "client_email": email, "client_id": "1234", "private_key_id": "k1",
-        "private_key": key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                         serialization.NoEncryption()).decode(),
-        "token_uri": "https://oauth2.googleapis.com/token",
-    }))
-    return path
-
-
 def _gmail(pki: Pki, idp: IdentityProvider, oauth: dict[str, object], name: str) -> Connector:
     return Connector.model_validate({
         "name": name, "service": "gmail-imap", "username": "desk@example.test", "primary_address": "desk@example.test",
@@ -175,7 +158,7 @@ def _gmail(pki: Pki, idp: IdentityProvider, oauth: dict[str, object], name: str)
 
 def test_google_service_account_acts_for_the_mailbox(idp: IdentityProvider, pki: Pki, tmp_path: Path) -> None:
     """Domain-wide delegation: the JWT names the mailbox as subject; a mailbox not delegated is refused."""
-    key_file = _service_account(tmp_path, idp, {"desk@example.test"})
+    key_file = service_account_file(tmp_path, idp, {"desk@example.test"})
     connector = _gmail(pki, idp, {"flow": "service-account", "service_account_file": str(key_file)}, "Gmail SA")
     token = token_source(connector, "imap", "desk@example.test", host_provider=None, timeout=5).token()
     grant = idp.book.check(token)
