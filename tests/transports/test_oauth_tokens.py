@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -205,3 +206,25 @@ def test_untrusted_identity_provider_is_a_tls_error_even_with_requests_ca_bundle
     with open_source(connector, ConnectorAccess(environ=ENV, timeout=5)) as src, pytest.raises(TLSVerificationError):
         src.list_new()
     assert os.environ["REQUESTS_CA_BUNDLE"] == str(pki.ca_pem)
+
+
+def test_debug_logging_never_shows_a_secret_or_token(graph: FakeGraph, idp: IdentityProvider, pki: Pki,
+                                                     tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """With every logger at DEBUG (ours, MSAL's, urllib3's), no client secret, refresh or access token is logged."""
+    register_app(idp)
+    graph.deliver(DESK, message("logged"))
+    refresh = idp.new_refresh_token("app-1", DESK, {"Mail.ReadWrite"})
+    token_file = tmp_path / "desk.token"
+    write_refresh_token(token_file, refresh)
+    caplog.set_level(logging.DEBUG)
+    for name, oauth in (("Logged secret", None),
+                        ("Logged refresh", {"flow": "refresh-token", "token_file": str(token_file)})):
+        with open_source(graph_connector(graph, idp, pki, name=name, oauth=oauth),
+                         ConnectorAccess(environ=ENV, timeout=5)) as src:
+            (ref,) = src.list_new()
+            src.fetch(ref)
+    assert caplog.records, "nothing was logged at all: the test would prove nothing"
+    logged = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
+    tokens = list(graph.book.grants)
+    for secret in (SECRET, refresh, *tokens, *idp.refresh_tokens):
+        assert secret not in logged
