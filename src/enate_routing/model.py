@@ -27,6 +27,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from enate_routing._oauth_settings import OAuthSettings, legacy_auth_warnings, modern_auth_problem
 from enate_routing.envelope import ParseLimits
 from enate_routing.errors import ConfigError, ConfigIssue
 from enate_routing.patterns import AddressPattern, normalize_address, normalize_extension, split_list
@@ -146,47 +147,6 @@ class OutgoingServer(_Frozen):
     ca_file: str | None = None
 
 
-class OAuthSettings(_Frozen):
-    """How the library obtains OAuth 2.0 access tokens itself (docs/microsoft365.md, docs/google.md).
-
-    Microsoft: ``client-secret`` or ``certificate`` (the connector's ``.pfx`` signs a client assertion) for
-    app-only access; ``refresh-token`` for a delegated sign-in stored by ``enate-routing login``. Google:
-    ``service-account`` (domain-wide delegation, the mailbox as subject) or ``refresh-token``. ``authority``
-    (Microsoft) and ``token_url`` (Google) point at sovereign clouds or a test server; ``ca_file`` trusts a
-    private CA for the identity provider. Secrets are only ever named (``client_secret_env``) or in files.
-    """
-
-    provider: Literal["microsoft", "google"]
-    flow: Literal["client-secret", "certificate", "refresh-token", "service-account"]
-    client_id: Text | None = None
-    tenant: Text | None = None
-    client_secret_env: EnvName | None = None
-    authority: Text | None = None
-    token_url: Text | None = None
-    token_file: Text | None = None
-    service_account_file: Text | None = None
-    scopes: TextList = ()
-    ca_file: Text | None = None
-
-    @model_validator(mode="after")
-    def _complete(self) -> OAuthSettings:
-        flows = {"microsoft": ("client-secret", "certificate", "refresh-token"),
-                 "google": ("service-account", "refresh-token")}[self.provider]
-        if self.flow not in flows:
-            raise _field_error("oauth.flow", f"provider {self.provider} offers only: {', '.join(flows)}", self.flow)
-        needed = {
-            ("microsoft", "client-secret"): ("tenant", "client_id", "client_secret_env"),
-            ("microsoft", "certificate"): ("tenant", "client_id"),
-            ("microsoft", "refresh-token"): ("tenant", "client_id", "token_file"),
-            ("google", "service-account"): ("service_account_file",),
-            ("google", "refresh-token"): ("client_id", "client_secret_env", "token_file"),
-        }[(self.provider, self.flow)]
-        for name in needed:
-            if getattr(self, name) is None:
-                raise _field_error(f"oauth.{name}", f"the {self.provider} {self.flow} flow needs {name}")
-        return self
-
-
 class Connector(_Frozen):
     """An email connector (docs/semantics.md §2). Secrets are ``SecretStr`` or the name of an environment variable."""
 
@@ -262,32 +222,13 @@ class Connector(_Frozen):
         return self
 
     def _check_modern_auth(self) -> None:
-        """Exchange Online refuses basic authentication (docs/microsoft365.md); OAuth settings must fit."""
-        basic = [name for name, server in (("incoming.auth", self.incoming), ("outgoing.auth", self.outgoing))
-                 if server is not None and server.auth == "username-password"]
-        if basic and self.service.startswith("office365-"):
-            raise _field_error(
-                basic[0], "Microsoft retired basic authentication (username and password) for Exchange Online "
-                "IMAP, POP3 and SMTP: use auth = \"oauth2\" with an [connectors.oauth] section",
-                "username-password")
-        oauth = self.oauth
-        if oauth is None:
-            return
-        provider = {"gmail": "google", "office365": "microsoft"}.get(self.service.split("-")[0])
-        if provider is not None and oauth.provider != provider:
-            raise _field_error("oauth.provider", f"service {self.service} signs in with {provider}", oauth.provider)
-        if oauth.flow == "certificate" and self.certificate is None:
-            raise _field_error("certificate", "the certificate flow signs with the connector's .pfx certificate")
+        problem = modern_auth_problem(self.service, self.incoming, self.outgoing, self.oauth, self.certificate)
+        if problem is not None:
+            raise _field_error(*problem)
 
     def auth_warnings(self) -> list[str]:
-        """Legacy-authentication advice ``check`` prints (docs/google.md): Google accepts passwords only as
-        app passwords, and may switch them off."""
-        basic = any(server is not None and server.auth == "username-password"
-                    for server in (self.incoming, self.outgoing))
-        if basic and self.service.startswith("gmail-"):
-            return [f"connector {self.name!r}: Google accepts username and password only as an app password "
-                    "(2-step verification on); prefer auth = \"oauth2\""]
-        return []
+        """Legacy-authentication advice ``check`` prints (docs/google.md)."""
+        return legacy_auth_warnings(self.name, self.service, self.incoming, self.outgoing)
 
     @property
     def uses_incoming(self) -> bool:
