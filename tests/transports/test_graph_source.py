@@ -127,6 +127,23 @@ def test_subfolder_path_and_additional_mailbox(graph: FakeGraph, idp: IdentityPr
         assert b"shared" in shared.fetch(ref)
 
 
+def test_folder_names_are_quoted_and_never_created_twice(graph: FakeGraph, idp: IdentityProvider,
+                                                          pki: Pki) -> None:
+    """A name with an apostrophe is found again (OData quoting); a create racing another client (409) returns
+    the folder that client made."""
+    register_app(idp)
+    graph.mailbox(DESK)
+    with source(graph, idp, pki) as src:
+        made = src.folder_id("Customer's mail", create=True)
+        src._folder_ids.clear()
+        graph.log.clear()
+        assert src.folder_id("Customer's mail", create=True) == made
+        assert [method for method, _, _ in graph.log] == ["GET"]
+        base = f"{src.client.user_path(DESK)}/mailFolders"
+        assert src._create(base, "Customer's mail") == made  # 409 ErrorFolderExists, then looked up
+    assert ("POST", f"/v1.0/users/{DESK}/mailFolders", 409) in graph.log
+
+
 def test_throttling_waits_retry_after_then_gives_up_retryably(graph: FakeGraph, idp: IdentityProvider,
                                                                pki: Pki) -> None:
     """429 and 503 with Retry-After are waited out; past the wait budget the error is retryable."""

@@ -79,6 +79,7 @@ class GraphSource:
     """A :class:`~.base.MailSource` over Microsoft Graph for one folder of one mailbox."""
 
     protocol = "graph"
+    marks_committed_on_close = False  # each move / PATCH / DELETE is done when Graph answers it
 
     def __init__(self, client: GraphClient, address: str, folder: str = "inbox", *,
                  processed: ProcessedAction | None = None, page_size: int = PAGE_SIZE,
