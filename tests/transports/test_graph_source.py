@@ -189,3 +189,18 @@ def test_missing_role_is_an_authentication_error_naming_the_permission(graph: Fa
     with source(graph, idp, pki) as src, pytest.raises(AuthenticationError, match=r"Mail\.ReadWrite") as caught:
         src.list_new()
     assert not caught.value.retryable
+
+
+def test_untrusted_graph_certificate_and_dead_port_are_typed_errors(graph: FakeGraph, idp: IdentityProvider,
+                                                                    pki: Pki) -> None:
+    """A server certificate from another CA is TLSVerificationError; nothing listening is a retryable ConnectError."""
+    from enate_routing.errors import ConnectError, TLSVerificationError
+
+    register_app(idp)
+    graph.mailbox(DESK)
+    with source(graph, idp, pki, incoming={"ca_file": str(pki.rogue_ca_pem)}) as src, \
+            pytest.raises(TLSVerificationError):
+        src.list_new()
+    with source(graph, idp, pki, incoming={"port": 1}) as src, pytest.raises(ConnectError) as caught:
+        src.list_new()
+    assert caught.value.retryable

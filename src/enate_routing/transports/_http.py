@@ -73,11 +73,12 @@ class HttpsClient:
 
     def _exchange(self, method: str, target: str, headers: Mapping[str, str], body: bytes | None,
                   secrets: tuple[str, ...]) -> Response:
+        # "connect" covers the TLS handshake too: we present no client certificate, so a reset there is not
+        # the "client certificate refused" that the mail transports' "tls" stage reports.
         stage: Stage = "connect"
         try:
             if self._conn is None:
                 conn = _Connection(self.endpoint)
-                stage = "tls" if self.endpoint.security == "ssl" else "connect"
                 conn.connect()
                 self._conn = conn
             stage = "command"
