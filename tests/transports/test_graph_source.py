@@ -204,3 +204,23 @@ def test_untrusted_graph_certificate_and_dead_port_are_typed_errors(graph: FakeG
     with source(graph, idp, pki, incoming={"port": 1}) as src, pytest.raises(ConnectError) as caught:
         src.list_new()
     assert caught.value.retryable
+
+
+def test_a_dropped_kept_alive_connection_is_retried_only_for_idempotent_requests(
+        graph: FakeGraph, idp: IdentityProvider, pki: Pki) -> None:
+    """A GET on a kept-alive connection the server closed is sent once more; a POST (a move) is not."""
+    from enate_routing.errors import ConnectError
+
+    register_app(idp)
+    raw = message("once")
+    graph.deliver(DESK, raw)
+    with source(graph, idp, pki) as src:
+        (ref,) = src.list_new()
+        graph.drop(1)
+        assert src.fetch(ref) == raw
+        src.folder_id("Processed", create=True)
+        graph.drop(1)
+        with pytest.raises(ConnectError) as caught:
+            src.mark_processed(ref)
+    assert caught.value.retryable
+    assert len(graph.messages_in(DESK)) == 1  # dropped before the server acted: still in the inbox
