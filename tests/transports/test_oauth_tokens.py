@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -228,3 +229,17 @@ def test_debug_logging_never_shows_a_secret_or_token(graph: FakeGraph, idp: Iden
     tokens = list(graph.book.grants)
     for secret in (SECRET, refresh, *tokens, *idp.refresh_tokens):
         assert secret not in logged
+
+
+@pytest.mark.parametrize(("modules", "extra"), [(["msal"], "microsoft"),
+                                                (["google.auth", "google.oauth2"], "google")])
+def test_a_missing_extra_names_what_to_install(monkeypatch: pytest.MonkeyPatch, modules: list[str],
+                                               extra: str) -> None:
+    """Without the provider library, the error says which extra to install (no ImportError traceback)."""
+    from enate_routing.transports import _tokens_google, _tokens_microsoft
+
+    for name in modules:
+        monkeypatch.setitem(sys.modules, name, None)  # makes `import name` raise ImportError
+    load = _tokens_microsoft._msal if extra == "microsoft" else _tokens_google._libraries
+    with pytest.raises(ConfigError, match=rf"pip install 'enate-routing\[{extra}\]'"):
+        load()
