@@ -7,7 +7,8 @@ certificate and its ``.pfx`` for a Microsoft app (the rig's own client certifica
 client assertions do not take).
 
 Function-scoped: ``idp`` and ``graph`` are the same servers, reset (apps, tokens, mailboxes, faults) before
-the test. A server that cannot start skips the test, or fails it under ``CI=true``.
+the test, with the library's process-wide token caches forgotten. A server that cannot start skips the
+test, or fails it under ``CI=true``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
+from enate_routing.transports._tokens import forget_cached_tokens
 from mailrig.fixtures import server_unavailable
 from mailrig.graph import FakeGraph
 from mailrig.oauth_server import IdentityProvider, TokenBook
@@ -73,6 +75,7 @@ def graph_server(pki: Pki, token_book: TokenBook) -> Iterator[FakeGraph]:
 @pytest.fixture
 def idp(identity_provider: IdentityProvider) -> IdentityProvider:
     identity_provider.reset()
+    forget_cached_tokens()  # a token cached by an earlier test keeps that test's app roles
     return identity_provider
 
 

@@ -41,6 +41,7 @@ __all__ = [
     "CachedToken",
     "TokenSource",
     "cached_token",
+    "forget_cached_tokens",
     "read_refresh_token",
     "refused",
     "request_failure",
@@ -108,6 +109,13 @@ class CachedToken:
 
 _CACHES: dict[tuple[str, ...], CachedToken] = {}
 _CACHES_LOCK = threading.Lock()
+
+
+def forget_cached_tokens() -> None:
+    """Drop every process-wide token cache (after rotating app credentials or changing its permissions: a
+    cached token keeps the roles it was issued with until it expires)."""
+    with _CACHES_LOCK:
+        _CACHES.clear()
 
 
 def cached_token(key: tuple[str, ...], make: Callable[[], CachedToken]) -> CachedToken:
