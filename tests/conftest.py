@@ -7,7 +7,7 @@ import os
 from hypothesis import HealthCheck, settings
 
 # The loopback Dovecot / aiosmtpd fixtures live in tests/mailrig (pythonpath = tests).
-pytest_plugins = ["mailrig.fixtures"]
+pytest_plugins = ["mailrig.fixtures", "mailrig.cloud_fixtures"]
 
 settings.register_profile("dev", max_examples=60, deadline=None)
 settings.register_profile(

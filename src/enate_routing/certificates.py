@@ -12,6 +12,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.serialization import pkcs12
 
@@ -50,6 +51,19 @@ class ClientCertificate:
         )
         certs = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in (self.certificate, *self.chain))
         return key + certs
+
+    @property
+    def is_rsa(self) -> bool:
+        """Whether the key is RSA (the Microsoft identity platform signs client assertions with RSA only)."""
+        return isinstance(self.private_key, rsa.RSAPrivateKey)
+
+    def signing_material(self) -> tuple[str, str]:
+        """``(unencrypted PKCS#8 key PEM, certificate PEM)`` held in memory only, for a JWT client assertion
+        (an OAuth 2.0 library takes the key as a string; it never reaches a file)."""
+        key = self.private_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        return key.decode("ascii"), self.certificate.public_bytes(serialization.Encoding.PEM).decode("ascii")
 
 
 def load_pkcs12(

@@ -27,6 +27,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from enate_routing._oauth_settings import OAuthSettings, legacy_auth_warnings, modern_auth_problem
 from enate_routing.delivery import Delivery, Target, Text
 from enate_routing.envelope import ParseLimits
 from enate_routing.errors import ConfigError, ConfigIssue
@@ -42,6 +43,7 @@ __all__ = [
     "IncomingServer",
     "LimitsSettings",
     "Linking",
+    "OAuthSettings",
     "OutgoingRoute",
     "OutgoingServer",
     "RoutingRules",
@@ -49,7 +51,8 @@ __all__ = [
 ]
 
 Service = Literal[
-    "gmail-pop3", "gmail-imap", "office365-pop3", "office365-imap", "gmail-smtp", "office365-smtp-relay", "other"
+    "gmail-pop3", "gmail-imap", "office365-pop3", "office365-imap", "office365-graph", "gmail-smtp",
+    "office365-smtp-relay", "other",
 ]
 Security = Literal["ssl", "starttls", "none"]
 UseFor = Literal["incoming", "outgoing", "both"]
@@ -125,14 +128,14 @@ class _Frozen(BaseModel):
 class IncomingServer(_Frozen):
     """How to reach a mailbox (semantics.md §2). ``folder`` is read; processed mail is moved, flagged or deleted."""
 
-    protocol: Literal["imap", "pop3"]
+    protocol: Literal["imap", "pop3", "graph"]
     host: Text
     port: Annotated[int, Field(ge=1, le=65535)]
     security: Security
     ca_file: str | None = None
     auth: IncomingAuth = "username-password"
     folder: Text = "INBOX"
-    processed: Literal["move", "flag", "delete"] = "move"
+    processed: Literal["move", "flag", "mark-read", "delete"] = "move"
     processed_folder: Text = "Processed"
 
 
@@ -165,6 +168,7 @@ class Connector(_Frozen):
     certificate_password_env: EnvName | None = None
     enabled: bool = True
     allow_plaintext_auth: bool = False
+    oauth: OAuthSettings | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -223,7 +227,17 @@ class Connector(_Frozen):
             raise _field_error("additional_access", "POP3 has no folders, so a shared folder would read the "
                                "primary mailbox; use a delegated login (delegate or office365-delegate)",
                                "shared-folder")
+        self._check_modern_auth()
         return self
+
+    def _check_modern_auth(self) -> None:
+        problem = modern_auth_problem(self.service, self.incoming, self.outgoing, self.oauth, self.certificate)
+        if problem is not None:
+            raise _field_error(*problem)
+
+    def auth_warnings(self) -> list[str]:
+        """Legacy-authentication advice ``check`` prints (docs/google.md)."""
+        return legacy_auth_warnings(self.name, self.service, self.incoming, self.outgoing)
 
     @property
     def additional_mode(self) -> AdditionalAccess:
@@ -246,6 +260,8 @@ class Connector(_Frozen):
         return self.use_for in ("outgoing", "both")
 
     def _needs_login(self) -> bool:
+        if self.service == "office365-graph":
+            return False  # Graph names the mailbox in the URL; the token says who is asking
         if self.incoming is not None:
             return True
         return self.outgoing is not None and self.outgoing.auth in ("username-password", "oauth2")
@@ -277,7 +293,7 @@ class Connector(_Frozen):
             include={"service", "username", "primary_address", "additional_mailbox", "additional_access", "use_for",
                      "incoming",
                      "outgoing", "certificate", "password_env", "certificate_password_env",
-                     "allow_plaintext_auth"}
+                     "allow_plaintext_auth", "oauth"}
         )
         return hashlib.sha256(f"{settings}\0{secrets}".encode()).hexdigest()
 

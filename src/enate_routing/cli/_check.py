@@ -55,13 +55,15 @@ def _findings(config: Config) -> list[Finding]:
               for s in find_shadowed(config)]
     found += [Finding("warning", "mail-loop", ConfigIssue(str(loop), where=f"connector {loop.connector!r}"))
               for loop in find_loops(config)]
+    found += [Finding("warning", "legacy-auth", ConfigIssue(advice, where=f"connector {connector.name!r}"))
+              for connector in config.connectors for advice in connector.auth_warnings()]
     return found
 
 
 def _line(finding: Finding, file: Path) -> str:
     """One located line; shadowing and loops carry their location in their own sentence."""
     issue = finding.issue
-    if finding.code in ("shadowed", "mail-loop"):
+    if finding.code in ("shadowed", "mail-loop", "legacy-auth"):
         return f"{file}: {issue.problem}"
     return str(ConfigIssue(issue.problem, file=str(file), where=issue.where, field=issue.field, item=issue.item))
 

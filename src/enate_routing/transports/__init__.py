@@ -1,4 +1,4 @@
-"""Mail transports: protocols a host may implement, and adapters over imaplib, poplib and smtplib.
+"""Mail transports: protocols a host may implement, adapters over imaplib, poplib and smtplib, and Microsoft Graph.
 
 See docs/transports.md. Every failure is a :class:`enate_routing.errors.TransportError` subclass; TLS
 verification is always on; secrets never cross an unencrypted connection unless explicitly allowed.
@@ -25,6 +25,7 @@ from enate_routing.transports.base import (
     UidValidityChangedError,
     WaitsForMail,
 )
+from enate_routing.transports.graph import GraphSender, GraphSource, test_graph_connection
 from enate_routing.transports.imap import ImapSource, delegate_login, shared_folder, test_imap_connection
 from enate_routing.transports.pop3 import Pop3Source, test_pop3_connection
 from enate_routing.transports.smtp import SmtpSender, test_smtp_connection
@@ -36,6 +37,8 @@ __all__ = [
     "DeleteAction",
     "Endpoint",
     "FlagAction",
+    "GraphSender",
+    "GraphSource",
     "ImapSource",
     "MailSender",
     "MailSource",
@@ -54,6 +57,7 @@ __all__ = [
     "WaitsForMail",
     "delegate_login",
     "shared_folder",
+    "test_graph_connection",
     "test_imap_connection",
     "test_pop3_connection",
     "test_smtp_connection",

@@ -45,7 +45,7 @@ from enate_routing.transports.base import (
 
 __all__ = ["Adapter", "choose_sasl", "open_socket", "refuse_plaintext", "run_connection_test"]
 
-Protocol = Literal["imap", "pop3", "smtp"]
+Protocol = Literal["imap", "pop3", "smtp", "graph"]
 
 
 def refuse_plaintext(endpoint: Endpoint, credentials: Credentials, server: str) -> None:

@@ -228,7 +228,7 @@ class ConnectionTestResult:
     """
 
     ok: bool
-    protocol: Literal["imap", "pop3", "smtp"]
+    protocol: Literal["imap", "pop3", "smtp", "graph"]
     server: str
     detail: str
     elapsed: float

@@ -15,6 +15,9 @@ from typing import Literal
 from enate_routing.certificates import ClientCertificate, load_pkcs12
 from enate_routing.errors import ConfigError
 from enate_routing.model import Connector, IncomingServer, OutgoingServer
+from enate_routing.transports._graph_client import GraphClient
+from enate_routing.transports._token_sources import Use, token_source
+from enate_routing.transports._tokens import TokenSource
 from enate_routing.transports.base import (
     CertificateAuth,
     ConnectionTestResult,
@@ -31,6 +34,7 @@ from enate_routing.transports.base import (
     PasswordAuth,
     ProcessedAction,
 )
+from enate_routing.transports.graph import GraphSender, GraphSource, test_graph_connection
 from enate_routing.transports.imap import ImapSource, delegate_login, shared_folder, test_imap_connection
 from enate_routing.transports.pop3 import Pop3Source, test_pop3_connection
 from enate_routing.transports.smtp import SmtpSender, test_smtp_connection
@@ -38,7 +42,8 @@ from enate_routing.transports.smtp import SmtpSender, test_smtp_connection
 __all__ = ["ConnectorAccess", "check_connection", "open_sender", "open_source"]
 
 TokenProvider = Callable[[Connector], str]
-"""The host's OAuth 2.0 callback: a current access token for the connector's login."""
+"""The host's OAuth 2.0 callback: a current access token for the connector's login. Without one, a connector's
+``[connectors.oauth]`` section says how the library obtains tokens itself (docs/microsoft365.md, docs/google.md)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,16 +82,23 @@ def _endpoint(server: IncomingServer | OutgoingServer, connector: Connector, acc
     )
 
 
-def _login(connector: Connector, access: ConnectorAccess, method: str, login: str | None = None) -> MailboxCredentials:
+def _tokens(connector: Connector, access: ConnectorAccess, use: Use, subject: str, graph_host: str | None = None
+            ) -> TokenSource:
+    provider = access.token_provider
+    return token_source(connector, use, subject, host_provider=(lambda: provider(connector)) if provider else None,
+                        graph_host=graph_host, base_dir=access.base_dir, environ=access.environ,
+                        timeout=access.timeout)
+
+
+def _login(connector: Connector, access: ConnectorAccess, method: str, login: str | None = None,
+           use: Use = "imap") -> MailboxCredentials:
     username = login or connector.username
     if username is None:
         raise ConfigError.single("a username is required to log in", where=_where(connector), field="username")
     if method == "oauth2":
-        provider = access.token_provider
-        if provider is None:
-            raise ConfigError.single("OAuth 2.0 needs a token provider from the host", where=_where(connector),
-                                     field="auth")
-        return OAuth2Auth(username, lambda: provider(connector))
+        # Google's service account acts for the mailbox owner (the login); Microsoft's token is the app's or
+        # the signed-in delegate's, whichever mailbox the login names.
+        return OAuth2Auth(username, _tokens(connector, access, use, connector.username or username).token)
     password = connector.password_value(access.environ)
     if password is None:
         raise ConfigError.single("no password given (password or password_env)", where=_where(connector),
@@ -107,6 +119,8 @@ def _processed(server: IncomingServer) -> ProcessedAction:
         return MoveAction(server.processed_folder)
     if server.processed == "flag":
         return FlagAction()
+    if server.processed == "mark-read":
+        return FlagAction("\\Seen")
     return DeleteAction()
 
 
@@ -138,7 +152,8 @@ def _source_args(
         else:
             style: Literal["dovecot", "office365"] = "dovecot" if mode == "delegate" else "office365"
             login = delegate_login(target, connector.username or "", style=style)
-    return _endpoint(server, connector, access), _login(connector, access, server.auth, login), folder
+    use: Use = "pop3" if server.protocol == "pop3" else "imap"
+    return _endpoint(server, connector, access), _login(connector, access, server.auth, login, use), folder
 
 
 def open_source(
@@ -153,11 +168,41 @@ def open_source(
     or flags: ``move`` and ``delete`` both delete the message (DELE, committed by QUIT) once it is
     processed; ``flag`` leaves it on the server and the ingestion ledger remembers its UIDL.
     """
-    endpoint, credentials, folder = _source_args(connector, access, mailbox)
     server = _incoming(connector)
+    if server.protocol == "graph":
+        return _graph_source(connector, access, mailbox)
+    endpoint, credentials, folder = _source_args(connector, access, mailbox)
     if server.protocol == "imap":
         return ImapSource(endpoint, credentials, folder, processed=_processed(server))
-    return Pop3Source(endpoint, credentials, delete_processed=server.processed != "flag")
+    return Pop3Source(endpoint, credentials, delete_processed=server.processed not in ("flag", "mark-read"))
+
+
+def _graph_client(connector: Connector, access: ConnectorAccess, server: IncomingServer | OutgoingServer,
+                  subject: str) -> GraphClient:
+    endpoint = _endpoint(server, connector, access)
+    host = endpoint.host if endpoint.port == 443 else endpoint.label
+    return GraphClient(endpoint, _tokens(connector, access, "graph", subject, graph_host=host))
+
+
+def _graph_source(connector: Connector, access: ConnectorAccess,
+                  mailbox: Literal["primary", "additional"] = "primary") -> GraphSource:
+    server = _incoming(connector)
+    address = connector.primary_address
+    if mailbox == "additional":
+        if connector.additional_mailbox is None:
+            raise ConfigError.single("no additional_mailbox is configured", where=_where(connector),
+                                     field="additional_mailbox")
+        address = connector.additional_mailbox
+    processed: ProcessedAction = _processed(server)
+    if server.processed == "flag":
+        processed = FlagAction("Processed")  # an Outlook category, shown in every Outlook client
+    return GraphSource(_graph_client(connector, access, server, address), address, server.folder, processed=processed)
+
+
+def _graph_sender(connector: Connector, access: ConnectorAccess) -> GraphSender:
+    server = connector.outgoing
+    assert server is not None  # office365-graph presets fill it whenever the connector sends
+    return GraphSender(_graph_client(connector, access, server, connector.primary_address), connector.primary_address)
 
 
 def _sender_args(connector: Connector, access: ConnectorAccess) -> tuple[Endpoint, Credentials]:
@@ -171,12 +216,14 @@ def _sender_args(connector: Connector, access: ConnectorAccess) -> tuple[Endpoin
     elif server.auth == "certificate":
         credentials = CertificateAuth(_certificate(connector, access))
     else:
-        credentials = _login(connector, access, server.auth)
+        credentials = _login(connector, access, server.auth, use="smtp")
     return _endpoint(server, connector, access), credentials
 
 
 def open_sender(connector: Connector, access: ConnectorAccess = ConnectorAccess()) -> MailSender:
-    """A :class:`~.base.MailSender` sending through the connector's outgoing server."""
+    """A :class:`~.base.MailSender` sending through the connector's outgoing server (or Graph's sendMail)."""
+    if connector.service == "office365-graph" and connector.outgoing is not None:
+        return _graph_sender(connector, access)
     endpoint, credentials = _sender_args(connector, access)
     return SmtpSender(endpoint, credentials)
 
@@ -192,41 +239,47 @@ def check_connection(
     failed result too, so a host's "Test connection" button never crashes.
     """
     results: list[ConnectionTestResult] = []
+    graph = connector.service == "office365-graph"
     if connector.uses_incoming:
-        protocol: Literal["imap", "pop3"] = "imap" if _incoming(connector).protocol == "imap" else "pop3"
-        results.append(_guarded(protocol, lambda: _test_incoming(connector, access, "primary"), connector))
+        protocol = _incoming(connector).protocol
+        results.append(_guarded(protocol, lambda: _test_incoming(connector, access, "primary"), connector.incoming))
         if connector.additional_mailbox is not None:
-            additional = _guarded(protocol, lambda: _test_incoming(connector, access, "additional"), connector)
+            additional = _guarded(protocol, lambda: _test_incoming(connector, access, "additional"),
+                                  connector.incoming)
             results.append(replace(additional, detail=f"additional mailbox {connector.additional_mailbox}: "
                                                       f"{additional.detail}"))
     if connector.uses_outgoing:
-        results.append(_guarded("smtp", lambda: _test_outgoing(connector, access), connector))
+        results.append(_guarded("graph" if graph else "smtp", lambda: _test_outgoing(connector, access),
+                                connector.outgoing))
     return tuple(results)
-
 
 
 def _test_incoming(
     connector: Connector, access: ConnectorAccess, mailbox: Literal["primary", "additional"]
 ) -> ConnectionTestResult:
-    endpoint, credentials, folder = _source_args(connector, access, mailbox)
     server = _incoming(connector)
+    if server.protocol == "graph":
+        return test_graph_connection(source=_graph_source(connector, access, mailbox))
+    endpoint, credentials, folder = _source_args(connector, access, mailbox)
     if server.protocol == "imap":
         return test_imap_connection(endpoint, credentials, folder, processed=_processed(server))
     return test_pop3_connection(endpoint, credentials)
 
 
 def _test_outgoing(connector: Connector, access: ConnectorAccess) -> ConnectionTestResult:
+    if connector.service == "office365-graph" and connector.outgoing is not None:
+        return test_graph_connection(sender=_graph_sender(connector, access))
     endpoint, credentials = _sender_args(connector, access)
     return test_smtp_connection(endpoint, credentials)
 
 
 def _guarded(
-    protocol: Literal["imap", "pop3", "smtp"], run: Callable[[], ConnectionTestResult], connector: Connector
+    protocol: Literal["imap", "pop3", "smtp", "graph"], run: Callable[[], ConnectionTestResult],
+    server: IncomingServer | OutgoingServer | None,
 ) -> ConnectionTestResult:
     try:
         return run()
     except ConfigError as exc:
-        server = connector.incoming if protocol != "smtp" else connector.outgoing
         label = f"{server.host}:{server.port}" if server is not None else "-"
         return ConnectionTestResult(ok=False, protocol=protocol, server=label, detail=str(exc), elapsed=0.0,
                                     error=type(exc).__name__)

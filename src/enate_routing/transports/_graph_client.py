@@ -1,0 +1,172 @@
+"""Microsoft Graph requests: bearer token, throttling, paging, and Graph's errors as ours (docs/microsoft365.md).
+
+Every call goes through :meth:`GraphClient.call`, which
+
+- sends ``Authorization: Bearer`` with the current token and ``Prefer: IdType="ImmutableId"`` (ids that
+  survive a move, so a stored id stays valid);
+- on **401** drops the token (:meth:`~._tokens.TokenSource.invalidate`), asks for a fresh one and tries
+  once more; a second 401 is an :class:`~enate_routing.errors.AuthenticationError`;
+- on **429 / 503 / 504** waits ``Retry-After`` seconds (or a short backoff) and tries again, within a total
+  wait budget; past it, a retryable :class:`~enate_routing.errors.ProtocolError` lets the ingestion loop
+  back off;
+- maps the remaining statuses: 403 → AuthenticationError (permission or application access policy),
+  404 → MailboxMissingError, other 4xx → ProtocolError, 5xx → retryable ProtocolError;
+- follows ``@odata.nextLink`` / ``@odata.deltaLink`` only to the configured Graph host, so a token is
+  never sent anywhere else.
+
+The token never enters a message, a log line or a repr; log lines carry method, status and path.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from enate_routing.errors import AuthenticationError, MailboxMissingError, ProtocolError, TransportError
+from enate_routing.transports._http import HttpsClient, Response
+from enate_routing.transports._session import refuse_plaintext
+from enate_routing.transports._tokens import TokenSource
+from enate_routing.transports.base import Endpoint, OAuth2Auth
+
+__all__ = ["GraphClient", "GraphError"]
+
+logger = logging.getLogger("enate_routing.transports.graph")
+
+_THROTTLED = frozenset({429, 503, 504})
+
+
+class GraphError(ProtocolError):
+    """A Graph error answer that no more specific error fits; ``status`` and ``code`` say which."""
+
+    def __init__(self, message: str, *, status: int, code: str, server: str | None = None) -> None:
+        self.status = status
+        self.code = code
+        super().__init__(message, server=server)
+        self.retryable = status >= 500 or status in _THROTTLED
+
+
+def _error_code(response: Response) -> tuple[str, str]:
+    try:
+        error = json.loads(response.body or b"{}").get("error", {})
+        return str(error.get("code", "")), " ".join(str(error.get("message", "")).split())[:300]
+    except (ValueError, AttributeError):
+        return "", ""
+
+
+class GraphClient:
+    """Authenticated calls to one Graph endpoint (``https://graph.microsoft.com/v1.0`` by default)."""
+
+    def __init__(self, endpoint: Endpoint, tokens: TokenSource, *, version: str = "v1.0",
+                 max_wait: float = 60.0, sleep: Callable[[float], None] = time.sleep) -> None:
+        refuse_plaintext(endpoint, OAuth2Auth("graph", tokens.token), endpoint.label)
+        self.endpoint = endpoint
+        self.tokens = tokens
+        self.prefix = f"/{version}"
+        self.max_wait = max_wait  # seconds of Retry-After one call may spend waiting in total
+        self._sleep = sleep
+        self.http = HttpsClient(endpoint)
+        self.throttled = 0  # 429 / 503 / 504 answers seen (benchmarks and tests read it)
+
+    @property
+    def server(self) -> str:
+        return self.endpoint.label
+
+    def user_path(self, address: str) -> str:
+        return f"{self.prefix}/users/{quote(address, safe='@')}"
+
+    def _target(self, path_or_link: str) -> str:
+        if "://" not in path_or_link:
+            return path_or_link
+        link = urlsplit(path_or_link)
+        if (link.hostname or "").lower() != self.endpoint.host.lower() or (link.port or 443) != self.endpoint.port:
+            raise ProtocolError("a paging link points at another host; refusing to send the token there",
+                                server=self.server)
+        return link.path + (f"?{link.query}" if link.query else "")
+
+    def call(self, method: str, path_or_link: str, *, json_body: Any = None, body: bytes | None = None,
+             content_type: str | None = None, headers: Mapping[str, str] | None = None) -> Response:
+        """One request with authentication, refresh-once and throttling handled; errors raise."""
+        target = self._target(path_or_link)
+        if json_body is not None:
+            body, content_type = json.dumps(json_body).encode(), "application/json"
+        waited, attempt, refreshed = 0.0, 0, False
+        while True:
+            token = self.tokens.token()
+            sent = {"Authorization": f"Bearer {token}", "Accept": "application/json",
+                    "Prefer": 'IdType="ImmutableId"', **(headers or {})}
+            if content_type is not None:
+                sent["Content-Type"] = content_type
+            response = self.http.request(method, target, sent, body, secrets=(token,))
+            logger.debug("graph request", extra={"method": method, "status": response.status,
+                                                 "path": urlsplit(target).path, "server": self.server})
+            if response.status == 401 and not refreshed:
+                self.tokens.invalidate(token)  # expired or revoked: one fresh token, one more try
+                refreshed = True
+                continue
+            if response.status in _THROTTLED:
+                self.throttled += 1
+                delay = self._retry_after(response, attempt)
+                if waited + delay <= self.max_wait:
+                    logger.info("graph throttled", extra={"status": response.status, "wait": delay,
+                                                          "server": self.server})
+                    self._sleep(delay)
+                    waited += delay
+                    attempt += 1
+                    continue
+            if response.status < 400:
+                return response
+            raise self._error(response, method, target)
+
+    @staticmethod
+    def _retry_after(response: Response, attempt: int) -> float:
+        value = response.headers.get("retry-after", "")
+        if value.strip().isdigit():
+            return float(value.strip())
+        return min(2.0**attempt, 30.0) * (0.5 + random.random() / 2)
+
+    def _error(self, response: Response, method: str, target: str) -> TransportError:
+        code, text = _error_code(response)
+        status = response.status
+        what = f"{method} {urlsplit(target).path}"
+        detail = f"{status} {code}".strip() + (f": {text}" if text else "")
+        if status == 401:
+            return AuthenticationError(f"Graph refused the token after one refresh ({detail})", server=self.server)
+        if status == 403:
+            return AuthenticationError(
+                f"Graph denied {what} ({detail}); the app needs Mail.ReadWrite / Mail.Send, and an application "
+                "access policy must include this mailbox", server=self.server)
+        if status == 404:
+            return MailboxMissingError(f"not found: {what} ({detail})", server=self.server)
+        if status in _THROTTLED:
+            return GraphError(f"Graph is throttling ({detail}); waited {self.max_wait:.0f} s in total",
+                              status=status, code=code, server=self.server)
+        return GraphError(f"Graph answered {detail} to {what}", status=status, code=code, server=self.server)
+
+    def get_json(self, path_or_link: str, headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+        return self.json_of(self.call("GET", path_or_link, headers=headers))
+
+    def json_of(self, response: Response) -> dict[str, Any]:
+        try:
+            data = json.loads(response.body)
+        except ValueError:
+            raise ProtocolError("Graph answered something that is not JSON", server=self.server) from None
+        if not isinstance(data, dict):
+            raise ProtocolError("Graph answered JSON that is not an object", server=self.server)
+        return data
+
+    def pages(self, path: str, headers: Mapping[str, str] | None = None) -> Iterator[dict[str, Any]]:
+        """Every page of a collection, following ``@odata.nextLink``; the last page is yielded last."""
+        link: str | None = path
+        while link is not None:
+            page = self.get_json(link, headers)
+            yield page
+            next_link = page.get("@odata.nextLink")
+            link = next_link if isinstance(next_link, str) else None
+
+    def close(self) -> None:
+        self.http.close()
