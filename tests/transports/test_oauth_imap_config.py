@@ -12,7 +12,7 @@ import pytest
 from enate_routing.model import Connector
 from enate_routing.transports import ImapSource, OAuth2Auth
 from enate_routing.transports._tokens import write_refresh_token
-from enate_routing.transports.factory import ConnectorAccess, open_source, test_connector
+from enate_routing.transports.factory import ConnectorAccess, check_connection, open_source
 from mailrig.dovecot import ALICE
 from mailrig.oauth_server import Grant, IdentityProvider
 from mailrig.pki import Pki
@@ -42,7 +42,7 @@ def introspected(oauth_rig: OAuthRig, idp: IdentityProvider) -> Iterator[OAuthRi
 
 def test_gmail_service_account_reads_imap_from_the_file_alone(introspected: OAuthRig, idp: IdentityProvider,
                                                               pki: Pki, tmp_path: Path) -> None:
-    """gmail-imap with a service account: test_connector passes and the source lists and fetches the mail."""
+    """gmail-imap with a service account: check_connection passes and the source lists and fetches the mail."""
     key_file = service_account_file(tmp_path, idp, {ALICE.login})
     introspected.dovecot.deliver(ALICE, message("via xoauth2"))
     connector = Connector.model_validate({
@@ -54,7 +54,7 @@ def test_gmail_service_account_reads_imap_from_the_file_alone(introspected: OAut
                   "token_url": idp.google_token_url, "ca_file": str(pki.ca_pem)},
     })
     access = ConnectorAccess(timeout=5)
-    (result,) = test_connector(connector, access)
+    (result,) = check_connection(connector, access)
     assert result.ok, result.detail
     with open_source(connector, access) as source:
         (ref,) = source.list_new()

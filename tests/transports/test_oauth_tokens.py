@@ -14,7 +14,7 @@ from enate_routing.errors import AuthenticationError, CertificateError, ConfigEr
 from enate_routing.model import Connector
 from enate_routing.transports._token_sources import token_source
 from enate_routing.transports._tokens import CachedToken, read_refresh_token, write_refresh_token
-from enate_routing.transports.factory import ConnectorAccess, open_source, test_connector
+from enate_routing.transports.factory import ConnectorAccess, check_connection, open_source
 from mailrig.cloud_fixtures import RsaCertificate
 from mailrig.graph import FakeGraph
 from mailrig.oauth_server import IdentityProvider
@@ -57,7 +57,7 @@ def test_wrong_secret_is_an_authentication_error_without_the_secret(graph: FakeG
             AuthenticationError, match="invalid_client") as caught:
         src.list_new()
     assert_no_secret(SECRET, caught.value)
-    result = test_connector(connector, ConnectorAccess(environ=ENV, timeout=5))[0]
+    result = check_connection(connector, ConnectorAccess(environ=ENV, timeout=5))[0]
     assert not result.ok and result.error == "AuthenticationError"
     assert_no_secret(SECRET, result)
 
