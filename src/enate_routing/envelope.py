@@ -6,6 +6,7 @@ so the routers only compare strings. The raw bytes stay the source of truth.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ class ParseLimits:
     max_mime_parts: int = 1000
     max_addresses_per_header: int = 1000
     max_encoded_words_per_header: int = 2000
+    max_ids_per_header: int = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,16 +156,19 @@ _QUOTED_OR_COMMENT = re.compile(r'"(?:[^"\\]|\\.)*"|\((?:[^()\\]|\\.)*\)')
 _PARENTHESES = re.compile(r"[()]")
 # getaddresses recurses once per nested comment level; far below the interpreter's recursion limit.
 _MAX_COMMENT_NESTING = 32
+# Defects kept per message: each is a short line for a person; thousands say nothing more than their count.
+_MAX_DEFECTS = 100
 # Longest address header handed to getaddresses, per allowed address: longer means padding, not addresses.
 _CHARS_PER_ADDRESS = 256
 
 
 # Fast path for address lists of plain entries: "local@domain" or "Display Name <local@domain>" with
-# ASCII atoms only. No quotes, comments, groups, backslashes or dots in names, so splitting on commas is
-# exactly what getaddresses does; tests prove the results equal on generated lists. getaddresses costs
-# ~20 µs per address, which dominates a small message.
+# ASCII atoms only (dot-atoms on both sides of the '@': an invalid domain such as "bad_1.example" is read
+# here and rejected by normalize_address, as getaddresses' result would be). No quotes, comments, groups,
+# backslashes or dots in names, so splitting on commas is exactly what getaddresses does; tests prove the
+# results equal on generated lists. getaddresses costs ~20 µs per address, which dominates a small message.
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
-_ADDR_SPEC = rf"{_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
+_ADDR_SPEC = rf"{_ATEXT}(?:\.{_ATEXT})*@{_ATEXT}(?:\.{_ATEXT})*"
 _SIMPLE_ENTRY = re.compile(rf"[ \t]*(?:({_ADDR_SPEC})|((?:{_ATEXT}[ \t]+)*)(?:{_ATEXT})?[ \t]*<({_ADDR_SPEC})>)[ \t]*")
 _NOT_SIMPLE = re.compile(r'["()\\:;\[\]]|[^\x00-\x7f]')
 
@@ -203,12 +208,19 @@ class _Reader:
 
     def __init__(self, limits: ParseLimits) -> None:
         self.limits = limits
-        self.defects: list[str] = []
+        self._defects: dict[str, None] = {}  # an ordered set: 70,000 distinct defects stay linear
         self.reason: str | None = None
 
+    @property
+    def defects(self) -> tuple[str, ...]:
+        """The defects found, in order, each once; past _MAX_DEFECTS only their count is kept."""
+        if len(self._defects) <= _MAX_DEFECTS:
+            return tuple(self._defects)
+        kept = list(itertools.islice(self._defects, _MAX_DEFECTS))
+        return (*kept, f"{len(self._defects) - _MAX_DEFECTS} more defects not listed")
+
     def defect(self, text: str) -> None:
-        if text not in self.defects:
-            self.defects.append(text)
+        self._defects[text] = None
 
     def quarantine(self, reason: str) -> None:
         if self.reason is None:
@@ -295,15 +307,16 @@ class _Reader:
 
     def _normalised(self, name: str, entries: list[tuple[str, str]]) -> list[tuple[str, str]]:
         result = []
+        label = _label(name)
         for display, address in entries:
             normal = normalize_address(address) if address else None
             if normal is None:
-                self.defect(f"invalid address {_short(address or display)} in {_label(name)}")
+                self.defect(f"invalid address {_short(address or display)} in {label}")
                 continue
             if "=?" in display:
                 display, defects = _mime.decode_encoded_words(display)
                 for defect in defects:
-                    self.defect(f"{defect} in {_label(name)}")
+                    self.defect(f"{defect} in {label}")
             result.append((display, normal))
         return result
 
@@ -342,14 +355,21 @@ class _Reader:
         return ident
 
     def id_list(self, name: str, block: _mime.HeaderBlock) -> tuple[str, ...]:
-        """In-Reply-To / References: the bracketed ids; bare tokens with '@' when nothing is bracketed."""
-        ids: list[str] = []
+        """In-Reply-To / References: the bracketed ids; bare tokens with '@' when nothing is bracketed.
+
+        More than ``max_ids_per_header`` ids in one field quarantines the message, like the address limit.
+        """
+        limit = self.limits.max_ids_per_header
+        ids: dict[str, None] = {}
         for value in block.all(name):
             text = self.text(name, value)
             found = [ident.strip() for ident in _MESSAGE_ID.findall(text)]
             if not found:
                 found = [token for token in text.split() if "@" in token]
-            ids.extend(ident for ident in found if ident and ident not in ids)
+            if len(found) > limit:
+                self.quarantine(f"id count in {_label(name)} {len(found)} exceeds the limit of {limit}")
+                return ()
+            ids.update((ident, None) for ident in found if ident)
         return tuple(ids)
 
     def return_path(self, block: _mime.HeaderBlock) -> str | None:
@@ -432,13 +452,14 @@ def _read(raw: bytes, envelope_recipients: Iterable[str], limits: ParseLimits) -
             sender=sender,
             sender_name=sender_name,
             size=len(raw),
-            defects=tuple(reader.defects),
+            defects=reader.defects,
             quarantine_reason=reader.reason,
             raw=raw,
         )
     subject_value = block.first("subject")
     subject = reader.unstructured("subject", subject_value) if subject_value is not None else ""
     recipients = _recipients(reader, block, envelope_recipients)
+    in_reply_to, references = reader.id_list("in-reply-to", block), reader.id_list("references", block)
     attachments: tuple[str, ...] = ()
     is_report = False
     if reader.reason is None:
@@ -464,8 +485,8 @@ def _read(raw: bytes, envelope_recipients: Iterable[str], limits: ParseLimits) -
         subject=subject,
         attachments=attachments,
         important=reader.important(block),
-        in_reply_to=reader.id_list("in-reply-to", block),
-        references=reader.id_list("references", block),
+        in_reply_to=in_reply_to,
+        references=references,
         auto_submitted=reader.optional(block, "auto-submitted", lower=True),
         precedence=reader.optional(block, "precedence", lower=True),
         x_autoreply=block.first("x-autoreply") is not None,
@@ -475,7 +496,7 @@ def _read(raw: bytes, envelope_recipients: Iterable[str], limits: ParseLimits) -
         x_loop=reader.x_loop(block),
         is_delivery_report=is_report,
         size=len(raw),
-        defects=tuple(reader.defects),
+        defects=reader.defects,
         quarantine_reason=reader.reason,
         raw=raw,
     )

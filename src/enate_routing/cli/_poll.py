@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -65,6 +66,28 @@ class JsonlWriter:
         self._out.close()
 
 
+def _seconds(text: str) -> float:
+    """argparse type: a finite number of seconds greater than zero (rejects 0, -1, nan, inf)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds greater than 0, not {text!r}")
+    return value
+
+
+def _output_file(text: str) -> Path:
+    """argparse type: a file path that is not an existing folder."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder; name a .jsonl file")
+    for parent in path.parents:
+        if parent.exists() and not parent.is_dir():
+            raise argparse.ArgumentTypeError(f"{text}: {parent} is a file, not a folder")
+    return path
+
+
 def register(subparsers: Any) -> None:
     poll = subparsers.add_parser(
         "poll", help="ingest a connector's mailbox: route every new message, append decisions to a JSON-lines file"
@@ -72,11 +95,12 @@ def register(subparsers: Any) -> None:
     poll.add_argument("--config", required=True, type=Path, metavar="FILE")
     poll.add_argument("name", metavar="NAME", help="the incoming connector to poll")
     poll.add_argument("--once", action="store_true", help="drain the mailbox once and exit")
-    poll.add_argument("--out", required=True, type=Path, metavar="FILE.jsonl", help="decisions are appended here")
+    poll.add_argument("--out", required=True, type=_output_file, metavar="FILE.jsonl",
+                      help="decisions are appended here")
     poll.add_argument("--state", type=Path, metavar="DB", help="the ingestion ledger (default: <out>.ledger.db)")
-    poll.add_argument("--interval", type=float, default=60.0, metavar="SECONDS",
+    poll.add_argument("--interval", type=_seconds, default=60.0, metavar="SECONDS",
                       help="time between polls without --once (default 60)")
-    poll.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
+    poll.add_argument("--timeout", type=_seconds, default=30.0, metavar="SECONDS",
                       help="bound on every server operation (default 30)")
     poll.set_defaults(handler=run_poll)
 
