@@ -168,8 +168,8 @@ _CHARS_PER_ADDRESS = 256
 # backslashes or dots in names, so splitting on commas is exactly what getaddresses does; tests prove the
 # results equal on generated lists. getaddresses costs ~20 µs per address, which dominates a small message.
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
-_ADDR_SPEC = rf"{_ATEXT}(?:\.{_ATEXT})*@{_ATEXT}(?:\.{_ATEXT})*"
-_SIMPLE_ENTRY = re.compile(rf"[ \t]*(?:({_ADDR_SPEC})|((?:{_ATEXT}[ \t]+)*)(?:{_ATEXT})?[ \t]*<({_ADDR_SPEC})>)[ \t]*")
+_ADDRESS = rf"{_ATEXT}(?:\.{_ATEXT})*@{_ATEXT}(?:\.{_ATEXT})*"
+_SIMPLE_ENTRY = re.compile(rf"[ \t]*(?:({_ADDRESS})|((?:{_ATEXT}[ \t]+)*)(?:{_ATEXT})?[ \t]*<({_ADDRESS})>)[ \t]*")
 _NOT_SIMPLE = re.compile(r'["()\\:;\[\]]|[^\x00-\x7f]')
 
 
