@@ -6,6 +6,7 @@ so the routers only compare strings. The raw bytes stay the source of truth.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from collections.abc import Iterable
@@ -14,6 +15,7 @@ from email.utils import getaddresses
 from typing import Literal
 
 from . import _mime
+from ._charset_guess import guess_undeclared, likely_charset
 from .patterns import normalize_address
 
 __all__ = ["Envelope", "ParseLimits", "Recipient", "RecipientSource"]
@@ -170,17 +172,49 @@ _CHARS_PER_ADDRESS = 256
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _ADDRESS = rf"{_ATEXT}(?:\.{_ATEXT})*@{_ATEXT}(?:\.{_ATEXT})*"
 _SIMPLE_ENTRY = re.compile(rf"[ \t]*(?:({_ADDRESS})|((?:{_ATEXT}[ \t]+)*)(?:{_ATEXT})?[ \t]*<({_ADDRESS})>)[ \t]*")
-_NOT_SIMPLE = re.compile(r'["()\\:;\[\]]|[^\x00-\x7f]')
+_NOT_SIMPLE = re.compile(r'[()\\:;\[\]]|[^\x00-\x7f]')
+# A quoted display name without backslashes or line breaks: getaddresses gives its content as written.
+_QUOTED_ENTRY = re.compile(rf'[ \t]*"([^"\\\r\n]*)"[ \t]*<({_ADDRESS})>[ \t]*')
+# One entry of a list with quoted names: anything but '"' and ',', or a whole quoted string.
+_QUOTED_LIST_ENTRY = re.compile(r'(?:"[^"\\\r\n]*"|[^",])*')
+
+
+def _split_entries(text: str) -> list[str] | None:
+    """``text`` split at the commas outside quoted strings; None when a quote is not closed."""
+    if '"' not in text:
+        return text.split(",")
+    entries, position = [], 0
+    while True:
+        match = _QUOTED_LIST_ENTRY.match(text, position)  # never None: it matches the empty string
+        end = match.end() if match is not None else position
+        entries.append(text[position:end])
+        if end >= len(text):
+            return entries
+        if text[end] != ",":
+            return None  # an unclosed quote, or one with a backslash: getaddresses decides
+        position = end + 1
 
 
 def simple_addresses(text: str) -> list[tuple[str, str]] | None:
-    """``getaddresses([text])`` for lists of plain entries, or None when ``text`` needs the real parser."""
+    """``getaddresses([text])`` for lists of plain entries, or None when ``text`` needs the real parser.
+
+    Plain entries: ``local@domain``, ``Name <local@domain>`` with atoms, ``"Any, Name" <local@domain>``.
+    """
     if _NOT_SIMPLE.search(text):
         return None
+    entries = _split_entries(text)
+    if entries is None:
+        return None
     pairs = []
-    for entry in text.split(","):
+    for entry in entries:
         if not entry.strip(" \t"):
             pairs.append(("", ""))
+            continue
+        if '"' in entry:
+            quoted = _QUOTED_ENTRY.fullmatch(entry)
+            if quoted is None:
+                return None
+            pairs.append((quoted.group(1), quoted.group(2)))
             continue
         match = _SIMPLE_ENTRY.fullmatch(entry)
         if match is None:
@@ -193,6 +227,7 @@ def simple_addresses(text: str) -> list[tuple[str, str]] | None:
     return pairs
 
 
+@functools.lru_cache(maxsize=64)
 def _label(name: str) -> str:
     """``x-original-to`` → ``X-Original-To``, for defect messages."""
     return "-".join(word.capitalize() for word in name.split("-"))
@@ -210,6 +245,8 @@ class _Reader:
         self.limits = limits
         self._defects: dict[str, None] = {}  # an ordered set: 70,000 distinct defects stay linear
         self.reason: str | None = None
+        self.block: _mime.HeaderBlock | None = None  # the message's header block, once split
+        self._charset: str | None = None
 
     @property
     def defects(self) -> tuple[str, ...]:
@@ -227,11 +264,20 @@ class _Reader:
             self.reason = reason
 
     def text(self, name: str, value: bytes) -> str:
-        """Unfolded header bytes → text; 8-bit bytes are UTF-8, else latin-1 with a defect."""
+        """Unfolded header bytes → text: UTF-8, else a likely charset (Shift-JIS, GB2312, Windows-1252,
+        latin-1; ``_charset_guess``) with a defect naming it."""
         text, latin = _mime.decode_bytes(value)
         if latin:
-            self.defect(f"8-bit bytes in {_label(name)} are not UTF-8; read as latin-1")
+            text, charset = guess_undeclared(value, self._message_charset())
+            self.defect(f"8-bit bytes in {_label(name)} are not UTF-8; read as {charset}")
         return text
+
+    def _message_charset(self) -> str | None:
+        """The likely charset of all undeclared 8-bit header bytes of the message, found once."""
+        if self._charset is None and self.block is not None:
+            undeclared = [v for _, v in self.block.fields if not v.isascii() and _mime.decode_bytes(v)[1]]
+            self._charset = likely_charset(b"\n".join(undeclared)) if undeclared else ""
+        return self._charset or None
 
     def within_word_limit(self, name: str, text: str) -> bool:
         """False (and quarantine) past the encoded-words-per-header limit (docs/semantics.md §3.1.1)."""
@@ -323,9 +369,11 @@ class _Reader:
     def sender(self, block: _mime.HeaderBlock) -> tuple[str | None, str]:
         """The From address and display name.
 
-        Decision (issue 3): a From that yields anything but exactly one valid address gives no sender, with
-        a defect. Picking "the valid one" out of ``alice@example.org)<bob@example.org>`` would let a
-        crafted From impersonate a trusted sender (CVE-2023-27043); no sender routes by the other rules.
+        A real list of mailboxes (``a@x, b@y``: as many comma-separated entries as addresses, all valid)
+        gives its first, with a defect — RFC 5322 §3.6.2 allows several authors, with Sender naming the
+        one who sent (issue 15). Anything else that yields several addresses gives no sender (issue 3):
+        picking "the valid one" out of ``alice@example.org)<bob@example.org>``, which ``getaddresses``
+        splits in two (CVE-2023-27043), would let a crafted From impersonate a trusted sender.
         """
         values = block.all("from")
         if not values:
@@ -335,8 +383,13 @@ class _Reader:
             self.defect(f"{len(values)} From headers; the first is used")
         entries = self._entries("from", values[0])
         if len(entries) > 1:
-            self.defect(f"From has {len(entries)} addresses; no sender taken")
-            return None, ""
+            listed = self._address_count(self.text("from", values[0]))
+            authors = self._normalised("from", entries)
+            if listed != len(entries) or len(authors) != len(entries):
+                self.defect(f"From has {len(entries)} addresses; no sender taken")
+                return None, ""
+            self.defect(f"From has {len(entries)} addresses; the first is used")
+            return authors[0][1], authors[0][0]
         pairs = self._normalised("from", entries)
         if len(pairs) != 1:
             self.defect("From has no valid address")
@@ -439,7 +492,7 @@ def _read(raw: bytes, envelope_recipients: Iterable[str], limits: ParseLimits) -
     reader = _Reader(limits)
     if len(raw) > limits.max_message_bytes:
         reader.quarantine(f"message size {len(raw)} exceeds the limit of {limits.max_message_bytes}")
-    block = _mime.split_header_block(raw, 0, len(raw), limits.max_header_bytes)
+    block = reader.block = _mime.split_header_block(raw, 0, len(raw), limits.max_header_bytes)
     for defect in block.defects:
         reader.defect(defect)
     message_id = reader.message_id(block)
