@@ -173,6 +173,8 @@ _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _ADDRESS = rf"{_ATEXT}(?:\.{_ATEXT})*@{_ATEXT}(?:\.{_ATEXT})*"
 _SIMPLE_ENTRY = re.compile(rf"[ \t]*(?:({_ADDRESS})|((?:{_ATEXT}[ \t]+)*)(?:{_ATEXT})?[ \t]*<({_ADDRESS})>)[ \t]*")
 _NOT_SIMPLE = re.compile(r'[()\\:;\[\]]|[^\x00-\x7f]')
+# Two or more bare addresses separated by white space only (no commas, names or brackets).
+_SPACE_SEPARATED = re.compile(rf"[ \t]*{_ADDRESS}(?:[ \t]+{_ADDRESS})+[ \t]*")
 # A quoted display name without backslashes or line breaks: getaddresses gives its content as written.
 _QUOTED_ENTRY = re.compile(rf'[ \t]*"([^"\\\r\n]*)"[ \t]*<({_ADDRESS})>[ \t]*')
 # One entry of a list with quoted names: anything but '"' and ',', or a whole quoted string.
@@ -347,7 +349,12 @@ class _Reader:
             return []
         pairs = simple_addresses(text)
         if pairs is None:
-            pairs = getaddresses([text])
+            spaced = _SPACE_SEPARATED.fullmatch(text)
+            if spaced is not None:  # "a@x b@y": a list that lost its commas (real-world recovery, issue 15)
+                self.defect(f"addresses in {_label(name)} separated by spaces, not commas")
+                pairs = [("", address) for address in text.split()]
+            else:
+                pairs = getaddresses([text])
         # Empty entries and empty groups ("undisclosed-recipients:;") carry nothing.
         return [(display, address) for display, address in pairs if display or address]
 
@@ -383,7 +390,8 @@ class _Reader:
             self.defect(f"{len(values)} From headers; the first is used")
         entries = self._entries("from", values[0])
         if len(entries) > 1:
-            listed = self._address_count(self.text("from", values[0]))
+            text = self.text("from", values[0])
+            listed = len(text.split()) if _SPACE_SEPARATED.fullmatch(text) else self._address_count(text)
             authors = self._normalised("from", entries)
             if listed != len(entries) or len(authors) != len(entries):
                 self.defect(f"From has {len(entries)} addresses; no sender taken")

@@ -1,7 +1,7 @@
-"""Real mail from ../shared/corpus: every message parses; mime4j's expectations and our golden files agree.
+"""Real mail from the corpus: every message parses; mime4j's expectations and our golden files agree.
 
-The corpus lives outside the project (its README: read it from ``../shared/corpus``, never copy it in); the
-tests skip cleanly when it is absent. Golden files in ``golden/`` hold only the corpus-relative path and the
+The corpus is ``tests/corpus`` when the repository has it, else ``../shared/corpus`` (``corpus_root()``);
+the tests skip cleanly when it is absent. Golden files in ``golden/`` hold only the corpus-relative path and the
 expected facts (imap_tools' habit: one loop test over a folder of expectations).
 """
 
@@ -16,19 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from envelope_corpus import corpus_messages, corpus_root
 
 from enate_routing.envelope import Envelope
 from enate_routing.patterns import normalize_address
 
-CORPUS = Path(__file__).parents[2].parent / "shared" / "corpus"
+CORPUS = corpus_root()
 GOLDEN = Path(__file__).parent / "golden"
 MESSAGE_TYPES = ("message/rfc822", "message/global")
-
-
-def corpus_messages() -> list[Path]:
-    if not CORPUS.is_dir():
-        return []
-    return sorted(p for p in CORPUS.rglob("*") if p.suffix in (".eml", ".msg") and p.is_file())
 
 
 def mime4j_messages() -> list[Path]:
@@ -172,8 +167,8 @@ MIME4J_DIFFERENCES: dict[str, set[str]] = {
     "russian-headers.msg": {"attachments"},
     # "This is an invalid header" between Subject and another field: mime4j drops the line; we read it as
     # a fold that lost its leading white space and join it to the Subject (issue 15, real-world recovery).
-    # The same message read in mime4j's "malformed header starts the body" mode; mime4j's two modes disagree.
     "malformedHeader-nocrlfcrlf.msg": {"subject"},
+    # The same message read in mime4j's "malformed header starts the body" mode; mime4j's two modes disagree.
     "malformedHeaderStartsBody-nocrlfcrlf.msg": {"subject"},
 }
 
