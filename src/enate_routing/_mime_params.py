@@ -104,6 +104,8 @@ class PartHeaders:
 
     def get_filename(self) -> str | None:
         """Content-Disposition ``filename``, else Content-Type ``name``, RFC 2231-decoded and stripped."""
+        if not any("name" in value.lower() for value in self._values.values()):
+            return None  # both parameter names contain "name": most parts have neither, skip the parse
         name = self.get_param("filename", "content-disposition")
         if name is None:
             name = self.get_param("name")
