@@ -6,6 +6,8 @@ so the routers only compare strings. The raw bytes stay the source of truth.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -13,6 +15,7 @@ from email.utils import getaddresses
 from typing import Literal
 
 from . import _mime
+from ._charset_guess import guess_undeclared, likely_charset
 from .patterns import normalize_address
 
 __all__ = ["Envelope", "ParseLimits", "Recipient", "RecipientSource"]
@@ -30,6 +33,7 @@ class ParseLimits:
     max_mime_parts: int = 1000
     max_addresses_per_header: int = 1000
     max_encoded_words_per_header: int = 2000
+    max_ids_per_header: int = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,28 +158,65 @@ _QUOTED_OR_COMMENT = re.compile(r'"(?:[^"\\]|\\.)*"|\((?:[^()\\]|\\.)*\)')
 _PARENTHESES = re.compile(r"[()]")
 # getaddresses recurses once per nested comment level; far below the interpreter's recursion limit.
 _MAX_COMMENT_NESTING = 32
+# Defects kept per message: each is a short line for a person; thousands say nothing more than their count.
+_MAX_DEFECTS = 100
 # Longest address header handed to getaddresses, per allowed address: longer means padding, not addresses.
 _CHARS_PER_ADDRESS = 256
 
 
 # Fast path for address lists of plain entries: "local@domain" or "Display Name <local@domain>" with
-# ASCII atoms only. No quotes, comments, groups, backslashes or dots in names, so splitting on commas is
-# exactly what getaddresses does; tests prove the results equal on generated lists. getaddresses costs
-# ~20 µs per address, which dominates a small message.
+# ASCII atoms only (dot-atoms on both sides of the '@': an invalid domain such as "bad_1.example" is read
+# here and rejected by normalize_address, as getaddresses' result would be). No quotes, comments, groups,
+# backslashes or dots in names, so splitting on commas is exactly what getaddresses does; tests prove the
+# results equal on generated lists. getaddresses costs ~20 µs per address, which dominates a small message.
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
-_ADDR_SPEC = rf"{_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
-_SIMPLE_ENTRY = re.compile(rf"[ \t]*(?:({_ADDR_SPEC})|((?:{_ATEXT}[ \t]+)*)(?:{_ATEXT})?[ \t]*<({_ADDR_SPEC})>)[ \t]*")
-_NOT_SIMPLE = re.compile(r'["()\\:;\[\]]|[^\x00-\x7f]')
+_ADDRESS = rf"{_ATEXT}(?:\.{_ATEXT})*@{_ATEXT}(?:\.{_ATEXT})*"
+_SIMPLE_ENTRY = re.compile(rf"[ \t]*(?:({_ADDRESS})|((?:{_ATEXT}[ \t]+)*)(?:{_ATEXT})?[ \t]*<({_ADDRESS})>)[ \t]*")
+_NOT_SIMPLE = re.compile(r'[()\\:;\[\]]|[^\x00-\x7f]')
+# Two or more bare addresses separated by white space only (no commas, names or brackets).
+_SPACE_SEPARATED = re.compile(rf"[ \t]*{_ADDRESS}(?:[ \t]+{_ADDRESS})+[ \t]*")
+# A quoted display name without backslashes or line breaks: getaddresses gives its content as written.
+_QUOTED_ENTRY = re.compile(rf'[ \t]*"([^"\\\r\n]*)"[ \t]*<({_ADDRESS})>[ \t]*')
+# One entry of a list with quoted names: anything but '"' and ',', or a whole quoted string.
+_QUOTED_LIST_ENTRY = re.compile(r'(?:"[^"\\\r\n]*"|[^",])*')
+
+
+def _split_entries(text: str) -> list[str] | None:
+    """``text`` split at the commas outside quoted strings; None when a quote is not closed."""
+    if '"' not in text:
+        return text.split(",")
+    entries, position = [], 0
+    while True:
+        match = _QUOTED_LIST_ENTRY.match(text, position)  # never None: it matches the empty string
+        end = match.end() if match is not None else position
+        entries.append(text[position:end])
+        if end >= len(text):
+            return entries
+        if text[end] != ",":
+            return None  # an unclosed quote, or one with a backslash: getaddresses decides
+        position = end + 1
 
 
 def simple_addresses(text: str) -> list[tuple[str, str]] | None:
-    """``getaddresses([text])`` for lists of plain entries, or None when ``text`` needs the real parser."""
+    """``getaddresses([text])`` for lists of plain entries, or None when ``text`` needs the real parser.
+
+    Plain entries: ``local@domain``, ``Name <local@domain>`` with atoms, ``"Any, Name" <local@domain>``.
+    """
     if _NOT_SIMPLE.search(text):
         return None
+    entries = _split_entries(text)
+    if entries is None:
+        return None
     pairs = []
-    for entry in text.split(","):
+    for entry in entries:
         if not entry.strip(" \t"):
             pairs.append(("", ""))
+            continue
+        if '"' in entry:
+            quoted = _QUOTED_ENTRY.fullmatch(entry)
+            if quoted is None:
+                return None
+            pairs.append((quoted.group(1), quoted.group(2)))
             continue
         match = _SIMPLE_ENTRY.fullmatch(entry)
         if match is None:
@@ -188,6 +229,7 @@ def simple_addresses(text: str) -> list[tuple[str, str]] | None:
     return pairs
 
 
+@functools.lru_cache(maxsize=64)
 def _label(name: str) -> str:
     """``x-original-to`` → ``X-Original-To``, for defect messages."""
     return "-".join(word.capitalize() for word in name.split("-"))
@@ -203,23 +245,41 @@ class _Reader:
 
     def __init__(self, limits: ParseLimits) -> None:
         self.limits = limits
-        self.defects: list[str] = []
+        self._defects: dict[str, None] = {}  # an ordered set: 70,000 distinct defects stay linear
         self.reason: str | None = None
+        self.block: _mime.HeaderBlock | None = None  # the message's header block, once split
+        self._charset: str | None = None
+
+    @property
+    def defects(self) -> tuple[str, ...]:
+        """The defects found, in order, each once; past _MAX_DEFECTS only their count is kept."""
+        if len(self._defects) <= _MAX_DEFECTS:
+            return tuple(self._defects)
+        kept = list(itertools.islice(self._defects, _MAX_DEFECTS))
+        return (*kept, f"{len(self._defects) - _MAX_DEFECTS} more defects not listed")
 
     def defect(self, text: str) -> None:
-        if text not in self.defects:
-            self.defects.append(text)
+        self._defects[text] = None
 
     def quarantine(self, reason: str) -> None:
         if self.reason is None:
             self.reason = reason
 
     def text(self, name: str, value: bytes) -> str:
-        """Unfolded header bytes → text; 8-bit bytes are UTF-8, else latin-1 with a defect."""
+        """Unfolded header bytes → text: UTF-8, else a likely charset (Shift-JIS, GB2312, Windows-1252,
+        latin-1; ``_charset_guess``) with a defect naming it."""
         text, latin = _mime.decode_bytes(value)
         if latin:
-            self.defect(f"8-bit bytes in {_label(name)} are not UTF-8; read as latin-1")
+            text, charset = guess_undeclared(value, self._message_charset())
+            self.defect(f"8-bit bytes in {_label(name)} are not UTF-8; read as {charset}")
         return text
+
+    def _message_charset(self) -> str | None:
+        """The likely charset of all undeclared 8-bit header bytes of the message, found once."""
+        if self._charset is None and self.block is not None:
+            undeclared = [v for _, v in self.block.fields if not v.isascii() and _mime.decode_bytes(v)[1]]
+            self._charset = likely_charset(b"\n".join(undeclared)) if undeclared else ""
+        return self._charset or None
 
     def within_word_limit(self, name: str, text: str) -> bool:
         """False (and quarantine) past the encoded-words-per-header limit (docs/semantics.md §3.1.1)."""
@@ -289,30 +349,38 @@ class _Reader:
             return []
         pairs = simple_addresses(text)
         if pairs is None:
-            pairs = getaddresses([text])
+            spaced = _SPACE_SEPARATED.fullmatch(text)
+            if spaced is not None:  # "a@x b@y": a list that lost its commas (real-world recovery, issue 15)
+                self.defect(f"addresses in {_label(name)} separated by spaces, not commas")
+                pairs = [("", address) for address in text.split()]
+            else:
+                pairs = getaddresses([text])
         # Empty entries and empty groups ("undisclosed-recipients:;") carry nothing.
         return [(display, address) for display, address in pairs if display or address]
 
     def _normalised(self, name: str, entries: list[tuple[str, str]]) -> list[tuple[str, str]]:
         result = []
+        label = _label(name)
         for display, address in entries:
             normal = normalize_address(address) if address else None
             if normal is None:
-                self.defect(f"invalid address {_short(address or display)} in {_label(name)}")
+                self.defect(f"invalid address {_short(address or display)} in {label}")
                 continue
             if "=?" in display:
                 display, defects = _mime.decode_encoded_words(display)
                 for defect in defects:
-                    self.defect(f"{defect} in {_label(name)}")
+                    self.defect(f"{defect} in {label}")
             result.append((display, normal))
         return result
 
     def sender(self, block: _mime.HeaderBlock) -> tuple[str | None, str]:
         """The From address and display name.
 
-        Decision (issue 3): a From that yields anything but exactly one valid address gives no sender, with
-        a defect. Picking "the valid one" out of ``alice@example.org)<bob@example.org>`` would let a
-        crafted From impersonate a trusted sender (CVE-2023-27043); no sender routes by the other rules.
+        A real list of mailboxes (``a@x, b@y``: as many comma-separated entries as addresses, all valid)
+        gives its first, with a defect — RFC 5322 §3.6.2 allows several authors, with Sender naming the
+        one who sent (issue 15). Anything else that yields several addresses gives no sender (issue 3):
+        picking "the valid one" out of ``alice@example.org)<bob@example.org>``, which ``getaddresses``
+        splits in two (CVE-2023-27043), would let a crafted From impersonate a trusted sender.
         """
         values = block.all("from")
         if not values:
@@ -322,8 +390,14 @@ class _Reader:
             self.defect(f"{len(values)} From headers; the first is used")
         entries = self._entries("from", values[0])
         if len(entries) > 1:
-            self.defect(f"From has {len(entries)} addresses; no sender taken")
-            return None, ""
+            text = self.text("from", values[0])
+            listed = len(text.split()) if _SPACE_SEPARATED.fullmatch(text) else self._address_count(text)
+            authors = self._normalised("from", entries)
+            if listed != len(entries) or len(authors) != len(entries):
+                self.defect(f"From has {len(entries)} addresses; no sender taken")
+                return None, ""
+            self.defect(f"From has {len(entries)} addresses; the first is used")
+            return authors[0][1], authors[0][0]
         pairs = self._normalised("from", entries)
         if len(pairs) != 1:
             self.defect("From has no valid address")
@@ -342,14 +416,21 @@ class _Reader:
         return ident
 
     def id_list(self, name: str, block: _mime.HeaderBlock) -> tuple[str, ...]:
-        """In-Reply-To / References: the bracketed ids; bare tokens with '@' when nothing is bracketed."""
-        ids: list[str] = []
+        """In-Reply-To / References: the bracketed ids; bare tokens with '@' when nothing is bracketed.
+
+        More than ``max_ids_per_header`` ids in one field quarantines the message, like the address limit.
+        """
+        limit = self.limits.max_ids_per_header
+        ids: dict[str, None] = {}
         for value in block.all(name):
             text = self.text(name, value)
             found = [ident.strip() for ident in _MESSAGE_ID.findall(text)]
             if not found:
                 found = [token for token in text.split() if "@" in token]
-            ids.extend(ident for ident in found if ident and ident not in ids)
+            if len(found) > limit:
+                self.quarantine(f"id count in {_label(name)} {len(found)} exceeds the limit of {limit}")
+                return ()
+            ids.update((ident, None) for ident in found if ident)
         return tuple(ids)
 
     def return_path(self, block: _mime.HeaderBlock) -> str | None:
@@ -419,7 +500,7 @@ def _read(raw: bytes, envelope_recipients: Iterable[str], limits: ParseLimits) -
     reader = _Reader(limits)
     if len(raw) > limits.max_message_bytes:
         reader.quarantine(f"message size {len(raw)} exceeds the limit of {limits.max_message_bytes}")
-    block = _mime.split_header_block(raw, 0, len(raw), limits.max_header_bytes)
+    block = reader.block = _mime.split_header_block(raw, 0, len(raw), limits.max_header_bytes)
     for defect in block.defects:
         reader.defect(defect)
     message_id = reader.message_id(block)
@@ -432,13 +513,14 @@ def _read(raw: bytes, envelope_recipients: Iterable[str], limits: ParseLimits) -
             sender=sender,
             sender_name=sender_name,
             size=len(raw),
-            defects=tuple(reader.defects),
+            defects=reader.defects,
             quarantine_reason=reader.reason,
             raw=raw,
         )
     subject_value = block.first("subject")
     subject = reader.unstructured("subject", subject_value) if subject_value is not None else ""
     recipients = _recipients(reader, block, envelope_recipients)
+    in_reply_to, references = reader.id_list("in-reply-to", block), reader.id_list("references", block)
     attachments: tuple[str, ...] = ()
     is_report = False
     if reader.reason is None:
@@ -464,8 +546,8 @@ def _read(raw: bytes, envelope_recipients: Iterable[str], limits: ParseLimits) -
         subject=subject,
         attachments=attachments,
         important=reader.important(block),
-        in_reply_to=reader.id_list("in-reply-to", block),
-        references=reader.id_list("references", block),
+        in_reply_to=in_reply_to,
+        references=references,
         auto_submitted=reader.optional(block, "auto-submitted", lower=True),
         precedence=reader.optional(block, "precedence", lower=True),
         x_autoreply=block.first("x-autoreply") is not None,
@@ -475,7 +557,7 @@ def _read(raw: bytes, envelope_recipients: Iterable[str], limits: ParseLimits) -
         x_loop=reader.x_loop(block),
         is_delivery_report=is_report,
         size=len(raw),
-        defects=tuple(reader.defects),
+        defects=reader.defects,
         quarantine_reason=reader.reason,
         raw=raw,
     )

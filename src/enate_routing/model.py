@@ -20,6 +20,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ModelWrapValidatorHandler,
     SecretStr,
     StringConstraints,
     field_validator,
@@ -31,6 +32,7 @@ from enate_routing._oauth_settings import OAuthSettings, legacy_auth_warnings, m
 from enate_routing.delivery import Delivery, Target, Text
 from enate_routing.envelope import ParseLimits
 from enate_routing.errors import ConfigError, ConfigIssue
+from enate_routing.link_pattern import UnsafePatternError, check_link_pattern
 from enate_routing.patterns import AddressPattern, normalize_address, normalize_extension, split_list
 from enate_routing.presets import INCOMING_PRESETS, OUTGOING_PRESETS, SERVICE_AUTH, SERVICE_USE
 
@@ -251,6 +253,14 @@ class Connector(_Frozen):
             return "delegate"
         return "shared-folder"
 
+    # A wrap validator defined last is outermost: every validator inside it, and every error they raise
+    # (after-validators report the input they were handed), sees the wrapped input, never the secret.
+    @model_validator(mode="wrap")
+    @classmethod
+    def _hide_secret_inputs(cls, data: Any, handler: ModelWrapValidatorHandler[Connector]) -> Connector:
+        """Wrap secret inputs before anything can fail, so no ValidationError carries them (issue 13)."""
+        return handler(hide_secret_inputs(data))
+
     @property
     def uses_incoming(self) -> bool:
         return self.use_for in ("incoming", "both")
@@ -307,6 +317,36 @@ class Connector(_Frozen):
 
     def __repr_args__(self) -> Any:  # secrets are SecretStr already; keep the repr short and safe
         return [(k, v) for k, v in super().__repr_args__() if k in ("name", "service", "use_for", "enabled")]
+
+
+class _Redacted:
+    """Stands in for a secret input of the wrong type: fails validation as it would, shows no value."""
+
+    def __repr__(self) -> str:
+        return "'**********'"
+
+
+_SECRET_INPUTS = frozenset({"password", "certificate_password"})
+
+
+def hide_secret_inputs(data: Any) -> Any:
+    """A connector's input with every secret field wrapped: strings in SecretStr, anything else redacted.
+
+    pydantic puts the input of a failing field — and, for model-level errors, the whole input mapping —
+    into the error's text, ``errors()`` and ``json()``. Wrapped first, the secret shows as ``**********``
+    there, while a valid secret still validates (``SecretStr`` accepts a ``SecretStr``) and a wrong type
+    still fails with the same error type.
+    """
+    if not isinstance(data, Mapping) or not _SECRET_INPUTS.intersection(data):
+        return data
+    hidden = dict(data)
+    for key in _SECRET_INPUTS.intersection(data):
+        value = hidden[key]
+        if isinstance(value, str):
+            hidden[key] = SecretStr(value)
+        elif value is not None and not isinstance(value, SecretStr):
+            hidden[key] = _Redacted()
+    return hidden
 
 
 def _direction_used(use_for: object, key: str) -> bool:
@@ -447,6 +487,12 @@ class Linking(_Frozen):
         except re.error as exc:
             raise PydanticCustomError("regex", "not a valid regular expression ({reason})",
                                       {"reason": str(exc), "item": value}) from None
+        try:
+            check_link_pattern(value)  # issue 13: a pattern that passes check stays linear on any mail
+        except UnsafePatternError as exc:
+            raise PydanticCustomError(
+                "regex", "unsafe pattern: {reason}", {"reason": str(exc), "item": value}
+            ) from None
         if "ref" not in compiled.groupindex and compiled.groups != 1:
             raise PydanticCustomError(
                 "regex", "the pattern needs a group named 'ref' (or exactly one group)", {"item": value}
@@ -463,6 +509,7 @@ class LimitsSettings(_Frozen):
     max_mime_parts: Annotated[int, Field(gt=0)] = 1000
     max_addresses_per_header: Annotated[int, Field(gt=0)] = 1000
     max_encoded_words_per_header: Annotated[int, Field(gt=0)] = 2000
+    max_ids_per_header: Annotated[int, Field(gt=0)] = 1000
     acknowledgements_per_hour: Annotated[int, Field(ge=0)] = 10
 
     def parse_limits(self) -> ParseLimits:
@@ -494,6 +541,14 @@ class Config(_Frozen):
         if issues:
             raise ConfigError(issues)
         return self
+
+    @model_validator(mode="wrap")  # last, so outermost: see Connector._hide_secret_inputs
+    @classmethod
+    def _hide_secret_inputs(cls, data: Any, handler: ModelWrapValidatorHandler[Config]) -> Config:
+        """Connector secrets wrapped before validation: errors of the whole file never carry them."""
+        if isinstance(data, Mapping) and isinstance(data.get("connectors"), list | tuple):
+            data = {**data, "connectors": [hide_secret_inputs(entry) for entry in data["connectors"]]}
+        return handler(data)
 
     def connector(self, name: str) -> Connector:
         """The connector called ``name``; KeyError when there is none."""

@@ -36,6 +36,7 @@ from enate_routing.delivery import Delivery
 from enate_routing.directory import CompanyDirectory, ConfiguredCompanies, KnownMessage, WorkItemLookup
 from enate_routing.envelope import Envelope
 from enate_routing.errors import UnknownConnectorError
+from enate_routing.link_pattern import search_link_token
 from enate_routing.matcher import (
     SENDERS,
     CompiledRoute,
@@ -404,7 +405,7 @@ class Router:
             if self._search_body:
                 texts.append(("body", envelope.plain_text))
             for where, text in texts:
-                match = self._link_pattern.search(text())
+                match = search_link_token(self._link_pattern, text(), body=where == "body")
                 if match is None:
                     continue
                 token = match.group("ref") if "ref" in match.re.groupindex else match.group(1)

@@ -168,6 +168,11 @@ MIME4J_DIFFERENCES: dict[str, set[str]] = {
     # mime4j and mail readers show "Список.doc", and so do we.
     "russian.msg": {"attachments"},
     "russian-headers.msg": {"attachments"},
+    # "This is an invalid header" between Subject and another field: mime4j drops the line; we read it as
+    # a fold that lost its leading white space and join it to the Subject (issue 15, real-world recovery).
+    "malformedHeader-nocrlfcrlf.msg": {"subject"},
+    # The same message read in mime4j's "malformed header starts the body" mode; mime4j's two modes disagree.
+    "malformedHeaderStartsBody-nocrlfcrlf.msg": {"subject"},
 }
 
 

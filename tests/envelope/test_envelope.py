@@ -74,6 +74,13 @@ def test_idna_sender_domain_is_punycode() -> None:
     assert envelope.sender_name == "Jörg"
 
 
+def test_from_with_a_list_of_two_mailboxes_takes_the_first() -> None:
+    """RFC 5322 §3.6.2: a From listing two mailboxes gives the first, with a defect (issue 15)."""
+    envelope = parse('From: "Doe, Jane" <Jane@Example.org>, bob@example.org')
+    assert (envelope.sender, envelope.sender_name) == ("jane@example.org", "Doe, Jane")
+    assert "From has 2 addresses; the first is used" in envelope.defects
+
+
 def test_from_with_two_addresses_gives_no_sender() -> None:
     """CVE-2023-27043: a From that splits into two addresses yields no sender and a defect."""
     envelope = parse("From: alice@example.org)<bob@example.org>")
@@ -354,7 +361,9 @@ def test_simple_address_fast_path_matches_getaddresses(text: str) -> None:
     assert [pair for pair in fast if any(pair)] == [pair for pair in getaddresses([text]) if any(pair)]
 
 
-@pytest.mark.parametrize("text", ['"Doe, John" <j@x.example>', "a@b (c)", "team: a@b.example;", "John Doe"])
+@pytest.mark.parametrize(
+    "text", ['"Doe, \\"J\\"" <j@x.example>', '"Doe <j@x.example>', "a@b (c)", "team: a@b.example;", "John Doe"]
+)
 def test_simple_address_fast_path_declines_the_rest(text: str) -> None:
-    """Quotes, comments, groups and bare phrases go to getaddresses."""
+    """Escaped or unclosed quotes, comments, groups and bare phrases go to getaddresses."""
     assert simple_addresses(text) is None

@@ -1,12 +1,14 @@
-"""The benchmark runs in quick mode and reports facts identical to the standard library's (not timings)."""
+"""The benchmarks run in quick mode: facts equal to the standard library's, every growth case parsed (no timings)."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 import bench_envelope
+import bench_growth
 
 
 def test_benchmark_quick_mode_reports_identical_facts(capsys: pytest.CaptureFixture[str]) -> None:
@@ -16,3 +18,15 @@ def test_benchmark_quick_mode_reports_identical_facts(capsys: pytest.CaptureFixt
     assert report["facts_identical"] is True
     assert set(report["messages"]) == {"4KB plain", "20KB multipart", "450KB 3 attachments", "1.4MB 1 attachment"}
     assert all(row["quarantine_reason"] for row in report["hostile"].values())
+
+
+def test_growth_benchmark_quick_mode_writes_its_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """bench_growth.main(--quick --json FILE) exits 0 and reports every case at 1×, 10× and 100×, parsed."""
+    out = tmp_path / "growth.json"
+    assert bench_growth.main(["--quick", "--json", str(out)]) == 0
+    report = json.loads(out.read_text(encoding="utf-8"))
+    assert report == json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(report["cases"]) == set(bench_growth.CASES) | set(bench_growth.LINKING_CASES)
+    for row in report["cases"].values():
+        assert set(row["ms"]) == {"1x", "10x", "100x"}
+        assert row["outcome_at_100x_wide_limits"].startswith("parsed")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import signal
 import sys
@@ -93,10 +94,10 @@ def add_ledger_options(parser: argparse.ArgumentParser, *, out_required: bool, c
         parser.add_argument("name", metavar="NAME", help="the incoming connector")
         parser.set_defaults(connector_option=None)
     add_mailbox_argument(parser)
-    parser.add_argument("--out", required=out_required, type=Path, metavar="FILE.jsonl",
+    parser.add_argument("--out", required=out_required, type=_output_file, metavar="FILE.jsonl",
                         help="decisions are appended here")
     parser.add_argument("--state", type=Path, metavar="DB", help="the ingestion ledger (default: <out>.ledger.db)")
-    parser.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
+    parser.add_argument("--timeout", type=_seconds, default=30.0, metavar="SECONDS",
                         help="bound on every server operation (default 30)")
     add_logging_options(parser)
 
@@ -135,15 +136,37 @@ def _no_handler(item: WorkItem) -> None:  # pragma: no cover - only listing comm
     raise RuntimeError("no output file: name one with --out")
 
 
+def _seconds(text: str) -> float:
+    """argparse type: a finite number of seconds greater than zero (rejects 0, -1, nan, inf)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds greater than 0, not {text!r}")
+    return value
+
+
+def _output_file(text: str) -> Path:
+    """argparse type: a file path that is not an existing folder."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder; name a .jsonl file")
+    for parent in path.parents:
+        if parent.exists() and not parent.is_dir():
+            raise argparse.ArgumentTypeError(f"{text}: {parent} is a file, not a folder")
+    return path
+
+
 def register(subparsers: Any) -> None:
     poll = subparsers.add_parser(
         "poll", help="ingest a connector's mailbox: route every new message, append decisions to a JSON-lines file"
     )
     add_ledger_options(poll, out_required=True)
     poll.add_argument("--once", action="store_true", help="drain the mailbox once and exit")
-    poll.add_argument("--interval", type=float, default=60.0, metavar="SECONDS",
+    poll.add_argument("--interval", type=_seconds, default=60.0, metavar="SECONDS",
                       help="time between polls without --once (default 60; IMAP IDLE wakes up earlier)")
-    poll.add_argument("--retry-for", type=float, default=60.0, metavar="SECONDS",
+    poll.add_argument("--retry-for", type=_seconds, default=60.0, metavar="SECONDS",
                       help="with --once: how long to keep retrying an unreachable server before giving up (default 60)")
     poll.add_argument("--batch-size", type=int, default=50, metavar="N",
                       help="messages per batch: per spool, route and group-commit transaction (default 50)")

@@ -141,7 +141,10 @@ def run_route(args: argparse.Namespace) -> int:
 def run_explain(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     router = _router(config, args.work_items)
-    (name, raw), = list(_messages([args.message]))
+    found = list(_messages([args.message]))
+    if len(found) != 1:  # a folder: explain is about one message
+        raise MessageFileError(f"{args.message}: {len(found)} messages; explain takes one (route takes many)")
+    (name, raw), = found
     envelope = Envelope.from_bytes(raw, limits=config.limits.parse_limits())
     trace = router.explain(envelope, args.connector)
     if args.format == "json":

@@ -22,6 +22,7 @@ from enate_routing.decision import (
 from enate_routing.directory import CompanyDirectory, WorkItemLookup
 from enate_routing.envelope import Envelope
 from enate_routing.errors import UnknownConnectorError
+from enate_routing.link_pattern import search_link_token
 from enate_routing.model import Config, Fallback, IncomingRoute, RoutingRules
 from enate_routing.patterns import AddressPattern, subject_words
 
@@ -243,7 +244,7 @@ class ReferenceRouter:
             if self.config.linking.search_body:
                 texts.append(("body", envelope.plain_text()))
             for where, text in texts:
-                match = re.search(pattern, text)
+                match = search_link_token(re.compile(pattern), text, body=where == "body")
                 if match is None:
                     continue
                 token = match.group("ref") if "ref" in match.re.groupindex else match.group(1)

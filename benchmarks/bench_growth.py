@@ -1,0 +1,196 @@
+"""Benchmark: cost growth of hostile input at 1×, 10× and 100× (issue 13 — every path linear).
+
+Each case builds the same kind of hostile message (or subject) at three sizes, times ``Envelope.from_bytes``
+(plus ``Router.route`` for the linking cases) and prints the curve and the ratio of the 100× cost to the
+1× cost, in CPU time. Linear code gives about 100; quadratic code 10,000. Target: ratio ≤ 150 for every case. The
+tests (tests/envelope/test_envelope_growth.py) build the same messages and check what comes out, never
+the time.
+
+    python benchmarks/bench_growth.py                  # full run
+    python benchmarks/bench_growth.py --quick          # one round, for CI
+    python benchmarks/bench_growth.py --json out.json  # also write the report
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from importlib import resources
+from typing import Any
+
+from enate_routing.envelope import Envelope, ParseLimits
+from enate_routing.loading import parse_config
+from enate_routing.patterns import normalize_address, normalize_domain
+from enate_routing.router import Router
+
+SCALES = (1, 10, 100)
+TARGET_RATIO = 150
+# Limits wide enough that the 100x messages are parsed to the end: the curve measures the parsing paths
+# themselves, not the early quarantine that the default limits give (the tests check both).
+WIDE = ParseLimits(
+    max_message_bytes=1 << 30, max_header_bytes=1 << 30, max_ids_per_header=10**7, max_mime_parts=10**6
+)
+HEAD = b"Message-ID: <g@example.org>\r\nFrom: Alice <alice@example.org>\r\nTo: help@contoso.example\r\n"
+
+
+# --- the hostile messages, by scale (tests import these) ---------------------------------------------------
+
+
+def references(scale: int) -> bytes:
+    """References with 1,000 × scale distinct ids (the stdlib-style list membership was quadratic)."""
+    ids = " ".join(f"<id{n}@example.org>" for n in range(1000 * scale))
+    return HEAD + f"Subject: ids\r\nReferences: {ids}\r\n\r\nbody\r\n".encode()
+
+
+def in_reply_to(scale: int) -> bytes:
+    """In-Reply-To with 1,000 × scale bare tokens containing '@' (no angle brackets)."""
+    ids = " ".join(f"id{n}@example.org" for n in range(1000 * scale))
+    return HEAD + f"Subject: ids\r\nIn-Reply-To: {ids}\r\n\r\nbody\r\n".encode()
+
+
+def unbalanced_parameter(scale: int) -> bytes:
+    """A Content-Type boundary with an unbalanced quote and 2,000 × scale ';' (stdlib _parseparam: quadratic)."""
+    junk = ";a" * (1000 * scale)
+    return HEAD + f'Content-Type: multipart/mixed; boundary="x{junk}\r\n\r\n--x\r\n\r\nbody\r\n'.encode()
+
+
+def unbalanced_filename(scale: int) -> bytes:
+    """An attachment whose Content-Disposition filename has an unbalanced quote and 1,000 × scale ';'."""
+    junk = ";a" * (1000 * scale)
+    return HEAD + (
+        'Content-Type: multipart/mixed; boundary="B"\r\n\r\n--B\r\n'
+        f'Content-Type: application/pdf\r\nContent-Disposition: attachment; filename="r.pdf{junk}\r\n\r\n'
+        "data\r\n--B--\r\n"
+    ).encode()
+
+
+def invalid_cc(scale: int) -> bytes:
+    """1,000 × scale distinct invalid Cc addresses, in Cc headers of 1,000 (the limit) each."""
+    count = 1000 * scale
+    headers = []
+    for start in range(0, count, 1000):
+        entries = ", ".join(f"user{n}@bad_{n}.example" for n in range(start, min(count, start + 1000)))
+        headers.append(f"Cc: {entries}\r\n")
+    return HEAD + ("Subject: cc\r\n" + "".join(headers) + "\r\nbody\r\n").encode()
+
+
+def many_fields(scale: int) -> bytes:
+    """1,000 × scale header fields (each lookup of a header name used to scan all of them)."""
+    fields = "".join(f"X-F{n}: v\r\n" for n in range(1000 * scale))
+    return HEAD + f"Subject: fields\r\n{fields}\r\n".encode()
+
+
+def linking_subject(scale: int) -> bytes:
+    """A subject of 1,000 × scale letters: what a reference pattern without a literal start backtracks on."""
+    return HEAD + b"Subject: " + b"A" * (1000 * scale) + b"\r\n\r\nbody\r\n"
+
+
+def linking_body(scale: int) -> bytes:
+    """A plain-text body of 1,000 × scale lines of 1,000 letters, searched when search_body is on."""
+    return HEAD + b"Subject: x\r\n\r\n" + (b"A" * 999 + b"\r\n") * (10 * scale)
+
+
+CASES: dict[str, Callable[[int], bytes]] = {
+    "References ids": references,
+    "In-Reply-To bare ids": in_reply_to,
+    "unbalanced boundary parameter": unbalanced_parameter,
+    "unbalanced filename parameter": unbalanced_filename,
+    "distinct invalid Cc addresses": invalid_cc,
+    "header fields": many_fields,
+}
+LINKING_CASES: dict[str, Callable[[int], bytes]] = {
+    "linking pattern on subject": linking_subject,
+    "linking pattern on body": linking_body,
+}
+# A pattern that passes `check` but has no literal start, so every position of the text is a start.
+HOSTILE_LINK_PATTERN = r"(?P<ref>[A-Z]+-?\d+)"
+
+
+def linking_router() -> Router:
+    """The demo configuration with body search on and the hostile (but safe) reference pattern."""
+    import tomllib
+
+    text = (resources.files("enate_routing") / "data" / "demo.toml").read_text(encoding="utf-8")
+    data = tomllib.loads(text)
+    data["linking"] = {"subject_pattern": HOSTILE_LINK_PATTERN, "search_body": True}
+    return Router.compile(parse_config(data))
+
+
+# --- timing -------------------------------------------------------------------------------------------------
+
+
+def _cold() -> None:
+    """Empty the address caches: otherwise 1× (1,000 addresses) is all cache hits and 100× all misses."""
+    normalize_address.cache_clear()
+    normalize_domain.cache_clear()
+
+
+def _seconds(function: Callable[[], object], rounds: int) -> float:
+    """The best CPU time of ``rounds`` cold calls: on a shared machine, wall time penalises long runs."""
+    best = float("inf")
+    for _ in range(rounds):
+        _cold()
+        start = time.process_time()
+        function()
+        best = min(best, time.process_time() - start)
+    return best
+
+
+def run(quick: bool) -> dict[str, Any]:
+    rounds = 1 if quick else 5
+    router = linking_router()
+    results: dict[str, Any] = {}
+    every = {**CASES, **LINKING_CASES}
+    for name, build in every.items():
+        curve = {}
+        outcome = ""
+        for scale in SCALES:
+            raw = build(scale)
+            if name in LINKING_CASES:
+                envelope = Envelope.from_bytes(raw)
+
+                def work(envelope: Envelope = envelope) -> object:
+                    return router.route(envelope)
+            else:
+
+                def work(raw: bytes = raw) -> object:
+                    return Envelope.from_bytes(raw, limits=WIDE)
+            work()  # warm caches (compiled patterns, normalised addresses) outside the timing
+            curve[scale] = _seconds(work, rounds)
+            envelope = Envelope.from_bytes(raw, limits=WIDE)
+            outcome = envelope.quarantine_reason or f"parsed, {len(envelope.defects)} defects"
+        ratio = curve[100] / max(curve[1], 1e-9)
+        results[name] = {
+            "ms": {f"{scale}x": round(curve[scale] * 1e3, 3) for scale in SCALES},
+            "ratio_100x_over_1x": round(ratio, 1),
+            "linear": ratio <= TARGET_RATIO,
+            "outcome_at_100x_wide_limits": outcome,
+        }
+    return {"benchmark": "growth", "quick": quick, "target_ratio": TARGET_RATIO, "cases": results,
+            "all_linear": all(row["linear"] for row in results.values())}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one round per size, for CI")
+    parser.add_argument("--json", metavar="FILE", help="also write the report as JSON to FILE")
+    args = parser.parse_args(argv)
+    report = run(args.quick)
+    print(f"{'case':<32}{'1x ms':>10}{'10x ms':>10}{'100x ms':>10}{'100x/1x':>9}  outcome at 100x (wide limits)")
+    for name, row in report["cases"].items():
+        ms = row["ms"]
+        print(f"{name:<32}{ms['1x']:>10}{ms['10x']:>10}{ms['100x']:>10}{row['ratio_100x_over_1x']:>9}  "
+              f"{row['outcome_at_100x_wide_limits']}")
+    print(f"every case within {TARGET_RATIO}x: {report['all_linear']}")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as out:
+            json.dump(report, out, indent=2)
+    print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,159 @@
+"""Hostile input at 1×, 10× and 100× (issue 13): the 100× case finishes and is parsed or quarantined right.
+
+The messages come from benchmarks/bench_growth.py, which times them; these tests never look at the clock.
+Under the default limits the big cases are quarantined with the reason naming the limit; under wide limits
+(bench_growth.WIDE) the same messages are parsed to the end, so the parsing path itself is exercised.
+"""
+
+from __future__ import annotations
+
+import tomllib
+import tracemalloc
+from importlib import resources
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bench_growth import (
+    WIDE,
+    in_reply_to,
+    invalid_cc,
+    linking_router,
+    many_fields,
+    references,
+    unbalanced_filename,
+    unbalanced_parameter,
+)
+from enate_routing.envelope import Envelope, ParseLimits
+from enate_routing.loading import parse_config
+from enate_routing.model import LimitsSettings
+from enate_routing.router import Router
+
+SCALES = (1, 10, 100)
+
+
+@pytest.mark.parametrize("scale", SCALES)
+def test_references_ids(scale: int) -> None:
+    """1,000 × scale ids: all read under wide limits; past 1,000 per field quarantined by default."""
+    raw = references(scale)
+    wide = Envelope.from_bytes(raw, limits=WIDE)
+    assert wide.quarantine_reason is None
+    assert len(wide.references) == 1000 * scale and wide.references[-1] == f"id{1000 * scale - 1}@example.org"
+    default = Envelope.from_bytes(raw)
+    if scale == 1:
+        assert default.references == wide.references
+    else:
+        assert default.quarantine_reason is not None and default.references == ()
+        assert default.quarantine_reason.startswith(("id count in References", "header block size"))
+
+
+@pytest.mark.parametrize("scale", SCALES)
+def test_in_reply_to_bare_ids(scale: int) -> None:
+    """Bare ids (no brackets) count the same way, and duplicates are kept once."""
+    raw = in_reply_to(scale)
+    wide = Envelope.from_bytes(raw, limits=WIDE)
+    assert len(wide.in_reply_to) == 1000 * scale
+    doubled = raw.replace(b"In-Reply-To:", b"In-Reply-To: id0@example.org id0@example.org")
+    assert len(Envelope.from_bytes(doubled, limits=WIDE).in_reply_to) == 1000 * scale
+
+
+def test_id_limit_is_configurable_and_exact() -> None:
+    """max_ids_per_header: at the limit parsed, one more quarantined with the count and the limit."""
+    raw = references(1)
+    assert Envelope.from_bytes(raw, limits=ParseLimits(max_ids_per_header=1000)).quarantine_reason is None
+    assert Envelope.from_bytes(raw, limits=ParseLimits(max_ids_per_header=999)).quarantine_reason == (
+        "id count in References 1000 exceeds the limit of 999"
+    )
+    assert LimitsSettings(max_ids_per_header=5).parse_limits().max_ids_per_header == 5
+
+
+@pytest.mark.parametrize("scale", SCALES)
+def test_unbalanced_boundary_parameter(scale: int) -> None:
+    """An unbalanced quote with 1,000 × scale ';' in the boundary: parsed, the boundary is never found."""
+    envelope = Envelope.from_bytes(unbalanced_parameter(scale), limits=WIDE)
+    assert envelope.quarantine_reason is None
+    assert "no boundary delimiter found in multipart/mixed" in envelope.defects
+
+
+@pytest.mark.parametrize("scale", SCALES)
+def test_unbalanced_filename_parameter(scale: int) -> None:
+    """The same in a file name: parsed; the name runs to the end of the header, opening quote kept (compat32)."""
+    envelope = Envelope.from_bytes(unbalanced_filename(scale), limits=WIDE)
+    assert envelope.quarantine_reason is None
+    assert len(envelope.attachments) == 1 and envelope.attachments[0].startswith('"r.pdf;a;a')
+
+
+@pytest.mark.parametrize("scale", SCALES)
+def test_distinct_invalid_cc_addresses(scale: int) -> None:
+    """1,000 × scale distinct invalid Cc addresses: no recipient from them, defects capped with a count."""
+    envelope = Envelope.from_bytes(invalid_cc(scale), limits=WIDE)
+    assert envelope.quarantine_reason is None
+    assert [r.address for r in envelope.recipients] == ["help@contoso.example"]
+    assert envelope.defects[0] == "invalid address 'user0@bad_0.example' in Cc"
+    assert envelope.defects[-1] == f"{1000 * scale - 100} more defects not listed"
+    assert len(envelope.defects) == 101
+
+
+@pytest.mark.parametrize("scale", SCALES)
+def test_many_header_fields(scale: int) -> None:
+    """1,000 × scale header fields: every fact still read (header lookups go through an index)."""
+    envelope = Envelope.from_bytes(many_fields(scale), limits=WIDE)
+    assert envelope.quarantine_reason is None
+    assert (envelope.sender, envelope.subject, envelope.message_id) == ("alice@example.org", "fields", "g@example.org")
+
+
+def test_linking_router_routes_hostile_subjects() -> None:
+    """The benchmark's linking router (hostile but safe pattern, body search) routes 100× subjects."""
+    router = linking_router()
+    for scale in SCALES:
+        raw = b"From: a@example.org\r\nTo: help@contoso.example\r\nSubject: " + b"A" * (1000 * scale) + b"\r\n\r\n"
+        assert router.route(Envelope.from_bytes(raw)).decisions
+
+
+# --- any bytes, and memory ---------------------------------------------------------------------------------
+
+
+def demo_router() -> Router:
+    text = (resources.files("enate_routing") / "data" / "demo.toml").read_text(encoding="utf-8")
+    data = tomllib.loads(text)
+    data["linking"] = {"subject_pattern": r"\[REF:(?P<ref>[A-Z]+-\d+)\]", "search_body": True,
+                       "plus_addressing": "mixed"}
+    return Router.compile(parse_config(data))
+
+
+ROUTER = demo_router()
+HEADERS = st.sampled_from([b"From: ", b"To: ", b"Cc: ", b"Subject: ", b"References: ", b"In-Reply-To: ",
+                           b"Content-Type: multipart/mixed; boundary=", b"Content-Disposition: attachment; filename=",
+                           b"\r\n", b"\r\n\r\n", b"--", b'"', b";", b"<", b">", b"@", b"=?utf-8?q?", b"?="])
+
+
+@given(st.lists(st.one_of(HEADERS, st.binary(max_size=40)), max_size=30).map(b"".join))
+def test_any_bytes_parse_and_route(raw: bytes) -> None:
+    """For any bytes (biased towards header syntax), from_bytes and route never raise."""
+    envelope = Envelope.from_bytes(raw, envelope_recipients=["help@contoso.example"])
+    result = ROUTER.route(envelope)
+    assert envelope.quarantine_reason is not None or result.decisions
+
+
+HOSTILE_WITHIN_LIMITS = {
+    "References at the id limit": references(1),
+    "1,000 invalid Cc": invalid_cc(1),
+    "unbalanced parameter 200 KB": unbalanced_parameter(100),
+    "100,000 header fields": many_fields(10),
+    "1 MB subject": b"From: a@example.org\r\nTo: help@contoso.example\r\nSubject: " + b"[REF:A" * 150_000 + b"\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("raw", HOSTILE_WITHIN_LIMITS.values(), ids=HOSTILE_WITHIN_LIMITS.keys())
+def test_route_peak_memory_stays_under_64_mb(raw: bytes) -> None:
+    """tracemalloc: routing a hostile envelope within the limits allocates less than 64 MB at its peak."""
+    envelope = Envelope.from_bytes(raw)
+    assert envelope.quarantine_reason is None
+    tracemalloc.start()
+    try:
+        ROUTER.route(envelope)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 * 1024 * 1024

@@ -1,0 +1,32 @@
+"""The header block fast paths (issue 15) give exactly what the feedparser-rule line walk gives."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from enate_routing import _mime
+
+LINES = st.sampled_from([
+    b"Subject: hello", b"From: a@example.org", b"X-Empty:", b"To :  b@example.org", b" continued", b"\tfolded",
+    b"From sender Mon Jan 1", b"junk line", b": no name", b"Subject:\xc3\xa4", b"",
+])
+EOLS = st.sampled_from([b"\r\n", b"\n", b"\r"])
+
+
+@given(st.lists(st.tuples(LINES, EOLS), max_size=10), st.sampled_from([b"\r\n", b"\n", b"", b"\r"]))
+def test_fast_split_agrees_with_the_line_walk(lines: list[tuple[bytes, bytes]], blank: bytes) -> None:
+    """Whenever the fast path answers, its fields equal the line walk's; the blank-line finder agrees
+    with the regex it replaces."""
+    raw = b"".join(line + eol for line, eol in lines) + blank + b"body\r\n"
+    found = _mime._blank_line(raw, 0, len(raw))
+    match = _mime._BLANK_LINE.search(raw, 0, len(raw))
+    assert found == (None if match is None else (match.start(), match.end()))
+    if found is None:
+        return
+    block_end = found[0] + (2 if raw.startswith(b"\r\n", found[0]) else 1)
+    fast = _mime.well_formed_fields(raw, 0, block_end)
+    walked = _mime._walk_header_lines(raw, 0, block_end, found[1], True, 1 << 20, True)
+    if fast is not None:
+        assert fast == walked.fields
+        assert walked.defects == []

@@ -1,0 +1,161 @@
+"""Linking patterns (issue 13 item 1): only a safe subset passes check, and the search is bounded."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from importlib import resources
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from enate_routing.envelope import Envelope
+from enate_routing.errors import ConfigError
+from enate_routing.link_pattern import (
+    LINK_BODY_CHARS,
+    LINK_REPEAT_MAX,
+    LINK_SUBJECT_CHARS,
+    UnsafePatternError,
+    check_link_pattern,
+    search_link_token,
+)
+from enate_routing.loading import parse_config
+from enate_routing.router import Router
+from enate_routing.testing import InMemoryWorkItems
+
+SAFE = [
+    r"\[REF:(?P<ref>[A-Z]+-\d+)\]",
+    r"(?P<ref>[A-Z]+-\d+)",
+    r"(?P<ref>[A-Z]+-?\d+)",
+    r"\[REF:(?P<ref>.+?)\]",
+    r"(?i)ticket\s*#?(\d+)",
+    r"(?:RE|FW):\s*\[(?P<ref>[^\]]+)\]",
+    r"(?P<ref>(?:[A-Z]{3}-)+\d+)",
+    r"(?P<ref>\w+)\b",
+    r"(?P<ref>[a-z]*)x$",
+    r"(?P<ref>[A-Z]+)(?:-[0-9]+)?",
+    r"^(?P<ref>\d{6})",
+]
+UNSAFE = {
+    r"(?P<ref>(a+)+)$": "quantifier over a part",
+    r"\[REF:(?P<ref>([A-Z0-9]+-?)+)\]": "quantifier over a part",
+    r"(?P<ref>(a|a)+)": "quantifier over a part",
+    r"(?P<ref>(a?)*)": "quantifier over a part",
+    r"(?P<ref>\d+\d+)x": "next to each other",
+    r"(?P<ref>.*x.*y)": "next to each other",
+    r"(?P<ref>\d+1\d+)": "next to each other",
+    r"(?P<ref>[A-Z]+[A-Z]?)": "next to each other",
+    r"(?P<ref>a)\1": "backreferences",
+    r"(?P<ref>a)(?(ref)b|c)": "backreferences",
+    r"(?P<ref>(a|a)(a|a)(a|a)(a|a)(a|a)b)": "too many alternatives",
+    "(?P<ref>" + "a" * 600 + ")": "longer than",
+}
+
+
+@pytest.mark.parametrize("pattern", SAFE)
+def test_safe_patterns_pass(pattern: str) -> None:
+    """Patterns of the safe subset, the default one included, pass the check."""
+    check_link_pattern(pattern)
+
+
+@pytest.mark.parametrize(("pattern", "reason"), UNSAFE.items())
+def test_unsafe_patterns_are_refused_with_the_reason(pattern: str, reason: str) -> None:
+    """Nested quantifiers, overlapping neighbours, backreferences and alternation blow-ups are refused."""
+    with pytest.raises(UnsafePatternError, match=reason):
+        check_link_pattern(pattern)
+
+
+def demo_data(**linking: Any) -> dict[str, Any]:
+    text = (resources.files("enate_routing") / "data" / "demo.toml").read_text(encoding="utf-8")
+    data = tomllib.loads(text)
+    data["linking"] = linking
+    return data
+
+
+def test_check_refuses_an_unsafe_pattern_with_a_located_error() -> None:
+    """The issue's admin pattern is refused by the configuration itself, naming [linking] subject_pattern."""
+    pattern = r"\[REF:(?P<ref>([A-Z0-9]+-?)+)\]"
+    with pytest.raises(ConfigError) as caught:
+        parse_config(demo_data(subject_pattern=pattern))
+    issue = caught.value.issues[0]
+    assert (issue.where, issue.field, issue.item) == ("[linking]", "linking.subject_pattern", pattern)
+    assert "unsafe pattern" in issue.problem and "exponentially" in issue.problem
+
+
+def test_the_issue_redos_pattern_never_reaches_the_router() -> None:
+    """(?P<ref>(a+)+)$ — 19 s on a 30-character subject before — is a configuration error now."""
+    with pytest.raises(ConfigError, match="unsafe pattern"):
+        parse_config(demo_data(subject_pattern=r"(?P<ref>(a+)+)$"))
+
+
+def test_subject_search_stops_at_the_cap() -> None:
+    """A token inside the first LINK_SUBJECT_CHARS is found; one past them is not."""
+    pattern = re.compile(r"\[REF:(?P<ref>[A-Z]+-\d+)\]")
+    near = "x" * 100 + "[REF:T-1]"
+    far = "x" * LINK_SUBJECT_CHARS + "[REF:T-1]"
+    match = search_link_token(pattern, near)
+    assert match is not None and match.group("ref") == "T-1"
+    assert search_link_token(pattern, far) is None
+
+
+def test_a_token_cut_by_the_cap_is_dropped() -> None:
+    """T-12345 cut to T-12 by the cap would name another work item: no match instead."""
+    pattern = re.compile(r"(?P<ref>T-\d+)")
+    text = "x" * (LINK_SUBJECT_CHARS - 4) + "T-12345"
+    assert search_link_token(pattern, text) is None
+    assert search_link_token(pattern, text[: LINK_SUBJECT_CHARS]) is not None  # uncut, the same text matches
+
+
+def test_body_search_reads_only_the_prefix() -> None:
+    """With ``body``, the first LINK_BODY_CHARS are searched, lines included."""
+    pattern = re.compile(r"\[REF:(?P<ref>[A-Z]+-\d+)\]")
+    inside = "line\n" * 100 + "see [REF:T-7]\n"
+    outside = "y" * LINK_BODY_CHARS + "[REF:T-7]"
+    match = search_link_token(pattern, inside, body=True)
+    assert match is not None and match.group("ref") == "T-7"
+    assert search_link_token(pattern, outside, body=True) is None
+
+
+def test_quantifiers_are_bounded() -> None:
+    """A run longer than LINK_REPEAT_MAX is not one token (tokens are short); shorter runs are found."""
+    pattern = re.compile(r"\[REF:(?P<ref>[A-Z]+)\]")
+    short = search_link_token(pattern, f"[REF:{'A' * LINK_REPEAT_MAX}]")
+    assert short is not None and short.group("ref") == "A" * LINK_REPEAT_MAX
+    assert search_link_token(pattern, f"[REF:{'A' * (LINK_REPEAT_MAX + 1)}]") is None
+
+
+TEXT = st.text(alphabet="AB1-[]REF:ticket #x9 \nfwé", max_size=60)
+
+
+@given(st.sampled_from(SAFE), TEXT)
+def test_bounded_search_finds_what_the_pattern_finds(pattern: str, text: str) -> None:
+    """Below the caps, the bounded (possessive where safe) pattern matches exactly like the original."""
+    compiled = re.compile(pattern)
+    expected = compiled.search(text)
+    found = search_link_token(compiled, text)
+    assert (found.span() if found else None) == (expected.span() if expected else None)
+    assert (found.groups() if found else None) == (expected.groups() if expected else None)
+
+
+def test_hostile_subject_and_body_finish() -> None:
+    """A safe pattern without a literal start, on a 1 MB subject and body of letters, routes (no link)."""
+    data = demo_data(subject_pattern=r"(?P<ref>[A-Z]+-?\d+)", search_body=True)
+    router = Router.compile(parse_config(data), lookup=InMemoryWorkItems(["T-1"]))
+    letters = b"A" * 1_000_000
+    raw = (b"From: a@fabrikam.example\r\nTo: help@contoso.example\r\nMessage-ID: <h@x>\r\nSubject: " + letters
+           + b"\r\n\r\n" + letters + b"\r\n")
+    envelope = Envelope.from_bytes(raw)
+    assert envelope.quarantine_reason is None
+    result = router.route(envelope)
+    assert result.decisions and all(decision.action != "link" for decision in result.decisions)
+
+
+def test_router_links_by_a_subject_token_within_the_cap() -> None:
+    """The bounded search is what the router uses: a token in the subject still links."""
+    router = Router.compile(parse_config(demo_data()), lookup=InMemoryWorkItems(["T-000123"]))
+    raw = (b"From: a@fabrikam.example\r\nTo: help@contoso.example\r\nMessage-ID: <l@x>\r\n"
+           b"Subject: Re: [REF:T-000123] printer\r\n\r\nbody\r\n")
+    decisions = router.route(Envelope.from_bytes(raw)).decisions
+    assert [(d.action, d.link) for d in decisions] == [("link", "T-000123")]
