@@ -1,0 +1,88 @@
+"""The building blocks of the configuration models: literal types, annotated list types, the frozen base.
+
+Shared by the connector models (``_connector``) and the route and configuration models (``model``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, StringConstraints
+from pydantic_core import PydanticCustomError
+
+from enate_routing.patterns import AddressPattern, normalize_address, normalize_extension, split_list
+
+Service = Literal[
+    "gmail-pop3", "gmail-imap", "office365-pop3", "office365-imap", "office365-graph", "gmail-smtp",
+    "office365-smtp-relay", "other",
+]
+Security = Literal["ssl", "starttls", "none"]
+UseFor = Literal["incoming", "outgoing", "both"]
+OutgoingAuth = Literal["none", "username-password", "certificate", "oauth2"]
+IncomingAuth = Literal["username-password", "oauth2"]
+AdditionalAccess = Literal["shared-folder", "delegate", "office365-delegate"]
+"""How the additional mailbox is opened: a shared IMAP folder, a delegated (master-user) login, or Office 365's
+delegated login (``login\\shared`` with a password; the shared address with the delegate's OAuth token)."""
+
+DEFAULT_SUBJECT_PATTERN = r"\[REF:(?P<ref>[A-Z]+-\d+)\]"
+
+
+# --- reusable annotated types -------------------------------------------------------------------------
+
+
+def _as_list(value: object) -> object:
+    if isinstance(value, str | list | tuple):
+        return split_list(value)
+    return value
+
+
+def _address(value: str) -> str:
+    normal = normalize_address(value)
+    if normal is None:
+        raise PydanticCustomError("address", "not a valid email address", {"item": value})
+    return normal
+
+
+def _pattern(value: str) -> str:
+    try:
+        return str(AddressPattern.parse(value))
+    except ValueError as exc:
+        raise PydanticCustomError("pattern", str(exc), {"item": value}) from None
+
+
+def _patterns(values: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(_pattern(v) for v in values))
+
+
+def _extensions(values: tuple[str, ...]) -> tuple[str, ...]:
+    normal = tuple(dict.fromkeys(e for v in values if (e := normalize_extension(v))))
+    return normal
+
+
+def _words(values: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(values))
+
+
+Address = Annotated[str, AfterValidator(_address)]
+"""A valid email address, stored case-folded with an IDNA domain."""
+
+PatternList = Annotated[tuple[str, ...], BeforeValidator(_as_list), AfterValidator(_patterns)]
+"""Semicolon list (or array) of address patterns: exact addresses or ``*domain``."""
+
+ExtensionList = Annotated[tuple[str, ...], BeforeValidator(_as_list), AfterValidator(_extensions)]
+"""Semicolon list of file extensions, stored without the leading dot, case-folded."""
+
+TextList = Annotated[tuple[str, ...], BeforeValidator(_as_list), AfterValidator(_words)]
+"""Semicolon list of free-text items (keywords, company names); matching case-folds them."""
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Secret = Annotated[SecretStr, Field(max_length=50)]
+EnvName = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _field_error(field: str, message: str, item: str | None = None) -> PydanticCustomError:
+    return PydanticCustomError("connector", message, {"field": field, "item": item})
