@@ -16,7 +16,7 @@ LAYERS: dict[str, int] = {
     "errors": 0, "_version": 0,
     "patterns": 1, "link_pattern": 1, "presets": 1, "certificates": 1,
     "envelope": 1, "_mime": 1, "_mime_params": 1, "_charset_guess": 1,
-    "model": 2, "loading": 2,
+    "model": 2, "loading": 2, "_secret_inputs": 2,
     "directory": 3, "decision": 3, "matcher": 3, "router": 3, "analysis": 3,
     "admin": 3, "admin_search": 3, "audit": 3, "transports": 3,
     "store": 4, "ingest": 4,
