@@ -29,11 +29,12 @@ from enate_routing._model_types import (
     _Frozen,
 )
 from enate_routing._oauth_settings import OAuthSettings, legacy_auth_warnings, modern_auth_problem
+from enate_routing._secret_inputs import hide_secret_inputs
 from enate_routing.delivery import Text
 from enate_routing.errors import ConfigError
 from enate_routing.presets import INCOMING_PRESETS, OUTGOING_PRESETS, SERVICE_AUTH, SERVICE_USE
 
-__all__ = ["Connector", "IncomingServer", "OutgoingServer", "hide_secret_inputs"]
+__all__ = ["Connector", "IncomingServer", "OutgoingServer"]
 
 
 # --- connectors -----------------------------------------------------------------------------------------
@@ -229,36 +230,6 @@ class Connector(_Frozen):
 
     def __repr_args__(self) -> Any:  # secrets are SecretStr already; keep the repr short and safe
         return [(k, v) for k, v in super().__repr_args__() if k in ("name", "service", "use_for", "enabled")]
-
-
-class _Redacted:
-    """Stands in for a secret input of the wrong type: fails validation as it would, shows no value."""
-
-    def __repr__(self) -> str:
-        return "'**********'"
-
-
-_SECRET_INPUTS = frozenset({"password", "certificate_password"})
-
-
-def hide_secret_inputs(data: Any) -> Any:
-    """A connector's input with every secret field wrapped: strings in SecretStr, anything else redacted.
-
-    pydantic puts the input of a failing field — and, for model-level errors, the whole input mapping —
-    into the error's text, ``errors()`` and ``json()``. Wrapped first, the secret shows as ``**********``
-    there, while a valid secret still validates (``SecretStr`` accepts a ``SecretStr``) and a wrong type
-    still fails with the same error type.
-    """
-    if not isinstance(data, Mapping) or not _SECRET_INPUTS.intersection(data):
-        return data
-    hidden = dict(data)
-    for key in _SECRET_INPUTS.intersection(data):
-        value = hidden[key]
-        if isinstance(value, str):
-            hidden[key] = SecretStr(value)
-        elif value is not None and not isinstance(value, SecretStr):
-            hidden[key] = _Redacted()
-    return hidden
 
 
 def _direction_used(use_for: object, key: str) -> bool:

@@ -179,12 +179,12 @@ class HeaderBlock:
 
     def first(self, name: str) -> bytes | None:
         """The raw value of the first field called ``name`` (lower-case), or None."""
-        values = self._by_name().get(name)
+        values = (self._index if self._index is not None else self._by_name()).get(name)
         return values[0] if values else None
 
     def all(self, name: str) -> list[bytes]:
         """The raw values of every field called ``name`` (lower-case), in order."""
-        return list(self._by_name().get(name, ()))
+        return list((self._index if self._index is not None else self._by_name()).get(name, ()))
 
 
 def split_header_block(raw: bytes, start: int, end: int, max_bytes: int) -> HeaderBlock:
@@ -239,12 +239,26 @@ def well_formed_fields(raw: bytes, start: int, block_end: int) -> list[tuple[str
     """
     found = _WELL_FORMED_FIELD.findall(raw, start, block_end)
     # The matches are contiguous exactly when no byte was skipped between them: their lengths add up.
-    if sum(len(whole) for whole, _, _ in found) != block_end - start:
+    if sum(map(len, [whole for whole, _, _ in found])) != block_end - start:
         return None
+    names = _FIELD_NAMES
     return [
-        (name.decode("ascii").lower(), _FOLD.sub(b"", value) if b"\n" in value else value)
+        (names.get(name) or _field_name(name), _FOLD.sub(b"", value) if b"\n" in value else value)
         for _, name, value in found
     ]
+
+
+# Raw field name → its lower-cased text, for the names mail repeats in every message (bounded: a hostile
+# message's 100,000 invented names must not grow it).
+_FIELD_NAMES: dict[bytes, str] = {}
+_MAX_FIELD_NAMES = 512
+
+
+def _field_name(raw_name: bytes) -> str:
+    name = raw_name.decode("ascii").lower()
+    if len(_FIELD_NAMES) < _MAX_FIELD_NAMES:
+        _FIELD_NAMES[raw_name] = name
+    return name
 
 
 def _walk_header_lines(

@@ -22,6 +22,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from enate_routing._oauth_settings import OAuthSettings
+from enate_routing._secret_inputs import hide_secret_inputs
 from enate_routing.delivery import Delivery, Target, Text
 from enate_routing.envelope import ParseLimits
 from enate_routing.errors import ConfigError, ConfigIssue
@@ -42,7 +43,7 @@ __all__ = [
     "RoutingRules",
     "Target",
 ]
-from enate_routing._connector import Connector, IncomingServer, OutgoingServer, hide_secret_inputs
+from enate_routing._connector import Connector, IncomingServer, OutgoingServer
 from enate_routing._model_types import (
     DEFAULT_SUBJECT_PATTERN,
     Address,
