@@ -7,7 +7,8 @@ already in the file are not written again — and every line is flushed and fsyn
 records the hand-off. A line torn by a crash mid-write is cut off when the file is opened again.
 
 The ledger (``--state``, default ``<out>.ledger.db`` beside the output) is what makes a restart resume
-where the last run stopped; keep it with the output file.
+where the last run stopped; keep it with the output file. ``--ledger postgresql://...`` (or
+``$ENATE_ROUTING_LEDGER``) puts it in PostgreSQL instead, shared by several workers (docs/scaling.md).
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from enate_routing.cli._ledger import add_ledger_argument, ledger_location
 from enate_routing.ingest import Ingestor, IngestStats, WorkItem
 from enate_routing.loading import load_config
+from enate_routing.postgres import open_ledger
 from enate_routing.router import Router
-from enate_routing.store import SqliteLedger
 from enate_routing.transports.factory import ConnectorAccess
 
 __all__ = ["JsonlWriter", "register"]
@@ -74,6 +76,7 @@ def register(subparsers: Any) -> None:
     poll.add_argument("--once", action="store_true", help="drain the mailbox once and exit")
     poll.add_argument("--out", required=True, type=Path, metavar="FILE.jsonl", help="decisions are appended here")
     poll.add_argument("--state", type=Path, metavar="DB", help="the ingestion ledger (default: <out>.ledger.db)")
+    add_ledger_argument(poll, what="the ingestion ledger instead of --state")
     poll.add_argument("--interval", type=float, default=60.0, metavar="SECONDS",
                       help="time between polls without --once (default 60)")
     poll.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
@@ -94,11 +97,11 @@ def _progress(stream: TextIO) -> Any:
 
 def run_poll(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    state: Path = args.state or args.out.with_name(args.out.name + ".ledger.db")
+    state: str | Path = ledger_location(args) or args.state or args.out.with_name(args.out.name + ".ledger.db")
     access = ConnectorAccess(base_dir=args.config.parent, timeout=args.timeout)
     router = Router.compile(config)
     writer = JsonlWriter(args.out)
-    store = SqliteLedger(state)
+    store = open_ledger(state)
     try:
         ingestor = Ingestor.from_config(
             config, args.name, router=router, store=store, handler=writer, access=access,
