@@ -1,8 +1,9 @@
 """The administration history (docs/semantics.md §7) in PostgreSQL, behind the same protocol as SQLite's.
 
 :class:`PostgresHistoryStore` implements :class:`~enate_routing.audit.HistoryStore`: one edit's entries in one
-transaction, ``seq`` assigned by the database (an identity column, so entries from several admin processes
-interleave in commit order without a lock), secrets already redacted by the caller as everywhere else.
+transaction, ``seq`` assigned by the database. Appends from several admin processes are serialised by a
+transaction-scoped advisory lock, so ``seq`` order is commit order and one edit's entries are adjacent (an
+identity column alone would let a later commit hold a lower ``seq``). Secrets arrive already redacted.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from enate_routing.postgres._migrations import migrate
 
 __all__ = ["PostgresHistoryStore"]
 
+_APPEND_LOCK = 0x656E617466  # an arbitrary constant naming "history appends"
 _COLUMNS = "seq, kind, connector, name, action, actor, at, version, changes, note"
 
 
@@ -40,6 +42,7 @@ class PostgresHistoryStore:
     def append(self, entries: Sequence[HistoryEntry]) -> tuple[HistoryEntry, ...]:
         stored: list[HistoryEntry] = []
         with self._db.transaction() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", (_APPEND_LOCK,))
             for entry in entries:
                 cursor.execute(
                     "INSERT INTO enate_history (kind, connector, name, action, actor, at, version, changes, note) "
