@@ -61,7 +61,7 @@ def test_two_admin_processes_append_without_losing_or_reusing_a_seq(postgres_url
     try:
         def append(store: PostgresHistoryStore, actor: str) -> None:
             for i in range(25):
-                store.append([HistoryEntry(ROUTE, "edited", actor, at, i, ()), HistoryEntry(ROUTE, "moved", actor, at, i)])
+                store.append([HistoryEntry(ROUTE, "edited", actor, at, i), HistoryEntry(ROUTE, "moved", actor, at, i)])
 
         threads = [threading.Thread(target=append, args=(s, f"admin{n}")) for n, s in enumerate(stores)]
         for t in threads:

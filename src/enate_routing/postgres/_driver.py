@@ -119,10 +119,16 @@ class PostgresDatabase:
             raise StoreError(f"{self.what} {self.shown}: {self._reason(exc)}") from None
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """One read in its own transaction; the rows."""
-        with self.transaction() as cursor:
-            cursor.execute(sql, params)
-            return cursor.fetchall()
+        """One statement, atomic on its own (autocommit: no BEGIN/COMMIT round trips); its rows, if any."""
+        db = self._connection()
+        try:
+            with db.cursor() as cursor:
+                cursor.execute(sql, params)
+                return cursor.fetchall() if cursor.description is not None else []
+        except self._psycopg.Error as exc:
+            if db.broken or db.closed:
+                self._forget(db)
+            raise StoreError(f"{self.what} {self.shown}: {self._reason(exc)}") from None
 
     def _forget(self, db: Connection) -> None:
         with contextlib.suppress(Exception):

@@ -38,6 +38,13 @@ _COLUMNS = (
     "decisions, generation, attempts, created_at, updated_at"
 )
 _WORK_COLUMNS = "connector, key, message, handed_at, ack_state, ack_recipients, attempts"
+_FINISH = (
+    "WITH open AS (SELECT EXISTS (SELECT 1 FROM enate_work WHERE message = %s AND "
+    "(handed_at IS NULL OR ack_state = %s)) AS busy), "
+    "done AS (UPDATE enate_messages SET state = %s, updated_at = %s WHERE id = %s AND state IN (%s, %s) "
+    "AND NOT (SELECT busy FROM open) RETURNING id) "
+    "SELECT busy FROM open"
+)
 
 
 class PostgresLedger:
@@ -213,13 +220,12 @@ class PostgresLedger:
         return duplicates
 
     def record_quarantine(self, message: int, reason: str, message_id: str | None = None) -> None:
-        with self._db.transaction() as cursor:
-            # A MARKED message (reprocessed after the server copy was moved) keeps its state.
-            cursor.execute(
-                "UPDATE enate_messages SET state = CASE state WHEN %s THEN state ELSE %s END, quarantine_reason = %s, "
-                "message_id = COALESCE(%s, message_id), updated_at = %s WHERE id = %s",
-                (MessageState.MARKED.value, MessageState.DONE.value, reason, message_id, self.clock(), message),
-            )
+        # A MARKED message (reprocessed after the server copy was moved) keeps its state.
+        self._db.query(
+            "UPDATE enate_messages SET state = CASE state WHEN %s THEN state ELSE %s END, quarantine_reason = %s, "
+            "message_id = COALESCE(%s, message_id), updated_at = %s WHERE id = %s",
+            (MessageState.MARKED.value, MessageState.DONE.value, reason, message_id, self.clock(), message),
+        )
 
     def work_of(self, message: int) -> list[WorkRecord]:
         rows = self._db.query(
@@ -275,39 +281,29 @@ class PostgresLedger:
                 self._finish(cursor, finish, now)
 
     def note_work_failure(self, connector: str, key: str) -> int:
-        with self._db.transaction() as cursor:
-            cursor.execute(
-                "UPDATE enate_work SET attempts = attempts + 1 WHERE connector = %s AND key = %s RETURNING attempts",
-                (connector, key),
-            )
-            row = cursor.fetchone()
-        return int(row[0]) if row else 0
+        rows = self._db.query(
+            "UPDATE enate_work SET attempts = attempts + 1 WHERE connector = %s AND key = %s RETURNING attempts",
+            (connector, key),
+        )
+        return int(rows[0][0]) if rows else 0
 
     def finish(self, message: int) -> bool:
-        with self._db.transaction() as cursor:
-            return self._finish(cursor, message, self.clock())
+        return not self._db.query(_FINISH, (message, AckState.PENDING.value, MessageState.DONE.value, self.clock(),
+                                            message, MessageState.ROUTED.value, MessageState.SPOOLED.value))[0][0]
 
     @staticmethod
     def _finish(cursor: Cursor, message: int, now: float) -> bool:
-        cursor.execute(
-            "SELECT COUNT(*) FROM enate_work WHERE message = %s AND (handed_at IS NULL OR ack_state = %s)",
-            (message, AckState.PENDING.value),
-        )
-        if PostgresLedger._one(cursor)[0]:
-            return False
-        cursor.execute(
-            "UPDATE enate_messages SET state = %s, updated_at = %s WHERE id = %s AND state IN (%s, %s)",
-            (MessageState.DONE.value, now, message, MessageState.ROUTED.value, MessageState.SPOOLED.value),
-        )
-        return True
+        # One round trip: DONE when no owned work is unhanded or awaits its acknowledgement.
+        cursor.execute(_FINISH, (message, AckState.PENDING.value, MessageState.DONE.value, now, message,
+                                 MessageState.ROUTED.value, MessageState.SPOOLED.value))
+        return not PostgresLedger._one(cursor)[0]
 
     def record_marked(self, messages: Sequence[int]) -> None:
         if messages:
-            with self._db.transaction() as cursor:
-                cursor.execute(
-                    "UPDATE enate_messages SET state = %s, updated_at = %s WHERE id = ANY(%s) AND state = %s",
-                    (MessageState.MARKED.value, self.clock(), list(messages), MessageState.DONE.value),
-                )
+            self._db.query(
+                "UPDATE enate_messages SET state = %s, updated_at = %s WHERE id = ANY(%s) AND state = %s",
+                (MessageState.MARKED.value, self.clock(), list(messages), MessageState.DONE.value),
+            )
 
     # ----------------------------------------------------------------------------------------- rate limit
     def ack_count(self, recipient: str, since: float) -> int:
@@ -318,9 +314,7 @@ class PostgresLedger:
 
     def prune_acks(self, before: float) -> int:
         """Forget acknowledgements older than ``before`` (they no longer count in any window)."""
-        with self._db.transaction() as cursor:
-            cursor.execute("DELETE FROM enate_acks WHERE sent_at < %s", (before,))
-            return cursor.rowcount
+        return len(self._db.query("DELETE FROM enate_acks WHERE sent_at < %s RETURNING 1", (before,)))
 
     # ----------------------------------------------------------------------------------------- administration
     def quarantined(self, connector: str | None = None) -> list[MessageRecord]:
@@ -340,13 +334,14 @@ class PostgresLedger:
         return [_record(r) for r in rows]
 
     def reopen(self, message: int, *, new_generation: bool) -> MessageRecord:
-        with self._db.transaction() as cursor:
-            cursor.execute(
-                "UPDATE enate_messages SET state = %s, quarantine_reason = NULL, attempts = 0, "
-                "generation = generation + %s, updated_at = %s WHERE id = %s",
-                (MessageState.SPOOLED.value, int(new_generation), self.clock(), message),
-            )
-        return self.get(message)
+        rows = self._db.query(
+            "UPDATE enate_messages SET state = %s, quarantine_reason = NULL, attempts = 0, "  # noqa: S608 — constant SQL
+            f"generation = generation + %s, updated_at = %s WHERE id = %s RETURNING {_COLUMNS}",
+            (MessageState.SPOOLED.value, int(new_generation), self.clock(), message),
+        )
+        if not rows:
+            raise StoreError(f"ledger {self._db.shown}: no message {message}")
+        return _record(rows[0])
 
     def counts(self, connector: str | None = None) -> dict[str, int]:
         """Messages per state (and ``quarantined``), for progress lines and tests."""

@@ -1,0 +1,116 @@
+"""The crash matrix over PostgresLedger: kill at every step boundary, restart until drained: 0 lost, 0 duplicates.
+
+The very scenarios of tests/ingest/test_crash_matrix.py (50 messages, two over the size limit, 20
+acknowledged, 30 on the group-commit path; a kill at the first, a middle and the last message), run by the
+same crash driver, with one difference: the three mailboxes' children share ONE PostgreSQL database as
+their ledger (three connectors, concurrently), as workers on several hosts would. The checks are the
+SQLite matrix's own (:func:`test_crash_matrix.check`), fed with the PostgreSQL ledger's quarantine.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from crash_driver import CRASH_EXIT
+from ingest_rig import (
+    append,
+    connector_config,
+    count,
+    empty,
+    message_id,
+    private_dovecot,
+    run_children,
+    sample_message,
+    scratch_dir,
+)
+from test_crash_matrix import AUTOMATIC, BIG, POSITIONS, N, check, show
+
+from enate_routing.ingest import HOOK_POINTS
+from mailrig.dovecot import Dovecot
+from mailrig.pki import Pki
+from mailrig.postgres import PostgresCluster
+from mailrig.smtp import SmtpServers
+
+pytestmark = [pytest.mark.servers, pytest.mark.slow, pytest.mark.postgres]
+
+
+@pytest.fixture(scope="module")
+def pg_crash_dovecot(pki: Pki) -> Iterator[Dovecot]:
+    with private_dovecot(pki) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def pg_figures(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    totals: dict[str, Any] = {"scenarios": 0, "runs": 0, "messages": 0, "lost": 0, "duplicate_work_items": 0,
+                              "handler_reinvocations": 0, "group_reinvocations": 0, "duplicate_acks": 0,
+                              "quarantined": 0, "by_protocol": {}}
+    yield totals
+    if totals["scenarios"]:
+        path = Path(tmp_path_factory.mktemp("pg-crash-matrix")) / "figures.json"
+        path.write_text(json.dumps(totals, indent=2))
+        show(request, f"crash matrix over PostgreSQL: {totals['scenarios']} scenarios, {totals['runs']} runs, "
+                      f"{totals['messages']} messages: lost {totals['lost']}, duplicate work items "
+                      f"{totals['duplicate_work_items']}, handler re-invocations {totals['handler_reinvocations']}, "
+                      f"duplicate acks {totals['duplicate_acks']}, quarantined {totals['quarantined']} ({path})")
+
+
+def postgres_quarantine(url: str, connector: str) -> list[tuple[str | None, bytes, str]]:
+    with psycopg.connect(url) as db:
+        rows = db.execute("SELECT raw, quarantine_reason FROM enate_messages "
+                          "WHERE connector = %s AND quarantine_reason IS NOT NULL", (connector,)).fetchall()
+    return [(message_id(bytes(raw)), bytes(raw), reason) for raw, reason in rows]
+
+
+@pytest.mark.parametrize("point", HOOK_POINTS)
+@pytest.mark.parametrize("protocol", ["imap", "pop3"])
+def test_crash_then_restart_over_postgres(
+    protocol: str, point: str, pg_crash_dovecot: Dovecot, smtp_servers: SmtpServers,
+    postgres_cluster: PostgresCluster, tmp_path: Path, pg_figures: dict[str, Any],
+) -> None:
+    """A kill at this step boundary, then restarts, three mailboxes on one PostgreSQL ledger: 0 lost, 0 duplicates."""
+    dovecot = pg_crash_dovecot
+    smtp_servers.clear()
+    url = postgres_cluster.create_database(f"crash_{protocol}_{point}")
+    port = dovecot.ports.imap if protocol == "imap" else dovecot.ports.pop3
+    smtp_port = smtp_servers.ports["open"]
+    with scratch_dir(tmp_path) as scratch:
+        specs: list[dict[str, Any]] = []
+        mailboxes: dict[str, list[bytes]] = {}
+        for position, (index, user) in POSITIONS.items():
+            empty(dovecot, user)
+            messages = [sample_message(i, to=user.login, big=i in BIG, tag=f"pg-{protocol}-{point}-{position}-",
+                                       sender=f"customer{i}.{position}@example.net", automatic=i in AUTOMATIC)
+                        for i in range(N)]
+            append(dovecot, user, messages)
+            mailboxes[position] = messages
+            directory = scratch / position
+            directory.mkdir()
+            config = connector_config(protocol, port, smtp_port, user=user, name=f"Box {position}")
+            specs.append({
+                "dir": str(directory), "protocol": protocol, "port": port, "smtp_port": smtp_port,
+                "user": user.login, "password": user.password, "connector": f"Box {position}", "config": config,
+                "crash": [point, index], "ledger": url,
+            })
+        statuses = run_children(specs)
+        assert statuses == [CRASH_EXIT] * 3, f"the crash point {point} was not reached: {statuses}"
+        runs = {position: 1 for position in POSITIONS}
+        todo = dict(zip(POSITIONS, specs, strict=True))
+        for spec in specs:
+            spec["crash"] = None
+        while todo:
+            statuses = run_children(list(todo.values()))
+            for (position, _), status in zip(list(todo.items()), statuses, strict=True):
+                runs[position] += 1
+                assert status == 0 and runs[position] <= 4, f"{position}: restart ended with {status}"
+                if count(dovecot, POSITIONS[position][1]) == 0:
+                    del todo[position]
+
+        for position, messages in mailboxes.items():
+            check(protocol, point, position, messages, scratch / position, runs[position], smtp_servers, pg_figures,
+                  quarantine=postgres_quarantine(url, f"Box {position}"))
