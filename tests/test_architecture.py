@@ -18,7 +18,7 @@ LAYERS: dict[str, int] = {
     "model": 2, "loading": 2,
     "directory": 3, "decision": 3, "matcher": 3, "router": 3, "analysis": 3,
     "admin": 3, "admin_search": 3, "audit": 3, "transports": 3,
-    "store": 4, "ingest": 4, "postgres": 4,
+    "store": 4, "ingest": 4, "postgres": 4, "workers": 4,
     "cli": 5, "testing": 5, "__init__": 5, "__main__": 5,
 }
 # Siblings that must stay apart even within a layer (docs/semantics.md §8).
