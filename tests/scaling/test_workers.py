@@ -15,6 +15,7 @@ once, then lets the workers run until every mailbox is drained. Then:
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import subprocess
@@ -171,7 +172,7 @@ def test_three_workers_six_mailboxes_random_kills(
     for connector, _mailbox, pid, acquired, ended, _how in history:
         holdings[connector].append((pid, acquired, ended if ended is not None else float("inf")))
     for connector, spans in holdings.items():
-        for (_, _, end), (_, next_start, _) in zip(spans, spans[1:], strict=False):
+        for (_, _, end), (_, next_start, _) in itertools.pairwise(spans):
             assert end <= next_start, f"{connector}: two holders at once"
     outside = [(key, connector, pid) for key, _, connector, pid, at in calls
                if not any(p == pid and start <= at <= end for p, start, end in holdings[connector])]
