@@ -38,6 +38,21 @@ _COLUMNS = (
     "decisions, generation, attempts, created_at, updated_at"
 )
 _WORK_COLUMNS = "connector, key, message, handed_at, ack_state, ack_recipients, attempts"
+_SPOOL_NEW = (
+    "WITH new AS (INSERT INTO enate_messages (connector, mailbox, ref_key, sha256, size, raw, state, created_at, "
+    "updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (connector, sha256) DO NOTHING RETURNING id) "
+    "INSERT INTO enate_refs (connector, ref_key, message, seen_at) SELECT %s, %s, id, %s FROM new "
+    "ON CONFLICT (connector, ref_key) DO UPDATE SET message = EXCLUDED.message, seen_at = EXCLUDED.seen_at, "
+    "seq = DEFAULT RETURNING message"
+)
+_FINISH_MANY = (
+    "WITH candidates AS (SELECT DISTINCT unnest(%s::bigint[]) AS id), "
+    "ready AS (SELECT c.id FROM candidates c WHERE NOT EXISTS (SELECT 1 FROM enate_work w WHERE w.message = c.id "
+    "AND (w.handed_at IS NULL OR w.ack_state = %s))), "
+    "done AS (UPDATE enate_messages SET state = %s, updated_at = %s WHERE id IN (SELECT id FROM ready) "
+    "AND state IN (%s, %s) RETURNING id) "
+    "SELECT id FROM ready"
+)
 _FINISH = (
     "WITH open AS (SELECT EXISTS (SELECT 1 FROM enate_work WHERE message = %s AND "
     "(handed_at IS NULL OR ack_state = %s)) AS busy), "
@@ -118,19 +133,15 @@ class PostgresLedger:
         with self._db.transaction() as cursor:
             for ref_key, raw in items:
                 sha = digest(raw)
-                cursor.execute(
-                    "INSERT INTO enate_messages (connector, mailbox, ref_key, sha256, size, raw, state, created_at, "
-                    "updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
-                    "ON CONFLICT (connector, sha256) DO NOTHING RETURNING id",
-                    (connector, mailbox, ref_key, sha, len(raw), raw, MessageState.SPOOLED.value, now, now),
-                )
+                # New bytes: the row and its ref in one statement (one round trip); known bytes insert nothing.
+                cursor.execute(_SPOOL_NEW, (connector, mailbox, ref_key, sha, len(raw), raw,
+                                            MessageState.SPOOLED.value, now, now, connector, ref_key, now))
                 inserted = cursor.fetchone()
                 if inserted is not None:
-                    message = int(inserted[0])
                     record = MessageRecord(
-                        id=message, connector=connector, mailbox=mailbox, ref_key=ref_key, sha256=sha, message_id=None,
-                        size=len(raw), state=MessageState.SPOOLED, quarantine_reason=None, fallback_only=False,
-                        decisions=(), generation=0, attempts=0, created_at=now, updated_at=now,
+                        id=int(inserted[0]), connector=connector, mailbox=mailbox, ref_key=ref_key, sha256=sha,
+                        message_id=None, size=len(raw), state=MessageState.SPOOLED, quarantine_reason=None,
+                        fallback_only=False, decisions=(), generation=0, attempts=0, created_at=now, updated_at=now,
                     )
                 else:  # the same bytes under a new ref: an alias of the existing row
                     cursor.execute(
@@ -139,13 +150,12 @@ class PostgresLedger:
                         (ref_key, now, connector, sha),
                     )
                     record = _record(self._one(cursor))
-                    message = record.id
-                cursor.execute(
-                    "INSERT INTO enate_refs (connector, ref_key, message, seen_at) VALUES (%s, %s, %s, %s) "
-                    "ON CONFLICT (connector, ref_key) DO UPDATE SET message = EXCLUDED.message, "
-                    "seen_at = EXCLUDED.seen_at, seq = DEFAULT",
-                    (connector, ref_key, message, now),
-                )
+                    cursor.execute(
+                        "INSERT INTO enate_refs (connector, ref_key, message, seen_at) VALUES (%s, %s, %s, %s) "
+                        "ON CONFLICT (connector, ref_key) DO UPDATE SET message = EXCLUDED.message, "
+                        "seen_at = EXCLUDED.seen_at, seq = DEFAULT",
+                        (connector, ref_key, record.id, now),
+                    )
                 out.append(record)
         return out
 
@@ -190,9 +200,12 @@ class PostgresLedger:
         now = self.clock()
         duplicates = 0
         with self._db.transaction() as cursor:
+            cursor.execute("SELECT id, connector FROM enate_messages WHERE id = ANY(%s)", ([r[0] for r in routed],))
+            connectors = dict(cursor.fetchall())
             for message, message_id, decisions, work, fallback_only in routed:
-                cursor.execute("SELECT connector FROM enate_messages WHERE id = %s", (message,))
-                connector = self._one(cursor)[0]
+                connector = connectors.get(message)
+                if connector is None:
+                    raise StoreError(f"ledger {self._db.shown}: no message {message}")
                 owns_open = False
                 for position, item in enumerate(work):
                     # The idempotency key is unique in the database: the first message to route it owns it.
@@ -253,7 +266,12 @@ class PostgresLedger:
                     "UPDATE enate_work SET handed_at = COALESCE(handed_at, %s) WHERE connector = %s AND key = ANY(%s)",
                     (now, connector, list(keys)),
                 )
-            return {message for message in finish if self._finish(cursor, message, now)}
+            if not finish:
+                return set()
+            # One statement for the whole group: DONE for each message without open work.
+            cursor.execute(_FINISH_MANY, (list(finish), AckState.PENDING.value, MessageState.DONE.value, now,
+                                          MessageState.ROUTED.value, MessageState.SPOOLED.value))
+            return {int(row[0]) for row in cursor.fetchall()}
 
     def record_ack(
         self,
