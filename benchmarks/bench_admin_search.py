@@ -3,7 +3,7 @@
 Builds a configuration of 10,000 routes over 20 connectors in-process, indexes it once (as the admin does
 per configuration version), then times a mix of grid queries — narrow and broad prefixes on every
 searchable column, with and without the connector filter — through the index and through
-:func:`~enate_routing.admin_search.linear_search` (the definition: case-fold each cell, ``startswith``).
+:func:`~enate_routing.admin.linear_search` (the definition: case-fold each cell, ``startswith``).
 Rounds are interleaved (each query runs through the index, then the linear filter, then the next query) so
 drift hits both alike; within a round a query is repeated back to back and timed per call. The table shows
 medians over rounds per query and the ratio of the total query-mix time. Both sides must return identical
@@ -25,7 +25,7 @@ import sys
 import time
 from typing import Any
 
-from enate_routing.admin_search import RouteIndex, RouteRow, linear_search
+from enate_routing.admin import RouteIndex, RouteRow, linear_search
 from enate_routing.loading import parse_config
 from enate_routing.model import Config
 

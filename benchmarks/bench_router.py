@@ -28,6 +28,7 @@ from typing import Any
 
 from enate_routing.envelope import Envelope
 from enate_routing.loading import load_config
+from enate_routing.matcher import MatchCounters
 from enate_routing.model import Config
 from enate_routing.router import Router
 from enate_routing.testing import ReferenceRouter, synthetic_config, synthetic_envelopes
@@ -96,9 +97,9 @@ def measure(plan: Plan, sizes: Sequence[int] = SIZES, log: Callable[[str], None]
         sample = m.envelopes[: plan.reference_emails[m.size]]
         compiled = _route_all(m.compiled, sample)
         m.mismatches = sum(a != b for a, b in zip(compiled, _route_all(m.reference, sample), strict=True))
-        m.compiled.counters.reset()
-        _route_all(m.compiled, m.envelopes)
-        counters = m.compiled.counters
+        counters = MatchCounters()
+        for envelope in m.envelopes:
+            m.compiled.route(envelope, counters=counters)
         m.full_checks_per_email = counters.full_rule_checks / counters.emails
         m.probes_per_email = counters.probes / counters.emails
         m.bytes_per_route = _retained_bytes(m.config)

@@ -14,22 +14,25 @@ ROOT = PACKAGE.parents[1]
 # Lower layers never import higher ones. Modules not listed are checked only by the "never" rules below.
 LAYERS: dict[str, int] = {
     "errors": 0, "_version": 0,
-    "patterns": 1, "presets": 1, "certificates": 1, "envelope": 1, "_mime": 1,
+    "patterns": 1, "presets": 1, "certificates": 1, "envelope": 1, "_mime": 1, "delivery": 1,
     "model": 2, "loading": 2,
     "directory": 3, "decision": 3, "matcher": 3, "router": 3, "analysis": 3,
-    "admin": 3, "admin_search": 3, "audit": 3, "transports": 3,
-    "store": 4, "ingest": 4, "postgres": 4, "workers": 4,
+    "admin": 3, "transports": 3,
+    "ingest": 4, "postgres": 4,
     "cli": 5, "testing": 5, "__init__": 5, "__main__": 5,
 }
 # Siblings that must stay apart even within a layer (docs/semantics.md §8).
 NEVER: dict[str, set[str]] = {
-    "router": {"transports", "store", "ingest", "admin", "audit"},
-    "matcher": {"transports", "store", "ingest", "admin", "audit"},
-    "decision": {"transports", "store", "ingest"},
-    "directory": {"transports", "store", "ingest"},
-    "transports": {"router", "matcher", "decision", "directory", "analysis", "admin", "audit"},
-    "admin": {"transports", "router", "matcher"},
-    "audit": {"transports", "router", "matcher"},
+    "router": {"transports", "ingest", "admin"},
+    "matcher": {"transports", "ingest", "admin"},
+    "decision": {"transports", "ingest"},
+    "directory": {"transports", "ingest"},
+    "transports": {"router", "matcher", "decision", "directory", "analysis", "admin"},
+    "admin": {"transports", "router", "matcher", "ingest"},
+    # Ingestion drives the router through the RouterLike protocol; it edits no configuration.
+    "ingest": {"router", "matcher", "admin", "analysis"},
+    # The PostgreSQL stores keep rows; they neither route nor talk to mail servers.
+    "postgres": {"router", "matcher", "transports", "analysis"},
 }
 
 
@@ -93,14 +96,14 @@ PUBLIC_API = {
     "CertificateError", "CertificateExpiredError", "CertificateKeyMissingError", "CertificateNotYetValidError",
     "CertificatePasswordError", "CertificateRejectedError", "ClientCertificate", "CompanyDirectory",
     "ConcurrentEditError", "Config", "ConfigError", "ConfigIssue", "ConfiguredCompanies", "ConnectError",
-    "ConnectionTestOutcome", "ConnectionTestResult", "Connector", "ConnectorLiveError", "Decision",
+    "ConnectionTestOutcome", "ConnectionTestResult", "Connector", "ConnectorLiveError", "Decision", "Delivery",
     "EnateRoutingError", "Envelope", "Fallback", "FieldChange", "GridSort", "HandlerError", "HistoryEntry",
     "HistoryStore", "HistorySubject", "IncomingRoute", "IncomingServer", "IngestStats", "Ingestor",
     "InsecureConnectionError", "KnownMessage", "LeaseHeldError", "Ledger", "LimitsSettings",
     "LinkedRoutesReport", "Linking", "MailSender", "MailSource", "MailboxMissingError", "MemoryHistoryStore",
     "MessageFileError", "MessageRecord", "MessageRef", "MessageState", "NotFoundError", "NotTestedError",
     "OutgoingRoute", "OutgoingServer", "ParseLimits", "PermissionDeniedError", "Permissions", "ProtocolError",
-    "Recipient", "RecipientSource", "ReorderRefusedError", "Revision", "RouteIndex", "RouteRow", "RouteTarget",
+    "Recipient", "RecipientSource", "ReorderRefusedError", "Revision", "RouteIndex", "RouteRow",
     "Router", "RoutingResult", "RoutingRules", "SQLiteHistoryStore", "SqliteLedger", "StoreError",
     "TLSVerificationError", "Target", "TargetKind", "Trace", "TransportError", "TransportTimeoutError",
     "UnknownConnectorError", "WorkItem", "WorkItemLookup", "__version__", "build_acknowledgement",
@@ -127,3 +130,35 @@ def test_test_modules_have_unique_basenames() -> None:
     names = [p.name for p in tests.rglob("*.py")
              if p.name not in ("__init__.py", "conftest.py") and not (p.parent / "__init__.py").exists()]
     assert sorted(n for n in set(names) if names.count(n) > 1) == []
+
+
+# Modules being split up by their owners right now (issue 10); nothing else may grow past the limits.
+_SPLIT_PENDING = {"ingest.py", "store.py", "router.py"}
+
+
+def test_no_module_over_600_lines_and_no_class_over_300() -> None:
+    """Small modules with one job each: no module in src/ over 600 lines, no class over 300."""
+    problems = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if str(path.relative_to(PACKAGE)) in _SPLIT_PENDING:
+            continue
+        text = path.read_text(encoding="utf-8")
+        if text.count("\n") > 600:
+            problems.append(f"{path.relative_to(PACKAGE)}: {text.count(chr(10))} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.ClassDef) and (node.end_lineno or 0) - node.lineno + 1 > 300:
+                problems.append(f"{path.relative_to(PACKAGE)}: class {node.name} is "
+                                f"{(node.end_lineno or 0) - node.lineno + 1} lines")
+    assert problems == []
+
+
+def test_admin_package_has_one_import_path_per_name() -> None:
+    """enate_routing.admin: implementation modules are private; its __all__ is sorted and importable."""
+    import enate_routing.admin as admin
+
+    modules = [p.name for p in (PACKAGE / "admin").glob("*.py") if p.name != "__init__.py"]
+    assert modules and all(name.startswith("_") for name in modules)
+    assert list(admin.__all__) == sorted(admin.__all__, key=lambda n: (not n.isupper(), n))
+    for name in admin.__all__:
+        assert hasattr(admin, name), name
+    assert not (PACKAGE / "admin.py").exists() and not (PACKAGE / "audit.py").exists()

@@ -4,32 +4,34 @@ Describe connectors and routes in a configuration (:func:`load_config`), parse m
 (:meth:`Envelope.from_bytes`) and let the compiled router decide what each email creates or joins.
 """
 
+import logging as _logging
+
 from enate_routing._version import __version__
 from enate_routing.admin import (
     PRIORITY_ASCENDING,
+    REDACTED,
     Administration,
     AllowAll,
     ConnectionTestOutcome,
-    GridSort,
-    LinkedRoutesReport,
-    Permissions,
-    Revision,
-    TargetKind,
-    linked_routes,
-)
-from enate_routing.admin_search import RouteIndex, RouteRow
-from enate_routing.analysis import find_loops, find_shadowed
-from enate_routing.audit import (
-    REDACTED,
     FieldChange,
+    GridSort,
     HistoryEntry,
     HistoryStore,
     HistorySubject,
+    LinkedRoutesReport,
     MemoryHistoryStore,
+    Permissions,
+    Revision,
+    RouteIndex,
+    RouteRow,
     SQLiteHistoryStore,
+    TargetKind,
+    linked_routes,
 )
+from enate_routing.analysis import find_loops, find_shadowed
 from enate_routing.certificates import ClientCertificate, load_pkcs12
-from enate_routing.decision import Decision, RouteTarget, RoutingResult, Trace
+from enate_routing.decision import Decision, RoutingResult, Trace
+from enate_routing.delivery import Delivery
 from enate_routing.directory import CompanyDirectory, ConfiguredCompanies, KnownMessage, WorkItemLookup
 from enate_routing.envelope import Envelope, ParseLimits, Recipient, RecipientSource
 from enate_routing.errors import (
@@ -47,7 +49,9 @@ from enate_routing.errors import (
     ConnectError,
     ConnectorLiveError,
     EnateRoutingError,
+    HandlerError,
     InsecureConnectionError,
+    LeaseHeldError,
     MailboxMissingError,
     MessageFileError,
     NotFoundError,
@@ -63,10 +67,14 @@ from enate_routing.errors import (
 )
 from enate_routing.ingest import (
     HOOK_POINTS,
+    AckState,
     Backoff,
-    HandlerError,
     Ingestor,
     IngestStats,
+    Ledger,
+    MessageRecord,
+    MessageState,
+    SqliteLedger,
     WorkItem,
     build_acknowledgement,
 )
@@ -87,7 +95,6 @@ from enate_routing.model import (
 )
 from enate_routing.patterns import AddressPattern
 from enate_routing.router import AcknowledgementAllowed, Router
-from enate_routing.store import AckState, LeaseHeldError, Ledger, MessageRecord, MessageState, SqliteLedger
 from enate_routing.transports.base import ConnectionTestResult, MailSender, MailSource, MessageRef
 
 __all__ = [
@@ -122,6 +129,7 @@ __all__ = [
     "Connector",
     "ConnectorLiveError",
     "Decision",
+    "Delivery",
     "EnateRoutingError",
     "Envelope",
     "Fallback",
@@ -164,7 +172,6 @@ __all__ = [
     "Revision",
     "RouteIndex",
     "RouteRow",
-    "RouteTarget",
     "Router",
     "RoutingResult",
     "RoutingRules",
@@ -192,3 +199,6 @@ __all__ = [
     "parse_config",
     "save_config",
 ]
+
+# A library never configures logging: without a handler of the host's, the package's records go nowhere.
+_logging.getLogger(__name__).addHandler(_logging.NullHandler())

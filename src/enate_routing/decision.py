@@ -15,12 +15,13 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from enate_routing.delivery import Delivery
+
 __all__ = [
     "Action",
     "AddressTrace",
     "Decision",
     "RouteCheck",
-    "RouteTarget",
     "RoutingResult",
     "RuleCheck",
     "Trace",
@@ -36,11 +37,14 @@ MAILBOX_SCOPE = "mailbox"
 _KEY_VERSION = "enate-routing/1"
 
 
-def message_reference(message_id: str | None, raw: bytes) -> str:
-    """``id:<message id>``, or ``sha256:<digest of the raw bytes>`` when the message has no id (semantics.md §4)."""
+def message_reference(message_id: str | None, raw: bytes, *, digest: str | None = None) -> str:
+    """``id:<message id>``, or ``sha256:<digest of the raw bytes>`` when the message has no id (semantics.md §4).
+
+    ``digest`` is the SHA-256 hex digest of ``raw`` when the caller already has it (the ingestion ledger).
+    """
     if message_id:
         return f"id:{message_id}"
-    return "sha256:" + hashlib.sha256(raw).hexdigest()
+    return "sha256:" + (digest or hashlib.sha256(raw).hexdigest())
 
 
 def idempotency_key(connector: str, reference: str, scope: str) -> str:
@@ -55,36 +59,14 @@ def idempotency_key(connector: str, reference: str, scope: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
-@dataclass(frozen=True, slots=True)
-class RouteTarget:
-    """The work item a route creates: a Ticket or Case of a customer / contract / service / process."""
-
-    customer: str
-    contract: str
-    service: str
-    process: str
-    kind: Literal["ticket", "case"]
-
-    def to_json(self) -> dict[str, str]:
-        return {
-            "customer": self.customer,
-            "contract": self.contract,
-            "service": self.service,
-            "process": self.process,
-            "kind": self.kind,
-        }
-
-    def __str__(self) -> str:
-        return f"{self.kind} {self.customer} / {self.contract} / {self.service} / {self.process}"
-
-
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Decision:
     """One thing to do with an email (docs/semantics.md §4).
 
-    ``create`` names the route, target and acknowledgement recipients; ``link`` names the existing work
-    item in ``link``; ``ignore`` and ``reject`` say why in ``reason``. ``suppressed`` says why no
-    acknowledgement is sent although the route sends automated emails (docs/semantics.md §3.5).
+    ``create`` names the route and carries its :class:`~enate_routing.delivery.Delivery` (target, category,
+    flags) and the acknowledgement recipients; ``link`` names the existing work item in ``link``; ``ignore``
+    and ``reject`` say why in ``reason``. ``suppressed`` says why no acknowledgement is sent although the
+    route sends automated emails (docs/semantics.md §3.5).
     """
 
     connector: str
@@ -93,11 +75,7 @@ class Decision:
     idempotency_key: str
     route: str | None = None
     fallback: bool = False
-    target: RouteTarget | None = None
-    ticket_category: str | None = None
-    send_automated_emails: bool = False
-    test_mode: bool = False
-    for_attention: str | None = None
+    delivery: Delivery | None = None
     acknowledge: tuple[str, ...] = ()
     suppressed: str | None = None
     link: str | None = None
@@ -105,6 +83,7 @@ class Decision:
 
     def to_json(self, message: str | None = None) -> dict[str, Any]:
         """Exactly the fields of docs/semantics.md §5, in that order; ``message`` names the email (a path, an id)."""
+        delivery = _NO_DELIVERY if self.delivery is None else self.delivery.to_json()
         return {
             "message": message,
             "connector": self.connector,
@@ -112,15 +91,16 @@ class Decision:
             "address": self.address,
             "route": self.route,
             "fallback": self.fallback,
-            "target": None if self.target is None else self.target.to_json(),
-            "ticket_category": self.ticket_category,
-            "send_automated_emails": self.send_automated_emails,
-            "test_mode": self.test_mode,
+            **delivery,
             "acknowledge": list(self.acknowledge),
             "suppressed": self.suppressed,
             "link": self.link,
             "idempotency_key": self.idempotency_key,
         }
+
+
+_NO_DELIVERY: dict[str, Any] = {"target": None, "ticket_category": None, "send_automated_emails": False,
+                                "test_mode": False}
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,9 +197,10 @@ def describe(decision: Decision) -> str:
     """One line for a decision, for people (the CLI's explain and demo)."""
     if decision.action == "create":
         text = f"create via {'fallback ' if decision.fallback else 'route '}{decision.route!r} for {decision.address}"
-        text += f": {decision.target}"
-        if decision.ticket_category:
-            text += f" [{decision.ticket_category}]"
+        if decision.delivery is not None:
+            text += f": {decision.delivery.target}"
+            if decision.delivery.ticket_category:
+                text += f" [{decision.delivery.ticket_category}]"
         if decision.acknowledge:
             text += f"; acknowledge {', '.join(decision.acknowledge)}"
         elif decision.suppressed:

@@ -28,7 +28,9 @@ builtin that fits, so ``except ValueError`` still works for callers that do not 
     │   ├── ProtocolError                      the server answered something we cannot use
     │   └── TransportTimeoutError (TimeoutError)
     ├── MessageFileError (OSError)             a message file named by the user cannot be read
+    ├── HandlerError                           the host's handler failed; says whether a retry may help
     └── StoreError                             the durable ledger cannot be used
+        └── LeaseHeldError                     another poller holds the lease on this folder
 
 Messages are built from structured fields only, never from a secret's value (docs/semantics.md §2). This module
 imports nothing from the package so every other module can import it.
@@ -53,7 +55,9 @@ __all__ = [
     "ConnectError",
     "ConnectorLiveError",
     "EnateRoutingError",
+    "HandlerError",
     "InsecureConnectionError",
+    "LeaseHeldError",
     "MailboxMissingError",
     "MessageFileError",
     "NotFoundError",
@@ -250,3 +254,21 @@ class MessageFileError(EnateRoutingError, OSError):
 
 class StoreError(EnateRoutingError):
     """The durable ledger or history store cannot be used."""
+
+
+class LeaseHeldError(StoreError):
+    """Another live poller holds the lease on this connector's folder."""
+
+    def __init__(self, connector: str, mailbox: str, owner: str) -> None:
+        self.connector = connector
+        self.mailbox = mailbox
+        self.owner = owner
+        super().__init__(f"connector {connector!r}, folder {mailbox!r} is being polled by {owner}")
+
+
+class HandlerError(EnateRoutingError):
+    """A host's handler may raise this to say whether trying again later may help (``retryable``)."""
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable

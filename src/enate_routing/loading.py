@@ -108,7 +108,7 @@ def _problem(error: Any) -> str:
     kind = error["type"]
     if kind == "missing":
         return "required field is missing"
-    if kind == "extra_forbidden":
+    if kind in ("extra_forbidden", "unexpected_keyword_argument"):  # a model field; a dataclass field (Target)
         return "unknown field"
     if kind in ("too_long", "string_too_long"):
         return f"must be at most {error['ctx']['max_length']} characters"

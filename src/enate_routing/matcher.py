@@ -26,10 +26,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from enate_routing.decision import RouteCheck, RouteTarget, RuleCheck
+from enate_routing.decision import RouteCheck, RuleCheck
+from enate_routing.delivery import Delivery
 from enate_routing.directory import CompanyDirectory
 from enate_routing.envelope import Envelope
-from enate_routing.model import Fallback, IncomingRoute, RoutingRules, Target
+from enate_routing.model import Fallback, IncomingRoute, RoutingRules
 from enate_routing.patterns import AddressPattern, subject_words
 
 __all__ = [
@@ -58,11 +59,12 @@ Postings = int | tuple[int, ...]
 
 
 class MatchCounters:
-    """Cheap instrumentation for CI's design guard: how much work routing did (not part of any result).
+    """Opt-in instrumentation: how much work routing did (not part of any result; off unless passed in).
 
-    ``emails`` routed, route ``groups`` evaluated, index ``probes`` made, and ``full_rule_checks``: routes
-    whose rules were checked one by one — never done by the compiled matcher, counted so that a change that
-    introduces such a loop shows up in ``tests/router/test_design_guard.py``.
+    Pass one to ``Router.route(..., counters=...)``; the router itself holds no mutable state. ``emails``
+    routed, route ``groups`` evaluated, index ``probes`` made, and ``full_rule_checks``: routes whose rules
+    were checked one by one — never done by the compiled matcher, counted so that a change that introduces
+    such a loop shows up in ``tests/router/test_design_guard.py`` and in the benchmark.
     """
 
     __slots__ = ("emails", "full_rule_checks", "groups", "probes")
@@ -77,39 +79,25 @@ class MatchCounters:
         self.emails = self.groups = self.probes = self.full_rule_checks = 0
 
 
-def route_target(target: Target, shared: dict[Target, RouteTarget] | None = None) -> RouteTarget:
-    """The plain frozen twin of a model Target; with ``shared``, equal targets share one object (memory)."""
-    found = None if shared is None else shared.get(target)
-    if found is None:
-        found = RouteTarget(target.customer, target.contract, target.service, target.process, target.kind)
-        if shared is not None:
-            shared[target] = found
-    return found
-
-
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CompiledRoute:
-    """What a decision needs from a route, plus the rules as written (for explanations only)."""
+    """What a decision needs from a route (its delivery), plus the rules as written (for explanations only)."""
 
     name: str
     priority: int
     enabled: bool
-    target: RouteTarget
-    ticket_category: str | None
-    send_automated_emails: bool
-    test_mode: bool
-    for_attention: str | None
+    delivery: Delivery
     rules: RoutingRules
 
 
 def compiled_route(route: IncomingRoute | Fallback, priority: int,
-                   targets: dict[Target, RouteTarget] | None = None) -> CompiledRoute:
-    """The hot-path view of a configured route; ``targets`` shares equal targets within one compile."""
+                   shared: dict[Delivery, Delivery] | None = None) -> CompiledRoute:
+    """The hot-path view of a configured route; ``shared`` makes equal deliveries one object (memory)."""
     rules = route.rules if isinstance(route, IncomingRoute) else _NO_RULES
-    return CompiledRoute(
-        route.name, priority, route.enabled, route_target(route.target, targets), route.ticket_category,
-        route.send_automated_emails, route.test_mode, route.for_attention, rules,
-    )
+    delivery = route.delivery
+    if shared is not None:
+        delivery = shared.setdefault(delivery, delivery)
+    return CompiledRoute(name=route.name, priority=priority, enabled=route.enabled, delivery=delivery, rules=rules)
 
 
 _NO_RULES = RoutingRules()
@@ -270,7 +258,7 @@ class RouteGroup:
         self.keyed = tuple((kind, index, unset[kind], enabled & ~unset[kind])
                            for kind in _KEYED if (index := indexes[kind]) is not None)
 
-    def first_match(self, facts: EmailFacts, counters: MatchCounters,
+    def first_match(self, facts: EmailFacts, counters: MatchCounters | None = None,
                     record: list[RouteCheck] | None = None) -> CompiledRoute | None:
         """The first enabled route whose rules all hold, or None; ``record`` collects the explanation."""
         candidates = self.enabled
@@ -301,8 +289,9 @@ class RouteGroup:
             candidates &= hit
             if holds is not None:
                 holds[kind] = hit
-        counters.groups += 1
-        counters.probes += probes
+        if counters is not None:
+            counters.groups += 1
+            counters.probes += probes
         winner = (candidates & -candidates).bit_length() - 1 if candidates else -1
         if record is not None and holds is not None:
             self._record(facts, holds, winner, record)

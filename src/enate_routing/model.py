@@ -27,6 +27,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from enate_routing.delivery import Delivery, Target, Text
 from enate_routing.envelope import ParseLimits
 from enate_routing.errors import ConfigError, ConfigIssue
 from enate_routing.patterns import AddressPattern, normalize_address, normalize_extension, split_list
@@ -106,8 +107,6 @@ ExtensionList = Annotated[tuple[str, ...], BeforeValidator(_as_list), AfterValid
 TextList = Annotated[tuple[str, ...], BeforeValidator(_as_list), AfterValidator(_words)]
 """Semicolon list of free-text items (keywords, company names); matching case-folds them."""
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
-"""Non-empty text, surrounding whitespace ignored (names, hosts, targets). Secrets are never stripped."""
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 Secret = Annotated[SecretStr, Field(max_length=50)]
 EnvName = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
@@ -304,16 +303,6 @@ def _slow_hash(value: str, salt: str) -> str:
 # --- routes ---------------------------------------------------------------------------------------------
 
 
-class Target(_Frozen):
-    """The work item a route creates: a Ticket or Case of a customer / contract / service / process."""
-
-    customer: Text
-    contract: Text
-    service: Text
-    process: Text
-    kind: Literal["ticket", "case"]
-
-
 class RoutingRules(_Frozen):
     """The optional rules of a route (semantics.md §3): every rule set must hold; items of one list are alternatives."""
 
@@ -343,6 +332,13 @@ class _RouteBase(_Frozen):
                 {"field": "ticket_category", "item": self.ticket_category},
             )
         return self
+
+    @property
+    def delivery(self) -> Delivery:
+        """The route's delivery fields as the one value object that compiled routes and decisions carry."""
+        return Delivery(target=self.target, ticket_category=self.ticket_category,
+                        send_automated_emails=self.send_automated_emails, test_mode=self.test_mode,
+                        for_attention=self.for_attention)
 
 
 def _route_address(value: str) -> str:

@@ -26,12 +26,12 @@ from enate_routing.decision import (
     AddressTrace,
     Decision,
     RouteCheck,
-    RouteTarget,
     RoutingResult,
     Trace,
     idempotency_key,
     message_reference,
 )
+from enate_routing.delivery import Delivery
 from enate_routing.directory import CompanyDirectory, ConfiguredCompanies, KnownMessage, WorkItemLookup
 from enate_routing.envelope import Envelope
 from enate_routing.errors import UnknownConnectorError
@@ -46,7 +46,7 @@ from enate_routing.matcher import (
     compile_group,
     compiled_route,
 )
-from enate_routing.model import Config, Target
+from enate_routing.model import Config
 from enate_routing.patterns import AddressPattern
 
 __all__ = ["AcknowledgementAllowed", "Router", "plus_base"]
@@ -99,7 +99,7 @@ class _Link:
 class Router:
     """A compiled configuration. Build it with :meth:`compile`; it never changes afterwards.
 
-    ``counters`` is instrumentation only (see :class:`~enate_routing.matcher.MatchCounters`).
+    Counting the work done is opt-in: pass a :class:`~enate_routing.matcher.MatchCounters` to :meth:`route`.
     """
 
     __slots__ = (
@@ -114,10 +114,8 @@ class Router:
         "_system_addresses",
         "_tables",
         "config",
-        "counters",
     )
     config: Config
-    counters: MatchCounters
     _blocked: dict[str, str]
     _connectors: dict[str, _Connector]
     _default: str | None
@@ -143,16 +141,15 @@ class Router:
         """Compile ``config``; ``companies`` replaces the built-in ``[companies]`` directory (semantics.md §3.3)."""
         self = object.__new__(cls)
         self.config = config
-        self.counters = MatchCounters()
         self._lookup = lookup
         phrases: set[str] = set()
-        targets: dict[Target, RouteTarget] = {}
+        deliveries: dict[Delivery, Delivery] = {}
         connectors: dict[str, _Connector] = {}
         for connector in config.connectors:
             if not connector.uses_incoming:
                 continue
             routes = config.routes_of(connector.name)
-            compiled = [compiled_route(route, priority, targets) for priority, route in enumerate(routes, 1)]
+            compiled = [compiled_route(route, priority, deliveries) for priority, route in enumerate(routes, 1)]
             by_address: dict[str, list[CompiledRoute]] = {}
             wildcard: list[CompiledRoute] = []
             for route, built in zip(routes, compiled, strict=True):
@@ -164,7 +161,7 @@ class Router:
                 addresses=config.own_addresses(connector.name),
                 groups={address: compile_group(group, phrases.add) for address, group in by_address.items()},
                 wildcard=compile_group(wildcard, phrases.add) if wildcard else None,
-                fallback=compiled_route(fallback, len(routes) + 1, targets),
+                fallback=compiled_route(fallback, len(routes) + 1, deliveries),
             )
         self._connectors = connectors
         self._default = next(iter(connectors)) if len(connectors) == 1 else None
@@ -210,13 +207,17 @@ class Router:
         connector: str | None = None,
         *,
         acknowledgement_allowed: AcknowledgementAllowed | None = None,
+        counters: MatchCounters | None = None,
+        content_digest: str | None = None,
     ) -> RoutingResult:
         """Decide what ``envelope``, fetched through ``connector``, creates or joins (docs/semantics.md §3.1, §4).
 
         ``connector`` may be left out when the configuration has exactly one incoming connector. Never
-        raises for any envelope: "no route held" is the fallback decision.
+        raises for any envelope: "no route held" is the fallback decision. ``counters``, when given, is told
+        how much matching work the email cost (instrumentation for tests and benchmarks). ``content_digest``,
+        the SHA-256 hex digest of ``envelope.raw`` when the caller has it already, spares hashing the bytes again.
         """
-        return self._run(envelope, connector, acknowledgement_allowed, None)
+        return self._run(envelope, connector, acknowledgement_allowed, None, counters, content_digest)
 
     def explain(
         self,
@@ -227,7 +228,7 @@ class Router:
     ) -> Trace:
         """The same run as :meth:`route`, recording every step and every route considered (docs/semantics.md §4)."""
         recorder = _Recorder()
-        result = self._run(envelope, connector, acknowledgement_allowed, recorder)
+        result = self._run(envelope, connector, acknowledgement_allowed, recorder, None)
         return Trace(result.connector, envelope.message_id, tuple(recorder.steps), tuple(recorder.addresses),
                      result)
 
@@ -262,10 +263,13 @@ class Router:
         connector: str | None,
         allowed: AcknowledgementAllowed | None,
         trace: _Recorder | None,
+        counters: MatchCounters | None,
+        content_digest: str | None = None,
     ) -> RoutingResult:
         cc = self._resolve(connector)
-        self.counters.emails += 1
-        reference = message_reference(envelope.message_id, envelope.raw)
+        if counters is not None:
+            counters.emails += 1
+        reference = message_reference(envelope.message_id, envelope.raw, digest=content_digest)
         addresses, headers_path = self._addresses_of(cc, envelope)
         mailbox = addresses[0][0] if addresses else cc.primary
         key = idempotency_key(cc.name, reference, MAILBOX_SCOPE)
@@ -309,7 +313,7 @@ class Router:
         for address, source in addresses:  # docs/semantics.md §3.1 step 2
             group = cc.groups.get(address)
             record: list[RouteCheck] | None = None if trace is None else []
-            route = group.first_match(facts, self.counters, record) if group is not None else None
+            route = group.first_match(facts, counters, record) if group is not None else None
             if trace is not None and record is not None:
                 trace.addresses.append(_address_trace(address, source, record, route))
             if route is None:
@@ -320,7 +324,7 @@ class Router:
                 break  # a Bcc delivery is one delivery to the mailbox: one decision (docs/routing.md)
         if not decisions and cc.wildcard is not None:  # docs/semantics.md §3.1 step 3
             record = None if trace is None else []
-            route = cc.wildcard.first_match(facts, self.counters, record)
+            route = cc.wildcard.first_match(facts, counters, record)
             if trace is not None and record is not None:
                 trace.addresses.append(_address_trace("*", "wildcard", record, route))
             if route is not None:
@@ -333,11 +337,9 @@ class Router:
 
     def _create(self, cc: _Connector, route: CompiledRoute, address: str, key: str, acks: _Acknowledger,
                 *, fallback: bool = False) -> Decision:
-        acknowledge, suppressed = acks.decide() if route.send_automated_emails else ((), None)
-        return Decision(
-            cc.name, "create", address, key, route.name, fallback, route.target, route.ticket_category,
-            route.send_automated_emails, route.test_mode, route.for_attention, acknowledge, suppressed,
-        )
+        acknowledge, suppressed = acks.decide() if route.delivery.send_automated_emails else ((), None)
+        return Decision(connector=cc.name, action="create", address=address, idempotency_key=key, route=route.name,
+                        fallback=fallback, delivery=route.delivery, acknowledge=acknowledge, suppressed=suppressed)
 
     def _addresses_of(self, cc: _Connector, envelope: Envelope) -> tuple[list[tuple[str, str]], bool]:
         """C's addresses in To/Cc in order of first appearance, else in the other sources (semantics.md §3.1 step 2).
@@ -463,7 +465,8 @@ def _single(cc: _Connector, envelope: Envelope, key: str, trace: _Recorder | Non
     """The one decision of an email that is ignored, rejected or linked (keyed once per message, §4)."""
     if trace is not None:
         trace.steps.append(f"→ {action}: {reason}")
-    decision = Decision(cc.name, action, address, key, link=link, reason=reason)
+    decision = Decision(connector=cc.name, action=action, address=address, idempotency_key=key, link=link,
+                        reason=reason)
     return RoutingResult(cc.name, envelope.message_id, (decision,))
 
 

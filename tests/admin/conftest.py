@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from admin.helpers import FakeClock, base_data
-from enate_routing.admin import Administration, AllowAll
-from enate_routing.audit import MemoryHistoryStore
+from enate_routing.admin import Administration, AllowAll, MemoryHistoryStore
 from enate_routing.loading import parse_config
 from enate_routing.model import Config
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import pytest
 
 from admin.helpers import INCIDENT
-from enate_routing.admin import Administration
+from enate_routing.admin import Administration, HistorySubject
 from enate_routing.errors import (
     ConcurrentEditError,
     ConfigError,
@@ -16,6 +17,7 @@ from enate_routing.errors import (
     NotTestedError,
 )
 from enate_routing.loading import dump_config, parse_config
+from enate_routing.transports.base import ConnectionTestResult
 
 NEW_CONNECTOR = {
     "name": "Help", "service": "other", "username": "help@acme.example", "password": "help-pw",
@@ -241,3 +243,41 @@ def test_connector_edits_survive_dump_and_parse(admin: Administration) -> None:
     admin.set_connector_enabled("Help", True, actor="ann", expected_version=version)
     config = admin.config
     assert parse_config(dump_config(config, include_secrets=True)) == config
+
+
+def _result(protocol: Literal["imap", "pop3", "smtp"], ok: bool) -> ConnectionTestResult:
+    return ConnectionTestResult(ok=ok, protocol=protocol, server="mail.acme.example:993", detail="", elapsed=0.0,
+                                error=None if ok else "AuthenticationError")
+
+
+def test_record_accepts_the_sequence_check_connection_returns(admin: Administration) -> None:
+    """Both directions passed: the sequence from check_connection is a pass."""
+    admin.record_connection_test("Support", (_result("imap", True), _result("smtp", True)),
+                                 actor="ann", expected_version=1)
+    assert admin.is_tested("Support")
+    assert admin.history(HistorySubject("connector", "Support"))[-1].note == "connection test passed"
+
+
+@pytest.mark.parametrize(
+    ("results", "note"),
+    [
+        ((_result("imap", True), _result("smtp", False)), "connection test failed (smtp failed)"),
+        ((_result("imap", True),), "connection test failed (outgoing not tested)"),
+        ((), "connection test failed (no direction was tested)"),
+    ],
+)
+def test_record_fails_unless_every_direction_passed(
+    admin: Administration, results: tuple[ConnectionTestResult, ...], note: str
+) -> None:
+    """A `both` connector is not tested while its sending side failed or was never tested (semantics.md §2)."""
+    admin.record_connection_test("Support", True, actor="ann", expected_version=1)
+    admin.record_connection_test("Support", results, actor="ann", expected_version=1)
+    assert not admin.is_tested("Support")
+    assert admin.history(HistorySubject("connector", "Support"))[-1].note == note
+
+
+def test_smtp_failed_then_imap_passed_does_not_enable_both(admin: Administration) -> None:
+    """Recording the directions one at a time: a later IMAP pass alone does not cover the failed SMTP side."""
+    admin.record_connection_test("Support", _result("smtp", False), actor="ann", expected_version=1)
+    admin.record_connection_test("Support", _result("imap", True), actor="ann", expected_version=1)
+    assert not admin.is_tested("Support")

@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 
 from admin.helpers import INCIDENT, SUPPORT_PASSWORD, FakeClock
-from enate_routing.admin import PRIORITY_ASCENDING, Administration, AllowAll
-from enate_routing.audit import (
+from enate_routing.admin import (
+    PRIORITY_ASCENDING,
     REDACTED,
+    Administration,
+    AllowAll,
     HistoryEntry,
     HistorySubject,
     MemoryHistoryStore,

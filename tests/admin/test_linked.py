@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from enate_routing.admin import Administration
-from enate_routing.admin_search import RouteRow
-from enate_routing.audit import HistorySubject
+from enate_routing.admin import Administration, HistorySubject, RouteRow
 from enate_routing.loading import dump_config, parse_config
 
 

@@ -9,9 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from admin.helpers import FakeClock, Grant, base_data, names
-from enate_routing.admin import PRIORITY_ASCENDING, Administration, AllowAll, GridSort
-from enate_routing.admin_search import route_rows
-from enate_routing.audit import HistorySubject
+from enate_routing.admin import PRIORITY_ASCENDING, Administration, AllowAll, GridSort, HistorySubject, route_rows
 from enate_routing.envelope import Envelope, Recipient
 from enate_routing.errors import PermissionDeniedError, ReorderRefusedError
 from enate_routing.loading import dump_config, parse_config

@@ -8,8 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from enate_routing.admin import Administration
-from enate_routing.admin_search import COLUMNS, RouteIndex, linear_search, route_rows
+from enate_routing.admin import COLUMNS, Administration, RouteIndex, linear_search, route_rows
 from enate_routing.loading import parse_config
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from enate_routing import load_config
 from enate_routing.cli import main
-from enate_routing.transports.factory import ConnectorAccess, open_sender, open_source, test_connector
+from enate_routing.transports.factory import ConnectorAccess, check_connection, open_sender, open_source
 from mailrig.dovecot import ALICE, BOB, Dovecot
 from mailrig.pki import Pki
 from mailrig.smtp import SmtpServers
@@ -96,7 +96,7 @@ def test_missing_password_is_a_failed_result_not_a_crash(mailboxes: Dovecot, pki
     """An unset password variable gives a failed ConnectionTestResult naming the variable."""
     config = load_config(write(incoming_connector("Imapbox", ALICE.login, "imap", mailboxes.ports.imaps,
                                                   pki.ca_pem)))
-    (result,) = test_connector(config.connector("Imapbox"), ConnectorAccess(environ={}))
+    (result,) = check_connection(config.connector("Imapbox"), ConnectorAccess(environ={}))
     assert not result.ok and result.error == "ConfigError" and "IMAPBOX_PW" in result.detail
 
 
@@ -156,7 +156,7 @@ outgoing = {{ host = "127.0.0.1", port = {smtp_inbox.ports["starttls_cert"]}, se
     env = {"RELAY_PFX": pki.pfx_password}
     config = load_config(write(text), environ=env)
     relay = config.connector("Relay")
-    (result,) = test_connector(relay, ConnectorAccess(environ=env))
+    (result,) = check_connection(relay, ConnectorAccess(environ=env))
     assert result.ok, result.detail
     with open_sender(relay, ConnectorAccess(environ=env)) as sender:
         sender.send("noreply@acme.example", ["someone@example.net"],

@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 from fakes import FakeRouter, Host, Mailbox, MemorySender, MemorySource
 
-from enate_routing.ingest import Backoff, Ingestor
-from enate_routing.store import SqliteLedger
+from enate_routing.ingest import Backoff, Ingestor, SqliteLedger
 
 
 @pytest.fixture

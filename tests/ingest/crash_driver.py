@@ -53,9 +53,8 @@ class FileHost:
 
 def run(spec: dict[str, Any]) -> int:
     from enate_routing.envelope import ParseLimits
-    from enate_routing.ingest import Backoff, Ingestor
+    from enate_routing.ingest import Backoff, Ingestor, open_ledger
     from enate_routing.loading import parse_config
-    from enate_routing.postgres import open_ledger
     from enate_routing.router import Router
     from enate_routing.transports import Endpoint, ImapSource, MoveAction, PasswordAuth, Pop3Source, SmtpSender
 

@@ -11,13 +11,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from enate_routing.decision import Decision, RouteTarget, RoutingResult, idempotency_key, message_reference
+from enate_routing.decision import Decision, RoutingResult, idempotency_key, message_reference
+from enate_routing.delivery import Delivery, Target
 from enate_routing.envelope import Envelope
 from enate_routing.errors import ConnectError
 from enate_routing.ingest import WorkItem
 from enate_routing.transports.base import MessageGoneError, MessageRef
 
-TARGET = RouteTarget("Acme", "Internal", "IT", "General", "ticket")
+TARGET = Target(customer="Acme", contract="Internal", service="IT", process="General", kind="ticket")
 
 
 def make_message(
@@ -77,6 +78,8 @@ class Mailbox:
 
 class MemorySource:
     """A MailSource over a :class:`Mailbox` that can fail on the N-th operation."""
+
+    marks_committed_on_close = False  # IMAP-like: a mark is done when the call returns
 
     def __init__(self, box: Mailbox, *, fail_at: set[int] | None = None, counter: list[int] | None = None,
                  truncate: bool = False) -> None:
@@ -171,15 +174,17 @@ class FakeRouter:
         self.calls = 0
 
     def route(self, envelope: Envelope, connector: str, *,
-              acknowledgement_allowed: Callable[[str], bool] | None = None) -> RoutingResult:
+              acknowledgement_allowed: Callable[[str], bool] | None = None,
+              content_digest: str | None = None) -> RoutingResult:
         self.calls += 1
         if self.fail_on is not None and self.fail_on in envelope.subject:
             raise RuntimeError("router bug")
-        ref = message_reference(envelope.message_id, envelope.raw)
+        ref = message_reference(envelope.message_id, envelope.raw, digest=content_digest)
         if envelope.sender in self.own:
             key = idempotency_key(connector, ref, "mailbox")
             return RoutingResult(connector, envelope.message_id, (
-                Decision(connector, "ignore", "help@acme.example", key, reason="own address"),))
+                Decision(connector=connector, action="ignore", address="help@acme.example", idempotency_key=key,
+                         reason="own address"),))
         routed = self.routed_word in envelope.subject.casefold()
         address = next((r.address for r in envelope.recipients if r.address in self.own), "help@acme.example")
         scope = address if routed else "mailbox"
@@ -194,8 +199,10 @@ class FakeRouter:
             else:
                 acknowledge = (envelope.sender,)
         decision = Decision(
-            connector, "create", address, key, route="Routed" if routed else "Fallback", fallback=not routed,
-            target=TARGET, send_automated_emails=self.acks, acknowledge=acknowledge, suppressed=suppressed,
+            connector=connector, action="create", address=address, idempotency_key=key,
+            route="Routed" if routed else "Fallback", fallback=not routed,
+            delivery=Delivery(target=TARGET, send_automated_emails=self.acks), acknowledge=acknowledge,
+            suppressed=suppressed,
         )
         return RoutingResult(connector, envelope.message_id, (decision,))
 

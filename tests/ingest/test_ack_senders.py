@@ -11,12 +11,10 @@ from typing import Any
 import pytest
 from fakes import Host, Mailbox, MemorySender, MemorySource, make_message
 
-from enate_routing import ingest
-from enate_routing.ingest import Backoff, Ingestor, sending_connector
+from enate_routing.ingest import AckState, Backoff, Ingestor, SqliteLedger, _configured, sending_connector
 from enate_routing.loading import parse_config
 from enate_routing.model import Config, Connector
 from enate_routing.router import Router
-from enate_routing.store import AckState, SqliteLedger
 
 TARGET = {"customer": "Acme", "contract": "Internal", "service": "IT", "process": "General", "kind": "ticket"}
 
@@ -85,8 +83,8 @@ def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Run:
         def open_sender(connector: Connector, access: Any = None) -> MemorySender:
             return senders.setdefault(connector.name, MemorySender())
 
-        monkeypatch.setattr(ingest, "open_sender", open_sender)
-        monkeypatch.setattr(ingest, "open_source", lambda *args, **kwargs: MemorySource(box))
+        monkeypatch.setattr(_configured, "open_sender", open_sender)
+        monkeypatch.setattr(_configured, "open_source", lambda *args, **kwargs: MemorySource(box))
         store = SqliteLedger(tmp_path / f"ledger-{len(list(tmp_path.iterdir()))}.db")
         host = Host()
         ingestor = Ingestor.from_config(

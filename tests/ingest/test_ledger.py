@@ -5,12 +5,34 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
-from enate_routing.errors import StoreError
-from enate_routing.store import AckState, LeaseHeldError, Ledger, MessageState, PlannedWork, SqliteLedger, digest
+from enate_routing.errors import LeaseHeldError, StoreError
+from enate_routing.ingest import (
+    AckState,
+    Ledger,
+    MessageState,
+    PlannedWork,
+    RoutedMessage,
+    SpoolItem,
+    SqliteLedger,
+    content_digest,
+)
+
+
+def item(ref: str, raw: bytes) -> SpoolItem:
+    return SpoolItem(ref, raw, content_digest(raw))
+
+
+def raw_sql(ledger: SqliteLedger, sql: str, params: tuple[object, ...] = ()) -> None:
+    """Change the ledger file behind the ledger's back (what another process or an old version did)."""
+    db = sqlite3.connect(ledger.path)
+    db.execute(sql, params)
+    db.commit()
+    db.close()
 
 
 def test_sqlite_ledger_satisfies_the_protocol(ledger: SqliteLedger) -> None:
@@ -22,18 +44,19 @@ def test_wal_and_full_sync(ledger: SqliteLedger, tmp_path: Path) -> None:
     """The ledger runs in WAL mode with synchronous=FULL (every commit durable when it returns)."""
     db = sqlite3.connect(tmp_path / "ledger.db")
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert ledger._db.execute("PRAGMA synchronous").fetchone()[0] == 2
+    assert ledger._db.query("PRAGMA synchronous")[0][0] == 2
     db.close()
 
 
 def test_state_machine_spooled_routed_done_marked(ledger: SqliteLedger) -> None:
     """A message walks SPOOLED → ROUTED → DONE → MARKED, each step recorded."""
-    [rec] = ledger.spool("C", "INBOX", [("imap:INBOX:1:1", b"raw-1")])
-    assert rec.state is MessageState.SPOOLED and rec.sha256 == digest(b"raw-1")
+    [rec] = ledger.spool("C", "INBOX", [item("imap:INBOX:1:1", b"raw-1")])
+    assert rec.state is MessageState.SPOOLED and rec.sha256 == content_digest(b"raw-1")
     assert ledger.raw(rec.id) == b"raw-1"
-    ledger.record_routed([(rec.id, "m1@x", [{"work_key": "k1"}], [PlannedWork("k1", AckState.NONE)], False)])
+    ledger.record_routed([RoutedMessage(rec.id, "m1@x", [{"work_key": "k1"}], [PlannedWork("k1", AckState.NONE)],
+                                        False)])
     assert ledger.get(rec.id).state is MessageState.ROUTED
-    ledger.record_handed("C", "k1", finish=rec.id)
+    assert ledger.record_handed("C", ["k1"], finish=[rec.id]) == {rec.id}
     assert ledger.get(rec.id).state is MessageState.DONE
     ledger.record_marked([rec.id])
     assert ledger.get(rec.id).state is MessageState.MARKED
@@ -42,8 +65,8 @@ def test_state_machine_spooled_routed_done_marked(ledger: SqliteLedger) -> None:
 
 def test_same_bytes_under_a_new_ref_are_one_message(ledger: SqliteLedger) -> None:
     """The SHA-256 second key: identical bytes under a new UID/UIDVALIDITY attach to the existing row."""
-    [a] = ledger.spool("C", "INBOX", [("imap:INBOX:1:7", b"same")])
-    [b] = ledger.spool("C", "INBOX", [("imap:INBOX:2:1", b"same")])
+    [a] = ledger.spool("C", "INBOX", [item("imap:INBOX:1:7", b"same")])
+    [b] = ledger.spool("C", "INBOX", [item("imap:INBOX:2:1", b"same")])
     assert a.id == b.id
     assert set(ledger.refs_of(a.id)) == {"imap:INBOX:1:7", "imap:INBOX:2:1"}
     assert set(ledger.lookup_refs("C", ["imap:INBOX:1:7", "imap:INBOX:2:1", "imap:INBOX:2:2"])) == {
@@ -52,16 +75,16 @@ def test_same_bytes_under_a_new_ref_are_one_message(ledger: SqliteLedger) -> Non
 
 def test_duplicate_key_stays_with_its_first_owner(ledger: SqliteLedger) -> None:
     """A work key already owned by another message is counted as a duplicate, not re-planned."""
-    a, b = ledger.spool("C", "INBOX", [("r1", b"copy-1"), ("r2", b"copy-2")])
-    assert ledger.record_routed([(a.id, "m@x", [], [PlannedWork("k", AckState.NONE)], False)]) == 0
-    assert ledger.record_routed([(b.id, "m@x", [], [PlannedWork("k", AckState.NONE)], False)]) == 1
+    a, b = ledger.spool("C", "INBOX", [item("r1", b"copy-1"), item("r2", b"copy-2")])
+    assert ledger.record_routed([RoutedMessage(a.id, "m@x", [], [PlannedWork("k", AckState.NONE)], False)]) == 0
+    assert ledger.record_routed([RoutedMessage(b.id, "m@x", [], [PlannedWork("k", AckState.NONE)], False)]) == 1
     assert ledger.get(b.id).state is MessageState.DONE
     assert [w.message for w in ledger.work_of(a.id)] == [a.id]
 
 
 def test_quarantine_keeps_raw_bytes_and_reason(ledger: SqliteLedger) -> None:
     """A quarantined message is DONE (so it can be marked), listed, and keeps its bytes."""
-    [rec] = ledger.spool("C", "INBOX", [("r", b"\xff\xfe broken")])
+    [rec] = ledger.spool("C", "INBOX", [item("r", b"\xff\xfe broken")])
     ledger.record_quarantine(rec.id, "header block over 1 MB")
     [q] = ledger.quarantined("C")
     assert q.quarantine_reason == "header block over 1 MB" and q.state is MessageState.DONE
@@ -74,8 +97,9 @@ def test_ack_counts_slide_over_the_hour(tmp_path: Path) -> None:
     """Acknowledgements count against the recipient for one hour, then no longer."""
     now = [1_000_000.0]
     store = SqliteLedger(tmp_path / "l.db", clock=lambda: now[0])
-    [rec] = store.spool("C", "INBOX", [("r", b"x")])
-    store.record_routed([(rec.id, None, [], [PlannedWork("k", AckState.PENDING, ("A@x.example",))], False)])
+    [rec] = store.spool("C", "INBOX", [item("r", b"x")])
+    store.record_routed([RoutedMessage(rec.id, None, [], [PlannedWork("k", AckState.PENDING, ("A@x.example",))],
+                                       False)])
     store.record_ack("C", "k", AckState.SENT, ["A@x.example"])
     assert store.ack_count("a@x.example", now[0] - 3600) == 1
     now[0] += 3601
@@ -108,9 +132,63 @@ def test_lease_expires_and_dead_owner_releases(tmp_path: Path) -> None:
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait()
     pid = child.pid
-    store._db.execute("UPDATE leases SET pid = ?, owner = 'dead'", (pid,))
+    raw_sql(store, "UPDATE leases SET pid = ?, owner = 'dead'", (pid,))
     store.acquire_lease("C", "INBOX", "three", ttl=10)
     store.close()
+
+
+def test_a_restarted_process_with_the_same_pid_takes_the_lease(ledger: SqliteLedger) -> None:
+    """A lease left by an earlier process that had our pid (a restarted container is PID 1 again) is free:
+    the pid is alive, but it is a process started at another time."""
+    ledger.acquire_lease("C", "INBOX", "before-restart", ttl=300)
+    raw_sql(ledger, "UPDATE leases SET started = '1'")
+    ledger.acquire_lease("C", "INBOX", "after-restart", ttl=300)
+    with pytest.raises(LeaseHeldError):
+        ledger.acquire_lease("C", "INBOX", "a-third-one", ttl=300)
+
+
+def test_the_ledger_works_from_any_thread(ledger: SqliteLedger) -> None:
+    """Each thread gets its own connection: spooling from worker threads works (asyncio.to_thread)."""
+    failures: list[BaseException] = []
+
+    def spool(n: int) -> None:
+        try:
+            ledger.spool("C", "INBOX", [item(f"r{n}", f"raw-{n}".encode())])
+        except BaseException as exc:  # noqa: BLE001 — reported to the test thread
+            failures.append(exc)
+
+    threads = [threading.Thread(target=spool, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == [] and len(ledger.pending("C", "INBOX")) == 8
+
+
+def test_database_errors_inside_a_transaction_are_store_errors(ledger: SqliteLedger) -> None:
+    """A statement that fails inside a write transaction raises StoreError (and rolls back)."""
+    raw_sql(ledger, "DROP TABLE refs")
+    with pytest.raises(StoreError, match="refs"):
+        ledger.spool("C", "INBOX", [item("r", b"x")])
+    assert ledger.pending("C", "INBOX") == []
+
+
+def test_an_empty_ledger_file_is_refused_unless_reset(tmp_path: Path) -> None:
+    """A zero-length ledger (truncated by a full disk?) is not silently re-created; reset=True starts anew."""
+    path = tmp_path / "empty.db"
+    path.write_bytes(b"")
+    with pytest.raises(StoreError, match=r"empty file.*--reset-ledger"):
+        SqliteLedger(path)
+    with SqliteLedger(path, reset=True) as store:
+        assert store.pending("C", "INBOX") == []
+
+
+def test_a_file_that_is_not_a_ledger_is_refused(tmp_path: Path) -> None:
+    """Garbage where the ledger should be is a StoreError naming the file, not a raw sqlite3 error."""
+    path = tmp_path / "garbage.db"
+    path.write_bytes(b"this is not a database file at all" * 200)
+    with pytest.raises(StoreError, match=r"garbage\.db"):
+        SqliteLedger(path)
 
 
 def test_unusable_path_is_a_store_error(tmp_path: Path) -> None:

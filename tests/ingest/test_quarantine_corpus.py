@@ -8,8 +8,7 @@ from fakes import FakeRouter, Host, Mailbox, MemorySender
 
 from corpus_files import corpus_messages
 from enate_routing.envelope import ParseLimits
-from enate_routing.ingest import Ingestor
-from enate_routing.store import SqliteLedger
+from enate_routing.ingest import Ingestor, SqliteLedger
 
 Make = Callable[..., tuple[Ingestor, Host, MemorySender]]
 LIMITS = ParseLimits(max_message_bytes=200_000, max_header_bytes=20_000, max_mime_depth=8, max_mime_parts=50,

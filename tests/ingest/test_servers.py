@@ -12,10 +12,9 @@ from ingest_rig import append, connector_config, count, message_id, sample_messa
 
 from enate_routing.cli import main
 from enate_routing.errors import ConfigError
-from enate_routing.ingest import Backoff, Ingestor
+from enate_routing.ingest import Backoff, Ingestor, MessageState, SqliteLedger
 from enate_routing.loading import parse_config, save_config
 from enate_routing.router import Router
-from enate_routing.store import MessageState, SqliteLedger
 from enate_routing.transports.factory import ConnectorAccess
 from mailrig.dovecot import ALICE, Dovecot
 from mailrig.smtp import SmtpServers
@@ -97,7 +96,7 @@ def test_uidvalidity_change_on_the_server(mailboxes: Dovecot, smtp_inbox: SmtpSe
         pass
 
     def hook(point: str, index: int) -> None:
-        if point == "before_mark" and index == 3 and not crashed:
+        if point == "after_mark" and index == 2 and not crashed:
             crashed.append(index)
             raise Stop
 

@@ -8,6 +8,7 @@ import tracemalloc
 import pytest
 
 from enate_routing.envelope import Envelope
+from enate_routing.matcher import MatchCounters
 from enate_routing.router import Router
 from enate_routing.testing import ReferenceRouter, synthetic_config, synthetic_envelopes
 
@@ -21,25 +22,26 @@ def big() -> tuple[Router, list[Envelope]]:
 def test_full_rule_checks_per_email_at_10000_routes(big: tuple[Router, list[Envelope]]) -> None:
     """At 10,000 routes the compiled router checks on average at most 0.5 routes' rules one by one per email."""
     router, envelopes = big
-    router.counters.reset()
+    counters = MatchCounters()
     for envelope in envelopes:
-        router.route(envelope)
-    assert router.counters.emails == len(envelopes)
-    assert router.counters.full_rule_checks / router.counters.emails <= 0.5
+        router.route(envelope, counters=counters)
+    assert counters.emails == len(envelopes)
+    assert counters.full_rule_checks / counters.emails <= 0.5
 
 
 def test_index_probes_do_not_grow_with_the_route_count(big: tuple[Router, list[Envelope]]) -> None:
     """Index probes per email stay small and nearly flat from 100 to 10,000 routes (no hidden scan)."""
     router, envelopes = big
-    router.counters.reset()
+    counters = MatchCounters()
     for envelope in envelopes:
-        router.route(envelope)
-    at_10000 = router.counters.probes / router.counters.emails
+        router.route(envelope, counters=counters)
+    at_10000 = counters.probes / counters.emails
     small_config = synthetic_config(100, seed=7)
     small = Router.compile(small_config)
+    small_counters = MatchCounters()
     for envelope in synthetic_envelopes(small_config, 2_000, seed=7):
-        small.route(envelope)
-    at_100 = small.counters.probes / small.counters.emails
+        small.route(envelope, counters=small_counters)
+    at_100 = small_counters.probes / small_counters.emails
     assert at_10000 <= 20 and at_10000 <= 2 * at_100
 
 
@@ -65,3 +67,15 @@ def test_retained_bytes_per_compiled_route_under_1kb() -> None:
         tracemalloc.stop()
     assert router.connectors == ("Support",)
     assert retained / len(config.routes) < 1024
+
+
+def test_counting_is_off_by_default_and_the_router_holds_no_counters() -> None:
+    """A compiled router has no mutable counters; only a MatchCounters passed to route() is told the work."""
+    config = synthetic_config(100, seed=7)
+    router = Router.compile(config)
+    assert not hasattr(router, "counters")
+    envelopes = synthetic_envelopes(config, 50, seed=7)
+    uncounted = [router.route(envelope) for envelope in envelopes]
+    counters = MatchCounters()
+    assert [router.route(envelope, counters=counters) for envelope in envelopes] == uncounted
+    assert counters.emails == 50 and counters.groups >= 1 and counters.probes >= 1

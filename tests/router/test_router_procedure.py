@@ -115,7 +115,7 @@ def test_no_route_held_is_the_fallback_decision(build: Callable[..., Any]) -> No
     decision, = result.decisions
     assert (decision.action, decision.route, decision.fallback, decision.address) == (
         "create", "General", True, SUPPORT)
-    assert decision.target is not None and decision.target.process == "General"
+    assert decision.delivery is not None and decision.delivery.target.process == "General"
 
 
 def test_mail_without_sender_or_recipients_still_gets_a_decision(build: Callable[..., Any]) -> None:
@@ -194,7 +194,8 @@ def test_acknowledgement_goes_to_sender_and_cc_minus_system_blocked_and_duplicat
 def test_no_acknowledgement_when_the_route_sends_none(build: Callable[..., Any]) -> None:
     """A route with send_automated_emails = false acknowledges nobody and reports no suppression."""
     decision, = build(make_config(route("Help", HELP))).route(mail(cc=("bob@x.example",))).decisions
-    assert (decision.acknowledge, decision.suppressed, decision.send_automated_emails) == ((), None, False)
+    assert decision.delivery is not None
+    assert (decision.acknowledge, decision.suppressed, decision.delivery.send_automated_emails) == ((), None, False)
 
 
 def test_automatic_mail_is_not_acknowledged(build: Callable[..., Any]) -> None:

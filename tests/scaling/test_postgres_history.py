@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from enate_routing.audit import (
+from enate_routing.admin import (
     REDACTED,
     FieldChange,
     HistoryEntry,

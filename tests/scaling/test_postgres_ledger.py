@@ -13,13 +13,27 @@ from typing import Any
 
 import pytest
 
-from enate_routing.errors import StoreError
-from enate_routing.postgres import PostgresLedger, migrate_database, open_ledger
+from enate_routing.errors import LeaseHeldError, StoreError
+from enate_routing.ingest import (
+    AckState,
+    Ledger,
+    MessageState,
+    PlannedWork,
+    RoutedMessage,
+    SpoolItem,
+    SqliteLedger,
+    content_digest,
+    open_ledger,
+)
+from enate_routing.postgres import PostgresLedger, migrate_database
 from enate_routing.postgres._migrations import LATEST
-from enate_routing.store import AckState, LeaseHeldError, Ledger, MessageState, PlannedWork, SqliteLedger
 from mailrig.postgres import PostgresCluster
 
 pytestmark = [pytest.mark.servers, pytest.mark.postgres]
+
+
+def item(ref_key: str, raw: bytes) -> SpoolItem:
+    return SpoolItem(ref_key, raw, content_digest(raw))
 
 
 @pytest.fixture
@@ -32,8 +46,8 @@ def pg(postgres_url: str) -> Any:
 def scenario(ledger: Any) -> list[Any]:
     """One walk through every ledger operation; what each returned (ids made relative to the first message)."""
     out: list[Any] = []
-    a, b, c = ledger.spool("C", "INBOX", [("imap:INBOX:1:1", b"one"), ("imap:INBOX:1:2", b"two"),
-                                          ("imap:INBOX:1:3", b"three")])
+    a, b, c = ledger.spool("C", "INBOX", [item("imap:INBOX:1:1", b"one"), item("imap:INBOX:1:2", b"two"),
+                                          item("imap:INBOX:1:3", b"three")])
     base = a.id
 
     def rel(record: Any) -> tuple[Any, ...]:
@@ -44,23 +58,24 @@ def scenario(ledger: Any) -> list[Any]:
     out.append(ledger.observe_uidvalidity("C", "INBOX", 1))
     out.append(ledger.observe_uidvalidity("C", "INBOX", 1))
     out.append(ledger.observe_uidvalidity("C", "INBOX", 2))
-    [alias] = ledger.spool("C", "INBOX", [("imap:INBOX:2:1", b"one")])  # same bytes, new ref
+    [alias] = ledger.spool("C", "INBOX", [item("imap:INBOX:2:1", b"one")])  # same bytes, new ref
     out.append(rel(alias))
     out.append(ledger.refs_of(a.id))
     found = ledger.lookup_refs("C", ["imap:INBOX:1:1", "imap:INBOX:2:1", "x"])
     out.append(sorted((k, rel(v)) for k, v in found.items()))
     ledger.note_attempt([a.id, a.id, b.id])
     out.append(ledger.record_routed([
-        (a.id, "a@x", [{"n": 1}], [PlannedWork("k1", AckState.NONE), PlannedWork("k2", AckState.PENDING, ("r@x",))],
-         False),
-        (b.id, "b@x", [{"n": 2}], [PlannedWork("k1", AckState.NONE)], True),  # k1 already owned by a
+        RoutedMessage(a.id, "a@x", [{"n": 1}],
+                      [PlannedWork("k1", AckState.NONE), PlannedWork("k2", AckState.PENDING, ("r@x",))], False),
+        RoutedMessage(b.id, "b@x", [{"n": 2}], [PlannedWork("k1", AckState.NONE)], True),  # k1 owned by a
     ]))
     out.append([rel(r) for r in ledger.pending("C", "INBOX")])
     out.append([(w.key, w.message - base, w.handed_at is None, w.ack_state, w.ack_recipients)
                 for w in ledger.work_of(a.id)])
-    out.append(sorted(ledger.handed_keys("C", ["k1", "k2"])))
-    out.append(ledger.record_handed_many("C", ["k1"], finish=[a.id]) == set())  # k2's ack is pending
-    out.append(ledger.finish(a.id))
+    out.append(ledger.record_handed("C", ["k1"], finish=[a.id, b.id, b.id]))  # k2's ack is pending: a not DONE
+    out.append(ledger.record_handed("C", []))
+    ledger.record_ack("C", "k2", AckState.FAILED, ["R@x"], attempt=True, reason="refused: 550")
+    out.append([(w.key, w.ack_state, w.ack_reason, w.attempts) for w in ledger.work_of(a.id)])
     ledger.record_ack("C", "k2", AckState.SENT, ["R@x"], attempt=True, finish=a.id)
     out.append(ledger.ack_count("r@X", 0.0))
     out.append(ledger.note_work_failure("C", "k2"))
@@ -98,7 +113,7 @@ def test_a_work_key_has_one_owner_across_workers(postgres_url: str) -> None:
     """Two workers (two connections) route copies of one message at once: the key gets exactly one owner."""
     ledgers = [PostgresLedger(postgres_url) for _ in range(2)]
     try:
-        records = [ledger.spool("C", "INBOX", [(f"r{i}", f"copy {i}".encode())])[0]
+        records = [ledger.spool("C", "INBOX", [item(f"r{i}", f"copy {i}".encode())])[0]
                    for i, ledger in enumerate(ledgers)]
         duplicates: list[int] = []
         barrier = threading.Barrier(2)
@@ -106,7 +121,7 @@ def test_a_work_key_has_one_owner_across_workers(postgres_url: str) -> None:
         def route(i: int) -> None:
             barrier.wait()
             plan = [PlannedWork(f"k{n}", AckState.NONE) for n in range(50)]
-            duplicates.append(ledgers[i].record_routed([(records[i].id, "m@x", [], plan, False)]))
+            duplicates.append(ledgers[i].record_routed([RoutedMessage(records[i].id, "m@x", [], plan, False)]))
 
         threads = [threading.Thread(target=route, args=(i,)) for i in range(2)]
         for t in threads:
@@ -187,7 +202,8 @@ def test_migrations_are_versioned_idempotent_and_concurrent(postgres_url: str,
         t.start()
     for t in threads:
         t.join()
-    assert sorted(len(r[2]) for r in results) == [0, 0, 0, LATEST]
+    # Each step applied exactly once, by whichever worker got to it first.
+    assert sorted(step.version for r in results for step in r[2]) == list(range(1, LATEST + 1))
     assert {r[1] for r in results} == {LATEST}
     database = postgres_url.rsplit("/", 1)[1]
     assert postgres_cluster.psql("SELECT version FROM enate_schema_version ORDER BY version", database).split() == [
@@ -223,7 +239,7 @@ def test_errors_name_the_database_but_never_the_password(postgres_cluster: Postg
 def test_without_psycopg_the_message_says_what_to_install(postgres_url: str) -> None:
     """psycopg is optional: opening a postgresql:// ledger without it says which extra to install."""
     code = ("import sys; sys.modules['psycopg'] = None\n"
-            "from enate_routing.postgres import open_ledger\n"
+            "from enate_routing.ingest import open_ledger\n"
             "try:\n    open_ledger(sys.argv[1])\nexcept Exception as exc:\n    print(type(exc).__name__, exc)\n")
     done = subprocess.run([sys.executable, "-c", code, postgres_url], capture_output=True, text=True, check=True,
                           timeout=60, env=os.environ)

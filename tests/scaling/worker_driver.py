@@ -1,8 +1,8 @@
 """A worker process for the multi-worker tests and benchmarks/bench_workers.py: many mailboxes, one ledger.
 
-``python worker_driver.py SPEC.json`` builds an :class:`~enate_routing.ingest.Ingestor` per connector of the
+``python worker_driver.py spec.json`` builds an :class:`~enate_routing.ingest.Ingestor` per connector of the
 configuration (real IMAP sources, the real router), all on the ledger named by ``spec["ledger"]`` (a
-``postgresql://`` URL or a SQLite file), and runs a :class:`~enate_routing.workers.MailboxWorker` until a
+``postgresql://`` URL or a SQLite file), and runs a :class:`~enate_routing.ingest.MailboxWorker` until a
 round hands nothing off. The parent may SIGKILL it at any moment.
 
 The host is idempotent on the idempotency key, as the host contract asks (docs/ingestion.md), and keeps
@@ -56,12 +56,10 @@ class PostgresHost:
 
 
 def run(spec: dict[str, Any]) -> dict[str, Any]:
-    from enate_routing.ingest import Backoff, Ingestor
+    from enate_routing.ingest import Backoff, Ingestor, MailboxWorker, open_ledger
     from enate_routing.loading import parse_config
-    from enate_routing.postgres import open_ledger
     from enate_routing.router import Router
     from enate_routing.transports.factory import ConnectorAccess
-    from enate_routing.workers import MailboxWorker
 
     config = parse_config(spec["config"])
     router = Router.compile(config)

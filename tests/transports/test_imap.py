@@ -12,6 +12,7 @@ from enate_routing.errors import (
     InsecureConnectionError,
     MailboxMissingError,
     TLSVerificationError,
+    TransportError,
     TransportTimeoutError,
 )
 from enate_routing.transports import (
@@ -38,17 +39,19 @@ def alice() -> PasswordAuth:
 
 
 class NoMoveImapSource(ImapSource):
-    """A server without MOVE (RFC 6851), as many older servers are."""
+    """A server without MOVE (RFC 6851), as many older servers are: the source sees no MOVE capability."""
 
-    def _read_capabilities_filter(self, capabilities: frozenset[str]) -> frozenset[str]:
-        return capabilities - {"MOVE"}
+    hidden = frozenset({"MOVE"})
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        return super().capabilities - self.hidden
 
 
-class NoMoveNoUidplusImapSource(ImapSource):
+class NoMoveNoUidplusImapSource(NoMoveImapSource):
     """A server with neither MOVE nor UIDPLUS (RFC 4315)."""
 
-    def _read_capabilities_filter(self, capabilities: frozenset[str]) -> frozenset[str]:
-        return capabilities - {"MOVE", "UIDPLUS"}
+    hidden = frozenset({"MOVE", "UIDPLUS"})
 
 
 def subjects(dovecot: Dovecot, user: object, mailbox: str = "INBOX") -> list[str]:
@@ -144,12 +147,16 @@ def test_mailbox_missing(mailboxes: Dovecot, imap_endpoint: EndpointFactory) -> 
     assert (result.ok, result.error) == (False, "MailboxMissingError")
 
 
-def test_connection_test_checks_the_move_target(mailboxes: Dovecot, imap_endpoint: EndpointFactory) -> None:
-    """A test connection fails when the processed-mail folder of a move does not exist."""
+def test_connection_test_says_a_missing_move_target_will_be_created(
+    mailboxes: Dovecot, imap_endpoint: EndpointFactory,
+) -> None:
+    """A missing processed-mail folder does not fail the test: it will be created on first use."""
     result = test_imap_connection(imap_endpoint(), alice(), processed=MoveAction("Done/Missing"))
-    assert (result.ok, result.error) == (False, "MailboxMissingError")
-    assert "Done/Missing" in result.detail
-    assert test_imap_connection(imap_endpoint(), alice(), processed=MoveAction("Archive")).ok
+    assert result.ok, result.detail
+    assert "'Done/Missing' will be created" in result.detail
+    existing = test_imap_connection(imap_endpoint(), alice(), processed=MoveAction("Archive"))
+    assert existing.ok and "will be created" not in existing.detail
+    assert "Done/Missing" not in mailboxes.mailboxes(ALICE)  # a connection test changes nothing
 
 
 def test_list_fetch_move(mailboxes: Dovecot, imap_endpoint: EndpointFactory) -> None:
@@ -197,14 +204,28 @@ def test_move_without_move_or_uidplus(mailboxes: Dovecot, imap_endpoint: Endpoin
     assert subjects(mailboxes, ALICE, "Archive") == ["process-me"]
 
 
-def test_move_target_missing(mailboxes: Dovecot, imap_endpoint: EndpointFactory) -> None:
-    """Moving to a folder that does not exist is a MailboxMissingError and leaves the message in place."""
+def test_move_target_missing_is_created_once(mailboxes: Dovecot, imap_endpoint: EndpointFactory) -> None:
+    """Moving to a folder that does not exist: [TRYCREATE] → CREATE → the move is retried (RFC 3501 §6.4.7),
+    with MOVE and with COPY; the second message finds the folder there."""
+    for subject in ("first", "second"):
+        mailboxes.deliver(ALICE, message(subject))
+    for cls, folder in ((ImapSource, "Processed"), (NoMoveImapSource, "Done/Later")):
+        with cls(imap_endpoint(), alice(), processed=MoveAction(folder)) as source:
+            ref = source.list_new()[0]
+            source.mark_processed(ref)
+        assert folder in mailboxes.mailboxes(ALICE)
+    assert subjects(mailboxes, ALICE, "Processed") == ["first"]
+    assert subjects(mailboxes, ALICE, "Done/Later") == ["second"]
+    assert subjects(mailboxes, ALICE) == []
+
+
+def test_move_target_the_server_refuses(mailboxes: Dovecot, imap_endpoint: EndpointFactory) -> None:
+    """A folder name the server refuses is a TransportError that says why; the message stays in place."""
     mailboxes.deliver(ALICE, message("stay"))
-    for cls in (ImapSource, NoMoveImapSource):
-        with cls(imap_endpoint(), alice(), processed=MoveAction("Nowhere")) as source:
-            [ref] = source.list_new()
-            with pytest.raises(MailboxMissingError, match="Nowhere"):
-                source.mark_processed(ref)
+    with ImapSource(imap_endpoint(), alice(), processed=MoveAction("INBOX/../bad\\name*")) as source:
+        [ref] = source.list_new()
+        with pytest.raises(TransportError, match="not allowed"):
+            source.mark_processed(ref)
     assert subjects(mailboxes, ALICE) == ["stay"]
 
 

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from enate_routing._version import __version__
-from enate_routing.cli import _check, _connections, _ledger, _poll, _routing
+from enate_routing.cli import _check, _connections, _ledger, _poll, _quarantine, _routing
 from enate_routing.errors import EnateRoutingError
 
 __all__ = ["main"]
@@ -21,7 +21,7 @@ __all__ = ["main"]
 Handler = Callable[[argparse.Namespace], int]
 
 # Command modules, in the order `--help` lists them. Later capabilities add theirs here.
-_COMMANDS = (_check, _routing, _connections, _poll, _ledger)
+_COMMANDS = (_check, _routing, _connections, _poll, _quarantine, _ledger)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,7 +8,7 @@ from typing import Any
 
 from enate_routing.errors import ConfigError
 from enate_routing.loading import load_config
-from enate_routing.transports.factory import ConnectorAccess, test_connector
+from enate_routing.transports.factory import ConnectorAccess, check_connection
 
 __all__ = ["register"]
 
@@ -32,7 +32,7 @@ def run_test_connection(args: argparse.Namespace) -> int:
         raise ConfigError.single(f"no connector has this name (connectors: {names})", file=str(args.config),
                                  item=args.name) from None
     access = ConnectorAccess(base_dir=args.config.parent, timeout=args.timeout)
-    results = test_connector(connector, access)
+    results = check_connection(connector, access)
     for result in results:
         status = "ok" if result.ok else f"FAILED ({result.error})"
         print(f"{connector.name}: {result.server}: {status} — {result.detail} "

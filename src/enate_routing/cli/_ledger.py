@@ -12,8 +12,8 @@ import os
 from typing import Any
 
 from enate_routing.errors import ConfigError
+from enate_routing.ingest import SqliteLedger
 from enate_routing.postgres import is_postgres_url, migrate_database, redact_url
-from enate_routing.store import SqliteLedger
 
 __all__ = ["LEDGER_ENV", "add_ledger_argument", "ledger_location", "register"]
 

@@ -3,8 +3,9 @@
 Each decision is appended to ``--out`` as one JSON line with the docs/semantics.md §5 fields (``message`` is the
 Message-ID, or the server ref when the message has none). The JSON-lines writer *is* the host's handler,
 so it honours the host's contract (docs/ingestion.md): it is idempotent on the idempotency key — keys
-already in the file are not written again — and every line is flushed and fsynced before the ledger
-records the hand-off. A line torn by a crash mid-write is cut off when the file is opened again.
+already in the file are not written again — and every line is written and fsynced before the ledger
+records the hand-off. A write that fails (disk full) is cut back, so the file never holds half a line;
+a line torn by a crash is cut off when the file is opened again.
 
 The ledger (``--state``, default ``<out>.ledger.db`` beside the output) is what makes a restart resume
 where the last run stopped; keep it with the output file. ``--ledger postgresql://...`` (or
@@ -14,20 +15,25 @@ where the last run stopped; keep it with the output file. ``--ledger postgresql:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Any, TextIO
 
 from enate_routing.cli._ledger import add_ledger_argument, ledger_location
-from enate_routing.ingest import Ingestor, IngestStats, WorkItem
+from enate_routing.cli._logging import add_logging_options, configure_logging
+from enate_routing.errors import ConfigError, TransportError
+from enate_routing.ingest import Ingestor, IngestStats, Ledger, WorkItem, open_ledger
 from enate_routing.loading import load_config
-from enate_routing.postgres import open_ledger
 from enate_routing.router import Router
 from enate_routing.transports.factory import ConnectorAccess
 
-__all__ = ["JsonlWriter", "register"]
+__all__ = ["JsonlWriter", "add_ledger_options", "ledger_path", "open_ingestor", "register"]
 
 
 class JsonlWriter:
@@ -50,37 +56,96 @@ class JsonlWriter:
                 except (ValueError, KeyError, TypeError):
                     continue
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._out: TextIO = path.open("a", encoding="utf-8")
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
     def __call__(self, item: WorkItem) -> None:
         if item.idempotency_key in self.keys:
             return
         record: dict[str, Any] = item.decision.to_json(item.envelope.message_id or item.ref)
         record["idempotency_key"] = item.idempotency_key
-        self._out.write(json.dumps(record, ensure_ascii=False) + "\n")
-        self._out.flush()
-        os.fsync(self._out.fileno())
+        line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
+        size = os.fstat(self._fd).st_size
+        try:
+            view = memoryview(line)
+            while view:
+                view = view[os.write(self._fd, view):]
+            os.fsync(self._fd)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, size)  # no half line left behind by a full disk
+            raise
         self.keys.add(item.idempotency_key)
         self.written += 1
 
     def close(self) -> None:
-        self._out.close()
+        os.close(self._fd)
+
+
+def add_ledger_options(parser: argparse.ArgumentParser, *, out_required: bool) -> None:
+    parser.add_argument("--config", required=True, type=Path, metavar="FILE")
+    parser.add_argument("name", metavar="NAME", help="the incoming connector")
+    parser.add_argument("--out", required=out_required, type=Path, metavar="FILE.jsonl",
+                        help="decisions are appended here")
+    parser.add_argument("--state", type=Path, metavar="DB", help="the ingestion ledger (default: <out>.ledger.db)")
+    add_ledger_argument(parser, what="the ingestion ledger instead of --state (PostgreSQL: docs/scaling.md)")
+    parser.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
+                        help="bound on every server operation (default 30)")
+    add_logging_options(parser)
+
+
+def ledger_path(args: argparse.Namespace) -> str | Path:
+    """``--ledger`` (or ``$ENATE_ROUTING_LEDGER``), else ``--state``, else ``<out>.ledger.db``."""
+    location = ledger_location(args)
+    if location is not None:
+        return location
+    if args.state is not None:
+        return Path(args.state)
+    if args.out is None:
+        raise ConfigError.single("name the ingestion ledger with --state DB (or the output file with --out FILE.jsonl)",
+                                 field="--state")
+    return Path(args.out).with_name(Path(args.out).name + ".ledger.db")
+
+
+@contextlib.contextmanager
+def open_ingestor(args: argparse.Namespace, *, reset: bool = False, **options: Any) -> Iterator[
+        tuple[Ingestor, Ledger, JsonlWriter | None]]:
+    """The configured ingestor with its ledger and (with ``--out``) its JSON-lines writer, closed after."""
+    with configure_logging(args):
+        config = load_config(args.config)
+        access = ConnectorAccess(base_dir=args.config.parent, timeout=args.timeout)
+        router = Router.compile(config)
+        store = open_ledger(ledger_path(args), reset=reset)
+        writer = JsonlWriter(args.out) if args.out is not None else None
+        try:
+            handler = writer if writer is not None else _no_handler
+            yield Ingestor.from_config(config, args.name, router=router, store=store, handler=handler,
+                                       access=access, **options), store, writer
+        finally:
+            if writer is not None:
+                writer.close()
+            store.close()
+
+
+def _no_handler(item: WorkItem) -> None:  # pragma: no cover - only listing commands use it, and they hand nothing
+    raise RuntimeError("no output file: name one with --out")
 
 
 def register(subparsers: Any) -> None:
     poll = subparsers.add_parser(
         "poll", help="ingest a connector's mailbox: route every new message, append decisions to a JSON-lines file"
     )
-    poll.add_argument("--config", required=True, type=Path, metavar="FILE")
-    poll.add_argument("name", metavar="NAME", help="the incoming connector to poll")
+    add_ledger_options(poll, out_required=True)
     poll.add_argument("--once", action="store_true", help="drain the mailbox once and exit")
-    poll.add_argument("--out", required=True, type=Path, metavar="FILE.jsonl", help="decisions are appended here")
-    poll.add_argument("--state", type=Path, metavar="DB", help="the ingestion ledger (default: <out>.ledger.db)")
-    add_ledger_argument(poll, what="the ingestion ledger instead of --state")
     poll.add_argument("--interval", type=float, default=60.0, metavar="SECONDS",
-                      help="time between polls without --once (default 60)")
-    poll.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
-                      help="bound on every server operation (default 30)")
+                      help="time between polls without --once (default 60; IMAP IDLE wakes up earlier)")
+    poll.add_argument("--retry-for", type=float, default=60.0, metavar="SECONDS",
+                      help="with --once: how long to keep retrying an unreachable server before giving up (default 60)")
+    poll.add_argument("--batch-size", type=int, default=50, metavar="N",
+                      help="messages per batch: per spool, route and group-commit transaction (default 50)")
+    poll.add_argument("--no-idle", action="store_true", help="poll every --interval even where IMAP IDLE is offered")
+    poll.add_argument("--reset-ledger", action="store_true",
+                      help="start a new, empty ledger when the file is empty or unreadable (quarantine records in it "
+                           "are lost)")
     poll.set_defaults(handler=run_poll)
 
 
@@ -95,31 +160,48 @@ def _progress(stream: TextIO) -> Any:
     return show
 
 
-def run_poll(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
-    state: str | Path = ledger_location(args) or args.state or args.out.with_name(args.out.name + ".ledger.db")
-    access = ConnectorAccess(base_dir=args.config.parent, timeout=args.timeout)
-    router = Router.compile(config)
-    writer = JsonlWriter(args.out)
-    store = open_ledger(state)
+@contextlib.contextmanager
+def _stop_on_signals(ingestor: Ingestor) -> Iterator[list[int]]:
+    """SIGTERM / SIGINT: finish the current message, release the lease, exit 0 (a second signal exits at once)."""
+    received: list[int] = []
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        if received:
+            raise KeyboardInterrupt
+        received.append(signum)
+        ingestor.stop()
+
+    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        ingestor = Ingestor.from_config(
-            config, args.name, router=router, store=store, handler=writer, access=access,
-            progress=_progress(sys.stderr) if sys.stderr.isatty() else None,
-        )
-        if args.once:
-            stats = ingestor.run_once()
-        else:
-            ingestor.run_forever(args.interval)
-            return 0  # pragma: no cover - run_forever ends only by an exception (Ctrl-C)
-        quarantined = len(ingestor.quarantined())
+        yield received
     finally:
-        writer.close()
-        store.close()
-    if sys.stderr.isatty():
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def run_poll(args: argparse.Namespace) -> int:
+    progress = _progress(sys.stderr) if sys.stderr.isatty() and not (args.verbose or args.log_level) else None
+    options = {"progress": progress, "batch_size": args.batch_size}
+    with open_ingestor(args, reset=args.reset_ledger, **options) as (ingestor, _, writer), \
+            _stop_on_signals(ingestor) as received:
+        assert writer is not None
+        try:
+            if args.once:
+                stats = ingestor.run_once(give_up_after=args.retry_for)
+            else:
+                ingestor.run_forever(args.interval, idle=not args.no_idle)
+                stats = None
+        except OSError as exc:
+            if isinstance(exc, TransportError):
+                raise
+            print(f"error: cannot write decisions to {args.out}: {exc.strerror or exc}; nothing was quarantined or "
+                  "marked that was not written: run again when this is fixed", file=sys.stderr)
+            return 1
+        quarantined = len(ingestor.quarantined())
+    if progress is not None:
         sys.stderr.write("\n")
-    print(
-        f"{args.name}: {writer.written} decisions written to {args.out}, {stats.marked} messages marked processed, "
-        f"{quarantined} in quarantine", file=sys.stderr,
-    )
+    stopped = f" (stopped by signal {received[0]})" if received else ""
+    marked = f", {stats.marked} messages marked processed" if stats is not None else ""
+    print(f"{args.name}: {writer.written} decisions written to {args.out}{marked}, {quarantined} in quarantine"
+          f"{stopped}", file=sys.stderr)
     return 0

@@ -207,9 +207,10 @@ def _cell(text: str, width: int) -> str:
 
 def _demo_cells(decision: Decision) -> tuple[str, str, str]:
     """(route or link, target or reason, acknowledgement) for one row of the demo table."""
-    if decision.action == "create" and decision.target is not None:
+    if decision.action == "create" and decision.delivery is not None:
         route = f"{decision.route} (fallback)" if decision.fallback else str(decision.route)
-        target = f"{decision.target.customer} / {decision.target.process} ({decision.target.kind})"
+        created = decision.delivery.target
+        target = f"{created.customer} / {created.process} ({created.kind})"
         if decision.acknowledge:
             more = len(decision.acknowledge) - 1
             ack = decision.acknowledge[0] + (f" +{more}" if more else "")

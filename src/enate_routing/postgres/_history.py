@@ -1,6 +1,6 @@
 """The administration history (docs/semantics.md §7) in PostgreSQL, behind the same protocol as SQLite's.
 
-:class:`PostgresHistoryStore` implements :class:`~enate_routing.audit.HistoryStore`: one edit's entries in one
+:class:`PostgresHistoryStore` implements :class:`~enate_routing.admin.HistoryStore`: one edit's entries in one
 transaction, ``seq`` assigned by the database. Appends from several admin processes are serialised by a
 transaction-scoped advisory lock, so ``seq`` order is commit order and one edit's entries are adjacent (an
 identity column alone would let a later commit hold a lower ``seq``). Secrets arrive already redacted.
@@ -14,7 +14,7 @@ from dataclasses import replace
 from types import TracebackType
 from typing import Self
 
-from enate_routing.audit import HistoryEntry, HistorySubject, _entry_from_row
+from enate_routing.admin._history import HistoryEntry, HistorySubject, _entry_from_row
 from enate_routing.postgres._driver import PostgresDatabase
 from enate_routing.postgres._migrations import migrate
 

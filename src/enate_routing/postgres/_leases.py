@@ -2,7 +2,8 @@
 
 One row per folder in ``enate_leases``. Taking it is one short transaction: insert the row, or lock the
 existing one with ``SELECT … FOR UPDATE SKIP LOCKED`` — a worker that finds the row locked by another
-worker's acquisition treats the folder as held and moves on to the next instead of queueing behind it.
+worker's acquisition treats the folder as held and moves on to the next instead of queueing behind it
+(only the holder's own heartbeat waits that moment out, so a probe never costs the holder its lease).
 The lock is held only for that transaction: what keeps a folder to one poller is the row's owner and
 expiry, renewed by the poller's heartbeat.
 
@@ -21,10 +22,10 @@ from __future__ import annotations
 import os
 import socket
 import time
-from pathlib import Path
 
+from enate_routing.errors import LeaseHeldError
+from enate_routing.ingest._sqlite_leases import _owner_alive, process_start
 from enate_routing.postgres._driver import Cursor, PostgresDatabase
-from enate_routing.store import LeaseHeldError
 
 __all__ = ["PostgresLeases"]
 
@@ -36,40 +37,18 @@ _OPEN_HISTORY = (
 )
 
 
-def _process_start(pid: int) -> str:
-    """The start time of process ``pid`` (clock ticks since boot, from /proc), or "" where unknown."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
-    except OSError:
-        return ""
-    fields = stat.rpartition(")")[2].split()  # the command name may hold spaces and parentheses
-    return fields[19] if len(fields) > 19 else ""
-
-
-def _owner_alive(host: str, pid: int, started: str) -> bool:
-    if host != _HOST:
-        return True  # cannot tell from here: wait for the lease to expire
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return not started or _process_start(pid) in ("", started)
-
-
 class PostgresLeases:
     """Acquire, renew and release leases; every call is one transaction on ``db``."""
 
     def __init__(self, db: PostgresDatabase) -> None:
         self._db = db
         self._pid = os.getpid()
-        self._started = _process_start(self._pid)
+        self._started = process_start(self._pid)
 
     def acquire(self, connector: str, mailbox: str, owner: str, ttl: float) -> None:
         """Take or renew the lease; :class:`LeaseHeldError` when another live owner holds it."""
         if os.getpid() != self._pid:  # a forked child is another owner process
-            self._pid, self._started = os.getpid(), _process_start(os.getpid())
+            self._pid, self._started = os.getpid(), process_start(os.getpid())
         with self._db.transaction() as cursor:
             cursor.execute(
                 f"INSERT INTO enate_leases (connector, mailbox, owner, host, pid, started, acquired_at, expires_at) "  # noqa: S608 — constant SQL only
@@ -86,8 +65,21 @@ class PostgresLeases:
                 (connector, mailbox),
             )
             row = cursor.fetchone()
-            if row is None:  # another worker is taking it right now
-                raise LeaseHeldError(connector, mailbox, "another worker (acquiring it now)")
+            if row is None:  # the row is locked: another worker is trying to take it right now
+                cursor.execute("SELECT owner FROM enate_leases WHERE connector = %s AND mailbox = %s",
+                               (connector, mailbox))
+                current = cursor.fetchone()
+                if current is None or current[0] != owner:
+                    raise LeaseHeldError(connector, mailbox, "another worker (acquiring it now)")
+                # Our own lease (a heartbeat): wait out the other worker's short check, then renew.
+                cursor.execute(
+                    f"SELECT owner, host, pid, started, expires_at, {_NOW} FROM enate_leases "  # noqa: S608
+                    "WHERE connector = %s AND mailbox = %s FOR UPDATE",
+                    (connector, mailbox),
+                )
+                row = cursor.fetchone()
+                if row is None:
+                    raise LeaseHeldError(connector, mailbox, "nobody (released meanwhile)")
             holder, host, pid, started, expires_at, now = row
             if holder == owner:
                 cursor.execute(

@@ -1,6 +1,6 @@
 """The ingestion ledger in PostgreSQL: the same rows, state machine and guarantees as the SQLite ledger.
 
-:class:`PostgresLedger` implements :class:`~enate_routing.store.Ledger` over the tables of
+:class:`PostgresLedger` implements :class:`~enate_routing.ingest.Ledger` over the tables of
 :mod:`enate_routing.postgres._migrations` (created or brought up to date when it opens). Several worker
 processes, on several hosts, share one database: each folder is polled by one worker at a time
 (:mod:`enate_routing.postgres._leases`), and what makes a restart — on any worker — resume where a killed
@@ -8,7 +8,7 @@ one stopped is the same as in SQLite:
 
 - every method is one transaction, committed (durably, with the server's default ``synchronous_commit``)
   before it returns;
-- a batch's hand-offs are recorded in one transaction (:meth:`record_handed_many`, the group commit)
+- a batch's hand-offs are recorded in one transaction (:meth:`record_handed`, the group commit)
   before any message of that batch is marked on the server;
 - the idempotency key is unique *in the database* (``PRIMARY KEY (connector, key)`` of ``enate_work``),
   so two workers can never both own a work item; the first to record the routing owns it;
@@ -26,18 +26,18 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from enate_routing.errors import StoreError
+from enate_routing.ingest._ledger import AckState, MessageRecord, MessageState, RoutedMessage, SpoolItem, WorkRecord
+from enate_routing.ingest._sqlite_schema import MESSAGE_COLUMNS as _COLUMNS
+from enate_routing.ingest._sqlite_schema import WORK_COLUMNS as _WORK_COLUMNS
+from enate_routing.ingest._sqlite_schema import message_row as _record
+from enate_routing.ingest._sqlite_schema import work_row as _work
 from enate_routing.postgres._driver import Cursor, PostgresDatabase
 from enate_routing.postgres._leases import PostgresLeases
 from enate_routing.postgres._migrations import migrate
-from enate_routing.store import AckState, MessageRecord, MessageState, PlannedWork, WorkRecord, _record, _work, digest
 
 __all__ = ["PostgresLedger"]
 
-_COLUMNS = (
-    "id, connector, mailbox, ref_key, sha256, message_id, size, state, quarantine_reason, fallback_only, "
-    "decisions, generation, attempts, created_at, updated_at"
-)
-_WORK_COLUMNS = "connector, key, message, handed_at, ack_state, ack_recipients, attempts"
+# The column lists and row decoders are the SQLite ledger's: the same rows, read the same way.
 _SPOOL_NEW = (
     "WITH new AS (INSERT INTO enate_messages (connector, mailbox, ref_key, sha256, size, raw, state, created_at, "
     "updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (connector, sha256) DO NOTHING RETURNING id) "
@@ -63,7 +63,7 @@ _FINISH = (
 
 
 class PostgresLedger:
-    """A :class:`~enate_routing.store.Ledger` in a PostgreSQL database, shared by many workers.
+    """A :class:`~enate_routing.ingest.Ledger` in a PostgreSQL database, shared by many workers.
 
     ``url`` is a ``postgresql://user:password@host:port/database`` URL (libpq's parameters, e.g.
     ``?sslmode=verify-full``, are honoured); the password never appears in an error or a repr.
@@ -127,12 +127,11 @@ class PostgresLedger:
         )
         return {row[0]: _record(row[1:]) for row in rows}
 
-    def spool(self, connector: str, mailbox: str, items: Sequence[tuple[str, bytes]]) -> list[MessageRecord]:
+    def spool(self, connector: str, mailbox: str, items: Sequence[SpoolItem]) -> list[MessageRecord]:
         now = self.clock()
         out: list[MessageRecord] = []
         with self._db.transaction() as cursor:
-            for ref_key, raw in items:
-                sha = digest(raw)
+            for ref_key, raw, sha in items:
                 # New bytes: the row and its ref in one statement (one round trip); known bytes insert nothing.
                 cursor.execute(_SPOOL_NEW, (connector, mailbox, ref_key, sha, len(raw), raw,
                                             MessageState.SPOOLED.value, now, now, connector, ref_key, now))
@@ -193,10 +192,7 @@ class PostgresLedger:
                                    [(m,) for m in messages])
 
     # ----------------------------------------------------------------------------------------- work
-    def record_routed(
-        self,
-        routed: Sequence[tuple[int, str | None, Sequence[dict[str, Any]], Sequence[PlannedWork], bool]],
-    ) -> int:
+    def record_routed(self, routed: Sequence[RoutedMessage]) -> int:
         now = self.clock()
         duplicates = 0
         with self._db.transaction() as cursor:
@@ -246,19 +242,7 @@ class PostgresLedger:
         )
         return [_work(r) for r in rows]
 
-    def handed_keys(self, connector: str, keys: Sequence[str]) -> set[str]:
-        if not keys:
-            return set()
-        rows = self._db.query(
-            "SELECT key FROM enate_work WHERE connector = %s AND key = ANY(%s) AND handed_at IS NOT NULL",
-            (connector, list(keys)),
-        )
-        return {r[0] for r in rows}
-
-    def record_handed(self, connector: str, key: str, *, finish: int | None = None) -> None:
-        self.record_handed_many(connector, [key], finish=() if finish is None else (finish,))
-
-    def record_handed_many(self, connector: str, keys: Sequence[str], *, finish: Sequence[int] = ()) -> set[int]:
+    def record_handed(self, connector: str, keys: Sequence[str], *, finish: Sequence[int] = ()) -> set[int]:
         now = self.clock()
         with self._db.transaction() as cursor:
             if keys:
@@ -274,21 +258,15 @@ class PostgresLedger:
             return {int(row[0]) for row in cursor.fetchall()}
 
     def record_ack(
-        self,
-        connector: str,
-        key: str,
-        state: AckState,
-        recipients: Sequence[str],
-        *,
-        attempt: bool = False,
-        finish: int | None = None,
+        self, connector: str, key: str, state: AckState, recipients: Sequence[str], *,
+        attempt: bool = False, reason: str | None = None, finish: int | None = None,
     ) -> None:
         now = self.clock()
         with self._db.transaction() as cursor:
             cursor.execute(
                 "UPDATE enate_work SET handed_at = COALESCE(handed_at, %s), ack_state = %s, ack_recipients = %s, "
-                "attempts = attempts + %s WHERE connector = %s AND key = %s",
-                (now, state.value, json.dumps(list(recipients)), int(attempt), connector, key),
+                "attempts = attempts + %s, ack_reason = %s WHERE connector = %s AND key = %s",
+                (now, state.value, json.dumps(list(recipients)), int(attempt), reason, connector, key),
             )
             if state is AckState.SENT and recipients:
                 cursor.executemany(
@@ -304,10 +282,6 @@ class PostgresLedger:
             (connector, key),
         )
         return int(rows[0][0]) if rows else 0
-
-    def finish(self, message: int) -> bool:
-        return not self._db.query(_FINISH, (message, AckState.PENDING.value, MessageState.DONE.value, self.clock(),
-                                            message, MessageState.ROUTED.value, MessageState.SPOOLED.value))[0][0]
 
     @staticmethod
     def _finish(cursor: Cursor, message: int, now: float) -> bool:

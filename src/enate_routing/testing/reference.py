@@ -14,7 +14,6 @@ from collections.abc import Callable
 from enate_routing.decision import (
     MAILBOX_SCOPE,
     Decision,
-    RouteTarget,
     RoutingResult,
     idempotency_key,
     message_reference,
@@ -156,8 +155,8 @@ class ReferenceRouter:
         mailbox = addresses[0] if addresses else primary
 
         def one(action: str, reason: str, link: str | None = None, address: str | None = None) -> RoutingResult:
-            decision = Decision(connector, action, address or mailbox, mailbox_key,  # type: ignore[arg-type]
-                                link=link, reason=reason)
+            decision = Decision(connector=connector, action=action,  # type: ignore[arg-type]
+                                address=address or mailbox, idempotency_key=mailbox_key, link=link, reason=reason)
             return RoutingResult(connector, envelope.message_id, (decision,))
 
         if envelope.quarantine_reason is not None:
@@ -194,11 +193,9 @@ class ReferenceRouter:
                 acknowledge, suppressed = ack_cache[0]
             else:
                 acknowledge, suppressed = (), None
-            t = route.target
-            return Decision(connector, "create", address, key, route.name, fallback,
-                            RouteTarget(t.customer, t.contract, t.service, t.process, t.kind),
-                            route.ticket_category, route.send_automated_emails, route.test_mode,
-                            route.for_attention, acknowledge, suppressed)
+            return Decision(connector=connector, action="create", address=address, idempotency_key=key,
+                            route=route.name, fallback=fallback, delivery=route.delivery, acknowledge=acknowledge,
+                            suppressed=suppressed)
 
         for address in addresses:
             for route in routes:

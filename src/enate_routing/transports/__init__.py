@@ -23,6 +23,7 @@ from enate_routing.transports.base import (
     ProcessedAction,
     Security,
     UidValidityChangedError,
+    WaitsForMail,
 )
 from enate_routing.transports.imap import ImapSource, delegate_login, shared_folder, test_imap_connection
 from enate_routing.transports.pop3 import Pop3Source, test_pop3_connection
@@ -50,6 +51,7 @@ __all__ = [
     "Security",
     "SmtpSender",
     "UidValidityChangedError",
+    "WaitsForMail",
     "delegate_login",
     "shared_folder",
     "test_imap_connection",

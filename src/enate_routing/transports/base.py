@@ -14,7 +14,7 @@ Secrets (passwords, tokens) are never part of a repr, an error message or a test
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -42,6 +42,7 @@ __all__ = [
     "ProcessedAction",
     "Security",
     "UidValidityChangedError",
+    "WaitsForMail",
 ]
 
 Security: TypeAlias = Literal["ssl", "starttls", "none"]
@@ -238,7 +239,14 @@ class ConnectionTestResult:
 
 @runtime_checkable
 class MailSource(Protocol):
-    """A mailbox that ingestion reads: list, fetch raw bytes, mark processed (docs/semantics.md §8)."""
+    """A mailbox that ingestion reads: list, fetch raw bytes, mark processed (docs/semantics.md §8).
+
+    ``marks_committed_on_close`` states a capability the ingestion loop relies on: True when marks take
+    effect only when the session ends cleanly (POP3 deletions are committed by QUIT, RFC 1939 §6), so the
+    loop marks in groups, each ended by :meth:`close`, before the ledger records them as marked.
+    """
+
+    marks_committed_on_close: bool
 
     def list_new(self) -> list[MessageRef]:
         """Messages not yet marked processed, oldest first."""
@@ -259,6 +267,20 @@ class MailSource(Protocol):
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None: ...
+
+
+@runtime_checkable
+class WaitsForMail(Protocol):
+    """A :class:`MailSource` that can be told about new mail instead of being polled (IMAP IDLE, RFC 2177)."""
+
+    @property
+    def can_wait(self) -> bool:
+        """Whether the server offers it on this connection (else the caller polls)."""
+        ...
+
+    def wait_for_new(self, timeout: float, known: Collection[str] = (), stop: Callable[[], bool] = ...) -> bool:
+        """Wait up to ``timeout`` s for a message whose ref key is not in ``known``; True when one is there."""
+        ...
 
 
 @runtime_checkable

@@ -35,7 +35,7 @@ from enate_routing.transports.imap import ImapSource, delegate_login, shared_fol
 from enate_routing.transports.pop3 import Pop3Source, test_pop3_connection
 from enate_routing.transports.smtp import SmtpSender, test_smtp_connection
 
-__all__ = ["ConnectorAccess", "open_sender", "open_source", "test_connector"]
+__all__ = ["ConnectorAccess", "check_connection", "open_sender", "open_source"]
 
 TokenProvider = Callable[[Connector], str]
 """The host's OAuth 2.0 callback: a current access token for the connector's login."""
@@ -174,7 +174,7 @@ def open_sender(connector: Connector, access: ConnectorAccess = ConnectorAccess(
     return SmtpSender(endpoint, credentials)
 
 
-def test_connector(
+def check_connection(
     connector: Connector, access: ConnectorAccess = ConnectorAccess()
 ) -> tuple[ConnectionTestResult, ...]:
     """Test every direction the connector is used for: a real login plus SELECT / STAT / NOOP (docs/semantics.md §2).
@@ -190,8 +190,6 @@ def test_connector(
         results.append(_guarded("smtp", lambda: _test_outgoing(connector, access), connector))
     return tuple(results)
 
-
-test_connector.__test__ = False  # type: ignore[attr-defined]  # a library function, not a pytest test
 
 
 def _test_incoming(connector: Connector, access: ConnectorAccess) -> ConnectionTestResult:

@@ -28,16 +28,20 @@ The additional (shared / delegated) mailbox of docs/semantics.md §2 is reached 
 from __future__ import annotations
 
 import imaplib
+import logging
 import re
+import select
 import socket
 import ssl
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Collection, Iterable, Sequence
 from contextlib import suppress
 from typing import Literal
 
 from enate_routing.certificates import ClientCertificate
 from enate_routing.errors import (
     AuthenticationError,
+    ConnectError,
     InsecureConnectionError,
     MailboxMissingError,
     ProtocolError,
@@ -57,6 +61,9 @@ from enate_routing.transports.base import (
     ProcessedAction,
     UidValidityChangedError,
 )
+
+_log = logging.getLogger("enate_routing.transports")
+_IDLE_RENEW = 29 * 60.0  # RFC 2177 §3: servers may log out a client idle for 30 minutes
 
 __all__ = ["ImapSource", "delegate_login", "shared_folder", "test_imap_connection"]
 
@@ -125,6 +132,7 @@ class ImapSource(Adapter):
     """
 
     protocol = "imap"
+    marks_committed_on_close = False  # a MOVE / STORE is done when the server answers OK
 
     def __init__(
         self,
@@ -151,14 +159,10 @@ class ImapSource(Adapter):
     def capabilities(self) -> frozenset[str]:
         """The server's capabilities as read after login (upper-case)."""
         self._connection()
-        return self._read_capabilities_filter(self._capabilities)
-
-    def _read_capabilities_filter(self, capabilities: frozenset[str]) -> frozenset[str]:
-        """Hook for subclasses (tests simulate servers without MOVE / UIDPLUS by overriding it)."""
-        return capabilities
+        return self._capabilities
 
     def _has(self, capability: str) -> bool:
-        return capability in self._read_capabilities_filter(self._capabilities)
+        return capability in self.capabilities
 
     def _connection(self) -> _IMAP4:
         if self._conn is None:
@@ -295,12 +299,10 @@ class ImapSource(Adapter):
         action = self.processed
         with self._step("command"):
             if isinstance(action, MoveAction):
-                target = quote_mailbox(action.folder)
-                if self._has("MOVE"):
-                    self._check_target(conn.uid("MOVE", uid, target), action.folder)
-                    return
-                self._check_target(conn.uid("COPY", uid, target), action.folder)
-                self._delete(conn, uid)
+                command = "MOVE" if self._has("MOVE") else "COPY"
+                self._move_or_copy(conn, command, uid, action.folder)
+                if command == "COPY":
+                    self._delete(conn, uid)
             elif isinstance(action, DeleteAction):
                 self._delete(conn, uid)
             else:
@@ -308,10 +310,22 @@ class ImapSource(Adapter):
                 if action.expunge and self._has("UIDPLUS"):
                     _check(conn.uid("EXPUNGE", uid))
 
-    def _check_target(self, result: tuple[str, Sequence[object]], folder: str) -> None:
-        typ, data = result
-        if typ != "OK" and "TRYCREATE" in _text(data).upper():
-            raise MailboxMissingError(f"folder {folder!r} does not exist ({_text(data)})", server=self.server)
+    def _move_or_copy(self, conn: _IMAP4, command: str, uid: str, folder: str) -> None:
+        """UID MOVE / COPY to ``folder``; on ``[TRYCREATE]`` CREATE the folder and try once more
+        (RFC 3501 §6.4.7), so the default marking works on a fresh mailbox without a "Processed" folder."""
+        target = quote_mailbox(folder)
+        result = conn.uid(command, uid, target)
+        if _wants_create(result):
+            created = conn.create(target)
+            if created[0] != "OK" and not _already_exists(created):
+                raise MailboxMissingError(
+                    f"folder {folder!r} does not exist and cannot be created ({_text(created[1])})",
+                    server=self.server,
+                )
+            _log.info("folder created", extra={"folder": folder, "server": self.server})
+            result = conn.uid(command, uid, target)
+        if _wants_create(result):
+            raise MailboxMissingError(f"folder {folder!r} does not exist ({_text(result[1])})", server=self.server)
         _check(result)
 
     def _delete(self, conn: _IMAP4, uid: str) -> None:
@@ -320,6 +334,62 @@ class ImapSource(Adapter):
             # RFC 4315 §2.1: removes only this UID. Without UIDPLUS the message stays \Deleted (and is no
             # longer listed) rather than risk a plain EXPUNGE of other clients' \Deleted messages.
             _check(conn.uid("EXPUNGE", uid))
+
+    # ------------------------------------------------------------------ waiting (RFC 2177)
+    @property
+    def can_wait(self) -> bool:
+        """Whether the server offers IDLE, so :meth:`wait_for_new` is told about new mail at once."""
+        return "IDLE" in self.capabilities
+
+    def wait_for_new(
+        self, timeout: float, known: Collection[str] = (), stop: Callable[[], bool] = lambda: False,
+    ) -> bool:
+        """Wait up to ``timeout`` seconds for mail not among ``known`` ref keys, with IMAP IDLE (RFC 2177).
+
+        True as soon as the folder lists such a message or the server announces one (``EXISTS``); False when
+        the time is up or ``stop()`` turns true (checked every second). IDLE is re-issued at least every 29
+        minutes (RFC 2177 §3). Without IDLE, only the initial listing is checked.
+        """
+        if any(ref.key not in known for ref in self.list_new()):
+            return True  # arrived between the last pass and now
+        if not self.can_wait:
+            return False
+        conn = self._connection()
+        deadline = time.monotonic() + min(timeout, _IDLE_RENEW)
+        with self._step("command"):
+            tag = conn._new_tag()
+            conn.send(tag + b" IDLE\r\n")
+            if not conn.readline().startswith(b"+"):
+                raise ProtocolError("the server did not accept IDLE", server=self.server)
+            woke = self._idle_until(conn, deadline, stop)
+            conn.send(b"DONE\r\n")
+            while True:  # the tagged completion of IDLE; untagged updates before it are dropped
+                line = conn.readline()
+                if not line:
+                    raise ConnectError("the server closed the connection during IDLE", server=self.server)
+                if line.startswith(tag + b" "):
+                    if not line[len(tag) + 1:].upper().startswith(b"OK"):
+                        raise ProtocolError(f"IDLE ended with {_text([line])}", server=self.server)
+                    return woke
+
+    def _idle_until(self, conn: _IMAP4, deadline: float, stop: Callable[[], bool]) -> bool:
+        sock = conn.sock
+        while not stop():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            # Bytes the TLS layer already decrypted are not seen by select().
+            if not (isinstance(sock, ssl.SSLSocket) and sock.pending()):
+                readable, _, _ = select.select([sock], [], [], min(1.0, remaining))
+                if not readable:
+                    continue
+            line = conn.readline()
+            if not line or line.upper().startswith(b"* BYE"):
+                raise ConnectError("the server closed the connection during IDLE", server=self.server)
+            words = line.upper().split()
+            if len(words) >= 3 and words[0] == b"*" and words[2] in (b"EXISTS", b"RECENT"):
+                return True
+        return False
 
     def close(self) -> None:
         """LOGOUT (never CLOSE, which would expunge every \\Deleted message, RFC 3501 §6.4.2)."""
@@ -332,6 +402,15 @@ class ImapSource(Adapter):
         except (OSError, imaplib.IMAP4.error):
             with suppress(OSError):
                 conn.shutdown()
+
+
+def _wants_create(result: tuple[str, Sequence[object]]) -> bool:
+    return result[0] != "OK" and "TRYCREATE" in _text(result[1]).upper()
+
+
+def _already_exists(result: tuple[str, Sequence[object]]) -> bool:
+    # Another client created it between our two commands (RFC 5530 ALREADYEXISTS).
+    return "ALREADYEXISTS" in _text(result[1]).upper()
 
 
 def test_imap_connection(
@@ -354,12 +433,13 @@ def test_imap_connection(
             if isinstance(action, MoveAction):
                 with source._step("command"):
                     result = conn.status(quote_mailbox(action.folder), "(MESSAGES)")
-                if result[0] != "OK":
-                    raise MailboxMissingError(
-                        f"processed-mail folder {action.folder!r} does not exist", server=source.server
-                    )
+                # A missing folder is created on first use (RFC 3501 §6.4.7 TRYCREATE): say so, do not fail.
+                missing = result[0] != "OK"
             caps = tuple(sorted(source.capabilities))
-            return f"{mailbox!r} selected: {source.exists} messages, UIDVALIDITY {uidvalidity}", caps
+            detail = f"{mailbox!r} selected: {source.exists} messages, UIDVALIDITY {uidvalidity}"
+            if isinstance(action, MoveAction) and missing:
+                detail += f"; processed-mail folder {action.folder!r} will be created when the first message is moved"
+            return detail, caps
 
     return run_connection_test("imap", endpoint, body)
 

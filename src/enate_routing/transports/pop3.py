@@ -105,6 +105,7 @@ class Pop3Source(Adapter):
     """
 
     protocol = "pop3"
+    marks_committed_on_close = True  # DELE takes effect at QUIT (RFC 1939 §6)
 
     def __init__(
         self,

@@ -25,9 +25,8 @@ from dataclasses import dataclass
 from itertools import accumulate, chain
 from typing import Literal, get_args
 
+from enate_routing.delivery import Delivery
 from enate_routing.model import Config, Fallback, IncomingRoute
-
-__all__ = ["COLUMNS", "Column", "RouteIndex", "RouteRow", "Tier", "linear_search", "route_rows"]
 
 Column = Literal[
     "name", "address", "process", "ticket_category", "for_attention", "send_automated_emails", "test_mode", "enabled"
@@ -38,7 +37,7 @@ Tier = Literal["address", "wildcard", "fallback"]
 _MAX_CHAR = chr(0x10FFFF)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RouteRow:
     """One row of the routes grid. ``priority`` is 1-based within the row's connector and tier."""
 
@@ -47,15 +46,7 @@ class RouteRow:
     tier: Tier
     priority: int
     address: str
-    customer: str
-    contract: str
-    service: str
-    process: str
-    kind: Literal["ticket", "case"]
-    ticket_category: str | None
-    for_attention: str | None
-    send_automated_emails: bool
-    test_mode: bool
+    delivery: Delivery
     enabled: bool
 
     @property
@@ -64,20 +55,21 @@ class RouteRow:
 
     def text(self, column: Column) -> str:
         """The cell as the grid shows it: booleans as "Yes" / "No", a missing value as ""."""
-        value: str | bool | None = getattr(self, column)
+        value: str | bool | None
+        if column == "process":
+            value = self.delivery.target.process
+        elif column in ("name", "address", "enabled"):
+            value = getattr(self, column)
+        else:
+            value = getattr(self.delivery, column)
         if isinstance(value, bool):
             return "Yes" if value else "No"
         return value or ""
 
 
 def _row(route: IncomingRoute | Fallback, tier: Tier, priority: int) -> RouteRow:
-    target = route.target
-    return RouteRow(
-        connector=route.connector, name=route.name, tier=tier, priority=priority, address=route.address,
-        customer=target.customer, contract=target.contract, service=target.service, process=target.process,
-        kind=target.kind, ticket_category=route.ticket_category, for_attention=route.for_attention,
-        send_automated_emails=route.send_automated_emails, test_mode=route.test_mode, enabled=route.enabled,
-    )
+    return RouteRow(connector=route.connector, name=route.name, tier=tier, priority=priority, address=route.address,
+                    delivery=route.delivery, enabled=route.enabled)
 
 
 def route_rows(config: Config) -> tuple[RouteRow, ...]:

@@ -27,26 +27,11 @@ from pydantic import BaseModel, SecretStr
 
 from enate_routing.errors import StoreError
 
-__all__ = [
-    "REDACTED",
-    "Action",
-    "FieldChange",
-    "HistoryEntry",
-    "HistoryStore",
-    "HistorySubject",
-    "HistorySubjectKind",
-    "MemoryHistoryStore",
-    "SQLiteHistoryStore",
-    "field_changes",
-    "history_of",
-    "utc_now",
-]
-
 REDACTED = "<redacted>"
 """What the history shows instead of a secret's value, old or new (docs/semantics.md §2, §7)."""
 
 HistorySubjectKind = Literal["connector", "route", "fallback", "outgoing_route"]
-Action = Literal["created", "edited", "deleted", "enabled", "disabled", "moved", "tested"]
+HistoryAction = Literal["created", "edited", "deleted", "enabled", "disabled", "moved", "tested"]
 JSONValue: TypeAlias = str | int | float | bool | list["JSONValue"] | dict[str, "JSONValue"] | None
 
 _SUBJECT_KINDS: frozenset[str] = frozenset({"connector", "route", "fallback", "outgoing_route"})
@@ -99,7 +84,7 @@ class HistoryEntry:
     """One event in the life of a subject. ``seq`` is assigned by the store (0 until appended)."""
 
     subject: HistorySubject
-    action: Action
+    action: HistoryAction
     actor: str
     at: datetime
     version: int

@@ -4,7 +4,7 @@ Run N copies of a :class:`MailboxWorker` (on one host or several) over the same 
 ledger — a PostgreSQL one for several hosts (docs/scaling.md). A round visits the mailboxes in a random
 order; for each it runs :meth:`~enate_routing.ingest.Ingestor.run_once`, which takes the mailbox's lease
 first: a mailbox whose lease another live worker holds raises
-:class:`~enate_routing.store.LeaseHeldError` at once and is skipped, so the workers spread over the
+:class:`~enate_routing.errors.LeaseHeldError` at once and is skipped, so the workers spread over the
 mailboxes by themselves, and a worker that dies loses its mailboxes to the others (at once on the same
 host, after the lease's ttl on another).
 """
@@ -16,8 +16,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from enate_routing.ingest import Ingestor, IngestStats
-from enate_routing.store import LeaseHeldError
+from enate_routing.errors import LeaseHeldError
+from enate_routing.ingest._contract import IngestStats
+from enate_routing.ingest._loop import Ingestor
 
 __all__ = ["MailboxWorker", "WorkerRound"]
 

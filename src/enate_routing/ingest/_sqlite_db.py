@@ -1,0 +1,110 @@
+"""One SQLite file shared by threads and processes: a connection per thread, every error a StoreError.
+
+WAL with ``synchronous=FULL``: every commit is durable when it returns. Write transactions start with
+``BEGIN IMMEDIATE`` so concurrent writers queue instead of failing late. A connection belongs to the thread
+that opened it (``sqlite3`` objects must not be shared), so each thread gets its own on first use —
+the ledger works from ``asyncio.to_thread`` or a worker pool as well as from the thread that created it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from enate_routing.errors import StoreError
+
+__all__ = ["SqliteDatabase"]
+
+_SIDE_FILES = ("-wal", "-shm", "-journal")
+
+
+class SqliteDatabase:
+    """The file at ``path`` with ``schema`` applied; refuses an empty or unreadable file unless ``reset``.
+
+    An existing file of zero bytes, or one that is not a SQLite database, is not silently re-created — it
+    may be a ledger truncated by a full disk or a wrong path, and re-creating it would forget quarantined
+    messages and their raw bytes. ``reset=True`` (``poll --reset-ledger``) deletes it and starts empty.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], schema: str, *, what: str, reset: bool = False) -> None:
+        self.path = Path(path)
+        self.what = what
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        if reset:
+            for suffix in ("", *_SIDE_FILES):
+                with contextlib.suppress(FileNotFoundError):
+                    Path(f"{self.path}{suffix}").unlink()
+        elif self.path.exists() and self.path.is_file() and self.path.stat().st_size == 0:
+            raise StoreError(f"{what} {self.path} is an empty file; restore it from a backup, or start a new "
+                             "ledger with --reset-ledger (quarantined messages recorded in it are then forgotten)")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the folder of the {what} {self.path}: {exc.strerror}") from exc
+        with self.transaction() as db:
+            for statement in schema.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+
+    def _connection(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is not None:
+            return db
+        try:
+            db = sqlite3.connect(str(self.path), isolation_level=None, timeout=30.0, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute("PRAGMA foreign_keys=ON")
+            db.execute("PRAGMA busy_timeout=30000")
+        except sqlite3.Error as exc:
+            hint = "; start a new ledger with --reset-ledger" if "not a database" in str(exc) else ""
+            raise StoreError(f"cannot open the {self.what} {self.path}: {exc}{hint}") from exc
+        self._local.db = db
+        with self._lock:
+            self._all.append(db)
+        return db
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; any database error inside it rolls back and becomes a StoreError."""
+        db = self._connection()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.what} {self.path}: cannot start a transaction: {exc}") from exc
+        try:
+            yield db
+        except BaseException as exc:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise StoreError(f"{self.what} {self.path}: {exc}") from exc
+            raise
+        try:
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            raise StoreError(f"{self.what} {self.path}: commit failed: {exc}") from exc
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        try:
+            return list(self._connection().execute(sql, params))
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.what} {self.path}: {exc}") from exc
+
+    def close(self) -> None:
+        """Close every thread's connection."""
+        with self._lock:
+            connections, self._all = self._all, []
+        for db in connections:
+            with contextlib.suppress(sqlite3.Error):
+                db.close()
+        self._local = threading.local()
