@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +15,7 @@ from enate_routing.cli import main
 from enate_routing.loading import parse_config, save_config
 from enate_routing.postgres import PostgresLedger
 from enate_routing.postgres._migrations import MIGRATIONS
-from mailrig.dovecot import ALICE, Dovecot
+from mailrig.dovecot import ALICE, BOB, Dovecot
 from mailrig.postgres import PostgresCluster
 from mailrig.smtp import SmtpServers
 
@@ -69,3 +72,36 @@ def test_poll_with_a_postgres_ledger(
     assert not (tmp_path / "decisions.jsonl.ledger.db").exists()  # the ledger is in PostgreSQL, not beside --out
     with PostgresLedger(postgres_url) as ledger:
         assert ledger.counts("Alice")["marked"] == 5
+
+
+def test_two_poll_workers_share_two_mailboxes(
+    mailboxes: Dovecot, smtp_inbox: SmtpServers, postgres_url: str, tmp_path: Path,
+) -> None:
+    """Two `poll --once --ledger postgresql://... Alice Bob` processes at once: every message decided exactly
+    once between their two output files, both mailboxes drained."""
+    data = connector_config("imap", mailboxes.ports.imap, smtp_inbox.ports["open"], send_automated_emails=False)
+    bob = connector_config("imap", mailboxes.ports.imap, smtp_inbox.ports["open"], user=BOB, name="Bob",
+                           send_automated_emails=False)
+    data["connectors"] += bob["connectors"]
+    data["fallbacks"] += bob["fallbacks"]
+    env = {**os.environ, "ENATE_ROUTING_LEDGER": postgres_url}
+    for connector, user in zip(data["connectors"], (ALICE, BOB), strict=True):
+        variable = f"{connector['name'].upper()}_PASSWORD"
+        del connector["password"]
+        connector["password_env"] = variable
+        env[variable] = user.password
+    config = tmp_path / "routing.toml"
+    save_config(parse_config(data), config)
+    for user, tag in ((ALICE, "a"), (BOB, "b")):
+        append(mailboxes, user, [sample_message(i, to=user.login, tag=tag, automatic=True) for i in range(30)])
+    outs = [tmp_path / f"worker{n}.jsonl" for n in range(2)]
+    workers = [subprocess.Popen([sys.executable, "-m", "enate_routing", "poll", "--config", str(config), "Alice", "Bob",
+                                 "--once", "--out", str(out)], env=env, stderr=subprocess.PIPE, text=True)
+               for out in outs]
+    errors = [worker.communicate(timeout=120)[1] for worker in workers]
+    assert [worker.returncode for worker in workers] == [0, 0], errors
+    decided = [json.loads(line)["message"] for out in outs if out.exists() for line in out.read_text().splitlines()]
+    expected = [f"{tag}{i}@example.net" for tag in "ab" for i in range(30)]
+    assert sorted(decided) == sorted(expected)
+    assert count(mailboxes, ALICE) == 0 and count(mailboxes, BOB) == 0
+    assert all("Alice: " in e and "Bob: " in e and postgres_url not in e for e in errors)

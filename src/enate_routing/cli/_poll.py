@@ -20,7 +20,7 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
@@ -28,7 +28,7 @@ from typing import Any, TextIO
 from enate_routing.cli._ledger import add_ledger_argument, ledger_location
 from enate_routing.cli._logging import add_logging_options, configure_logging
 from enate_routing.errors import ConfigError, TransportError
-from enate_routing.ingest import Ingestor, IngestStats, Ledger, WorkItem, open_ledger
+from enate_routing.ingest import Ingestor, IngestStats, Ledger, MailboxWorker, WorkItem, open_ledger
 from enate_routing.loading import load_config
 from enate_routing.router import Router
 from enate_routing.transports.factory import ConnectorAccess
@@ -110,6 +110,14 @@ def ledger_path(args: argparse.Namespace) -> str | Path:
 def open_ingestor(args: argparse.Namespace, *, reset: bool = False, **options: Any) -> Iterator[
         tuple[Ingestor, Ledger, JsonlWriter | None]]:
     """The configured ingestor with its ledger and (with ``--out``) its JSON-lines writer, closed after."""
+    with open_ingestors(args, [args.name], reset=reset, **options) as ([ingestor], store, writer):
+        yield ingestor, store, writer
+
+
+@contextlib.contextmanager
+def open_ingestors(args: argparse.Namespace, names: Sequence[str], *, reset: bool = False, **options: Any) -> Iterator[
+        tuple[list[Ingestor], Ledger, JsonlWriter | None]]:
+    """An ingestor per connector of ``names``, all on one ledger and one JSON-lines writer, closed after."""
     with configure_logging(args):
         config = load_config(args.config)
         access = ConnectorAccess(base_dir=args.config.parent, timeout=args.timeout)
@@ -118,8 +126,8 @@ def open_ingestor(args: argparse.Namespace, *, reset: bool = False, **options: A
         writer = JsonlWriter(args.out) if args.out is not None else None
         try:
             handler = writer if writer is not None else _no_handler
-            yield Ingestor.from_config(config, args.name, router=router, store=store, handler=handler,
-                                       access=access, **options), store, writer
+            yield [Ingestor.from_config(config, name, router=router, store=store, handler=handler, access=access,
+                                        **options) for name in names], store, writer
         finally:
             if writer is not None:
                 writer.close()
@@ -135,6 +143,9 @@ def register(subparsers: Any) -> None:
         "poll", help="ingest a connector's mailbox: route every new message, append decisions to a JSON-lines file"
     )
     add_ledger_options(poll, out_required=True)
+    poll.add_argument("more", nargs="*", metavar="NAME",
+                      help="more incoming connectors: one worker drains whichever of them no other worker holds "
+                           "(several workers share a --ledger postgresql://..., docs/scaling.md)")
     poll.add_argument("--once", action="store_true", help="drain the mailbox once and exit")
     poll.add_argument("--interval", type=float, default=60.0, metavar="SECONDS",
                       help="time between polls without --once (default 60; IMAP IDLE wakes up earlier)")
@@ -161,7 +172,7 @@ def _progress(stream: TextIO) -> Any:
 
 
 @contextlib.contextmanager
-def _stop_on_signals(ingestor: Ingestor) -> Iterator[list[int]]:
+def _stop_on_signals(*ingestors: Ingestor) -> Iterator[list[int]]:
     """SIGTERM / SIGINT: finish the current message, release the lease, exit 0 (a second signal exits at once)."""
     received: list[int] = []
 
@@ -169,7 +180,8 @@ def _stop_on_signals(ingestor: Ingestor) -> Iterator[list[int]]:
         if received:
             raise KeyboardInterrupt
         received.append(signum)
-        ingestor.stop()
+        for ingestor in ingestors:
+            ingestor.stop()
 
     previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
@@ -180,6 +192,8 @@ def _stop_on_signals(ingestor: Ingestor) -> Iterator[list[int]]:
 
 
 def run_poll(args: argparse.Namespace) -> int:
+    if args.more:
+        return run_worker(args)
     progress = _progress(sys.stderr) if sys.stderr.isatty() and not (args.verbose or args.log_level) else None
     options = {"progress": progress, "batch_size": args.batch_size}
     with open_ingestor(args, reset=args.reset_ledger, **options) as (ingestor, _, writer), \
@@ -204,4 +218,25 @@ def run_poll(args: argparse.Namespace) -> int:
     marked = f", {stats.marked} messages marked processed" if stats is not None else ""
     print(f"{args.name}: {writer.written} decisions written to {args.out}{marked}, {quarantined} in quarantine"
           f"{stopped}", file=sys.stderr)
+    return 0
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    """``poll NAME NAME...``: one worker over several mailboxes, each drained under its lease (docs/scaling.md)."""
+    names = [args.name, *args.more]
+    with open_ingestors(args, names, reset=args.reset_ledger, batch_size=args.batch_size) as (ingestors, _, writer), \
+            _stop_on_signals(*ingestors) as received:
+        assert writer is not None
+        worker = MailboxWorker(ingestors, stop=lambda: bool(received))
+        if args.once:
+            rounds = worker.run_until_idle()
+        else:
+            worker.run_forever(args.interval)
+            rounds = []
+    for name in names:
+        handed = sum(stats.handed for r in rounds for key, stats in r.drained.items() if key.split("/")[0] == name)
+        held = any(r.held for r in rounds[-1:] for key in r.held if key.split("/")[0] == name)
+        print(f"{name}: {handed} hand-offs{' (held by another worker at the end)' if held else ''}", file=sys.stderr)
+    stopped = f" (stopped by signal {received[0]})" if received else ""
+    print(f"{writer.written} decisions written to {args.out}{stopped}", file=sys.stderr)
     return 0

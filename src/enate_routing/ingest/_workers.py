@@ -48,10 +48,12 @@ class MailboxWorker:
         *,
         shuffle: Callable[[list[Ingestor]], None] = random.shuffle,
         sleep: Callable[[float], None] = time.sleep,
+        stop: Callable[[], bool] = lambda: False,
     ) -> None:
         self.ingestors = list(ingestors)
         self.shuffle = shuffle
         self.sleep = sleep  # between the rounds of run_forever
+        self.stop = stop  # checked before each mailbox (a signal: finish the current one, start no other)
 
     def run_round(self) -> WorkerRound:
         """Visit every mailbox once: drain it under its lease, or skip it when another worker holds it."""
@@ -59,6 +61,8 @@ class MailboxWorker:
         order = list(self.ingestors)
         self.shuffle(order)
         for ingestor in order:
+            if self.stop():
+                break
             name = f"{ingestor.connector}/{ingestor.mailbox}"
             try:
                 result.drained[name] = ingestor.run_once()
@@ -69,16 +73,16 @@ class MailboxWorker:
     def run_until_idle(self, *, max_rounds: int = 1_000_000) -> list[WorkerRound]:
         """Rounds until one hands nothing off (``poll --once``): what is left is held by other workers."""
         rounds: list[WorkerRound] = []
-        while len(rounds) < max_rounds:
+        while len(rounds) < max_rounds and not self.stop():
             rounds.append(self.run_round())
             if rounds[-1].handed == 0:
                 break
         return rounds
 
-    def run_forever(self, interval: float = 60.0, stop: Callable[[], bool] = lambda: False) -> None:
-        """A round every ``interval`` seconds until ``stop()`` is true (checked between rounds)."""
-        while not stop():
+    def run_forever(self, interval: float = 60.0) -> None:
+        """A round every ``interval`` seconds until ``stop()`` is true."""
+        while not self.stop():
             self.run_round()
             deadline = time.monotonic() + interval
-            while not stop() and time.monotonic() < deadline:
+            while not self.stop() and time.monotonic() < deadline:
                 self.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
