@@ -2,9 +2,9 @@
 
 The very scenarios of tests/ingest/test_crash_matrix.py (50 messages, two over the size limit, 20
 acknowledged, 30 on the group-commit path; a kill at the first, a middle and the last message), run by the
-same crash driver, with one difference: the three mailboxes' children share ONE PostgreSQL database as
-their ledger (three connectors, concurrently), as workers on several hosts would. The checks are the
-SQLite matrix's own (:func:`test_crash_matrix.check`), fed with the PostgreSQL ledger's quarantine.
+same code (:func:`test_crash_matrix.run_scenario`, the same crash driver and checks), with one difference:
+the three mailboxes' children share ONE PostgreSQL database as their ledger (three connectors,
+concurrently), as workers on several hosts would.
 """
 
 from __future__ import annotations
@@ -16,19 +16,8 @@ from typing import Any
 
 import psycopg
 import pytest
-from crash_driver import CRASH_EXIT
-from ingest_rig import (
-    append,
-    connector_config,
-    count,
-    empty,
-    message_id,
-    private_dovecot,
-    run_children,
-    sample_message,
-    scratch_dir,
-)
-from test_crash_matrix import AUTOMATIC, BIG, POSITIONS, N, check, show
+from ingest_rig import message_id, private_dovecot
+from test_crash_matrix import run_scenario, show
 
 from enate_routing.ingest import HOOK_POINTS
 from mailrig.dovecot import Dovecot
@@ -61,6 +50,7 @@ def pg_figures(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
 
 
 def postgres_quarantine(url: str, connector: str) -> list[tuple[str | None, bytes, str]]:
+    """(message id, raw bytes, reason) of every quarantined message of ``connector`` in the ledger."""
     with psycopg.connect(url) as db:
         rows = db.execute("SELECT raw, quarantine_reason FROM enate_messages "
                           "WHERE connector = %s AND quarantine_reason IS NOT NULL", (connector,)).fetchall()
@@ -74,43 +64,6 @@ def test_crash_then_restart_over_postgres(
     postgres_cluster: PostgresCluster, tmp_path: Path, pg_figures: dict[str, Any],
 ) -> None:
     """A kill at this step boundary, then restarts, three mailboxes on one PostgreSQL ledger: 0 lost, 0 duplicates."""
-    dovecot = pg_crash_dovecot
-    smtp_servers.clear()
     url = postgres_cluster.create_database(f"crash_{protocol}_{point}")
-    port = dovecot.ports.imap if protocol == "imap" else dovecot.ports.pop3
-    smtp_port = smtp_servers.ports["open"]
-    with scratch_dir(tmp_path) as scratch:
-        specs: list[dict[str, Any]] = []
-        mailboxes: dict[str, list[bytes]] = {}
-        for position, (index, user) in POSITIONS.items():
-            empty(dovecot, user)
-            messages = [sample_message(i, to=user.login, big=i in BIG, tag=f"pg-{protocol}-{point}-{position}-",
-                                       sender=f"customer{i}.{position}@example.net", automatic=i in AUTOMATIC)
-                        for i in range(N)]
-            append(dovecot, user, messages)
-            mailboxes[position] = messages
-            directory = scratch / position
-            directory.mkdir()
-            config = connector_config(protocol, port, smtp_port, user=user, name=f"Box {position}")
-            specs.append({
-                "dir": str(directory), "protocol": protocol, "port": port, "smtp_port": smtp_port,
-                "user": user.login, "password": user.password, "connector": f"Box {position}", "config": config,
-                "crash": [point, index], "ledger": url,
-            })
-        statuses = run_children(specs)
-        assert statuses == [CRASH_EXIT] * 3, f"the crash point {point} was not reached: {statuses}"
-        runs = {position: 1 for position in POSITIONS}
-        todo = dict(zip(POSITIONS, specs, strict=True))
-        for spec in specs:
-            spec["crash"] = None
-        while todo:
-            statuses = run_children(list(todo.values()))
-            for (position, _), status in zip(list(todo.items()), statuses, strict=True):
-                runs[position] += 1
-                assert status == 0 and runs[position] <= 4, f"{position}: restart ended with {status}"
-                if count(dovecot, POSITIONS[position][1]) == 0:
-                    del todo[position]
-
-        for position, messages in mailboxes.items():
-            check(protocol, point, position, messages, scratch / position, runs[position], smtp_servers, pg_figures,
-                  quarantine=postgres_quarantine(url, f"Box {position}"))
+    run_scenario(protocol, point, pg_crash_dovecot, smtp_servers, tmp_path, pg_figures, ledger=url,
+                 quarantine_of=lambda connector: postgres_quarantine(url, connector))
