@@ -193,6 +193,32 @@ def test_a_lease_being_taken_is_skipped_not_waited_for(pg: PostgresLedger, postg
     pg.acquire_lease("C", "INBOX", "worker-b", 30)
 
 
+def test_the_holders_heartbeat_waits_out_a_probe_instead_of_losing_the_lease(pg: PostgresLedger,
+                                                                          postgres_url: str) -> None:
+    """While another worker's acquisition has the row locked, the holder's own renewal waits and succeeds."""
+    import psycopg
+
+    pg.acquire_lease("C", "INBOX", "holder", 30)
+    renewed: list[BaseException | None] = []
+    with psycopg.connect(postgres_url) as locker:
+        locker.execute("SELECT 1 FROM enate_leases FOR UPDATE")
+        heartbeat = threading.Thread(target=lambda: renewed.append(renew(pg)))
+        heartbeat.start()
+        heartbeat.join(0.5)
+        assert heartbeat.is_alive()  # waiting for the lock, not failed
+        locker.rollback()
+    heartbeat.join(30)
+    assert renewed == [None]
+
+
+def renew(ledger: PostgresLedger) -> BaseException | None:
+    try:
+        ledger.acquire_lease("C", "INBOX", "holder", 30)
+    except LeaseHeldError as exc:
+        return exc
+    return None
+
+
 def test_migrations_are_versioned_idempotent_and_concurrent(postgres_url: str,
                                                            postgres_cluster: PostgresCluster) -> None:
     """Four workers migrating at once apply each step once; a second run applies nothing."""
