@@ -118,6 +118,11 @@ class PostgresDatabase:
                 self._forget(db)
             raise StoreError(f"{self.what} {self.shown}: {self._reason(exc)}") from None
 
+    @staticmethod
+    def cursor(inside: Cursor) -> Cursor:
+        """Another cursor in the transaction of ``inside`` (a pipeline needs one per statement)."""
+        return inside.connection.cursor()
+
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """One statement, atomic on its own (autocommit: no BEGIN/COMMIT round trips); its rows, if any."""
         db = self._connection()

@@ -129,32 +129,38 @@ class PostgresLedger:
 
     def spool(self, connector: str, mailbox: str, items: Sequence[SpoolItem]) -> list[MessageRecord]:
         now = self.clock()
-        out: list[MessageRecord] = []
         with self._db.transaction() as cursor:
-            for ref_key, raw, sha in items:
-                # New bytes: the row and its ref in one statement (one round trip); known bytes insert nothing.
-                cursor.execute(_SPOOL_NEW, (connector, mailbox, ref_key, sha, len(raw), raw,
-                                            MessageState.SPOOLED.value, now, now, connector, ref_key, now))
-                inserted = cursor.fetchone()
+            # New bytes: the row and its ref in one statement each, all sent in one pipeline (one round trip
+            # for the batch, executed in order); known bytes insert nothing and take the alias path below.
+            with cursor.connection.pipeline():
+                sent = [self._db.cursor(cursor) for _ in items]
+                for statement, (ref_key, raw, sha) in zip(sent, items, strict=True):
+                    statement.execute(_SPOOL_NEW, (connector, mailbox, ref_key, sha, len(raw), raw,
+                                                   MessageState.SPOOLED.value, now, now, connector, ref_key, now))
+            out: list[MessageRecord] = []
+            for statement, (ref_key, raw, sha) in zip(sent, items, strict=True):
+                inserted = statement.fetchone()
+                statement.close()
                 if inserted is not None:
-                    record = MessageRecord(
+                    out.append(MessageRecord(
                         id=int(inserted[0]), connector=connector, mailbox=mailbox, ref_key=ref_key, sha256=sha,
                         message_id=None, size=len(raw), state=MessageState.SPOOLED, quarantine_reason=None,
                         fallback_only=False, decisions=(), generation=0, attempts=0, created_at=now, updated_at=now,
-                    )
-                else:  # the same bytes under a new ref: an alias of the existing row
-                    cursor.execute(
-                        f"UPDATE enate_messages SET ref_key = %s, updated_at = %s WHERE connector = %s AND sha256 = %s "  # noqa: S608
-                        f"RETURNING {_COLUMNS}",
-                        (ref_key, now, connector, sha),
-                    )
-                    record = _record(self._one(cursor))
-                    cursor.execute(
-                        "INSERT INTO enate_refs (connector, ref_key, message, seen_at) VALUES (%s, %s, %s, %s) "
-                        "ON CONFLICT (connector, ref_key) DO UPDATE SET message = EXCLUDED.message, "
-                        "seen_at = EXCLUDED.seen_at, seq = DEFAULT",
-                        (connector, ref_key, record.id, now),
-                    )
+                    ))
+                    continue
+                # The same bytes under a new ref (UIDVALIDITY change, renumbered UIDLs): an alias of the row.
+                cursor.execute(
+                    f"UPDATE enate_messages SET ref_key = %s, updated_at = %s WHERE connector = %s AND sha256 = %s "  # noqa: S608
+                    f"RETURNING {_COLUMNS}",
+                    (ref_key, now, connector, sha),
+                )
+                record = _record(self._one(cursor))
+                cursor.execute(
+                    "INSERT INTO enate_refs (connector, ref_key, message, seen_at) VALUES (%s, %s, %s, %s) "
+                    "ON CONFLICT (connector, ref_key) DO UPDATE SET message = EXCLUDED.message, "
+                    "seen_at = EXCLUDED.seen_at, seq = DEFAULT",
+                    (connector, ref_key, record.id, now),
+                )
                 out.append(record)
         return out
 
@@ -198,34 +204,42 @@ class PostgresLedger:
         with self._db.transaction() as cursor:
             cursor.execute("SELECT id, connector FROM enate_messages WHERE id = ANY(%s)", ([r[0] for r in routed],))
             connectors = dict(cursor.fetchall())
-            for message, message_id, decisions, work, fallback_only in routed:
-                connector = connectors.get(message)
-                if connector is None:
-                    raise StoreError(f"ledger {self._db.shown}: no message {message}")
-                owns_open = False
-                for position, item in enumerate(work):
-                    # The idempotency key is unique in the database: the first message to route it owns it.
-                    cursor.execute(
-                        "INSERT INTO enate_work (connector, key, message, position, ack_state, ack_recipients) "
-                        "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (connector, key) DO NOTHING",
-                        (connector, item.key, message, position, item.ack_state.value, json.dumps(item.ack_recipients)),
-                    )
-                    if cursor.rowcount:
-                        owns_open = True
-                        continue
-                    cursor.execute(
-                        "SELECT message, handed_at FROM enate_work WHERE connector = %s AND key = %s",
-                        (connector, item.key),
-                    )
-                    owner, handed_at = self._one(cursor)
-                    owns_open = owns_open or (owner == message and handed_at is None)
-                    duplicates += owner != message
-                state = MessageState.ROUTED if owns_open else MessageState.DONE
-                cursor.execute(
-                    "UPDATE enate_messages SET state = %s, message_id = %s, decisions = %s, fallback_only = %s, "
-                    "quarantine_reason = NULL, updated_at = %s WHERE id = %s",
-                    (state.value, message_id, json.dumps(list(decisions)), fallback_only, now, message),
-                )
+            if missing := [r[0] for r in routed if r[0] not in connectors]:
+                raise StoreError(f"ledger {self._db.shown}: no message {missing[0]}")
+            # The idempotency key is unique in the database: the first message to route it owns it. Every
+            # work row of the batch is sent in one pipeline, in order; a key already owned inserts nothing.
+            with cursor.connection.pipeline():
+                sent = []
+                for message, _, _, work, _ in routed:
+                    for position, item in enumerate(work):
+                        statement = self._db.cursor(cursor)
+                        statement.execute(
+                            "INSERT INTO enate_work (connector, key, message, position, ack_state, ack_recipients) "
+                            "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (connector, key) DO NOTHING RETURNING 1",
+                            (connectors[message], item.key, message, position, item.ack_state.value,
+                             json.dumps(item.ack_recipients)),
+                        )
+                        sent.append((message, item.key, statement))
+            owns_open: set[int] = set()
+            for message, key, statement in sent:
+                inserted = statement.fetchone() is not None
+                statement.close()
+                if inserted:
+                    owns_open.add(message)
+                    continue
+                cursor.execute("SELECT message, handed_at FROM enate_work WHERE connector = %s AND key = %s",
+                               (connectors[message], key))
+                owner, handed_at = self._one(cursor)
+                if owner == message and handed_at is None:
+                    owns_open.add(message)
+                duplicates += owner != message
+            cursor.executemany(
+                "UPDATE enate_messages SET state = %s, message_id = %s, decisions = %s, fallback_only = %s, "
+                "quarantine_reason = NULL, updated_at = %s WHERE id = %s",
+                [((MessageState.ROUTED if message in owns_open else MessageState.DONE).value, message_id,
+                  json.dumps(list(decisions)), fallback_only, now, message)
+                 for message, message_id, decisions, _, fallback_only in routed],
+            )
         return duplicates
 
     def record_quarantine(self, message: int, reason: str, message_id: str | None = None) -> None:
