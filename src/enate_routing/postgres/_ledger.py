@@ -27,6 +27,8 @@ from typing import Any
 
 from enate_routing.errors import StoreError
 from enate_routing.ingest._ledger import AckState, MessageRecord, MessageState, RoutedMessage, SpoolItem, WorkRecord
+
+# The column lists and row decoders are the SQLite ledger's: the same rows, read the same way.
 from enate_routing.ingest._sqlite_schema import MESSAGE_COLUMNS as _COLUMNS
 from enate_routing.ingest._sqlite_schema import WORK_COLUMNS as _WORK_COLUMNS
 from enate_routing.ingest._sqlite_schema import message_row as _record
@@ -37,7 +39,6 @@ from enate_routing.postgres._migrations import migrate
 
 __all__ = ["PostgresLedger"]
 
-# The column lists and row decoders are the SQLite ledger's: the same rows, read the same way.
 _SPOOL_NEW = (
     "WITH new AS (INSERT INTO enate_messages (connector, mailbox, ref_key, sha256, size, raw, state, created_at, "
     "updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (connector, sha256) DO NOTHING RETURNING id) "
@@ -154,7 +155,7 @@ class PostgresLedger:
                     f"RETURNING {_COLUMNS}",
                     (ref_key, now, connector, sha),
                 )
-                record = _record(self._one(cursor))
+                record = _record(_one(cursor))
                 cursor.execute(
                     "INSERT INTO enate_refs (connector, ref_key, message, seen_at) VALUES (%s, %s, %s, %s) "
                     "ON CONFLICT (connector, ref_key) DO UPDATE SET message = EXCLUDED.message, "
@@ -229,7 +230,7 @@ class PostgresLedger:
                     continue
                 cursor.execute("SELECT message, handed_at FROM enate_work WHERE connector = %s AND key = %s",
                                (connectors[message], key))
-                owner, handed_at = self._one(cursor)
+                owner, handed_at = _one(cursor)
                 if owner == message and handed_at is None:
                     owns_open.add(message)
                 duplicates += owner != message
@@ -288,7 +289,7 @@ class PostgresLedger:
                     [(r.casefold(), now, key) for r in recipients],
                 )
             if finish is not None:
-                self._finish(cursor, finish, now)
+                _finish(cursor, finish, now)
 
     def note_work_failure(self, connector: str, key: str) -> int:
         rows = self._db.query(
@@ -296,13 +297,6 @@ class PostgresLedger:
             (connector, key),
         )
         return int(rows[0][0]) if rows else 0
-
-    @staticmethod
-    def _finish(cursor: Cursor, message: int, now: float) -> bool:
-        # One round trip: DONE when no owned work is unhanded or awaits its acknowledgement.
-        cursor.execute(_FINISH, (message, AckState.PENDING.value, MessageState.DONE.value, now, message,
-                                 MessageState.ROUTED.value, MessageState.SPOOLED.value))
-        return not PostgresLedger._one(cursor)[0]
 
     def record_marked(self, messages: Sequence[int]) -> None:
         if messages:
@@ -364,9 +358,16 @@ class PostgresLedger:
         )[0][0])
         return out
 
-    @staticmethod
-    def _one(cursor: Cursor) -> tuple[Any, ...]:
-        row = cursor.fetchone()
-        if row is None:
-            raise StoreError("ledger: a row the transaction relies on is missing")
-        return row
+
+def _finish(cursor: Cursor, message: int, now: float) -> bool:
+    """DONE when no owned work is unhanded or awaits its acknowledgement; one round trip."""
+    cursor.execute(_FINISH, (message, AckState.PENDING.value, MessageState.DONE.value, now, message,
+                             MessageState.ROUTED.value, MessageState.SPOOLED.value))
+    return not _one(cursor)[0]
+
+
+def _one(cursor: Cursor) -> tuple[Any, ...]:
+    row = cursor.fetchone()
+    if row is None:
+        raise StoreError("ledger: a row the transaction relies on is missing")
+    return row
