@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The whole test suite, with all set-up, on a fresh Debian 12 machine (run as root, as CI does):
-# installs Dovecot (apt) and the project with its dev extras into .venv/ (pip), then runs ruff, mypy --strict,
-# pytest (the loopback mail servers are started and stopped by the test fixtures) and the benchmarks in
-# quick mode. Every step runs; the script fails when any of them failed.
+# installs Dovecot and PostgreSQL (apt) and the project with its dev extras into .venv/ (pip), then runs ruff,
+# mypy --strict, pytest (the loopback mail servers and a throw-away PostgreSQL cluster are started and stopped
+# by the test fixtures) and the benchmarks in quick mode. Every step runs; the script fails when any of them failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 bash .ci/mailservers.sh || exit 1
+bash .ci/postgres.sh || exit 1
 source scripts/_venv.sh
 ensure_venv "[dev]" || exit 1
 python=.venv/bin/python

@@ -19,7 +19,7 @@ LAYERS: dict[str, int] = {
     "_model_types": 1, "_secret_inputs": 1, "_connector": 2, "model": 2, "loading": 2, "_toml_edit": 2,
     "directory": 3, "decision": 3, "bounces": 3, "dead_settings": 3, "matcher": 3, "router": 3, "analysis": 3,
     "admin": 3, "transports": 3,
-    "ingest": 4,
+    "ingest": 4, "postgres": 4,
     "cli": 5, "testing": 5, "__init__": 5, "__main__": 5,
 }
 # Siblings that must stay apart even within a layer (docs/semantics.md §8).
@@ -34,6 +34,8 @@ NEVER: dict[str, set[str]] = {
     "admin": {"transports", "router", "matcher", "ingest"},
     # Ingestion drives the router through the RouterLike protocol; it edits no configuration.
     "ingest": {"router", "matcher", "admin", "analysis"},
+    # The PostgreSQL stores keep rows; they neither route nor talk to mail servers.
+    "postgres": {"router", "matcher", "transports", "analysis"},
 }
 
 

@@ -1,9 +1,10 @@
 """A child process for the crash matrix: one ingestion run against the loopback Dovecot, maybe killed.
 
 ``run(spec)`` builds the real adapters (IMAP or POP3 source, SMTP sender), the real router and the
-SQLite ledger, and drains the mailbox once. When ``spec["crash"]`` names a hook point and a message index,
-the process dies right there with ``os._exit(CRASH_EXIT)`` — no ``finally``, no QUIT, no LOGOUT, no
-flush: what a power cut or ``kill -9`` leaves behind.
+SQLite ledger (or ``spec["ledger"]``, a PostgreSQL URL), and drains the mailbox once. When
+``spec["crash"]`` names a hook point and a message index, the process dies right there with
+``os._exit(CRASH_EXIT)`` — no ``finally``, no QUIT, no LOGOUT, no flush: what a power cut or ``kill -9``
+leaves behind.
 
 The host side is a pair of append-only files, written with fsync: ``calls.jsonl`` gets a line for every
 handler invocation, ``work.jsonl`` a line per work item created — only when the key is not there yet,
@@ -52,7 +53,7 @@ class FileHost:
 
 def run(spec: dict[str, Any]) -> int:
     from enate_routing.envelope import ParseLimits
-    from enate_routing.ingest import Backoff, Ingestor, SqliteLedger
+    from enate_routing.ingest import Backoff, Ingestor, open_ledger
     from enate_routing.loading import parse_config
     from enate_routing.router import Router
     from enate_routing.transports import Endpoint, ImapSource, MoveAction, PasswordAuth, Pop3Source, SmtpSender
@@ -79,7 +80,7 @@ def run(spec: dict[str, Any]) -> int:
         if crash is not None and point == crash[0] and index == crash[1]:
             os._exit(CRASH_EXIT)
 
-    store = SqliteLedger(directory / "ledger.db")
+    store = open_ledger(spec.get("ledger") or directory / "ledger.db")  # a postgresql:// URL in tests/scaling
     ingestor = Ingestor(
         connector=spec["connector"], mailbox="INBOX", source_factory=source, router=router, store=store,
         handler=FileHost(directory), sender_factory=sender, ack_from=spec["user"],

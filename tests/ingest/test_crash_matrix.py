@@ -24,7 +24,7 @@ The figures are printed as one line at the end of the module (shown even with ``
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -114,7 +114,14 @@ def test_crash_then_restart_loses_and_duplicates_nothing(
     figures: dict[str, Any],
 ) -> None:
     """A kill at this step boundary (first, middle, last message), then restarts: 0 lost, 0 duplicate work items."""
-    dovecot = crash_dovecot
+    run_scenario(protocol, point, crash_dovecot, smtp_servers, tmp_path, figures)
+
+
+def run_scenario(protocol: str, point: str, dovecot: Dovecot, smtp_servers: SmtpServers, tmp_path: Path,
+                 figures: dict[str, Any], *, ledger: str | None = None,
+                 quarantine_of: Callable[[str], list[tuple[str | None, bytes, str]]] | None = None) -> None:
+    """One scenario: kill at ``point``, restart until drained, check. ``ledger`` (a PostgreSQL URL shared by the
+    three mailboxes) and ``quarantine_of`` (connector -> its quarantine) are for tests/scaling."""
     smtp_servers.clear()
     port = dovecot.ports.imap if protocol == "imap" else dovecot.ports.pop3
     smtp_port = smtp_servers.ports["open"]
@@ -134,7 +141,7 @@ def test_crash_then_restart_loses_and_duplicates_nothing(
             specs.append({
                 "dir": str(directory), "protocol": protocol, "port": port, "smtp_port": smtp_port,
                 "user": user.login, "password": user.password, "connector": f"Box {position}", "config": config,
-                "crash": [point, index],
+                "crash": [point, index], "ledger": ledger,
             })
         statuses = run_children(specs)
         expected = [CRASH_EXIT if reaches(point, index) else 0 for index, _ in POSITIONS.values()]
@@ -152,15 +159,21 @@ def test_crash_then_restart_loses_and_duplicates_nothing(
                     del todo[position]
 
         for position, messages in mailboxes.items():
-            check(protocol, point, position, messages, scratch / position, runs[position], smtp_servers, figures)
+            quarantine = quarantine_of(f"Box {position}") if quarantine_of is not None else None
+            check(protocol, point, position, messages, scratch / position, runs[position], smtp_servers, figures,
+                  quarantine)
 
 
 def check(protocol: str, point: str, position: str, messages: list[bytes], directory: Path, runs: int,
-          smtp_servers: SmtpServers, figures: dict[str, Any]) -> None:
+          smtp_servers: SmtpServers, figures: dict[str, Any],
+          quarantine: list[tuple[str | None, bytes, str]] | None = None) -> None:
+    """Assert 0 lost, 0 duplicates; ``quarantine`` defaults to the SQLite ledger's (tests/scaling passes
+    PostgreSQL's)."""
     expected = {message_id(raw) for raw in messages}
     work = read_jsonl(directory / "work.jsonl")
     calls = read_jsonl(directory / "calls.jsonl")
-    quarantine = ledger_quarantine(directory / "ledger.db")
+    if quarantine is None:
+        quarantine = ledger_quarantine(directory / "ledger.db")
     worked = [w["message_id"] for w in work]
     quarantined = [q[0] for q in quarantine]
     lost = expected - set(worked) - set(quarantined)

@@ -7,6 +7,8 @@ Session-scoped (started once, stopped at the end of the run; nothing is left run
 - ``dovecot`` -> :class:`mailrig.dovecot.Dovecot`: IMAP/IMAPS/POP3/POP3S/LMTP on 127.0.0.1, ports in
   ``dovecot.ports``; users :data:`mailrig.dovecot.ALICE`, ``BOB`` (50-character password), ``SHARED``,
   ``MASTER``; helpers ``deliver``, ``deliver_lmtp``, ``reset``, ``set_uidvalidity``, ``grant``, ``messages``.
+- ``postgres_cluster`` -> :class:`mailrig.postgres.PostgresCluster`: a throw-away PostgreSQL cluster on
+  127.0.0.1 (initdb into a temp folder, a free port), stopped and removed at the end.
 - ``smtp_servers`` -> :class:`mailrig.smtp.SmtpServers`: aiosmtpd in modes ``open``, ``submission``,
   ``smtps_auth``, ``starttls_cert``, ``smtps_cert``; ports in ``smtp_servers.ports[mode]``; accepted mail in
   ``smtp_servers.messages``.
@@ -15,6 +17,7 @@ Function-scoped:
 
 - ``mailboxes`` -> the same ``Dovecot``, with every user's folders emptied, extra folders deleted and
   ACL grants dropped before the test (~0.2 s).
+- ``postgres_url`` -> the ``postgresql://`` URL of a new, empty database in ``postgres_cluster``.
 - ``smtp_inbox`` -> the same ``SmtpServers`` with ``messages`` cleared before the test.
 
 Skip rule: when a server cannot start (Dovecot not installed, not root, a port problem), tests that need
@@ -34,16 +37,20 @@ import pytest
 
 from mailrig.dovecot import Dovecot, RigUnavailable
 from mailrig.pki import Pki, generate_pki
+from mailrig.postgres import PostgresCluster
 from mailrig.smtp import SmtpServers, start_smtp_servers
 
-__all__ = ["dovecot", "mailboxes", "pki", "server_unavailable", "smtp_inbox", "smtp_servers"]
+__all__ = [
+    "dovecot", "mailboxes", "pki", "postgres_cluster", "postgres_url", "server_unavailable", "smtp_inbox",
+    "smtp_servers",
+]
 
 
 def server_unavailable(reason: str) -> NoReturn:
     """Skip locally; fail when ``CI=true`` (a CI run must really exercise the servers)."""
     if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"mail server unavailable in CI: {reason}", pytrace=False)
-    pytest.skip(f"mail server unavailable: {reason}")
+        pytest.fail(f"test server unavailable in CI: {reason}", pytrace=False)
+    pytest.skip(f"test server unavailable: {reason}")
 
 
 @pytest.fixture(scope="session")
@@ -65,6 +72,31 @@ def dovecot(pki: Pki) -> Iterator[Dovecot]:
     finally:
         server.stop()
         atexit.unregister(server.stop)
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[PostgresCluster]:
+    """A throw-away PostgreSQL cluster for the session (stopped, and its folder removed, at the end)."""
+    try:
+        cluster = PostgresCluster.start()
+    except RigUnavailable as exc:
+        server_unavailable(str(exc))
+    atexit.register(cluster.stop)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+        atexit.unregister(cluster.stop)
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster: PostgresCluster, request: pytest.FixtureRequest) -> str:
+    """A new empty database for this test; its URL (with the password in it)."""
+    _counter.append(request.node.name)
+    return postgres_cluster.create_database(f"test_{len(_counter)}")
+
+
+_counter: list[str] = []
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from enate_routing._version import __version__
-from enate_routing.cli import _check, _connections, _demo, _login, _poll, _quarantine, _routing
+from enate_routing.cli import _check, _connections, _demo, _ledger, _login, _poll, _quarantine, _routing
 from enate_routing.errors import EnateRoutingError
 
 __all__ = ["main"]
@@ -32,7 +32,7 @@ __all__ = ["main"]
 Handler = Callable[[argparse.Namespace], int]
 
 # Command modules, in the order `--help` lists them. Later capabilities add theirs here.
-_COMMANDS = (_check, _routing, _connections, _login, _poll, _quarantine, _demo)
+_COMMANDS = (_check, _routing, _connections, _login, _poll, _quarantine, _ledger, _demo)
 
 
 _ERRORS = "enate-routing-escape"

@@ -8,7 +8,8 @@ records the hand-off. A write that fails (disk full) is cut back, so the file ne
 a line torn by a crash is cut off when the file is opened again.
 
 The ledger (``--state``, default ``<out>.ledger.db`` beside the output) is what makes a restart resume
-where the last run stopped; keep it with the output file.
+where the last run stopped; keep it with the output file. ``--ledger postgresql://...`` (or
+``$ENATE_ROUTING_LEDGER``) puts it in PostgreSQL instead, shared by several workers (docs/scaling.md).
 """
 
 from __future__ import annotations
@@ -20,15 +21,16 @@ import math
 import os
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
 from enate_routing.cli._connections import add_connector_arguments, add_mailbox_argument, connector_name
+from enate_routing.cli._ledger import add_ledger_argument, ledger_location
 from enate_routing.cli._logging import add_logging_options, configure_logging
 from enate_routing.errors import ConfigError, TransportError
-from enate_routing.ingest import Ingestor, IngestStats, SqliteLedger, WorkItem
+from enate_routing.ingest import Ingestor, IngestStats, Ledger, MailboxWorker, WorkItem, open_ledger
 from enate_routing.loading import load_config
 from enate_routing.router import Router
 from enate_routing.transports.factory import ConnectorAccess
@@ -97,12 +99,17 @@ def add_ledger_options(parser: argparse.ArgumentParser, *, out_required: bool, c
     parser.add_argument("--out", required=out_required, type=_output_file, metavar="FILE.jsonl",
                         help="decisions are appended here")
     parser.add_argument("--state", type=Path, metavar="DB", help="the ingestion ledger (default: <out>.ledger.db)")
+    add_ledger_argument(parser, what="the ingestion ledger instead of --state (PostgreSQL: docs/scaling.md)")
     parser.add_argument("--timeout", type=_seconds, default=30.0, metavar="SECONDS",
                         help="bound on every server operation (default 30)")
     add_logging_options(parser)
 
 
-def ledger_path(args: argparse.Namespace) -> Path:
+def ledger_path(args: argparse.Namespace) -> str | Path:
+    """``--ledger`` (or ``$ENATE_ROUTING_LEDGER``), else ``--state``, else ``<out>.ledger.db``."""
+    location = ledger_location(args)
+    if location is not None:
+        return location
     if args.state is not None:
         return Path(args.state)
     if args.out is None:
@@ -113,19 +120,27 @@ def ledger_path(args: argparse.Namespace) -> Path:
 
 @contextlib.contextmanager
 def open_ingestor(args: argparse.Namespace, *, reset: bool = False, **options: Any) -> Iterator[
-        tuple[Ingestor, SqliteLedger, JsonlWriter | None]]:
+        tuple[Ingestor, Ledger, JsonlWriter | None]]:
     """The configured ingestor with its ledger and (with ``--out``) its JSON-lines writer, closed after."""
+    args.name = connector_name(args)
+    with open_ingestors(args, [args.name], reset=reset, **options) as ([ingestor], store, writer):
+        yield ingestor, store, writer
+
+
+@contextlib.contextmanager
+def open_ingestors(args: argparse.Namespace, names: Sequence[str], *, reset: bool = False, **options: Any) -> Iterator[
+        tuple[list[Ingestor], Ledger, JsonlWriter | None]]:
+    """An ingestor per connector of ``names``, all on one ledger and one JSON-lines writer, closed after."""
     with configure_logging(args):
-        args.name = connector_name(args)
         config = load_config(args.config)
         access = ConnectorAccess(base_dir=args.config.parent, timeout=args.timeout)
         router = Router.compile(config)
-        store = SqliteLedger(ledger_path(args), reset=reset)
+        store = open_ledger(ledger_path(args), reset=reset)
         writer = JsonlWriter(args.out) if args.out is not None else None
         try:
             handler = writer if writer is not None else _no_handler
-            yield Ingestor.from_config(config, args.name, router=router, store=store, handler=handler,
-                                       access=access, mailbox=args.mailbox, **options), store, writer
+            yield [Ingestor.from_config(config, name, router=router, store=store, handler=handler, access=access,
+                                        mailbox=args.mailbox, **options) for name in names], store, writer
         finally:
             if writer is not None:
                 writer.close()
@@ -163,6 +178,9 @@ def register(subparsers: Any) -> None:
         "poll", help="ingest a connector's mailbox: route every new message, append decisions to a JSON-lines file"
     )
     add_ledger_options(poll, out_required=True)
+    poll.add_argument("more", nargs="*", metavar="NAME",
+                      help="more incoming connectors: one worker drains whichever of them no other worker holds "
+                           "(several workers share a --ledger postgresql://..., docs/scaling.md)")
     poll.add_argument("--once", action="store_true", help="drain the mailbox once and exit")
     poll.add_argument("--interval", type=_seconds, default=60.0, metavar="SECONDS",
                       help="time between polls without --once (default 60; IMAP IDLE wakes up earlier)")
@@ -189,7 +207,7 @@ def _progress(stream: TextIO) -> Any:
 
 
 @contextlib.contextmanager
-def _stop_on_signals(ingestor: Ingestor) -> Iterator[list[int]]:
+def _stop_on_signals(*ingestors: Ingestor) -> Iterator[list[int]]:
     """SIGTERM / SIGINT: finish the current message, release the lease, exit 0 (a second signal exits at once)."""
     received: list[int] = []
 
@@ -197,7 +215,8 @@ def _stop_on_signals(ingestor: Ingestor) -> Iterator[list[int]]:
         if received:
             raise KeyboardInterrupt
         received.append(signum)
-        ingestor.stop()
+        for ingestor in ingestors:
+            ingestor.stop()
 
     previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
@@ -208,6 +227,8 @@ def _stop_on_signals(ingestor: Ingestor) -> Iterator[list[int]]:
 
 
 def run_poll(args: argparse.Namespace) -> int:
+    if args.more:
+        return run_worker(args)
     progress = _progress(sys.stderr) if sys.stderr.isatty() and not (args.verbose or args.log_level) else None
     options = {"progress": progress, "batch_size": args.batch_size}
     with open_ingestor(args, reset=args.reset_ledger, **options) as (ingestor, _, writer), \
@@ -232,4 +253,25 @@ def run_poll(args: argparse.Namespace) -> int:
     marked = f", {stats.marked} messages marked processed" if stats is not None else ""
     print(f"{args.name}: {writer.written} decisions written to {args.out}{marked}, {quarantined} in quarantine"
           f"{stopped}", file=sys.stderr)
+    return 0
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    """``poll NAME NAME...``: one worker over several mailboxes, each drained under its lease (docs/scaling.md)."""
+    names = [connector_name(args), *args.more]
+    with open_ingestors(args, names, reset=args.reset_ledger, batch_size=args.batch_size) as (ingestors, _, writer), \
+            _stop_on_signals(*ingestors) as received:
+        assert writer is not None
+        worker = MailboxWorker(ingestors, stop=lambda: bool(received))
+        if args.once:
+            rounds = worker.run_until_idle()
+        else:
+            worker.run_forever(args.interval)
+            rounds = []
+    for name in names:
+        handed = sum(stats.handed for r in rounds for key, stats in r.drained.items() if key.split("/")[0] == name)
+        held = any(r.held for r in rounds[-1:] for key in r.held if key.split("/")[0] == name)
+        print(f"{name}: {handed} hand-offs{' (held by another worker at the end)' if held else ''}", file=sys.stderr)
+    stopped = f" (stopped by signal {received[0]})" if received else ""
+    print(f"{writer.written} decisions written to {args.out}{stopped}", file=sys.stderr)
     return 0

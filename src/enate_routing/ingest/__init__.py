@@ -8,7 +8,8 @@ Module map: ``_loop`` (the loop: lease, backoff, passes), ``_batch`` (one batch 
 ``_inflight`` (one message in flight), ``_handoff`` (hand-off and group commit), ``_acknowledge``
 (acknowledgements: builder, sending connector, the rate limit), ``_marking`` (server marks),
 ``_lease`` (lease heartbeat), ``_ledger`` (role protocols, typed rows), ``_sqlite_*`` (the SQLite ledger),
-``_configured`` (options from a configuration), ``_contract`` (what the host sees).
+``_configured`` (options from a configuration), ``_contract`` (what the host sees), ``_workers`` (one
+worker over many mailboxes, docs/scaling.md), ``_open`` (a ledger chosen by URL or path).
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ from enate_routing.ingest._ledger import (
     content_digest,
 )
 from enate_routing.ingest._loop import Ingestor
+from enate_routing.ingest._open import open_ledger
 from enate_routing.ingest._sqlite_ledger import SqliteLedger
+from enate_routing.ingest._workers import MailboxWorker, WorkerRound
 
 __all__ = [
     "HOOK_POINTS",
@@ -46,6 +49,7 @@ __all__ = [
     "LeaseLedger",
     "LeaseLostError",
     "Ledger",
+    "MailboxWorker",
     "MessageRecord",
     "MessageState",
     "PlannedWork",
@@ -59,7 +63,9 @@ __all__ = [
     "WorkItem",
     "WorkLedger",
     "WorkRecord",
+    "WorkerRound",
     "build_acknowledgement",
     "content_digest",
+    "open_ledger",
     "sending_connector",
 ]

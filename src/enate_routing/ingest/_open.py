@@ -1,0 +1,24 @@
+"""Choosing the ledger by location: a ``postgresql://`` URL or the path of a SQLite file (docs/scaling.md)."""
+
+from __future__ import annotations
+
+import os
+
+from enate_routing.errors import StoreError
+from enate_routing.ingest._ledger import Ledger
+from enate_routing.ingest._sqlite_ledger import SqliteLedger
+
+__all__ = ["open_ledger"]
+
+
+def open_ledger(location: str | os.PathLike[str], *, reset: bool = False) -> Ledger:
+    """The ledger at ``location``: a :class:`~enate_routing.postgres.PostgresLedger` for a ``postgresql://``
+    URL (needs the ``postgres`` extra), else a :class:`SqliteLedger` on that file (``reset`` as there)."""
+    # Imported here: enate_routing.postgres builds on this package, and psycopg is optional.
+    from enate_routing.postgres import PostgresLedger, is_postgres_url
+
+    if is_postgres_url(location):
+        if reset:
+            raise StoreError("--reset-ledger applies to a SQLite ledger file, not to a PostgreSQL database")
+        return PostgresLedger(str(location))
+    return SqliteLedger(location, reset=reset)

@@ -1,0 +1,88 @@
+"""One worker process over many mailboxes: each mailbox drained under its lease, held ones left to others.
+
+Run N copies of a :class:`MailboxWorker` (on one host or several) over the same M mailboxes and one shared
+ledger — a PostgreSQL one for several hosts (docs/scaling.md). A round visits the mailboxes in a random
+order; for each it runs :meth:`~enate_routing.ingest.Ingestor.run_once`, which takes the mailbox's lease
+first: a mailbox whose lease another live worker holds raises
+:class:`~enate_routing.errors.LeaseHeldError` at once and is skipped, so the workers spread over the
+mailboxes by themselves, and a worker that dies loses its mailboxes to the others (at once on the same
+host, after the lease's ttl on another).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from enate_routing.errors import LeaseHeldError
+from enate_routing.ingest._contract import IngestStats
+from enate_routing.ingest._loop import Ingestor
+
+__all__ = ["MailboxWorker", "WorkerRound"]
+
+
+@dataclass
+class WorkerRound:
+    """What one :meth:`MailboxWorker.run_round` did: the mailboxes it drained, those another worker held."""
+
+    drained: dict[str, IngestStats] = field(default_factory=dict)
+    held: list[str] = field(default_factory=list)
+
+    @property
+    def handed(self) -> int:
+        return sum(stats.handed for stats in self.drained.values())
+
+
+class MailboxWorker:
+    """Drains whichever of ``ingestors``' mailboxes no other worker holds, one at a time.
+
+    Mailboxes are named ``"<connector>/<folder>"`` in results. ``shuffle`` orders each round (random by
+    default, so workers started together begin on different mailboxes).
+    """
+
+    def __init__(
+        self,
+        ingestors: Sequence[Ingestor],
+        *,
+        shuffle: Callable[[list[Ingestor]], None] = random.shuffle,
+        sleep: Callable[[float], None] = time.sleep,
+        stop: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self.ingestors = list(ingestors)
+        self.shuffle = shuffle
+        self.sleep = sleep  # between the rounds of run_forever
+        self.stop = stop  # checked before each mailbox (a signal: finish the current one, start no other)
+
+    def run_round(self) -> WorkerRound:
+        """Visit every mailbox once: drain it under its lease, or skip it when another worker holds it."""
+        result = WorkerRound()
+        order = list(self.ingestors)
+        self.shuffle(order)
+        for ingestor in order:
+            if self.stop():
+                break
+            name = f"{ingestor.connector}/{ingestor.mailbox}"
+            try:
+                result.drained[name] = ingestor.run_once()
+            except LeaseHeldError:
+                result.held.append(name)
+        return result
+
+    def run_until_idle(self, *, max_rounds: int = 1_000_000) -> list[WorkerRound]:
+        """Rounds until one hands nothing off (``poll --once``): what is left is held by other workers."""
+        rounds: list[WorkerRound] = []
+        while len(rounds) < max_rounds and not self.stop():
+            rounds.append(self.run_round())
+            if rounds[-1].handed == 0:
+                break
+        return rounds
+
+    def run_forever(self, interval: float = 60.0) -> None:
+        """A round every ``interval`` seconds until ``stop()`` is true."""
+        while not self.stop():
+            self.run_round()
+            deadline = time.monotonic() + interval
+            while not self.stop() and time.monotonic() < deadline:
+                self.sleep(min(1.0, max(0.0, deadline - time.monotonic())))

@@ -1,0 +1,107 @@
+"""``enate-routing ledger migrate`` and ``poll --ledger postgresql://...`` against real servers."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from ingest_rig import append, connector_config, count, sample_message
+
+from enate_routing.cli import main
+from enate_routing.loading import parse_config, save_config
+from enate_routing.postgres import PostgresLedger
+from enate_routing.postgres._migrations import MIGRATIONS
+from mailrig.dovecot import ALICE, BOB, Dovecot
+from mailrig.postgres import PostgresCluster
+from mailrig.smtp import SmtpServers
+
+pytestmark = [pytest.mark.servers, pytest.mark.postgres]
+
+
+def test_ledger_migrate_applies_each_step_once_and_never_prints_the_password(
+    postgres_url: str, postgres_cluster: PostgresCluster, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert main(["ledger", "migrate", "--ledger", postgres_url]) == 0
+    first = capsys.readouterr()
+    assert [line.split(": ", 2)[1] for line in first.out.splitlines()[:-1]] == [
+        f"applied step {m.version}" for m in MIGRATIONS]
+    assert first.out.splitlines()[-1].endswith(f"schema version 0 -> {MIGRATIONS[-1].version}")
+    monkeypatch.setenv("ENATE_ROUTING_LEDGER", postgres_url)
+    assert main(["ledger", "migrate"]) == 0
+    second = capsys.readouterr()
+    assert second.out.strip().endswith(f"schema version {MIGRATIONS[-1].version}, up to date")
+    assert postgres_cluster.password not in first.out + first.err + second.out + second.err
+    assert "postgresql://enate@127.0.0.1" in second.out
+
+
+def test_ledger_migrate_errors_are_one_line(postgres_cluster: PostgresCluster, capsys: pytest.CaptureFixture[str],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ENATE_ROUTING_LEDGER", raising=False)
+    assert main(["ledger", "migrate"]) == 1
+    assert "--ledger" in capsys.readouterr().err
+    wrong = postgres_cluster.url().replace(postgres_cluster.password, "Not-The-Password-42")
+    assert main(["ledger", "migrate", "--ledger", wrong]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot open the ingestion ledger postgresql://enate@127.0.0.1")
+    assert "Not-The-Password-42" not in err and "password authentication failed" in err
+
+
+def test_poll_with_a_postgres_ledger(
+    mailboxes: Dovecot, smtp_inbox: SmtpServers, postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`poll --once --ledger postgresql://...` hands off and marks every message; a rerun adds nothing."""
+    append(mailboxes, ALICE, [sample_message(i, tag="pg") for i in range(5)])
+    config = tmp_path / "routing.toml"
+    data = connector_config("imap", mailboxes.ports.imap, smtp_inbox.ports["open"])
+    del data["connectors"][0]["password"]  # a saved configuration names the variable, never the password
+    data["connectors"][0]["password_env"] = "ALICE_PASSWORD"
+    monkeypatch.setenv("ALICE_PASSWORD", ALICE.password)
+    save_config(parse_config(data), config)
+    out = tmp_path / "decisions.jsonl"
+    argv = ["poll", "--config", str(config), "Alice", "--once", "--out", str(out), "--ledger", postgres_url]
+    assert main(argv) == 0
+    assert main(argv) == 0
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted(line["message"] for line in lines) == sorted(f"pg{i}@example.net" for i in range(5))
+    assert count(mailboxes, ALICE) == 0
+    assert not (tmp_path / "decisions.jsonl.ledger.db").exists()  # the ledger is in PostgreSQL, not beside --out
+    with PostgresLedger(postgres_url) as ledger:
+        assert ledger.counts("Alice")["marked"] == 5
+
+
+def test_two_poll_workers_share_two_mailboxes(
+    mailboxes: Dovecot, smtp_inbox: SmtpServers, postgres_url: str, tmp_path: Path,
+) -> None:
+    """Two `poll --once --ledger postgresql://... Alice Bob` processes at once: every message decided exactly
+    once between their two output files, both mailboxes drained."""
+    data = connector_config("imap", mailboxes.ports.imap, smtp_inbox.ports["open"], send_automated_emails=False)
+    bob = connector_config("imap", mailboxes.ports.imap, smtp_inbox.ports["open"], user=BOB, name="Bob",
+                           send_automated_emails=False)
+    data["connectors"] += bob["connectors"]
+    data["fallbacks"] += bob["fallbacks"]
+    env = {**os.environ, "ENATE_ROUTING_LEDGER": postgres_url}
+    for connector, user in zip(data["connectors"], (ALICE, BOB), strict=True):
+        variable = f"{connector['name'].upper()}_PASSWORD"
+        del connector["password"]
+        connector["password_env"] = variable
+        env[variable] = user.password
+    config = tmp_path / "routing.toml"
+    save_config(parse_config(data), config)
+    for user, tag in ((ALICE, "a"), (BOB, "b")):
+        append(mailboxes, user, [sample_message(i, to=user.login, tag=tag, automatic=True) for i in range(30)])
+    outs = [tmp_path / f"worker{n}.jsonl" for n in range(2)]
+    workers = [subprocess.Popen([sys.executable, "-m", "enate_routing", "poll", "--config", str(config), "Alice", "Bob",
+                                 "--once", "--out", str(out)], env=env, stderr=subprocess.PIPE, text=True)
+               for out in outs]
+    errors = [worker.communicate(timeout=120)[1] for worker in workers]
+    assert [worker.returncode for worker in workers] == [0, 0], errors
+    decided = [json.loads(line)["message"] for out in outs if out.exists() for line in out.read_text().splitlines()]
+    expected = [f"{tag}{i}@example.net" for tag in "ab" for i in range(30)]
+    assert sorted(decided) == sorted(expected)
+    assert count(mailboxes, ALICE) == 0 and count(mailboxes, BOB) == 0
+    assert all("Alice: " in e and "Bob: " in e and postgres_url not in e for e in errors)

@@ -1,0 +1,282 @@
+"""PostgresLedger against a real throw-away PostgreSQL: the SQLite ledger's state machine, keys unique in the
+database, leases with takeover and history, migrations, errors without the password."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from enate_routing.errors import LeaseHeldError, StoreError
+from enate_routing.ingest import (
+    AckState,
+    Ledger,
+    MessageState,
+    PlannedWork,
+    RoutedMessage,
+    SpoolItem,
+    SqliteLedger,
+    content_digest,
+    open_ledger,
+)
+from enate_routing.postgres import PostgresLedger, migrate_database
+from enate_routing.postgres._migrations import LATEST
+from mailrig.postgres import PostgresCluster
+
+pytestmark = [pytest.mark.servers, pytest.mark.postgres]
+
+
+def item(ref_key: str, raw: bytes) -> SpoolItem:
+    return SpoolItem(ref_key, raw, content_digest(raw))
+
+
+@pytest.fixture
+def pg(postgres_url: str) -> Any:
+    ledger = PostgresLedger(postgres_url)
+    yield ledger
+    ledger.close()
+
+
+def scenario(ledger: Any) -> list[Any]:
+    """One walk through every ledger operation; what each returned (ids made relative to the first message)."""
+    out: list[Any] = []
+    a, b, c = ledger.spool("C", "INBOX", [item("imap:INBOX:1:1", b"one"), item("imap:INBOX:1:2", b"two"),
+                                          item("imap:INBOX:1:3", b"three")])
+    base = a.id
+
+    def rel(record: Any) -> tuple[Any, ...]:
+        return (record.id - base, record.ref_key, record.state, record.quarantine_reason, record.fallback_only,
+                record.decisions, record.generation, record.attempts, record.message_id, record.size)
+
+    out.append([rel(r) for r in (a, b, c)])
+    out.append(ledger.observe_uidvalidity("C", "INBOX", 1))
+    out.append(ledger.observe_uidvalidity("C", "INBOX", 1))
+    out.append(ledger.observe_uidvalidity("C", "INBOX", 2))
+    [alias] = ledger.spool("C", "INBOX", [item("imap:INBOX:2:1", b"one")])  # same bytes, new ref
+    out.append(rel(alias))
+    out.append(ledger.refs_of(a.id))
+    found = ledger.lookup_refs("C", ["imap:INBOX:1:1", "imap:INBOX:2:1", "x"])
+    out.append(sorted((k, rel(v)) for k, v in found.items()))
+    ledger.note_attempt([a.id, a.id, b.id])
+    out.append(ledger.record_routed([
+        RoutedMessage(a.id, "a@x", [{"n": 1}],
+                      [PlannedWork("k1", AckState.NONE), PlannedWork("k2", AckState.PENDING, ("r@x",))], False),
+        RoutedMessage(b.id, "b@x", [{"n": 2}], [PlannedWork("k1", AckState.NONE)], True),  # k1 owned by a
+    ]))
+    out.append([rel(r) for r in ledger.pending("C", "INBOX")])
+    out.append([(w.key, w.message - base, w.handed_at is None, w.ack_state, w.ack_recipients)
+                for w in ledger.work_of(a.id)])
+    out.append(ledger.record_handed("C", ["k1"], finish=[a.id, b.id, b.id]))  # k2's ack is pending: a not DONE
+    out.append(ledger.record_handed("C", []))
+    ledger.record_ack("C", "k2", AckState.FAILED, ["R@x"], attempt=True, reason="refused: 550")
+    out.append([(w.key, w.ack_state, w.ack_reason, w.attempts) for w in ledger.work_of(a.id)])
+    ledger.record_ack("C", "k2", AckState.SENT, ["R@x"], attempt=True, finish=a.id)
+    out.append(ledger.ack_count("r@X", 0.0))
+    out.append(ledger.note_work_failure("C", "k2"))
+    out.append(ledger.note_work_failure("C", "nope"))
+    out.append(ledger.get(a.id).state)
+    ledger.record_marked([a.id, b.id, c.id])  # only DONE ones become MARKED
+    out.append([ledger.get(m).state for m in (a.id, b.id, c.id)])
+    ledger.record_quarantine(c.id, "too big", "c@x")
+    out.append([rel(r) for r in ledger.quarantined()])
+    out.append([rel(r) for r in ledger.quarantined("other")])
+    out.append([rel(r) for r in ledger.unrouted("C")])
+    out.append(rel(ledger.reopen(c.id, new_generation=True)))
+    out.append(ledger.raw(c.id))
+    out.append(ledger.counts("C"))
+    with pytest.raises(StoreError):
+        ledger.get(base + 1000)
+    return out
+
+
+def test_same_results_as_the_sqlite_ledger(pg: PostgresLedger, tmp_path: Path) -> None:
+    """Every operation, in the same order, returns the same as SqliteLedger (the same state machine)."""
+    assert isinstance(pg, Ledger)
+    sqlite = SqliteLedger(tmp_path / "ledger.db")
+    try:
+        expected = scenario(sqlite)
+    finally:
+        sqlite.close()
+    assert scenario(pg) == expected
+    # Not vacuous: the walk reached quarantine, and a message owning acknowledged work became MARKED.
+    assert [(r[2], r[3]) for r in expected[-6]] == [(MessageState.DONE, "too big")]
+    assert expected[-7] == [MessageState.MARKED, MessageState.MARKED, MessageState.SPOOLED]
+
+
+def test_a_work_key_has_one_owner_across_workers(postgres_url: str) -> None:
+    """Two workers (two connections) route copies of one message at once: the key gets exactly one owner."""
+    ledgers = [PostgresLedger(postgres_url) for _ in range(2)]
+    try:
+        records = [ledger.spool("C", "INBOX", [item(f"r{i}", f"copy {i}".encode())])[0]
+                   for i, ledger in enumerate(ledgers)]
+        duplicates: list[int] = []
+        barrier = threading.Barrier(2)
+
+        def route(i: int) -> None:
+            barrier.wait()
+            plan = [PlannedWork(f"k{n}", AckState.NONE) for n in range(50)]
+            duplicates.append(ledgers[i].record_routed([RoutedMessage(records[i].id, "m@x", [], plan, False)]))
+
+        threads = [threading.Thread(target=route, args=(i,)) for i in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        owned = [len(ledgers[0].work_of(r.id)) for r in records]
+        assert sum(owned) == 50 and sorted(duplicates) == sorted(50 - n for n in owned)
+    finally:
+        for ledger in ledgers:
+            ledger.close()
+
+
+def lease_history(cluster: PostgresCluster, url: str) -> list[list[str]]:
+    database = url.rsplit("/", 1)[1]
+    out = cluster.psql("SELECT owner, ended_by FROM enate_lease_history ORDER BY id", database)
+    return [line.split("|") for line in out.splitlines() if line]
+
+
+def test_lease_held_renewed_expired_released(pg: PostgresLedger, postgres_cluster: PostgresCluster,
+                                             postgres_url: str) -> None:
+    """Another live owner is refused; the owner renews; after expiry (database clock) another takes over."""
+    other = PostgresLedger(postgres_url)
+    try:
+        pg.acquire_lease("C", "INBOX", "worker-a", 0.5)
+        with pytest.raises(LeaseHeldError, match="worker-a"):
+            other.acquire_lease("C", "INBOX", "worker-b", 30)
+        pg.acquire_lease("C", "INBOX", "worker-a", 0.5)  # a heartbeat
+        other.acquire_lease("C", "OTHER", "worker-b", 30)  # another folder is free
+        time.sleep(0.7)
+        other.acquire_lease("C", "INBOX", "worker-b", 30)
+        with pytest.raises(LeaseHeldError, match="worker-b"):
+            pg.acquire_lease("C", "INBOX", "worker-a", 30)
+        other.release_lease("C", "INBOX", "worker-b")
+        pg.acquire_lease("C", "INBOX", "worker-a", 30)
+        pg.release_lease("C", "INBOX", "worker-b")  # not the owner: nothing happens
+        with pytest.raises(LeaseHeldError):
+            other.acquire_lease("C", "INBOX", "worker-b", 30)
+    finally:
+        other.close()
+    assert lease_history(postgres_cluster, postgres_url) == [
+        ["worker-a", "expired"], ["worker-b", ""], ["worker-b", "released"], ["worker-a", ""]]
+
+
+def test_lease_of_a_dead_process_is_taken_over_at_once(pg: PostgresLedger, postgres_url: str,
+                                                       postgres_cluster: PostgresCluster) -> None:
+    """A worker killed on this host (its pid gone) loses its folder at once, not after the ttl."""
+    code = ("import os, sys; from enate_routing.postgres import PostgresLedger; "
+            "PostgresLedger(sys.argv[1]).acquire_lease('C', 'INBOX', 'doomed', 3600); os._exit(9)")
+    done = subprocess.run([sys.executable, "-c", code, postgres_url], check=False, timeout=60, env=os.environ)
+    assert done.returncode == 9
+    pg.acquire_lease("C", "INBOX", "survivor", 30)
+    assert lease_history(postgres_cluster, postgres_url) == [["doomed", "owner-died"], ["survivor", ""]]
+
+
+def test_a_lease_being_taken_is_skipped_not_waited_for(pg: PostgresLedger, postgres_url: str) -> None:
+    """SKIP LOCKED: while another worker's transaction holds the lease row, acquiring fails at once."""
+    import psycopg
+
+    pg.acquire_lease("C", "INBOX", "worker-a", 0.01)
+    time.sleep(0.05)
+    with psycopg.connect(postgres_url) as locker:
+        locker.execute("SELECT 1 FROM enate_leases FOR UPDATE")
+        started = time.monotonic()
+        with pytest.raises(LeaseHeldError, match="acquiring it now"):
+            pg.acquire_lease("C", "INBOX", "worker-b", 30)
+        assert time.monotonic() - started < 20  # did not queue behind the lock (its timeout is far longer)
+        locker.rollback()
+    pg.acquire_lease("C", "INBOX", "worker-b", 30)
+
+
+def test_the_holders_heartbeat_waits_out_a_probe_instead_of_losing_the_lease(pg: PostgresLedger,
+                                                                          postgres_url: str) -> None:
+    """While another worker's acquisition has the row locked, the holder's own renewal waits and succeeds."""
+    import psycopg
+
+    pg.acquire_lease("C", "INBOX", "holder", 30)
+    renewed: list[BaseException | None] = []
+    with psycopg.connect(postgres_url) as locker:
+        locker.execute("SELECT 1 FROM enate_leases FOR UPDATE")
+        heartbeat = threading.Thread(target=lambda: renewed.append(renew(pg)))
+        heartbeat.start()
+        heartbeat.join(0.5)
+        assert heartbeat.is_alive()  # waiting for the lock, not failed
+        locker.rollback()
+    heartbeat.join(30)
+    assert renewed == [None]
+
+
+def renew(ledger: PostgresLedger) -> BaseException | None:
+    try:
+        ledger.acquire_lease("C", "INBOX", "holder", 30)
+    except LeaseHeldError as exc:
+        return exc
+    return None
+
+
+def test_migrations_are_versioned_idempotent_and_concurrent(postgres_url: str,
+                                                           postgres_cluster: PostgresCluster) -> None:
+    """Four workers migrating at once apply each step once; a second run applies nothing."""
+    results: list[Any] = []
+    threads = [threading.Thread(target=lambda: results.append(migrate_database(postgres_url))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # Each step applied exactly once, by whichever worker got to it first.
+    assert sorted(step.version for r in results for step in r[2]) == list(range(1, LATEST + 1))
+    assert {r[1] for r in results} == {LATEST}
+    database = postgres_url.rsplit("/", 1)[1]
+    assert postgres_cluster.psql("SELECT version FROM enate_schema_version ORDER BY version", database).split() == [
+        str(v) for v in range(1, LATEST + 1)]
+    assert migrate_database(postgres_url) == (LATEST, LATEST, [])
+
+
+def test_a_newer_schema_is_refused(postgres_url: str, postgres_cluster: PostgresCluster) -> None:
+    migrate_database(postgres_url)
+    database = postgres_url.rsplit("/", 1)[1]
+    newer = LATEST + 1
+    postgres_cluster.psql(f"INSERT INTO enate_schema_version (version, description) VALUES ({newer}, 'x')",  # noqa: S608
+                          database)
+    with pytest.raises(StoreError, match="newer than this release"):
+        PostgresLedger(postgres_url)
+
+
+def test_errors_name_the_database_but_never_the_password(postgres_cluster: PostgresCluster) -> None:
+    """A wrong password or a missing database: a StoreError with the URL, its password cut out."""
+    wrong = postgres_cluster.url("postgres").replace(postgres_cluster.password, "Secret-Wrong-Pw")
+    for url, secret in ((wrong, "Secret-Wrong-Pw"), (postgres_cluster.url("nosuchdb"), postgres_cluster.password)):
+        with pytest.raises(StoreError) as caught:
+            open_ledger(url)
+        text = f"{caught.value!s} {caught.value!r} {caught.value.__cause__!r} {caught.value.__context__!r}"
+        assert secret not in text and "ingestion ledger postgresql://enate@127.0.0.1" in text
+    ledger = open_ledger(postgres_cluster.url("postgres"))
+    try:
+        assert postgres_cluster.password not in repr(ledger)
+    finally:
+        ledger.close()
+
+
+def test_without_psycopg_the_message_says_what_to_install(postgres_url: str) -> None:
+    """psycopg is optional: opening a postgresql:// ledger without it says which extra to install."""
+    code = ("import sys; sys.modules['psycopg'] = None\n"
+            "from enate_routing.ingest import open_ledger\n"
+            "try:\n    open_ledger(sys.argv[1])\nexcept Exception as exc:\n    print(type(exc).__name__, exc)\n")
+    done = subprocess.run([sys.executable, "-c", code, postgres_url], capture_output=True, text=True, check=True,
+                          timeout=60, env=os.environ)
+    assert done.stdout.startswith("StoreError") and "pip install 'enate-routing[postgres]'" in done.stdout
+
+
+def test_open_ledger_selects_by_url(tmp_path: Path, postgres_url: str) -> None:
+    sqlite = open_ledger(tmp_path / "x.db")
+    pg = open_ledger(postgres_url)
+    try:
+        assert isinstance(sqlite, SqliteLedger) and isinstance(pg, PostgresLedger)
+    finally:
+        sqlite.close()
+        pg.close()
