@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from enate_routing.patterns import AddressPattern, domain_and_parents
+from enate_routing.patterns import AddressPattern, domain_and_parents, domain_matchable
 
 __all__ = ["CompanyDirectory", "ConfiguredCompanies", "KnownMessage", "WorkItemLookup"]
 
@@ -79,7 +79,7 @@ class ConfiguredCompanies:
         company = self._addresses.get(address)
         if company is not None:
             return company
-        if not self._domains:
+        if not self._domains or not domain_matchable(address):
             return None
         for domain in domain_and_parents(address.rpartition("@")[2]):
             company = self._domains.get(domain)

@@ -31,7 +31,7 @@ from enate_routing.delivery import Delivery
 from enate_routing.directory import CompanyDirectory
 from enate_routing.envelope import Envelope
 from enate_routing.model import Fallback, IncomingRoute, RoutingRules
-from enate_routing.patterns import AddressPattern, subject_words
+from enate_routing.patterns import AddressPattern, domain_matchable, file_name_matchable, subject_words
 
 __all__ = [
     "KIND_NAMES",
@@ -113,12 +113,14 @@ class KeyTables:
 
     ``phrases`` is every keyword phrase of every route, ``prefixes`` every proper word-prefix of a
     multi-word phrase: a run of subject words is extended only while it is such a prefix, so splitting a
-    subject costs about one probe per word.
+    subject costs about one probe per word. ``longest_extension`` bounds the attachment-name suffixes worth
+    making into keys.
     """
 
-    __slots__ = ("directory", "phrases", "prefixes")
+    __slots__ = ("directory", "longest_extension", "phrases", "prefixes")
 
-    def __init__(self, phrases: Iterable[str], directory: CompanyDirectory) -> None:
+    def __init__(self, phrases: Iterable[str], directory: CompanyDirectory, longest_extension: int = 0) -> None:
+        self.longest_extension = longest_extension
         self.phrases = frozenset(phrases)
         prefixes: set[str] = set()
         for phrase in self.phrases:
@@ -132,11 +134,15 @@ def address_keys(addresses: Iterable[str]) -> tuple[str, ...]:
     """Each address, then ``*`` + its domain and every parent domain with a dot (docs/semantics.md §3 patterns).
 
     Most specific first: the order in which an exact entry beats a domain entry and a longer domain beats
-    a shorter one (docs/semantics.md §3.3 — the router's blocked list relies on it).
+    a shorter one (docs/semantics.md §3.3 — the router's blocked list relies on it). An address too long for
+    any mailbox (``patterns.domain_matchable``) keeps only its exact key, so the keys of one address never
+    exceed 127 strings of 254 characters however long the address is.
     """
     keys: dict[str, None] = {}
     for address in addresses:
         keys[address] = None
+        if not domain_matchable(address):
+            continue
         domain = address[address.rfind("@") + 1 :]
         dot = domain.find(".")
         while dot >= 0:  # a *domain pattern needs a dot (patterns.AddressPattern.parse): stop at the TLD
@@ -146,12 +152,19 @@ def address_keys(addresses: Iterable[str]) -> tuple[str, ...]:
     return tuple(keys)
 
 
-def _extension_keys(names: Iterable[str]) -> tuple[str, ...]:
-    """Every suffix of every file name that follows a ``.``: ``x.tar.gz`` → ``tar.gz``, ``gz`` (semantics.md §3)."""
+def _extension_keys(names: Iterable[str], longest: int) -> tuple[str, ...]:
+    """Every suffix of every file name that follows a ``.``: ``x.tar.gz`` → ``tar.gz``, ``gz`` (semantics.md §3).
+
+    Only suffixes of at most ``longest`` characters (the longest configured extension) can be keys, so only
+    those are made: linear in the names' length. Names longer than any file system allows are defects and
+    give no keys (``patterns.file_name_matchable``).
+    """
     keys: dict[str, None] = {}
     for name in names:
+        if not file_name_matchable(name):
+            continue
         folded = name.strip().casefold()
-        dot = folded.find(".")
+        dot = folded.find(".", max(0, len(folded) - longest - 1))
         while dot >= 0:
             suffix = folded[dot + 1 :]
             if suffix:
@@ -186,7 +199,7 @@ class EmailFacts:
             company = self.tables.directory.company_of(envelope.sender) if envelope.sender else None
             found = (company.casefold(),) if company else ()
         elif kind == ATTACHMENTS:
-            found = _extension_keys(envelope.attachments)
+            found = _extension_keys(envelope.attachments, self.tables.longest_extension)
         elif kind == KEYWORDS:
             found = self._phrases()
         else:

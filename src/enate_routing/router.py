@@ -166,7 +166,8 @@ class Router:
         self._connectors = connectors
         self._default = next(iter(connectors)) if len(connectors) == 1 else None
         directory = companies if companies is not None else ConfiguredCompanies(config.companies)
-        self._tables = KeyTables(phrases, directory)
+        longest = max((len(e) for r in config.routes for e in r.rules.attachment_types), default=0)
+        self._tables = KeyTables(phrases, directory, longest)
 
         # docs/semantics.md §3.1 step 1: the addresses the system sends from — outgoing/both connectors' primary
         # addresses and outgoing routes' addresses.

@@ -22,7 +22,7 @@ from enate_routing.directory import CompanyDirectory, WorkItemLookup
 from enate_routing.envelope import Envelope
 from enate_routing.errors import UnknownConnectorError
 from enate_routing.model import Config, Fallback, IncomingRoute, RoutingRules
-from enate_routing.patterns import AddressPattern, subject_words
+from enate_routing.patterns import AddressPattern, file_name_matchable, subject_words
 
 __all__ = ["ReferenceCompanies", "ReferenceRouter"]
 
@@ -89,7 +89,7 @@ class ReferenceRouter:
             if company is None or company.casefold() not in [c.casefold() for c in rules.sender_companies]:
                 return False
         if rules.attachment_types:
-            names = [name.strip().casefold() for name in envelope.attachments]
+            names = [name.strip().casefold() for name in envelope.attachments if file_name_matchable(name)]
             if not any(name.endswith("." + ext) for name in names for ext in rules.attachment_types):
                 return False
         if rules.subject_keywords:
