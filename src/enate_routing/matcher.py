@@ -28,10 +28,16 @@ from dataclasses import dataclass
 
 from enate_routing.decision import RouteCheck, RuleCheck
 from enate_routing.delivery import Delivery
-from enate_routing.directory import CompanyDirectory
+from enate_routing.directory import CompanyDirectory, ConfiguredCompanies
 from enate_routing.envelope import Envelope
 from enate_routing.model import Fallback, IncomingRoute, RoutingRules
-from enate_routing.patterns import AddressPattern, domain_matchable, file_name_matchable, subject_words
+from enate_routing.patterns import (
+    MAX_ADDRESS_OCTETS,
+    AddressPattern,
+    domain_matchable,
+    file_name_matchable,
+    subject_words,
+)
 
 __all__ = [
     "KIND_NAMES",
@@ -43,6 +49,7 @@ __all__ = [
     "address_keys",
     "compile_group",
     "compiled_route",
+    "keys_of_address",
     "phrase_key",
 ]
 
@@ -111,23 +118,48 @@ def phrase_key(text: str) -> str:
 class KeyTables:
     """Router-wide facts about the keys, used to turn an email into keys once for every group.
 
-    ``phrases`` is every keyword phrase of every route, ``prefixes`` every proper word-prefix of a
-    multi-word phrase: a run of subject words is extended only while it is such a prefix, so splitting a
-    subject costs about one probe per word. ``longest_extension`` bounds the attachment-name suffixes worth
-    making into keys.
+    The keyword phrases of every route are split into ``single`` words (found by one set intersection
+    with the subject's words) and multi-word phrases filed under their first word (``multi``: checked only
+    where that word occurs). ``longest_extension`` bounds the attachment-name suffixes worth making into keys.
+    ``company_keys`` is set when the directory is the built-in one: the sender's keys then find the company
+    without a second walk over its domain (docs/semantics.md §3.3 precedence, the same order).
     """
 
-    __slots__ = ("directory", "longest_extension", "phrases", "prefixes")
+    __slots__ = ("company_keys", "directory", "longest_extension", "multi", "single")
 
     def __init__(self, phrases: Iterable[str], directory: CompanyDirectory, longest_extension: int = 0) -> None:
         self.longest_extension = longest_extension
-        self.phrases = frozenset(phrases)
-        prefixes: set[str] = set()
-        for phrase in self.phrases:
-            words = phrase.split(" ")
-            prefixes.update(" ".join(words[:n]) for n in range(1, len(words)))
-        self.prefixes = frozenset(prefixes)
+        single: set[str] = set()
+        multi: dict[str, list[tuple[tuple[str, ...], str]]] = {}
+        for phrase in set(phrases):
+            words = tuple(phrase.split(" "))
+            if len(words) == 1:
+                single.add(phrase)
+            else:
+                multi.setdefault(words[0], []).append((words, phrase))
+        self.single = frozenset(single)
+        self.multi = {first: tuple(found) for first, found in multi.items()}
         self.directory = directory
+        self.company_keys = directory.company_of_keys if isinstance(directory, ConfiguredCompanies) else None
+
+    def phrases_in(self, subject: str) -> tuple[str, ...]:
+        """The known phrases that occur in ``subject`` as runs of whole words (docs/semantics.md §3)."""
+        words = subject_words(subject)
+        if not words:
+            return ()
+        found = self.single.intersection(words)
+        multi = self.multi
+        if multi and not multi.keys().isdisjoint(words):
+            runs = [phrase for start, word in enumerate(words) for phrase_words, phrase in multi.get(word, ())
+                    if words[start : start + len(phrase_words)] == phrase_words]
+            return tuple(found.union(runs))
+        return tuple(found)
+
+    def company(self, sender: str, keys: tuple[str, ...]) -> str | None:
+        """The sender's company; ``keys`` are the sender's :func:`address_keys`."""
+        if self.company_keys is not None:
+            return self.company_keys(keys)
+        return self.directory.company_of(sender)
 
 
 def address_keys(addresses: Iterable[str]) -> tuple[str, ...]:
@@ -140,15 +172,23 @@ def address_keys(addresses: Iterable[str]) -> tuple[str, ...]:
     """
     keys: dict[str, None] = {}
     for address in addresses:
-        keys[address] = None
-        if not domain_matchable(address):
-            continue
-        domain = address[address.rfind("@") + 1 :]
+        keys.update(dict.fromkeys(keys_of_address(address)))
+    return tuple(keys)
+
+
+def keys_of_address(address: str) -> tuple[str, ...]:
+    """:func:`address_keys` of one address (the hot path: a sender)."""
+    if not (len(address) <= MAX_ADDRESS_OCTETS and address.isascii()) and not domain_matchable(address):
+        return (address,)  # (an ASCII address within the octet bound has fewer than 127 labels too)
+    domain = address[address.rfind("@") + 1 :]
+    dot = domain.find(".")
+    if dot < 0:
+        return (address,)
+    keys = [address]
+    while dot >= 0:  # a *domain pattern needs a dot (patterns.AddressPattern.parse): stop at the TLD
+        keys.append("*" + domain)
+        domain = domain[dot + 1 :]
         dot = domain.find(".")
-        while dot >= 0:  # a *domain pattern needs a dot (patterns.AddressPattern.parse): stop at the TLD
-            keys["*" + domain] = None
-            domain = domain[dot + 1 :]
-            dot = domain.find(".")
     return tuple(keys)
 
 
@@ -191,36 +231,28 @@ class EmailFacts:
     def compute(self, kind: int) -> tuple[str, ...]:
         """Compute (and keep) the keys of one kind; ``first_match`` reads ``cached`` directly first."""
         envelope = self.envelope
+        found: tuple[str, ...]
         if kind == SENDERS:
-            found = address_keys((envelope.sender,)) if envelope.sender else ()
+            found = keys_of_address(envelope.sender) if envelope.sender else ()
         elif kind == RECIPIENTS:
-            found = address_keys(r.address for r in envelope.recipients)
+            recipients = envelope.recipients
+            if len(recipients) == 1:
+                found = keys_of_address(recipients[0].address)
+            else:
+                found = address_keys([r.address for r in recipients])
         elif kind == COMPANIES:
-            company = self.tables.directory.company_of(envelope.sender) if envelope.sender else None
+            sender = envelope.sender
+            company = self.tables.company(sender, self.keys(SENDERS)) if sender else None
             found = (company.casefold(),) if company else ()
         elif kind == ATTACHMENTS:
-            found = _extension_keys(envelope.attachments, self.tables.longest_extension)
+            names = envelope.attachments
+            found = _extension_keys(names, self.tables.longest_extension) if names else ()
         elif kind == KEYWORDS:
-            found = self._phrases()
+            found = self.tables.phrases_in(envelope.subject)
         else:
             found = ()
         self.cached[kind] = found
         return found
-
-    def _phrases(self) -> tuple[str, ...]:
-        phrases, prefixes = self.tables.phrases, self.tables.prefixes
-        words = subject_words(self.envelope.subject)
-        found: dict[str, None] = {}
-        for start, word in enumerate(words):
-            key, end = word, start + 1
-            while True:
-                if key in phrases:
-                    found[key] = None
-                if end >= len(words) or key not in prefixes:
-                    break
-                key = f"{key} {words[end]}"
-                end += 1
-        return tuple(found)
 
 
 def _rule_keys(rules: RoutingRules, kind: int) -> tuple[str, ...] | None:
@@ -283,7 +315,10 @@ class RouteGroup:
         for kind, index, unset, used in self.keyed:
             if holds is None and not candidates & used:
                 # No remaining candidate uses this rule, so it cannot remove any: skip even computing the
-                # email's keys. (The explanation wants every rule's verdict, so it never skips.)
+                # email's keys; with no candidate left at all, stop. (The explanation wants every rule's
+                # verdict, so it never skips.)
+                if not candidates:
+                    break
                 continue
             keys = cached[kind]
             if keys is None:

@@ -45,6 +45,7 @@ from enate_routing.matcher import (
     address_keys,
     compile_group,
     compiled_route,
+    keys_of_address,
 )
 from enate_routing.model import Config
 from enate_routing.patterns import AddressPattern
@@ -55,6 +56,8 @@ AcknowledgementAllowed = Callable[[str], bool]
 """Per-sender rate limit (semantics.md §3.5): called with the sender, False suppresses the acknowledgement."""
 
 _TO_CC = frozenset({"to", "cc"})
+_SUBJECT_ONLY = ("subject",)
+_WITH_BODY = ("subject", "body")
 
 
 def plus_base(address: str) -> tuple[str, str] | None:
@@ -118,7 +121,7 @@ class Router:
     config: Config
     _blocked: dict[str, str]
     _connectors: dict[str, _Connector]
-    _default: str | None
+    _default: _Connector | None
     _link_pattern: re.Pattern[str] | None
     _lookup: WorkItemLookup | None
     _plus_mode: str
@@ -164,7 +167,7 @@ class Router:
                 fallback=compiled_route(fallback, len(routes) + 1, deliveries),
             )
         self._connectors = connectors
-        self._default = next(iter(connectors)) if len(connectors) == 1 else None
+        self._default = next(iter(connectors.values())) if len(connectors) == 1 else None
         directory = companies if companies is not None else ConfiguredCompanies(config.companies)
         longest = max((len(e) for r in config.routes for e in r.rules.attachment_types), default=0)
         self._tables = KeyTables(phrases, directory, longest)
@@ -250,7 +253,7 @@ class Router:
                 names = ", ".join(repr(n) for n in self._connectors) or "none"
                 raise UnknownConnectorError.single(
                     f"name the connector to route for (incoming connectors: {names})", field="connector")
-            return self._connectors[self._default]
+            return self._default
         found = self._connectors.get(name)
         if found is None:
             raise UnknownConnectorError.single("no incoming connector has this name", field="connector", item=name)
@@ -264,17 +267,19 @@ class Router:
         trace: _Recorder | None,
         counters: MatchCounters | None,
     ) -> RoutingResult:
-        cc = self._resolve(connector)
+        cc = self._connectors.get(connector) if connector is not None else self._default
+        if cc is None:
+            cc = self._resolve(connector)  # raises UnknownConnectorError, naming what is wrong
         if counters is not None:
             counters.emails += 1
         reference = message_reference(envelope.message_id, envelope.raw)
         addresses, headers_path = self._addresses_of(cc, envelope)
         mailbox = addresses[0][0] if addresses else cc.primary
-        key = idempotency_key(cc.name, reference, MAILBOX_SCOPE)
         facts = EmailFacts(envelope, self._tables)
 
         if envelope.quarantine_reason is not None:  # docs/semantics.md §3.1.1: quarantined mail is never routed
-            return _single(cc, envelope, key, trace, "ignore", f"quarantined: {envelope.quarantine_reason}", mailbox)
+            reason = f"quarantined: {envelope.quarantine_reason}"
+            return _single(cc, envelope, reference, trace, "ignore", reason, mailbox)
         sender = envelope.sender
         if sender is not None:
             base = sender
@@ -283,12 +288,12 @@ class Router:
                 base = unplussed[0] if unplussed else sender
             if sender in cc.addresses or base in cc.addresses:  # docs/semantics.md §3.1 step 1
                 reason = f"mail from the connector's own address {sender}"
-                return _single(cc, envelope, key, trace, "ignore", reason, mailbox)
+                return _single(cc, envelope, reference, trace, "ignore", reason, mailbox)
             if sender in self._senders_to_ignore or base in self._senders_to_ignore:
                 reason = f"mail from an address the system sends from ({sender})"
-                return _single(cc, envelope, key, trace, "ignore", reason, mailbox)
-            if self._blocked and self.blocked_action(sender, facts.keys(SENDERS)) == "reject":  # docs/semantics.md §3.5
-                return _single(cc, envelope, key, trace, "reject", "blocked", mailbox)
+                return _single(cc, envelope, reference, trace, "ignore", reason, mailbox)
+            if self._blocked and self.blocked_action(sender, facts.keys(SENDERS)) == "reject":  # semantics.md §3.5
+                return _single(cc, envelope, reference, trace, "reject", "blocked", mailbox)
             if trace is not None:
                 trace.steps.append(f"sender {sender} is not the system's own and not rejected")
         elif trace is not None:
@@ -299,45 +304,82 @@ class Router:
             automatic = envelope.automatic_reason
             if automatic is not None and link.generated:
                 reason = f"automatic reply to mail the system sent ({automatic})"
-                return _single(cc, envelope, key, trace, "ignore", reason, mailbox)
-            return _single(cc, envelope, key, trace, "link", link.reason, link.address, link.work_item)
+                return _single(cc, envelope, reference, trace, "ignore", reason, mailbox)
+            return _single(cc, envelope, reference, trace, "link", link.reason, link.address, link.work_item)
 
-        acks = _Acknowledger(self, envelope, allowed)
-        decisions: list[Decision] = []
+        # (route, address, idempotency scope): one per routed To/Cc address, else one per mailbox.
+        chosen: list[tuple[CompiledRoute, str, str]] = []
         if trace is not None:
             listed = ", ".join(a for a, _ in addresses) or "none"
             trace.steps.append(f"addresses of {cc.name!r} in To/Cc: {listed}" if headers_path else
                                f"no address of {cc.name!r} in To/Cc; Delivered-To, X-Original-To, envelope: {listed}")
+        groups = cc.groups
         for address, source in addresses:  # docs/semantics.md §3.1 step 2
-            group = cc.groups.get(address)
+            group = groups.get(address)
             record: list[RouteCheck] | None = None if trace is None else []
             route = group.first_match(facts, counters, record) if group is not None else None
             if trace is not None and record is not None:
                 trace.addresses.append(_address_trace(address, source, record, route))
             if route is None:
                 continue
-            scope_key = idempotency_key(cc.name, reference, address) if headers_path else key
-            decisions.append(self._create(cc, route, address, scope_key, acks))
+            chosen.append((route, address, address if headers_path else MAILBOX_SCOPE))
             if not headers_path:
                 break  # a Bcc delivery is one delivery to the mailbox: one decision (docs/routing.md)
-        if not decisions and cc.wildcard is not None:  # docs/semantics.md §3.1 step 3
+        if not chosen and cc.wildcard is not None:  # docs/semantics.md §3.1 step 3
             record = None if trace is None else []
             route = cc.wildcard.first_match(facts, counters, record)
             if trace is not None and record is not None:
                 trace.addresses.append(_address_trace("*", "wildcard", record, route))
             if route is not None:
-                decisions.append(self._create(cc, route, mailbox, key, acks))
-        if not decisions:  # docs/semantics.md §3.1 step 4: "no route held" is the fallback, never an exception
+                chosen.append((route, mailbox, MAILBOX_SCOPE))
+        if not chosen:  # docs/semantics.md §3.1 step 4: "no route held" is the fallback, never an exception
             if trace is not None:
                 trace.steps.append(f"no route held: the fallback of {cc.name!r} takes it")
-            decisions.append(self._create(cc, cc.fallback, cc.primary, key, acks, fallback=True))
-        return RoutingResult(cc.name, envelope.message_id, tuple(decisions))
+            chosen.append((cc.fallback, cc.primary, MAILBOX_SCOPE))
 
-    def _create(self, cc: _Connector, route: CompiledRoute, address: str, key: str, acks: _Acknowledger,
-                *, fallback: bool = False) -> Decision:
-        acknowledge, suppressed = acks.decide() if route.delivery.send_automated_emails else ((), None)
-        return Decision(connector=cc.name, action="create", address=address, idempotency_key=key, route=route.name,
-                        fallback=fallback, delivery=route.delivery, acknowledge=acknowledge, suppressed=suppressed)
+        # docs/semantics.md §3.5: who is acknowledged is decided once per email, and only when some chosen
+        # route sends automated emails (the host's rate limit is asked at most once).
+        acknowledgement: tuple[tuple[str, ...], str | None] | None = None
+        name = cc.name
+        decisions: list[Decision] = []
+        for route, address, scope in chosen:
+            acknowledge, suppressed = _NO_ACKNOWLEDGEMENT
+            if route.delivery.send_automated_emails:
+                if acknowledgement is None:
+                    acknowledgement = self._acknowledgement(envelope, allowed, facts)
+                acknowledge, suppressed = acknowledgement
+            key = idempotency_key(name, reference, scope)
+            decisions.append(Decision(
+                connector=name, action="create", address=address, idempotency_key=key, route=route.name,
+                fallback=route is cc.fallback, delivery=route.delivery, acknowledge=acknowledge, suppressed=suppressed))
+        return RoutingResult(name, envelope.message_id, tuple(decisions))
+
+    def _acknowledgement(self, envelope: Envelope, allowed: AcknowledgementAllowed | None,
+                         facts: EmailFacts) -> tuple[tuple[str, ...], str | None]:
+        """Who is acknowledged (the sender, then Cc), or why nobody is (docs/semantics.md §3.5)."""
+        automatic = envelope.automatic_reason
+        if automatic is not None:
+            return (), automatic
+        sender = envelope.sender
+        candidates = [sender] if sender is not None else []
+        candidates += [r.address for r in envelope.recipients if r.source == "cc"]
+        chosen: dict[str, None] = {}
+        sender_blocked = False
+        system = self._system_addresses
+        for address in candidates:
+            if address in chosen or _is_system(address, system):
+                continue
+            if self._blocked:  # reject or no-automated-emails: never acknowledged
+                keys = facts.keys(SENDERS) if address == sender else keys_of_address(address)
+                if self.blocked_action(address, keys) is not None:
+                    sender_blocked = sender_blocked or address == sender
+                    continue
+            chosen[address] = None
+        if not chosen:
+            return (), "blocked" if sender_blocked else "no recipient"
+        if sender is not None and allowed is not None and not allowed(sender):
+            return (), "rate limit"
+        return tuple(chosen), None
 
     def _addresses_of(self, cc: _Connector, envelope: Envelope) -> tuple[list[tuple[str, str]], bool]:
         """C's addresses in To/Cc in order of first appearance, else in the other sources (semantics.md §3.1 step 2).
@@ -366,9 +408,9 @@ class Router:
     def _follow_up(self, cc: _Connector, envelope: Envelope, trace: _Recorder | None) -> _Link | None:
         """The first link to existing work, in docs/semantics.md §3.4 order; None when the email is new work."""
         mode = self._plus_mode
-        recipients = {r.address for r in envelope.recipients}
         lookup = self._lookup
         if mode != "plus-only" and lookup is not None:
+            recipients = {r.address for r in envelope.recipients}
             # In-Reply-To first, then References from the most recent (the last) back (RFC 5322 §3.6.4).
             candidates = [("In-Reply-To", i) for i in envelope.in_reply_to]
             candidates += [("References", i) for i in reversed(envelope.references)]
@@ -393,11 +435,8 @@ class Router:
                     # one answers generated mail (docs/semantics.md §3.4, last sentence).
                     return _Link(tag, base, f"plus address {recipient.address}", True)
         if mode != "plus-only" and self._link_pattern is not None:
-            texts: list[tuple[str, Callable[[], str]]] = [("subject", lambda: envelope.subject)]
-            if self._search_body:
-                texts.append(("body", envelope.plain_text))
-            for where, text in texts:
-                match = self._link_pattern.search(text())
+            for where in _WITH_BODY if self._search_body else _SUBJECT_ONLY:
+                match = self._link_pattern.search(envelope.subject if where == "subject" else envelope.plain_text())
                 if match is None:
                     continue
                 token = match.group("ref") if "ref" in match.re.groupindex else match.group(1)
@@ -417,52 +456,15 @@ class Router:
         return False
 
 
-class _Acknowledger:
-    """Who is acknowledged for one email (docs/semantics.md §3.5); the rate limit is asked at most once per email."""
-
-    __slots__ = ("_allowed", "_answer", "_envelope", "_router")
-
-    def __init__(self, router: Router, envelope: Envelope, allowed: AcknowledgementAllowed | None) -> None:
-        self._router = router
-        self._envelope = envelope
-        self._allowed = allowed
-        self._answer: tuple[tuple[str, ...], str | None] | None = None
-
-    def decide(self) -> tuple[tuple[str, ...], str | None]:
-        if self._answer is None:
-            self._answer = self._compute()
-        return self._answer
-
-    def _compute(self) -> tuple[tuple[str, ...], str | None]:
-        envelope = self._envelope
-        automatic = envelope.automatic_reason
-        if automatic is not None:
-            return (), automatic
-        router = self._router
-        sender = envelope.sender
-        candidates = [sender] if sender is not None else []
-        candidates += [r.address for r in envelope.recipients if r.source == "cc"]
-        chosen: dict[str, None] = {}
-        sender_blocked = False
-        for address in candidates:
-            if _is_system(address, router._system_addresses) or address in chosen:
-                continue
-            if router._blocked and router.blocked_action(address) is not None:  # reject or no-automated-emails
-                sender_blocked = sender_blocked or address == sender
-                continue
-            chosen[address] = None
-        if not chosen:
-            return (), "blocked" if sender_blocked else "no recipient"
-        if sender is not None and self._allowed is not None and not self._allowed(sender):
-            return (), "rate limit"
-        return tuple(chosen), None
+_NO_ACKNOWLEDGEMENT: tuple[tuple[str, ...], str | None] = ((), None)
 
 
-def _single(cc: _Connector, envelope: Envelope, key: str, trace: _Recorder | None, action: Action, reason: str,
-            address: str, link: str | None = None) -> RoutingResult:
+def _single(cc: _Connector, envelope: Envelope, reference: str, trace: _Recorder | None, action: Action,
+            reason: str, address: str, link: str | None = None) -> RoutingResult:
     """The one decision of an email that is ignored, rejected or linked (keyed once per message, §4)."""
     if trace is not None:
         trace.steps.append(f"→ {action}: {reason}")
+    key = idempotency_key(cc.name, reference, MAILBOX_SCOPE)
     decision = Decision(connector=cc.name, action=action, address=address, idempotency_key=key, link=link,
                         reason=reason)
     return RoutingResult(cc.name, envelope.message_id, (decision,))
