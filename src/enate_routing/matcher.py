@@ -184,7 +184,11 @@ def keys_of_address(address: str) -> tuple[str, ...]:
     dot = domain.find(".")
     if dot < 0:
         return (address,)
-    keys = [address]
+    parent = domain[dot + 1 :]
+    if "." not in parent:  # the common case, ``user@example.com``: one domain key
+        return (address, "*" + domain)
+    keys = [address, "*" + domain]
+    domain, dot = parent, parent.find(".")
     while dot >= 0:  # a *domain pattern needs a dot (patterns.AddressPattern.parse): stop at the TLD
         keys.append("*" + domain)
         domain = domain[dot + 1 :]
@@ -230,29 +234,45 @@ class EmailFacts:
 
     def compute(self, kind: int) -> tuple[str, ...]:
         """Compute (and keep) the keys of one kind; ``first_match`` reads ``cached`` directly first."""
-        envelope = self.envelope
-        found: tuple[str, ...]
-        if kind == SENDERS:
-            found = keys_of_address(envelope.sender) if envelope.sender else ()
-        elif kind == RECIPIENTS:
-            recipients = envelope.recipients
-            if len(recipients) == 1:
-                found = keys_of_address(recipients[0].address)
-            else:
-                found = address_keys([r.address for r in recipients])
-        elif kind == COMPANIES:
-            sender = envelope.sender
-            company = self.tables.company(sender, self.keys(SENDERS)) if sender else None
-            found = (company.casefold(),) if company else ()
-        elif kind == ATTACHMENTS:
-            names = envelope.attachments
-            found = _extension_keys(names, self.tables.longest_extension) if names else ()
-        elif kind == KEYWORDS:
-            found = self.tables.phrases_in(envelope.subject)
-        else:
-            found = ()
+        found = _KEYS_OF[kind](self)
         self.cached[kind] = found
         return found
+
+
+def _no_keys(facts: EmailFacts) -> tuple[str, ...]:
+    return ()
+
+
+def _sender_keys(facts: EmailFacts) -> tuple[str, ...]:
+    sender = facts.envelope.sender
+    return keys_of_address(sender) if sender else ()
+
+
+def _recipient_keys(facts: EmailFacts) -> tuple[str, ...]:
+    recipients = facts.envelope.recipients
+    if len(recipients) == 1:
+        return keys_of_address(recipients[0].address)
+    return address_keys([r.address for r in recipients])
+
+
+def _company_keys(facts: EmailFacts) -> tuple[str, ...]:
+    sender = facts.envelope.sender
+    company = facts.tables.company(sender, facts.keys(SENDERS)) if sender else None
+    return (company.casefold(),) if company else ()
+
+
+def _attachment_keys(facts: EmailFacts) -> tuple[str, ...]:
+    names = facts.envelope.attachments
+    return _extension_keys(names, facts.tables.longest_extension) if names else ()
+
+
+def _keyword_keys(facts: EmailFacts) -> tuple[str, ...]:
+    return facts.tables.phrases_in(facts.envelope.subject)
+
+
+# The key derivation of each rule kind, by position (IMPORTANT has no keys).
+_KEYS_OF: tuple[Callable[[EmailFacts], tuple[str, ...]], ...] = (
+    _no_keys, _sender_keys, _recipient_keys, _company_keys, _attachment_keys, _keyword_keys)
 
 
 def _rule_keys(rules: RoutingRules, kind: int) -> tuple[str, ...] | None:

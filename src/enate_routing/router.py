@@ -42,7 +42,6 @@ from enate_routing.matcher import (
     KeyTables,
     MatchCounters,
     RouteGroup,
-    address_keys,
     compile_group,
     compiled_route,
     keys_of_address,
@@ -237,9 +236,11 @@ class Router:
     def blocked_action(self, address: str, keys: tuple[str, ...] | None = None) -> str | None:
         """The ``[[blocked]]`` action for ``address``: the exact entry, else the most specific domain (§3.5)."""
         blocked = self._blocked
-        if not blocked:
+        if keys is None:
+            keys = keys_of_address(address)
+        if not blocked or blocked.keys().isdisjoint(keys):  # one C-level test for the usual answer
             return None
-        for key in address_keys((address,)) if keys is None else keys:
+        for key in keys:
             action = blocked.get(key)
             if action is not None:
                 return action
@@ -387,10 +388,14 @@ class Router:
         A plus address (``help+x@``) counts as its base address when only the base is C's. Returns the
         (address, source) pairs and whether they came from To/Cc.
         """
+        own = cc.addresses
+        recipients = envelope.recipients
+        if len(recipients) == 1 and recipients[0].address in own:  # the common case: one of C's addresses
+            only = recipients[0]
+            return [(only.address, only.source)], only.source in _TO_CC
         headers: dict[str, str] = {}
         others: dict[str, str] = {}
-        own = cc.addresses
-        for recipient in envelope.recipients:
+        for recipient in recipients:
             address = recipient.address
             if address not in own:
                 if "+" not in address:
