@@ -11,6 +11,8 @@ certain; cross-rule implications (a sender list that happens to lie inside a com
 
 from __future__ import annotations
 
+import heapq
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from enate_routing.model import Config, IncomingRoute, RoutingRules
@@ -227,20 +229,29 @@ class _CoverIndex:
         if kind == "subject_keywords":
             self.longest_phrase = max(self.longest_phrase, *(key.count(" ") + 1 for key in keys))
 
-    def candidates(self, later: Keyed, important: bool) -> list[int]:
-        """The earlier routes that may cover a later route with these keys, in priority order."""
-        found: set[int] = set()
+    def candidates(self, later: Keyed, important: bool) -> Iterator[int]:
+        """The earlier routes that may cover a later route with these keys, in priority order, lazily.
+
+        Each posting list is already in priority order, so they are merged as they are read: the caller
+        stops at the first route that covers, without collecting a popular key's whole list (a key such as
+        one of a dozen attachment types can be listed by a tenth of all routes).
+        """
+        postings: list[list[int]] = []
         if self.catch_all is not None:
-            found.add(self.catch_all)
+            postings.append([self.catch_all])
         if self.catch_important is not None and important:
-            found.add(self.catch_important)
+            postings.append([self.catch_important])
         index = self.index
         for kind, keys in later:
             for key in self._coverers(kind, keys[0]):
                 posting = index.get((kind, key))
                 if posting is not None:
-                    found.update(posting)
-        return sorted(found)
+                    postings.append(posting)
+        previous = -1
+        for position in heapq.merge(*postings):
+            if position != previous:  # a route filed under two of the keys looked up
+                previous = position
+                yield position
 
     def _coverers(self, kind: str, key: str) -> list[str]:
         """The keys of every value that could cover ``key`` (a superset: ``rules_cover`` decides)."""
