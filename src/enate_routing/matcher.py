@@ -311,7 +311,7 @@ def _postings(positions: Sequence[int]) -> Postings:
 class RouteGroup:
     """The routes of one connector for one address (or its wildcard routes), compiled (module docstring)."""
 
-    __slots__ = ("enabled", "indexes", "keyed", "routes", "unset")
+    __slots__ = ("enabled", "indexes", "keyed", "routes", "unimportant", "unset")
 
     def __init__(self, routes: tuple[CompiledRoute, ...], enabled: int, unset: tuple[int, ...],
                  indexes: tuple[dict[str, Postings] | None, ...]) -> None:
@@ -319,21 +319,21 @@ class RouteGroup:
         self.enabled = enabled
         self.unset = unset
         self.indexes = indexes
-        # Only the kinds some enabled route uses, each with the mask of the routes that use it.
-        self.keyed = tuple((kind, index, unset[kind], enabled & ~unset[kind])
+        self.unimportant = enabled & unset[IMPORTANT]  # the candidates for an email not flagged important
+        # Only the kinds some enabled route uses: the index lookup, and the masks of the routes that do not
+        # use the rule (it holds for them) and that do.
+        self.keyed = tuple((kind, index.get, unset[kind], enabled & ~unset[kind])
                            for kind in _KEYED if (index := indexes[kind]) is not None)
 
     def first_match(self, facts: EmailFacts, counters: MatchCounters | None = None,
                     record: list[RouteCheck] | None = None) -> CompiledRoute | None:
         """The first enabled route whose rules all hold, or None; ``record`` collects the explanation."""
-        candidates = self.enabled
-        if not facts.important:
-            candidates &= self.unset[IMPORTANT]
+        candidates = self.enabled if facts.important else self.unimportant
         holds: list[int] | None = None if record is None else [0] * 6
         cached = facts.cached
         probes = 0
-        for kind, index, unset, used in self.keyed:
-            if holds is None and not candidates & used:
+        for kind, lookup, unset, used in self.keyed:
+            if not candidates & used and holds is None:
                 # No remaining candidate uses this rule, so it cannot remove any: skip even computing the
                 # email's keys; with no candidate left at all, stop. (The explanation wants every rule's
                 # verdict, so it never skips.)
@@ -346,14 +346,9 @@ class RouteGroup:
             probes += len(keys)
             hit = unset
             for key in keys:
-                posting = index.get(key)
-                if posting is None:
-                    continue
-                if type(posting) is int:
-                    hit |= posting
-                else:
-                    for position in posting:  # type: ignore[union-attr]  # the type() test above
-                        hit |= 1 << position
+                posting = lookup(key)
+                if posting is not None:
+                    hit |= posting if type(posting) is int else _mask(posting)  # type: ignore[arg-type]
             candidates &= hit
             if holds is not None:
                 holds[kind] = hit
@@ -407,6 +402,14 @@ class RouteGroup:
             shown = [f".{k}" if kind == ATTACHMENTS else k for k in matched]
             return f"{subject} matches {', '.join(repr(k) for k in shown)}"
         return f"{subject} matches none of {written}"
+
+
+def _mask(positions: tuple[int, ...]) -> int:
+    """The bit mask of a posting stored as positions."""
+    mask = 0
+    for position in positions:
+        mask |= 1 << position
+    return mask
 
 
 def _contains(posting: Postings | None, position: int) -> bool:

@@ -317,9 +317,11 @@ class Router:
         groups = cc.groups
         for address, source in addresses:  # docs/semantics.md §3.1 step 2
             group = groups.get(address)
-            record: list[RouteCheck] | None = None if trace is None else []
-            route = group.first_match(facts, counters, record) if group is not None else None
-            if trace is not None and record is not None:
+            if trace is None:
+                route = None if group is None else group.first_match(facts, counters)
+            else:
+                record: list[RouteCheck] = []
+                route = None if group is None else group.first_match(facts, counters, record)
                 trace.addresses.append(_address_trace(address, source, record, route))
             if route is None:
                 continue
@@ -327,10 +329,10 @@ class Router:
             if not headers_path:
                 break  # a Bcc delivery is one delivery to the mailbox: one decision (docs/routing.md)
         if not chosen and cc.wildcard is not None:  # docs/semantics.md §3.1 step 3
-            record = None if trace is None else []
-            route = cc.wildcard.first_match(facts, counters, record)
-            if trace is not None and record is not None:
-                trace.addresses.append(_address_trace("*", "wildcard", record, route))
+            checks: list[RouteCheck] | None = None if trace is None else []
+            route = cc.wildcard.first_match(facts, counters, checks)
+            if trace is not None and checks is not None:
+                trace.addresses.append(_address_trace("*", "wildcard", checks, route))
             if route is not None:
                 chosen.append((route, mailbox, MAILBOX_SCOPE))
         if not chosen:  # docs/semantics.md §3.1 step 4: "no route held" is the fallback, never an exception
