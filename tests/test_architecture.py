@@ -16,7 +16,7 @@ LAYERS: dict[str, int] = {
     "errors": 0, "_version": 0,
     "patterns": 1, "presets": 1, "certificates": 1, "envelope": 1, "_mime": 1, "delivery": 1,
     "model": 2, "loading": 2,
-    "directory": 3, "decision": 3, "matcher": 3, "router": 3, "analysis": 3,
+    "directory": 3, "decision": 3, "matcher": 3, "router": 3, "analysis": 3, "followups": 3,
     "admin": 3, "admin_search": 3, "audit": 3, "transports": 3,
     "store": 4, "ingest": 4,
     "cli": 5, "testing": 5, "__init__": 5, "__main__": 5,
@@ -25,6 +25,7 @@ LAYERS: dict[str, int] = {
 NEVER: dict[str, set[str]] = {
     "router": {"transports", "store", "ingest", "admin", "audit"},
     "matcher": {"transports", "store", "ingest", "admin", "audit"},
+    "followups": {"transports", "store", "ingest", "admin", "audit"},
     "decision": {"transports", "store", "ingest"},
     "directory": {"transports", "store", "ingest"},
     "transports": {"router", "matcher", "decision", "directory", "analysis", "admin", "audit"},

@@ -16,7 +16,6 @@ The procedure for an email fetched through connector C (docs/routing.md has the 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -32,9 +31,10 @@ from enate_routing.decision import (
     message_reference,
 )
 from enate_routing.delivery import Delivery
-from enate_routing.directory import CompanyDirectory, ConfiguredCompanies, KnownMessage, WorkItemLookup
+from enate_routing.directory import CompanyDirectory, ConfiguredCompanies, WorkItemLookup
 from enate_routing.envelope import Envelope
 from enate_routing.errors import UnknownConnectorError
+from enate_routing.followups import FollowUps, plus_base
 from enate_routing.matcher import (
     SENDERS,
     CompiledRoute,
@@ -55,17 +55,6 @@ AcknowledgementAllowed = Callable[[str], bool]
 """Per-sender rate limit (semantics.md §3.5): called with the sender, False suppresses the acknowledgement."""
 
 _TO_CC = frozenset({"to", "cc"})
-_SUBJECT_ONLY = ("subject",)
-_WITH_BODY = ("subject", "body")
-
-
-def plus_base(address: str) -> tuple[str, str] | None:
-    """``help+T-1@x.example`` → (``help@x.example``, ``t-1``); None when there is no plus tag (semantics.md §3.4)."""
-    local, _, domain = address.rpartition("@")
-    base, plus, tag = local.partition("+")
-    if not plus or not base or not tag:
-        return None
-    return f"{base}@{domain}", tag
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,14 +79,6 @@ class _Recorder:
         self.addresses: list[AddressTrace] = []
 
 
-@dataclass(frozen=True, slots=True)
-class _Link:
-    work_item: str
-    address: str
-    reason: str
-    generated: bool
-
-
 class Router:
     """A compiled configuration. Build it with :meth:`compile`; it never changes afterwards.
 
@@ -108,10 +89,7 @@ class Router:
         "_blocked",
         "_connectors",
         "_default",
-        "_link_pattern",
-        "_lookup",
-        "_plus_mode",
-        "_search_body",
+        "_follow_ups",
         "_senders_to_ignore",
         "_system_addresses",
         "_tables",
@@ -121,10 +99,7 @@ class Router:
     _blocked: dict[str, str]
     _connectors: dict[str, _Connector]
     _default: _Connector | None
-    _link_pattern: re.Pattern[str] | None
-    _lookup: WorkItemLookup | None
-    _plus_mode: str
-    _search_body: bool
+    _follow_ups: FollowUps
     _senders_to_ignore: frozenset[str]
     _system_addresses: frozenset[str]
     _tables: KeyTables
@@ -143,7 +118,6 @@ class Router:
         """Compile ``config``; ``companies`` replaces the built-in ``[companies]`` directory (semantics.md §3.3)."""
         self = object.__new__(cls)
         self.config = config
-        self._lookup = lookup
         phrases: set[str] = set()
         deliveries: dict[Delivery, Delivery] = {}
         connectors: dict[str, _Connector] = {}
@@ -191,10 +165,7 @@ class Router:
             blocked.setdefault(str(AddressPattern.parse(entry.address)), entry.action)
         self._blocked = blocked
 
-        linking = config.linking
-        self._plus_mode = linking.plus_addressing
-        self._search_body = linking.search_body
-        self._link_pattern = re.compile(linking.subject_pattern) if linking.subject_pattern else None
+        self._follow_ups = FollowUps(config.linking, lookup)
         return self
 
     # --- public API ---------------------------------------------------------------------------------------
@@ -300,7 +271,8 @@ class Router:
         elif trace is not None:
             trace.steps.append("the mail has no From address")
 
-        link = self._follow_up(cc, envelope, trace)  # docs/semantics.md §3.4, before routing
+        steps = None if trace is None else trace.steps
+        link = self._follow_ups.find(envelope, cc.addresses, mailbox, steps)  # docs/semantics.md §3.4, first
         if link is not None:
             automatic = envelope.automatic_reason
             if automatic is not None and link.generated:
@@ -349,40 +321,13 @@ class Router:
             acknowledge, suppressed = _NO_ACKNOWLEDGEMENT
             if route.delivery.send_automated_emails:
                 if acknowledgement is None:
-                    acknowledgement = self._acknowledgement(envelope, allowed, facts)
+                    acknowledgement = _acknowledgement(self, envelope, allowed, facts)
                 acknowledge, suppressed = acknowledgement
             key = idempotency_key(name, reference, scope)
             decisions.append(Decision(
                 connector=name, action="create", address=address, idempotency_key=key, route=route.name,
                 fallback=route is cc.fallback, delivery=route.delivery, acknowledge=acknowledge, suppressed=suppressed))
         return RoutingResult(name, envelope.message_id, tuple(decisions))
-
-    def _acknowledgement(self, envelope: Envelope, allowed: AcknowledgementAllowed | None,
-                         facts: EmailFacts) -> tuple[tuple[str, ...], str | None]:
-        """Who is acknowledged (the sender, then Cc), or why nobody is (docs/semantics.md §3.5)."""
-        automatic = envelope.automatic_reason
-        if automatic is not None:
-            return (), automatic
-        sender = envelope.sender
-        candidates = [sender] if sender is not None else []
-        candidates += [r.address for r in envelope.recipients if r.source == "cc"]
-        chosen: dict[str, None] = {}
-        sender_blocked = False
-        system = self._system_addresses
-        for address in candidates:
-            if address in chosen or _is_system(address, system):
-                continue
-            if self._blocked:  # reject or no-automated-emails: never acknowledged
-                keys = facts.keys(SENDERS) if address == sender else keys_of_address(address)
-                if self.blocked_action(address, keys) is not None:
-                    sender_blocked = sender_blocked or address == sender
-                    continue
-            chosen[address] = None
-        if not chosen:
-            return (), "blocked" if sender_blocked else "no recipient"
-        if sender is not None and allowed is not None and not allowed(sender):
-            return (), "rate limit"
-        return tuple(chosen), None
 
     def _addresses_of(self, cc: _Connector, envelope: Envelope) -> tuple[list[tuple[str, str]], bool]:
         """C's addresses in To/Cc in order of first appearance, else in the other sources (semantics.md §3.1 step 2).
@@ -412,55 +357,33 @@ class Router:
             return list(headers.items()), True
         return list(others.items()), False
 
-    def _follow_up(self, cc: _Connector, envelope: Envelope, trace: _Recorder | None) -> _Link | None:
-        """The first link to existing work, in docs/semantics.md §3.4 order; None when the email is new work."""
-        mode = self._plus_mode
-        lookup = self._lookup
-        if mode != "plus-only" and lookup is not None:
-            recipients = {r.address for r in envelope.recipients}
-            # In-Reply-To first, then References from the most recent (the last) back (RFC 5322 §3.6.4).
-            candidates = [("In-Reply-To", i) for i in envelope.in_reply_to]
-            candidates += [("References", i) for i in reversed(envelope.references)]
-            for header, message_id in candidates:
-                known: KnownMessage | None = lookup.find_message(message_id)
-                if known is None:
-                    continue
-                if known.address in recipients:
-                    return _Link(known.work_item, known.address, f"{header} <{message_id}> is work item "
-                                 f"{known.work_item}", known.generated)
-                if trace is not None:
-                    trace.steps.append(f"{header} <{message_id}> is work item {known.work_item}, but its mailbox "
-                                       f"address {known.address} is no longer a recipient")
-        if mode != "off":
-            for recipient in envelope.recipients:
-                unplussed = plus_base(recipient.address)
-                if unplussed is None or unplussed[0] not in cc.addresses:
-                    continue
-                base, tag = unplussed
-                if self._exists(tag, trace):
-                    # Tokens are written only into mail the system sends, so an automatic reply carrying
-                    # one answers generated mail (docs/semantics.md §3.4, last sentence).
-                    return _Link(tag, base, f"plus address {recipient.address}", True)
-        if mode != "plus-only" and self._link_pattern is not None:
-            for where in _WITH_BODY if self._search_body else _SUBJECT_ONLY:
-                match = self._link_pattern.search(envelope.subject if where == "subject" else envelope.plain_text())
-                if match is None:
-                    continue
-                token = match.group("ref") if "ref" in match.re.groupindex else match.group(1)
-                if token and self._exists(token, trace):
-                    mailbox = next(iter(self._addresses_of(cc, envelope)[0]), (cc.primary, ""))[0]
-                    return _Link(token, mailbox, f"{where} token {match.group(0)}", True)
-        if trace is not None:
-            trace.steps.append("no link to existing work (docs/semantics.md §3.4)")
-        return None
 
-    def _exists(self, reference: str, trace: _Recorder | None) -> bool:
-        """A token links when the host's lookup knows it; without a lookup the host checks on receipt."""
-        if self._lookup is None or self._lookup.work_item_exists(reference):
-            return True
-        if trace is not None:
-            trace.steps.append(f"reference {reference} names no existing work item")
-        return False
+def _acknowledgement(router: Router, envelope: Envelope, allowed: AcknowledgementAllowed | None,
+                     facts: EmailFacts) -> tuple[tuple[str, ...], str | None]:
+    """Who is acknowledged (the sender, then Cc), or why nobody is (docs/semantics.md §3.5)."""
+    automatic = envelope.automatic_reason
+    if automatic is not None:
+        return (), automatic
+    sender = envelope.sender
+    candidates = [sender] if sender is not None else []
+    candidates += [r.address for r in envelope.recipients if r.source == "cc"]
+    chosen: dict[str, None] = {}
+    sender_blocked = False
+    system = router._system_addresses
+    for address in candidates:
+        if address in chosen or _is_system(address, system):
+            continue
+        if router._blocked:  # reject or no-automated-emails: never acknowledged
+            keys = facts.keys(SENDERS) if address == sender else keys_of_address(address)
+            if router.blocked_action(address, keys) is not None:
+                sender_blocked = sender_blocked or address == sender
+                continue
+        chosen[address] = None
+    if not chosen:
+        return (), "blocked" if sender_blocked else "no recipient"
+    if sender is not None and allowed is not None and not allowed(sender):
+        return (), "rate limit"
+    return tuple(chosen), None
 
 
 _NO_ACKNOWLEDGEMENT: tuple[tuple[str, ...], str | None] = ((), None)
