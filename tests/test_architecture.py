@@ -18,6 +18,7 @@ LAYERS: dict[str, int] = {
     "envelope": 1, "_mime": 1, "_mime_params": 1, "_charset_guess": 1,
     "_model_types": 1, "_secret_inputs": 1, "_connector": 2, "model": 2, "loading": 2, "_toml_edit": 2,
     "directory": 3, "decision": 3, "bounces": 3, "dead_settings": 3, "matcher": 3, "router": 3, "analysis": 3,
+    "followups": 3,
     "admin": 3, "transports": 3,
     "ingest": 4, "postgres": 4,
     "cli": 5, "testing": 5, "__init__": 5, "__main__": 5,
@@ -26,6 +27,7 @@ LAYERS: dict[str, int] = {
 NEVER: dict[str, set[str]] = {
     "router": {"transports", "ingest", "admin"},
     "matcher": {"transports", "ingest", "admin"},
+    "followups": {"transports", "ingest", "admin"},
     "decision": {"transports", "ingest"},
     "bounces": {"transports", "ingest", "admin", "router", "matcher"},
     "dead_settings": {"transports", "ingest", "admin", "router", "matcher"},

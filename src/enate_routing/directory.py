@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from enate_routing.patterns import AddressPattern, domain_and_parents
+from enate_routing.patterns import AddressPattern, domain_and_parents, domain_matchable
 
 __all__ = ["CompanyDirectory", "ConfiguredCompanies", "KnownMessage", "WorkItemLookup"]
 
@@ -62,24 +62,40 @@ class ConfiguredCompanies:
     address or domain, the first in the file wins (``check`` users see it as the table's order).
     """
 
-    __slots__ = ("_addresses", "_domains")
+    __slots__ = ("_addresses", "_by_key", "_domains")
 
     def __init__(self, companies: Mapping[str, tuple[str, ...]]) -> None:
         addresses: dict[str, str] = {}
         domains: dict[str, str] = {}
+        by_key: dict[str, str] = {}
         for company, patterns in companies.items():
             for text in patterns:
                 pattern = AddressPattern.parse(text)
                 table = domains if pattern.is_domain else addresses
                 table.setdefault(pattern.value, company)
+                by_key.setdefault(str(pattern), company)
         self._addresses = addresses
         self._domains = domains
+        self._by_key = by_key
+
+    def company_of_keys(self, keys: tuple[str, ...]) -> str | None:
+        """:meth:`company_of` given the address's keys, most specific first (``a@b``, ``*b``, parents).
+
+        The router derives those keys for the sender anyway (``matcher.address_keys``), so the company
+        costs one dict probe per key instead of a second walk over the domain.
+        """
+        by_key = self._by_key
+        for key in keys:
+            company = by_key.get(key)
+            if company is not None:
+                return company
+        return None
 
     def company_of(self, address: str) -> str | None:
         company = self._addresses.get(address)
         if company is not None:
             return company
-        if not self._domains:
+        if not self._domains or not domain_matchable(address):
             return None
         for domain in domain_and_parents(address.rpartition("@")[2]):
             company = self._domains.get(domain)

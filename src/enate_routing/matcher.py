@@ -28,10 +28,16 @@ from dataclasses import dataclass
 
 from enate_routing.decision import RouteCheck, RuleCheck
 from enate_routing.delivery import Delivery
-from enate_routing.directory import CompanyDirectory
+from enate_routing.directory import CompanyDirectory, ConfiguredCompanies
 from enate_routing.envelope import Envelope
 from enate_routing.model import Fallback, IncomingRoute, RoutingRules
-from enate_routing.patterns import AddressPattern, subject_words
+from enate_routing.patterns import (
+    MAX_ADDRESS_OCTETS,
+    AddressPattern,
+    domain_matchable,
+    file_name_matchable,
+    subject_words,
+)
 
 __all__ = [
     "KIND_NAMES",
@@ -43,6 +49,7 @@ __all__ = [
     "address_keys",
     "compile_group",
     "compiled_route",
+    "keys_of_address",
     "phrase_key",
 ]
 
@@ -111,47 +118,97 @@ def phrase_key(text: str) -> str:
 class KeyTables:
     """Router-wide facts about the keys, used to turn an email into keys once for every group.
 
-    ``phrases`` is every keyword phrase of every route, ``prefixes`` every proper word-prefix of a
-    multi-word phrase: a run of subject words is extended only while it is such a prefix, so splitting a
-    subject costs about one probe per word.
+    The keyword phrases of every route are split into ``single`` words (found by one set intersection
+    with the subject's words) and multi-word phrases filed under their first word (``multi``: checked only
+    where that word occurs). ``longest_extension`` bounds the attachment-name suffixes worth making into keys.
+    ``company_keys`` is set when the directory is the built-in one: the sender's keys then find the company
+    without a second walk over its domain (docs/semantics.md §3.3 precedence, the same order).
     """
 
-    __slots__ = ("directory", "phrases", "prefixes")
+    __slots__ = ("company_keys", "directory", "longest_extension", "multi", "single")
 
-    def __init__(self, phrases: Iterable[str], directory: CompanyDirectory) -> None:
-        self.phrases = frozenset(phrases)
-        prefixes: set[str] = set()
-        for phrase in self.phrases:
-            words = phrase.split(" ")
-            prefixes.update(" ".join(words[:n]) for n in range(1, len(words)))
-        self.prefixes = frozenset(prefixes)
+    def __init__(self, phrases: Iterable[str], directory: CompanyDirectory, longest_extension: int = 0) -> None:
+        self.longest_extension = longest_extension
+        single: set[str] = set()
+        multi: dict[str, list[tuple[tuple[str, ...], str]]] = {}
+        for phrase in set(phrases):
+            words = tuple(phrase.split(" "))
+            if len(words) == 1:
+                single.add(phrase)
+            else:
+                multi.setdefault(words[0], []).append((words, phrase))
+        self.single = frozenset(single)
+        self.multi = {first: tuple(found) for first, found in multi.items()}
         self.directory = directory
+        self.company_keys = directory.company_of_keys if isinstance(directory, ConfiguredCompanies) else None
+
+    def phrases_in(self, subject: str) -> tuple[str, ...]:
+        """The known phrases that occur in ``subject`` as runs of whole words (docs/semantics.md §3)."""
+        words = subject_words(subject)
+        if not words:
+            return ()
+        found = self.single.intersection(words)
+        multi = self.multi
+        if multi and not multi.keys().isdisjoint(words):
+            runs = [phrase for start, word in enumerate(words) for phrase_words, phrase in multi.get(word, ())
+                    if words[start : start + len(phrase_words)] == phrase_words]
+            return tuple(found.union(runs))
+        return tuple(found)
+
+    def company(self, sender: str, keys: tuple[str, ...]) -> str | None:
+        """The sender's company; ``keys`` are the sender's :func:`address_keys`."""
+        if self.company_keys is not None:
+            return self.company_keys(keys)
+        return self.directory.company_of(sender)
 
 
 def address_keys(addresses: Iterable[str]) -> tuple[str, ...]:
     """Each address, then ``*`` + its domain and every parent domain with a dot (docs/semantics.md §3 patterns).
 
     Most specific first: the order in which an exact entry beats a domain entry and a longer domain beats
-    a shorter one (docs/semantics.md §3.3 — the router's blocked list relies on it).
+    a shorter one (docs/semantics.md §3.3 — the router's blocked list relies on it). An address too long for
+    any mailbox (``patterns.domain_matchable``) keeps only its exact key, so the keys of one address never
+    exceed 127 strings of 254 characters however long the address is.
     """
     keys: dict[str, None] = {}
     for address in addresses:
-        keys[address] = None
-        domain = address[address.rfind("@") + 1 :]
-        dot = domain.find(".")
-        while dot >= 0:  # a *domain pattern needs a dot (patterns.AddressPattern.parse): stop at the TLD
-            keys["*" + domain] = None
-            domain = domain[dot + 1 :]
-            dot = domain.find(".")
+        keys.update(dict.fromkeys(keys_of_address(address)))
     return tuple(keys)
 
 
-def _extension_keys(names: Iterable[str]) -> tuple[str, ...]:
-    """Every suffix of every file name that follows a ``.``: ``x.tar.gz`` → ``tar.gz``, ``gz`` (semantics.md §3)."""
+def keys_of_address(address: str) -> tuple[str, ...]:
+    """:func:`address_keys` of one address (the hot path: a sender)."""
+    if not (len(address) <= MAX_ADDRESS_OCTETS and address.isascii()) and not domain_matchable(address):
+        return (address,)  # (an ASCII address within the octet bound has fewer than 127 labels too)
+    domain = address[address.rfind("@") + 1 :]
+    dot = domain.find(".")
+    if dot < 0:
+        return (address,)
+    parent = domain[dot + 1 :]
+    if "." not in parent:  # the common case, ``user@example.com``: one domain key
+        return (address, "*" + domain)
+    keys = [address, "*" + domain]
+    domain, dot = parent, parent.find(".")
+    while dot >= 0:  # a *domain pattern needs a dot (patterns.AddressPattern.parse): stop at the TLD
+        keys.append("*" + domain)
+        domain = domain[dot + 1 :]
+        dot = domain.find(".")
+    return tuple(keys)
+
+
+def _extension_keys(names: Iterable[str], longest: int) -> tuple[str, ...]:
+    """Every suffix of every file name that follows a ``.``: ``x.tar.gz`` → ``tar.gz``, ``gz`` (semantics.md §3).
+
+    Only suffixes of at most ``longest`` characters (the longest configured extension) can be keys, so only
+    those are made: linear in the names' length. Names longer than any file system allows are defects and
+    give no keys (``patterns.file_name_matchable``).
+    """
     keys: dict[str, None] = {}
     for name in names:
+        if not file_name_matchable(name):
+            continue
         folded = name.strip().casefold()
-        dot = folded.find(".")
+        dot = folded.find(".", max(0, len(folded) - longest - 1))
         while dot >= 0:
             suffix = folded[dot + 1 :]
             if suffix:
@@ -177,37 +234,45 @@ class EmailFacts:
 
     def compute(self, kind: int) -> tuple[str, ...]:
         """Compute (and keep) the keys of one kind; ``first_match`` reads ``cached`` directly first."""
-        envelope = self.envelope
-        if kind == SENDERS:
-            found = address_keys((envelope.sender,)) if envelope.sender else ()
-        elif kind == RECIPIENTS:
-            found = address_keys(r.address for r in envelope.recipients)
-        elif kind == COMPANIES:
-            company = self.tables.directory.company_of(envelope.sender) if envelope.sender else None
-            found = (company.casefold(),) if company else ()
-        elif kind == ATTACHMENTS:
-            found = _extension_keys(envelope.attachments)
-        elif kind == KEYWORDS:
-            found = self._phrases()
-        else:
-            found = ()
+        found = _KEYS_OF[kind](self)
         self.cached[kind] = found
         return found
 
-    def _phrases(self) -> tuple[str, ...]:
-        phrases, prefixes = self.tables.phrases, self.tables.prefixes
-        words = subject_words(self.envelope.subject)
-        found: dict[str, None] = {}
-        for start, word in enumerate(words):
-            key, end = word, start + 1
-            while True:
-                if key in phrases:
-                    found[key] = None
-                if end >= len(words) or key not in prefixes:
-                    break
-                key = f"{key} {words[end]}"
-                end += 1
-        return tuple(found)
+
+def _no_keys(facts: EmailFacts) -> tuple[str, ...]:
+    return ()
+
+
+def _sender_keys(facts: EmailFacts) -> tuple[str, ...]:
+    sender = facts.envelope.sender
+    return keys_of_address(sender) if sender else ()
+
+
+def _recipient_keys(facts: EmailFacts) -> tuple[str, ...]:
+    recipients = facts.envelope.recipients
+    if len(recipients) == 1:
+        return keys_of_address(recipients[0].address)
+    return address_keys([r.address for r in recipients])
+
+
+def _company_keys(facts: EmailFacts) -> tuple[str, ...]:
+    sender = facts.envelope.sender
+    company = facts.tables.company(sender, facts.keys(SENDERS)) if sender else None
+    return (company.casefold(),) if company else ()
+
+
+def _attachment_keys(facts: EmailFacts) -> tuple[str, ...]:
+    names = facts.envelope.attachments
+    return _extension_keys(names, facts.tables.longest_extension) if names else ()
+
+
+def _keyword_keys(facts: EmailFacts) -> tuple[str, ...]:
+    return facts.tables.phrases_in(facts.envelope.subject)
+
+
+# The key derivation of each rule kind, by position (IMPORTANT has no keys).
+_KEYS_OF: tuple[Callable[[EmailFacts], tuple[str, ...]], ...] = (
+    _no_keys, _sender_keys, _recipient_keys, _company_keys, _attachment_keys, _keyword_keys)
 
 
 def _rule_keys(rules: RoutingRules, kind: int) -> tuple[str, ...] | None:
@@ -246,7 +311,7 @@ def _postings(positions: Sequence[int]) -> Postings:
 class RouteGroup:
     """The routes of one connector for one address (or its wildcard routes), compiled (module docstring)."""
 
-    __slots__ = ("enabled", "indexes", "keyed", "routes", "unset")
+    __slots__ = ("enabled", "indexes", "keyed", "routes", "unimportant", "unset")
 
     def __init__(self, routes: tuple[CompiledRoute, ...], enabled: int, unset: tuple[int, ...],
                  indexes: tuple[dict[str, Postings] | None, ...]) -> None:
@@ -254,23 +319,26 @@ class RouteGroup:
         self.enabled = enabled
         self.unset = unset
         self.indexes = indexes
-        # Only the kinds some enabled route uses, each with the mask of the routes that use it.
-        self.keyed = tuple((kind, index, unset[kind], enabled & ~unset[kind])
+        self.unimportant = enabled & unset[IMPORTANT]  # the candidates for an email not flagged important
+        # Only the kinds some enabled route uses: the index lookup, and the masks of the routes that do not
+        # use the rule (it holds for them) and that do.
+        self.keyed = tuple((kind, index.get, unset[kind], enabled & ~unset[kind])
                            for kind in _KEYED if (index := indexes[kind]) is not None)
 
     def first_match(self, facts: EmailFacts, counters: MatchCounters | None = None,
                     record: list[RouteCheck] | None = None) -> CompiledRoute | None:
         """The first enabled route whose rules all hold, or None; ``record`` collects the explanation."""
-        candidates = self.enabled
-        if not facts.important:
-            candidates &= self.unset[IMPORTANT]
+        candidates = self.enabled if facts.important else self.unimportant
         holds: list[int] | None = None if record is None else [0] * 6
         cached = facts.cached
         probes = 0
-        for kind, index, unset, used in self.keyed:
-            if holds is None and not candidates & used:
+        for kind, lookup, unset, used in self.keyed:
+            if not candidates & used and holds is None:
                 # No remaining candidate uses this rule, so it cannot remove any: skip even computing the
-                # email's keys. (The explanation wants every rule's verdict, so it never skips.)
+                # email's keys; with no candidate left at all, stop. (The explanation wants every rule's
+                # verdict, so it never skips.)
+                if not candidates:
+                    break
                 continue
             keys = cached[kind]
             if keys is None:
@@ -278,14 +346,9 @@ class RouteGroup:
             probes += len(keys)
             hit = unset
             for key in keys:
-                posting = index.get(key)
-                if posting is None:
-                    continue
-                if type(posting) is int:
-                    hit |= posting
-                else:
-                    for position in posting:  # type: ignore[union-attr]  # the type() test above
-                        hit |= 1 << position
+                posting = lookup(key)
+                if posting is not None:
+                    hit |= posting if type(posting) is int else _mask(posting)  # type: ignore[arg-type]
             candidates &= hit
             if holds is not None:
                 holds[kind] = hit
@@ -339,6 +402,14 @@ class RouteGroup:
             shown = [f".{k}" if kind == ATTACHMENTS else k for k in matched]
             return f"{subject} matches {', '.join(repr(k) for k in shown)}"
         return f"{subject} matches none of {written}"
+
+
+def _mask(positions: tuple[int, ...]) -> int:
+    """The bit mask of a posting stored as positions."""
+    mask = 0
+    for position in positions:
+        mask |= 1 << position
+    return mask
 
 
 def _contains(posting: Postings | None, position: int) -> bool:

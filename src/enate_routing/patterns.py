@@ -14,14 +14,27 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 __all__ = [
+    "MAX_ADDRESS_OCTETS",
+    "MAX_DOMAIN_LABELS",
+    "MAX_FILE_NAME_CHARS",
     "AddressPattern",
     "domain_and_parents",
+    "domain_matchable",
+    "file_name_matchable",
     "normalize_address",
     "normalize_domain",
     "normalize_extension",
     "split_list",
     "subject_words",
 ]
+
+# Routing keys are bounded (docs/routing.md "Bounded keys"): RFC 5321 §4.5.3.1.3 allows a path of 256 octets
+# with its angle brackets, so no deliverable address is longer than 254; DNS names have at most 127 labels;
+# file systems cap a file name at 255 characters. Longer values are defects: never matched by a ``*domain``
+# pattern or an attachment type, so deriving keys from them can never cost more than a bounded amount.
+MAX_ADDRESS_OCTETS = 254
+MAX_DOMAIN_LABELS = 127
+MAX_FILE_NAME_CHARS = 255
 
 # A hostname label after IDNA encoding: letters, digits, hyphens; not starting or ending with a hyphen.
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
@@ -77,6 +90,19 @@ def domain_and_parents(domain: str) -> Iterator[str]:
         domain = domain[dot + 1 :]
 
 
+def domain_matchable(address: str) -> bool:
+    """False when ``address`` is too long for any mailbox (see the limits above): no ``*domain`` matches it."""
+    if len(address) > MAX_ADDRESS_OCTETS:  # characters ≤ octets: the cheap test first, no copy of a long string
+        return False
+    domain = address[address.rfind("@") + 1 :]
+    return domain.count(".") < MAX_DOMAIN_LABELS and len(address.encode("utf-8", "surrogatepass")) <= MAX_ADDRESS_OCTETS
+
+
+def file_name_matchable(name: str) -> bool:
+    """False when the attachment ``name`` is longer than any file system allows: no attachment type matches it."""
+    return len(name) <= MAX_FILE_NAME_CHARS
+
+
 def split_list(value: str | Iterable[str]) -> tuple[str, ...]:
     """``"a; b;; c "`` or ``["a", " b"]`` → ``("a", "b", "c")``: items stripped, empty items dropped."""
     items = value.split(";") if isinstance(value, str) else value
@@ -129,6 +155,8 @@ class AddressPattern:
         """True when the normalised ``address`` is this address, or at this domain or a subdomain."""
         if not self.is_domain:
             return address == self.value
+        if not domain_matchable(address):
+            return False
         domain = address.rpartition("@")[2]
         return domain == self.value or domain.endswith("." + self.value)
 

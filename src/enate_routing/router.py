@@ -16,11 +16,9 @@ The procedure for an email fetched through connector C (docs/routing.md has the 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from enate_routing.bounces import find_bounce
 from enate_routing.decision import (
     MAILBOX_SCOPE,
     Action,
@@ -33,10 +31,10 @@ from enate_routing.decision import (
     message_reference,
 )
 from enate_routing.delivery import Delivery
-from enate_routing.directory import CompanyDirectory, ConfiguredCompanies, KnownMessage, WorkItemLookup
+from enate_routing.directory import CompanyDirectory, ConfiguredCompanies, WorkItemLookup
 from enate_routing.envelope import Envelope
 from enate_routing.errors import UnknownConnectorError
-from enate_routing.link_pattern import search_link_token
+from enate_routing.followups import FollowUps, plus_base
 from enate_routing.matcher import (
     SENDERS,
     CompiledRoute,
@@ -44,9 +42,9 @@ from enate_routing.matcher import (
     KeyTables,
     MatchCounters,
     RouteGroup,
-    address_keys,
     compile_group,
     compiled_route,
+    keys_of_address,
 )
 from enate_routing.model import Config
 from enate_routing.patterns import AddressPattern
@@ -57,15 +55,6 @@ AcknowledgementAllowed = Callable[[str], bool]
 """Per-sender rate limit (semantics.md §3.5): called with the sender, False suppresses the acknowledgement."""
 
 _TO_CC = frozenset({"to", "cc"})
-
-
-def plus_base(address: str) -> tuple[str, str] | None:
-    """``help+T-1@x.example`` → (``help@x.example``, ``t-1``); None when there is no plus tag (semantics.md §3.4)."""
-    local, _, domain = address.rpartition("@")
-    base, plus, tag = local.partition("+")
-    if not plus or not base or not tag:
-        return None
-    return f"{base}@{domain}", tag
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,14 +79,6 @@ class _Recorder:
         self.addresses: list[AddressTrace] = []
 
 
-@dataclass(frozen=True, slots=True)
-class _Link:
-    work_item: str
-    address: str
-    reason: str
-    generated: bool
-
-
 class Router:
     """A compiled configuration. Build it with :meth:`compile`; it never changes afterwards.
 
@@ -108,10 +89,7 @@ class Router:
         "_blocked",
         "_connectors",
         "_default",
-        "_link_pattern",
-        "_lookup",
-        "_plus_mode",
-        "_search_body",
+        "_follow_ups",
         "_senders_to_ignore",
         "_system_addresses",
         "_tables",
@@ -120,11 +98,8 @@ class Router:
     config: Config
     _blocked: dict[str, str]
     _connectors: dict[str, _Connector]
-    _default: str | None
-    _link_pattern: re.Pattern[str] | None
-    _lookup: WorkItemLookup | None
-    _plus_mode: str
-    _search_body: bool
+    _default: _Connector | None
+    _follow_ups: FollowUps
     _senders_to_ignore: frozenset[str]
     _system_addresses: frozenset[str]
     _tables: KeyTables
@@ -143,7 +118,6 @@ class Router:
         """Compile ``config``; ``companies`` replaces the built-in ``[companies]`` directory (semantics.md §3.3)."""
         self = object.__new__(cls)
         self.config = config
-        self._lookup = lookup
         phrases: set[str] = set()
         deliveries: dict[Delivery, Delivery] = {}
         connectors: dict[str, _Connector] = {}
@@ -166,9 +140,10 @@ class Router:
                 fallback=compiled_route(fallback, len(routes) + 1, deliveries),
             )
         self._connectors = connectors
-        self._default = next(iter(connectors)) if len(connectors) == 1 else None
+        self._default = next(iter(connectors.values())) if len(connectors) == 1 else None
         directory = companies if companies is not None else ConfiguredCompanies(config.companies)
-        self._tables = KeyTables(phrases, directory)
+        longest = max((len(e) for r in config.routes for e in r.rules.attachment_types), default=0)
+        self._tables = KeyTables(phrases, directory, longest)
 
         # docs/semantics.md §3.1 step 1: the addresses the system sends from — outgoing/both connectors' primary
         # addresses and outgoing routes' addresses.
@@ -190,10 +165,7 @@ class Router:
             blocked.setdefault(str(AddressPattern.parse(entry.address)), entry.action)
         self._blocked = blocked
 
-        linking = config.linking
-        self._plus_mode = linking.plus_addressing
-        self._search_body = linking.search_body
-        self._link_pattern = re.compile(linking.subject_pattern) if linking.subject_pattern else None
+        self._follow_ups = FollowUps(config.linking, lookup)
         return self
 
     # --- public API ---------------------------------------------------------------------------------------
@@ -237,9 +209,11 @@ class Router:
     def blocked_action(self, address: str, keys: tuple[str, ...] | None = None) -> str | None:
         """The ``[[blocked]]`` action for ``address``: the exact entry, else the most specific domain (§3.5)."""
         blocked = self._blocked
-        if not blocked:
+        if keys is None:
+            keys = keys_of_address(address)
+        if not blocked or blocked.keys().isdisjoint(keys):  # one C-level test for the usual answer
             return None
-        for key in address_keys((address,)) if keys is None else keys:
+        for key in keys:
             action = blocked.get(key)
             if action is not None:
                 return action
@@ -253,7 +227,7 @@ class Router:
                 names = ", ".join(repr(n) for n in self._connectors) or "none"
                 raise UnknownConnectorError.single(
                     f"name the connector to route for (incoming connectors: {names})", field="connector")
-            return self._connectors[self._default]
+            return self._default
         found = self._connectors.get(name)
         if found is None:
             raise UnknownConnectorError.single("no incoming connector has this name", field="connector", item=name)
@@ -268,17 +242,19 @@ class Router:
         counters: MatchCounters | None,
         content_digest: str | None = None,
     ) -> RoutingResult:
-        cc = self._resolve(connector)
+        cc = self._connectors.get(connector) if connector is not None else self._default
+        if cc is None:
+            cc = self._resolve(connector)  # raises UnknownConnectorError, naming what is wrong
         if counters is not None:
             counters.emails += 1
         reference = message_reference(envelope.message_id, envelope.raw, digest=content_digest)
         addresses, headers_path = self._addresses_of(cc, envelope)
         mailbox = addresses[0][0] if addresses else cc.primary
-        key = idempotency_key(cc.name, reference, MAILBOX_SCOPE)
         facts = EmailFacts(envelope, self._tables)
 
         if envelope.quarantine_reason is not None:  # docs/semantics.md §3.1.1: quarantined mail is never routed
-            return _single(cc, envelope, key, trace, "ignore", f"quarantined: {envelope.quarantine_reason}", mailbox)
+            reason = f"quarantined: {envelope.quarantine_reason}"
+            return _single(cc, envelope, reference, trace, "ignore", reason, mailbox)
         sender = envelope.sender
         if sender is not None:
             base = sender
@@ -287,65 +263,78 @@ class Router:
                 base = unplussed[0] if unplussed else sender
             if sender in cc.addresses or base in cc.addresses:  # docs/semantics.md §3.1 step 1
                 reason = f"mail from the connector's own address {sender}"
-                return _single(cc, envelope, key, trace, "ignore", reason, mailbox)
+                return _single(cc, envelope, reference, trace, "ignore", reason, mailbox)
             if sender in self._senders_to_ignore or base in self._senders_to_ignore:
                 reason = f"mail from an address the system sends from ({sender})"
-                return _single(cc, envelope, key, trace, "ignore", reason, mailbox)
-            if self._blocked and self.blocked_action(sender, facts.keys(SENDERS)) == "reject":  # docs/semantics.md §3.5
-                return _single(cc, envelope, key, trace, "reject", "blocked", mailbox)
+                return _single(cc, envelope, reference, trace, "ignore", reason, mailbox)
+            if self._blocked and self.blocked_action(sender, facts.keys(SENDERS)) == "reject":  # semantics.md §3.5
+                return _single(cc, envelope, reference, trace, "reject", "blocked", mailbox)
             if trace is not None:
                 trace.steps.append(f"sender {sender} is not the system's own and not rejected")
         elif trace is not None:
             trace.steps.append("the mail has no From address")
 
-        bounce = find_bounce(envelope, self._lookup, self._link_pattern)  # joins the work item that bounced
+        bounce = self._follow_ups.bounce(envelope)  # a bounce joins the work item of the mail that bounced
         if bounce is not None:
             address = bounce.address if bounce.address in cc.addresses else mailbox
-            return _single(cc, envelope, key, trace, "link", bounce.reason, address, bounce.work_item)
-        link = self._follow_up(cc, envelope, trace)  # docs/semantics.md §3.4, before routing
+            return _single(cc, envelope, reference, trace, "link", bounce.reason, address, bounce.work_item)
+        steps = None if trace is None else trace.steps
+        link = self._follow_ups.find(envelope, cc.addresses, mailbox, steps)  # docs/semantics.md §3.4, first
         if link is not None:
             automatic = envelope.automatic_reason
             if automatic is not None and link.generated:
                 reason = f"automatic reply to mail the system sent ({automatic})"
-                return _single(cc, envelope, key, trace, "ignore", reason, mailbox)
-            return _single(cc, envelope, key, trace, "link", link.reason, link.address, link.work_item)
+                return _single(cc, envelope, reference, trace, "ignore", reason, mailbox)
+            return _single(cc, envelope, reference, trace, "link", link.reason, link.address, link.work_item)
 
-        acks = _Acknowledger(self, envelope, allowed)
-        decisions: list[Decision] = []
+        # (route, address, idempotency scope): one per routed To/Cc address, else one per mailbox.
+        chosen: list[tuple[CompiledRoute, str, str]] = []
         if trace is not None:
             listed = ", ".join(a for a, _ in addresses) or "none"
             trace.steps.append(f"addresses of {cc.name!r} in To/Cc: {listed}" if headers_path else
                                f"no address of {cc.name!r} in To/Cc; Delivered-To, X-Original-To, envelope: {listed}")
+        groups = cc.groups
         for address, source in addresses:  # docs/semantics.md §3.1 step 2
-            group = cc.groups.get(address)
-            record: list[RouteCheck] | None = None if trace is None else []
-            route = group.first_match(facts, counters, record) if group is not None else None
-            if trace is not None and record is not None:
+            group = groups.get(address)
+            if trace is None:
+                route = None if group is None else group.first_match(facts, counters)
+            else:
+                record: list[RouteCheck] = []
+                route = None if group is None else group.first_match(facts, counters, record)
                 trace.addresses.append(_address_trace(address, source, record, route))
             if route is None:
                 continue
-            scope_key = idempotency_key(cc.name, reference, address) if headers_path else key
-            decisions.append(self._create(cc, route, address, scope_key, acks))
+            chosen.append((route, address, address if headers_path else MAILBOX_SCOPE))
             if not headers_path:
                 break  # a Bcc delivery is one delivery to the mailbox: one decision (docs/routing.md)
-        if not decisions and cc.wildcard is not None:  # docs/semantics.md §3.1 step 3
-            record = None if trace is None else []
-            route = cc.wildcard.first_match(facts, counters, record)
-            if trace is not None and record is not None:
-                trace.addresses.append(_address_trace("*", "wildcard", record, route))
+        if not chosen and cc.wildcard is not None:  # docs/semantics.md §3.1 step 3
+            checks: list[RouteCheck] | None = None if trace is None else []
+            route = cc.wildcard.first_match(facts, counters, checks)
+            if trace is not None and checks is not None:
+                trace.addresses.append(_address_trace("*", "wildcard", checks, route))
             if route is not None:
-                decisions.append(self._create(cc, route, mailbox, key, acks))
-        if not decisions:  # docs/semantics.md §3.1 step 4: "no route held" is the fallback, never an exception
+                chosen.append((route, mailbox, MAILBOX_SCOPE))
+        if not chosen:  # docs/semantics.md §3.1 step 4: "no route held" is the fallback, never an exception
             if trace is not None:
                 trace.steps.append(f"no route held: the fallback of {cc.name!r} takes it")
-            decisions.append(self._create(cc, cc.fallback, cc.primary, key, acks, fallback=True))
-        return RoutingResult(cc.name, envelope.message_id, tuple(decisions))
+            chosen.append((cc.fallback, cc.primary, MAILBOX_SCOPE))
 
-    def _create(self, cc: _Connector, route: CompiledRoute, address: str, key: str, acks: _Acknowledger,
-                *, fallback: bool = False) -> Decision:
-        acknowledge, suppressed = acks.decide() if route.delivery.send_automated_emails else ((), None)
-        return Decision(connector=cc.name, action="create", address=address, idempotency_key=key, route=route.name,
-                        fallback=fallback, delivery=route.delivery, acknowledge=acknowledge, suppressed=suppressed)
+        # docs/semantics.md §3.5: who is acknowledged is decided once per email, and only when some chosen
+        # route sends automated emails (the host's rate limit is asked at most once).
+        acknowledgement: tuple[tuple[str, ...], str | None] | None = None
+        name = cc.name
+        decisions: list[Decision] = []
+        for route, address, scope in chosen:
+            acknowledge, suppressed = _NO_ACKNOWLEDGEMENT
+            if route.delivery.send_automated_emails:
+                if acknowledgement is None:
+                    acknowledgement = _acknowledgement(self, envelope, allowed, facts)
+                acknowledge, suppressed = acknowledgement
+            key = idempotency_key(name, reference, scope)
+            decisions.append(Decision(
+                connector=name, action="create", address=address, idempotency_key=key, route=route.name,
+                fallback=route is cc.fallback, delivery=route.delivery, acknowledge=acknowledge, suppressed=suppressed))
+        return RoutingResult(name, envelope.message_id, tuple(decisions))
 
     def _addresses_of(self, cc: _Connector, envelope: Envelope) -> tuple[list[tuple[str, str]], bool]:
         """C's addresses in To/Cc in order of first appearance, else in the other sources (semantics.md §3.1 step 2).
@@ -353,10 +342,14 @@ class Router:
         A plus address (``help+x@``) counts as its base address when only the base is C's. Returns the
         (address, source) pairs and whether they came from To/Cc.
         """
+        own = cc.addresses
+        recipients = envelope.recipients
+        if len(recipients) == 1 and recipients[0].address in own:  # the common case: one of C's addresses
+            only = recipients[0]
+            return [(only.address, only.source)], only.source in _TO_CC
         headers: dict[str, str] = {}
         others: dict[str, str] = {}
-        own = cc.addresses
-        for recipient in envelope.recipients:
+        for recipient in recipients:
             address = recipient.address
             if address not in own:
                 if "+" not in address:
@@ -371,106 +364,44 @@ class Router:
             return list(headers.items()), True
         return list(others.items()), False
 
-    def _follow_up(self, cc: _Connector, envelope: Envelope, trace: _Recorder | None) -> _Link | None:
-        """The first link to existing work, in docs/semantics.md §3.4 order; None when the email is new work."""
-        mode = self._plus_mode
-        recipients = {r.address for r in envelope.recipients}
-        lookup = self._lookup
-        if mode != "plus-only" and lookup is not None:
-            # In-Reply-To first, then References from the most recent (the last) back (RFC 5322 §3.6.4).
-            candidates = [("In-Reply-To", i) for i in envelope.in_reply_to]
-            candidates += [("References", i) for i in reversed(envelope.references)]
-            for header, message_id in candidates:
-                known: KnownMessage | None = lookup.find_message(message_id)
-                if known is None:
-                    continue
-                if known.address in recipients:
-                    return _Link(known.work_item, known.address, f"{header} <{message_id}> is work item "
-                                 f"{known.work_item}", known.generated)
-                if trace is not None:
-                    trace.steps.append(f"{header} <{message_id}> is work item {known.work_item}, but its mailbox "
-                                       f"address {known.address} is no longer a recipient")
-        if mode != "off":
-            for recipient in envelope.recipients:
-                unplussed = plus_base(recipient.address)
-                if unplussed is None or unplussed[0] not in cc.addresses:
-                    continue
-                base, tag = unplussed
-                if self._exists(tag, trace):
-                    # Tokens are written only into mail the system sends, so an automatic reply carrying
-                    # one answers generated mail (docs/semantics.md §3.4, last sentence).
-                    return _Link(tag, base, f"plus address {recipient.address}", True)
-        if mode != "plus-only" and self._link_pattern is not None:
-            texts: list[tuple[str, Callable[[], str]]] = [("subject", lambda: envelope.subject)]
-            if self._search_body:
-                texts.append(("body", envelope.plain_text))
-            for where, text in texts:
-                match = search_link_token(self._link_pattern, text(), body=where == "body")
-                if match is None:
-                    continue
-                token = match.group("ref") if "ref" in match.re.groupindex else match.group(1)
-                if token and self._exists(token, trace):
-                    mailbox = next(iter(self._addresses_of(cc, envelope)[0]), (cc.primary, ""))[0]
-                    return _Link(token, mailbox, f"{where} token {match.group(0)}", True)
-        if trace is not None:
-            trace.steps.append("no link to existing work (docs/semantics.md §3.4)")
-        return None
 
-    def _exists(self, reference: str, trace: _Recorder | None) -> bool:
-        """A token links when the host's lookup knows it; without a lookup the host checks on receipt."""
-        if self._lookup is None or self._lookup.work_item_exists(reference):
-            return True
-        if trace is not None:
-            trace.steps.append(f"reference {reference} names no existing work item")
-        return False
-
-
-class _Acknowledger:
-    """Who is acknowledged for one email (docs/semantics.md §3.5); the rate limit is asked at most once per email."""
-
-    __slots__ = ("_allowed", "_answer", "_envelope", "_router")
-
-    def __init__(self, router: Router, envelope: Envelope, allowed: AcknowledgementAllowed | None) -> None:
-        self._router = router
-        self._envelope = envelope
-        self._allowed = allowed
-        self._answer: tuple[tuple[str, ...], str | None] | None = None
-
-    def decide(self) -> tuple[tuple[str, ...], str | None]:
-        if self._answer is None:
-            self._answer = self._compute()
-        return self._answer
-
-    def _compute(self) -> tuple[tuple[str, ...], str | None]:
-        envelope = self._envelope
-        automatic = envelope.automatic_reason
-        if automatic is not None:
-            return (), automatic
-        router = self._router
-        sender = envelope.sender
-        candidates = [sender] if sender is not None else []
-        candidates += [r.address for r in envelope.recipients if r.source == "cc"]
-        chosen: dict[str, None] = {}
-        sender_blocked = False
-        for address in candidates:
-            if _is_system(address, router._system_addresses) or address in chosen:
-                continue
-            if router._blocked and router.blocked_action(address) is not None:  # reject or no-automated-emails
+def _acknowledgement(router: Router, envelope: Envelope, allowed: AcknowledgementAllowed | None,
+                     facts: EmailFacts) -> tuple[tuple[str, ...], str | None]:
+    """Who is acknowledged (the sender, then Cc), or why nobody is (docs/semantics.md §3.5)."""
+    automatic = envelope.automatic_reason
+    if automatic is not None:
+        return (), automatic
+    sender = envelope.sender
+    candidates = [sender] if sender is not None else []
+    candidates += [r.address for r in envelope.recipients if r.source == "cc"]
+    chosen: dict[str, None] = {}
+    sender_blocked = False
+    system = router._system_addresses
+    for address in candidates:
+        if address in chosen or _is_system(address, system):
+            continue
+        if router._blocked:  # reject or no-automated-emails: never acknowledged
+            keys = facts.keys(SENDERS) if address == sender else keys_of_address(address)
+            if router.blocked_action(address, keys) is not None:
                 sender_blocked = sender_blocked or address == sender
                 continue
-            chosen[address] = None
-        if not chosen:
-            return (), "blocked" if sender_blocked else "no recipient"
-        if sender is not None and self._allowed is not None and not self._allowed(sender):
-            return (), "rate limit"
-        return tuple(chosen), None
+        chosen[address] = None
+    if not chosen:
+        return (), "blocked" if sender_blocked else "no recipient"
+    if sender is not None and allowed is not None and not allowed(sender):
+        return (), "rate limit"
+    return tuple(chosen), None
 
 
-def _single(cc: _Connector, envelope: Envelope, key: str, trace: _Recorder | None, action: Action, reason: str,
-            address: str, link: str | None = None) -> RoutingResult:
+_NO_ACKNOWLEDGEMENT: tuple[tuple[str, ...], str | None] = ((), None)
+
+
+def _single(cc: _Connector, envelope: Envelope, reference: str, trace: _Recorder | None, action: Action,
+            reason: str, address: str, link: str | None = None) -> RoutingResult:
     """The one decision of an email that is ignored, rejected or linked (keyed once per message, §4)."""
     if trace is not None:
         trace.steps.append(f"→ {action}: {reason}")
+    key = idempotency_key(cc.name, reference, MAILBOX_SCOPE)
     decision = Decision(connector=cc.name, action=action, address=address, idempotency_key=key, link=link,
                         reason=reason)
     return RoutingResult(cc.name, envelope.message_id, (decision,))

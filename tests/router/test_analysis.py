@@ -5,11 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
 from routing_helpers import BILLING, HELP, NOREPLY, SUPPORT, mail, make_config, route
 
-from enate_routing.analysis import find_loops, find_shadowed, may_overlap, rules_cover
-from enate_routing.model import RoutingRules
+from enate_routing.analysis import Shadowing, find_loops, find_shadowed, may_overlap, rules_cover
+from enate_routing.model import Config, IncomingRoute, RoutingRules
+from enate_routing.patterns import subject_words
 from enate_routing.router import Router
+from enate_routing.testing import synthetic_config
+from enate_routing.testing.strategies import configs
 
 
 def rules(**fields: Any) -> RoutingRules:
@@ -87,3 +91,59 @@ def test_may_overlap() -> None:
     assert not may_overlap(rules(sender_companies="A"), rules(sender_companies="B"))
     assert may_overlap(rules(subject_keywords="a"), rules(subject_keywords="b"))
     assert not may_overlap(rules(subject_keywords="!!!"), rules())
+
+
+def pairwise_shadowed(config: Config) -> list[Shadowing]:
+    """The definition, compared pair by pair (quadratic): the first earlier route of the group that covers."""
+    found: list[Shadowing] = []
+    for connector in config.connectors:
+        if not connector.uses_incoming:
+            continue
+        earlier: dict[str, list[IncomingRoute]] = {}
+        for later in config.routes_of(connector.name):
+            if not later.enabled:
+                continue
+            group = earlier.setdefault(later.address, [])
+            never = bool(later.rules.subject_keywords) and not any(
+                subject_words(k) for k in later.rules.subject_keywords)
+            if not never:
+                first = next((f for f in group if rules_cover(f.rules, later.rules)), None)
+                if first is not None:
+                    found.append(Shadowing(connector.name, later.name, first.name, later.address))
+            group.append(later)
+    return found
+
+
+@settings(max_examples=max(200, settings().max_examples * 2))
+@given(config=configs(max_routes=12))
+def test_indexed_shadowing_equals_the_pairwise_definition(config: Config) -> None:
+    """On any configuration the indexed analysis reports exactly what comparing every pair reports."""
+    assert find_shadowed(config) == pairwise_shadowed(config)
+
+
+@pytest.mark.parametrize(("routes", "addresses"), [(400, 1), (600, 3)])
+def test_indexed_shadowing_equals_the_pairwise_definition_on_large_sets(routes: int, addresses: int) -> None:
+    """Hundreds of realistic routes on few addresses: the same findings, and some shadowing is found."""
+    config = synthetic_config(routes, seed=routes, addresses=addresses)
+    found = find_shadowed(config)
+    assert found == pairwise_shadowed(config)
+    assert found
+
+
+def test_shadowing_of_subdomains_extensions_and_phrases_is_found_through_the_index() -> None:
+    """Each way of covering (parent domain, dotted extension, word run, company subset, catch-all) is found."""
+    config = make_config(
+        route("Domain", HELP, rules={"senders": "*fabrikam.example", "subject_keywords": "urgent"}),
+        route("Subdomain", HELP, rules={"senders": "*eu.fabrikam.example", "subject_keywords": "very urgent"}),
+        route("Gz", HELP, rules={"attachment_types": "gz"}),
+        route("Tar gz", HELP, rules={"attachment_types": "tar.gz", "important": True}),
+        route("Companies", HELP, rules={"sender_companies": "A; B"}),
+        route("Company A", HELP, rules={"sender_companies": "a"}),
+        route("Important", HELP, rules={"important": True}),
+        route("Important invoices", HELP, rules={"important": True, "subject_keywords": "invoice"}),
+        route("Everything", HELP),
+        route("Anything after", HELP, rules={"recipients": "x@y.example"}),
+    )
+    assert [(s.route, s.by) for s in find_shadowed(config)] == [
+        ("Subdomain", "Domain"), ("Tar gz", "Gz"), ("Company A", "Companies"),
+        ("Important invoices", "Important"), ("Anything after", "Everything")]

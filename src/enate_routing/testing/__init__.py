@@ -1,6 +1,8 @@
 """Helpers for testing routing set-ups and the hosts that embed enate_routing.
 
 * :class:`ReferenceRouter` — a linear-scan router written for obviousness; the oracle for the compiled one.
+* :class:`PlainScan` — the matching part of routing as a plain scan over pre-extracted facts (the baseline
+  the benchmarks compare against).
 * :class:`InMemoryWorkItems`, :class:`DictCompanies` — in-memory work-item lookup and company directory.
 * :func:`synthetic_config`, :func:`synthetic_envelopes` — seeded large route sets and emails (benchmarks).
 * ``enate_routing.testing.strategies`` — hypothesis strategies (needs ``enate-routing[testing]``); not
@@ -10,12 +12,13 @@ Nothing in the library imports this package.
 """
 
 from enate_routing.testing.fakes import DictCompanies, InMemoryWorkItems
-from enate_routing.testing.reference import ReferenceCompanies, ReferenceRouter
+from enate_routing.testing.reference import PlainScan, ReferenceCompanies, ReferenceRouter
 from enate_routing.testing.synthetic import synthetic_config, synthetic_envelopes
 
 __all__ = [
     "DictCompanies",
     "InMemoryWorkItems",
+    "PlainScan",
     "ReferenceCompanies",
     "ReferenceRouter",
     "synthetic_config",

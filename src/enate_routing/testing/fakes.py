@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from enate_routing.directory import KnownMessage
-from enate_routing.patterns import AddressPattern, domain_and_parents
+from enate_routing.patterns import AddressPattern, domain_and_parents, domain_matchable
 
 __all__ = ["DictCompanies", "InMemoryWorkItems"]
 
@@ -49,6 +49,8 @@ class DictCompanies:
     def company_of(self, address: str) -> str | None:
         if address in self.addresses:
             return self.addresses[address]
+        if not domain_matchable(address):
+            return None
         for domain in domain_and_parents(address.rpartition("@")[2]):
             if domain in self.domains:
                 return self.domains[domain]

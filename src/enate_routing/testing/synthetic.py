@@ -97,7 +97,7 @@ def synthetic_config(n_routes: int, seed: int = 0, *, addresses: int | None = No
     companies = {f"Company {i}": [f"*{domain}"] for i, domain in enumerate(world.customers)}
     return parse_config({
         "connectors": [{"name": "Support", "service": "other", "primary_address": MAILBOX, "use_for": "both",
-                        "username": MAILBOX,
+                        "username": MAILBOX, "password_env": "SUPPORT_PASSWORD",
                         "incoming": {"protocol": "imap", "host": "mail.corp.example", "port": 993, "security": "ssl"},
                         "outgoing": {"host": "mail.corp.example", "port": 587, "security": "starttls",
                                      "auth": "none"}}],

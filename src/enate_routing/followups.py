@@ -1,0 +1,111 @@
+"""Follow-ups (docs/semantics.md §3.4): does an email continue existing work, before it is routed as new work?
+
+In order: In-Reply-To, then References from the most recent back, known to the host's
+:class:`~enate_routing.directory.WorkItemLookup` and addressed to the same mailbox address; a plus address
+(``help+T-1@``) of the connector; a token matched by ``[linking] subject_pattern`` in the subject, then in
+the body when ``search_body`` is on. :class:`FollowUps` is compiled once per router from ``[linking]``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from enate_routing.bounces import Bounce, find_bounce
+from enate_routing.directory import KnownMessage, WorkItemLookup
+from enate_routing.envelope import Envelope
+from enate_routing.link_pattern import search_link_token
+from enate_routing.model import Linking
+
+__all__ = ["FollowUps", "Link", "plus_base"]
+
+_SUBJECT_ONLY = ("subject",)
+_WITH_BODY = ("subject", "body")
+
+
+def plus_base(address: str) -> tuple[str, str] | None:
+    """``help+T-1@x.example`` → (``help@x.example``, ``t-1``); None when there is no plus tag (semantics.md §3.4)."""
+    local, _, domain = address.rpartition("@")
+    base, plus, tag = local.partition("+")
+    if not plus or not base or not tag:
+        return None
+    return f"{base}@{domain}", tag
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """Existing work an email continues: the work item, the mailbox address, why, and whether the system's
+    own mail was answered (an automatic reply to it is ignored rather than linked)."""
+
+    work_item: str
+    address: str
+    reason: str
+    generated: bool
+
+
+class FollowUps:
+    """The ``[linking]`` settings and the host's lookup, compiled; :meth:`find` is the §3.4 procedure."""
+
+    __slots__ = ("_lookup", "_mode", "_pattern", "_search_body")
+
+    def __init__(self, linking: Linking, lookup: WorkItemLookup | None) -> None:
+        self._lookup = lookup
+        self._mode = linking.plus_addressing
+        self._search_body = linking.search_body
+        self._pattern = re.compile(linking.subject_pattern) if linking.subject_pattern else None
+
+    def bounce(self, envelope: Envelope) -> Bounce | None:
+        """The returned mail this email reports the bounce of, when it is one the host knows (docs/routing.md)."""
+        return find_bounce(envelope, self._lookup, self._pattern)
+
+    def find(self, envelope: Envelope, own: frozenset[str], mailbox: str, steps: list[str] | None) -> Link | None:
+        """The first link to existing work; None when the email is new work. ``own``: the connector's
+        addresses; ``mailbox``: the address a token link names; ``steps`` collects an explanation."""
+        mode = self._mode
+        lookup = self._lookup
+        if mode != "plus-only" and lookup is not None:
+            recipients = {r.address for r in envelope.recipients}
+            # In-Reply-To first, then References from the most recent (the last) back (RFC 5322 §3.6.4).
+            candidates = [("In-Reply-To", i) for i in envelope.in_reply_to]
+            candidates += [("References", i) for i in reversed(envelope.references)]
+            for header, message_id in candidates:
+                known: KnownMessage | None = lookup.find_message(message_id)
+                if known is None:
+                    continue
+                if known.address in recipients:
+                    return Link(known.work_item, known.address, f"{header} <{message_id}> is work item "
+                                f"{known.work_item}", known.generated)
+                if steps is not None:
+                    steps.append(f"{header} <{message_id}> is work item {known.work_item}, but its mailbox "
+                                 f"address {known.address} is no longer a recipient")
+        if mode != "off":
+            for recipient in envelope.recipients:
+                unplussed = plus_base(recipient.address)
+                if unplussed is None or unplussed[0] not in own:
+                    continue
+                base, tag = unplussed
+                if self._exists(tag, steps):
+                    # Tokens are written only into mail the system sends, so an automatic reply carrying
+                    # one answers generated mail (docs/semantics.md §3.4, last sentence).
+                    return Link(tag, base, f"plus address {recipient.address}", True)
+        pattern = self._pattern
+        if mode != "plus-only" and pattern is not None:
+            for where in _WITH_BODY if self._search_body else _SUBJECT_ONLY:
+                text = envelope.subject if where == "subject" else envelope.plain_text()
+                match = search_link_token(pattern, text, body=where == "body")
+                if match is None:
+                    continue
+                token = match.group("ref") if "ref" in pattern.groupindex else match.group(1)
+                if token and self._exists(token, steps):
+                    return Link(token, mailbox, f"{where} token {match.group(0)}", True)
+        if steps is not None:
+            steps.append("no link to existing work (docs/semantics.md §3.4)")
+        return None
+
+    def _exists(self, reference: str, steps: list[str] | None) -> bool:
+        """A token links when the host's lookup knows it; without a lookup the host checks on receipt."""
+        if self._lookup is None or self._lookup.work_item_exists(reference):
+            return True
+        if steps is not None:
+            steps.append(f"reference {reference} names no existing work item")
+        return False
