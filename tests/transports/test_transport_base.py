@@ -21,9 +21,9 @@ from enate_routing.transports import (
     Pop3Source,
     SmtpSender,
     UidValidityChangedError,
-    test_imap_connection,
-    test_pop3_connection,
-    test_smtp_connection,
+    check_imap_connection,
+    check_pop3_connection,
+    check_smtp_connection,
 )
 from mailrig.util import assert_no_secret
 
@@ -127,9 +127,9 @@ def test_connection_tests_return_a_typed_failure() -> None:
         port = probe.getsockname()[1]  # bound, not listening: connections are refused
         endpoint = Endpoint("127.0.0.1", port, "ssl", timeout=2)
         results = [
-            test_imap_connection(endpoint, PasswordAuth("u", SECRET)),
-            test_pop3_connection(endpoint, PasswordAuth("u", SECRET)),
-            test_smtp_connection(endpoint, PasswordAuth("u", SECRET), local_hostname="client.test"),
+            check_imap_connection(endpoint, PasswordAuth("u", SECRET)),
+            check_pop3_connection(endpoint, PasswordAuth("u", SECRET)),
+            check_smtp_connection(endpoint, PasswordAuth("u", SECRET), local_hostname="client.test"),
         ]
     for result in results:
         assert isinstance(result, ConnectionTestResult)
@@ -141,6 +141,18 @@ def test_connection_tests_return_a_typed_failure() -> None:
 def test_ca_file_missing_is_a_typed_failure(tmp_path: Path) -> None:
     """A ca_file that cannot be read is a TLSVerificationError result, not a crash."""
     endpoint = Endpoint("127.0.0.1", 1, "ssl", ca_file=tmp_path / "missing.pem")
-    result = test_imap_connection(endpoint, PasswordAuth("u", "p"))
+    result = check_imap_connection(endpoint, PasswordAuth("u", "p"))
     assert (result.ok, result.error) == (False, "TLSVerificationError")
     assert "missing.pem" in result.detail
+
+
+def test_connection_checks_are_not_named_like_pytest_tests() -> None:
+    """No public name of the transports package starts with ``test``, so pytest never collects one."""
+    import enate_routing.transports as transports
+    from enate_routing.transports import factory, graph, imap, pop3, smtp
+
+    assert [n for n in transports.__all__ if n.startswith("test")] == []
+    for module in (factory, graph, imap, pop3, smtp):
+        assert [n for n in vars(module) if n.startswith("test")] == [], module.__name__
+    assert {"check_imap_connection", "check_pop3_connection", "check_smtp_connection",
+            "check_graph_connection"} <= set(transports.__all__)

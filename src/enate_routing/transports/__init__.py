@@ -25,10 +25,10 @@ from enate_routing.transports.base import (
     UidValidityChangedError,
     WaitsForMail,
 )
-from enate_routing.transports.graph import GraphSender, GraphSource, test_graph_connection
-from enate_routing.transports.imap import ImapSource, delegate_login, shared_folder, test_imap_connection
-from enate_routing.transports.pop3 import Pop3Source, test_pop3_connection
-from enate_routing.transports.smtp import SmtpSender, test_smtp_connection
+from enate_routing.transports.graph import GraphSender, GraphSource, check_graph_connection
+from enate_routing.transports.imap import ImapSource, check_imap_connection, delegate_login, shared_folder
+from enate_routing.transports.pop3 import Pop3Source, check_pop3_connection
+from enate_routing.transports.smtp import SmtpSender, check_smtp_connection
 
 __all__ = [
     "CertificateAuth",
@@ -55,10 +55,10 @@ __all__ = [
     "SmtpSender",
     "UidValidityChangedError",
     "WaitsForMail",
+    "check_graph_connection",
+    "check_imap_connection",
+    "check_pop3_connection",
+    "check_smtp_connection",
     "delegate_login",
     "shared_folder",
-    "test_graph_connection",
-    "test_imap_connection",
-    "test_pop3_connection",
-    "test_smtp_connection",
 ]

@@ -46,7 +46,7 @@ from enate_routing.transports.base import (
     ProcessedAction,
 )
 
-__all__ = ["DELTA_STATES", "DeltaState", "GraphSender", "GraphSource", "test_graph_connection"]
+__all__ = ["DELTA_STATES", "DeltaState", "GraphSender", "GraphSource", "check_graph_connection"]
 
 WELL_KNOWN_FOLDERS = frozenset({
     "archive", "clutter", "conversationhistory", "deleteditems", "drafts", "inbox", "junkemail",
@@ -298,8 +298,8 @@ class GraphSender:
         self.close()
 
 
-def test_graph_connection(source: GraphSource | None = None, sender: GraphSender | None = None
-                          ) -> ConnectionTestResult:
+def check_graph_connection(source: GraphSource | None = None, sender: GraphSender | None = None
+                           ) -> ConnectionTestResult:
     """Get a token, open the folder (and check the processed-mail folder) or the sending mailbox."""
     adapter: Any = source if source is not None else sender
     if adapter is None:
@@ -322,6 +322,3 @@ def test_graph_connection(source: GraphSource | None = None, sender: GraphSender
             return detail, ("delta", "immutable-id")
 
     return run_connection_test("graph", adapter.client.endpoint, body)
-
-
-test_graph_connection.__test__ = False  # type: ignore[attr-defined]  # not a pytest test despite its name

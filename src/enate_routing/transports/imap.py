@@ -65,7 +65,7 @@ from enate_routing.transports.base import (
 _log = logging.getLogger("enate_routing.transports")
 _IDLE_RENEW = 29 * 60.0  # RFC 2177 §3: servers may log out a client idle for 30 minutes
 
-__all__ = ["ImapSource", "delegate_login", "shared_folder", "test_imap_connection"]
+__all__ = ["ImapSource", "check_imap_connection", "delegate_login", "shared_folder"]
 
 # RFC 3501 §9: flag-keyword = atom; atom-specials are ( ) { SP CTL % * " \ ]
 _KEYWORD = re.compile(r"^\\?[^(){ \x00-\x1f\x7f%*\"\\\]]+$")
@@ -413,7 +413,7 @@ def _already_exists(result: tuple[str, Sequence[object]]) -> bool:
     return "ALREADYEXISTS" in _text(result[1]).upper()
 
 
-def test_imap_connection(
+def check_imap_connection(
     endpoint: Endpoint,
     credentials: MailboxCredentials,
     mailbox: str = "INBOX",
@@ -442,6 +442,3 @@ def test_imap_connection(
             return detail, caps
 
     return run_connection_test("imap", endpoint, body)
-
-
-test_imap_connection.__test__ = False  # type: ignore[attr-defined]  # not a pytest test despite its name

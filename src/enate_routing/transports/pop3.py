@@ -33,7 +33,7 @@ from enate_routing.transports.base import (
     PasswordAuth,
 )
 
-__all__ = ["Pop3Source", "test_pop3_connection"]
+__all__ = ["Pop3Source", "check_pop3_connection"]
 
 _MAX_LINE = 1 << 20  # poplib allows 2048 octets; real (broken) mail has longer lines (docs/semantics.md §3.1.1)
 _AUTH_LINE_LIMIT = 255  # RFC 5034 §4
@@ -285,7 +285,7 @@ class Pop3Source(Adapter):
         self._deleted.clear()
 
 
-def test_pop3_connection(
+def check_pop3_connection(
     endpoint: Endpoint,
     credentials: MailboxCredentials,
     *,
@@ -299,6 +299,3 @@ def test_pop3_connection(
             return f"maildrop has {count} messages ({size} octets)", tuple(sorted(source.capabilities))
 
     return run_connection_test("pop3", endpoint, body)
-
-
-test_pop3_connection.__test__ = False  # type: ignore[attr-defined]  # not a pytest test despite its name
