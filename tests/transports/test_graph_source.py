@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from enate_routing.errors import AuthenticationError, MailboxMissingError, ProtocolError
-from enate_routing.transports import MessageGoneError
+from enate_routing.errors import AuthenticationError, MailboxMissingError, MessageGoneError, ProtocolError
 from enate_routing.transports.factory import ConnectorAccess, open_source
 from enate_routing.transports.graph import DELTA_STATES, GraphSource
 from mailrig.graph import FakeGraph

@@ -15,6 +15,7 @@ from enate_routing.errors import (
     TLSVerificationError,
     TransportError,
     TransportTimeoutError,
+    UidValidityChangedError,
 )
 from enate_routing.transports import (
     DeleteAction,
@@ -23,7 +24,6 @@ from enate_routing.transports import (
     MessageRef,
     MoveAction,
     PasswordAuth,
-    UidValidityChangedError,
     check_imap_connection,
     delegate_login,
     shared_folder,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from enate_routing.errors import AuthenticationError, ConnectError, InsecureConnectionError
-from enate_routing.transports import MessageGoneError, MessageRef, PasswordAuth, Pop3Source, check_pop3_connection
+from enate_routing.errors import AuthenticationError, ConnectError, InsecureConnectionError, MessageGoneError
+from enate_routing.transports import MessageRef, PasswordAuth, Pop3Source, check_pop3_connection
 from mailrig.dovecot import ALICE, BOB, Dovecot
 from mailrig.faults import CuttingProxy, SilentServer
 from mailrig.util import EndpointFactory, assert_no_secret, message

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from enate_routing.errors import InsecureConnectionError
+from enate_routing.errors import InsecureConnectionError, UidValidityChangedError
 from enate_routing.transports import (
     ConnectionTestResult,
     Endpoint,
@@ -20,7 +20,6 @@ from enate_routing.transports import (
     PasswordAuth,
     Pop3Source,
     SmtpSender,
-    UidValidityChangedError,
     check_imap_connection,
     check_pop3_connection,
     check_smtp_connection,
@@ -156,3 +155,26 @@ def test_connection_checks_are_not_named_like_pytest_tests() -> None:
         assert [n for n in vars(module) if n.startswith("test")] == [], module.__name__
     assert {"check_imap_connection", "check_pop3_connection", "check_smtp_connection",
             "check_graph_connection"} <= set(transports.__all__)
+
+
+def test_every_transport_error_lives_in_errors_and_is_drawn_in_its_tree() -> None:
+    """No exception class is defined under transports/; every class of errors.py appears in its tree."""
+    import ast
+    import inspect
+
+    import enate_routing
+    import enate_routing.errors as errors
+    import enate_routing.transports as transports
+
+    package = Path(transports.__file__).parent
+    defined = [f"{path.name}: {node.name}" for path in sorted(package.glob("*.py"))
+               for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+               if isinstance(node, ast.ClassDef) and node.name.endswith(("Error", "Exception"))]
+    assert defined == []
+    classes = [obj for obj in vars(errors).values()
+               if inspect.isclass(obj) and issubclass(obj, BaseException) and obj.__module__ == errors.__name__]
+    tree = errors.__doc__ or ""
+    assert [c.__name__ for c in classes if f" {c.__name__} " not in tree.replace("\n", " \n")] == []
+    for cls in classes:  # one import path: errors.py and the top level, never the transports package
+        assert getattr(enate_routing, cls.__name__) is cls
+        assert not hasattr(transports, cls.__name__), cls.__name__

@@ -14,7 +14,6 @@ from enate_routing.transports.base import (
     MailboxCredentials,
     MailSender,
     MailSource,
-    MessageGoneError,
     MessageRef,
     MoveAction,
     NoAuth,
@@ -22,7 +21,6 @@ from enate_routing.transports.base import (
     PasswordAuth,
     ProcessedAction,
     Security,
-    UidValidityChangedError,
     WaitsForMail,
 )
 from enate_routing.transports.graph import GraphSender, GraphSource, check_graph_connection
@@ -43,7 +41,6 @@ __all__ = [
     "MailSender",
     "MailSource",
     "MailboxCredentials",
-    "MessageGoneError",
     "MessageRef",
     "MoveAction",
     "NoAuth",
@@ -53,7 +50,6 @@ __all__ = [
     "ProcessedAction",
     "Security",
     "SmtpSender",
-    "UidValidityChangedError",
     "WaitsForMail",
     "check_graph_connection",
     "check_imap_connection",

@@ -21,7 +21,6 @@ from types import TracebackType
 from typing import Literal, Protocol, Self, TypeAlias, runtime_checkable
 
 from enate_routing.certificates import ClientCertificate
-from enate_routing.errors import MailboxMissingError, ProtocolError
 
 __all__ = [
     "CertificateAuth",
@@ -33,7 +32,6 @@ __all__ = [
     "MailSender",
     "MailSource",
     "MailboxCredentials",
-    "MessageGoneError",
     "MessageRef",
     "MoveAction",
     "NoAuth",
@@ -41,7 +39,6 @@ __all__ = [
     "PasswordAuth",
     "ProcessedAction",
     "Security",
-    "UidValidityChangedError",
     "WaitsForMail",
 ]
 
@@ -193,29 +190,6 @@ class MessageRef:
         if self.uidl is not None:
             return f"pop3:{self.mailbox}:{self.uidl}"
         return f"imap:{self.mailbox}:{self.uidvalidity}:{self.uid}"
-
-
-class UidValidityChangedError(ProtocolError):
-    """The folder's UIDVALIDITY is not the one a :class:`MessageRef` was listed under.
-
-    Every stored UID of the folder is void (RFC 3501 §2.3.1.1): list again and de-duplicate by content
-    (message id / digest), as the ingestion ledger does. Not retryable with the same ref.
-    """
-
-    retryable = False
-
-    def __init__(self, mailbox: str, expected: int, actual: int, *, server: str | None = None) -> None:
-        self.mailbox = mailbox
-        self.expected = expected
-        self.actual = actual
-        super().__init__(
-            f"UIDVALIDITY of {mailbox!r} changed from {expected} to {actual}; list the folder again",
-            server=server,
-        )
-
-
-class MessageGoneError(MailboxMissingError):
-    """The message a :class:`MessageRef` names is no longer on the server (another client removed it)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,14 +33,13 @@ from types import TracebackType
 from typing import Any, Self
 from urllib.parse import quote, urlencode
 
-from enate_routing.errors import MailboxMissingError
-from enate_routing.transports._graph_client import GraphClient, GraphError
+from enate_routing.errors import GraphError, MailboxMissingError, MessageGoneError
+from enate_routing.transports._graph_client import GraphClient
 from enate_routing.transports._session import run_connection_test
 from enate_routing.transports.base import (
     ConnectionTestResult,
     DeleteAction,
     FlagAction,
-    MessageGoneError,
     MessageRef,
     MoveAction,
     ProcessedAction,

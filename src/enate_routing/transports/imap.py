@@ -5,7 +5,7 @@ What this adapter guarantees, and why:
 - **UIDs only.** Sequence numbers shift whenever any client expunges; every command is a ``UID``
   command (RFC 3501 §6.4.8). A :class:`~.base.MessageRef` carries the folder's UIDVALIDITY with the UID:
   if the server reports another UIDVALIDITY, :meth:`ImapSource.fetch` / :meth:`ImapSource.mark_processed`
-  raise :class:`~.base.UidValidityChangedError` instead of touching a different message (§2.3.1.1).
+  raise :class:`~enate_routing.errors.UidValidityChangedError` instead of touching a different message (§2.3.1.1).
   :attr:`ImapSource.uidvalidity` lets a caller compare with what its ledger stored.
 - **Fetching changes nothing.** ``BODY.PEEK[]`` does not set ``\\Seen`` (RFC 3501 §6.4.5).
 - **No plain EXPUNGE, no CLOSE.** Both remove *every* ``\\Deleted`` message, including those another
@@ -44,7 +44,9 @@ from enate_routing.errors import (
     ConnectError,
     InsecureConnectionError,
     MailboxMissingError,
+    MessageGoneError,
     ProtocolError,
+    UidValidityChangedError,
 )
 from enate_routing.transports._session import Adapter, open_socket, run_connection_test
 from enate_routing.transports._utf7 import quote_mailbox
@@ -54,12 +56,10 @@ from enate_routing.transports.base import (
     Endpoint,
     FlagAction,
     MailboxCredentials,
-    MessageGoneError,
     MessageRef,
     MoveAction,
     PasswordAuth,
     ProcessedAction,
-    UidValidityChangedError,
 )
 
 _log = logging.getLogger("enate_routing.transports")

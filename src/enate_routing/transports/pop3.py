@@ -21,14 +21,19 @@ import ssl
 from contextlib import suppress
 
 from enate_routing.certificates import ClientCertificate
-from enate_routing.errors import AuthenticationError, ConnectError, InsecureConnectionError, ProtocolError
+from enate_routing.errors import (
+    AuthenticationError,
+    ConnectError,
+    InsecureConnectionError,
+    MessageGoneError,
+    ProtocolError,
+)
 from enate_routing.transports._sasl import SaslClient
 from enate_routing.transports._session import Adapter, open_socket, run_connection_test
 from enate_routing.transports.base import (
     ConnectionTestResult,
     Endpoint,
     MailboxCredentials,
-    MessageGoneError,
     MessageRef,
     PasswordAuth,
 )
