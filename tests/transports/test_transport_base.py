@@ -52,21 +52,27 @@ def test_adapter_reprs_hold_no_secret() -> None:
 
 
 def test_message_ref_keys() -> None:
-    """IMAP refs key on mailbox, UIDVALIDITY and UID; POP3 refs on the UIDL."""
+    """IMAP refs key on mailbox, UIDVALIDITY and UID; POP3 refs on the UIDL; Graph refs on the immutable id."""
     imap = MessageRef("INBOX", uid=7, uidvalidity=42)
     pop = MessageRef("INBOX", uidl="000000016b08616e")
+    ident = "AAkALgAAAAAAHYQDEapmEc2byACqAC-EWg0A"
+    graph = MessageRef("desk@contoso.test/inbox", graph_id=ident)
     assert (imap.protocol, imap.key) == ("imap", "imap:INBOX:42:7")
     assert (pop.protocol, pop.key) == ("pop3", "pop3:INBOX:000000016b08616e")
+    assert (graph.protocol, graph.key) == ("graph", f"graph:desk@contoso.test/inbox/{ident}")
+    assert graph.uidl is None and graph.uid is None
     assert MessageRef("INBOX", uid=7, uidvalidity=42) == imap
     assert hash(imap) == hash(MessageRef("INBOX", uid=7, uidvalidity=42))
 
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{}, {"uid": 1}, {"uidvalidity": 1}, {"uid": 1, "uidvalidity": 1, "uidl": "x"}, {"uid": 1, "uidl": "x"}],
+    [{}, {"uid": 1}, {"uidvalidity": 1}, {"uid": 1, "uidvalidity": 1, "uidl": "x"}, {"uid": 1, "uidl": "x"},
+     {"uidl": "x", "graph_id": "y"}, {"uid": 1, "uidvalidity": 1, "graph_id": "y"},
+     {"uidvalidity": 1, "graph_id": "y"}],
 )
 def test_message_ref_needs_one_complete_id(kwargs: dict[str, object]) -> None:
-    """A ref is either (uid, uidvalidity) or uidl — never partial, never both."""
+    """A ref is (uid, uidvalidity), uidl or graph_id — never partial, never two."""
     with pytest.raises(ValueError, match="MessageRef"):
         MessageRef("INBOX", **kwargs)  # type: ignore[arg-type]
 
