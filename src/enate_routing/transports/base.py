@@ -107,13 +107,16 @@ class PasswordAuth:
 class OAuth2Auth:
     """OAuth 2.0 bearer-token SASL: ``XOAUTH2`` (Google, Microsoft) or ``OAUTHBEARER`` (RFC 7628).
 
-    ``token_provider`` is called once per login and returns a current access token; the library never
-    stores or refreshes tokens itself (the host owns the OAuth flow and the refresh token).
+    ``token_provider`` is called once per login and returns a current access token. ``token_refused``, when
+    given, is told the token the server refused (a cache drops it: ``TokenSource.invalidate``); the login is
+    then tried once more with a fresh token from ``token_provider``, and a second refusal is the
+    :class:`~enate_routing.errors.AuthenticationError`. Without it a refusal is final (the host owns the flow).
     """
 
     username: str
     token_provider: Callable[[], str] = field(repr=False)
     mechanism: Literal["XOAUTH2", "OAUTHBEARER"] = "XOAUTH2"
+    token_refused: Callable[[str], None] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

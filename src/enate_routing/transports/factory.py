@@ -98,7 +98,8 @@ def _login(connector: Connector, access: ConnectorAccess, method: str, login: st
     if method == "oauth2":
         # Google's service account acts for the mailbox owner (the login); Microsoft's token is the app's or
         # the signed-in delegate's, whichever mailbox the login names.
-        return OAuth2Auth(username, _tokens(connector, access, use, connector.username or username).token)
+        tokens = _tokens(connector, access, use, connector.username or username)
+        return OAuth2Auth(username, tokens.token, token_refused=tokens.invalidate)
     password = connector.password_value(access.environ)
     if password is None:
         raise ConfigError.single("no password given (password or password_env)", where=_where(connector),

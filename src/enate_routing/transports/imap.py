@@ -209,8 +209,7 @@ class ImapSource(Adapter):
                 server=self.server,
             )
         if sasl is not None:
-            with self._guard("auth"):
-                conn.authenticate(sasl.mechanism, sasl)
+            self._authenticate(sasl, offered, lambda client: conn.authenticate(client.mechanism, client))
             return
         credentials = self.credentials
         if not isinstance(credentials, PasswordAuth):  # pragma: no cover - OAuth always goes through SASL

@@ -186,8 +186,7 @@ class Pop3Source(Adapter):
                     f"SASL {sasl.mechanism} not offered)",
                     server=self.server,
                 )
-            with self._guard("auth"):
-                conn.sasl(sasl)
+            self._authenticate(sasl, offered, conn.sasl)
             return
         credentials = self.credentials
         if not isinstance(credentials, PasswordAuth):  # pragma: no cover - OAuth always goes through SASL

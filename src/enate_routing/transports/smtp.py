@@ -125,8 +125,7 @@ class SmtpSender(Adapter):
                     server=self.server,
                 )
         assert client is not None
-        with self._guard("auth"):
-            self._sasl(conn, client)
+        self._authenticate(client, offered, lambda sasl: self._sasl(conn, sasl))
 
     @staticmethod
     def _sasl(conn: _SMTP, client: _sasl.SaslClient) -> None:
