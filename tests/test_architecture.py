@@ -102,18 +102,18 @@ PUBLIC_API = {
     "CertificatePasswordError", "CertificateRejectedError", "ClientCertificate", "CompanyDirectory",
     "ConcurrentEditError", "Config", "ConfigError", "ConfigIssue", "ConfiguredCompanies", "ConnectError",
     "ConnectionTestOutcome", "ConnectionTestResult", "Connector", "ConnectorLiveError", "Decision", "Delivery",
-    "EnateRoutingError", "Envelope", "Fallback", "FieldChange", "GridSort", "HandlerError", "HistoryEntry",
-    "HistoryStore", "HistorySubject", "IncomingRoute", "IncomingServer", "IngestStats", "Ingestor",
+    "EnateRoutingError", "Envelope", "Fallback", "FieldChange", "GraphError", "GridSort", "HandlerError",
+    "HistoryEntry", "HistoryStore", "HistorySubject", "IncomingRoute", "IncomingServer", "IngestStats", "Ingestor",
     "InsecureConnectionError", "KnownMessage", "LeaseHeldError", "Ledger", "LimitsSettings",
     "LinkedRoutesReport", "Linking", "MailSender", "MailSource", "MailboxMissingError", "MemoryHistoryStore",
-    "MessageFileError", "MessageRecord", "MessageRef", "MessageState", "NotFoundError", "NotTestedError",
-    "OutgoingRoute", "OutgoingServer", "ParseLimits", "PermissionDeniedError", "Permissions", "ProtocolError",
-    "Recipient", "RecipientSource", "ReorderRefusedError", "Revision", "RouteIndex", "RouteRow",
+    "MessageFileError", "MessageGoneError", "MessageRecord", "MessageRef", "MessageState", "NotFoundError",
+    "NotTestedError", "OutgoingRoute", "OutgoingServer", "ParseLimits", "PermissionDeniedError", "Permissions",
+    "ProtocolError", "Recipient", "RecipientSource", "ReorderRefusedError", "Revision", "RouteIndex", "RouteRow",
     "Router", "RoutingResult", "RoutingRules", "SQLiteHistoryStore", "SqliteLedger", "StoreError",
     "TLSVerificationError", "Target", "TargetKind", "Trace", "TransportError", "TransportTimeoutError",
-    "UnknownConnectorError", "WorkItem", "WorkItemLookup", "__version__", "build_acknowledgement",
-    "config_schema", "dump_config", "find_loops", "find_shadowed", "linked_routes", "load_config",
-    "load_pkcs12", "parse_config", "save_config"
+    "UidValidityChangedError", "UnknownConnectorError", "WorkItem", "WorkItemLookup", "__version__",
+    "build_acknowledgement", "config_schema", "dump_config", "find_loops", "find_shadowed", "linked_routes",
+    "load_config", "load_pkcs12", "parse_config", "save_config"
 }
 
 

@@ -25,7 +25,10 @@ builtin that fits, so ``except ValueError`` still works for callers that do not 
     │   ├── AuthenticationError                the server refused the credentials
     │   ├── CertificateRejectedError           the server refused our client certificate
     │   ├── MailboxMissingError (LookupError)  the folder / shared mailbox does not exist
+    │   │   └── MessageGoneError               the message a ref names is no longer on the server
     │   ├── ProtocolError                      the server answered something we cannot use
+    │   │   ├── UidValidityChangedError        the folder's UIDVALIDITY changed: every stored UID is void
+    │   │   └── GraphError                     a Microsoft Graph error answer; ``status`` and ``code``
     │   └── TransportTimeoutError (TimeoutError)
     ├── MessageFileError (OSError)             a message file named by the user cannot be read
     ├── HandlerError                           the host's handler failed; says whether a retry may help
@@ -55,11 +58,13 @@ __all__ = [
     "ConnectError",
     "ConnectorLiveError",
     "EnateRoutingError",
+    "GraphError",
     "HandlerError",
     "InsecureConnectionError",
     "LeaseHeldError",
     "MailboxMissingError",
     "MessageFileError",
+    "MessageGoneError",
     "NotFoundError",
     "NotTestedError",
     "PermissionDeniedError",
@@ -69,6 +74,7 @@ __all__ = [
     "TLSVerificationError",
     "TransportError",
     "TransportTimeoutError",
+    "UidValidityChangedError",
     "UnknownConnectorError",
 ]
 
@@ -240,6 +246,42 @@ class ProtocolError(TransportError):
     """The server answered something the client cannot use."""
 
     retryable = True
+
+
+class MessageGoneError(MailboxMissingError):
+    """The message a ``MessageRef`` names is no longer on the server (another client removed it)."""
+
+
+class UidValidityChangedError(ProtocolError):
+    """The folder's UIDVALIDITY is not the one a ``MessageRef`` was listed under.
+
+    Every stored UID of the folder is void (RFC 3501 §2.3.1.1): list again and de-duplicate by content
+    (message id / digest), as the ingestion ledger does. Not retryable with the same ref.
+    """
+
+    retryable = False
+
+    def __init__(self, mailbox: str, expected: int, actual: int, *, server: str | None = None) -> None:
+        self.mailbox = mailbox
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"UIDVALIDITY of {mailbox!r} changed from {expected} to {actual}; list the folder again",
+            server=server,
+        )
+
+
+class GraphError(ProtocolError):
+    """A Microsoft Graph error answer no more specific error fits; ``status`` and ``code`` say which.
+
+    Retryable for throttling (429) and server errors (5xx), not for the other 4xx answers.
+    """
+
+    def __init__(self, message: str, *, status: int, code: str, server: str | None = None) -> None:
+        self.status = status
+        self.code = code
+        super().__init__(message, server=server)
+        self.retryable = status >= 500 or status == 429
 
 
 class TransportTimeoutError(TransportError, TimeoutError):

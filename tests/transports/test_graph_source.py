@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from enate_routing.errors import AuthenticationError, MailboxMissingError, ProtocolError
-from enate_routing.transports import MessageGoneError
+from enate_routing.errors import AuthenticationError, MailboxMissingError, MessageGoneError, ProtocolError
 from enate_routing.transports.factory import ConnectorAccess, open_source
 from enate_routing.transports.graph import DELTA_STATES, GraphSource
 from mailrig.graph import FakeGraph
@@ -31,7 +30,8 @@ def test_lists_fetches_raw_mime_and_moves_to_a_created_folder(graph: FakeGraph, 
     ids = [graph.deliver(DESK, raw) for raw in raws]
     with source(graph, idp, pki) as src:
         refs = src.list_new()
-        assert [r.uidl for r in refs] == ids
+        assert [r.graph_id for r in refs] == ids
+        assert [(r.protocol, r.key) for r in refs] == [("graph", f"graph:{DESK}/inbox/{i}") for i in ids]
         assert [src.fetch(r) for r in refs] == raws
         for ref in refs:
             src.mark_processed(ref)
@@ -54,7 +54,7 @@ def test_delta_pages_and_asks_only_for_changes_on_the_next_pass(graph: FakeGraph
         graph.log.clear()
         late = graph.deliver(DESK, message("late"))
         refs = src.list_new()
-    assert refs[-1].uidl == late and len(refs) == 26
+    assert refs[-1].graph_id == late and len(refs) == 26
     assert [e for e in graph.log if e[1].endswith("/messages/delta")] == [("GET", e[1], 200) for e in graph.log
                                                                           if e[1].endswith("/messages/delta")]
     assert len([e for e in graph.log if e[1].endswith("/messages/delta")]) == 1
@@ -65,11 +65,11 @@ def test_forgotten_delta_state_lists_everything_again(graph: FakeGraph, idp: Ide
     register_app(idp)
     first = graph.deliver(DESK, message("one"))
     with source(graph, idp, pki) as src:
-        assert [r.uidl for r in src.list_new()] == [first]
+        assert [r.graph_id for r in src.list_new()] == [first]
         with graph.lock:
             graph._delta.clear()
         second = graph.deliver(DESK, message("two"))
-        assert [r.uidl for r in src.list_new()] == [first, second]
+        assert [r.graph_id for r in src.list_new()] == [first, second]
 
 
 @pytest.mark.parametrize(("processed", "check"), [
@@ -102,7 +102,7 @@ def test_delete_removes_and_a_gone_message_is_nothing_to_mark(graph: FakeGraph, 
         first, second = src.list_new()
         src.mark_processed(first)
         with graph.lock:
-            graph.mailboxes[DESK].messages.pop(second.uidl or "")
+            graph.mailboxes[DESK].messages.pop(second.graph_id or "")
         with pytest.raises(MessageGoneError):
             src.fetch(second)
         src.mark_processed(second)
@@ -118,7 +118,7 @@ def test_subfolder_path_and_additional_mailbox(graph: FakeGraph, idp: IdentityPr
             src.list_new()
         folder = src.folder_id("Inbox/Support/Urgent", create=True)
         urgent = graph.deliver(DESK, message("urgent"), folder=folder)
-        assert [r.uidl for r in src.list_new()] == [urgent]
+        assert [r.graph_id for r in src.list_new()] == [urgent]
     graph.deliver(SHARED, message("shared"))
     connector = graph_connector(graph, idp, pki, additional_mailbox=SHARED)
     with open_source(connector, ConnectorAccess(environ=ENV, timeout=5), mailbox="additional") as shared:

@@ -15,6 +15,7 @@ from enate_routing.errors import (
     TLSVerificationError,
     TransportError,
     TransportTimeoutError,
+    UidValidityChangedError,
 )
 from enate_routing.transports import (
     DeleteAction,
@@ -23,10 +24,9 @@ from enate_routing.transports import (
     MessageRef,
     MoveAction,
     PasswordAuth,
-    UidValidityChangedError,
+    check_imap_connection,
     delegate_login,
     shared_folder,
-    test_imap_connection,
 )
 from mailrig.dovecot import ALICE, BOB, MASTER, SHARED, Dovecot
 from mailrig.faults import CuttingProxy, SilentServer
@@ -66,7 +66,7 @@ def test_login_each_security_and_method(
     mailboxes: Dovecot, imap_endpoint: EndpointFactory, security: str, method: str
 ) -> None:
     """Implicit TLS and STARTTLS each accept AUTHENTICATE PLAIN and the LOGIN command."""
-    result = test_imap_connection(imap_endpoint(security), PasswordAuth(ALICE.login, ALICE.password, method))
+    result = check_imap_connection(imap_endpoint(security), PasswordAuth(ALICE.login, ALICE.password, method))
     assert result.ok, result.detail
     assert "'INBOX' selected" in result.detail
     assert {"MOVE", "UIDPLUS"} <= set(result.capabilities)  # re-read after login (not in the greeting)
@@ -76,7 +76,7 @@ def test_login_each_security_and_method(
 def test_fifty_character_password(mailboxes: Dovecot, imap_endpoint: EndpointFactory, method: str) -> None:
     """Bob's 50-character password full of quotes, backslashes and braces logs in both ways."""
     assert len(BOB.password) == 50
-    result = test_imap_connection(imap_endpoint("starttls"), PasswordAuth(BOB.login, BOB.password, method))
+    result = check_imap_connection(imap_endpoint("starttls"), PasswordAuth(BOB.login, BOB.password, method))
     assert result.ok, result.detail
 
 
@@ -89,7 +89,7 @@ def test_wrong_password(mailboxes: Dovecot, imap_endpoint: EndpointFactory, meth
     ) as source:
         source.list_new()
     assert_no_secret(secret, caught.value)
-    result = test_imap_connection(imap_endpoint(), PasswordAuth(ALICE.login, secret, method))
+    result = check_imap_connection(imap_endpoint(), PasswordAuth(ALICE.login, secret, method))
     assert (result.ok, result.error, result.retryable) == (False, "AuthenticationError", False)
     assert_no_secret(secret, result)
 
@@ -98,7 +98,7 @@ def test_untrusted_server_certificate(mailboxes: Dovecot, imap_endpoint: Endpoin
     """A client trusting another CA refuses the server before sending anything."""
     pki = mailboxes.pki
     for security in ("ssl", "starttls"):
-        result = test_imap_connection(imap_endpoint(security, ca_file=pki.rogue_ca_pem), alice())
+        result = check_imap_connection(imap_endpoint(security, ca_file=pki.rogue_ca_pem), alice())
         assert (result.ok, result.error) == (False, "TLSVerificationError"), result.detail
     with pytest.raises(TLSVerificationError, match="not trusted"):
         ImapSource(imap_endpoint(ca_file=pki.rogue_ca_pem), alice()).list_new()
@@ -106,13 +106,13 @@ def test_untrusted_server_certificate(mailboxes: Dovecot, imap_endpoint: Endpoin
 
 def test_system_store_does_not_trust_the_test_ca(mailboxes: Dovecot, imap_endpoint: EndpointFactory) -> None:
     """Without ca_file the system store is used, which does not know the test CA: verification is on."""
-    result = test_imap_connection(imap_endpoint(ca_file=None), alice())
+    result = check_imap_connection(imap_endpoint(ca_file=None), alice())
     assert result.error == "TLSVerificationError"
 
 
 def test_plaintext_refused_by_client(mailboxes: Dovecot, imap_endpoint: EndpointFactory) -> None:
     """security 'none' without allow_plaintext_auth refuses to send the password."""
-    result = test_imap_connection(imap_endpoint("none"), alice())
+    result = check_imap_connection(imap_endpoint("none"), alice())
     assert (result.ok, result.error) == (False, "InsecureConnectionError")
     assert "allow_plaintext_auth" in result.detail
 
@@ -129,13 +129,13 @@ def test_plaintext_refused_by_server(mailboxes: Dovecot, imap_endpoint: Endpoint
 
 def test_plaintext_allowed_when_explicit(mailboxes: Dovecot, imap_endpoint: EndpointFactory) -> None:
     """allow_plaintext_auth lets a login cross 'none' where the server accepts it (loopback to itself)."""
-    result = test_imap_connection(imap_endpoint("none", allow_plaintext_auth=True), alice())
+    result = check_imap_connection(imap_endpoint("none", allow_plaintext_auth=True), alice())
     assert result.ok, result.detail
 
 
 def test_starttls_upgrade_from_other_source_address(mailboxes: Dovecot, imap_endpoint: EndpointFactory) -> None:
     """From 127.0.0.2 (not trusted as local) STARTTLS makes the login acceptable."""
-    result = test_imap_connection(imap_endpoint("starttls", source_address="127.0.0.2"), alice())
+    result = check_imap_connection(imap_endpoint("starttls", source_address="127.0.0.2"), alice())
     assert result.ok, result.detail
 
 
@@ -144,7 +144,7 @@ def test_mailbox_missing(mailboxes: Dovecot, imap_endpoint: EndpointFactory) -> 
     """Selecting a folder that does not exist is a MailboxMissingError."""
     with pytest.raises(MailboxMissingError), ImapSource(imap_endpoint(), alice(), "No Such Folder") as source:
         source.list_new()
-    result = test_imap_connection(imap_endpoint(), alice(), "No Such Folder")
+    result = check_imap_connection(imap_endpoint(), alice(), "No Such Folder")
     assert (result.ok, result.error) == (False, "MailboxMissingError")
 
 
@@ -152,10 +152,10 @@ def test_connection_test_says_a_missing_move_target_will_be_created(
     mailboxes: Dovecot, imap_endpoint: EndpointFactory,
 ) -> None:
     """A missing processed-mail folder does not fail the test: it will be created on first use."""
-    result = test_imap_connection(imap_endpoint(), alice(), processed=MoveAction("Done/Missing"))
+    result = check_imap_connection(imap_endpoint(), alice(), processed=MoveAction("Done/Missing"))
     assert result.ok, result.detail
     assert "'Done/Missing' will be created" in result.detail
-    existing = test_imap_connection(imap_endpoint(), alice(), processed=MoveAction("Archive"))
+    existing = check_imap_connection(imap_endpoint(), alice(), processed=MoveAction("Archive"))
     assert existing.ok and "will be created" not in existing.detail
     assert "Done/Missing" not in mailboxes.mailboxes(ALICE)  # a connection test changes nothing
 
@@ -332,7 +332,7 @@ def test_shared_mailbox_via_acl(mailboxes: Dovecot, imap_endpoint: EndpointFacto
     mailboxes.deliver(SHARED, message("team mail"))
     folder = shared_folder(SHARED.login)
     assert folder == "shared/shared@example.test/INBOX"
-    result = test_imap_connection(imap_endpoint(), alice(), folder)
+    result = check_imap_connection(imap_endpoint(), alice(), folder)
     assert result.error == "MailboxMissingError"  # not granted yet
     mailboxes.grant(SHARED, "INBOX", ALICE, "lrswite")
     with ImapSource(imap_endpoint(), alice(), folder, processed=FlagAction("\\Seen")) as source:
@@ -380,7 +380,7 @@ def test_timeout(imap_endpoint: EndpointFactory) -> None:
     """A server that never answers gives TransportTimeoutError after the endpoint's timeout."""
     with SilentServer() as silent:
         start = time.monotonic()
-        result = test_imap_connection(imap_endpoint("ssl", port=silent.port, timeout=0.5), alice())
+        result = check_imap_connection(imap_endpoint("ssl", port=silent.port, timeout=0.5), alice())
         assert (result.error, result.retryable) == ("TransportTimeoutError", True)
         assert time.monotonic() - start < 3
         with pytest.raises(TransportTimeoutError):

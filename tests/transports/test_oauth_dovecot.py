@@ -29,8 +29,8 @@ from enate_routing.transports import (
     OAuth2Auth,
     Pop3Source,
     Security,
-    test_imap_connection,
-    test_pop3_connection,
+    check_imap_connection,
+    check_pop3_connection,
 )
 from mailrig.dovecot import ALICE, BOB, Dovecot, RigUnavailable
 from mailrig.fixtures import server_unavailable
@@ -166,8 +166,8 @@ def test_imap_login_lists_fetches_and_moves(rig: OAuthRig, mechanism: str, token
 
 @pytest.mark.parametrize("mechanism", MECHANISMS)
 def test_imap_connection_test_reports_ok(rig: OAuthRig, mechanism: str) -> None:
-    """test_imap_connection with a valid token is ok, SELECTs INBOX and reports the post-login capabilities."""
-    result = test_imap_connection(rig.imap(), oauth(mechanism), "INBOX", processed=MoveAction("Archive"))
+    """check_imap_connection with a valid token is ok, SELECTs INBOX and reports the post-login capabilities."""
+    result = check_imap_connection(rig.imap(), oauth(mechanism), "INBOX", processed=MoveAction("Archive"))
     assert result.ok, result.detail
     assert "MOVE" in result.capabilities
 
@@ -189,9 +189,9 @@ def test_pop3_login_lists_fetches_and_deletes(rig: OAuthRig, mechanism: str, tok
 
 @pytest.mark.parametrize("mechanism", MECHANISMS)
 def test_pop3_connection_test_reports_ok(rig: OAuthRig, mechanism: str) -> None:
-    """test_pop3_connection with a valid token is ok and runs STAT."""
+    """check_pop3_connection with a valid token is ok and runs STAT."""
     rig.dovecot.deliver(ALICE, message("one"))
-    result = test_pop3_connection(rig.pop3(), oauth(mechanism))
+    result = check_pop3_connection(rig.pop3(), oauth(mechanism))
     assert result.ok, result.detail
     assert result.detail.startswith("maildrop has 1 messages")
 
@@ -224,7 +224,7 @@ def test_refused_token_is_authentication_error(rig: OAuthRig, mechanism: str, pr
     assert token in rig.idp.requests  # refused by the introspection answer, not before it
     if kind != "unknown":
         return  # each refusal costs Dovecot's ~0.5 s failure delay; the connection test once is enough
-    tester = test_imap_connection if protocol == "imap" else test_pop3_connection
+    tester = check_imap_connection if protocol == "imap" else check_pop3_connection
     result = tester(rig.imap() if protocol == "imap" else rig.pop3(), auth)
     assert (result.ok, result.error, result.retryable) == (False, "AuthenticationError", False)
     assert_no_secret(token, result)
@@ -235,7 +235,7 @@ def test_the_same_login_works_after_a_refusal(rig: OAuthRig, protocol: str) -> N
     """A refused token does not poison the next login: a fresh token from the provider gets in."""
     tokens = iter(["ya29.stale", TOKEN])
     auth = OAuth2Auth(ALICE.login, lambda: next(tokens))
-    tester = test_imap_connection if protocol == "imap" else test_pop3_connection
+    tester = check_imap_connection if protocol == "imap" else check_pop3_connection
     endpoint = rig.imap() if protocol == "imap" else rig.pop3()
     assert tester(endpoint, auth).error == "AuthenticationError"
     assert tester(endpoint, auth).ok
@@ -330,7 +330,7 @@ def test_token_never_sent_unencrypted_unless_allowed(rig: OAuthRig, protocol: st
 def test_plaintext_allowed_when_explicit(rig: OAuthRig, protocol: str) -> None:
     """With allow_plaintext_auth, a token may cross 'none' (Dovecot counts 127.0.0.1 -> 127.0.0.1 as secure)."""
     endpoint = (rig.imap if protocol == "imap" else rig.pop3)("none", allow_plaintext_auth=True)
-    tester = test_imap_connection if protocol == "imap" else test_pop3_connection
+    tester = check_imap_connection if protocol == "imap" else check_pop3_connection
     result = tester(endpoint, oauth("XOAUTH2"))
     assert result.ok, result.detail
 

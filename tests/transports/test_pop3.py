@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from enate_routing.errors import AuthenticationError, ConnectError, InsecureConnectionError
-from enate_routing.transports import MessageGoneError, MessageRef, PasswordAuth, Pop3Source, test_pop3_connection
+from enate_routing.errors import AuthenticationError, ConnectError, InsecureConnectionError, MessageGoneError
+from enate_routing.transports import MessageRef, PasswordAuth, Pop3Source, check_pop3_connection
 from mailrig.dovecot import ALICE, BOB, Dovecot
 from mailrig.faults import CuttingProxy, SilentServer
 from mailrig.util import EndpointFactory, assert_no_secret, message
@@ -28,7 +28,7 @@ def test_login_each_security_and_method(
 ) -> None:
     """POP3S and STLS each accept AUTH PLAIN (RFC 5034) and USER/PASS; the test runs STAT."""
     mailboxes.deliver(ALICE, message("one"))
-    result = test_pop3_connection(pop3_endpoint(security), PasswordAuth(ALICE.login, ALICE.password, method))
+    result = check_pop3_connection(pop3_endpoint(security), PasswordAuth(ALICE.login, ALICE.password, method))
     assert result.ok, result.detail
     assert result.detail.startswith("maildrop has 1 messages")
     assert "UIDL" in result.capabilities
@@ -37,7 +37,7 @@ def test_login_each_security_and_method(
 @pytest.mark.parametrize("method", ["plain", "login"])
 def test_fifty_character_password(mailboxes: Dovecot, pop3_endpoint: EndpointFactory, method: str) -> None:
     """Bob's 50-character password works with AUTH PLAIN and with PASS (spaces included)."""
-    result = test_pop3_connection(pop3_endpoint("starttls"), PasswordAuth(BOB.login, BOB.password, method))
+    result = check_pop3_connection(pop3_endpoint("starttls"), PasswordAuth(BOB.login, BOB.password, method))
     assert result.ok, result.detail
 
 
@@ -53,13 +53,13 @@ def test_wrong_password(mailboxes: Dovecot, pop3_endpoint: EndpointFactory, meth
 def test_untrusted_server_certificate(mailboxes: Dovecot, pop3_endpoint: EndpointFactory) -> None:
     """Trusting another CA refuses the server over POP3S and STLS alike."""
     for security in ("ssl", "starttls"):
-        result = test_pop3_connection(pop3_endpoint(security, ca_file=mailboxes.pki.rogue_ca_pem), alice())
+        result = check_pop3_connection(pop3_endpoint(security, ca_file=mailboxes.pki.rogue_ca_pem), alice())
         assert (result.ok, result.error) == (False, "TLSVerificationError")
 
 
 def test_plaintext_refused_by_client(mailboxes: Dovecot, pop3_endpoint: EndpointFactory) -> None:
     """security 'none' without allow_plaintext_auth never sends USER/PASS."""
-    result = test_pop3_connection(pop3_endpoint("none"), alice())
+    result = check_pop3_connection(pop3_endpoint("none"), alice())
     assert result.error == "InsecureConnectionError"
 
 
@@ -73,7 +73,7 @@ def test_plaintext_refused_by_server(mailboxes: Dovecot, pop3_endpoint: Endpoint
 
 def test_plaintext_allowed_when_explicit(mailboxes: Dovecot, pop3_endpoint: EndpointFactory) -> None:
     """With allow_plaintext_auth, a server that accepts plaintext (loopback to itself) logs in."""
-    assert test_pop3_connection(pop3_endpoint("none", allow_plaintext_auth=True), alice()).ok
+    assert check_pop3_connection(pop3_endpoint("none", allow_plaintext_auth=True), alice()).ok
 
 
 def test_uidl_ids_are_stable(mailboxes: Dovecot, pop3_endpoint: EndpointFactory) -> None:
@@ -166,5 +166,5 @@ def test_timeout(pop3_endpoint: EndpointFactory) -> None:
     """A POP3 server that never greets gives TransportTimeoutError."""
     with SilentServer() as silent:
         for security in ("ssl", "starttls"):
-            result = test_pop3_connection(pop3_endpoint(security, port=silent.port, timeout=0.5), alice())
+            result = check_pop3_connection(pop3_endpoint(security, port=silent.port, timeout=0.5), alice())
             assert (result.error, result.retryable) == ("TransportTimeoutError", True)

@@ -21,7 +21,7 @@ from enate_routing.transports import (
     OAuth2Auth,
     PasswordAuth,
     SmtpSender,
-    test_smtp_connection,
+    check_smtp_connection,
 )
 from mailrig.dovecot import ALICE, BOB
 from mailrig.faults import CuttingProxy, SilentServer
@@ -83,7 +83,7 @@ def test_wrong_password(smtp_inbox: SmtpServers, smtp_endpoint: EndpointFactory,
     with pytest.raises(AuthenticationError) as caught:
         send(smtp_endpoint("submission", "starttls"), auth)
     assert_no_secret(secret, caught.value)
-    result = test_smtp_connection(smtp_endpoint("submission", "starttls"), auth, local_hostname=HELO)
+    result = check_smtp_connection(smtp_endpoint("submission", "starttls"), auth, local_hostname=HELO)
     assert (result.ok, result.error) == (False, "AuthenticationError")
     assert_no_secret(secret, result)
     assert smtp_inbox.messages == []
@@ -91,7 +91,7 @@ def test_wrong_password(smtp_inbox: SmtpServers, smtp_endpoint: EndpointFactory,
 
 def test_plaintext_refused_by_client(smtp_endpoint: EndpointFactory) -> None:
     """A password over 'none' without allow_plaintext_auth is refused before connecting."""
-    result = test_smtp_connection(smtp_endpoint("open", "none"), PasswordAuth(ALICE.login, ALICE.password))
+    result = check_smtp_connection(smtp_endpoint("open", "none"), PasswordAuth(ALICE.login, ALICE.password))
     assert result.error == "InsecureConnectionError"
 
 
@@ -111,7 +111,7 @@ def test_plaintext_refused_by_server(smtp_endpoint: EndpointFactory) -> None:
 def test_untrusted_server_certificate(smtp_endpoint: EndpointFactory, pki: Pki) -> None:
     """Trusting another CA refuses the server for STARTTLS and SMTPS."""
     for mode, security in (("submission", "starttls"), ("smtps_auth", "ssl")):
-        result = test_smtp_connection(
+        result = check_smtp_connection(
             smtp_endpoint(mode, security, ca_file=pki.rogue_ca_pem), PasswordAuth(ALICE.login, ALICE.password)
         )
         assert (result.ok, result.error) == (False, "TLSVerificationError"), result.detail
@@ -130,7 +130,7 @@ def test_client_certificate_accepted(
     send(endpoint, CertificateAuth(client_cert))
     [got] = smtp_inbox.received(mode)
     assert got.peer_cn == "relay-client.test"
-    result = test_smtp_connection(endpoint, CertificateAuth(client_cert), local_hostname=HELO)
+    result = check_smtp_connection(endpoint, CertificateAuth(client_cert), local_hostname=HELO)
     assert result.ok, result.detail
 
 
@@ -144,14 +144,14 @@ def test_client_certificate_refused(
     credentials = NoAuth() if which == "none" else CertificateAuth(rogue_cert)
     with pytest.raises(CertificateRejectedError):
         send(smtp_endpoint(mode, security), credentials)
-    result = test_smtp_connection(smtp_endpoint(mode, security), credentials, local_hostname=HELO)
+    result = check_smtp_connection(smtp_endpoint(mode, security), credentials, local_hostname=HELO)
     assert (result.ok, result.error) == (False, "CertificateRejectedError")
     assert smtp_inbox.messages == []
 
 
 def test_certificate_needs_tls(smtp_endpoint: EndpointFactory, client_cert: ClientCertificate) -> None:
     """A certificate cannot be presented on 'none': InsecureConnectionError before connecting."""
-    result = test_smtp_connection(smtp_endpoint("open", "none"), CertificateAuth(client_cert))
+    result = check_smtp_connection(smtp_endpoint("open", "none"), CertificateAuth(client_cert))
     assert result.error == "InsecureConnectionError"
 
 
@@ -178,7 +178,7 @@ def test_oauth_refused(smtp_endpoint: EndpointFactory, mechanism: str) -> None:
     with pytest.raises(AuthenticationError) as caught:
         send(smtp_endpoint("submission", "starttls"), auth)
     assert_no_secret(token, caught.value)
-    result = test_smtp_connection(smtp_endpoint("submission", "starttls"), auth, local_hostname=HELO)
+    result = check_smtp_connection(smtp_endpoint("submission", "starttls"), auth, local_hostname=HELO)
     assert result.error == "AuthenticationError"
     assert_no_secret(token, result)
 
@@ -189,7 +189,7 @@ def test_oauth_provider_failure(smtp_endpoint: EndpointFactory) -> None:
     def provider() -> str:
         raise RuntimeError("refresh token secret-refresh-123 revoked")
 
-    result = test_smtp_connection(
+    result = check_smtp_connection(
         smtp_endpoint("submission", "starttls"), OAuth2Auth(ALICE.login, provider), local_hostname=HELO
     )
     assert (result.error, result.ok) == ("AuthenticationError", False)
@@ -199,8 +199,8 @@ def test_oauth_provider_failure(smtp_endpoint: EndpointFactory) -> None:
 
 # ---------------------------------------------------------------------------------------------- faults
 def test_connection_test_success(smtp_endpoint: EndpointFactory) -> None:
-    """test_smtp_connection runs EHLO, STARTTLS, AUTH and NOOP and reports the extensions."""
-    result = test_smtp_connection(
+    """check_smtp_connection runs EHLO, STARTTLS, AUTH and NOOP and reports the extensions."""
+    result = check_smtp_connection(
         smtp_endpoint("submission", "starttls"), PasswordAuth(BOB.login, BOB.password), local_hostname=HELO
     )
     assert result.ok, result.detail

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from enate_routing.errors import InsecureConnectionError
+from enate_routing.errors import InsecureConnectionError, UidValidityChangedError
 from enate_routing.transports import (
     ConnectionTestResult,
     Endpoint,
@@ -20,10 +20,9 @@ from enate_routing.transports import (
     PasswordAuth,
     Pop3Source,
     SmtpSender,
-    UidValidityChangedError,
-    test_imap_connection,
-    test_pop3_connection,
-    test_smtp_connection,
+    check_imap_connection,
+    check_pop3_connection,
+    check_smtp_connection,
 )
 from mailrig.util import assert_no_secret
 
@@ -53,21 +52,27 @@ def test_adapter_reprs_hold_no_secret() -> None:
 
 
 def test_message_ref_keys() -> None:
-    """IMAP refs key on mailbox, UIDVALIDITY and UID; POP3 refs on the UIDL."""
+    """IMAP refs key on mailbox, UIDVALIDITY and UID; POP3 refs on the UIDL; Graph refs on the immutable id."""
     imap = MessageRef("INBOX", uid=7, uidvalidity=42)
     pop = MessageRef("INBOX", uidl="000000016b08616e")
+    ident = "AAkALgAAAAAAHYQDEapmEc2byACqAC-EWg0A"
+    graph = MessageRef("desk@contoso.test/inbox", graph_id=ident)
     assert (imap.protocol, imap.key) == ("imap", "imap:INBOX:42:7")
     assert (pop.protocol, pop.key) == ("pop3", "pop3:INBOX:000000016b08616e")
+    assert (graph.protocol, graph.key) == ("graph", f"graph:desk@contoso.test/inbox/{ident}")
+    assert graph.uidl is None and graph.uid is None
     assert MessageRef("INBOX", uid=7, uidvalidity=42) == imap
     assert hash(imap) == hash(MessageRef("INBOX", uid=7, uidvalidity=42))
 
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{}, {"uid": 1}, {"uidvalidity": 1}, {"uid": 1, "uidvalidity": 1, "uidl": "x"}, {"uid": 1, "uidl": "x"}],
+    [{}, {"uid": 1}, {"uidvalidity": 1}, {"uid": 1, "uidvalidity": 1, "uidl": "x"}, {"uid": 1, "uidl": "x"},
+     {"uidl": "x", "graph_id": "y"}, {"uid": 1, "uidvalidity": 1, "graph_id": "y"},
+     {"uidvalidity": 1, "graph_id": "y"}],
 )
 def test_message_ref_needs_one_complete_id(kwargs: dict[str, object]) -> None:
-    """A ref is either (uid, uidvalidity) or uidl — never partial, never both."""
+    """A ref is (uid, uidvalidity), uidl or graph_id — never partial, never two."""
     with pytest.raises(ValueError, match="MessageRef"):
         MessageRef("INBOX", **kwargs)  # type: ignore[arg-type]
 
@@ -127,9 +132,9 @@ def test_connection_tests_return_a_typed_failure() -> None:
         port = probe.getsockname()[1]  # bound, not listening: connections are refused
         endpoint = Endpoint("127.0.0.1", port, "ssl", timeout=2)
         results = [
-            test_imap_connection(endpoint, PasswordAuth("u", SECRET)),
-            test_pop3_connection(endpoint, PasswordAuth("u", SECRET)),
-            test_smtp_connection(endpoint, PasswordAuth("u", SECRET), local_hostname="client.test"),
+            check_imap_connection(endpoint, PasswordAuth("u", SECRET)),
+            check_pop3_connection(endpoint, PasswordAuth("u", SECRET)),
+            check_smtp_connection(endpoint, PasswordAuth("u", SECRET), local_hostname="client.test"),
         ]
     for result in results:
         assert isinstance(result, ConnectionTestResult)
@@ -141,6 +146,41 @@ def test_connection_tests_return_a_typed_failure() -> None:
 def test_ca_file_missing_is_a_typed_failure(tmp_path: Path) -> None:
     """A ca_file that cannot be read is a TLSVerificationError result, not a crash."""
     endpoint = Endpoint("127.0.0.1", 1, "ssl", ca_file=tmp_path / "missing.pem")
-    result = test_imap_connection(endpoint, PasswordAuth("u", "p"))
+    result = check_imap_connection(endpoint, PasswordAuth("u", "p"))
     assert (result.ok, result.error) == (False, "TLSVerificationError")
     assert "missing.pem" in result.detail
+
+
+def test_connection_checks_are_not_named_like_pytest_tests() -> None:
+    """No public name of the transports package starts with ``test``, so pytest never collects one."""
+    import enate_routing.transports as transports
+    from enate_routing.transports import factory, graph, imap, pop3, smtp
+
+    assert [n for n in transports.__all__ if n.startswith("test")] == []
+    for module in (factory, graph, imap, pop3, smtp):
+        assert [n for n in vars(module) if n.startswith("test")] == [], module.__name__
+    assert {"check_imap_connection", "check_pop3_connection", "check_smtp_connection",
+            "check_graph_connection"} <= set(transports.__all__)
+
+
+def test_every_transport_error_lives_in_errors_and_is_drawn_in_its_tree() -> None:
+    """No exception class is defined under transports/; every class of errors.py appears in its tree."""
+    import ast
+    import inspect
+
+    import enate_routing
+    import enate_routing.errors as errors
+    import enate_routing.transports as transports
+
+    package = Path(transports.__file__).parent
+    defined = [f"{path.name}: {node.name}" for path in sorted(package.glob("*.py"))
+               for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+               if isinstance(node, ast.ClassDef) and node.name.endswith(("Error", "Exception"))]
+    assert defined == []
+    classes = [obj for obj in vars(errors).values()
+               if inspect.isclass(obj) and issubclass(obj, BaseException) and obj.__module__ == errors.__name__]
+    tree = errors.__doc__ or ""
+    assert [c.__name__ for c in classes if f" {c.__name__} " not in tree.replace("\n", " \n")] == []
+    for cls in classes:  # one import path: errors.py and the top level, never the transports package
+        assert getattr(enate_routing, cls.__name__) is cls
+        assert not hasattr(transports, cls.__name__), cls.__name__

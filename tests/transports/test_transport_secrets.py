@@ -16,9 +16,9 @@ from enate_routing.transports import (
     PasswordAuth,
     Pop3Source,
     SmtpSender,
-    test_imap_connection,
-    test_pop3_connection,
-    test_smtp_connection,
+    check_imap_connection,
+    check_pop3_connection,
+    check_smtp_connection,
 )
 from mailrig.dovecot import ALICE, Dovecot
 from mailrig.faults import SilentServer
@@ -34,15 +34,15 @@ Tester = Callable[[Endpoint, Credentials], ConnectionTestResult]
 
 
 def _imap(endpoint: Endpoint, credentials: Credentials) -> ConnectionTestResult:
-    return test_imap_connection(endpoint, credentials)  # type: ignore[arg-type]
+    return check_imap_connection(endpoint, credentials)  # type: ignore[arg-type]
 
 
 def _pop3(endpoint: Endpoint, credentials: Credentials) -> ConnectionTestResult:
-    return test_pop3_connection(endpoint, credentials)  # type: ignore[arg-type]
+    return check_pop3_connection(endpoint, credentials)  # type: ignore[arg-type]
 
 
 def _smtp(endpoint: Endpoint, credentials: Credentials) -> ConnectionTestResult:
-    return test_smtp_connection(endpoint, credentials, local_hostname="client.example.test")
+    return check_smtp_connection(endpoint, credentials, local_hostname="client.example.test")
 
 
 def _raise(endpoint: Endpoint, credentials: Credentials, protocol: str) -> TransportError:

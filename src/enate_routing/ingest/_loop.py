@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from enate_routing.envelope import ParseLimits
-from enate_routing.errors import StoreError, TransportError
+from enate_routing.errors import MessageGoneError, StoreError, TransportError, UidValidityChangedError
 from enate_routing.ingest._acknowledge import (
     AckBuilder,
     Acknowledger,
@@ -44,9 +44,7 @@ from enate_routing.model import Config
 from enate_routing.transports.base import (
     MailSender,
     MailSource,
-    MessageGoneError,
     MessageRef,
-    UidValidityChangedError,
 )
 from enate_routing.transports.factory import ConnectorAccess
 

@@ -14,7 +14,6 @@ from enate_routing.transports.base import (
     MailboxCredentials,
     MailSender,
     MailSource,
-    MessageGoneError,
     MessageRef,
     MoveAction,
     NoAuth,
@@ -22,13 +21,12 @@ from enate_routing.transports.base import (
     PasswordAuth,
     ProcessedAction,
     Security,
-    UidValidityChangedError,
     WaitsForMail,
 )
-from enate_routing.transports.graph import GraphSender, GraphSource, test_graph_connection
-from enate_routing.transports.imap import ImapSource, delegate_login, shared_folder, test_imap_connection
-from enate_routing.transports.pop3 import Pop3Source, test_pop3_connection
-from enate_routing.transports.smtp import SmtpSender, test_smtp_connection
+from enate_routing.transports.graph import GraphSender, GraphSource, check_graph_connection
+from enate_routing.transports.imap import ImapSource, check_imap_connection, delegate_login, shared_folder
+from enate_routing.transports.pop3 import Pop3Source, check_pop3_connection
+from enate_routing.transports.smtp import SmtpSender, check_smtp_connection
 
 __all__ = [
     "CertificateAuth",
@@ -43,7 +41,6 @@ __all__ = [
     "MailSender",
     "MailSource",
     "MailboxCredentials",
-    "MessageGoneError",
     "MessageRef",
     "MoveAction",
     "NoAuth",
@@ -53,12 +50,11 @@ __all__ = [
     "ProcessedAction",
     "Security",
     "SmtpSender",
-    "UidValidityChangedError",
     "WaitsForMail",
+    "check_graph_connection",
+    "check_imap_connection",
+    "check_pop3_connection",
+    "check_smtp_connection",
     "delegate_login",
     "shared_folder",
-    "test_graph_connection",
-    "test_imap_connection",
-    "test_pop3_connection",
-    "test_smtp_connection",
 ]

@@ -27,27 +27,17 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from enate_routing.errors import AuthenticationError, MailboxMissingError, ProtocolError, TransportError
+from enate_routing.errors import AuthenticationError, GraphError, MailboxMissingError, ProtocolError, TransportError
 from enate_routing.transports._http import HttpsClient, Response
 from enate_routing.transports._session import refuse_plaintext
 from enate_routing.transports._tokens import TokenSource
 from enate_routing.transports.base import Endpoint, OAuth2Auth
 
-__all__ = ["GraphClient", "GraphError"]
+__all__ = ["GraphClient"]
 
 logger = logging.getLogger("enate_routing.transports.graph")
 
 _THROTTLED = frozenset({429, 503, 504})
-
-
-class GraphError(ProtocolError):
-    """A Graph error answer that no more specific error fits; ``status`` and ``code`` say which."""
-
-    def __init__(self, message: str, *, status: int, code: str, server: str | None = None) -> None:
-        self.status = status
-        self.code = code
-        super().__init__(message, server=server)
-        self.retryable = status >= 500 or status in _THROTTLED
 
 
 def _error_code(response: Response) -> tuple[str, str]:

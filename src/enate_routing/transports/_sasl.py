@@ -28,10 +28,11 @@ class SaslClient:
     """The client side of one SASL exchange. ``secrets`` lists what must never appear in a message."""
 
     mechanism: str
-    initial: bytes | None
-    steps: list[bytes] = field(default_factory=list)
+    initial: bytes | None = field(repr=False)
+    steps: list[bytes] = field(default_factory=list, repr=False)
     after: bytes = b""
-    secrets: tuple[str, ...] = ()
+    secrets: tuple[str, ...] = field(default=(), repr=False)
+    bearer: str | None = field(default=None, repr=False)  # the OAuth token sent, to report a refusal of it
     _initial_used: bool = False
 
     def respond(self, challenge: bytes) -> bytes:
@@ -90,6 +91,6 @@ def oauth(credentials: OAuth2Auth, host: str, port: int) -> SaslClient:
     user = credentials.username
     if credentials.mechanism == "XOAUTH2":
         blob = f"user={user}\x01auth=Bearer {token}\x01\x01".encode()
-        return SaslClient("XOAUTH2", blob, after=b"", secrets=(token,))
+        return SaslClient("XOAUTH2", blob, after=b"", secrets=(token,), bearer=token)
     blob = f"n,a={_saslname(user)},\x01host={host}\x01port={port}\x01auth=Bearer {token}\x01\x01".encode()
-    return SaslClient("OAUTHBEARER", blob, after=b"\x01", secrets=(token,))
+    return SaslClient("OAUTHBEARER", blob, after=b"\x01", secrets=(token,), bearer=token)

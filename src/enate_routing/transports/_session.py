@@ -5,14 +5,16 @@
 - :func:`open_socket` is the one socket factory: bounded by the endpoint's timeout (every later
   command inherits it), optionally bound to a source address, wrapped in TLS for implicit TLS.
 - :func:`choose_sasl` picks the SASL exchange for a login from what the server offers.
-- :class:`Adapter` holds the endpoint, credentials, the secrets to scrub and the error guard, and gives
-  ``close()`` / ``with`` to the three adapters.
+- :class:`Adapter` holds the endpoint, credentials, the secrets to scrub and the error guard, runs a SASL
+  login (an OAuth token the server refuses is forgotten and the login retried once with a fresh one), and
+  gives ``close()`` / ``with`` to the three adapters.
 - :func:`run_connection_test` times a test and turns any :class:`TransportError` into a failed
   :class:`ConnectionTestResult` (docs/semantics.md §8: "returns a typed result").
 """
 
 from __future__ import annotations
 
+import logging
 import socket
 import ssl
 import time
@@ -44,6 +46,8 @@ from enate_routing.transports.base import (
 )
 
 __all__ = ["Adapter", "choose_sasl", "open_socket", "refuse_plaintext", "run_connection_test"]
+
+_log = logging.getLogger("enate_routing.transports")
 
 Protocol = Literal["imap", "pop3", "smtp", "graph"]
 
@@ -129,6 +133,32 @@ class Adapter(AbstractContextManager["Adapter"]):
             return None
         with self._guard("tls"):
             return client_context(self.endpoint.ca_file, self._client_certificate)
+
+    def _authenticate(self, client: _sasl.SaslClient, offered: Collection[str],
+                      exchange: Callable[[_sasl.SaslClient], object]) -> None:
+        """Run the SASL ``exchange`` (the protocol's AUTH command) at the ``auth`` stage.
+
+        An OAuth token the server refuses may just be revoked or expired early while still cached: it is
+        reported to ``OAuth2Auth.token_refused`` (the cache drops it) and the login is tried once more, on the
+        same connection, with a fresh token. A second refusal is the AuthenticationError.
+        """
+        try:
+            with self._guard("auth"):
+                exchange(client)
+            return
+        except AuthenticationError:
+            credentials = self.credentials
+            if not isinstance(credentials, OAuth2Auth) or credentials.token_refused is None or client.bearer is None:
+                raise
+            credentials.token_refused(client.bearer)
+        # Retried outside the ``except`` block, so a second refusal does not carry the first as its context.
+        _log.info("OAuth token refused; logging in once more with a fresh token",
+                  extra={"server": self.server, "mechanism": client.mechanism})
+        fresh = self._sasl_for(offered)
+        if fresh is None:  # pragma: no cover - OAuth credentials always give a SASL client
+            raise AuthenticationError("no OAuth token to log in with", server=self.server)
+        with self._guard("auth"):
+            exchange(fresh)
 
     def _sasl_for(self, offered: Collection[str]) -> _sasl.SaslClient | None:
         credentials = self.credentials

@@ -5,7 +5,7 @@
 - :class:`Endpoint` and the credential variants (:class:`NoAuth`, :class:`PasswordAuth`,
   :class:`OAuth2Auth`, :class:`CertificateAuth`) are plain frozen dataclasses: the glue from a configured
   connector to a transport builds them, so transports never import the configuration model.
-- :class:`MessageRef` is the stable id of one message on a server; :class:`ConnectionTestResult` the
+- :class:`MessageRef` is the stable id of one message (IMAP, POP3 or Graph); :class:`ConnectionTestResult` the
   typed outcome of a "test connection".
 - :class:`MoveAction`, :class:`FlagAction`, :class:`DeleteAction` say what "processed" means for IMAP.
 
@@ -21,7 +21,6 @@ from types import TracebackType
 from typing import Literal, Protocol, Self, TypeAlias, runtime_checkable
 
 from enate_routing.certificates import ClientCertificate
-from enate_routing.errors import MailboxMissingError, ProtocolError
 
 __all__ = [
     "CertificateAuth",
@@ -33,7 +32,6 @@ __all__ = [
     "MailSender",
     "MailSource",
     "MailboxCredentials",
-    "MessageGoneError",
     "MessageRef",
     "MoveAction",
     "NoAuth",
@@ -41,7 +39,6 @@ __all__ = [
     "PasswordAuth",
     "ProcessedAction",
     "Security",
-    "UidValidityChangedError",
     "WaitsForMail",
 ]
 
@@ -110,13 +107,16 @@ class PasswordAuth:
 class OAuth2Auth:
     """OAuth 2.0 bearer-token SASL: ``XOAUTH2`` (Google, Microsoft) or ``OAUTHBEARER`` (RFC 7628).
 
-    ``token_provider`` is called once per login and returns a current access token; the library never
-    stores or refreshes tokens itself (the host owns the OAuth flow and the refresh token).
+    ``token_provider`` is called once per login and returns a current access token. ``token_refused``, when
+    given, is told the token the server refused (a cache drops it: ``TokenSource.invalidate``); the login is
+    then tried once more with a fresh token from ``token_provider``, and a second refusal is the
+    :class:`~enate_routing.errors.AuthenticationError`. Without it a refusal is final (the host owns the flow).
     """
 
     username: str
     token_provider: Callable[[], str] = field(repr=False)
     mechanism: Literal["XOAUTH2", "OAUTHBEARER"] = "XOAUTH2"
+    token_refused: Callable[[str], None] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,56 +166,48 @@ ProcessedAction: TypeAlias = MoveAction | FlagAction | DeleteAction
 
 @dataclass(frozen=True, slots=True)
 class MessageRef:
-    """The stable id of one message: IMAP ``(mailbox, uidvalidity, uid)`` or POP3 ``(mailbox, uidl)``.
+    """The stable id of one message: IMAP ``(mailbox, uidvalidity, uid)``, POP3 ``(mailbox, uidl)`` or
+    Microsoft Graph ``(mailbox, graph_id)``.
 
     An IMAP UID is only meaningful together with the folder's UIDVALIDITY (RFC 3501 §2.3.1.1; RFC 9051
-    §2.3.1.1): when UIDVALIDITY changes, every stored UID of that folder is void. :attr:`key` is a string
-    a ledger can store.
+    §2.3.1.1): when UIDVALIDITY changes, every stored UID of that folder is void. A Graph id is an immutable
+    id (it survives a move); ``mailbox`` is then ``address/folder``. :attr:`key` is a string a ledger can
+    store.
     """
 
     mailbox: str
     uid: int | None = None
     uidvalidity: int | None = None
     uidl: str | None = None
+    graph_id: str | None = None
 
     def __post_init__(self) -> None:
-        imap = self.uid is not None and self.uidvalidity is not None
-        if imap == (self.uidl is not None) or (self.uid is None) != (self.uidvalidity is None):
-            raise ValueError("MessageRef needs uid and uidvalidity (IMAP) or uidl (POP3), not both")
+        if (self.uid is None) != (self.uidvalidity is None):
+            raise ValueError("MessageRef needs uid and uidvalidity together (IMAP)")
+        kinds = (self.uid is not None) + (self.uidl is not None) + (self.graph_id is not None)
+        if kinds != 1:
+            raise ValueError("MessageRef needs exactly one of uid and uidvalidity (IMAP), uidl (POP3) "
+                             "or graph_id (Graph)")
 
     @property
-    def protocol(self) -> Literal["imap", "pop3"]:
+    def protocol(self) -> Literal["imap", "pop3", "graph"]:
+        if self.graph_id is not None:
+            return "graph"
         return "pop3" if self.uidl is not None else "imap"
 
     @property
     def key(self) -> str:
-        """``imap:<mailbox>:<uidvalidity>:<uid>`` or ``pop3:<mailbox>:<uidl>``."""
+        """``imap:<mailbox>:<uidvalidity>:<uid>``, ``pop3:<mailbox>:<uidl>`` or ``graph:<mailbox>/<graph_id>``.
+
+        Graph refs made before the ``graph`` form was keyed ``pop3:<mailbox>:<graph_id>``: a ledger holding
+        such keys still finds those messages by their content digest (its second key), so a re-run does not
+        hand one off twice (docs/microsoft365.md).
+        """
+        if self.graph_id is not None:
+            return f"graph:{self.mailbox}/{self.graph_id}"
         if self.uidl is not None:
             return f"pop3:{self.mailbox}:{self.uidl}"
         return f"imap:{self.mailbox}:{self.uidvalidity}:{self.uid}"
-
-
-class UidValidityChangedError(ProtocolError):
-    """The folder's UIDVALIDITY is not the one a :class:`MessageRef` was listed under.
-
-    Every stored UID of the folder is void (RFC 3501 §2.3.1.1): list again and de-duplicate by content
-    (message id / digest), as the ingestion ledger does. Not retryable with the same ref.
-    """
-
-    retryable = False
-
-    def __init__(self, mailbox: str, expected: int, actual: int, *, server: str | None = None) -> None:
-        self.mailbox = mailbox
-        self.expected = expected
-        self.actual = actual
-        super().__init__(
-            f"UIDVALIDITY of {mailbox!r} changed from {expected} to {actual}; list the folder again",
-            server=server,
-        )
-
-
-class MessageGoneError(MailboxMissingError):
-    """The message a :class:`MessageRef` names is no longer on the server (another client removed it)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,10 +34,10 @@ from enate_routing.transports.base import (
     PasswordAuth,
     ProcessedAction,
 )
-from enate_routing.transports.graph import GraphSender, GraphSource, test_graph_connection
-from enate_routing.transports.imap import ImapSource, delegate_login, shared_folder, test_imap_connection
-from enate_routing.transports.pop3 import Pop3Source, test_pop3_connection
-from enate_routing.transports.smtp import SmtpSender, test_smtp_connection
+from enate_routing.transports.graph import GraphSender, GraphSource, check_graph_connection
+from enate_routing.transports.imap import ImapSource, check_imap_connection, delegate_login, shared_folder
+from enate_routing.transports.pop3 import Pop3Source, check_pop3_connection
+from enate_routing.transports.smtp import SmtpSender, check_smtp_connection
 
 __all__ = ["ConnectorAccess", "check_connection", "open_sender", "open_source"]
 
@@ -98,7 +98,8 @@ def _login(connector: Connector, access: ConnectorAccess, method: str, login: st
     if method == "oauth2":
         # Google's service account acts for the mailbox owner (the login); Microsoft's token is the app's or
         # the signed-in delegate's, whichever mailbox the login names.
-        return OAuth2Auth(username, _tokens(connector, access, use, connector.username or username).token)
+        tokens = _tokens(connector, access, use, connector.username or username)
+        return OAuth2Auth(username, tokens.token, token_refused=tokens.invalidate)
     password = connector.password_value(access.environ)
     if password is None:
         raise ConfigError.single("no password given (password or password_env)", where=_where(connector),
@@ -259,18 +260,18 @@ def _test_incoming(
 ) -> ConnectionTestResult:
     server = _incoming(connector)
     if server.protocol == "graph":
-        return test_graph_connection(source=_graph_source(connector, access, mailbox))
+        return check_graph_connection(source=_graph_source(connector, access, mailbox))
     endpoint, credentials, folder = _source_args(connector, access, mailbox)
     if server.protocol == "imap":
-        return test_imap_connection(endpoint, credentials, folder, processed=_processed(server))
-    return test_pop3_connection(endpoint, credentials)
+        return check_imap_connection(endpoint, credentials, folder, processed=_processed(server))
+    return check_pop3_connection(endpoint, credentials)
 
 
 def _test_outgoing(connector: Connector, access: ConnectorAccess) -> ConnectionTestResult:
     if connector.service == "office365-graph" and connector.outgoing is not None:
-        return test_graph_connection(sender=_graph_sender(connector, access))
+        return check_graph_connection(sender=_graph_sender(connector, access))
     endpoint, credentials = _sender_args(connector, access)
-    return test_smtp_connection(endpoint, credentials)
+    return check_smtp_connection(endpoint, credentials)
 
 
 def _guarded(

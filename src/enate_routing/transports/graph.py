@@ -8,8 +8,8 @@ shared mailbox: ``/users/{address}/mailFolders/...``):
   next pass over a 100,000-message folder asks only for what changed. A delta state the server forgot
   (410 Gone) starts a full listing again;
 - **raw MIME**: ``/messages/{id}/$value`` — routing sees the bytes IMAP would give;
-- **immutable ids** in :class:`~.base.MessageRef` (``uidl`` holds the Graph id; ``mailbox`` is
-  ``address/folder``), so a ref stays valid after a move;
+- **immutable ids** in :class:`~.base.MessageRef` (``graph_id``; ``mailbox`` is ``address/folder``; the
+  ledger key ``graph:<address>/<folder>/<id>``), so a ref stays valid after a move;
 - **processed** like IMAP: :class:`~.base.MoveAction` moves (the folder is created if missing),
   ``FlagAction("\\Seen")`` marks read, any other :class:`~.base.FlagAction` adds the flag as an Outlook
   category, :class:`~.base.DeleteAction` deletes. A message already gone is nothing left to mark. Graph
@@ -33,20 +33,19 @@ from types import TracebackType
 from typing import Any, Self
 from urllib.parse import quote, urlencode
 
-from enate_routing.errors import MailboxMissingError
-from enate_routing.transports._graph_client import GraphClient, GraphError
+from enate_routing.errors import GraphError, MailboxMissingError, MessageGoneError
+from enate_routing.transports._graph_client import GraphClient
 from enate_routing.transports._session import run_connection_test
 from enate_routing.transports.base import (
     ConnectionTestResult,
     DeleteAction,
     FlagAction,
-    MessageGoneError,
     MessageRef,
     MoveAction,
     ProcessedAction,
 )
 
-__all__ = ["DELTA_STATES", "DeltaState", "GraphSender", "GraphSource", "test_graph_connection"]
+__all__ = ["DELTA_STATES", "DeltaState", "GraphSender", "GraphSource", "check_graph_connection"]
 
 WELL_KNOWN_FOLDERS = frozenset({
     "archive", "clutter", "conversationhistory", "deleteditems", "drafts", "inbox", "junkemail",
@@ -150,7 +149,7 @@ class GraphSource:
             self._sync(folder, state)
         waiting = [(received, ident) for ident, (received, read, categories) in state.known.items()
                    if self._unprocessed(read, categories)]
-        return [MessageRef(self.mailbox, uidl=ident) for _, ident in sorted(waiting)]
+        return [MessageRef(self.mailbox, graph_id=ident) for _, ident in sorted(waiting)]
 
     def _sync(self, folder: str, state: DeltaState) -> None:
         start = state.link or (f"{self.client.user_path(self.address)}/mailFolders/{quote(folder, safe='')}"
@@ -181,9 +180,9 @@ class GraphSource:
         return action.flag.casefold() not in {c.casefold() for c in categories}
 
     def _message_path(self, ref: MessageRef) -> str:
-        if ref.uidl is None or ref.mailbox != self.mailbox:
+        if ref.graph_id is None or ref.mailbox != self.mailbox:
             raise ValueError(f"{ref!r} is not a Graph message of {self.mailbox!r}")
-        return f"{self.client.user_path(self.address)}/messages/{quote(ref.uidl, safe='')}"
+        return f"{self.client.user_path(self.address)}/messages/{quote(ref.graph_id, safe='')}"
 
     def fetch(self, ref: MessageRef) -> bytes:
         """The raw MIME of the message (``$value``); reading it does not mark it read."""
@@ -191,34 +190,35 @@ class GraphSource:
             return self.client.call("GET", f"{self._message_path(ref)}/$value",
                                     headers={"Accept": "message/rfc822, */*"}).body
         except MailboxMissingError:
-            raise MessageGoneError(f"message {ref.uidl!r} is no longer in {self.mailbox!r}",
+            raise MessageGoneError(f"message {ref.graph_id!r} is no longer in {self.mailbox!r}",
                                    server=self.server) from None
 
     def mark_processed(self, ref: MessageRef) -> None:
         """Move, mark read, add a category or delete; a message that is gone already is left alone."""
         path, action = self._message_path(ref), self.processed
-        assert ref.uidl is not None  # checked by _message_path
+        ident = ref.graph_id
+        assert ident is not None  # checked by _message_path
         _, state = self._state()
         try:
             if isinstance(action, MoveAction):
                 target = self.folder_id(action.folder, create=True)
                 self.client.call("POST", f"{path}/move", json_body={"destinationId": target})
-                state.known.pop(ref.uidl, None)
+                state.known.pop(ident, None)
             elif isinstance(action, DeleteAction):
                 self.client.call("DELETE", path)
-                state.known.pop(ref.uidl, None)
+                state.known.pop(ident, None)
             elif action.flag.casefold() == "\\seen":
                 self.client.call("PATCH", path, json_body={"isRead": True})
-                self._remember(state, ref.uidl, read=True)
+                self._remember(state, ident, read=True)
             else:
-                known = state.known.get(ref.uidl)  # the delta listing carried the categories
+                known = state.known.get(ident)  # the delta listing carried the categories
                 categories = known[2] if known is not None else self._categories(path)
                 if action.flag.casefold() not in {c.casefold() for c in categories}:
                     categories = (*categories, action.flag)
                     self.client.call("PATCH", path, json_body={"categories": list(categories)})
-                self._remember(state, ref.uidl, categories=categories)
+                self._remember(state, ident, categories=categories)
         except MailboxMissingError:
-            state.known.pop(ref.uidl, None)  # already moved or deleted by someone else: nothing to mark
+            state.known.pop(ident, None)  # already moved or deleted by someone else: nothing to mark
 
     def _categories(self, path: str) -> tuple[str, ...]:
         data = self.client.get_json(f"{path}?{urlencode({'$select': 'categories'})}")
@@ -298,8 +298,8 @@ class GraphSender:
         self.close()
 
 
-def test_graph_connection(source: GraphSource | None = None, sender: GraphSender | None = None
-                          ) -> ConnectionTestResult:
+def check_graph_connection(source: GraphSource | None = None, sender: GraphSender | None = None
+                           ) -> ConnectionTestResult:
     """Get a token, open the folder (and check the processed-mail folder) or the sending mailbox."""
     adapter: Any = source if source is not None else sender
     if adapter is None:
@@ -322,6 +322,3 @@ def test_graph_connection(source: GraphSource | None = None, sender: GraphSender
             return detail, ("delta", "immutable-id")
 
     return run_connection_test("graph", adapter.client.endpoint, body)
-
-
-test_graph_connection.__test__ = False  # type: ignore[attr-defined]  # not a pytest test despite its name

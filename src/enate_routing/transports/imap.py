@@ -5,7 +5,7 @@ What this adapter guarantees, and why:
 - **UIDs only.** Sequence numbers shift whenever any client expunges; every command is a ``UID``
   command (RFC 3501 §6.4.8). A :class:`~.base.MessageRef` carries the folder's UIDVALIDITY with the UID:
   if the server reports another UIDVALIDITY, :meth:`ImapSource.fetch` / :meth:`ImapSource.mark_processed`
-  raise :class:`~.base.UidValidityChangedError` instead of touching a different message (§2.3.1.1).
+  raise :class:`~enate_routing.errors.UidValidityChangedError` instead of touching a different message (§2.3.1.1).
   :attr:`ImapSource.uidvalidity` lets a caller compare with what its ledger stored.
 - **Fetching changes nothing.** ``BODY.PEEK[]`` does not set ``\\Seen`` (RFC 3501 §6.4.5).
 - **No plain EXPUNGE, no CLOSE.** Both remove *every* ``\\Deleted`` message, including those another
@@ -44,7 +44,9 @@ from enate_routing.errors import (
     ConnectError,
     InsecureConnectionError,
     MailboxMissingError,
+    MessageGoneError,
     ProtocolError,
+    UidValidityChangedError,
 )
 from enate_routing.transports._session import Adapter, open_socket, run_connection_test
 from enate_routing.transports._utf7 import quote_mailbox
@@ -54,18 +56,16 @@ from enate_routing.transports.base import (
     Endpoint,
     FlagAction,
     MailboxCredentials,
-    MessageGoneError,
     MessageRef,
     MoveAction,
     PasswordAuth,
     ProcessedAction,
-    UidValidityChangedError,
 )
 
 _log = logging.getLogger("enate_routing.transports")
 _IDLE_RENEW = 29 * 60.0  # RFC 2177 §3: servers may log out a client idle for 30 minutes
 
-__all__ = ["ImapSource", "delegate_login", "shared_folder", "test_imap_connection"]
+__all__ = ["ImapSource", "check_imap_connection", "delegate_login", "shared_folder"]
 
 # RFC 3501 §9: flag-keyword = atom; atom-specials are ( ) { SP CTL % * " \ ]
 _KEYWORD = re.compile(r"^\\?[^(){ \x00-\x1f\x7f%*\"\\\]]+$")
@@ -209,8 +209,7 @@ class ImapSource(Adapter):
                 server=self.server,
             )
         if sasl is not None:
-            with self._guard("auth"):
-                conn.authenticate(sasl.mechanism, sasl)
+            self._authenticate(sasl, offered, lambda client: conn.authenticate(client.mechanism, client))
             return
         credentials = self.credentials
         if not isinstance(credentials, PasswordAuth):  # pragma: no cover - OAuth always goes through SASL
@@ -413,7 +412,7 @@ def _already_exists(result: tuple[str, Sequence[object]]) -> bool:
     return "ALREADYEXISTS" in _text(result[1]).upper()
 
 
-def test_imap_connection(
+def check_imap_connection(
     endpoint: Endpoint,
     credentials: MailboxCredentials,
     mailbox: str = "INBOX",
@@ -442,6 +441,3 @@ def test_imap_connection(
             return detail, caps
 
     return run_connection_test("imap", endpoint, body)
-
-
-test_imap_connection.__test__ = False  # type: ignore[attr-defined]  # not a pytest test despite its name

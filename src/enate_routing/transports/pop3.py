@@ -21,19 +21,24 @@ import ssl
 from contextlib import suppress
 
 from enate_routing.certificates import ClientCertificate
-from enate_routing.errors import AuthenticationError, ConnectError, InsecureConnectionError, ProtocolError
+from enate_routing.errors import (
+    AuthenticationError,
+    ConnectError,
+    InsecureConnectionError,
+    MessageGoneError,
+    ProtocolError,
+)
 from enate_routing.transports._sasl import SaslClient
 from enate_routing.transports._session import Adapter, open_socket, run_connection_test
 from enate_routing.transports.base import (
     ConnectionTestResult,
     Endpoint,
     MailboxCredentials,
-    MessageGoneError,
     MessageRef,
     PasswordAuth,
 )
 
-__all__ = ["Pop3Source", "test_pop3_connection"]
+__all__ = ["Pop3Source", "check_pop3_connection"]
 
 _MAX_LINE = 1 << 20  # poplib allows 2048 octets; real (broken) mail has longer lines (docs/semantics.md §3.1.1)
 _AUTH_LINE_LIMIT = 255  # RFC 5034 §4
@@ -181,8 +186,7 @@ class Pop3Source(Adapter):
                     f"SASL {sasl.mechanism} not offered)",
                     server=self.server,
                 )
-            with self._guard("auth"):
-                conn.sasl(sasl)
+            self._authenticate(sasl, offered, conn.sasl)
             return
         credentials = self.credentials
         if not isinstance(credentials, PasswordAuth):  # pragma: no cover - OAuth always goes through SASL
@@ -285,7 +289,7 @@ class Pop3Source(Adapter):
         self._deleted.clear()
 
 
-def test_pop3_connection(
+def check_pop3_connection(
     endpoint: Endpoint,
     credentials: MailboxCredentials,
     *,
@@ -299,6 +303,3 @@ def test_pop3_connection(
             return f"maildrop has {count} messages ({size} octets)", tuple(sorted(source.capabilities))
 
     return run_connection_test("pop3", endpoint, body)
-
-
-test_pop3_connection.__test__ = False  # type: ignore[attr-defined]  # not a pytest test despite its name

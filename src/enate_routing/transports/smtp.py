@@ -37,7 +37,7 @@ from enate_routing.transports.base import (
     PasswordAuth,
 )
 
-__all__ = ["SmtpSender", "test_smtp_connection"]
+__all__ = ["SmtpSender", "check_smtp_connection"]
 
 
 class _SMTP(smtplib.SMTP):
@@ -125,8 +125,7 @@ class SmtpSender(Adapter):
                     server=self.server,
                 )
         assert client is not None
-        with self._guard("auth"):
-            self._sasl(conn, client)
+        self._authenticate(client, offered, lambda sasl: self._sasl(conn, sasl))
 
     @staticmethod
     def _sasl(conn: _SMTP, client: _sasl.SaslClient) -> None:
@@ -192,7 +191,7 @@ class SmtpSender(Adapter):
         conn.close()
 
 
-def test_smtp_connection(
+def check_smtp_connection(
     endpoint: Endpoint, credentials: Credentials | None = None, *, local_hostname: str | None = None
 ) -> ConnectionTestResult:
     """EHLO, TLS, authentication and NOOP; never raises for server problems."""
@@ -205,6 +204,3 @@ def test_smtp_connection(
             return f"EHLO, {tls}, {auth} and NOOP accepted", sender.capabilities
 
     return run_connection_test("smtp", endpoint, body)
-
-
-test_smtp_connection.__test__ = False  # type: ignore[attr-defined]  # not a pytest test despite its name
