@@ -1,7 +1,8 @@
 """``poll``: run the ingestion loop against a connector's real mailbox (docs/semantics.md §5, §8).
 
-Each decision is appended to ``--out`` as one JSON line with the docs/semantics.md §5 fields (``message`` is the
-Message-ID, or the server ref when the message has none). The JSON-lines writer *is* the host's handler,
+Each decision is appended to ``--out`` as one JSON line: every decision field (``cli/_records.decision_record``,
+``message`` being the Message-ID, or the server ref when the message has none) plus ``ledger_id``,
+``message_id``, ``sender`` and ``subject`` (docs/json-output.md). The JSON-lines writer *is* the host's handler,
 so it honours the host's contract (docs/ingestion.md): it is idempotent on the idempotency key — keys
 already in the file are not written again — and every line is written and fsynced before the ledger
 records the hand-off. A write that fails (disk full) is cut back, so the file never holds half a line;
@@ -27,6 +28,7 @@ from typing import Any, TextIO
 
 from enate_routing.cli._connections import add_connector_arguments, add_mailbox_argument, connector_name
 from enate_routing.cli._logging import add_logging_options, configure_logging
+from enate_routing.cli._records import decision_record
 from enate_routing.errors import ConfigError, TransportError
 from enate_routing.ingest import Ingestor, IngestStats, SqliteLedger, WorkItem
 from enate_routing.loading import load_config
@@ -61,8 +63,11 @@ class JsonlWriter:
     def __call__(self, item: WorkItem) -> None:
         if item.idempotency_key in self.keys:
             return
-        record: dict[str, Any] = item.decision.to_json(item.envelope.message_id or item.ref)
-        record["idempotency_key"] = item.idempotency_key
+        envelope = item.envelope
+        record: dict[str, Any] = decision_record(item.decision, envelope.message_id or item.ref)
+        record["idempotency_key"] = item.idempotency_key  # a reprocessed message's key has its generation
+        record.update(ledger_id=item.message, message_id=envelope.message_id, sender=envelope.sender,
+                      subject=envelope.subject)
         line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
         size = os.fstat(self._fd).st_size
         try:
