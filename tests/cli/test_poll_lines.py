@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -43,3 +44,19 @@ def test_a_poll_line_has_every_decision_field_and_the_message(tmp_path: Path) ->
                                                                         "Printer on fire")
     assert second["reason"] == "own address" and second["ledger_id"] == 13
     assert second["idempotency_key"] == "k2-g1"  # the work item's key (a reprocessed generation), not the decision's
+
+
+def test_a_poison_subject_stays_on_its_line(tmp_path: Path) -> None:
+    """Line separators and lone surrogates in a subject are escaped: one line per work item, read back as is."""
+    subject = "a\u2028b\u2029c\x85d\udcff\x0ce"
+    envelope = dataclasses.replace(Envelope.from_bytes(RAW), subject=subject)
+    decision = Decision(connector="Support", action="create", address="help@acme.example", idempotency_key="k1",
+                        route="Fires", delivery=Delivery(target=TARGET))
+    out = tmp_path / "out.jsonl"
+    writer = JsonlWriter(out)
+    writer(WorkItem(idempotency_key="k1", decision=decision, envelope=envelope, connector="Support",
+                    mailbox="INBOX", ref="r", message=1))
+    writer.close()
+    [line] = out.read_text(encoding="utf-8").splitlines()
+    assert json.loads(line)["subject"] == subject
+    assert JsonlWriter(out).keys == {"k1"}  # a restart finds the key again

@@ -19,6 +19,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import signal
 import sys
 from collections.abc import Iterator
@@ -35,7 +36,18 @@ from enate_routing.loading import load_config
 from enate_routing.router import Router
 from enate_routing.transports.factory import ConnectorAccess
 
-__all__ = ["JsonlWriter", "add_ledger_options", "ledger_path", "open_ingestor", "register"]
+__all__ = ["JsonlWriter", "add_ledger_options", "jsonl_line", "ledger_path", "open_ingestor", "register"]
+
+# Characters json.dumps(ensure_ascii=False) leaves as they are but that break a JSON-lines file: line
+# separators a reader's str.splitlines() splits on (NEL, U+2028, U+2029), and lone surrogates (a decoded
+# Subject may hold them) that cannot be written as UTF-8. Escaped as \uXXXX, they read back unchanged.
+_UNSAFE_IN_A_LINE = re.compile("[\x85\u2028\u2029\ud800-\udfff]")
+
+
+def jsonl_line(record: dict[str, Any]) -> bytes:
+    """``record`` as one UTF-8 JSON line that every line reader sees as one line."""
+    text = _UNSAFE_IN_A_LINE.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(record, ensure_ascii=False))
+    return (text + "\n").encode("utf-8")
 
 
 class JsonlWriter:
@@ -52,7 +64,7 @@ class JsonlWriter:
                 data = data[: data.rfind(b"\n") + 1]
                 with path.open("r+b") as out:
                     out.truncate(len(data))
-            for line in data.decode("utf-8", "replace").splitlines():
+            for line in data.decode("utf-8", "replace").split("\n"):
                 try:
                     self.keys.add(json.loads(line)["idempotency_key"])
                 except (ValueError, KeyError, TypeError):
@@ -68,7 +80,7 @@ class JsonlWriter:
         record["idempotency_key"] = item.idempotency_key  # a reprocessed message's key has its generation
         record.update(ledger_id=item.message, message_id=envelope.message_id, sender=envelope.sender,
                       subject=envelope.subject)
-        line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
+        line = jsonl_line(record)
         size = os.fstat(self._fd).st_size
         try:
             view = memoryview(line)

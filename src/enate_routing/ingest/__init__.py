@@ -13,7 +13,15 @@ Module map: ``_loop`` (the loop: lease, backoff, passes), ``_batch`` (one batch 
 
 from __future__ import annotations
 
-from enate_routing.ingest._acknowledge import AckBuilder, AckRoute, build_acknowledgement, sending_connector
+from enate_routing.ingest._acknowledge import (
+    AckBuilder,
+    AckContent,
+    AckRoute,
+    AckWording,
+    build_acknowledgement,
+    render_acknowledgement,
+    sending_connector,
+)
 from enate_routing.ingest._contract import HOOK_POINTS, Backoff, Handler, IngestStats, RouterLike, StepHook, WorkItem
 from enate_routing.ingest._lease import LeaseLostError
 from enate_routing.ingest._ledger import (
@@ -37,8 +45,10 @@ from enate_routing.ingest._sqlite_ledger import SqliteLedger
 __all__ = [
     "HOOK_POINTS",
     "AckBuilder",
+    "AckContent",
     "AckRoute",
     "AckState",
+    "AckWording",
     "Backoff",
     "Handler",
     "IngestStats",
@@ -61,5 +71,6 @@ __all__ = [
     "WorkRecord",
     "build_acknowledgement",
     "content_digest",
+    "render_acknowledgement",
     "sending_connector",
 ]
