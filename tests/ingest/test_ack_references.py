@@ -198,3 +198,13 @@ def test_ledger_of_an_earlier_version_gains_the_reference_column(tmp_path: Path)
         assert ledger.work_of(1)[0].reference is None
         ledger.record_handed("Support", ["k"], references={"k": "T-000001"})
         assert ledger.work_of(1)[0].reference == "T-000001"
+
+
+def test_the_fallback_has_its_own_template(ledger: SqliteLedger, box: Mailbox) -> None:
+    """A fallback's template words the acknowledgements of mail no route took; the token is still appended."""
+    data = config_data()
+    data["fallbacks"][0]["acknowledgement"] = {"subject": "Received by {route}: {subject}"}
+    box.deliver(make_message(1, subject="Hello"))
+    [ack] = acks(run(parse_config(data), ledger, box, ReferencingHost()))
+    assert ack["Subject"] == "Received by Fallback: Hello [REF:T-004711]"
+    assert "as T-004711" in ack.get_payload(decode=True).decode()  # the default text names the reference
