@@ -21,6 +21,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from enate_routing._ack_template import DEFAULT_SUBJECT_TOKEN, AckTemplate, subject_token_problem
 from enate_routing._oauth_settings import OAuthSettings
 from enate_routing._secret_inputs import hide_secret_inputs
 from enate_routing.delivery import Delivery, Target, Text
@@ -29,6 +30,7 @@ from enate_routing.errors import ConfigError, ConfigIssue
 from enate_routing.link_pattern import UnsafePatternError, check_link_pattern
 
 __all__ = [
+    "AckTemplate",
     "BlockedEntry",
     "Config",
     "Connector",
@@ -79,6 +81,7 @@ class _RouteBase(_Frozen):
     send_automated_emails: bool = False
     test_mode: bool = False
     for_attention: str | None = None
+    acknowledgement: AckTemplate = AckTemplate()
 
     @model_validator(mode="after")
     def _category_only_on_tickets(self) -> _RouteBase:
@@ -151,8 +154,26 @@ class Linking(_Frozen):
     """How follow-ups find existing work (docs/semantics.md §3.4)."""
 
     subject_pattern: str = DEFAULT_SUBJECT_PATTERN  # "" turns subject tokens off
+    subject_token: str | None = None  # how acknowledgements write a reference; see reference_token()
     plus_addressing: Literal["off", "mixed", "plus-only"] = "off"
     search_body: bool = False
+
+    @model_validator(mode="after")
+    def _token_matches_pattern(self) -> Linking:
+        if self.subject_token is not None:
+            problem = subject_token_problem(self.subject_token, self.subject_pattern)
+            if problem:
+                raise PydanticCustomError("token", "{problem}",
+                                          {"problem": problem, "field": "subject_token", "item": self.subject_token})
+        return self
+
+    def reference_token(self) -> str | None:
+        """The format string (with ``{ref}``) acknowledgements put in their subject: ``subject_token``, else
+        ``[REF:{ref}]`` when ``subject_pattern`` finds that form; else None (acknowledgements carry no token)."""
+        if self.subject_token is not None:
+            return self.subject_token
+        derived = DEFAULT_SUBJECT_TOKEN  # the default pattern's form, kept when the configured pattern finds it
+        return None if subject_token_problem(derived, self.subject_pattern) else derived
 
     @field_validator("subject_pattern")
     @classmethod

@@ -8,7 +8,8 @@ leaves behind.
 
 The host side is a pair of append-only files, written with fsync: ``calls.jsonl`` gets a line for every
 handler invocation, ``work.jsonl`` a line per work item created — only when the key is not there yet,
-which is the idempotency the host contract asks for (docs/ingestion.md).
+which is the idempotency the host contract asks for (docs/ingestion.md). The host returns the work item's
+reference (``T-`` and its line number in ``work.jsonl``), the same one again for a key it already has.
 """
 
 from __future__ import annotations
@@ -28,13 +29,16 @@ class FileHost:
     def __init__(self, directory: Path) -> None:
         self.calls = directory / "calls.jsonl"
         self.work = directory / "work.jsonl"
-        self.keys: set[str] = set()
+        self.references: dict[str, str] = {}
         if self.work.exists():
             data = self.work.read_bytes()
             if data and not data.endswith(b"\n"):  # a torn last line from a crash mid-write
                 data = data[: data.rfind(b"\n") + 1]
                 self.work.write_bytes(data)
-            self.keys = {json.loads(line)["key"] for line in data.decode().splitlines() if line.strip()}
+            for line in data.decode().splitlines():
+                if line.strip():
+                    record = json.loads(line)
+                    self.references[record["key"]] = record["reference"]
 
     def _append(self, path: Path, record: dict[str, Any]) -> None:
         with path.open("a", encoding="utf-8") as out:
@@ -42,13 +46,16 @@ class FileHost:
             out.flush()
             os.fsync(out.fileno())
 
-    def __call__(self, item: Any) -> None:
+    def __call__(self, item: Any) -> str:
         record = {"key": item.idempotency_key, "message_id": item.envelope.message_id, "pid": os.getpid()}
         self._append(self.calls, record)
-        if item.idempotency_key in self.keys:
-            return
-        self._append(self.work, record)
-        self.keys.add(item.idempotency_key)
+        known = self.references.get(item.idempotency_key)
+        if known is not None:
+            return known
+        reference = f"T-{len(self.references) + 1:06d}"
+        self._append(self.work, {**record, "reference": reference})
+        self.references[item.idempotency_key] = reference
+        return reference
 
 
 def run(spec: dict[str, Any]) -> int:

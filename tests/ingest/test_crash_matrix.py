@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from email import message_from_bytes
 from pathlib import Path
 from typing import Any
 
@@ -182,6 +183,11 @@ def check(protocol: str, point: str, position: str, messages: list[bytes], direc
     acks = [m for m in smtp_servers.messages
             if b"Auto-Submitted: auto-replied" in m.data and any(f".{position}@" in r for r in m.rcpt_tos)]
     ack_ids = [message_id(m.data) for m in acks]
+    # Each acknowledgement carries the reference recorded with its hand-off (the host's, for that message).
+    references = {w["message_id"]: w["reference"] for w in work}
+    for ack in acks:
+        parsed = message_from_bytes(ack.data)
+        assert f"[REF:{references[str(parsed['In-Reply-To']).strip('<>')]}]" in str(parsed["Subject"])
     duplicate_acks = len(ack_ids) - len(set(ack_ids))
 
     figures["scenarios"] += 1

@@ -22,7 +22,8 @@ from mailrig.smtp import SmtpServers
 pytestmark = pytest.mark.servers
 
 DECISION_FIELDS = ["message", "connector", "action", "address", "route", "fallback", "target", "ticket_category",
-         "send_automated_emails", "test_mode", "acknowledge", "suppressed", "link", "idempotency_key"]
+                   "send_automated_emails", "test_mode", "for_attention", "acknowledge", "suppressed", "link",
+                   "reason", "idempotency_key", "ledger_id", "message_id", "sender", "subject"]
 
 
 def write_config(path: Path, data: dict[str, Any]) -> Path:
@@ -56,6 +57,10 @@ def test_poll_once_writes_spec_decisions_and_is_idempotent(
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(lines) == 5 and all(list(line) == DECISION_FIELDS for line in lines)
     assert {line["message"] for line in lines} == {f"m{i}@example.net" for i in range(5)}
+    with SqliteLedger(tmp_path / "decisions.jsonl.ledger.db") as ledger:  # each line reaches its ledger row
+        assert all(ledger.get(line["ledger_id"]).message_id == line["message_id"] for line in lines)
+    assert {(line["sender"], line["subject"]) for line in lines} == {
+        (f"customer{i}@example.net", f"Request {i}") for i in range(5)}
     assert all(line["action"] == "create" and line["fallback"] for line in lines)
     assert count(mailboxes, ALICE) == 0 and count(mailboxes, ALICE, "Archive") == 5
     assert len(smtp_inbox.received("open")) == 5

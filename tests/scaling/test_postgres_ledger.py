@@ -72,8 +72,11 @@ def scenario(ledger: Any) -> list[Any]:
     out.append([rel(r) for r in ledger.pending("C", "INBOX")])
     out.append([(w.key, w.message - base, w.handed_at is None, w.ack_state, w.ack_recipients)
                 for w in ledger.work_of(a.id)])
-    out.append(ledger.record_handed("C", ["k1"], finish=[a.id, b.id, b.id]))  # k2's ack is pending: a not DONE
+    out.append(ledger.record_handed("C", ["k1"], finish=[a.id, b.id, b.id],  # k2's ack is pending: a not DONE
+                                    references={"k1": "T-1"}))
+    out.append(ledger.record_handed("C", ["k1"], references={"k1": "T-2"}))  # the first reference stays
     out.append(ledger.record_handed("C", []))
+    out.append([(w.key, w.reference) for w in ledger.work_of(a.id)])
     ledger.record_ack("C", "k2", AckState.FAILED, ["R@x"], attempt=True, reason="refused: 550")
     out.append([(w.key, w.ack_state, w.ack_reason, w.attempts) for w in ledger.work_of(a.id)])
     ledger.record_ack("C", "k2", AckState.SENT, ["R@x"], attempt=True, finish=a.id)

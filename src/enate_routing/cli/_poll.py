@@ -1,7 +1,8 @@
 """``poll``: run the ingestion loop against a connector's real mailbox (docs/semantics.md §5, §8).
 
-Each decision is appended to ``--out`` as one JSON line with the docs/semantics.md §5 fields (``message`` is the
-Message-ID, or the server ref when the message has none). The JSON-lines writer *is* the host's handler,
+Each decision is appended to ``--out`` as one JSON line: every decision field (``cli/_records.decision_record``,
+``message`` being the Message-ID, or the server ref when the message has none) plus ``ledger_id``,
+``message_id``, ``sender`` and ``subject`` (docs/json-output.md). The JSON-lines writer *is* the host's handler,
 so it honours the host's contract (docs/ingestion.md): it is idempotent on the idempotency key — keys
 already in the file are not written again — and every line is written and fsynced before the ledger
 records the hand-off. A write that fails (disk full) is cut back, so the file never holds half a line;
@@ -19,6 +20,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import signal
 import sys
 from collections.abc import Iterator, Sequence
@@ -29,13 +31,25 @@ from typing import Any, TextIO
 from enate_routing.cli._connections import add_connector_arguments, add_mailbox_argument, connector_name
 from enate_routing.cli._ledger import add_ledger_argument, ledger_location
 from enate_routing.cli._logging import add_logging_options, configure_logging
+from enate_routing.cli._records import decision_record
 from enate_routing.errors import ConfigError, TransportError
 from enate_routing.ingest import Ingestor, IngestStats, Ledger, MailboxWorker, WorkItem, open_ledger
 from enate_routing.loading import load_config
 from enate_routing.router import Router
 from enate_routing.transports.factory import ConnectorAccess
 
-__all__ = ["JsonlWriter", "add_ledger_options", "ledger_path", "open_ingestor", "register"]
+__all__ = ["JsonlWriter", "add_ledger_options", "jsonl_line", "ledger_path", "open_ingestor", "register"]
+
+# Characters json.dumps(ensure_ascii=False) leaves as they are but that break a JSON-lines file: line
+# separators a reader's str.splitlines() splits on (NEL, U+2028, U+2029), and lone surrogates (a decoded
+# Subject may hold them) that cannot be written as UTF-8. Escaped as \uXXXX, they read back unchanged.
+_UNSAFE_IN_A_LINE = re.compile("[\x85\u2028\u2029\ud800-\udfff]")
+
+
+def jsonl_line(record: dict[str, Any]) -> bytes:
+    """``record`` as one UTF-8 JSON line that every line reader sees as one line."""
+    text = _UNSAFE_IN_A_LINE.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(record, ensure_ascii=False))
+    return (text + "\n").encode("utf-8")
 
 
 class JsonlWriter:
@@ -52,7 +66,7 @@ class JsonlWriter:
                 data = data[: data.rfind(b"\n") + 1]
                 with path.open("r+b") as out:
                     out.truncate(len(data))
-            for line in data.decode("utf-8", "replace").splitlines():
+            for line in data.decode("utf-8", "replace").split("\n"):
                 try:
                     self.keys.add(json.loads(line)["idempotency_key"])
                 except (ValueError, KeyError, TypeError):
@@ -63,9 +77,12 @@ class JsonlWriter:
     def __call__(self, item: WorkItem) -> None:
         if item.idempotency_key in self.keys:
             return
-        record: dict[str, Any] = item.decision.to_json(item.envelope.message_id or item.ref)
-        record["idempotency_key"] = item.idempotency_key
-        line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
+        envelope = item.envelope
+        record: dict[str, Any] = decision_record(item.decision, envelope.message_id or item.ref)
+        record["idempotency_key"] = item.idempotency_key  # a reprocessed message's key has its generation
+        record.update(ledger_id=item.message, message_id=envelope.message_id, sender=envelope.sender,
+                      subject=envelope.subject)
+        line = jsonl_line(record)
         size = os.fstat(self._fd).st_size
         try:
             view = memoryview(line)

@@ -14,7 +14,15 @@ worker over many mailboxes, docs/scaling.md), ``_open`` (a ledger chosen by URL 
 
 from __future__ import annotations
 
-from enate_routing.ingest._acknowledge import AckBuilder, AckRoute, build_acknowledgement, sending_connector
+from enate_routing.ingest._acknowledge import (
+    AckBuilder,
+    AckContent,
+    AckRoute,
+    AckWording,
+    build_acknowledgement,
+    render_acknowledgement,
+    sending_connector,
+)
 from enate_routing.ingest._contract import HOOK_POINTS, Backoff, Handler, IngestStats, RouterLike, StepHook, WorkItem
 from enate_routing.ingest._lease import LeaseLostError
 from enate_routing.ingest._ledger import (
@@ -40,8 +48,10 @@ from enate_routing.ingest._workers import MailboxWorker, WorkerRound
 __all__ = [
     "HOOK_POINTS",
     "AckBuilder",
+    "AckContent",
     "AckRoute",
     "AckState",
+    "AckWording",
     "Backoff",
     "Handler",
     "IngestStats",
@@ -67,5 +77,6 @@ __all__ = [
     "build_acknowledgement",
     "content_digest",
     "open_ledger",
+    "render_acknowledgement",
     "sending_connector",
 ]

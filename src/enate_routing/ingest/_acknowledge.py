@@ -13,6 +13,7 @@ the mailbox.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import re
 from collections.abc import Callable, Sequence
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate
 
+from enate_routing._ack_template import DEFAULT_SUBJECT_TOKEN, AckTemplate, token_links
 from enate_routing.decision import Decision
 from enate_routing.envelope import Envelope
 from enate_routing.errors import TransportError
@@ -29,20 +31,25 @@ from enate_routing.transports.base import MailSender
 
 __all__ = [
     "AckBuilder",
+    "AckContent",
     "AckOutcome",
     "AckRateLimit",
     "AckRoute",
+    "AckWording",
     "Acknowledger",
     "build_acknowledgement",
     "fixed_ack_route",
     "header_value",
+    "render_acknowledgement",
     "sending_connector",
 ]
 
 _log = logging.getLogger("enate_routing.ingest")
 
-AckBuilder = Callable[[Envelope, Decision, str, Sequence[str]], EmailMessage]
-"""Builds an acknowledgement: ``(envelope, decision, from_address, recipients) -> EmailMessage``."""
+AckBuilder = Callable[..., EmailMessage]
+"""Builds an acknowledgement: ``(envelope, decision, from_address, recipients) -> EmailMessage``; a builder
+that also takes the keyword ``content`` gets the rendered :class:`AckContent` (subject with the reference
+token, text from the route's template)."""
 
 # C0 controls (CR, LF, NUL, form feed, tab...), DEL, C1 controls (NEL), the Unicode line and paragraph
 # separators and lone surrogates: none may reach a header line (RFC 5322 §2.2, §3.2.5).
@@ -55,19 +62,54 @@ def header_value(text: str, limit: int = 998) -> str:
     return " ".join(_UNSAFE.sub(" ", text).split())[:limit]
 
 
+@dataclass(frozen=True, slots=True)
+class AckContent:
+    """An acknowledgement's subject and text, rendered from its template after the hand-off."""
+
+    subject: str
+    text: str
+
+
+def render_acknowledgement(
+    envelope: Envelope, decision: Decision, template: AckTemplate | None = None, reference: str | None = None,
+    token: str | None = DEFAULT_SUBJECT_TOKEN,
+) -> AckContent:
+    """Fill ``template`` (default: :class:`AckTemplate`) with sanitised values; with a ``reference``, the
+    subject carries ``token`` filled with it (appended unless the template already wrote it), so a reply
+    keeping the subject links to the work item (docs/semantics.md §3.4)."""
+    template = template or AckTemplate()
+    reference = header_value(reference or "", 200) or None
+    values = {
+        "reference": reference or "",
+        "subject": header_value(envelope.subject or "", _MAX_SUBJECT),
+        "route": header_value(decision.route or ""),
+        "sender": header_value(envelope.sender or ""),
+    }
+    subject = header_value(template.subject.format(**values), 2 * _MAX_SUBJECT)
+    if subject[:7].casefold() == "re: re:":
+        subject = subject[4:]  # the original was a reply already: one "Re:" is enough
+    if reference and token:
+        filled = header_value(token.format(ref=reference))
+        if filled not in subject:
+            subject = f"{subject} {filled}".strip()
+    return AckContent(subject, template.text_for(reference).format(**values))
+
+
 def build_acknowledgement(
-    envelope: Envelope, decision: Decision, from_address: str, recipients: Sequence[str]
+    envelope: Envelope, decision: Decision, from_address: str, recipients: Sequence[str],
+    content: AckContent | None = None,
 ) -> EmailMessage:
     """The default acknowledgement (RFC 3834): a short auto-reply that threads under the original.
 
-    Its Message-ID is derived from the idempotency key, so a resend after a crash (the SMTP window) carries
+    ``content`` is the rendered subject and text (default: the default template, no reference). Its
+    Message-ID is derived from the idempotency key, so a resend after a crash (the SMTP window) carries
     the same id and mail clients show it once. Every value from the incoming mail is sanitised first.
     """
+    content = content or render_acknowledgement(envelope, decision)
     msg = EmailMessage()
     msg["From"] = header_value(from_address)
     msg["To"] = ", ".join(header_value(r) for r in recipients)
-    subject = header_value(envelope.subject or "", _MAX_SUBJECT)
-    msg["Subject"] = subject if subject.lower().startswith("re:") else f"Re: {subject}".rstrip()
+    msg["Subject"] = header_value(content.subject)
     msg["Date"] = formatdate(localtime=False)
     domain = header_value(from_address.rpartition("@")[2]) or "localhost"
     msg["Message-ID"] = f"<ack-{decision.idempotency_key}@{domain}>"
@@ -79,10 +121,7 @@ def build_acknowledgement(
     # RFC 3834 §5: this is an automatic response; Microsoft servers honour X-Auto-Response-Suppress.
     msg["Auto-Submitted"] = "auto-replied"
     msg["X-Auto-Response-Suppress"] = "All"
-    msg.set_content(
-        "Thank you for your email. We have received it and will get back to you.\n\n"
-        "This is an automatic reply; please keep the subject line when you write to us about this matter.\n"
-    )
+    msg.set_content(content.text)
     return msg
 
 
@@ -175,22 +214,56 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def _takes_content(builder: AckBuilder) -> bool:
+    try:
+        return "content" in inspect.signature(builder).parameters
+    except (TypeError, ValueError):  # a builtin or an odd callable: call it the original way
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class AckWording:
+    """How acknowledgements are worded: the template per decision, and the reference token with the
+    ``subject_pattern`` it must satisfy (``[linking]``, docs/configuration.md)."""
+
+    templates: Callable[[Decision], AckTemplate] = lambda decision: AckTemplate()
+    token: str | None = DEFAULT_SUBJECT_TOKEN
+    pattern: str | None = None
+
+
 class Acknowledger:
     """Builds and sends acknowledgements through one sender per sending connector, opened on first use."""
 
-    def __init__(self, routes: Callable[[str], AckRoute], builder: AckBuilder, max_attempts: int) -> None:
+    def __init__(self, routes: Callable[[str], AckRoute], builder: AckBuilder, max_attempts: int,
+                 wording: AckWording | None = None) -> None:
         self.routes = routes
         self.builder = builder
         self.max_attempts = max_attempts
+        self.wording = wording or AckWording()
+        self._with_content = _takes_content(builder)
         self._senders: dict[str, MailSender] = {}
 
-    def send(self, envelope: Envelope, decision: Decision, item: WorkRecord) -> AckOutcome:
+    def _build(self, envelope: Envelope, decision: Decision, from_address: str, item: WorkRecord,
+               reference: str | None) -> bytes:
+        if not self._with_content:
+            return self.builder(envelope, decision, from_address, item.ack_recipients).as_bytes()
+        wording = self.wording
+        if reference and wording.token and wording.pattern and not token_links(wording.token, reference,
+                                                                              wording.pattern):
+            _log.warning("reference does not match subject_pattern; a reply will not link by subject",
+                         extra={"key": item.key, "reference": reference})
+        content = render_acknowledgement(envelope, decision, wording.templates(decision), reference, wording.token)
+        return self.builder(envelope, decision, from_address, item.ack_recipients, content=content).as_bytes()
+
+    def send(self, envelope: Envelope, decision: Decision, item: WorkRecord,
+             reference: str | None = None) -> AckOutcome:
+        """Build (with the work item's ``reference`` the handler returned) and send one acknowledgement."""
         recipients = item.ack_recipients
         route = self.routes(decision.address)
         if route.factory is None:
             return AckOutcome(AckState.NO_SENDER, recipients, "no enabled connector sends for this address")
         try:
-            message = self.builder(envelope, decision, route.from_address, recipients).as_bytes()
+            message = self._build(envelope, decision, route.from_address, item, reference)
         except Exception as exc:  # noqa: BLE001 — a message we cannot answer must not stall the mailbox
             reason = f"acknowledgement could not be built: {describe(exc)}"
             _log.warning("acknowledgement skipped", extra={"key": item.key, "reason": reason})

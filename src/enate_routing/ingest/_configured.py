@@ -6,8 +6,10 @@ import functools
 from collections.abc import Callable
 from typing import Any, Literal
 
+from enate_routing._ack_template import AckTemplate
+from enate_routing.decision import Decision
 from enate_routing.errors import ConfigError
-from enate_routing.ingest._acknowledge import AckRoute, sending_connector
+from enate_routing.ingest._acknowledge import AckRoute, AckWording, sending_connector
 from enate_routing.model import Config
 from enate_routing.transports.base import MailSender
 from enate_routing.transports.factory import ConnectorAccess, open_sender, open_source
@@ -62,8 +64,24 @@ def ingestor_options(
             route = chosen[from_address] = AckRoute(from_address, outgoing.name if outgoing else "", factory)
         return route
 
+    options.setdefault("ack_wording", ack_wording(config, connector))
     options.update(
         connector=connector, mailbox=folder, ack_routes=ack_route,
         source_factory=lambda: open_source(settings, access, mailbox=mailbox),
     )
     return options
+
+
+def ack_wording(config: Config, connector: str) -> AckWording:
+    """The acknowledgement templates of ``connector``'s routes and fallback, and ``[linking]``'s token."""
+    templates = {route.name: route.acknowledgement for route in config.routes_of(connector)}
+    fallback = config.fallback_of(connector).acknowledgement
+    default = AckTemplate()
+
+    def template(decision: Decision) -> AckTemplate:
+        if decision.fallback:
+            return fallback
+        return templates.get(decision.route or "", default)
+
+    linking = config.linking
+    return AckWording(template, linking.reference_token(), linking.subject_pattern or None)

@@ -47,9 +47,14 @@ class WorkItem:
 
 
 class Handler(Protocol):
-    """The host's hand-off: create (or link, ignore, reject) the work item; idempotent on the key."""
+    """The host's hand-off: create (or link, ignore, reject) the work item; idempotent on the key.
 
-    def __call__(self, item: WorkItem, /) -> None: ...
+    It may return the work item's reference (e.g. ``"T-000123"``): the reference is recorded with the
+    hand-off and the acknowledgement, built afterwards, carries it in its subject's reference token.
+    Returning None (a handler written before references) gives an acknowledgement without a reference.
+    """
+
+    def __call__(self, item: WorkItem, /) -> str | None: ...
 
 
 class RouterLike(Protocol):

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from enate_routing.decision import Decision
 from enate_routing.envelope import ParseLimits
 from enate_routing.errors import HandlerError, TransportError
-from enate_routing.ingest._acknowledge import Acknowledger, describe
+from enate_routing.ingest._acknowledge import Acknowledger, describe, header_value
 from enate_routing.ingest._contract import Handler, IngestStats, StepHook, WorkItem
 from enate_routing.ingest._inflight import InFlight
 from enate_routing.ingest._ledger import AckState, Ledger, MessageState, WorkRecord
@@ -52,6 +52,7 @@ class Group:
 
     keys: list[str] = field(default_factory=list)
     finish: list[InFlight] = field(default_factory=list)
+    references: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -95,10 +96,13 @@ class HandOff:
             if item.handed_at is not None:
                 continue
             decision, ref = decided[item.key]
-            if not self._call(flight, decision, ref, item):
+            returned, reference = self._call(flight, decision, ref, item)
+            if not returned:
                 group.keys.extend(handed)
                 return
             handed.append(item.key)
+            if reference is not None:
+                group.references[item.key] = reference
         group.keys.extend(handed)
         group.finish.append(flight)
 
@@ -107,9 +111,9 @@ class HandOff:
         transaction — before any of them is marked on the server."""
         if not group.keys and not group.finish:
             return
-        keys, finish = group.keys, group.finish
-        group.keys, group.finish = [], []
-        done = self.store.record_handed(self.connector, keys, finish=[f.id for f in finish])
+        keys, finish, references = group.keys, group.finish, group.references
+        group.keys, group.finish, group.references = [], [], {}
+        done = self._record_handed(keys, [f.id for f in finish], references)
         for flight in finish:
             flight.ready = flight.id in done
             self._hook("after_commit", flight.index)
@@ -119,20 +123,23 @@ class HandOff:
         for position, item in enumerate(work):
             finish = flight.id if position == len(work) - 1 else None
             decision, ref = decided[item.key]
+            reference = item.reference  # recorded with an earlier hand-off (a resumed acknowledgement)
             if item.handed_at is None:
-                if not self._call(flight, decision, ref, item):
+                returned, reference = self._call(flight, decision, ref, item)
+                if not returned:
                     return
+                references = {} if reference is None else {item.key: reference}
                 if item.ack_state is not AckState.PENDING:
-                    finishing = [] if finish is None else [finish]
-                    done = self.store.record_handed(self.connector, [item.key], finish=finishing)
+                    done = self._record_handed([item.key], [] if finish is None else [finish], references)
                     flight.ready = flight.id in done
                     self._hook("after_commit", flight.index)
                     continue
-                self.store.record_handed(self.connector, [item.key])
+                self._record_handed([item.key], [], references)
             elif item.ack_state is not AckState.PENDING:
                 continue
             self._hook("before_ack", flight.index)
-            outcome = self.acknowledger.send(flight.load(self.store, self.limits), decision, item)
+            # Built after the hand-off is recorded, from the recorded reference (docs/ingestion.md).
+            outcome = self.acknowledger.send(flight.load(self.store, self.limits), decision, item, reference)
             self._hook("after_ack", flight.index)
             self.store.record_ack(self.connector, item.key, outcome.state, outcome.recipients,
                                   attempt=outcome.state is AckState.PENDING, reason=outcome.reason, finish=finish)
@@ -146,24 +153,31 @@ class HandOff:
                 self.stats.acks_failed += 1
         flight.ready = self.store.get(flight.id).state in (MessageState.DONE, MessageState.MARKED)
 
-    def _call(self, flight: InFlight, decision: Decision, ref: str, item: WorkRecord) -> bool:
-        """Call the host's handler; True when it returned. A failure defers or quarantines the message."""
+    def _record_handed(self, keys: list[str], finish: list[int], references: dict[str, str]) -> set[int]:
+        # ``references`` only when there are some: a host's ledger from before them keeps working.
+        if references:
+            return self.store.record_handed(self.connector, keys, finish=finish, references=references)
+        return self.store.record_handed(self.connector, keys, finish=finish)
+
+    def _call(self, flight: InFlight, decision: Decision, ref: str, item: WorkRecord) -> tuple[bool, str | None]:
+        """Call the host's handler: (True, the reference it returned) when it returned, else (False, None).
+        A failure defers or quarantines the message."""
         self.before_each()
         envelope = flight.load(self.store, self.limits)
         try:
-            self.handler(WorkItem(
+            returned = self.handler(WorkItem(
                 idempotency_key=item.key, decision=decision, envelope=envelope, connector=self.connector,
                 mailbox=self.mailbox, ref=ref, message=flight.id, reprocessed=self.reprocessing,
             ))
         except OSError as exc:
             if isinstance(exc, TransportError) or retryable(exc):
-                return self._failed(flight, item, exc)
+                return self._failed(flight, item, exc), None
             raise OutputUnavailable(exc) from exc
         except Exception as exc:  # noqa: BLE001 — the host's failure decides retry or quarantine
-            return self._failed(flight, item, exc)
+            return self._failed(flight, item, exc), None
         self._hook("after_handler", flight.index)
         self.stats.handed += 1
-        return True
+        return True, _reference(returned, item.key)
 
     def _failed(self, flight: InFlight, item: WorkRecord, exc: Exception) -> bool:
         attempts = self.store.note_work_failure(self.connector, item.key)
@@ -180,3 +194,14 @@ class HandOff:
         flight.ready = True
         _log.warning("message quarantined", extra={"ledger_id": flight.id, "reason": reason})
         return False
+
+
+def _reference(returned: object, key: str) -> str | None:
+    """The work item's reference from what the handler returned: a non-empty string, sanitised for a header
+    line and at most 200 characters; anything else is no reference (logged when it is not None)."""
+    if isinstance(returned, str):
+        return header_value(returned, 200) or None
+    if returned is not None:
+        _log.warning("handler returned neither a reference (str) nor None; ignored",
+                     extra={"key": key, "returned_type": type(returned).__name__})
+    return None

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
@@ -97,7 +97,9 @@ class MessageRecord:
 class WorkRecord:
     """One work item: a decision's idempotency key, owned by the message that first routed it.
 
-    ``ack_reason`` says why an acknowledgement was not sent (failed to build, refused by the server).
+    ``ack_reason`` says why an acknowledgement was not sent (failed to build, refused by the server);
+    ``reference`` is the work item's reference the host's handler returned (None when it returned nothing),
+    recorded with the hand-off; the acknowledgement is built from it.
     """
 
     connector: str
@@ -108,6 +110,7 @@ class WorkRecord:
     ack_recipients: tuple[str, ...]
     attempts: int
     ack_reason: str | None = None
+    reference: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,9 +199,16 @@ class WorkLedger(Protocol):
         """The work rows this message owns, in decision order."""
         ...
 
-    def record_handed(self, connector: str, keys: Sequence[str], *, finish: Sequence[int] = ()) -> set[int]:
+    def record_handed(
+        self, connector: str, keys: Sequence[str], *, finish: Sequence[int] = (),
+        references: Mapping[str, str] | None = None,
+    ) -> set[int]:
         """Record every key as handed off and finish each message of ``finish`` (DONE when it has no open
-        work left), in one transaction: the group commit. Returns the messages of ``finish`` now DONE."""
+        work left), in one transaction: the group commit. Returns the messages of ``finish`` now DONE.
+
+        ``references`` (key → the work item's reference the handler returned) are recorded with their
+        hand-off; the loop passes it only when a handler returned one (a ledger written before it existed
+        keeps working for hosts whose handler returns nothing)."""
         ...
 
     def record_ack(

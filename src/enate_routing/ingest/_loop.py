@@ -22,6 +22,7 @@ from enate_routing.ingest._acknowledge import (
     Acknowledger,
     AckRateLimit,
     AckRoute,
+    AckWording,
     build_acknowledgement,
     describe,
     fixed_ack_route,
@@ -58,7 +59,8 @@ class Ingestor:
 
     ``source_factory`` opens a fresh :class:`MailSource` (called again after a dropped connection);
     ``sender_factory`` a :class:`MailSender` for acknowledgements, sent from ``ack_from`` when a decision's
-    address is not an address; ``ack_routes`` (``decision.address -> AckRoute``), when given, replaces
+    address is not an address; ``ack_wording`` (templates, reference token; default: the default template
+    and ``[REF:{ref}]``) words them; ``ack_routes`` (``decision.address -> AckRoute``), when given, replaces
     both (:meth:`from_config` builds it from the outgoing routes, docs/semantics.md §3.2). ``sleep`` waits
     between retries (default: an interruptible wait that :meth:`stop` ends early).
     """
@@ -72,7 +74,7 @@ class Ingestor:
         max_handler_attempts: int = 5, max_ack_attempts: int = 5, max_parse_attempts: int = 3,
         lease_ttl: float = 60.0, hook: StepHook | None = None, sleep: Callable[[float], None] | None = None,
         random: Callable[[float, float], float] = _random.uniform, clock: Callable[[], float] = time.time,
-        progress: Callable[[IngestStats], None] | None = None,
+        progress: Callable[[IngestStats], None] | None = None, ack_wording: AckWording | None = None,
     ) -> None:
         self.connector = connector
         self.mailbox = mailbox
@@ -90,7 +92,7 @@ class Ingestor:
         self.lease = Lease(store, connector, mailbox, lease_ttl)
         self.rate_limit = AckRateLimit(store.ack_count, acknowledgements_per_hour, clock)
         self.acknowledger = Acknowledger(ack_routes or fixed_ack_route(sender_factory, ack_from), ack_builder,
-                                         max_ack_attempts)
+                                         max_ack_attempts, ack_wording)
         self._stats = IngestStats()
         self._handoff = HandOff(store, connector, mailbox, handler, self.acknowledger, self.limits, self._stats,
                                 max_handler_attempts, hook, self.lease.check)

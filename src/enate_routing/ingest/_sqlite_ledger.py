@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from enate_routing.errors import StoreError
@@ -211,12 +211,18 @@ class SqliteLedger:
         )
         return [work_row(r) for r in rows]
 
-    def record_handed(self, connector: str, keys: Sequence[str], *, finish: Sequence[int] = ()) -> set[int]:
+    def record_handed(
+        self, connector: str, keys: Sequence[str], *, finish: Sequence[int] = (),
+        references: Mapping[str, str] | None = None,
+    ) -> set[int]:
         now = self.clock()
+        references = references or {}
         with self._db.transaction() as db:
+            # The first hand-off recorded keeps its reference (a re-delivered handler may answer again).
             db.executemany(
-                "UPDATE work SET handed_at = COALESCE(handed_at, ?) WHERE connector = ? AND key = ?",
-                [(now, connector, key) for key in keys],
+                "UPDATE work SET handed_at = COALESCE(handed_at, ?), reference = COALESCE(reference, ?) "
+                "WHERE connector = ? AND key = ?",
+                [(now, references.get(key), connector, key) for key in keys],
             )
             return {message for message in finish if self._finish(db, message)}
 

@@ -49,6 +49,7 @@ CREATE TABLE IF NOT EXISTS work (
     ack_recipients TEXT NOT NULL DEFAULT '[]',
     attempts INTEGER NOT NULL DEFAULT 0,
     ack_reason TEXT,
+    reference TEXT,
     PRIMARY KEY (connector, key)
 );
 CREATE INDEX IF NOT EXISTS work_message ON work (message);
@@ -77,13 +78,14 @@ CREATE TABLE IF NOT EXISTS leases (
 """
 
 # Columns added after the first release: (table, column, declaration) for ledgers created before them.
-_ADDED = (("work", "ack_reason", "TEXT"), ("leases", "started", "TEXT NOT NULL DEFAULT ''"))
+_ADDED = (("work", "ack_reason", "TEXT"), ("leases", "started", "TEXT NOT NULL DEFAULT ''"),
+          ("work", "reference", "TEXT"))
 
 MESSAGE_COLUMNS = (
     "id, connector, mailbox, ref_key, sha256, message_id, size, state, quarantine_reason, fallback_only, "
     "decisions, generation, attempts, created_at, updated_at"
 )
-WORK_COLUMNS = "connector, key, message, handed_at, ack_state, ack_recipients, attempts, ack_reason"
+WORK_COLUMNS = "connector, key, message, handed_at, ack_state, ack_recipients, attempts, ack_reason, reference"
 
 
 def migrate(db: Any) -> None:
@@ -106,5 +108,5 @@ def message_row(row: tuple[Any, ...]) -> MessageRecord:
 def work_row(row: tuple[Any, ...]) -> WorkRecord:
     return WorkRecord(
         connector=row[0], key=row[1], message=row[2], handed_at=row[3], ack_state=AckState(row[4]),
-        ack_recipients=tuple(json.loads(row[5])), attempts=row[6], ack_reason=row[7],
+        ack_recipients=tuple(json.loads(row[5])), attempts=row[6], ack_reason=row[7], reference=row[8],
     )

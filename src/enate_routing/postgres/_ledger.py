@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from enate_routing.errors import StoreError
@@ -257,13 +257,23 @@ class PostgresLedger:
         )
         return [_work(r) for r in rows]
 
-    def record_handed(self, connector: str, keys: Sequence[str], *, finish: Sequence[int] = ()) -> set[int]:
+    def record_handed(
+        self, connector: str, keys: Sequence[str], *, finish: Sequence[int] = (),
+        references: Mapping[str, str] | None = None,
+    ) -> set[int]:
         now = self.clock()
         with self._db.transaction() as cursor:
-            if keys:
+            if keys and not references:
                 cursor.execute(
                     "UPDATE enate_work SET handed_at = COALESCE(handed_at, %s) WHERE connector = %s AND key = ANY(%s)",
                     (now, connector, list(keys)),
+                )
+            elif keys and references:
+                # The first hand-off recorded keeps its reference (a re-delivered handler may answer again).
+                cursor.executemany(
+                    "UPDATE enate_work SET handed_at = COALESCE(handed_at, %s), reference = COALESCE(reference, %s) "
+                    "WHERE connector = %s AND key = %s",
+                    [(now, references.get(key), connector, key) for key in keys],
                 )
             if not finish:
                 return set()

@@ -128,6 +128,9 @@ CREATE TABLE enate_history (
 );
 CREATE INDEX enate_history_subject ON enate_history (kind, connector, name, seq);
 """),
+    Migration(4, "the work item's reference the host's handler returned", """
+ALTER TABLE enate_work ADD COLUMN reference TEXT;
+"""),
 )
 
 LATEST = MIGRATIONS[-1].version
