@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 from importlib import resources
@@ -115,8 +116,10 @@ def test_demo_prints_a_table(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_python_dash_m_demo_runs() -> None:
     """`python -m enate_routing demo` works in a fresh interpreter."""
+    # env= from os.environ: under pytest, readline has put COLUMNS=80 into the C environment a bare child
+    # would inherit, and demo fits $COLUMNS (a pipe alone is never cut).
     done = subprocess.run([sys.executable, "-m", "enate_routing", "demo"], capture_output=True, text=True,
-                          timeout=120, check=False)
+                          timeout=120, check=False, env=dict(os.environ))
     assert done.returncode == 0 and "Fabrikam invoices" in done.stdout and done.stderr == ""
 
 
