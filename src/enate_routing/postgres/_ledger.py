@@ -263,17 +263,11 @@ class PostgresLedger:
     ) -> set[int]:
         now = self.clock()
         with self._db.transaction() as cursor:
-            if keys and not references:
-                cursor.execute(
-                    "UPDATE enate_work SET handed_at = COALESCE(handed_at, %s) WHERE connector = %s AND key = ANY(%s)",
-                    (now, connector, list(keys)),
-                )
-            elif keys and references:
-                # The first hand-off recorded keeps its reference (a re-delivered handler may answer again).
+            if keys:  # the first hand-off recorded keeps its reference (a re-delivered handler may answer again)
                 cursor.executemany(
                     "UPDATE enate_work SET handed_at = COALESCE(handed_at, %s), reference = COALESCE(reference, %s) "
                     "WHERE connector = %s AND key = %s",
-                    [(now, references.get(key), connector, key) for key in keys],
+                    [(now, (references or {}).get(key), connector, key) for key in keys],
                 )
             if not finish:
                 return set()
