@@ -25,9 +25,9 @@ import sys
 import time
 from typing import Any
 
+from enate_routing._loading import parse_config
+from enate_routing._model import Config
 from enate_routing.admin import RouteIndex, RouteRow, linear_search
-from enate_routing.loading import parse_config
-from enate_routing.model import Config
 
 TARGET = 20.0
 PROCESSES = ["Invoice query", "Incident", "Change request", "Onboarding", "Offboarding", "Password reset",

@@ -25,11 +25,11 @@ from contextlib import redirect_stdout
 from io import StringIO
 from pathlib import Path
 
-from enate_routing.analysis import Shadowing, find_shadowed, rules_cover
-from enate_routing.cli import main as cli_main
-from enate_routing.loading import save_config
-from enate_routing.model import Config, IncomingRoute
-from enate_routing.patterns import subject_words
+from enate_routing._analysis import Shadowing, find_shadowed, rules_cover
+from enate_routing._cli import main as cli_main
+from enate_routing._loading import save_config
+from enate_routing._model import Config, IncomingRoute
+from enate_routing._patterns import subject_words
 from enate_routing.testing import synthetic_config
 
 

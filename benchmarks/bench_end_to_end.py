@@ -27,10 +27,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from enate_routing.decision import RoutingResult
-from enate_routing.envelope import Envelope, ParseLimits
-from enate_routing.loading import load_config
-from enate_routing.router import Router
+from enate_routing._decision import RoutingResult
+from enate_routing._envelope import Envelope, ParseLimits
+from enate_routing._loading import load_config
+from enate_routing._router import Router
 from enate_routing.testing import InMemoryWorkItems, synthetic_config
 from synthetic_mail import raw_messages
 

@@ -33,8 +33,8 @@ from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from typing import Any
 
-from enate_routing.envelope import Envelope
-from enate_routing.patterns import normalize_address
+from enate_routing._envelope import Envelope
+from enate_routing._patterns import normalize_address
 
 MESSAGE_TYPES = ("message/rfc822", "message/global")
 

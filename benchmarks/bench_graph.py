@@ -31,15 +31,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "src"), str(ROOT / "benchmarks")]
 
 from bench_ingest import fill, message, pipeline, unflag  # noqa: E402
+from enate_routing._loading import parse_config  # noqa: E402
+from enate_routing._router import Router  # noqa: E402
 from enate_routing.ingest import (  # noqa: E402
     Ingestor,
     SqliteLedger,
     WorkItem,
 )
-from enate_routing.loading import parse_config  # noqa: E402
-from enate_routing.router import Router  # noqa: E402
-from enate_routing.transports.factory import ConnectorAccess, open_source  # noqa: E402
-from enate_routing.transports.graph import DELTA_STATES  # noqa: E402
+from enate_routing.transports._factory import ConnectorAccess, open_source  # noqa: E402
+from enate_routing.transports._graph import DELTA_STATES  # noqa: E402
 from mailrig.dovecot import Dovecot, RigUnavailable  # noqa: E402
 from mailrig.graph import FakeGraph  # noqa: E402
 from mailrig.oauth_server import IdentityProvider, MicrosoftApp, TokenBook  # noqa: E402

@@ -21,10 +21,10 @@ from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
-from enate_routing.envelope import Envelope, ParseLimits
-from enate_routing.loading import parse_config
-from enate_routing.patterns import normalize_address, normalize_domain
-from enate_routing.router import Router
+from enate_routing._envelope import Envelope, ParseLimits
+from enate_routing._loading import parse_config
+from enate_routing._patterns import normalize_address, normalize_domain
+from enate_routing._router import Router
 
 SCALES = (1, 10, 100)
 TARGET_RATIO = 150

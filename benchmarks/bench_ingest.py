@@ -30,13 +30,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "src")]
 
+from enate_routing._loading import parse_config  # noqa: E402
+from enate_routing._router import Router  # noqa: E402
 from enate_routing.ingest import (  # noqa: E402
     Ingestor,
     SqliteLedger,
     WorkItem,
 )
-from enate_routing.loading import parse_config  # noqa: E402
-from enate_routing.router import Router  # noqa: E402
 from enate_routing.transports import Endpoint, FlagAction, ImapSource, PasswordAuth  # noqa: E402
 from mailrig.dovecot import ALICE, Dovecot, RigUnavailable  # noqa: E402
 from mailrig.pki import generate_pki  # noqa: E402

@@ -35,12 +35,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from enate_routing.envelope import Envelope
-from enate_routing.matcher import MatchCounters
-from enate_routing.model import Config
-from enate_routing.router import Router
+from enate_routing._envelope import Envelope
+from enate_routing._matcher import MatchCounters
+from enate_routing._model import Config
+from enate_routing._router import Router
 from enate_routing.testing import PlainScan, ReferenceRouter, synthetic_config
-from enate_routing.testing.reference import ScanFacts
+from enate_routing.testing._reference import ScanFacts
 from synthetic_mail import raw_messages
 
 SIZES = (10, 1_000, 10_000)

@@ -14,8 +14,8 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
-from enate_routing.model import Config, IncomingRoute
-from enate_routing.testing.synthetic import MAILBOX
+from enate_routing._model import Config, IncomingRoute
+from enate_routing.testing._synthetic import MAILBOX
 
 __all__ = ["raw_messages"]
 

@@ -14,31 +14,31 @@ ROOT = PACKAGE.parents[1]
 # Lower layers never import higher ones. Modules not listed are checked only by the "never" rules below.
 LAYERS: dict[str, int] = {
     "errors": 0, "_version": 0,
-    "patterns": 1, "link_pattern": 1, "presets": 1, "_oauth_settings": 1, "certificates": 1, "delivery": 1,
-    "envelope": 1, "_mime": 1, "_mime_params": 1, "_charset_guess": 1,
-    "_model_types": 1, "_secret_inputs": 1, "_ack_template": 2, "_connector": 2, "model": 2, "loading": 2,
+    "_patterns": 1, "_link_pattern": 1, "_presets": 1, "_oauth_settings": 1, "_certificates": 1, "_delivery": 1,
+    "_envelope": 1, "_mime": 1, "_mime_params": 1, "_charset_guess": 1,
+    "_model_types": 1, "_secret_inputs": 1, "_ack_template": 2, "_connector": 2, "_model": 2, "_loading": 2,
     "_toml_edit": 2,
-    "directory": 3, "decision": 3, "bounces": 3, "dead_settings": 3, "matcher": 3, "router": 3, "analysis": 3,
-    "followups": 3,
+    "_directory": 3, "_decision": 3, "_bounces": 3, "_dead_settings": 3, "_matcher": 3, "_router": 3, "_analysis": 3,
+    "_followups": 3,
     "admin": 3, "transports": 3,
     "ingest": 4, "postgres": 4,
-    "cli": 5, "testing": 5, "__init__": 5, "__main__": 5,
+    "_cli": 5, "testing": 5, "__init__": 5, "__main__": 5,
 }
 # Siblings that must stay apart even within a layer (docs/semantics.md §8).
 NEVER: dict[str, set[str]] = {
-    "router": {"transports", "ingest", "admin"},
-    "matcher": {"transports", "ingest", "admin"},
-    "followups": {"transports", "ingest", "admin"},
-    "decision": {"transports", "ingest"},
-    "bounces": {"transports", "ingest", "admin", "router", "matcher"},
-    "dead_settings": {"transports", "ingest", "admin", "router", "matcher"},
-    "directory": {"transports", "ingest"},
-    "transports": {"router", "matcher", "decision", "directory", "analysis", "admin"},
-    "admin": {"transports", "router", "matcher", "ingest"},
+    "_router": {"transports", "ingest", "admin"},
+    "_matcher": {"transports", "ingest", "admin"},
+    "_followups": {"transports", "ingest", "admin"},
+    "_decision": {"transports", "ingest"},
+    "_bounces": {"transports", "ingest", "admin", "_router", "_matcher"},
+    "_dead_settings": {"transports", "ingest", "admin", "_router", "_matcher"},
+    "_directory": {"transports", "ingest"},
+    "transports": {"_router", "_matcher", "_decision", "_directory", "_analysis", "admin"},
+    "admin": {"transports", "_router", "_matcher", "ingest"},
     # Ingestion drives the router through the RouterLike protocol; it edits no configuration.
-    "ingest": {"router", "matcher", "admin", "analysis"},
+    "ingest": {"_router", "_matcher", "admin", "_analysis"},
     # The PostgreSQL stores keep rows; they neither route nor talk to mail servers.
-    "postgres": {"router", "matcher", "transports", "analysis"},
+    "postgres": {"_router", "_matcher", "transports", "_analysis"},
 }
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from enate_routing.cli import build_parser
+from enate_routing._cli import build_parser
 
 README = Path(__file__).parents[1] / "README.md"
 DATA = Path(str(files("enate_routing") / "data"))

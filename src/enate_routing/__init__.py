@@ -6,6 +6,29 @@ Describe connectors and routes in a configuration (:func:`load_config`), parse m
 
 import logging as _logging
 
+from enate_routing._analysis import find_loops, find_shadowed
+from enate_routing._certificates import ClientCertificate, load_pkcs12
+from enate_routing._decision import Decision, RoutingResult, Trace
+from enate_routing._delivery import Delivery
+from enate_routing._directory import CompanyDirectory, ConfiguredCompanies, KnownMessage, WorkItemLookup
+from enate_routing._envelope import Envelope, ParseLimits, Recipient, RecipientSource
+from enate_routing._loading import config_schema, dump_config, load_config, parse_config, save_config
+from enate_routing._model import (
+    BlockedEntry,
+    Config,
+    Connector,
+    Fallback,
+    IncomingRoute,
+    IncomingServer,
+    LimitsSettings,
+    Linking,
+    OutgoingRoute,
+    OutgoingServer,
+    RoutingRules,
+    Target,
+)
+from enate_routing._patterns import AddressPattern
+from enate_routing._router import AcknowledgementAllowed, Router
 from enate_routing._version import __version__
 from enate_routing.admin import (
     PRIORITY_ASCENDING,
@@ -28,12 +51,6 @@ from enate_routing.admin import (
     TargetKind,
     linked_routes,
 )
-from enate_routing.analysis import find_loops, find_shadowed
-from enate_routing.certificates import ClientCertificate, load_pkcs12
-from enate_routing.decision import Decision, RoutingResult, Trace
-from enate_routing.delivery import Delivery
-from enate_routing.directory import CompanyDirectory, ConfiguredCompanies, KnownMessage, WorkItemLookup
-from enate_routing.envelope import Envelope, ParseLimits, Recipient, RecipientSource
 from enate_routing.errors import (
     AdminError,
     AuthenticationError,
@@ -81,24 +98,7 @@ from enate_routing.ingest import (
     WorkItem,
     build_acknowledgement,
 )
-from enate_routing.loading import config_schema, dump_config, load_config, parse_config, save_config
-from enate_routing.model import (
-    BlockedEntry,
-    Config,
-    Connector,
-    Fallback,
-    IncomingRoute,
-    IncomingServer,
-    LimitsSettings,
-    Linking,
-    OutgoingRoute,
-    OutgoingServer,
-    RoutingRules,
-    Target,
-)
-from enate_routing.patterns import AddressPattern
-from enate_routing.router import AcknowledgementAllowed, Router
-from enate_routing.transports.base import ConnectionTestResult, MailSender, MailSource, MessageRef
+from enate_routing.transports._base import ConnectionTestResult, MailSender, MailSource, MessageRef
 
 __all__ = [
     "HOOK_POINTS",

@@ -2,6 +2,6 @@
 
 import sys
 
-from enate_routing.cli import main
+from enate_routing._cli import main
 
 sys.exit(main())

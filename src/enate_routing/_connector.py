@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ModelWrapValidatorHandler, SecretStr, model_validator
 from pydantic_core import PydanticCustomError
 
+from enate_routing._delivery import Text
 from enate_routing._model_types import (
     AdditionalAccess,
     Address,
@@ -29,10 +30,9 @@ from enate_routing._model_types import (
     _Frozen,
 )
 from enate_routing._oauth_settings import OAuthSettings, legacy_auth_warnings, modern_auth_problem
+from enate_routing._presets import INCOMING_PRESETS, OUTGOING_PRESETS, SERVICE_AUTH, SERVICE_USE
 from enate_routing._secret_inputs import hide_secret_inputs
-from enate_routing.delivery import Text
 from enate_routing.errors import ConfigError
-from enate_routing.presets import INCOMING_PRESETS, OUTGOING_PRESETS, SERVICE_AUTH, SERVICE_USE
 
 __all__ = ["Connector", "IncomingServer", "OutgoingServer"]
 

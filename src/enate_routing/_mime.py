@@ -1,4 +1,4 @@
-"""A bounded MIME skeleton scanner for :mod:`enate_routing.envelope` (docs/semantics.md §3, §3.1.1).
+"""A bounded MIME skeleton scanner for :mod:`enate_routing._envelope` (docs/semantics.md §3, §3.1.1).
 
 Routing needs the header block, the part headers (for file names) and where each part's body lies — never
 a decoded payload. The standard library's ``BytesParser`` reads and decodes everything, recurses once per

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, StringConstraints
 from pydantic_core import PydanticCustomError
 
-from enate_routing.patterns import AddressPattern, normalize_address, normalize_extension, split_list
+from enate_routing._patterns import AddressPattern, normalize_address, normalize_extension, split_list
 
 Service = Literal[
     "gmail-pop3", "gmail-imap", "office365-pop3", "office365-imap", "office365-graph", "gmail-smtp",

@@ -1,6 +1,6 @@
 """The ``[connectors.oauth]`` section and the modern-authentication rules (docs/microsoft365.md, docs/google.md).
 
-Kept apart from :mod:`enate_routing.model`, which embeds :class:`OAuthSettings` in ``Connector`` and calls
+Kept apart from :mod:`enate_routing._model`, which embeds :class:`OAuthSettings` in ``Connector`` and calls
 :func:`modern_auth_problem` / :func:`legacy_auth_warnings` from its validators: plain rules over a service
 name and the servers' ``auth`` values, so this module needs nothing from the model.
 """
@@ -12,7 +12,7 @@ from typing import Annotated, Literal, Protocol
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
 from pydantic_core import PydanticCustomError
 
-from enate_routing.patterns import split_list
+from enate_routing._patterns import split_list
 
 __all__ = ["OAuthSettings", "legacy_auth_warnings", "modern_auth_problem"]
 

@@ -191,7 +191,7 @@ def _set(container: Any, key: str, value: Any) -> None:
 
 def _new_table(entry: Mapping[str, Any]) -> Any:
     """A new object, written by the same writer as a new file (so it looks like its neighbours)."""
-    from enate_routing.loading import to_toml  # loading imports this module lazily: no import cycle
+    from enate_routing._loading import to_toml  # loading imports this module lazily: no import cycle
 
     table = tomlkit.parse(to_toml({"entry": [dict(entry)]}))["entry"][0]
     table.add(tomlkit.nl())

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from admin.helpers import FakeClock, base_data
+from enate_routing._loading import parse_config
+from enate_routing._model import Config
 from enate_routing.admin import Administration, AllowAll, MemoryHistoryStore
-from enate_routing.loading import parse_config
-from enate_routing.model import Config
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import copy
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from enate_routing.model import Config
+from enate_routing._model import Config
 
 SUPPORT_PASSWORD = "s3cret-support-pw"
 

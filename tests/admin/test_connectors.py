@@ -8,6 +8,7 @@ from typing import Literal
 import pytest
 
 from admin.helpers import INCIDENT
+from enate_routing._loading import dump_config, parse_config
 from enate_routing.admin import Administration, HistorySubject
 from enate_routing.errors import (
     ConcurrentEditError,
@@ -16,8 +17,7 @@ from enate_routing.errors import (
     NotFoundError,
     NotTestedError,
 )
-from enate_routing.loading import dump_config, parse_config
-from enate_routing.transports.base import ConnectionTestResult
+from enate_routing.transports._base import ConnectionTestResult
 
 NEW_CONNECTOR = {
     "name": "Help", "service": "other", "username": "help@acme.example", "password": "help-pw",

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from admin.helpers import INCIDENT, SUPPORT_PASSWORD, FakeClock
+from enate_routing._model import Config
 from enate_routing.admin import (
     PRIORITY_ASCENDING,
     REDACTED,
@@ -22,7 +23,6 @@ from enate_routing.admin import (
     history_of,
 )
 from enate_routing.errors import AdminError, StoreError
-from enate_routing.model import Config
 
 NEW_ROUTE = {"connector": "Support", "name": "New", "address": "support@acme.example", "target": INCIDENT}
 NEW_SUBJECT = HistorySubject("route", "Support", "New")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from enate_routing._loading import dump_config, parse_config
 from enate_routing.admin import Administration, HistorySubject, RouteRow
-from enate_routing.loading import dump_config, parse_config
 
 
 def keys(rows: tuple[RouteRow, ...]) -> list[tuple[str, str]]:

@@ -9,11 +9,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from admin.helpers import FakeClock, Grant, base_data, names
+from enate_routing._envelope import Envelope, Recipient
+from enate_routing._loading import dump_config, parse_config
+from enate_routing._model import Config
 from enate_routing.admin import PRIORITY_ASCENDING, Administration, AllowAll, GridSort, HistorySubject, route_rows
-from enate_routing.envelope import Envelope, Recipient
 from enate_routing.errors import PermissionDeniedError, ReorderRefusedError
-from enate_routing.loading import dump_config, parse_config
-from enate_routing.model import Config
 
 
 def test_move_within_address_tier(admin: Administration) -> None:
@@ -190,7 +190,7 @@ def test_router_of_moved_config_equals_router_from_scratch(
 ) -> None:
     """After valid moves, the router compiled from the admin's configuration decides every generated envelope
     exactly as routers compiled from the dumped-and-reparsed configuration and from one written from scratch."""
-    router_module = pytest.importorskip("enate_routing.router")
+    router_module = pytest.importorskip("enate_routing._router")
     config = parse_config(_bigger_data(extra))
     admin = Administration(config, permissions=AllowAll(), clock=FakeClock(), environ={})
     model = _tiers(config)

@@ -7,10 +7,10 @@ import threading
 import pytest
 
 from admin.helpers import INCIDENT, names
+from enate_routing._loading import dump_config, parse_config
+from enate_routing._model import Config, IncomingRoute
 from enate_routing.admin import Administration
 from enate_routing.errors import ConcurrentEditError, ConfigError, NotFoundError
-from enate_routing.loading import dump_config, parse_config
-from enate_routing.model import Config, IncomingRoute
 
 
 def new_route(name: str = "New", address: str = "support@acme.example") -> dict[str, object]:

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from enate_routing._loading import parse_config
 from enate_routing.admin import COLUMNS, Administration, RouteIndex, linear_search, route_rows
-from enate_routing.loading import parse_config
 
 
 def found(admin: Administration, filters: dict[str, str], connector: str | None = None) -> list[str]:

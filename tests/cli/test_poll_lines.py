@@ -6,10 +6,10 @@ import dataclasses
 import json
 from pathlib import Path
 
-from enate_routing.cli._poll import JsonlWriter
-from enate_routing.decision import Decision
-from enate_routing.delivery import Delivery, Target
-from enate_routing.envelope import Envelope
+from enate_routing._cli._poll import JsonlWriter
+from enate_routing._decision import Decision
+from enate_routing._delivery import Delivery, Target
+from enate_routing._envelope import Envelope
 from enate_routing.ingest import WorkItem
 
 RAW = (b"From: Ann <ann@example.net>\r\nTo: help@acme.example\r\nSubject: Printer on fire\r\n"

@@ -23,7 +23,7 @@ from enate_routing import (
     load_config,
     load_pkcs12,
 )
-from enate_routing.cli import main
+from enate_routing._cli import main
 
 PASSWORD = "pfx-Secret-42"
 NOW = dt.datetime.now(dt.UTC)

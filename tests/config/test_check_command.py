@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from enate_routing.cli import main
-from enate_routing.dead_settings import find_dead_settings
-from enate_routing.loading import parse_config
+from enate_routing._cli import main
+from enate_routing._dead_settings import find_dead_settings
+from enate_routing._loading import parse_config
 
 BASE = '''
 [[connectors]]

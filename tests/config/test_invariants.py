@@ -9,7 +9,7 @@ import pytest
 from config_examples import DOC_EXAMPLE
 
 from enate_routing import ConfigError, load_config
-from enate_routing.cli import main
+from enate_routing._cli import main
 
 SECRET = "hunter2-Secret!"
 

@@ -10,7 +10,7 @@ import pytest
 from config_examples import DOC_EXAMPLE
 
 from enate_routing import ConfigError, config_schema, dump_config, load_config, parse_config, save_config
-from enate_routing.cli import main
+from enate_routing._cli import main
 
 SECRET = "Inline-Secret-7"
 

@@ -8,7 +8,7 @@ import pytest
 
 from admin.helpers import FakeClock
 from enate_routing import PRIORITY_ASCENDING, Administration, AllowAll, ConfigError, load_config, save_config
-from enate_routing.loading import secret_reference
+from enate_routing._loading import secret_reference
 
 HAND_KEPT = '''# Routing for Acme. Owner: the service desk (ext. 4711).
 
@@ -173,7 +173,7 @@ def test_the_bundled_demo_file_survives_a_save_unchanged(tmp_path: Path) -> None
 
 def test_free_tables_and_normalised_values_keep_their_spelling(tmp_path: Path) -> None:
     """[companies] entries, a blocked address in capitals and [linking] stay as written unless they change."""
-    from enate_routing.loading import dump_config, parse_config
+    from enate_routing._loading import dump_config, parse_config
 
     text = HAND_KEPT + '''
 [companies]

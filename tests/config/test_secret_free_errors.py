@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from enate_routing._loading import parse_config
+from enate_routing._model import Config, Connector
 from enate_routing.errors import ConfigError
-from enate_routing.loading import parse_config
-from enate_routing.model import Config, Connector
 
 SECRET = "Hunter2-Sekret"
 BASE: dict[str, Any] = {

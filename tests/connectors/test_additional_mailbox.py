@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from enate_routing import load_config, parse_config
-from enate_routing.cli import main
+from enate_routing._cli import main
 from enate_routing.errors import ConfigError
-from enate_routing.transports.base import OAuth2Auth, PasswordAuth
-from enate_routing.transports.factory import ConnectorAccess, check_connection, open_source
+from enate_routing.transports._base import OAuth2Auth, PasswordAuth
+from enate_routing.transports._factory import ConnectorAccess, check_connection, open_source
 from mailrig.dovecot import ALICE, BOB, MASTER, Dovecot
 from mailrig.pki import Pki
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from enate_routing import load_config
-from enate_routing.cli import main
-from enate_routing.transports.factory import ConnectorAccess, check_connection, open_sender, open_source
+from enate_routing._cli import main
+from enate_routing.transports._factory import ConnectorAccess, check_connection, open_sender, open_source
 from mailrig.dovecot import ALICE, BOB, Dovecot
 from mailrig.pki import Pki
 from mailrig.smtp import SmtpServers

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from corpus_files import CORPUS, corpus_messages
-from enate_routing.envelope import Envelope
-from enate_routing.patterns import normalize_address
+from enate_routing._envelope import Envelope
+from enate_routing._patterns import normalize_address
 
 GOLDEN = Path(__file__).parent / "golden"
 MESSAGE_TYPES = ("message/rfc822", "message/global")

@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from enate_routing.envelope import Envelope, Recipient, simple_addresses
+from enate_routing._envelope import Envelope, Recipient, simple_addresses
 
 
 def parse(headers: str, body: str = "body\r\n", **kwargs: object) -> Envelope:

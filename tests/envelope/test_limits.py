@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from enate_routing.envelope import Envelope, ParseLimits
+from enate_routing._envelope import Envelope, ParseLimits
 
 LIMITS = ParseLimits()
 HEAD = "Message-ID: <q@example.org>\r\nFrom: Alice@Example.org\r\n"

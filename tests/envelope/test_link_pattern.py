@@ -11,9 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from enate_routing.envelope import Envelope
-from enate_routing.errors import ConfigError
-from enate_routing.link_pattern import (
+from enate_routing._envelope import Envelope
+from enate_routing._link_pattern import (
     LINK_BODY_CHARS,
     LINK_REPEAT_MAX,
     LINK_SUBJECT_CHARS,
@@ -21,8 +20,9 @@ from enate_routing.link_pattern import (
     check_link_pattern,
     search_link_token,
 )
-from enate_routing.loading import parse_config
-from enate_routing.router import Router
+from enate_routing._loading import parse_config
+from enate_routing._router import Router
+from enate_routing.errors import ConfigError
 from enate_routing.testing import InMemoryWorkItems
 
 SAFE = [

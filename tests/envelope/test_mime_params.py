@@ -8,8 +8,8 @@ from typing import Any
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from enate_routing._envelope import Envelope
 from enate_routing._mime_params import PartHeaders, split_params
-from enate_routing.envelope import Envelope
 
 # Values built from the characters that matter to the split and to RFC 2231: quotes, backslashes,
 # semicolons, '=', '*', section numbers, charset quotes and %-escapes.

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from bench_envelope import envelope_facts, stdlib_facts
 from enate_routing import _mime
-from enate_routing.envelope import Envelope, simple_addresses
+from enate_routing._envelope import Envelope, simple_addresses
 
 # --- building blocks --------------------------------------------------------------------------------
 

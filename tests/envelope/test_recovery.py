@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from enate_routing.envelope import Envelope
+from enate_routing._envelope import Envelope
 
 RECOVERY = Path(__file__).parent / "recovery"
 

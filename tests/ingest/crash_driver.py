@@ -59,10 +59,10 @@ class FileHost:
 
 
 def run(spec: dict[str, Any]) -> int:
-    from enate_routing.envelope import ParseLimits
+    from enate_routing._envelope import ParseLimits
+    from enate_routing._loading import parse_config
+    from enate_routing._router import Router
     from enate_routing.ingest import Backoff, Ingestor, open_ledger
-    from enate_routing.loading import parse_config
-    from enate_routing.router import Router
     from enate_routing.transports import Endpoint, ImapSource, MoveAction, PasswordAuth, Pop3Source, SmtpSender
 
     directory = Path(spec["dir"])

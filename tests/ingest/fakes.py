@@ -11,12 +11,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from enate_routing.decision import Decision, RoutingResult, idempotency_key, message_reference
-from enate_routing.delivery import Delivery, Target
-from enate_routing.envelope import Envelope
+from enate_routing._decision import Decision, RoutingResult, idempotency_key, message_reference
+from enate_routing._delivery import Delivery, Target
+from enate_routing._envelope import Envelope
 from enate_routing.errors import ConnectError, MessageGoneError
 from enate_routing.ingest import WorkItem
-from enate_routing.transports.base import MessageRef
+from enate_routing.transports._base import MessageRef
 
 TARGET = Target(customer="Acme", contract="Internal", service="IT", process="General", kind="ticket")
 

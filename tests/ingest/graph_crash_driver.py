@@ -20,11 +20,11 @@ from crash_driver import CRASH_EXIT, FileHost
 def run(spec: dict[str, Any]) -> int:
     from graph_rig import host_access
 
-    from enate_routing.envelope import ParseLimits
+    from enate_routing._envelope import ParseLimits
+    from enate_routing._loading import parse_config
+    from enate_routing._router import Router
     from enate_routing.ingest import Backoff, Ingestor, SqliteLedger
-    from enate_routing.loading import parse_config
-    from enate_routing.router import Router
-    from enate_routing.transports.factory import open_sender, open_source
+    from enate_routing.transports._factory import open_sender, open_source
 
     directory = Path(spec["dir"])
     config = parse_config(spec["config"])

@@ -10,8 +10,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from enate_routing.model import Connector
-from enate_routing.transports.factory import ConnectorAccess
+from enate_routing._model import Connector
+from enate_routing.transports._factory import ConnectorAccess
 from mailrig.graph import FakeGraph
 from mailrig.oauth_server import Grant
 

@@ -24,8 +24,8 @@ from mailrig.fixtures import server_unavailable
 from mailrig.pki import Pki
 
 _MESSAGE_ID = re.compile(rb"^Message-ID:\s*<([^>]+)>", re.IGNORECASE | re.MULTILINE)
-_PRELOAD = ["crash_driver", "enate_routing.ingest", "enate_routing.router", "enate_routing.transports",
-            "enate_routing.loading"]
+_PRELOAD = ["crash_driver", "enate_routing.ingest", "enate_routing._router", "enate_routing.transports",
+            "enate_routing._loading"]
 
 
 def connector_config(

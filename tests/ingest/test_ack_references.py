@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 from fakes import Mailbox, MemorySender, MemorySource, make_message
 
-from enate_routing.envelope import Envelope
+from enate_routing._envelope import Envelope
+from enate_routing._loading import parse_config
+from enate_routing._model import Config
+from enate_routing._router import Router
 from enate_routing.errors import ConfigError
 from enate_routing.ingest import Backoff, Ingestor, SqliteLedger, WorkItem
 from enate_routing.ingest._configured import ack_wording
-from enate_routing.loading import parse_config
-from enate_routing.model import Config
-from enate_routing.router import Router
 
 TARGET = {"customer": "Acme", "contract": "Internal", "service": "IT", "process": "General", "kind": "ticket"}
 

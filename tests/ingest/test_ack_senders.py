@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from fakes import Host, Mailbox, MemorySender, MemorySource, make_message
 
+from enate_routing._loading import parse_config
+from enate_routing._model import Config, Connector
+from enate_routing._router import Router
 from enate_routing.ingest import AckState, Backoff, Ingestor, SqliteLedger, _configured, sending_connector
-from enate_routing.loading import parse_config
-from enate_routing.model import Config, Connector
-from enate_routing.router import Router
 
 TARGET = {"customer": "Acme", "contract": "Internal", "service": "IT", "process": "General", "kind": "ticket"}
 

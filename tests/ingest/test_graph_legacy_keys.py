@@ -11,10 +11,10 @@ from fakes import Host
 from graph_rig import app_token, graph_config, host_access
 from ingest_rig import sample_message, scratch_dir
 
+from enate_routing._loading import parse_config
+from enate_routing._router import Router
 from enate_routing.ingest import Ingestor, SqliteLedger
-from enate_routing.loading import parse_config
-from enate_routing.router import Router
-from enate_routing.transports.factory import open_source
+from enate_routing.transports._factory import open_source
 from mailrig.graph import FakeGraph
 from mailrig.pki import Pki
 

@@ -15,10 +15,10 @@ import pytest
 from fakes import Host
 from ingest_rig import append, connector_config
 
+from enate_routing._loading import parse_config
+from enate_routing._router import Router
 from enate_routing.ingest import Backoff, Ingestor, SqliteLedger
-from enate_routing.loading import parse_config
-from enate_routing.router import Router
-from enate_routing.transports.factory import ConnectorAccess
+from enate_routing.transports._factory import ConnectorAccess
 from mailrig.dovecot import ALICE, BOB, Dovecot
 from mailrig.smtp import SmtpServers
 

@@ -19,9 +19,9 @@ from fakes import Host
 from ingest_rig import connector_config, count, empty, maildir_drop, private_dovecot, sample_message, scratch_dir
 from proxy import FaultProxy
 
+from enate_routing._loading import parse_config
+from enate_routing._router import Router
 from enate_routing.ingest import Backoff, Ingestor, SqliteLedger
-from enate_routing.loading import parse_config
-from enate_routing.router import Router
 from enate_routing.transports import Endpoint, ImapSource, MoveAction, PasswordAuth, Pop3Source
 from mailrig.dovecot import ALICE, Dovecot
 from mailrig.pki import Pki

@@ -32,7 +32,7 @@ def test_only_the_cli_reaches_into_private_ingest_modules() -> None:
     root = Path(enate_routing.__file__).parent
     offenders = []
     for path in root.rglob("*.py"):
-        if PACKAGE in path.parents or {"cli", "postgres"} & set(path.relative_to(root).parts):
+        if PACKAGE in path.parents or {"_cli", "postgres"} & set(path.relative_to(root).parts):
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("enate_routing.ingest._"):

@@ -10,12 +10,12 @@ import pytest
 from fakes import Host
 from ingest_rig import append, connector_config, count, message_id, sample_message
 
-from enate_routing.cli import main
+from enate_routing._cli import main
+from enate_routing._loading import parse_config, save_config
+from enate_routing._router import Router
 from enate_routing.errors import ConfigError
 from enate_routing.ingest import Backoff, Ingestor, MessageState, SqliteLedger
-from enate_routing.loading import parse_config, save_config
-from enate_routing.router import Router
-from enate_routing.transports.factory import ConnectorAccess
+from enate_routing.transports._factory import ConnectorAccess
 from mailrig.dovecot import ALICE, Dovecot
 from mailrig.smtp import SmtpServers
 

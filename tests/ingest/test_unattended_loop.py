@@ -180,7 +180,7 @@ def test_an_acknowledgement_that_cannot_be_built_is_skipped_with_its_reason(
 def test_logging_tells_what_the_loop_does_without_secrets(make_ingestor: Make, box: Mailbox,
                                                           caplog: pytest.LogCaptureFixture) -> None:
     """Pass start/end with counts, quarantines with reason, lease changes; structured fields on the records."""
-    from enate_routing.envelope import ParseLimits
+    from enate_routing._envelope import ParseLimits
     box.deliver(make_message(1, body="x" * 5000))
     fill(box, 2)
     ingestor, _, _ = make_ingestor(limits=ParseLimits(max_message_bytes=2000))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from enate_routing.envelope import Envelope, Recipient, RecipientSource
-from enate_routing.loading import parse_config
-from enate_routing.model import Config
+from enate_routing._envelope import Envelope, Recipient, RecipientSource
+from enate_routing._loading import parse_config
+from enate_routing._model import Config
 
 SUPPORT = "support@contoso.example"
 HELP = "help@contoso.example"

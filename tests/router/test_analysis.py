@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given, settings
 from routing_helpers import BILLING, HELP, NOREPLY, SUPPORT, mail, make_config, route
 
-from enate_routing.analysis import Shadowing, find_loops, find_shadowed, may_overlap, rules_cover
-from enate_routing.model import Config, IncomingRoute, RoutingRules
-from enate_routing.patterns import subject_words
-from enate_routing.router import Router
+from enate_routing._analysis import Shadowing, find_loops, find_shadowed, may_overlap, rules_cover
+from enate_routing._model import Config, IncomingRoute, RoutingRules
+from enate_routing._patterns import subject_words
+from enate_routing._router import Router
 from enate_routing.testing import synthetic_config
 from enate_routing.testing.strategies import configs
 

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from routing_helpers import HELP, make_config, route
 
-from enate_routing.bounces import find_bounce, is_bounce
-from enate_routing.envelope import Envelope
-from enate_routing.router import Router
+from enate_routing._bounces import find_bounce, is_bounce
+from enate_routing._envelope import Envelope
+from enate_routing._router import Router
 from enate_routing.testing import InMemoryWorkItems, ReferenceRouter
 
 ROUTERS: dict[str, Callable[..., Any]] = {"compiled": Router.compile, "reference": ReferenceRouter}

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from enate_routing.cli import main
-from enate_routing.cli._demo import layout, table_row
-from enate_routing.cli._text import display_width, fit, plural
+from enate_routing._cli import main
+from enate_routing._cli._demo import layout, table_row
+from enate_routing._cli._text import display_width, fit, plural
 
 DATA = Path(str(resources.files("enate_routing") / "data"))
 DEMO = DATA / "demo.toml"

@@ -7,10 +7,10 @@ import dataclasses
 import pytest
 from routing_helpers import HELP, TICKET, mail, make_config, route
 
+from enate_routing._decision import Decision
+from enate_routing._delivery import Delivery, Target
+from enate_routing._router import Router
 from enate_routing.admin import route_rows
-from enate_routing.decision import Decision
-from enate_routing.delivery import Delivery, Target
-from enate_routing.router import Router
 
 
 def test_the_validated_target_is_the_runtime_target() -> None:

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from enate_routing.directory import KnownMessage
-from enate_routing.envelope import Envelope
-from enate_routing.loading import load_config
-from enate_routing.router import Router
+from enate_routing._directory import KnownMessage
+from enate_routing._envelope import Envelope
+from enate_routing._loading import load_config
+from enate_routing._router import Router
 from enate_routing.testing import InMemoryWorkItems, ReferenceRouter
 
 DATA = Path(str(resources.files("enate_routing") / "data"))

@@ -7,9 +7,9 @@ import tracemalloc
 
 import pytest
 
-from enate_routing.envelope import Envelope
-from enate_routing.matcher import MatchCounters
-from enate_routing.router import Router
+from enate_routing._envelope import Envelope
+from enate_routing._matcher import MatchCounters
+from enate_routing._router import Router
 from enate_routing.testing import ReferenceRouter, synthetic_config, synthetic_envelopes
 
 

@@ -7,11 +7,11 @@ import itertools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from enate_routing.analysis import may_overlap
-from enate_routing.decision import RoutingResult
-from enate_routing.envelope import Envelope
-from enate_routing.model import Config
-from enate_routing.router import Router
+from enate_routing._analysis import may_overlap
+from enate_routing._decision import RoutingResult
+from enate_routing._envelope import Envelope
+from enate_routing._model import Config
+from enate_routing._router import Router
 from enate_routing.testing import InMemoryWorkItems, ReferenceRouter
 from enate_routing.testing.strategies import configs, envelopes, work_items
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from enate_routing.envelope import Envelope
-from enate_routing.router import Router
+from enate_routing._envelope import Envelope
+from enate_routing._router import Router
 from enate_routing.testing import PlainScan, synthetic_config
 from synthetic_mail import raw_messages
 

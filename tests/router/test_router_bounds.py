@@ -7,10 +7,10 @@ import tracemalloc
 import pytest
 from routing_helpers import HELP, eml, mail, make_config, route
 
-from enate_routing.envelope import Envelope
-from enate_routing.model import Config
-from enate_routing.patterns import MAX_ADDRESS_OCTETS, MAX_FILE_NAME_CHARS
-from enate_routing.router import Router
+from enate_routing._envelope import Envelope
+from enate_routing._model import Config
+from enate_routing._patterns import MAX_ADDRESS_OCTETS, MAX_FILE_NAME_CHARS
+from enate_routing._router import Router
 from enate_routing.testing import ReferenceRouter
 
 PEAK_LIMIT = 4 * 1024 * 1024  # a few copies of a 60 KB header at most; the defect cost 1.77 GB

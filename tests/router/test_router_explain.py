@@ -7,9 +7,9 @@ import dataclasses
 import pytest
 from routing_helpers import HELP, SUPPORT, mail, make_config, route
 
-from enate_routing.decision import Decision
-from enate_routing.router import Router
-from enate_routing.testing.synthetic import synthetic_config, synthetic_envelopes
+from enate_routing._decision import Decision
+from enate_routing._router import Router
+from enate_routing.testing._synthetic import synthetic_config, synthetic_envelopes
 
 CONFIG = make_config(
     route("Off", HELP, enabled=False),

@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 from routing_helpers import BILLING, HELP, NOREPLY, SUPPORT, connector, mail, make_config, route
 
-from enate_routing.decision import RoutingResult
-from enate_routing.envelope import Envelope
+from enate_routing._decision import RoutingResult
+from enate_routing._envelope import Envelope
+from enate_routing._loading import parse_config
+from enate_routing._router import Router
 from enate_routing.errors import ConfigError, UnknownConnectorError
-from enate_routing.loading import parse_config
-from enate_routing.router import Router
 from enate_routing.testing import ReferenceRouter
 
 ROUTERS: dict[str, Callable[..., Any]] = {"compiled": Router.compile, "reference": ReferenceRouter}

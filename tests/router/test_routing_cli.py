@@ -1,4 +1,4 @@
-"""The route, explain, diff, demo and check commands (docs/semantics.md §5), through enate_routing.cli.main."""
+"""The route, explain, diff, demo and check commands (docs/semantics.md §5), through enate_routing._cli.main."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from routing_helpers import eml
 
-from enate_routing.cli import main
+from enate_routing._cli import main
 
 DATA = Path(str(resources.files("enate_routing") / "data"))
 DEMO = DATA / "demo.toml"

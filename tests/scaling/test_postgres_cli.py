@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from ingest_rig import append, connector_config, count, sample_message
 
-from enate_routing.cli import main
-from enate_routing.loading import parse_config, save_config
+from enate_routing._cli import main
+from enate_routing._loading import parse_config, save_config
 from enate_routing.postgres import PostgresLedger
 from enate_routing.postgres._migrations import MIGRATIONS
 from mailrig.dovecot import ALICE, BOB, Dovecot

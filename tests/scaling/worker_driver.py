@@ -56,10 +56,10 @@ class PostgresHost:
 
 
 def run(spec: dict[str, Any]) -> dict[str, Any]:
+    from enate_routing._loading import parse_config
+    from enate_routing._router import Router
     from enate_routing.ingest import Backoff, Ingestor, MailboxWorker, open_ledger
-    from enate_routing.loading import parse_config
-    from enate_routing.router import Router
-    from enate_routing.transports.factory import ConnectorAccess
+    from enate_routing.transports._factory import ConnectorAccess
 
     config = parse_config(spec["config"])
     router = Router.compile(config)

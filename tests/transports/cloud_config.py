@@ -9,7 +9,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from enate_routing.model import Connector
+from enate_routing._model import Connector
 from mailrig.graph import FakeGraph
 from mailrig.oauth_server import IdentityProvider, MicrosoftApp, ServiceAccount
 from mailrig.pki import Pki

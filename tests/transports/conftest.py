@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from enate_routing.certificates import ClientCertificate, load_pkcs12
+from enate_routing._certificates import ClientCertificate, load_pkcs12
 from enate_routing.transports import Endpoint, Security
 from mailrig.dovecot import Dovecot
 from mailrig.pki import Pki

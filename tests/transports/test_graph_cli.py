@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from enate_routing.cli import main
+from enate_routing._cli import main
+from enate_routing._loading import parse_config, save_config
 from enate_routing.errors import AuthenticationError
-from enate_routing.loading import parse_config, save_config
-from enate_routing.transports.factory import ConnectorAccess, open_sender
+from enate_routing.transports._factory import ConnectorAccess, open_sender
 from mailrig.graph import FakeGraph
 from mailrig.oauth_server import IdentityProvider
 from mailrig.pki import Pki

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from enate_routing.errors import AuthenticationError, MailboxMissingError, MessageGoneError, ProtocolError
-from enate_routing.transports.factory import ConnectorAccess, open_source
-from enate_routing.transports.graph import DELTA_STATES, GraphSource
+from enate_routing.transports._factory import ConnectorAccess, open_source
+from enate_routing.transports._graph import DELTA_STATES, GraphSource
 from mailrig.graph import FakeGraph
 from mailrig.oauth_server import IdentityProvider
 from mailrig.pki import Pki

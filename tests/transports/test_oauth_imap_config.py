@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from enate_routing.model import Connector
+from enate_routing._model import Connector
 from enate_routing.transports import ImapSource, OAuth2Auth
+from enate_routing.transports._factory import ConnectorAccess, check_connection, open_source
 from enate_routing.transports._tokens import write_refresh_token
-from enate_routing.transports.factory import ConnectorAccess, check_connection, open_source
 from mailrig.dovecot import ALICE
 from mailrig.oauth_server import Grant, IdentityProvider
 from mailrig.pki import Pki

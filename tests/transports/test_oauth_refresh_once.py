@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from enate_routing._model import Connector
 from enate_routing.errors import AuthenticationError
-from enate_routing.model import Connector
 from enate_routing.transports import Endpoint, ImapSource, OAuth2Auth, Pop3Source, SmtpSender
+from enate_routing.transports._factory import ConnectorAccess, check_connection
 from enate_routing.transports._tokens import CachedToken, forget_cached_tokens
-from enate_routing.transports.factory import ConnectorAccess, check_connection
 from mailrig.dovecot import ALICE
 from mailrig.oauth_server import Grant, IdentityProvider
 from mailrig.pki import Pki

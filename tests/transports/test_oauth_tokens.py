@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from enate_routing._model import Connector
 from enate_routing.errors import AuthenticationError, CertificateError, ConfigError
-from enate_routing.model import Connector
+from enate_routing.transports._factory import ConnectorAccess, check_connection, open_source
 from enate_routing.transports._token_sources import token_source
 from enate_routing.transports._tokens import CachedToken, read_refresh_token, write_refresh_token
-from enate_routing.transports.factory import ConnectorAccess, check_connection, open_source
 from mailrig.cloud_fixtures import RsaCertificate
 from mailrig.graph import FakeGraph
 from mailrig.oauth_server import IdentityProvider

@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from enate_routing.certificates import ClientCertificate
+from enate_routing._certificates import ClientCertificate
 from enate_routing.errors import (
     AuthenticationError,
     CertificateRejectedError,

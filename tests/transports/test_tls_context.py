@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from enate_routing.certificates import ClientCertificate, load_pkcs12
+from enate_routing._certificates import ClientCertificate, load_pkcs12
 from enate_routing.errors import CertificateExpiredError, CertificatePasswordError
 from enate_routing.transports._tls import client_context, load_client_certificate
 from mailrig.pki import Pki

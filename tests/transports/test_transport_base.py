@@ -154,10 +154,10 @@ def test_ca_file_missing_is_a_typed_failure(tmp_path: Path) -> None:
 def test_connection_checks_are_not_named_like_pytest_tests() -> None:
     """No public name of the transports package starts with ``test``, so pytest never collects one."""
     import enate_routing.transports as transports
-    from enate_routing.transports import factory, graph, imap, pop3, smtp
+    from enate_routing.transports import _factory, _graph, _imap, _pop3, _smtp
 
     assert [n for n in transports.__all__ if n.startswith("test")] == []
-    for module in (factory, graph, imap, pop3, smtp):
+    for module in (_factory, _graph, _imap, _pop3, _smtp):
         assert [n for n in vars(module) if n.startswith("test")] == [], module.__name__
     assert {"check_imap_connection", "check_pop3_connection", "check_smtp_connection",
             "check_graph_connection"} <= set(transports.__all__)

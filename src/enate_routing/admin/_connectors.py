@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from enate_routing._model import Config, Connector
 from enate_routing.admin._edits import (
     Build,
     Event,
@@ -19,7 +20,6 @@ from enate_routing.admin._edits import (
 )
 from enate_routing.admin._history import HistoryAction, field_changes
 from enate_routing.errors import ConfigError, ConnectorLiveError, NotTestedError
-from enate_routing.model import Config, Connector
 
 SettingsChanged = Callable[[Connector, Connector], bool]
 """Whether two versions of a connector differ in what a connection test depends on."""

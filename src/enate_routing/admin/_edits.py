@@ -1,4 +1,4 @@
-"""Pure edit builders over a :class:`~enate_routing.model.Config` (docs/semantics.md §3.1, §3.2, §7).
+"""Pure edit builders over a :class:`~enate_routing._model.Config` (docs/semantics.md §3.1, §3.2, §7).
 
 An edit is a :data:`Build`: a function from the current configuration to the new one plus the history
 events it causes. Builders never touch the service's state; :class:`~enate_routing.admin.Administration`
@@ -14,11 +14,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from enate_routing._loading import parse_config
+from enate_routing._model import Config, Connector, Fallback, IncomingRoute, OutgoingRoute
 from enate_routing.admin._history import FieldChange, HistoryAction, HistorySubject, field_changes
 from enate_routing.admin._search import RouteRow, route_rows
 from enate_routing.errors import ConfigError, NotFoundError, NotTestedError, PermissionDeniedError, ReorderRefusedError
-from enate_routing.loading import parse_config
-from enate_routing.model import Config, Connector, Fallback, IncomingRoute, OutgoingRoute
 
 TargetKind = Literal["customer", "contract", "service", "process"]
 

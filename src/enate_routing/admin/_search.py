@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from itertools import accumulate, chain
 from typing import Literal, get_args
 
-from enate_routing.delivery import Delivery
-from enate_routing.model import Config, Fallback, IncomingRoute
+from enate_routing._delivery import Delivery
+from enate_routing._model import Config, Fallback, IncomingRoute
 
 Column = Literal[
     "name", "address", "process", "ticket_category", "for_attention", "send_automated_emails", "test_mode", "enabled"

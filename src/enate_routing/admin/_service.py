@@ -1,6 +1,6 @@
 """The administration service: lock, version and commit (docs/semantics.md §2 life cycle, §3.1, §3.2, §7).
 
-:class:`Administration` holds the current :class:`~enate_routing.model.Config` and its ``version``. Every
+:class:`Administration` holds the current :class:`~enate_routing._model.Config` and its ``version``. Every
 edit:
 
 * names its ``actor`` and the ``expected_version`` the screen read; a stale version raises
@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from enate_routing._model import Config, Connector
 from enate_routing.admin import _connectors as connector_edits
 from enate_routing.admin import _edits as edits
 from enate_routing.admin._edits import Build, GridSort, TargetKind, connector_index, connector_subject, linked_routes
@@ -37,7 +38,6 @@ from enate_routing.admin._history import (
 )
 from enate_routing.admin._search import RouteIndex, RouteRow
 from enate_routing.errors import AdminError, ConcurrentEditError
-from enate_routing.model import Config, Connector
 
 
 class Permissions(Protocol):
@@ -321,7 +321,7 @@ class Administration:
         """Record a connection test of connector ``name``'s settings at ``expected_version``.
 
         ``result`` is what the connection test returned: the sequence of one result per direction
-        (:func:`~enate_routing.transports.factory.check_connection`), a single result, or a bool. The test
+        (:func:`~enate_routing.transports._factory.check_connection`), a single result, or a bool. The test
         passed only when every result passed, the sequence is not empty and, when the results name their
         protocol, they cover every direction the connector is used for: a ``both`` connector whose sending
         side failed or was not tested is never enabled on the strength of its receiving side.

@@ -22,12 +22,12 @@ from email.message import EmailMessage
 from email.utils import formatdate
 
 from enate_routing._ack_template import DEFAULT_SUBJECT_TOKEN, AckTemplate, token_links
-from enate_routing.decision import Decision
-from enate_routing.envelope import Envelope
+from enate_routing._decision import Decision
+from enate_routing._envelope import Envelope
+from enate_routing._model import Config, Connector
 from enate_routing.errors import TransportError
 from enate_routing.ingest._ledger import AckState, WorkRecord
-from enate_routing.model import Config, Connector
-from enate_routing.transports.base import MailSender
+from enate_routing.transports._base import MailSender
 
 __all__ = [
     "AckBuilder",

@@ -7,12 +7,12 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from enate_routing._ack_template import AckTemplate
-from enate_routing.decision import Decision
+from enate_routing._decision import Decision
+from enate_routing._model import Config
 from enate_routing.errors import ConfigError
 from enate_routing.ingest._acknowledge import AckRoute, AckWording, sending_connector
-from enate_routing.model import Config
-from enate_routing.transports.base import MailSender
-from enate_routing.transports.factory import ConnectorAccess, open_sender, open_source
+from enate_routing.transports._base import MailSender
+from enate_routing.transports._factory import ConnectorAccess, open_sender, open_source
 
 __all__ = ["ingestor_options"]
 

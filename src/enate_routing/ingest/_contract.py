@@ -6,8 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from enate_routing.decision import Decision, RoutingResult
-from enate_routing.envelope import Envelope
+from enate_routing._decision import Decision, RoutingResult
+from enate_routing._envelope import Envelope
 
 __all__ = ["HOOK_POINTS", "Backoff", "Handler", "IngestStats", "RouterLike", "StepHook", "WorkItem"]
 

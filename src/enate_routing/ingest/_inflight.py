@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from enate_routing.decision import Decision
-from enate_routing.delivery import Delivery
-from enate_routing.envelope import Envelope, ParseLimits
+from enate_routing._decision import Decision
+from enate_routing._delivery import Delivery
+from enate_routing._envelope import Envelope, ParseLimits
 from enate_routing.ingest._ledger import MessageRecord, MessageState, SpoolLedger
-from enate_routing.transports.base import MessageRef
+from enate_routing.transports._base import MessageRef
 
 __all__ = ["InFlight", "decision_from_record", "decision_to_record"]
 

@@ -15,7 +15,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
-from enate_routing.envelope import ParseLimits
+from enate_routing._envelope import ParseLimits
+from enate_routing._model import Config
 from enate_routing.errors import MessageGoneError, StoreError, TransportError, UidValidityChangedError
 from enate_routing.ingest._acknowledge import (
     AckBuilder,
@@ -41,13 +42,12 @@ from enate_routing.ingest._ledger import (
     content_digest,
 )
 from enate_routing.ingest._marking import Marker, Session
-from enate_routing.model import Config
-from enate_routing.transports.base import (
+from enate_routing.transports._base import (
     MailSender,
     MailSource,
     MessageRef,
 )
-from enate_routing.transports.factory import ConnectorAccess
+from enate_routing.transports._factory import ConnectorAccess
 
 __all__ = ["Ingestor"]
 

@@ -12,7 +12,7 @@ from enate_routing.ingest._acknowledge import describe
 from enate_routing.ingest._contract import IngestStats, StepHook
 from enate_routing.ingest._inflight import InFlight
 from enate_routing.ingest._ledger import WorkLedger
-from enate_routing.transports.base import MailSource, WaitsForMail
+from enate_routing.transports._base import MailSource, WaitsForMail
 
 __all__ = ["Marker", "Session"]
 

@@ -11,9 +11,9 @@
 Nothing in the library imports this package.
 """
 
-from enate_routing.testing.fakes import DictCompanies, InMemoryWorkItems
-from enate_routing.testing.reference import PlainScan, ReferenceCompanies, ReferenceRouter
-from enate_routing.testing.synthetic import synthetic_config, synthetic_envelopes
+from enate_routing.testing._fakes import DictCompanies, InMemoryWorkItems
+from enate_routing.testing._reference import PlainScan, ReferenceCompanies, ReferenceRouter
+from enate_routing.testing._synthetic import synthetic_config, synthetic_envelopes
 
 __all__ = [
     "DictCompanies",

@@ -27,10 +27,10 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         "enate_routing.testing.strategies needs hypothesis: install enate-routing[testing]"
     ) from exc
 
-from enate_routing.envelope import Envelope, Recipient, RecipientSource
-from enate_routing.loading import parse_config
-from enate_routing.model import Config
-from enate_routing.testing.fakes import InMemoryWorkItems
+from enate_routing._envelope import Envelope, Recipient, RecipientSource
+from enate_routing._loading import parse_config
+from enate_routing._model import Config
+from enate_routing.testing._fakes import InMemoryWorkItems
 
 __all__ = ["DOMAINS", "KEYWORDS", "configs", "envelopes", "work_items"]
 

@@ -28,14 +28,14 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from enate_routing.errors import AuthenticationError, GraphError, MailboxMissingError, ProtocolError, TransportError
+from enate_routing.transports._base import Endpoint, OAuth2Auth
 from enate_routing.transports._http import HttpsClient, Response
 from enate_routing.transports._session import refuse_plaintext
 from enate_routing.transports._tokens import TokenSource
-from enate_routing.transports.base import Endpoint, OAuth2Auth
 
 __all__ = ["GraphClient"]
 
-logger = logging.getLogger("enate_routing.transports.graph")
+logger = logging.getLogger("enate_routing.transports._graph")
 
 _THROTTLED = frozenset({429, 503, 504})
 

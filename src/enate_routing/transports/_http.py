@@ -18,10 +18,10 @@ from contextlib import suppress
 from dataclasses import dataclass
 
 from enate_routing.errors import ConnectError, ProtocolError, TransportError
+from enate_routing.transports._base import Endpoint
 from enate_routing.transports._errors import Stage, translate
 from enate_routing.transports._session import open_socket
 from enate_routing.transports._tls import client_context
-from enate_routing.transports.base import Endpoint
 
 __all__ = ["HttpsClient", "Response"]
 

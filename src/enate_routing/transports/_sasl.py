@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from enate_routing.errors import AuthenticationError
-from enate_routing.transports.base import OAuth2Auth, PasswordAuth
+from enate_routing.transports._base import OAuth2Auth, PasswordAuth
 
 __all__ = ["SaslClient", "login", "oauth", "plain"]
 

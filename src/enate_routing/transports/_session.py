@@ -23,7 +23,7 @@ from contextlib import AbstractContextManager, contextmanager
 from types import TracebackType
 from typing import Literal, Self
 
-from enate_routing.certificates import ClientCertificate
+from enate_routing._certificates import ClientCertificate
 from enate_routing.errors import (
     AuthenticationError,
     CertificateRejectedError,
@@ -33,9 +33,7 @@ from enate_routing.errors import (
     TransportTimeoutError,
 )
 from enate_routing.transports import _sasl
-from enate_routing.transports._errors import Stage, mapped_errors
-from enate_routing.transports._tls import client_context
-from enate_routing.transports.base import (
+from enate_routing.transports._base import (
     CertificateAuth,
     ConnectionTestResult,
     Credentials,
@@ -44,6 +42,8 @@ from enate_routing.transports.base import (
     OAuth2Auth,
     PasswordAuth,
 )
+from enate_routing.transports._errors import Stage, mapped_errors
+from enate_routing.transports._tls import client_context
 
 __all__ = ["Adapter", "choose_sasl", "open_socket", "refuse_plaintext", "run_connection_test"]
 

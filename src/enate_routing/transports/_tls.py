@@ -21,7 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from enate_routing.certificates import ClientCertificate
+from enate_routing._certificates import ClientCertificate
 from enate_routing.errors import TLSVerificationError
 
 __all__ = ["client_context", "load_client_certificate"]

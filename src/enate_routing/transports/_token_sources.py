@@ -12,9 +12,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Literal
 
-from enate_routing.certificates import load_pkcs12
+from enate_routing._certificates import load_pkcs12
+from enate_routing._model import Connector, OAuthSettings
 from enate_routing.errors import ConfigError
-from enate_routing.model import Connector, OAuthSettings
 from enate_routing.transports import _tokens_google, _tokens_microsoft
 from enate_routing.transports._tokens import CachedToken, TokenSource, cached_token
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from enate_routing.certificates import ClientCertificate
+from enate_routing._certificates import ClientCertificate
 from enate_routing.errors import CertificateError, ConfigError, ProtocolError, TransportError
 from enate_routing.transports._tokens import (
     read_refresh_token,

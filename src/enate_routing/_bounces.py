@@ -7,7 +7,7 @@ acknowledgement. Creating a ticket from it would open new work for a message nob
 the original's work item tells the agent that the customer did not receive the reply.
 
 The original is found by its own Message-ID among the messages the host knows (its sent acknowledgements
-and work items, :class:`~enate_routing.directory.WorkItemLookup`), then by the ids it answered
+and work items, :class:`~enate_routing._directory.WorkItemLookup`), then by the ids it answered
 (In-Reply-To, References, most recent first), then by the reference token in its subject. A bounce whose
 original is not found is routed like any other mail.
 
@@ -26,8 +26,8 @@ from email.message import Message
 from email.parser import HeaderParser
 from email.policy import compat32
 
-from enate_routing.directory import WorkItemLookup
-from enate_routing.envelope import Envelope
+from enate_routing._directory import WorkItemLookup
+from enate_routing._envelope import Envelope
 
 __all__ = ["Bounce", "find_bounce", "is_bounce"]
 

@@ -15,7 +15,7 @@ import hashlib
 from dataclasses import MISSING, dataclass, fields
 from typing import Any, Literal, TypeVar
 
-from enate_routing.delivery import Delivery
+from enate_routing._delivery import Delivery
 
 __all__ = [
     "Action",
@@ -95,7 +95,7 @@ def _direct_init(cls: _Frozen) -> _Frozen:
 class Decision:
     """One thing to do with an email (docs/semantics.md §4).
 
-    ``create`` names the route and carries its :class:`~enate_routing.delivery.Delivery` (target, category,
+    ``create`` names the route and carries its :class:`~enate_routing._delivery.Delivery` (target, category,
     flags) and the acknowledgement recipients; ``link`` names the existing work item in ``link``; ``ignore``
     and ``reject`` say why in ``reason``. ``suppressed`` says why no acknowledgement is sent although the
     route sends automated emails (docs/semantics.md §3.5).

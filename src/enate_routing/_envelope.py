@@ -16,7 +16,7 @@ from typing import Literal
 
 from . import _mime
 from ._charset_guess import guess_undeclared, likely_charset
-from .patterns import normalize_address
+from ._patterns import normalize_address
 
 __all__ = ["Envelope", "ParseLimits", "Recipient", "RecipientSource"]
 

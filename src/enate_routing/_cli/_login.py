@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from enate_routing._loading import load_config
 from enate_routing.errors import ConfigError
-from enate_routing.loading import load_config
 from enate_routing.transports._token_sources import sign_in
 
 __all__ = ["register"]

@@ -34,9 +34,7 @@ from typing import Any, Self
 from urllib.parse import quote, urlencode
 
 from enate_routing.errors import GraphError, MailboxMissingError, MessageGoneError
-from enate_routing.transports._graph_client import GraphClient
-from enate_routing.transports._session import run_connection_test
-from enate_routing.transports.base import (
+from enate_routing.transports._base import (
     ConnectionTestResult,
     DeleteAction,
     FlagAction,
@@ -44,6 +42,8 @@ from enate_routing.transports.base import (
     MoveAction,
     ProcessedAction,
 )
+from enate_routing.transports._graph_client import GraphClient
+from enate_routing.transports._session import run_connection_test
 
 __all__ = ["DELTA_STATES", "DeltaState", "GraphSender", "GraphSource", "check_graph_connection"]
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal, Protocol, Self, TypeAlias, runtime_checkable
 
-from enate_routing.certificates import ClientCertificate
+from enate_routing._certificates import ClientCertificate
 
 __all__ = [
     "CertificateAuth",
@@ -121,7 +121,7 @@ class OAuth2Auth:
 
 @dataclass(frozen=True, slots=True)
 class CertificateAuth:
-    """A TLS client certificate (from a ``.pfx``, see :func:`enate_routing.certificates.load_pkcs12`)."""
+    """A TLS client certificate (from a ``.pfx``, see :func:`enate_routing._certificates.load_pkcs12`)."""
 
     certificate: ClientCertificate
 

@@ -12,7 +12,7 @@ import sys
 import time
 from typing import Any
 
-from enate_routing.cli._poll import add_ledger_options, open_ingestor
+from enate_routing._cli._poll import add_ledger_options, open_ingestor
 from enate_routing.errors import ConfigError
 from enate_routing.ingest import MessageRecord
 from enate_routing.ingest._acknowledge import header_value

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from enate_routing.patterns import AddressPattern, domain_and_parents, domain_matchable
+from enate_routing._patterns import AddressPattern, domain_and_parents, domain_matchable
 
 __all__ = ["CompanyDirectory", "ConfiguredCompanies", "KnownMessage", "WorkItemLookup"]
 

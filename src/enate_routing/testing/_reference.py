@@ -12,20 +12,20 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from enate_routing.bounces import find_bounce
-from enate_routing.decision import (
+from enate_routing._bounces import find_bounce
+from enate_routing._decision import (
     MAILBOX_SCOPE,
     Decision,
     RoutingResult,
     idempotency_key,
     message_reference,
 )
-from enate_routing.directory import CompanyDirectory, ConfiguredCompanies, WorkItemLookup
-from enate_routing.envelope import Envelope
+from enate_routing._directory import CompanyDirectory, ConfiguredCompanies, WorkItemLookup
+from enate_routing._envelope import Envelope
+from enate_routing._link_pattern import search_link_token
+from enate_routing._model import Config, Fallback, IncomingRoute, RoutingRules
+from enate_routing._patterns import AddressPattern, file_name_matchable, subject_words
 from enate_routing.errors import UnknownConnectorError
-from enate_routing.link_pattern import search_link_token
-from enate_routing.model import Config, Fallback, IncomingRoute, RoutingRules
-from enate_routing.patterns import AddressPattern, file_name_matchable, subject_words
 
 __all__ = ["PlainScan", "ReferenceCompanies", "ReferenceRouter", "ScanFacts"]
 
@@ -58,7 +58,7 @@ def _split_plus(address: str) -> tuple[str, str] | None:
 
 
 class ReferenceRouter:
-    """Same ``route()`` signature and results as :class:`enate_routing.router.Router`, by linear scan."""
+    """Same ``route()`` signature and results as :class:`enate_routing._router.Router`, by linear scan."""
 
     def __init__(self, config: Config, *, companies: CompanyDirectory | None = None,
                  lookup: WorkItemLookup | None = None) -> None:

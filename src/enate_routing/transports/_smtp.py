@@ -27,8 +27,7 @@ from contextlib import suppress
 
 from enate_routing.errors import InsecureConnectionError, ProtocolError
 from enate_routing.transports import _sasl
-from enate_routing.transports._session import Adapter, open_socket, run_connection_test
-from enate_routing.transports.base import (
+from enate_routing.transports._base import (
     CertificateAuth,
     ConnectionTestResult,
     Credentials,
@@ -36,6 +35,7 @@ from enate_routing.transports.base import (
     NoAuth,
     PasswordAuth,
 )
+from enate_routing.transports._session import Adapter, open_socket, run_connection_test
 
 __all__ = ["SmtpSender", "check_smtp_connection"]
 

@@ -4,7 +4,7 @@ A configuration can be valid and still lie: a login without a password fails onl
 password over an unencrypted connection is always refused, a ``*`` keyword never matches. ``check`` reports
 each with its location, as an **error** where it can never work and a **warning** where it may be
 deliberate (a company the host's own directory may know, a wildcard inside a keyword). Shadowed routes
-and mail loops are in :mod:`enate_routing.analysis`.
+and mail loops are in :mod:`enate_routing._analysis`.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from enate_routing._model import Config, Connector, RoutingRules
+from enate_routing._patterns import subject_words
 from enate_routing.errors import ConfigIssue
-from enate_routing.model import Config, Connector, RoutingRules
-from enate_routing.patterns import subject_words
 
 __all__ = ["MAX_PASSWORD", "Finding", "Severity", "find_dead_settings"]
 

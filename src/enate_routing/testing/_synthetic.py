@@ -13,9 +13,9 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from enate_routing.envelope import Envelope, Recipient
-from enate_routing.loading import parse_config
-from enate_routing.model import Config
+from enate_routing._envelope import Envelope, Recipient
+from enate_routing._loading import parse_config
+from enate_routing._model import Config
 
 __all__ = ["MAILBOX", "synthetic_config", "synthetic_envelopes"]
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from enate_routing.directory import KnownMessage
-from enate_routing.patterns import AddressPattern, domain_and_parents, domain_matchable
+from enate_routing._directory import KnownMessage
+from enate_routing._patterns import AddressPattern, domain_and_parents, domain_matchable
 
 __all__ = ["DictCompanies", "InMemoryWorkItems"]
 
 
 class InMemoryWorkItems:
-    """A :class:`~enate_routing.directory.WorkItemLookup` kept in two dicts.
+    """A :class:`~enate_routing._directory.WorkItemLookup` kept in two dicts.
 
     ``remember(message_id, work_item, address, generated=...)`` records mail the host has seen or sent;
     ``add(reference)`` records a work item. Every message id remembered also makes its work item exist.
@@ -37,7 +37,7 @@ class InMemoryWorkItems:
 
 
 class DictCompanies:
-    """A :class:`~enate_routing.directory.CompanyDirectory` from ``{address or *domain: company}``."""
+    """A :class:`~enate_routing._directory.CompanyDirectory` from ``{address or *domain: company}``."""
 
     def __init__(self, entries: Mapping[str, str]) -> None:
         self.addresses: dict[str, str] = {}

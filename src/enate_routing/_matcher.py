@@ -26,12 +26,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from enate_routing.decision import RouteCheck, RuleCheck
-from enate_routing.delivery import Delivery
-from enate_routing.directory import CompanyDirectory, ConfiguredCompanies
-from enate_routing.envelope import Envelope
-from enate_routing.model import Fallback, IncomingRoute, RoutingRules
-from enate_routing.patterns import (
+from enate_routing._decision import RouteCheck, RuleCheck
+from enate_routing._delivery import Delivery
+from enate_routing._directory import CompanyDirectory, ConfiguredCompanies
+from enate_routing._envelope import Envelope
+from enate_routing._model import Fallback, IncomingRoute, RoutingRules
+from enate_routing._patterns import (
     MAX_ADDRESS_OCTETS,
     AddressPattern,
     domain_matchable,

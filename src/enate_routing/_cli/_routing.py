@@ -10,15 +10,15 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from enate_routing.cli._records import FORMAT_VERSION, explain_record, result_records
-from enate_routing.cli._text import plural
-from enate_routing.decision import Decision, RoutingResult
-from enate_routing.directory import KnownMessage
-from enate_routing.envelope import Envelope
+from enate_routing._cli._records import FORMAT_VERSION, explain_record, result_records
+from enate_routing._cli._text import plural
+from enate_routing._decision import Decision, RoutingResult
+from enate_routing._directory import KnownMessage
+from enate_routing._envelope import Envelope
+from enate_routing._loading import load_config
+from enate_routing._model import Config
+from enate_routing._router import Router
 from enate_routing.errors import ConfigError, MessageFileError
-from enate_routing.loading import load_config
-from enate_routing.model import Config
-from enate_routing.router import Router
 
 __all__ = ["load_work_items", "register"]
 

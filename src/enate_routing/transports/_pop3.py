@@ -20,7 +20,7 @@ import socket
 import ssl
 from contextlib import suppress
 
-from enate_routing.certificates import ClientCertificate
+from enate_routing._certificates import ClientCertificate
 from enate_routing.errors import (
     AuthenticationError,
     ConnectError,
@@ -28,15 +28,15 @@ from enate_routing.errors import (
     MessageGoneError,
     ProtocolError,
 )
-from enate_routing.transports._sasl import SaslClient
-from enate_routing.transports._session import Adapter, open_socket, run_connection_test
-from enate_routing.transports.base import (
+from enate_routing.transports._base import (
     ConnectionTestResult,
     Endpoint,
     MailboxCredentials,
     MessageRef,
     PasswordAuth,
 )
+from enate_routing.transports._sasl import SaslClient
+from enate_routing.transports._session import Adapter, open_socket, run_connection_test
 
 __all__ = ["Pop3Source", "check_pop3_connection"]
 

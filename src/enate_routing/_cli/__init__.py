@@ -23,8 +23,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
+from enate_routing._cli import _check, _connections, _demo, _ledger, _login, _poll, _quarantine, _routing
 from enate_routing._version import __version__
-from enate_routing.cli import _check, _connections, _demo, _ledger, _login, _poll, _quarantine, _routing
 from enate_routing.errors import EnateRoutingError
 
 __all__ = ["main"]

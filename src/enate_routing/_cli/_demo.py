@@ -12,12 +12,12 @@ from collections.abc import Sequence
 from importlib import resources
 from typing import Any
 
-from enate_routing.cli._routing import load_work_items
-from enate_routing.cli._text import fit, plural
-from enate_routing.decision import Decision
-from enate_routing.envelope import Envelope
-from enate_routing.loading import load_config
-from enate_routing.router import Router
+from enate_routing._cli._routing import load_work_items
+from enate_routing._cli._text import fit, plural
+from enate_routing._decision import Decision
+from enate_routing._envelope import Envelope
+from enate_routing._loading import load_config
+from enate_routing._router import Router
 
 __all__ = ["Column", "layout", "register", "table_row"]
 

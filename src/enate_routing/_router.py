@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from enate_routing.decision import (
+from enate_routing._decision import (
     MAILBOX_SCOPE,
     Action,
     AddressTrace,
@@ -30,12 +30,11 @@ from enate_routing.decision import (
     idempotency_key,
     message_reference,
 )
-from enate_routing.delivery import Delivery
-from enate_routing.directory import CompanyDirectory, ConfiguredCompanies, WorkItemLookup
-from enate_routing.envelope import Envelope
-from enate_routing.errors import UnknownConnectorError
-from enate_routing.followups import FollowUps, plus_base
-from enate_routing.matcher import (
+from enate_routing._delivery import Delivery
+from enate_routing._directory import CompanyDirectory, ConfiguredCompanies, WorkItemLookup
+from enate_routing._envelope import Envelope
+from enate_routing._followups import FollowUps, plus_base
+from enate_routing._matcher import (
     SENDERS,
     CompiledRoute,
     EmailFacts,
@@ -46,8 +45,9 @@ from enate_routing.matcher import (
     compiled_route,
     keys_of_address,
 )
-from enate_routing.model import Config
-from enate_routing.patterns import AddressPattern
+from enate_routing._model import Config
+from enate_routing._patterns import AddressPattern
+from enate_routing.errors import UnknownConnectorError
 
 __all__ = ["AcknowledgementAllowed", "Router", "plus_base"]
 
@@ -82,7 +82,7 @@ class _Recorder:
 class Router:
     """A compiled configuration. Build it with :meth:`compile`; it never changes afterwards.
 
-    Counting the work done is opt-in: pass a :class:`~enate_routing.matcher.MatchCounters` to :meth:`route`.
+    Counting the work done is opt-in: pass a :class:`~enate_routing._matcher.MatchCounters` to :meth:`route`.
     """
 
     __slots__ = (

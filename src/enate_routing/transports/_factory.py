@@ -1,4 +1,4 @@
-"""From a configured :class:`~enate_routing.model.Connector` to a transport (docs/semantics.md §2, §8).
+"""From a configured :class:`~enate_routing._model.Connector` to a transport (docs/semantics.md §2, §8).
 
 The adapters know nothing of the configuration model; this module is the one place that reads a
 connector's servers, resolves its secrets (inline or ``*_env``), loads its ``.pfx`` and builds the
@@ -12,13 +12,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
-from enate_routing.certificates import ClientCertificate, load_pkcs12
+from enate_routing._certificates import ClientCertificate, load_pkcs12
+from enate_routing._model import Connector, IncomingServer, OutgoingServer
 from enate_routing.errors import ConfigError
-from enate_routing.model import Connector, IncomingServer, OutgoingServer
-from enate_routing.transports._graph_client import GraphClient
-from enate_routing.transports._token_sources import Use, token_source
-from enate_routing.transports._tokens import TokenSource
-from enate_routing.transports.base import (
+from enate_routing.transports._base import (
     CertificateAuth,
     ConnectionTestResult,
     Credentials,
@@ -34,10 +31,13 @@ from enate_routing.transports.base import (
     PasswordAuth,
     ProcessedAction,
 )
-from enate_routing.transports.graph import GraphSender, GraphSource, check_graph_connection
-from enate_routing.transports.imap import ImapSource, check_imap_connection, delegate_login, shared_folder
-from enate_routing.transports.pop3 import Pop3Source, check_pop3_connection
-from enate_routing.transports.smtp import SmtpSender, check_smtp_connection
+from enate_routing.transports._graph import GraphSender, GraphSource, check_graph_connection
+from enate_routing.transports._graph_client import GraphClient
+from enate_routing.transports._imap import ImapSource, check_imap_connection, delegate_login, shared_folder
+from enate_routing.transports._pop3 import Pop3Source, check_pop3_connection
+from enate_routing.transports._smtp import SmtpSender, check_smtp_connection
+from enate_routing.transports._token_sources import Use, token_source
+from enate_routing.transports._tokens import TokenSource
 
 __all__ = ["ConnectorAccess", "check_connection", "open_sender", "open_source"]
 

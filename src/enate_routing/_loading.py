@@ -1,4 +1,4 @@
-"""TOML / JSON files ⇄ :class:`~enate_routing.model.Config`, with errors a person can act on (docs/semantics.md §6).
+"""TOML / JSON files ⇄ :class:`~enate_routing._model.Config`, with errors a person can act on (docs/semantics.md §6).
 
 pydantic's ``ValidationError`` stops here: every problem becomes a one-line
 :class:`~enate_routing.errors.ConfigIssue` naming the file, the connector or route, the field and the
@@ -17,9 +17,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from enate_routing.certificates import load_pkcs12
+from enate_routing._certificates import load_pkcs12
+from enate_routing._model import Config
 from enate_routing.errors import ConfigError, ConfigIssue
-from enate_routing.model import Config
 
 __all__ = [
     "check_certificates",

@@ -15,8 +15,8 @@ import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from enate_routing.model import Config, IncomingRoute, RoutingRules
-from enate_routing.patterns import MAX_DOMAIN_LABELS, AddressPattern, subject_words
+from enate_routing._model import Config, IncomingRoute, RoutingRules
+from enate_routing._patterns import MAX_DOMAIN_LABELS, AddressPattern, subject_words
 
 __all__ = ["Loop", "Shadowing", "find_loops", "find_shadowed", "may_overlap", "rules_cover"]
 

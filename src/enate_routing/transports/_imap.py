@@ -38,7 +38,7 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from contextlib import suppress
 from typing import Literal
 
-from enate_routing.certificates import ClientCertificate
+from enate_routing._certificates import ClientCertificate
 from enate_routing.errors import (
     AuthenticationError,
     ConnectError,
@@ -48,9 +48,7 @@ from enate_routing.errors import (
     ProtocolError,
     UidValidityChangedError,
 )
-from enate_routing.transports._session import Adapter, open_socket, run_connection_test
-from enate_routing.transports._utf7 import quote_mailbox
-from enate_routing.transports.base import (
+from enate_routing.transports._base import (
     ConnectionTestResult,
     DeleteAction,
     Endpoint,
@@ -61,6 +59,8 @@ from enate_routing.transports.base import (
     PasswordAuth,
     ProcessedAction,
 )
+from enate_routing.transports._session import Adapter, open_socket, run_connection_test
+from enate_routing.transports._utf7 import quote_mailbox
 
 _log = logging.getLogger("enate_routing.transports")
 _IDLE_RENEW = 29 * 60.0  # RFC 2177 §3: servers may log out a client idle for 30 minutes

@@ -28,15 +28,15 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
-from enate_routing.cli._connections import add_connector_arguments, add_mailbox_argument, connector_name
-from enate_routing.cli._ledger import add_ledger_argument, ledger_location
-from enate_routing.cli._logging import add_logging_options, configure_logging
-from enate_routing.cli._records import decision_record
+from enate_routing._cli._connections import add_connector_arguments, add_mailbox_argument, connector_name
+from enate_routing._cli._ledger import add_ledger_argument, ledger_location
+from enate_routing._cli._logging import add_logging_options, configure_logging
+from enate_routing._cli._records import decision_record
+from enate_routing._loading import load_config
+from enate_routing._router import Router
 from enate_routing.errors import ConfigError, TransportError
 from enate_routing.ingest import Ingestor, IngestStats, Ledger, MailboxWorker, WorkItem, open_ledger
-from enate_routing.loading import load_config
-from enate_routing.router import Router
-from enate_routing.transports.factory import ConnectorAccess
+from enate_routing.transports._factory import ConnectorAccess
 
 __all__ = ["JsonlWriter", "add_ledger_options", "jsonl_line", "ledger_path", "open_ingestor", "register"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from enate_routing.decision import Decision, RoutingResult, Trace
-from enate_routing.envelope import Envelope
+from enate_routing._decision import Decision, RoutingResult, Trace
+from enate_routing._envelope import Envelope
 
 __all__ = ["FORMAT_VERSION", "decision_record", "explain_record", "result_records"]
 

@@ -10,10 +10,10 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from enate_routing._loading import load_config
+from enate_routing._model import Config, Connector
 from enate_routing.errors import ConfigError
-from enate_routing.loading import load_config
-from enate_routing.model import Config, Connector
-from enate_routing.transports.factory import ConnectorAccess, check_connection
+from enate_routing.transports._factory import ConnectorAccess, check_connection
 
 __all__ = ["add_connector_arguments", "add_mailbox_argument", "connector_name", "register"]
 

@@ -1,8 +1,8 @@
 """``check`` and ``schema``: validate a configuration file; print the file format's JSON Schema.
 
 ``check`` reports, each with its location: validation errors (the file cannot be loaded), dead settings
-that can never work (errors) or may be deliberate (warnings, :mod:`enate_routing.dead_settings`), shadowed
-routes and mail loops (warnings, :mod:`enate_routing.analysis`). Errors exit 1; warnings exit 0 unless
+that can never work (errors) or may be deliberate (warnings, :mod:`enate_routing._dead_settings`), shadowed
+routes and mail loops (warnings, :mod:`enate_routing._analysis`). Errors exit 1; warnings exit 0 unless
 ``--strict``. ``--format json`` prints one JSON object (docs/configuration.md, "check --format json").
 """
 
@@ -13,12 +13,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from enate_routing.analysis import find_loops, find_shadowed
-from enate_routing.cli._text import plural
-from enate_routing.dead_settings import Finding, find_dead_settings
+from enate_routing._analysis import find_loops, find_shadowed
+from enate_routing._cli._text import plural
+from enate_routing._dead_settings import Finding, find_dead_settings
+from enate_routing._loading import config_schema, load_config
+from enate_routing._model import Config
 from enate_routing.errors import ConfigError, ConfigIssue
-from enate_routing.loading import config_schema, load_config
-from enate_routing.model import Config
 
 __all__ = ["register"]
 

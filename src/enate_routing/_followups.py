@@ -1,7 +1,7 @@
 """Follow-ups (docs/semantics.md §3.4): does an email continue existing work, before it is routed as new work?
 
 In order: In-Reply-To, then References from the most recent back, known to the host's
-:class:`~enate_routing.directory.WorkItemLookup` and addressed to the same mailbox address; a plus address
+:class:`~enate_routing._directory.WorkItemLookup` and addressed to the same mailbox address; a plus address
 (``help+T-1@``) of the connector; a token matched by ``[linking] subject_pattern`` in the subject, then in
 the body when ``search_body`` is on. :class:`FollowUps` is compiled once per router from ``[linking]``.
 """
@@ -11,11 +11,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from enate_routing.bounces import Bounce, find_bounce
-from enate_routing.directory import KnownMessage, WorkItemLookup
-from enate_routing.envelope import Envelope
-from enate_routing.link_pattern import search_link_token
-from enate_routing.model import Linking
+from enate_routing._bounces import Bounce, find_bounce
+from enate_routing._directory import KnownMessage, WorkItemLookup
+from enate_routing._envelope import Envelope
+from enate_routing._link_pattern import search_link_token
+from enate_routing._model import Linking
 
 __all__ = ["FollowUps", "Link", "plus_base"]
 

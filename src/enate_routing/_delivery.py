@@ -1,8 +1,8 @@
 """What a route delivers (docs/semantics.md §3, §4): one Target type and one Delivery value object.
 
 A route's delivery data — the work item it creates and how — is written out once, here, and shared by the
-configuration (:class:`~enate_routing.model.IncomingRoute` validates a :class:`Target` in place), the compiled
-routes, every :class:`~enate_routing.decision.Decision` and every admin grid row. Both classes are
+configuration (:class:`~enate_routing._model.IncomingRoute` validates a :class:`Target` in place), the compiled
+routes, every :class:`~enate_routing._decision.Decision` and every admin grid row. Both classes are
 keyword-only frozen slotted dataclasses: no positional field order to get wrong, cheap to build and to share
 (equal deliveries of many routes can be one object).
 
