@@ -35,7 +35,7 @@ from enate_routing._loading import parse_config  # noqa: E402
 from enate_routing._router import Router  # noqa: E402
 from enate_routing.ingest import (  # noqa: E402
     Ingestor,
-    SqliteLedger,
+    SQLiteLedger,
     WorkItem,
 )
 from enate_routing.transports._factory import ConnectorAccess, open_source  # noqa: E402
@@ -68,7 +68,7 @@ def graph_pipeline(graph: FakeGraph, idp: IdentityProvider, pki: Pki, workdir: P
     def handler(item: WorkItem) -> None:
         keys.add(item.idempotency_key)
 
-    store = SqliteLedger(workdir / f"graph-ledger-{round_}.db")
+    store = SQLiteLedger(workdir / f"graph-ledger-{round_}.db")
     ingestor = Ingestor(connector="Graph", mailbox="inbox", router=Router.compile(config), store=store,
                         handler=handler, source_factory=lambda: open_source(connector, access))
     stats = ingestor.run_once()

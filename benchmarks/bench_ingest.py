@@ -34,7 +34,7 @@ from enate_routing._loading import parse_config  # noqa: E402
 from enate_routing._router import Router  # noqa: E402
 from enate_routing.ingest import (  # noqa: E402
     Ingestor,
-    SqliteLedger,
+    SQLiteLedger,
     WorkItem,
 )
 from enate_routing.transports import Endpoint, FlagAction, ImapSource, PasswordAuth  # noqa: E402
@@ -108,7 +108,7 @@ def pipeline(dovecot: Dovecot, workdir: Path, round_: int) -> int:
     def handler(item: WorkItem) -> None:
         keys.add(item.idempotency_key)
 
-    store = SqliteLedger(workdir / f"ledger-{round_}.db")
+    store = SQLiteLedger(workdir / f"ledger-{round_}.db")
     ingestor = Ingestor(
         connector="Alice", mailbox="INBOX", router=Router.compile(config), store=store, handler=handler,
         source_factory=lambda: ImapSource(

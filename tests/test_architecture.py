@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import importlib
 import re
 from pathlib import Path
 
@@ -97,30 +98,35 @@ def test_public_api_is_sorted_and_importable() -> None:
 # The public API, pinned (httpx tests/test_exported_members.py): adding or removing a name is a decision
 # that belongs in CHANGELOG.md, so it must also change this list.
 PUBLIC_API = {
-    "HOOK_POINTS", "PRIORITY_ASCENDING", "REDACTED", "AckState", "AcknowledgementAllowed", "AddressPattern",
-    "AdminError", "Administration", "AllowAll", "AuthenticationError", "Backoff", "BlockedEntry",
-    "CertificateError", "CertificateExpiredError", "CertificateKeyMissingError", "CertificateNotYetValidError",
-    "CertificatePasswordError", "CertificateRejectedError", "ClientCertificate", "CompanyDirectory",
-    "ConcurrentEditError", "Config", "ConfigError", "ConfigIssue", "ConfiguredCompanies", "ConnectError",
-    "ConnectionTestOutcome", "ConnectionTestResult", "Connector", "ConnectorLiveError", "Decision", "Delivery",
-    "EnateRoutingError", "Envelope", "Fallback", "FieldChange", "GraphError", "GridSort", "HandlerError",
-    "HistoryEntry", "HistoryStore", "HistorySubject", "IncomingRoute", "IncomingServer", "IngestStats", "Ingestor",
-    "InsecureConnectionError", "KnownMessage", "LeaseHeldError", "Ledger", "LimitsSettings",
-    "LinkedRoutesReport", "Linking", "MailSender", "MailSource", "MailboxMissingError", "MemoryHistoryStore",
-    "MessageFileError", "MessageGoneError", "MessageRecord", "MessageRef", "MessageState", "NotFoundError",
-    "NotTestedError", "OutgoingRoute", "OutgoingServer", "ParseLimits", "PermissionDeniedError", "Permissions",
-    "ProtocolError", "Recipient", "RecipientSource", "ReorderRefusedError", "Revision", "RouteIndex", "RouteRow",
-    "Router", "RoutingResult", "RoutingRules", "SQLiteHistoryStore", "SqliteLedger", "StoreError",
-    "TLSVerificationError", "Target", "TargetKind", "Trace", "TransportError", "TransportTimeoutError",
-    "UidValidityChangedError", "UnknownConnectorError", "WorkItem", "WorkItemLookup", "__version__",
-    "build_acknowledgement", "config_schema", "dump_config", "find_loops", "find_shadowed", "linked_routes",
-    "load_config", "load_pkcs12", "parse_config", "save_config"
+    "AcknowledgementAllowed", "AddressPattern", "BlockedEntry", "ClientCertificate", "CompanyDirectory", "Config",
+    "ConfiguredCompanies", "Connector", "Decision", "Delivery", "Envelope", "Fallback", "IncomingRoute",
+    "IncomingServer", "KnownMessage", "LimitsSettings", "Linking", "OutgoingRoute", "OutgoingServer", "ParseLimits",
+    "Recipient", "RecipientSource", "Router", "RoutingResult", "RoutingRules", "Target", "Trace", "WorkItemLookup",
+    "__version__", "config_schema", "dump_config", "find_loops", "find_shadowed", "load_config", "load_pkcs12",
+    "parse_config", "save_config",
 }
+# The other public modules; everything else under enate_routing is private (a leading underscore).
+PUBLIC_MODULES = ("errors", "ingest", "admin", "transports", "testing", "postgres")
 
 
 def test_public_api_is_pinned() -> None:
     """enate_routing exports exactly the pinned names."""
     assert set(enate_routing.__all__) == PUBLIC_API
+
+
+def test_one_import_path_per_public_name() -> None:
+    """Each public name is exported by exactly one public module, and every other module is private."""
+    homes: dict[str, list[str]] = {}
+    for module in ("enate_routing", *(f"enate_routing.{m}" for m in PUBLIC_MODULES)):
+        for name in importlib.import_module(module).__all__:
+            homes.setdefault(name, []).append(module)
+    assert {name: found for name, found in homes.items() if len(found) > 1} == {}
+    public_files = {f"{m}.py" for m in PUBLIC_MODULES} | set(PUBLIC_MODULES)
+    public_files |= {"__init__.py", "__main__.py", "py.typed", "strategies.py"}
+    exposed = [str(path.relative_to(PACKAGE)) for path in PACKAGE.rglob("*")
+               if "__pycache__" not in path.parts and "data" not in path.relative_to(PACKAGE).parts[:1]
+               and path.name not in public_files and not path.name.startswith("_")]
+    assert exposed == []
 
 
 def test_changelog_has_an_entry_for_this_version() -> None:

@@ -14,16 +14,15 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
-from enate_routing import (
+from enate_routing import load_config, load_pkcs12
+from enate_routing._cli import main
+from enate_routing.errors import (
     CertificateError,
     CertificateExpiredError,
     CertificateKeyMissingError,
     CertificateNotYetValidError,
     CertificatePasswordError,
-    load_config,
-    load_pkcs12,
 )
-from enate_routing._cli import main
 
 PASSWORD = "pfx-Secret-42"
 NOW = dt.datetime.now(dt.UTC)

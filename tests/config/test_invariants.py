@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from config_examples import DOC_EXAMPLE
 
-from enate_routing import ConfigError, load_config
+from enate_routing import load_config
 from enate_routing._cli import main
+from enate_routing.errors import ConfigError
 
 SECRET = "hunter2-Secret!"
 

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from config_examples import DOC_EXAMPLE
 
-from enate_routing import ConfigError, config_schema, dump_config, load_config, parse_config, save_config
+from enate_routing import config_schema, dump_config, load_config, parse_config, save_config
 from enate_routing._cli import main
+from enate_routing.errors import ConfigError
 
 SECRET = "Inline-Secret-7"
 

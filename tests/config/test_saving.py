@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 
 from admin.helpers import FakeClock
-from enate_routing import PRIORITY_ASCENDING, Administration, AllowAll, ConfigError, load_config, save_config
+from enate_routing import load_config, save_config
 from enate_routing._loading import secret_reference
+from enate_routing.admin import PRIORITY_ASCENDING, Administration, AllowAll
+from enate_routing.errors import ConfigError
 
 HAND_KEPT = '''# Routing for Acme. Owner: the service desk (ext. 4711).
 

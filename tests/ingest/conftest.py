@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 from fakes import FakeRouter, Host, Mailbox, MemorySender, MemorySource
 
-from enate_routing.ingest import Backoff, Ingestor, SqliteLedger
+from enate_routing.ingest import Backoff, Ingestor, SQLiteLedger
 
 
 @pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[SqliteLedger]:
-    store = SqliteLedger(tmp_path / "ledger.db")
+def ledger(tmp_path: Path) -> Iterator[SQLiteLedger]:
+    store = SQLiteLedger(tmp_path / "ledger.db")
     yield store
     store.close()
 
@@ -25,7 +25,7 @@ def box() -> Mailbox:
 
 
 @pytest.fixture
-def make_ingestor(ledger: SqliteLedger, box: Mailbox) -> Callable[..., tuple[Ingestor, Host, MemorySender]]:
+def make_ingestor(ledger: SQLiteLedger, box: Mailbox) -> Callable[..., tuple[Ingestor, Host, MemorySender]]:
     def make(
         *, host: Host | None = None, router: Any = None, sender: MemorySender | None = None,
         source: Callable[[], MemorySource] | None = None, **kwargs: Any,

@@ -23,7 +23,7 @@ def run(spec: dict[str, Any]) -> int:
     from enate_routing._envelope import ParseLimits
     from enate_routing._loading import parse_config
     from enate_routing._router import Router
-    from enate_routing.ingest import Backoff, Ingestor, SqliteLedger
+    from enate_routing.ingest import Backoff, Ingestor, SQLiteLedger
     from enate_routing.transports._factory import open_sender, open_source
 
     directory = Path(spec["dir"])
@@ -36,7 +36,7 @@ def run(spec: dict[str, Any]) -> int:
         if crash is not None and point == crash[0] and index == crash[1]:
             os._exit(CRASH_EXIT)
 
-    store = SqliteLedger(directory / "ledger.db")
+    store = SQLiteLedger(directory / "ledger.db")
     ingestor = Ingestor(
         connector=spec["connector"], mailbox="inbox", source_factory=lambda: open_source(connector, access),
         router=Router.compile(config), store=store, handler=FileHost(directory),

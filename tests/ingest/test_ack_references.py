@@ -20,7 +20,7 @@ from enate_routing._loading import parse_config
 from enate_routing._model import Config
 from enate_routing._router import Router
 from enate_routing.errors import ConfigError
-from enate_routing.ingest import Backoff, Ingestor, SqliteLedger, WorkItem
+from enate_routing.ingest import Backoff, Ingestor, SQLiteLedger, WorkItem
 from enate_routing.ingest._configured import ack_wording
 
 TARGET = {"customer": "Acme", "contract": "Internal", "service": "IT", "process": "General", "kind": "ticket"}
@@ -59,7 +59,7 @@ class ReferencingHost:
         return self.references.setdefault(item.idempotency_key, f"T-{len(self.references) + 4711:06d}")
 
 
-def run(config: Config, ledger: SqliteLedger, box: Mailbox, host: Any, **options: Any) -> MemorySender:
+def run(config: Config, ledger: SQLiteLedger, box: Mailbox, host: Any, **options: Any) -> MemorySender:
     sender = MemorySender()
     ingestor = Ingestor(
         connector="Support", mailbox="INBOX", source_factory=lambda: MemorySource(box), router=Router.compile(config),
@@ -74,7 +74,7 @@ def acks(sender: MemorySender) -> list[Message]:
     return [message_from_bytes(raw) for _, _, raw in sender.sent]
 
 
-def test_reference_goes_into_the_subject_token_and_the_ledger(ledger: SqliteLedger, box: Mailbox) -> None:
+def test_reference_goes_into_the_subject_token_and_the_ledger(ledger: SQLiteLedger, box: Mailbox) -> None:
     """The handler's reference is recorded with the hand-off and the acknowledgement subject carries [REF:…]."""
     box.deliver(make_message(1, subject="Printer broken"))
     sender = run(parse_config(config_data()), ledger, box, ReferencingHost())
@@ -84,7 +84,7 @@ def test_reference_goes_into_the_subject_token_and_the_ledger(ledger: SqliteLedg
     assert [w.reference for w in ledger.work_of(1)] == ["T-004711"]
 
 
-def test_reply_to_the_acknowledgement_links_through_the_router(ledger: SqliteLedger, box: Mailbox) -> None:
+def test_reply_to_the_acknowledgement_links_through_the_router(ledger: SQLiteLedger, box: Mailbox) -> None:
     """A reply keeping the acknowledgement's subject is routed as `link` to the work item (subject token)."""
     config = parse_config(config_data())
     box.deliver(make_message(1, subject="Printer broken"))
@@ -94,7 +94,7 @@ def test_reply_to_the_acknowledgement_links_through_the_router(ledger: SqliteLed
     assert decision.action == "link" and decision.link == "T-004711"
 
 
-def test_without_a_reference_the_acknowledgement_is_as_before(ledger: SqliteLedger, box: Mailbox) -> None:
+def test_without_a_reference_the_acknowledgement_is_as_before(ledger: SQLiteLedger, box: Mailbox) -> None:
     """A handler returning nothing: no token, the old text (nothing promised about a reference)."""
     box.deliver(make_message(1, subject="Printer broken"))
     [ack] = acks(run(parse_config(config_data()), ledger, box, ReferencingHost(returns=None)))
@@ -102,7 +102,7 @@ def test_without_a_reference_the_acknowledgement_is_as_before(ledger: SqliteLedg
     assert "REF" not in ack.as_string() and ledger.work_of(1)[0].reference is None
 
 
-def test_a_resumed_acknowledgement_uses_the_recorded_reference(ledger: SqliteLedger, box: Mailbox) -> None:
+def test_a_resumed_acknowledgement_uses_the_recorded_reference(ledger: SQLiteLedger, box: Mailbox) -> None:
     """Crash after the hand-off, before the acknowledgement: the restart does not call the handler again and
     the acknowledgement still carries the reference recorded with the hand-off."""
 
@@ -121,7 +121,7 @@ def test_a_resumed_acknowledgement_uses_the_recorded_reference(ledger: SqliteLed
     assert ack["Subject"] == "Re: Printer broken [REF:T-004711]"
 
 
-def test_route_and_fallback_templates(ledger: SqliteLedger, box: Mailbox) -> None:
+def test_route_and_fallback_templates(ledger: SQLiteLedger, box: Mailbox) -> None:
     """The route's template fills {route}, {subject}, {sender}, {reference}; the fallback keeps the default."""
     box.deliver(make_message(1, subject="Invoice 42", to="billing@acme.example", sender="ann@example.net"))
     box.deliver(make_message(2, subject="Hello", sender="bob@example.net"))
@@ -132,7 +132,7 @@ def test_route_and_fallback_templates(ledger: SqliteLedger, box: Mailbox) -> Non
     assert fallback["Subject"] == "Re: Hello [REF:T-004712]"
 
 
-def test_values_are_sanitised_before_they_reach_a_header(ledger: SqliteLedger, box: Mailbox) -> None:
+def test_values_are_sanitised_before_they_reach_a_header(ledger: SQLiteLedger, box: Mailbox) -> None:
     """A reference with CR/LF cannot inject a header into the acknowledgement."""
     box.deliver(make_message(1, subject="Printer broken"))
     [ack] = acks(run(parse_config(config_data()), ledger, box, ReferencingHost(returns="T-1\r\nBcc: x@evil.example")))
@@ -140,7 +140,7 @@ def test_values_are_sanitised_before_they_reach_a_header(ledger: SqliteLedger, b
     assert ack["Subject"] == "Re: Printer broken [REF:T-1 Bcc: x@evil.example]"
 
 
-def test_custom_pattern_with_its_subject_token(ledger: SqliteLedger, box: Mailbox) -> None:
+def test_custom_pattern_with_its_subject_token(ledger: SQLiteLedger, box: Mailbox) -> None:
     """A custom subject_pattern writes references with [linking] subject_token, and replies link."""
     config = parse_config(config_data(subject_pattern=r"\(#(?P<ref>\d+)\)", subject_token="(#{ref})"))
     box.deliver(make_message(1, subject="Printer broken"))
@@ -151,7 +151,7 @@ def test_custom_pattern_with_its_subject_token(ledger: SqliteLedger, box: Mailbo
     assert decision.action == "link" and decision.link == "4711"
 
 
-def test_custom_pattern_without_a_token_writes_none(ledger: SqliteLedger, box: Mailbox) -> None:
+def test_custom_pattern_without_a_token_writes_none(ledger: SQLiteLedger, box: Mailbox) -> None:
     """A custom pattern that the default token form does not satisfy, and no subject_token: no token."""
     config = parse_config(config_data(subject_pattern=r"#(?P<ref>\d+)"))
     assert config.linking.reference_token() is None
@@ -186,7 +186,7 @@ def test_subject_token_must_match_the_pattern(token: str) -> None:
 def test_ledger_of_an_earlier_version_gains_the_reference_column(tmp_path: Path) -> None:
     """Opening a ledger written before references adds the column; old rows read as no reference."""
     path = tmp_path / "old.db"
-    SqliteLedger(path).close()
+    SQLiteLedger(path).close()
     with sqlite3.connect(path) as db:
         db.execute("ALTER TABLE work DROP COLUMN reference")
         db.execute("INSERT INTO messages (connector, mailbox, ref_key, sha256, size, raw, state, created_at, "
@@ -194,13 +194,13 @@ def test_ledger_of_an_earlier_version_gains_the_reference_column(tmp_path: Path)
         db.execute("INSERT INTO work (connector, key, message, position, ack_state) VALUES ('Support', 'k', 1, 0, "
                    "'pending')")
     db.close()
-    with SqliteLedger(path) as ledger:
+    with SQLiteLedger(path) as ledger:
         assert ledger.work_of(1)[0].reference is None
         ledger.record_handed("Support", ["k"], references={"k": "T-000001"})
         assert ledger.work_of(1)[0].reference == "T-000001"
 
 
-def test_the_fallback_has_its_own_template(ledger: SqliteLedger, box: Mailbox) -> None:
+def test_the_fallback_has_its_own_template(ledger: SQLiteLedger, box: Mailbox) -> None:
     """A fallback's template words the acknowledgements of mail no route took; the token is still appended."""
     data = config_data()
     data["fallbacks"][0]["acknowledgement"] = {"subject": "Received by {route}: {subject}"}

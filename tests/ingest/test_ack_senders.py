@@ -14,7 +14,7 @@ from fakes import Host, Mailbox, MemorySender, MemorySource, make_message
 from enate_routing._loading import parse_config
 from enate_routing._model import Config, Connector
 from enate_routing._router import Router
-from enate_routing.ingest import AckState, Backoff, Ingestor, SqliteLedger, _configured, sending_connector
+from enate_routing.ingest import AckState, Backoff, Ingestor, SQLiteLedger, _configured, sending_connector
 
 TARGET = {"customer": "Acme", "contract": "Internal", "service": "IT", "process": "General", "kind": "ticket"}
 
@@ -67,14 +67,14 @@ def incoming_only(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-Run = Callable[[Config], tuple[Host, dict[str, MemorySender], SqliteLedger]]
+Run = Callable[[Config], tuple[Host, dict[str, MemorySender], SQLiteLedger]]
 
 
 @pytest.fixture
 def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Run:
     """Ingest one mail to billing@ and one to support@ through ``from_config``, senders in memory."""
 
-    def go(config: Config) -> tuple[Host, dict[str, MemorySender], SqliteLedger]:
+    def go(config: Config) -> tuple[Host, dict[str, MemorySender], SQLiteLedger]:
         box = Mailbox()
         box.deliver(make_message(1, to="billing@acme.example"))
         box.deliver(make_message(2, to="support@acme.example"))
@@ -85,7 +85,7 @@ def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Run:
 
         monkeypatch.setattr(_configured, "open_sender", open_sender)
         monkeypatch.setattr(_configured, "open_source", lambda *args, **kwargs: MemorySource(box))
-        store = SqliteLedger(tmp_path / f"ledger-{len(list(tmp_path.iterdir()))}.db")
+        store = SQLiteLedger(tmp_path / f"ledger-{len(list(tmp_path.iterdir()))}.db")
         host = Host()
         ingestor = Ingestor.from_config(
             config, "Support", router=Router.compile(config), store=store, handler=host,

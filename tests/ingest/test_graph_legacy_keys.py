@@ -13,7 +13,7 @@ from ingest_rig import sample_message, scratch_dir
 
 from enate_routing._loading import parse_config
 from enate_routing._router import Router
-from enate_routing.ingest import Ingestor, SqliteLedger
+from enate_routing.ingest import Ingestor, SQLiteLedger
 from enate_routing.transports._factory import open_source
 from mailrig.graph import FakeGraph
 from mailrig.pki import Pki
@@ -59,19 +59,19 @@ def test_a_ledger_with_legacy_graph_keys_hands_nothing_off_twice(graph: FakeGrap
     with scratch_dir(tmp_path) as scratch:
         path = scratch / "ledger.db"
 
-        def ingestor(ledger: SqliteLedger, hook: object = None) -> Ingestor:
+        def ingestor(ledger: SQLiteLedger, hook: object = None) -> Ingestor:
             return Ingestor(connector="Desk", mailbox="inbox", source_factory=lambda: open_source(connector, access),
                             router=Router.compile(config), store=ledger, handler=host, batch_size=10,
                             hook=hook)  # type: ignore[arg-type]
 
-        first = SqliteLedger(path)
+        first = SQLiteLedger(path)
         with pytest.raises(Crash):
             ingestor(first, crash_after_commit).run_once()
         first.close()
         assert len(host.calls) == n and len(graph.messages_in(DESK)) == n, "handed off, none marked yet"
         assert rewrite_to_legacy_keys(path) == n
 
-        second = SqliteLedger(path)
+        second = SQLiteLedger(path)
         ingestor(second).run_once()
         counts = second.counts("Desk")
         second.close()

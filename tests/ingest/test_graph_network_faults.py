@@ -12,7 +12,7 @@ from ingest_rig import sample_message, scratch_dir
 
 from enate_routing._loading import parse_config
 from enate_routing._router import Router
-from enate_routing.ingest import Backoff, Ingestor, SqliteLedger
+from enate_routing.ingest import Backoff, Ingestor, SQLiteLedger
 from enate_routing.transports._factory import open_source
 from mailrig.graph import FAULT_MODES, FakeGraph
 from mailrig.pki import Pki
@@ -37,7 +37,7 @@ def test_graph_all_messages_once_through_a_flaky_connection(every: int, graph: F
     sleeps: list[float] = []
     graph.disrupt_every(every)
     with scratch_dir(tmp_path) as scratch:
-        ledger = SqliteLedger(scratch / "ledger.db")
+        ledger = SQLiteLedger(scratch / "ledger.db")
         ingestor = Ingestor(
             connector="Desk", mailbox="inbox", source_factory=lambda: open_source(connector, access),
             router=Router.compile(config), store=ledger, handler=host, batch_size=100,

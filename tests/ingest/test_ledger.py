@@ -18,7 +18,7 @@ from enate_routing.ingest import (
     PlannedWork,
     RoutedMessage,
     SpoolItem,
-    SqliteLedger,
+    SQLiteLedger,
     content_digest,
 )
 
@@ -27,7 +27,7 @@ def item(ref: str, raw: bytes) -> SpoolItem:
     return SpoolItem(ref, raw, content_digest(raw))
 
 
-def raw_sql(ledger: SqliteLedger, sql: str, params: tuple[object, ...] = ()) -> None:
+def raw_sql(ledger: SQLiteLedger, sql: str, params: tuple[object, ...] = ()) -> None:
     """Change the ledger file behind the ledger's back (what another process or an old version did)."""
     db = sqlite3.connect(ledger.path)
     db.execute(sql, params)
@@ -35,12 +35,12 @@ def raw_sql(ledger: SqliteLedger, sql: str, params: tuple[object, ...] = ()) -> 
     db.close()
 
 
-def test_sqlite_ledger_satisfies_the_protocol(ledger: SqliteLedger) -> None:
-    """SqliteLedger is a Ledger (the Protocol a host may implement on its own database)."""
+def test_sqlite_ledger_satisfies_the_protocol(ledger: SQLiteLedger) -> None:
+    """SQLiteLedger is a Ledger (the Protocol a host may implement on its own database)."""
     assert isinstance(ledger, Ledger)
 
 
-def test_wal_and_full_sync(ledger: SqliteLedger, tmp_path: Path) -> None:
+def test_wal_and_full_sync(ledger: SQLiteLedger, tmp_path: Path) -> None:
     """The ledger runs in WAL mode with synchronous=FULL (every commit durable when it returns)."""
     db = sqlite3.connect(tmp_path / "ledger.db")
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -48,7 +48,7 @@ def test_wal_and_full_sync(ledger: SqliteLedger, tmp_path: Path) -> None:
     db.close()
 
 
-def test_state_machine_spooled_routed_done_marked(ledger: SqliteLedger) -> None:
+def test_state_machine_spooled_routed_done_marked(ledger: SQLiteLedger) -> None:
     """A message walks SPOOLED → ROUTED → DONE → MARKED, each step recorded."""
     [rec] = ledger.spool("C", "INBOX", [item("imap:INBOX:1:1", b"raw-1")])
     assert rec.state is MessageState.SPOOLED and rec.sha256 == content_digest(b"raw-1")
@@ -63,7 +63,7 @@ def test_state_machine_spooled_routed_done_marked(ledger: SqliteLedger) -> None:
     assert ledger.pending("C", "INBOX") == []
 
 
-def test_same_bytes_under_a_new_ref_are_one_message(ledger: SqliteLedger) -> None:
+def test_same_bytes_under_a_new_ref_are_one_message(ledger: SQLiteLedger) -> None:
     """The SHA-256 second key: identical bytes under a new UID/UIDVALIDITY attach to the existing row."""
     [a] = ledger.spool("C", "INBOX", [item("imap:INBOX:1:7", b"same")])
     [b] = ledger.spool("C", "INBOX", [item("imap:INBOX:2:1", b"same")])
@@ -73,7 +73,7 @@ def test_same_bytes_under_a_new_ref_are_one_message(ledger: SqliteLedger) -> Non
         "imap:INBOX:1:7", "imap:INBOX:2:1"}
 
 
-def test_duplicate_key_stays_with_its_first_owner(ledger: SqliteLedger) -> None:
+def test_duplicate_key_stays_with_its_first_owner(ledger: SQLiteLedger) -> None:
     """A work key already owned by another message is counted as a duplicate, not re-planned."""
     a, b = ledger.spool("C", "INBOX", [item("r1", b"copy-1"), item("r2", b"copy-2")])
     assert ledger.record_routed([RoutedMessage(a.id, "m@x", [], [PlannedWork("k", AckState.NONE)], False)]) == 0
@@ -82,7 +82,7 @@ def test_duplicate_key_stays_with_its_first_owner(ledger: SqliteLedger) -> None:
     assert [w.message for w in ledger.work_of(a.id)] == [a.id]
 
 
-def test_quarantine_keeps_raw_bytes_and_reason(ledger: SqliteLedger) -> None:
+def test_quarantine_keeps_raw_bytes_and_reason(ledger: SQLiteLedger) -> None:
     """A quarantined message is DONE (so it can be marked), listed, and keeps its bytes."""
     [rec] = ledger.spool("C", "INBOX", [item("r", b"\xff\xfe broken")])
     ledger.record_quarantine(rec.id, "header block over 1 MB")
@@ -96,7 +96,7 @@ def test_quarantine_keeps_raw_bytes_and_reason(ledger: SqliteLedger) -> None:
 def test_ack_counts_slide_over_the_hour(tmp_path: Path) -> None:
     """Acknowledgements count against the recipient for one hour, then no longer."""
     now = [1_000_000.0]
-    store = SqliteLedger(tmp_path / "l.db", clock=lambda: now[0])
+    store = SQLiteLedger(tmp_path / "l.db", clock=lambda: now[0])
     [rec] = store.spool("C", "INBOX", [item("r", b"x")])
     store.record_routed([RoutedMessage(rec.id, None, [], [PlannedWork("k", AckState.PENDING, ("A@x.example",))],
                                        False)])
@@ -108,7 +108,7 @@ def test_ack_counts_slide_over_the_hour(tmp_path: Path) -> None:
     store.close()
 
 
-def test_lease_excludes_a_second_owner(ledger: SqliteLedger) -> None:
+def test_lease_excludes_a_second_owner(ledger: SQLiteLedger) -> None:
     """Only one live owner per (connector, mailbox); the same owner may renew."""
     ledger.acquire_lease("C", "INBOX", "one", ttl=60)
     ledger.acquire_lease("C", "INBOX", "one", ttl=60)
@@ -122,7 +122,7 @@ def test_lease_excludes_a_second_owner(ledger: SqliteLedger) -> None:
 def test_lease_expires_and_dead_owner_releases(tmp_path: Path) -> None:
     """An expired lease, or one whose owner process is dead on this host, can be taken over."""
     now = [100.0]
-    store = SqliteLedger(tmp_path / "l.db", clock=lambda: now[0])
+    store = SQLiteLedger(tmp_path / "l.db", clock=lambda: now[0])
     store.acquire_lease("C", "INBOX", "one", ttl=10)
     with pytest.raises(LeaseHeldError):
         store.acquire_lease("C", "INBOX", "two", ttl=10)
@@ -137,7 +137,7 @@ def test_lease_expires_and_dead_owner_releases(tmp_path: Path) -> None:
     store.close()
 
 
-def test_a_restarted_process_with_the_same_pid_takes_the_lease(ledger: SqliteLedger) -> None:
+def test_a_restarted_process_with_the_same_pid_takes_the_lease(ledger: SQLiteLedger) -> None:
     """A lease left by an earlier process that had our pid (a restarted container is PID 1 again) is free:
     the pid is alive, but it is a process started at another time."""
     ledger.acquire_lease("C", "INBOX", "before-restart", ttl=300)
@@ -147,7 +147,7 @@ def test_a_restarted_process_with_the_same_pid_takes_the_lease(ledger: SqliteLed
         ledger.acquire_lease("C", "INBOX", "a-third-one", ttl=300)
 
 
-def test_the_ledger_works_from_any_thread(ledger: SqliteLedger) -> None:
+def test_the_ledger_works_from_any_thread(ledger: SQLiteLedger) -> None:
     """Each thread gets its own connection: spooling from worker threads works (asyncio.to_thread)."""
     failures: list[BaseException] = []
 
@@ -165,7 +165,7 @@ def test_the_ledger_works_from_any_thread(ledger: SqliteLedger) -> None:
     assert failures == [] and len(ledger.pending("C", "INBOX")) == 8
 
 
-def test_database_errors_inside_a_transaction_are_store_errors(ledger: SqliteLedger) -> None:
+def test_database_errors_inside_a_transaction_are_store_errors(ledger: SQLiteLedger) -> None:
     """A statement that fails inside a write transaction raises StoreError (and rolls back)."""
     raw_sql(ledger, "DROP TABLE refs")
     with pytest.raises(StoreError, match="refs"):
@@ -178,8 +178,8 @@ def test_an_empty_ledger_file_is_refused_unless_reset(tmp_path: Path) -> None:
     path = tmp_path / "empty.db"
     path.write_bytes(b"")
     with pytest.raises(StoreError, match=r"empty file.*--reset-ledger"):
-        SqliteLedger(path)
-    with SqliteLedger(path, reset=True) as store:
+        SQLiteLedger(path)
+    with SQLiteLedger(path, reset=True) as store:
         assert store.pending("C", "INBOX") == []
 
 
@@ -188,11 +188,11 @@ def test_a_file_that_is_not_a_ledger_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "garbage.db"
     path.write_bytes(b"this is not a database file at all" * 200)
     with pytest.raises(StoreError, match=r"garbage\.db"):
-        SqliteLedger(path)
+        SQLiteLedger(path)
 
 
 def test_unusable_path_is_a_store_error(tmp_path: Path) -> None:
     """A ledger that cannot be opened raises StoreError, not a raw sqlite3 error."""
     (tmp_path / "dir.db").mkdir()
     with pytest.raises(StoreError):
-        SqliteLedger(tmp_path / "dir.db")
+        SQLiteLedger(tmp_path / "dir.db")

@@ -12,7 +12,7 @@ from fakes import FakeRouter, Host, Mailbox, MemorySender, MemorySource, Partial
 
 from enate_routing._envelope import ParseLimits
 from enate_routing.errors import AuthenticationError, ConnectError, HandlerError, LeaseHeldError
-from enate_routing.ingest import HOOK_POINTS, AckState, Backoff, Ingestor, MessageState, SqliteLedger, WorkItem
+from enate_routing.ingest import HOOK_POINTS, AckState, Backoff, Ingestor, MessageState, SQLiteLedger, WorkItem
 
 Make = Callable[..., tuple[Ingestor, Host, MemorySender]]
 
@@ -38,7 +38,7 @@ def fill(box: Mailbox, n: int, **kwargs: Any) -> None:
         box.deliver(make_message(i, **kwargs))
 
 
-def test_happy_path_hands_acknowledges_and_marks(make_ingestor: Make, box: Mailbox, ledger: SqliteLedger) -> None:
+def test_happy_path_hands_acknowledges_and_marks(make_ingestor: Make, box: Mailbox, ledger: SQLiteLedger) -> None:
     """Every message becomes one work item, one acknowledgement, and is marked on the server last."""
     fill(box, 5)
     ingestor, host, sender = make_ingestor()
@@ -90,7 +90,7 @@ def test_resume_after_a_crash_at_every_step(make_ingestor: Make, box: Mailbox, p
     assert box.unprocessed() == []
 
 
-def test_quarantine_over_limit_keeps_bytes_and_marks(make_ingestor: Make, box: Mailbox, ledger: SqliteLedger) -> None:
+def test_quarantine_over_limit_keeps_bytes_and_marks(make_ingestor: Make, box: Mailbox, ledger: SQLiteLedger) -> None:
     """An over-limit message is quarantined with its raw bytes, never routed, and marked on the server."""
     big = make_message(1, body="x" * 5000)
     box.deliver(big)
@@ -187,7 +187,7 @@ def test_rate_limit_caps_acknowledgements_per_sender(make_ingestor: Make, box: M
 def test_rate_limit_slides_with_the_clock(make_ingestor: Make, box: Mailbox, tmp_path: Any) -> None:
     """After an hour the same sender may be acknowledged again."""
     now = [1_000_000.0]
-    store = SqliteLedger(tmp_path / "clocked.db", clock=lambda: now[0])
+    store = SQLiteLedger(tmp_path / "clocked.db", clock=lambda: now[0])
     fill(box, 3)
     ingestor, _, sender = make_ingestor(store=store, clock=lambda: now[0], acknowledgements_per_hour=2)
     ingestor.run_once()
@@ -199,7 +199,7 @@ def test_rate_limit_slides_with_the_clock(make_ingestor: Make, box: Mailbox, tmp
     store.close()
 
 
-def test_lease_blocks_a_second_ingestor(make_ingestor: Make, box: Mailbox, ledger: SqliteLedger) -> None:
+def test_lease_blocks_a_second_ingestor(make_ingestor: Make, box: Mailbox, ledger: SQLiteLedger) -> None:
     """A second process on the same mailbox is refused while the first holds the lease."""
     ledger.acquire_lease("Support", "INBOX", "someone-else", ttl=60)
     db = sqlite3.connect(ledger.path)
@@ -229,7 +229,7 @@ def test_uidvalidity_change_creates_no_new_work(make_ingestor: Make, box: Mailbo
     assert len(sender.sent) == 6
 
 
-def test_bcc_duplicate_message_id_handled_once(make_ingestor: Make, box: Mailbox, ledger: SqliteLedger) -> None:
+def test_bcc_duplicate_message_id_handled_once(make_ingestor: Make, box: Mailbox, ledger: SQLiteLedger) -> None:
     """The same Message-ID reaching the mailbox twice (Bcc'd to two aliases) yields its work once."""
     box.deliver(make_message(1, extra={"Delivered-To": "help@acme.example"}))
     box.deliver(make_message(1, extra={"Delivered-To": "sales@acme.example"}))
@@ -317,7 +317,7 @@ def test_non_retryable_transport_error_is_raised_at_once(make_ingestor: Make, bo
     assert calls == [1]
 
 
-def test_partial_downloads_are_discarded(make_ingestor: Make, box: Mailbox, ledger: SqliteLedger) -> None:
+def test_partial_downloads_are_discarded(make_ingestor: Make, box: Mailbox, ledger: SQLiteLedger) -> None:
     """A download cut mid-message stores nothing; the retry stores the whole message."""
     messages = [make_message(i, body="line\n" * 200) for i in range(8)]
     for raw in messages:
@@ -397,7 +397,7 @@ def test_group_commit_resume_after_a_crash_at_every_step(make_ingestor: Make, bo
     assert len(host.calls) - len(set(host.calls)) == group_window(point, at)
 
 
-class CountingLedger(SqliteLedger):
+class CountingLedger(SQLiteLedger):
     """A ledger that counts write transactions of the hand-off kind."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -424,8 +424,8 @@ def test_group_commit_is_one_transaction_per_batch(make_ingestor: Make, box: Mai
 def test_marks_only_after_the_group_commit_is_durable(make_ingestor: Make, box: Mailbox, tmp_path: Any) -> None:
     """When a message is marked on the server, another connection already sees its hand-off committed."""
     path = tmp_path / "ledger-seen.db"
-    store = SqliteLedger(path)
-    observer = SqliteLedger(path)
+    store = SQLiteLedger(path)
+    observer = SQLiteLedger(path)
     fill(box, 12)
     # Messages 0, 5 and 9 ask for an acknowledgement (the per-item path between group runs).
     seen: list[bool] = []

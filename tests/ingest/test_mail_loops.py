@@ -17,7 +17,7 @@ from ingest_rig import append, connector_config
 
 from enate_routing._loading import parse_config
 from enate_routing._router import Router
-from enate_routing.ingest import Backoff, Ingestor, SqliteLedger
+from enate_routing.ingest import Backoff, Ingestor, SQLiteLedger
 from enate_routing.transports._factory import ConnectorAccess
 from mailrig.dovecot import ALICE, BOB, Dovecot
 from mailrig.smtp import SmtpServers
@@ -32,7 +32,7 @@ def instance(dovecot: Dovecot, smtp: SmtpServers, user: object, name: str, tmp_p
     config = parse_config(data)
     host = Host()
     ingestor = Ingestor.from_config(
-        config, name, router=Router.compile(config), store=SqliteLedger(tmp_path / f"{name}.db"), handler=host,
+        config, name, router=Router.compile(config), store=SQLiteLedger(tmp_path / f"{name}.db"), handler=host,
         access=ConnectorAccess(timeout=10), backoff=Backoff(base=0.01, cap=0.05),
     )
     return ingestor, host

@@ -21,7 +21,7 @@ from proxy import FaultProxy
 
 from enate_routing._loading import parse_config
 from enate_routing._router import Router
-from enate_routing.ingest import Backoff, Ingestor, SqliteLedger
+from enate_routing.ingest import Backoff, Ingestor, SQLiteLedger
 from enate_routing.transports import Endpoint, ImapSource, MoveAction, PasswordAuth, Pop3Source
 from mailrig.dovecot import ALICE, Dovecot
 from mailrig.pki import Pki
@@ -63,7 +63,7 @@ def test_all_messages_once_through_a_flaky_connection(
                 return ImapSource(endpoint, credentials, "INBOX", processed=MoveAction("Archive"))
             return Pop3Source(endpoint, credentials)
 
-        ledger = SqliteLedger(scratch / "ledger.db")
+        ledger = SQLiteLedger(scratch / "ledger.db")
         ingestor = Ingestor(
             connector="Alice", mailbox="INBOX", source_factory=source, router=Router.compile(config), store=ledger,
             handler=host, batch_size=100, backoff=Backoff(base=0.001, cap=0.01, max_failures=30),

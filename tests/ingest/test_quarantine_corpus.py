@@ -8,7 +8,7 @@ from fakes import FakeRouter, Host, Mailbox, MemorySender
 
 from corpus_files import corpus_messages
 from enate_routing._envelope import ParseLimits
-from enate_routing.ingest import Ingestor, SqliteLedger
+from enate_routing.ingest import Ingestor, SQLiteLedger
 
 Make = Callable[..., tuple[Ingestor, Host, MemorySender]]
 LIMITS = ParseLimits(max_message_bytes=200_000, max_header_bytes=20_000, max_mime_depth=8, max_mime_parts=50,
@@ -30,7 +30,7 @@ def hostile() -> dict[str, bytes]:
     }
 
 
-def test_generated_over_limit_messages_are_quarantined(make_ingestor: Make, box: Mailbox, ledger: SqliteLedger) -> None:
+def test_generated_over_limit_messages_are_quarantined(make_ingestor: Make, box: Mailbox, ledger: SQLiteLedger) -> None:
     """Each over-limit message is quarantined with a reason and the exact raw bytes; nothing is routed."""
     messages = hostile()
     for raw in messages.values():
@@ -46,7 +46,7 @@ def test_generated_over_limit_messages_are_quarantined(make_ingestor: Make, box:
 
 
 def test_corpus_messages_are_routed_or_quarantined_never_lost(
-    make_ingestor: Make, box: Mailbox, ledger: SqliteLedger
+    make_ingestor: Make, box: Mailbox, ledger: SQLiteLedger
 ) -> None:
     """Every message of the corpus (broken ones included) ends as work or quarantine, bytes intact."""
     raws = {p: p.read_bytes() for p in corpus_messages()}

@@ -14,7 +14,7 @@ from enate_routing._cli import main
 from enate_routing._loading import parse_config, save_config
 from enate_routing._router import Router
 from enate_routing.errors import ConfigError
-from enate_routing.ingest import Backoff, Ingestor, MessageState, SqliteLedger
+from enate_routing.ingest import Backoff, Ingestor, MessageState, SQLiteLedger
 from enate_routing.transports._factory import ConnectorAccess
 from mailrig.dovecot import ALICE, Dovecot
 from mailrig.smtp import SmtpServers
@@ -31,7 +31,7 @@ def write_config(path: Path, data: dict[str, Any]) -> Path:
     return path
 
 
-def ingestor(dovecot: Dovecot, smtp: SmtpServers, ledger: SqliteLedger, host: Host, *, processed: str = "move",
+def ingestor(dovecot: Dovecot, smtp: SmtpServers, ledger: SQLiteLedger, host: Host, *, processed: str = "move",
              **options: Any) -> Ingestor:
     data = connector_config("imap", dovecot.ports.imap, smtp.ports["open"])
     data["connectors"][0]["incoming"]["processed"] = processed
@@ -57,7 +57,7 @@ def test_poll_once_writes_spec_decisions_and_is_idempotent(
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(lines) == 5 and all(list(line) == DECISION_FIELDS for line in lines)
     assert {line["message"] for line in lines} == {f"m{i}@example.net" for i in range(5)}
-    with SqliteLedger(tmp_path / "decisions.jsonl.ledger.db") as ledger:  # each line reaches its ledger row
+    with SQLiteLedger(tmp_path / "decisions.jsonl.ledger.db") as ledger:  # each line reaches its ledger row
         assert all(ledger.get(line["ledger_id"]).message_id == line["message_id"] for line in lines)
     assert {(line["sender"], line["subject"]) for line in lines} == {
         (f"customer{i}@example.net", f"Request {i}") for i in range(5)}
@@ -86,7 +86,7 @@ def test_poll_names_an_unknown_connector(tmp_path: Path) -> None:
     """An unknown connector name is a configuration error, not a crash."""
     config = parse_config(connector_config("imap", 1, 2))
     with pytest.raises(ConfigError, match="no connector"):
-        Ingestor.from_config(config, "Nope", router=Router.compile(config), store=SqliteLedger(tmp_path / "l.db"),
+        Ingestor.from_config(config, "Nope", router=Router.compile(config), store=SQLiteLedger(tmp_path / "l.db"),
                              handler=Host())
 
 
@@ -94,7 +94,7 @@ def test_uidvalidity_change_on_the_server(mailboxes: Dovecot, smtp_inbox: SmtpSe
     """A real UIDVALIDITY change (flag mode: messages stay in the folder) creates no new work."""
     append(mailboxes, ALICE, [sample_message(i) for i in range(6)])
     host = Host()
-    ledger = SqliteLedger(tmp_path / "ledger.db")
+    ledger = SQLiteLedger(tmp_path / "ledger.db")
     crashed: list[int] = []
 
     class Stop(BaseException):
@@ -123,7 +123,7 @@ def test_bcc_copies_with_one_message_id(mailboxes: Dovecot, smtp_inbox: SmtpServ
     copies = [b"Delivered-To: " + alias.encode() + b"\r\n" + base for alias in (ALICE.login, "alias@example.test")]
     append(mailboxes, ALICE, copies)
     host = Host()
-    ledger = SqliteLedger(tmp_path / "ledger.db")
+    ledger = SQLiteLedger(tmp_path / "ledger.db")
     stats = ingestor(mailboxes, smtp_inbox, ledger, host).run_once()
     assert len(host.calls) == 1 and stats.duplicates == 1
     assert len(smtp_inbox.received("open")) == 1
@@ -136,7 +136,7 @@ def test_spooled_then_expunged_by_another_client(mailboxes: Dovecot, smtp_inbox:
     messages = [sample_message(i) for i in range(4)]
     append(mailboxes, ALICE, messages)
     host = Host()
-    ledger = SqliteLedger(tmp_path / "ledger.db")
+    ledger = SQLiteLedger(tmp_path / "ledger.db")
 
     class Stop(BaseException):
         pass

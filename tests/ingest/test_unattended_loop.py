@@ -15,7 +15,7 @@ import pytest
 from fakes import FakeRouter, Host, Mailbox, MemorySender, MemorySource, make_message
 
 from enate_routing.errors import ConnectError
-from enate_routing.ingest import AckState, Backoff, Ingestor, LeaseLostError, SqliteLedger, WorkItem
+from enate_routing.ingest import AckState, Backoff, Ingestor, LeaseLostError, SQLiteLedger, WorkItem
 
 Make = Callable[..., tuple[Ingestor, Host, MemorySender]]
 
@@ -26,7 +26,7 @@ def fill(box: Mailbox, n: int, **kwargs: Any) -> None:
 
 
 def test_output_oserror_stops_the_pass_without_quarantine(make_ingestor: Make, box: Mailbox,
-                                                          ledger: SqliteLedger) -> None:
+                                                          ledger: SQLiteLedger) -> None:
     """An OSError from the handler's output (disk full) ends the run: nothing quarantined, nothing marked
     that was not handed off; the next run, with space again, finishes every message exactly once."""
     fill(box, 8)
@@ -49,7 +49,7 @@ def test_output_oserror_stops_the_pass_without_quarantine(make_ingestor: Make, b
 
 
 def test_a_poller_that_lost_its_lease_stops_before_its_next_hand_off(make_ingestor: Make, box: Mailbox,
-                                                                     ledger: SqliteLedger) -> None:
+                                                                     ledger: SQLiteLedger) -> None:
     """Another owner takes the lease mid-batch: the heartbeat notices and no further message is handed off."""
     fill(box, 10)
     taken = threading.Event()
@@ -108,7 +108,7 @@ def test_run_once_gives_up_after_the_retry_time(make_ingestor: Make, box: Mailbo
 
 
 def test_stop_finishes_the_current_message_and_releases_the_lease(make_ingestor: Make, box: Mailbox,
-                                                                  ledger: SqliteLedger) -> None:
+                                                                  ledger: SQLiteLedger) -> None:
     """stop() during a hand-off: that message is finished and marked, no other is started, the lease is free."""
     fill(box, 6)
     holder: list[Ingestor] = []
@@ -155,7 +155,7 @@ def test_poison_subject_is_acknowledged_on_one_clean_line(make_ingestor: Make, b
 
 
 def test_an_acknowledgement_that_cannot_be_built_is_skipped_with_its_reason(
-    make_ingestor: Make, box: Mailbox, ledger: SqliteLedger,
+    make_ingestor: Make, box: Mailbox, ledger: SQLiteLedger,
 ) -> None:
     """A builder failure is recorded (failed, with the reason) and never blocks the mailbox or a later run."""
     fill(box, 5)

@@ -32,7 +32,7 @@ from enate_routing._cli import main
 from enate_routing._loading import parse_config, save_config
 from enate_routing._router import Router
 from enate_routing.errors import LeaseHeldError
-from enate_routing.ingest import Backoff, Ingestor, SqliteLedger, WorkItem
+from enate_routing.ingest import Backoff, Ingestor, SQLiteLedger, WorkItem
 from enate_routing.transports._factory import ConnectorAccess
 from mailrig.dovecot import ALICE, Dovecot
 from mailrig.fixtures import server_unavailable
@@ -150,7 +150,7 @@ def test_an_unbuildable_acknowledgement_is_skipped_with_its_reason(
     config = parse_config(json.loads(json.dumps(connector_config("imap", mailboxes.ports.imap,
                                                                  smtp_inbox.ports["open"]))))
     host = Host()
-    with SqliteLedger(tmp_path / "ledger.db") as ledger:
+    with SQLiteLedger(tmp_path / "ledger.db") as ledger:
         for _ in range(2):
             Ingestor.from_config(config, "Alice", router=Router.compile(config), store=ledger, handler=host,
                                  access=ConnectorAccess(timeout=10), ack_builder=builder).run_once()
@@ -179,7 +179,7 @@ def test_two_pollers_with_a_short_lease_hand_nothing_twice(mailboxes: Dovecot, s
 
     def poller(delay: float) -> None:
         time.sleep(delay)
-        ledger = SqliteLedger(tmp_path / "ledger.db")
+        ledger = SQLiteLedger(tmp_path / "ledger.db")
         ingestor = Ingestor.from_config(config, "Alice", router=Router.compile(config), store=ledger, handler=slow,
                                         access=ConnectorAccess(timeout=10), lease_ttl=2.0,
                                         backoff=Backoff(base=0.05, cap=0.2))
@@ -245,7 +245,7 @@ def test_a_full_disk_under_out_quarantines_and_marks_nothing_unwritten(
     archived = {m["subject"] for m in mailboxes.messages(ALICE, "Processed")} if "Processed" in \
         mailboxes.mailboxes(ALICE) else set()
     assert len(archived) <= len(written)
-    with SqliteLedger(state) as ledger:
+    with SQLiteLedger(state) as ledger:
         assert ledger.quarantined() == []
     filler.unlink()
     assert main(poll(config, out, "--once", "--state", str(state))) == 0

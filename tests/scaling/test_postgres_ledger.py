@@ -21,7 +21,7 @@ from enate_routing.ingest import (
     PlannedWork,
     RoutedMessage,
     SpoolItem,
-    SqliteLedger,
+    SQLiteLedger,
     content_digest,
     open_ledger,
 )
@@ -99,9 +99,9 @@ def scenario(ledger: Any) -> list[Any]:
 
 
 def test_same_results_as_the_sqlite_ledger(pg: PostgresLedger, tmp_path: Path) -> None:
-    """Every operation, in the same order, returns the same as SqliteLedger (the same state machine)."""
+    """Every operation, in the same order, returns the same as SQLiteLedger (the same state machine)."""
     assert isinstance(pg, Ledger)
-    sqlite = SqliteLedger(tmp_path / "ledger.db")
+    sqlite = SQLiteLedger(tmp_path / "ledger.db")
     try:
         expected = scenario(sqlite)
     finally:
@@ -279,7 +279,7 @@ def test_open_ledger_selects_by_url(tmp_path: Path, postgres_url: str) -> None:
     sqlite = open_ledger(tmp_path / "x.db")
     pg = open_ledger(postgres_url)
     try:
-        assert isinstance(sqlite, SqliteLedger) and isinstance(pg, PostgresLedger)
+        assert isinstance(sqlite, SQLiteLedger) and isinstance(pg, PostgresLedger)
     finally:
         sqlite.close()
         pg.close()

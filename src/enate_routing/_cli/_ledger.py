@@ -12,7 +12,7 @@ import os
 from typing import Any
 
 from enate_routing.errors import ConfigError
-from enate_routing.ingest import SqliteLedger
+from enate_routing.ingest import SQLiteLedger
 from enate_routing.postgres import is_postgres_url, migrate_database, redact_url
 
 __all__ = ["LEDGER_ENV", "add_ledger_argument", "ledger_location", "register"]
@@ -50,7 +50,7 @@ def run_migrate(args: argparse.Namespace) -> int:
     if location is None:
         raise ConfigError.single(f"give --ledger URL|FILE or set {LEDGER_ENV}", item="--ledger")
     if not is_postgres_url(location):
-        SqliteLedger(location).close()  # a SQLite ledger creates and updates its tables when it opens
+        SQLiteLedger(location).close()  # a SQLite ledger creates and updates its tables when it opens
         print(f"ledger {location}: SQLite schema up to date")
         return 0
     before, after, applied = migrate_database(location)

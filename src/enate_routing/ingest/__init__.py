@@ -1,7 +1,7 @@
 """Ingestion (docs/ingestion.md, docs/semantics.md §8): drain a mailbox into the host's handler exactly once.
 
 The loop (:class:`Ingestor`) lists, spools, parses, routes, hands off, acknowledges and marks; the ledger
-(:class:`Ledger`, the union of four small role protocols; :class:`SqliteLedger` by default) records every
+(:class:`Ledger`, the union of four small role protocols; :class:`SQLiteLedger` by default) records every
 step before the next one, so a crash or restart loses nothing and duplicates no work item.
 
 Module map: ``_loop`` (the loop: lease, backoff, passes), ``_batch`` (one batch through its steps),
@@ -42,7 +42,7 @@ from enate_routing.ingest._ledger import (
 )
 from enate_routing.ingest._loop import Ingestor
 from enate_routing.ingest._open import open_ledger
-from enate_routing.ingest._sqlite_ledger import SqliteLedger
+from enate_routing.ingest._sqlite_ledger import SQLiteLedger
 from enate_routing.ingest._workers import MailboxWorker, WorkerRound
 
 __all__ = [
@@ -66,9 +66,9 @@ __all__ = [
     "QuarantineLedger",
     "RoutedMessage",
     "RouterLike",
+    "SQLiteLedger",
     "SpoolItem",
     "SpoolLedger",
-    "SqliteLedger",
     "StepHook",
     "WorkItem",
     "WorkLedger",

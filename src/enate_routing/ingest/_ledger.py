@@ -15,7 +15,7 @@ Per message (one row, keyed by the server's stable id *and* by its content)::
                            │                        │    suppressed or refused)             │
                            └──over limit / unparseable──┴──handler failed permanently──▶ DONE (quarantined)
 
-:class:`~enate_routing.ingest.SqliteLedger` is the default implementation.
+:class:`~enate_routing.ingest.SQLiteLedger` is the default implementation.
 """
 
 from __future__ import annotations

@@ -6,14 +6,14 @@ import os
 
 from enate_routing.errors import StoreError
 from enate_routing.ingest._ledger import Ledger
-from enate_routing.ingest._sqlite_ledger import SqliteLedger
+from enate_routing.ingest._sqlite_ledger import SQLiteLedger
 
 __all__ = ["open_ledger"]
 
 
 def open_ledger(location: str | os.PathLike[str], *, reset: bool = False) -> Ledger:
     """The ledger at ``location``: a :class:`~enate_routing.postgres.PostgresLedger` for a ``postgresql://``
-    URL (needs the ``postgres`` extra), else a :class:`SqliteLedger` on that file (``reset`` as there)."""
+    URL (needs the ``postgres`` extra), else a :class:`SQLiteLedger` on that file (``reset`` as there)."""
     # Imported here: enate_routing.postgres builds on this package, and psycopg is optional.
     from enate_routing.postgres import PostgresLedger, is_postgres_url
 
@@ -21,4 +21,4 @@ def open_ledger(location: str | os.PathLike[str], *, reset: bool = False) -> Led
         if reset:
             raise StoreError("--reset-ledger applies to a SQLite ledger file, not to a PostgreSQL database")
         return PostgresLedger(str(location))
-    return SqliteLedger(location, reset=reset)
+    return SQLiteLedger(location, reset=reset)

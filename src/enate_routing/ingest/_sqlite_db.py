@@ -18,12 +18,12 @@ from typing import Any
 
 from enate_routing.errors import StoreError
 
-__all__ = ["SqliteDatabase"]
+__all__ = ["SQLiteDatabase"]
 
 _SIDE_FILES = ("-wal", "-shm", "-journal")
 
 
-class SqliteDatabase:
+class SQLiteDatabase:
     """The file at ``path`` with ``schema`` applied; refuses an empty or unreadable file unless ``reset``.
 
     An existing file of zero bytes, or one that is not a SQLite database, is not silently re-created — it

@@ -28,16 +28,16 @@ from enate_routing.ingest._ledger import (
     SpoolItem,
     WorkRecord,
 )
-from enate_routing.ingest._sqlite_db import SqliteDatabase
+from enate_routing.ingest._sqlite_db import SQLiteDatabase
 from enate_routing.ingest._sqlite_leases import acquire, release
 from enate_routing.ingest._sqlite_schema import MESSAGE_COLUMNS, SCHEMA, WORK_COLUMNS, message_row, migrate, work_row
 
-__all__ = ["SqliteLedger"]
+__all__ = ["SQLiteLedger"]
 
 _CHUNK = 500  # bound on "IN (...)" placeholders per statement
 
 
-class SqliteLedger:
+class SQLiteLedger:
     """The default :class:`~enate_routing.ingest.Ledger`, usable from any thread and by several processes.
 
     Every commit is durable when it returns. Leases keep one poller per folder. ``clock`` (epoch seconds) is
@@ -48,7 +48,7 @@ class SqliteLedger:
     def __init__(self, path: str | os.PathLike[str], *, clock: Callable[[], float] = time.time,
                  reset: bool = False) -> None:
         self.clock = clock
-        self._db = SqliteDatabase(path, SCHEMA, what="ingestion ledger", reset=reset)
+        self._db = SQLiteDatabase(path, SCHEMA, what="ingestion ledger", reset=reset)
         self.path = self._db.path
         with self._db.transaction() as db:
             migrate(db)
@@ -56,7 +56,7 @@ class SqliteLedger:
     def close(self) -> None:
         self._db.close()
 
-    def __enter__(self) -> SqliteLedger:
+    def __enter__(self) -> SQLiteLedger:
         return self
 
     def __exit__(self, *exc: object) -> None:
