@@ -175,26 +175,32 @@ _SIMPLE_ENTRY = re.compile(rf"[ \t]*(?:({_ADDRESS})|((?:{_ATEXT}[ \t]+)*)(?:{_AT
 _NOT_SIMPLE = re.compile(r'[()\\:;\[\]]|[^\x00-\x7f]')
 # Two or more bare addresses separated by white space only (no commas, names or brackets).
 _SPACE_SEPARATED = re.compile(rf"[ \t]*{_ADDRESS}(?:[ \t]+{_ADDRESS})+[ \t]*")
+# A Return-Path of one bracketed plain address (bytes: checked before any decoding).
+_BRACKETED_ADDRESS = re.compile(rb"[ \t]*<(" + _ADDRESS.encode("ascii") + rb")>[ \t]*")
 # A quoted display name without backslashes or line breaks: getaddresses gives its content as written.
 _QUOTED_ENTRY = re.compile(rf'[ \t]*"([^"\\\r\n]*)"[ \t]*<({_ADDRESS})>[ \t]*')
-# One entry of a list with quoted names: anything but '"' and ',', or a whole quoted string.
-_QUOTED_LIST_ENTRY = re.compile(r'(?:"[^"\\\r\n]*"|[^",])*')
 
 
 def _split_entries(text: str) -> list[str] | None:
-    """``text`` split at the commas outside quoted strings; None when a quote is not closed."""
+    """``text`` split at the commas outside quoted strings; None when a quote is not closed (or holds a
+    backslash or line break: getaddresses decides those). ``str.split`` on quotes, then on commas outside
+    them, at C speed: the odd pieces are the quoted strings (tests compare with the regex walk this replaced)."""
     if '"' not in text:
         return text.split(",")
-    entries, position = [], 0
-    while True:
-        match = _QUOTED_LIST_ENTRY.match(text, position)  # never None: it matches the empty string
-        end = match.end() if match is not None else position
-        entries.append(text[position:end])
-        if end >= len(text):
-            return entries
-        if text[end] != ",":
-            return None  # an unclosed quote, or one with a backslash: getaddresses decides
-        position = end + 1
+    pieces = text.split('"')
+    if len(pieces) % 2 == 0:
+        return None  # an odd number of quotes: one is not closed
+    entries = [""]
+    for index, piece in enumerate(pieces):
+        if index % 2:
+            if "\\" in piece or "\r" in piece or "\n" in piece:
+                return None
+            entries[-1] += f'"{piece}"'
+        else:
+            first, *rest = piece.split(",")
+            entries[-1] += first
+            entries.extend(rest)
+    return entries
 
 
 def simple_addresses(text: str) -> list[tuple[str, str]] | None:
@@ -440,6 +446,10 @@ class _Reader:
         value = block.first("return-path")
         if value is None:
             return None
+        # The usual "<local@domain>": the address itself, as addresses() below would read it (tests compare).
+        bracketed = _BRACKETED_ADDRESS.fullmatch(value)
+        if bracketed is not None and (normal := normalize_address(bracketed.group(1).decode("ascii"))):
+            return normal
         text = self.text("return-path", value)
         if "".join(text.split()) == "<>":
             return ""
@@ -525,7 +535,8 @@ def _read(raw: bytes, envelope_recipients: Iterable[str], limits: ParseLimits) -
     in_reply_to, references = reader.id_list("in-reply-to", block), reader.id_list("references", block)
     attachments: tuple[str, ...] = ()
     is_report = False
-    if reader.reason is None:
+    # A single-part message without file names: the scan would find nothing (tests prove it on the corpora).
+    if reader.reason is None and not (limits.max_mime_depth >= 1 and _mime.is_plain_single_part(block)):
         skeleton = _mime.scan(
             raw,
             root=block,
