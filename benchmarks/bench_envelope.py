@@ -188,6 +188,7 @@ def hostile_messages() -> dict[str, bytes]:
         "200KB encoded subject": f"From: a@example.org\r\nSubject: {subject}\r\n\r\nbody\r\n".encode(),
         "8000-address To": f"From: a@example.org\r\nTo: {to}\r\n\r\nbody\r\n".encode(),
         "1.1MB header": f"From: a@example.org\r\n{huge}\r\n\r\nbody\r\n".encode(),
+        "300KB of quotes in To": b"From: a@example.org\r\nTo: " + b'"' * 300_000 + b"\r\n\r\nbody\r\n",
     }
 
 
