@@ -150,6 +150,7 @@ _BULK_PRECEDENCE = frozenset({"bulk", "junk", "list"})
 _AUTOMATIC_LOCAL_PARTS = frozenset(
     {"mailer-daemon", "postmaster", "no-reply", "noreply", "donotreply", "do-not-reply"}
 )
+_PRIORITY_FIELDS = ("importance", "x-msmail-priority", "priority", "x-priority")
 # docs/semantics.md §3: X-Priority "1 (Highest)" or "2 (High)" — its leading number.
 _LEADING_NUMBER = re.compile(r"\s*(\d+)")
 _MESSAGE_ID = re.compile(r"<([^<>]*)>")
@@ -458,6 +459,8 @@ class _Reader:
 
     def important(self, block: _mime.HeaderBlock) -> bool:
         """semantics.md §3 ``important``: Importance high, X-Priority 1–2, X-MSMail-Priority high, Priority urgent."""
+        if not any(block.first(name) is not None for name in _PRIORITY_FIELDS):
+            return False  # most mail has none of them: four lookups instead of a walk over every field
         for name, value in block.fields:
             if name == "importance" or name == "x-msmail-priority":
                 if self.text(name, value).strip().casefold() == "high":
