@@ -170,10 +170,14 @@ _CHARS_PER_ADDRESS = 256
 # here and rejected by normalize_address, as getaddresses' result would be). No quotes, comments, groups,
 # backslashes or dots in names, so splitting on commas is exactly what getaddresses does; tests prove the
 # results equal on generated lists. getaddresses costs ~20 µs per address, which dominates a small message.
-_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+# Possessive (Python 3.11+): what follows an atom ('.', '@', white space, '>') is never atom text, so no
+# match changes, and a failed try ("=?utf-8?q?…?= <a@b>" as a bare address) fails without backtracking.
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]++"
 _ADDRESS = rf"{_ATEXT}(?:\.{_ATEXT})*@{_ATEXT}(?:\.{_ATEXT})*"
 _SIMPLE_ENTRY = re.compile(rf"[ \t]*(?:({_ADDRESS})|((?:{_ATEXT}[ \t]+)*)(?:{_ATEXT})?[ \t]*<({_ADDRESS})>)[ \t]*")
-_NOT_SIMPLE = re.compile(r'[()\\:;\[\]]|[^\x00-\x7f]')
+# One character class (not an alternation, which the regex engine tries at every position): any of
+# ( ) : ; [ \ ] or a non-ASCII character.
+_NOT_SIMPLE = re.compile(r"[^\x00-\x27\x2a-\x39\x3c-\x5a\x5e-\x7f]")
 # Two or more bare addresses separated by white space only (no commas, names or brackets).
 _SPACE_SEPARATED = re.compile(rf"[ \t]*{_ADDRESS}(?:[ \t]+{_ADDRESS})+[ \t]*")
 # A Return-Path of one bracketed plain address (bytes: checked before any decoding).
@@ -275,6 +279,8 @@ class _Reader:
     def text(self, name: str, value: bytes) -> str:
         """Unfolded header bytes → text: UTF-8, else a likely charset (Shift-JIS, GB2312, Windows-1252,
         latin-1; ``_charset_guess``) with a defect naming it."""
+        if value.isascii():  # nearly every header: skip the call
+            return value.decode("ascii")
         text, latin = _mime.decode_bytes(value)
         if latin:
             text, charset = guess_undeclared(value, self._message_charset())
@@ -354,7 +360,8 @@ class _Reader:
         entry into several; callers that need exactly one address (From) check the count themselves.
         """
         text = self.text(name, value)
-        if not self._safe_for_getaddresses(name, text):
+        short = len(text) < self.limits.max_addresses_per_header and "(" not in text and "=?" not in text
+        if not (short or self._safe_for_getaddresses(name, text)):
             return []
         pairs = simple_addresses(text)
         if pairs is None:
