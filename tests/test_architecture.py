@@ -15,7 +15,7 @@ ROOT = PACKAGE.parents[1]
 LAYERS: dict[str, int] = {
     "errors": 0, "_version": 0,
     "patterns": 1, "link_pattern": 1, "presets": 1, "_oauth_settings": 1, "certificates": 1, "delivery": 1,
-    "envelope": 1, "_mime": 1, "_mime_params": 1, "_charset_guess": 1,
+    "envelope": 1, "_mime": 1, "_mime_params": 1, "_charset_guess": 1, "_address_lists": 1,
     "_model_types": 1, "_secret_inputs": 1, "_connector": 2, "model": 2, "loading": 2, "_toml_edit": 2,
     "directory": 3, "decision": 3, "bounces": 3, "dead_settings": 3, "matcher": 3, "router": 3, "analysis": 3,
     "admin": 3, "transports": 3,

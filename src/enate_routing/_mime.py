@@ -485,12 +485,9 @@ def _delimiters(raw: bytes, boundary: bytes, start: int, end: int) -> tuple[list
 
 
 def is_plain_single_part(block: HeaderBlock) -> bool:
-    """True when :func:`scan` of a message with this root block finds no attachment and no defect.
-
-    That is: an ASCII Content-Type that is neither multipart nor message (or none: text/plain), and an
-    ASCII Content-Disposition, neither mentioning a ``name`` parameter. Most small mail is such a message;
-    the envelope then skips the scan's parameter parsing (issue 15). Conservative: any doubt says False.
-    """
+    """True when :func:`scan` with this root block would find no attachment and no defect (issue 15): an
+    ASCII Content-Type neither multipart nor message (or none), an ASCII Content-Disposition, neither
+    mentioning ``name``. Most small mail; the envelope then skips the scan. Any doubt says False."""
     content_type = block.first("content-type")
     disposition = block.first("content-disposition")
     for value in (content_type, disposition):
