@@ -83,6 +83,11 @@ def many_fields(scale: int) -> bytes:
     return HEAD + f"Subject: fields\r\n{fields}\r\n".encode()
 
 
+def single_encoded_word(scale: int) -> bytes:
+    """One encoded word of 2,000 × scale characters: a single word, decoded in linear time."""
+    return HEAD + b"Subject: =?utf-8?q?" + b"a" * (2000 * scale) + b"?=\r\n\r\nbody\r\n"
+
+
 def linking_subject(scale: int) -> bytes:
     """A subject of 1,000 × scale letters: what a reference pattern without a literal start backtracks on."""
     return HEAD + b"Subject: " + b"A" * (1000 * scale) + b"\r\n\r\nbody\r\n"
@@ -100,6 +105,7 @@ CASES: dict[str, Callable[[int], bytes]] = {
     "unbalanced filename parameter": unbalanced_filename,
     "distinct invalid Cc addresses": invalid_cc,
     "header fields": many_fields,
+    "single encoded word": single_encoded_word,
 }
 LINKING_CASES: dict[str, Callable[[int], bytes]] = {
     "linking pattern on subject": linking_subject,

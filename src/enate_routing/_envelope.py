@@ -15,6 +15,7 @@ from email.utils import getaddresses
 from typing import Literal
 
 from . import _mime
+from ._address_lists import ADDRESS, simple_addresses
 from ._charset_guess import guess_undeclared, likely_charset
 from ._patterns import normalize_address
 
@@ -150,6 +151,7 @@ _BULK_PRECEDENCE = frozenset({"bulk", "junk", "list"})
 _AUTOMATIC_LOCAL_PARTS = frozenset(
     {"mailer-daemon", "postmaster", "no-reply", "noreply", "donotreply", "do-not-reply"}
 )
+_PRIORITY_FIELDS = ("importance", "x-msmail-priority", "priority", "x-priority")
 # docs/semantics.md §3: X-Priority "1 (Highest)" or "2 (High)" — its leading number.
 _LEADING_NUMBER = re.compile(r"\s*(\d+)")
 _MESSAGE_ID = re.compile(r"<([^<>]*)>")
@@ -164,70 +166,10 @@ _MAX_DEFECTS = 100
 _CHARS_PER_ADDRESS = 256
 
 
-# Fast path for address lists of plain entries: "local@domain" or "Display Name <local@domain>" with
-# ASCII atoms only (dot-atoms on both sides of the '@': an invalid domain such as "bad_1.example" is read
-# here and rejected by normalize_address, as getaddresses' result would be). No quotes, comments, groups,
-# backslashes or dots in names, so splitting on commas is exactly what getaddresses does; tests prove the
-# results equal on generated lists. getaddresses costs ~20 µs per address, which dominates a small message.
-_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
-_ADDRESS = rf"{_ATEXT}(?:\.{_ATEXT})*@{_ATEXT}(?:\.{_ATEXT})*"
-_SIMPLE_ENTRY = re.compile(rf"[ \t]*(?:({_ADDRESS})|((?:{_ATEXT}[ \t]+)*)(?:{_ATEXT})?[ \t]*<({_ADDRESS})>)[ \t]*")
-_NOT_SIMPLE = re.compile(r'[()\\:;\[\]]|[^\x00-\x7f]')
 # Two or more bare addresses separated by white space only (no commas, names or brackets).
-_SPACE_SEPARATED = re.compile(rf"[ \t]*{_ADDRESS}(?:[ \t]+{_ADDRESS})+[ \t]*")
-# A quoted display name without backslashes or line breaks: getaddresses gives its content as written.
-_QUOTED_ENTRY = re.compile(rf'[ \t]*"([^"\\\r\n]*)"[ \t]*<({_ADDRESS})>[ \t]*')
-# One entry of a list with quoted names: anything but '"' and ',', or a whole quoted string.
-_QUOTED_LIST_ENTRY = re.compile(r'(?:"[^"\\\r\n]*"|[^",])*')
-
-
-def _split_entries(text: str) -> list[str] | None:
-    """``text`` split at the commas outside quoted strings; None when a quote is not closed."""
-    if '"' not in text:
-        return text.split(",")
-    entries, position = [], 0
-    while True:
-        match = _QUOTED_LIST_ENTRY.match(text, position)  # never None: it matches the empty string
-        end = match.end() if match is not None else position
-        entries.append(text[position:end])
-        if end >= len(text):
-            return entries
-        if text[end] != ",":
-            return None  # an unclosed quote, or one with a backslash: getaddresses decides
-        position = end + 1
-
-
-def simple_addresses(text: str) -> list[tuple[str, str]] | None:
-    """``getaddresses([text])`` for lists of plain entries, or None when ``text`` needs the real parser.
-
-    Plain entries: ``local@domain``, ``Name <local@domain>`` with atoms, ``"Any, Name" <local@domain>``.
-    """
-    if _NOT_SIMPLE.search(text):
-        return None
-    entries = _split_entries(text)
-    if entries is None:
-        return None
-    pairs = []
-    for entry in entries:
-        if not entry.strip(" \t"):
-            pairs.append(("", ""))
-            continue
-        if '"' in entry:
-            quoted = _QUOTED_ENTRY.fullmatch(entry)
-            if quoted is None:
-                return None
-            pairs.append((quoted.group(1), quoted.group(2)))
-            continue
-        match = _SIMPLE_ENTRY.fullmatch(entry)
-        if match is None:
-            return None
-        if match.group(1) is not None:
-            pairs.append(("", match.group(1)))
-        else:
-            display = entry[: entry.index("<")]
-            pairs.append((" ".join(display.split()), match.group(3)))
-    return pairs
-
+_SPACE_SEPARATED = re.compile(rf"[ \t]*{ADDRESS}(?:[ \t]+{ADDRESS})+[ \t]*")
+# A Return-Path of one bracketed plain address (bytes: checked before any decoding).
+_BRACKETED_ADDRESS = re.compile(rb"[ \t]*<(" + ADDRESS.encode("ascii") + rb")>[ \t]*")
 
 @functools.lru_cache(maxsize=64)
 def _label(name: str) -> str:
@@ -268,6 +210,8 @@ class _Reader:
     def text(self, name: str, value: bytes) -> str:
         """Unfolded header bytes → text: UTF-8, else a likely charset (Shift-JIS, GB2312, Windows-1252,
         latin-1; ``_charset_guess``) with a defect naming it."""
+        if value.isascii():  # nearly every header: skip the call
+            return value.decode("ascii")
         text, latin = _mime.decode_bytes(value)
         if latin:
             text, charset = guess_undeclared(value, self._message_charset())
@@ -347,7 +291,8 @@ class _Reader:
         entry into several; callers that need exactly one address (From) check the count themselves.
         """
         text = self.text(name, value)
-        if not self._safe_for_getaddresses(name, text):
+        short = len(text) < self.limits.max_addresses_per_header and "(" not in text and "=?" not in text
+        if not (short or self._safe_for_getaddresses(name, text)):
             return []
         pairs = simple_addresses(text)
         if pairs is None:
@@ -440,6 +385,10 @@ class _Reader:
         value = block.first("return-path")
         if value is None:
             return None
+        # The usual "<local@domain>": the address itself, as addresses() below would read it (tests compare).
+        bracketed = _BRACKETED_ADDRESS.fullmatch(value)
+        if bracketed is not None and (normal := normalize_address(bracketed.group(1).decode("ascii"))):
+            return normal
         text = self.text("return-path", value)
         if "".join(text.split()) == "<>":
             return ""
@@ -448,6 +397,8 @@ class _Reader:
 
     def important(self, block: _mime.HeaderBlock) -> bool:
         """semantics.md §3 ``important``: Importance high, X-Priority 1–2, X-MSMail-Priority high, Priority urgent."""
+        if not any(block.first(name) is not None for name in _PRIORITY_FIELDS):
+            return False  # most mail has none of them: four lookups instead of a walk over every field
         for name, value in block.fields:
             if name == "importance" or name == "x-msmail-priority":
                 if self.text(name, value).strip().casefold() == "high":
@@ -525,7 +476,8 @@ def _read(raw: bytes, envelope_recipients: Iterable[str], limits: ParseLimits) -
     in_reply_to, references = reader.id_list("in-reply-to", block), reader.id_list("references", block)
     attachments: tuple[str, ...] = ()
     is_report = False
-    if reader.reason is None:
+    # A single-part message without file names: the scan would find nothing (tests prove it on the corpora).
+    if reader.reason is None and not (limits.max_mime_depth >= 1 and _mime.is_plain_single_part(block)):
         skeleton = _mime.scan(
             raw,
             root=block,

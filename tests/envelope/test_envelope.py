@@ -6,7 +6,8 @@ import base64
 
 import pytest
 
-from enate_routing._envelope import Envelope, Recipient, simple_addresses
+from enate_routing._address_lists import simple_addresses
+from enate_routing._envelope import Envelope, Recipient
 
 
 def parse(headers: str, body: str = "body\r\n", **kwargs: object) -> Envelope:

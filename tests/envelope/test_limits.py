@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import pytest
@@ -118,50 +117,42 @@ def test_attached_message_nesting_counts_towards_depth() -> None:
     )
 
 
-def timed(raw: bytes) -> tuple[Envelope, float]:
-    start = time.perf_counter()
-    envelope = Envelope.from_bytes(raw)
-    return envelope, time.perf_counter() - start
-
-
-def test_thousand_deep_nesting_is_quarantined_quickly() -> None:
-    """1000 nested multiparts (RecursionError in the stdlib) stop at depth 33, well under a second."""
-    envelope, seconds = timed(nested(1000))
+def test_thousand_deep_nesting_is_quarantined() -> None:
+    """1000 nested multiparts (RecursionError in the stdlib) stop at depth 33 (timed in bench_envelope.py)."""
+    envelope = Envelope.from_bytes(nested(1000))
     assert envelope.quarantine_reason == "MIME depth 33 exceeds the limit of 32"
-    assert seconds < 1.0
 
 
-def test_huge_encoded_subject_is_quarantined_quickly() -> None:
-    """A 200 KB subject of encoded words is counted, not decoded, and quarantined."""
+def test_huge_encoded_subject_is_quarantined() -> None:
+    """A 200 KB subject of encoded words is counted, not decoded, and quarantined (timed in bench_envelope.py)."""
     raw = encoded_words(16000)
     assert len(raw) > 200_000
-    envelope, seconds = timed(raw)
+    envelope = Envelope.from_bytes(raw)
     assert envelope.quarantine_reason == "encoded-word count in Subject 16000 exceeds the limit of 2000"
     assert envelope.subject == ""
-    assert seconds < 1.0
 
 
 def test_huge_single_encoded_word_is_fine() -> None:
-    """One 200 KB encoded word is a single word: decoded in linear time, not quarantined."""
+    """One 200 KB encoded word is a single word: decoded, not quarantined (its growth: bench_growth.py)."""
     raw = (HEAD + "Subject: =?utf-8?q?" + "a" * 200_000 + "?=\r\n\r\n").encode()
-    envelope, seconds = timed(raw)
+    envelope = Envelope.from_bytes(raw)
     assert envelope.quarantine_reason is None
     assert envelope.subject == "a" * 200_000
-    assert seconds < 1.0
 
 
-def test_eight_thousand_address_to_is_quarantined_quickly() -> None:
-    """8000 addresses in To never reach getaddresses; the count is the reason."""
-    envelope, seconds = timed(addresses(8000))
+def test_eight_thousand_address_to_is_quarantined() -> None:
+    """8000 addresses in To never reach getaddresses; the count is the reason (timed in bench_envelope.py)."""
+    envelope = Envelope.from_bytes(addresses(8000))
+    assert envelope.recipients == ()
     assert envelope.quarantine_reason == "address count in To 8000 exceeds the limit of 1000"
-    assert seconds < 1.0
 
 
 def test_address_header_padding_is_quarantined() -> None:
-    """A To header far longer than its address count allows (1 MB of '<') is not handed to getaddresses."""
-    envelope, seconds = timed(HEAD.encode() + b"To: " + b'"' * 300_000 + b"\r\n\r\n")
+    """A To header far longer than its address count allows (300 KB of '"') is not handed to getaddresses
+    (timed in bench_envelope.py)."""
+    envelope = Envelope.from_bytes(HEAD.encode() + b"To: " + b'"' * 300_000 + b"\r\n\r\n")
+    assert (envelope.sender, envelope.recipients) == ("alice@example.org", ())
     assert envelope.quarantine_reason == "To header length 300000 exceeds the limit of 256000 (256 per address)"
-    assert seconds < 1.0
 
 
 def test_endless_header_block_is_quarantined() -> None:

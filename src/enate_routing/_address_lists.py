@@ -1,0 +1,81 @@
+"""The address-list fast path of :mod:`enate_routing._envelope`: ``getaddresses`` for plain lists, 20× cheaper.
+
+Plain entries only; anything else returns None and the envelope hands the text to ``getaddresses``. Tests
+(tests/envelope/test_properties.py) prove the results equal on generated lists.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["ADDRESS", "simple_addresses", "split_entries"]
+
+# Fast path for address lists of plain entries: "local@domain" or "Display Name <local@domain>" with
+# ASCII atoms only (dot-atoms on both sides of the '@': an invalid domain such as "bad_1.example" is read
+# here and rejected by normalize_address, as getaddresses' result would be). No quotes, comments, groups,
+# backslashes or dots in names, so splitting on commas is exactly what getaddresses does; tests prove the
+# results equal on generated lists. getaddresses costs ~20 µs per address, which dominates a small message.
+# Possessive (Python 3.11+): what follows an atom ('.', '@', white space, '>') is never atom text, so no
+# match changes, and a failed try ("=?utf-8?q?…?= <a@b>" as a bare address) fails without backtracking.
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]++"
+ADDRESS = rf"{_ATEXT}(?:\.{_ATEXT})*@{_ATEXT}(?:\.{_ATEXT})*"
+_SIMPLE_ENTRY = re.compile(rf"[ \t]*(?:({ADDRESS})|((?:{_ATEXT}[ \t]+)*)(?:{_ATEXT})?[ \t]*<({ADDRESS})>)[ \t]*")
+# One character class (not an alternation, which the regex engine tries at every position): any of
+# ( ) : ; [ \ ] or a non-ASCII character.
+_NOT_SIMPLE = re.compile(r"[^\x00-\x27\x2a-\x39\x3c-\x5a\x5e-\x7f]")
+# A quoted display name without backslashes or line breaks: getaddresses gives its content as written.
+_QUOTED_ENTRY = re.compile(rf'[ \t]*"([^"\\\r\n]*)"[ \t]*<({ADDRESS})>[ \t]*')
+
+
+def split_entries(text: str) -> list[str] | None:
+    """``text`` split at the commas outside quoted strings; None when a quote is not closed (or holds a
+    backslash or line break: getaddresses decides those). ``str.split`` on quotes, then on commas outside
+    them, at C speed: the odd pieces are the quoted strings (tests compare with the regex walk this replaced)."""
+    if '"' not in text:
+        return text.split(",")
+    pieces = text.split('"')
+    if len(pieces) % 2 == 0:
+        return None  # an odd number of quotes: one is not closed
+    entries = [""]
+    for index, piece in enumerate(pieces):
+        if index % 2:
+            if "\\" in piece or "\r" in piece or "\n" in piece:
+                return None
+            entries[-1] += f'"{piece}"'
+        else:
+            first, *rest = piece.split(",")
+            entries[-1] += first
+            entries.extend(rest)
+    return entries
+
+
+def simple_addresses(text: str) -> list[tuple[str, str]] | None:
+    """``getaddresses([text])`` for lists of plain entries, or None when ``text`` needs the real parser.
+
+    Plain entries: ``local@domain``, ``Name <local@domain>`` with atoms, ``"Any, Name" <local@domain>``.
+    """
+    if _NOT_SIMPLE.search(text):
+        return None
+    entries = split_entries(text)
+    if entries is None:
+        return None
+    pairs = []
+    for entry in entries:
+        if not entry.strip(" \t"):
+            pairs.append(("", ""))
+            continue
+        if '"' in entry:
+            quoted = _QUOTED_ENTRY.fullmatch(entry)
+            if quoted is None:
+                return None
+            pairs.append((quoted.group(1), quoted.group(2)))
+            continue
+        match = _SIMPLE_ENTRY.fullmatch(entry)
+        if match is None:
+            return None
+        if match.group(1) is not None:
+            pairs.append(("", match.group(1)))
+        else:
+            display = entry[: entry.index("<")]
+            pairs.append((" ".join(display.split()), match.group(3)))
+    return pairs

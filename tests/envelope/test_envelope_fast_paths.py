@@ -1,0 +1,80 @@
+"""The envelope's shortcuts (issue 15) answer exactly as the general code they skip, on every corpus message."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from corpus_files import corpus_messages
+from enate_routing import _mime
+from enate_routing._envelope import ParseLimits
+
+HERE = Path(__file__).parent
+MESSAGES = corpus_messages() + sorted((HERE / "recovery").glob("*.eml"))
+LIMITS = ParseLimits()
+
+
+def _scan(raw: bytes, block: _mime.HeaderBlock) -> _mime.Skeleton:
+    return _mime.scan(raw, root=block, max_header_bytes=LIMITS.max_header_bytes, max_depth=32, max_parts=1000)
+
+
+@pytest.mark.parametrize("path", MESSAGES, ids=lambda p: p.name)
+def test_skipped_scan_would_have_found_nothing(path: Path) -> None:
+    """Where the envelope skips the MIME scan, the scan finds no attachment, defect or delivery report."""
+    raw = path.read_bytes()
+    block = _mime.split_header_block(raw, 0, len(raw), LIMITS.max_header_bytes)
+    if not _mime.is_plain_single_part(block):
+        return
+    skeleton = _scan(raw, block)
+    assert (skeleton.attachments, skeleton.defects, skeleton.quarantine_reason) == ([], [], None)
+    assert not skeleton.root_content_type.startswith("multipart/")
+
+
+def test_the_corpora_exercise_both_paths() -> None:
+    """Some corpus messages take the shortcut and some the scan, so the test above checks something."""
+    raw_messages = [path.read_bytes() for path in MESSAGES]
+    plain = [_mime.is_plain_single_part(_mime.split_header_block(raw, 0, len(raw), 1 << 20)) for raw in raw_messages]
+    assert any(plain) and not all(plain)
+
+
+HEADER_VALUES = st.sampled_from([
+    b"text/plain", b"text/plain; charset=utf-8", b'application/pdf; name="a.pdf"', b"multipart/mixed; boundary=x",
+    b"message/rfc822", b"Multipart/Mixed", b"text/plain; NAME=x", b"text/plain; charset=\xe4", b"bogus",
+    b"attachment", b'attachment; filename="r.pdf"', b"inline", b'inline; filename*=utf-8\'\'%C3%A4.txt',
+])
+
+
+@given(st.one_of(st.none(), HEADER_VALUES), st.one_of(st.none(), HEADER_VALUES))
+def test_plain_single_part_means_an_empty_scan(content_type: bytes | None, disposition: bytes | None) -> None:
+    head = b"From: a@example.org\r\n"
+    if content_type is not None:
+        head += b"Content-Type: " + content_type + b"\r\n"
+    if disposition is not None:
+        head += b"Content-Disposition: " + disposition + b"\r\n"
+    raw = head + b"\r\nbody\r\n--x\r\nContent-Type: text/plain\r\n\r\ninner\r\n--x--\r\n"
+    block = _mime.split_header_block(raw, 0, len(raw), LIMITS.max_header_bytes)
+    if _mime.is_plain_single_part(block):
+        skeleton = _scan(raw, block)
+        assert (skeleton.attachments, skeleton.defects, skeleton.quarantine_reason) == ([], [], None)
+        assert not skeleton.root_content_type.startswith("multipart/")
+
+
+RETURN_PATHS = st.sampled_from(["<a@example.org>", " <Bob.X@Example.ORG> ", "<>", "< a@example.org >",
+                                "<bad_1.example>", "<a@bad_1.example>", "a@example.org", "<a@b.example> x",
+                                "<\u00e4@example.org>"])
+
+
+@given(RETURN_PATHS)
+def test_return_path_shortcut_agrees_with_the_address_parser(value: str) -> None:
+    """Return-Path "<local@domain>" read directly gives what the general address reading gives."""
+    raw = value.encode("utf-8")
+    reader = _envelope._Reader(LIMITS)
+    block = _mime.HeaderBlock([("return-path", raw)], 0, 0, [])
+    general = _envelope._Reader(LIMITS)
+    text = general.text("return-path", raw)
+    addresses = [address for _, address in general.addresses("return-path", raw)]
+    expected = "" if "".join(text.split()) == "<>" else next(iter(addresses), None)
+    assert reader.return_path(block) == expected
