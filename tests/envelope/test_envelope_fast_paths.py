@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from corpus_files import corpus_messages
-from enate_routing import _mime
+from enate_routing import _envelope, _mime
 from enate_routing._envelope import ParseLimits
 
 HERE = Path(__file__).parent
