@@ -41,3 +41,12 @@ def test_nothing_cites_a_document_outside_the_repository() -> None:
         if OUTSIDE.search(line)
     ]
     assert offenders == []
+
+
+def test_the_architecture_page_names_every_module() -> None:
+    """docs/architecture.md has one line for every module of the package, and no line for a module that is gone."""
+    package = ROOT / "src" / "enate_routing"
+    modules = {str(p.relative_to(package)) for p in package.rglob("*.py")}
+    listed = set(re.findall(r"^\| `([^`]+\.py)` \| \S", (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8"),
+                            re.MULTILINE))
+    assert (modules - listed, listed - modules) == (set(), set())

@@ -1,4 +1,4 @@
-"""A likely charset for raw 8-bit header bytes that are not UTF-8 (issue 15, real-world recovery).
+"""A likely charset for raw 8-bit header bytes that are not UTF-8 (docs/envelope.md, real-world recovery).
 
 Headers should be ASCII (RFC 2047 words) or UTF-8 (RFC 6532), but real mail also carries raw Shift-JIS,
 GB2312 or Windows-1252 bytes with no declaration. Reading those as latin-1 gives mojibake that no route

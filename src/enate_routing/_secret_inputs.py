@@ -1,4 +1,4 @@
-"""Secret inputs wrapped before pydantic validates them, so no validation error can show one (issue 13).
+"""Secret inputs wrapped before pydantic validates them, so no validation error can show one (docs/configuration.md).
 
 pydantic puts the input of a failing field — and, for a model-level error, the whole input mapping — into
 the error's text, ``errors()`` and ``json()``, and the loader's ConfigError keeps that error as its
