@@ -7,6 +7,8 @@
 # the servers themselves are started and stopped by the pytest fixtures (tests/mailrig), never here,
 # and aiosmtpd comes from the project's dev extra (pip).
 
+source "$(dirname "${BASH_SOURCE[0]}")/apt_quiet_install.sh"
+
 _enate_mailservers() {
     # (no "set -u" here: when sourced, it would change the caller's shell options)
     local pkgs=(dovecot-imapd dovecot-pop3d dovecot-lmtpd)
@@ -21,52 +23,7 @@ _enate_mailservers() {
         echo "mailservers: dovecot already installed ($(dovecot --version))"
         return 0
     fi
-    if [ "$(id -u)" -ne 0 ]; then
-        echo "mailservers: must run as root to install: ${missing[*]}" >&2
-        return 1
-    fi
-
-    # The package's postinst must not start a system-wide Dovecot (it would hold ports 143/993/110/995
-    # and is not what the tests use). policy-rc.d exit 101 = "action forbidden" (invoke-rc.d(8)).
-    local policy=/usr/sbin/policy-rc.d
-    local created_policy=0
-    if [ ! -x "$policy" ] || ! grep -q 'exit 101' "$policy" 2>/dev/null; then
-        if [ -e "$policy" ]; then
-            cp -p "$policy" "$policy.enate-backup" || return 1
-        fi
-        printf '#!/bin/sh\n# installed by .ci/mailservers.sh: no service starts during apt-get install\nexit 101\n' \
-            >"$policy" || return 1
-        chmod 0755 "$policy" || return 1
-        created_policy=1
-    fi
-
-    export DEBIAN_FRONTEND=noninteractive
-    local status=0
-    local attempt
-    for attempt in 1 2 3; do
-        if apt-get update -q; then
-            status=0
-            break
-        fi
-        status=$?
-        echo "mailservers: apt-get update failed (attempt $attempt/3)" >&2
-        sleep $((attempt * 5))
-    done
-    if [ "$status" -eq 0 ]; then
-        apt-get install -y -q --no-install-recommends "${pkgs[@]}" || status=$?
-    fi
-
-    if [ "$created_policy" -eq 1 ]; then
-        if [ -e "$policy.enate-backup" ]; then
-            mv -f "$policy.enate-backup" "$policy"
-        else
-            rm -f "$policy"
-        fi
-    fi
-    if [ "$status" -ne 0 ]; then
-        echo "mailservers: installing ${pkgs[*]} failed ($status)" >&2
-        return "$status"
-    fi
+    enate_apt_quiet_install mailservers "${pkgs[@]}" || return 1
     # A system Dovecot started despite everything would only waste ports; the tests run their own.
     if command -v systemctl >/dev/null && systemctl is-active --quiet dovecot 2>/dev/null; then
         systemctl stop dovecot || true
