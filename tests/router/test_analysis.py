@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from routing_helpers import BILLING, HELP, NOREPLY, SUPPORT, mail, make_config, route
 
-from enate_routing._analysis import Shadowing, find_loops, find_shadowed, may_overlap, rules_cover
-from enate_routing._model import Config, IncomingRoute, RoutingRules
-from enate_routing._patterns import subject_words
+from bench_check import pairwise as pairwise_shadowed
+from enate_routing._analysis import find_loops, find_shadowed, may_overlap, rules_cover
+from enate_routing._model import Config, RoutingRules
 from enate_routing._router import Router
 from enate_routing.testing import synthetic_config
 from enate_routing.testing.strategies import configs
@@ -91,27 +91,6 @@ def test_may_overlap() -> None:
     assert not may_overlap(rules(sender_companies="A"), rules(sender_companies="B"))
     assert may_overlap(rules(subject_keywords="a"), rules(subject_keywords="b"))
     assert not may_overlap(rules(subject_keywords="!!!"), rules())
-
-
-def pairwise_shadowed(config: Config) -> list[Shadowing]:
-    """The definition, compared pair by pair (quadratic): the first earlier route of the group that covers."""
-    found: list[Shadowing] = []
-    for connector in config.connectors:
-        if not connector.uses_incoming:
-            continue
-        earlier: dict[str, list[IncomingRoute]] = {}
-        for later in config.routes_of(connector.name):
-            if not later.enabled:
-                continue
-            group = earlier.setdefault(later.address, [])
-            never = bool(later.rules.subject_keywords) and not any(
-                subject_words(k) for k in later.rules.subject_keywords)
-            if not never:
-                first = next((f for f in group if rules_cover(f.rules, later.rules)), None)
-                if first is not None:
-                    found.append(Shadowing(connector.name, later.name, first.name, later.address))
-            group.append(later)
-    return found
 
 
 @settings(max_examples=max(200, settings().max_examples * 2))

@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from enate_routing._model import Connector
+from mailrig.dovecot import ALICE
 from mailrig.graph import FakeGraph
 from mailrig.oauth_server import IdentityProvider, MicrosoftApp, ServiceAccount
 from mailrig.pki import Pki
@@ -59,3 +60,14 @@ def service_account_file(tmp_path: Path, idp: IdentityProvider, delegated: set[s
         "token_uri": "https://oauth2.googleapis.com/token",
     }))
     return path
+
+
+def gmail_imap_connector(name: str, port: int, pki: Pki, idp: IdentityProvider, key_file: Path) -> Connector:
+    """A ``gmail-imap`` connector for ALICE on the loopback Dovecot, authenticated by a service account."""
+    return Connector.model_validate({
+        "name": name, "service": "gmail-imap", "username": ALICE.login, "primary_address": ALICE.login,
+        "use_for": "incoming",
+        "incoming": {"host": "127.0.0.1", "port": port, "ca_file": str(pki.ca_pem), "processed": "flag"},
+        "oauth": {"provider": "google", "flow": "service-account", "service_account_file": str(key_file),
+                  "token_url": idp.google_token_url, "ca_file": str(pki.ca_pem)},
+    })

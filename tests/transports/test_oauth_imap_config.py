@@ -17,7 +17,7 @@ from mailrig.dovecot import ALICE
 from mailrig.oauth_server import Grant, IdentityProvider
 from mailrig.pki import Pki
 from mailrig.util import message
-from transports.cloud_config import register_app, service_account_file
+from transports.cloud_config import gmail_imap_connector, register_app, service_account_file
 from transports.test_oauth_dovecot import OAuthRig, oauth_rig
 
 pytestmark = pytest.mark.servers
@@ -45,14 +45,7 @@ def test_gmail_service_account_reads_imap_from_the_file_alone(introspected: OAut
     """gmail-imap with a service account: check_connection passes and the source lists and fetches the mail."""
     key_file = service_account_file(tmp_path, idp, {ALICE.login})
     introspected.dovecot.deliver(ALICE, message("via xoauth2"))
-    connector = Connector.model_validate({
-        "name": "Gmail desk", "service": "gmail-imap", "username": ALICE.login, "primary_address": ALICE.login,
-        "use_for": "incoming",
-        "incoming": {"host": "127.0.0.1", "port": introspected.dovecot.ports.imaps, "ca_file": str(pki.ca_pem),
-                     "processed": "flag"},
-        "oauth": {"provider": "google", "flow": "service-account", "service_account_file": str(key_file),
-                  "token_url": idp.google_token_url, "ca_file": str(pki.ca_pem)},
-    })
+    connector = gmail_imap_connector("Gmail desk", introspected.dovecot.ports.imaps, pki, idp, key_file)
     access = ConnectorAccess(timeout=5)
     (result,) = check_connection(connector, access)
     assert result.ok, result.detail

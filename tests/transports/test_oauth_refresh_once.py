@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from enate_routing._model import Connector
 from enate_routing.errors import AuthenticationError
 from enate_routing.transports import Endpoint, ImapSource, OAuth2Auth, Pop3Source, SmtpSender
 from enate_routing.transports._factory import ConnectorAccess, check_connection
@@ -24,7 +23,7 @@ from mailrig.oauth_server import Grant, IdentityProvider
 from mailrig.pki import Pki
 from mailrig.smtp import SmtpServers
 from mailrig.util import EndpointFactory, assert_no_secret, message
-from transports.cloud_config import service_account_file
+from transports.cloud_config import gmail_imap_connector, service_account_file
 from transports.test_oauth_dovecot import MECHANISMS, OAuthRig, oauth_rig
 
 pytestmark = pytest.mark.servers
@@ -139,14 +138,7 @@ def test_a_configured_connector_recovers_from_an_early_revocation(rig: OAuthRig,
     """gmail-imap from the file alone: the token the identity provider issued is revoked, the next connection
     test asks the provider once more and passes."""
     key_file = service_account_file(tmp_path, idp, {ALICE.login})
-    connector = Connector.model_validate({
-        "name": "Refresh once", "service": "gmail-imap", "username": ALICE.login, "primary_address": ALICE.login,
-        "use_for": "incoming",
-        "incoming": {"host": "127.0.0.1", "port": rig.dovecot.ports.imaps, "ca_file": str(pki.ca_pem),
-                     "processed": "flag"},
-        "oauth": {"provider": "google", "flow": "service-account", "service_account_file": str(key_file),
-                  "token_url": idp.google_token_url, "ca_file": str(pki.ca_pem)},
-    })
+    connector = gmail_imap_connector("Refresh once", rig.dovecot.ports.imaps, pki, idp, key_file)
     access = ConnectorAccess(timeout=5)
     (result,) = check_connection(connector, access)
     assert result.ok, result.detail
