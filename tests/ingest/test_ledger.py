@@ -6,6 +6,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -196,3 +197,19 @@ def test_unusable_path_is_a_store_error(tmp_path: Path) -> None:
     (tmp_path / "dir.db").mkdir()
     with pytest.raises(StoreError):
         SQLiteLedger(tmp_path / "dir.db")
+
+
+def test_processes_creating_one_new_ledger_at_once_all_open_it(tmp_path: Path) -> None:
+    """A new ledger file appears complete: processes starting together never see it empty (which is refused)."""
+    path = tmp_path / "new" / "ledger.db"
+    start = time.time() + 1.0
+    code = ("import sys, time\n"
+            "from enate_routing.ingest import SQLiteLedger\n"
+            f"time.sleep(max(0.0, {start} - time.time()))\n"
+            "SQLiteLedger(sys.argv[1]).close()\n")
+    children = [subprocess.Popen([sys.executable, "-c", code, str(path)], stderr=subprocess.PIPE, text=True)
+                for _ in range(10)]
+    errors = [child.communicate(timeout=60)[1] for child in children]
+    assert [child.returncode for child in children] == [0] * 10, errors
+    assert sorted(p.name for p in path.parent.iterdir() if ".new-" in p.name) == []
+    SQLiteLedger(path).close()

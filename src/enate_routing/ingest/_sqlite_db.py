@@ -48,10 +48,38 @@ class SQLiteDatabase:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"cannot create the folder of the {what} {self.path}: {exc.strerror}") from exc
+        if not self.path.exists():
+            self._create_atomically(schema)
         with self.transaction() as db:
             for statement in schema.split(";"):
                 if statement.strip():
                     db.execute(statement)
+
+    def _create_atomically(self, schema: str) -> None:
+        """Write a new file beside the path and link it into place, so that another process starting at the
+        same moment never sees it empty (which the check above refuses) while this one writes the schema.
+        When another process links first, its file is used. Where hard links are not supported, the file is
+        created in place as before."""
+        temp = self.path.with_name(f"{self.path.name}.new-{os.getpid()}-{threading.get_ident()}")
+        try:
+            db = sqlite3.connect(str(temp), isolation_level=None)
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                for statement in schema.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+            finally:
+                db.close()
+            with contextlib.suppress(FileExistsError):
+                os.link(temp, self.path)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot create the {self.what} {self.path}: {exc}") from exc
+        except OSError:
+            pass  # no hard links here: _connection creates the file in place
+        finally:
+            for suffix in ("", *_SIDE_FILES):
+                with contextlib.suppress(OSError):
+                    Path(f"{temp}{suffix}").unlink()
 
     def _connection(self) -> sqlite3.Connection:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
