@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+from enate_routing._regex_compat import POSSESSIVE
+
 __all__ = ["ADDRESS", "simple_addresses", "split_entries"]
 
 # Fast path for address lists of plain entries: "local@domain" or "Display Name <local@domain>" with
@@ -17,7 +19,7 @@ __all__ = ["ADDRESS", "simple_addresses", "split_entries"]
 # results equal on generated lists. getaddresses costs ~20 µs per address, which dominates a small message.
 # Possessive (Python 3.11+): what follows an atom ('.', '@', white space, '>') is never atom text, so no
 # match changes, and a failed try ("=?utf-8?q?…?= <a@b>" as a bare address) fails without backtracking.
-_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]++"
+_ATEXT = rf"[A-Za-z0-9!#$%&'*+/=?^_`{{|}}~-]+{POSSESSIVE}"
 ADDRESS = rf"{_ATEXT}(?:\.{_ATEXT})*@{_ATEXT}(?:\.{_ATEXT})*"
 _SIMPLE_ENTRY = re.compile(rf"[ \t]*(?:({ADDRESS})|((?:{_ATEXT}[ \t]+)*)(?:{_ATEXT})?[ \t]*<({ADDRESS})>)[ \t]*")
 # One character class (not an alternation, which the regex engine tries at every position): any of

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from enate_routing._regex_compat import possessive_ok
+
 __all__ = [
     "LINK_BODY_CHARS",
     "LINK_REPEAT_MAX",
@@ -321,7 +323,7 @@ def _tighten(tree: Any, follow: frozenset[str] | None, walk: _Walk) -> None:
             high = max(low, LINK_REPEAT_MAX) if high is _sre.MAXREPEAT else high
             single = len(body.data) == 1 and body.data[0][0] in _SINGLE_CHARACTER
             next_chars = after[index]
-            if (op is _sre.MAX_REPEAT and single and next_chars is not None
+            if (possessive_ok and op is _sre.MAX_REPEAT and single and next_chars is not None
                     and not walk.char_set(*body.data[0]) & next_chars):
                 op = _sre.POSSESSIVE_REPEAT
             items[index] = (op, (low, high, body))

@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 from email.utils import collapse_rfc2231_value, decode_params, quote, unquote
 
+from enate_routing._regex_compat import POSSESSIVE
+
 __all__ = ["ParamValue", "PartHeaders", "split_params"]
 
 # A parameter value: plain text, or RFC 2231's (charset, language, text) when it was %-encoded.
@@ -22,7 +24,7 @@ ParamValue = str | tuple[str | None, str | None, str]
 # One parameter of _parseparam's split: anything but '"' and ';', an escaped quote, or a quoted run — from a
 # quote not preceded by a backslash to the next such quote (or the end). The three are disjoint and the
 # repetitions possessive, so matching is linear.
-_FIELD = re.compile(r'(?:[^";]|(?<=\\)"|(?<!\\)"(?:[^"]|(?<=\\)")*+(?:"|\Z))*+')
+_FIELD = re.compile(rf'(?:[^";]|(?<=\\)"|(?<!\\)"(?:[^"]|(?<=\\)")*{POSSESSIVE}(?:"|\Z))*{POSSESSIVE}')
 
 
 def split_params(value: str) -> list[str]:
