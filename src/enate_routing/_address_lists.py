@@ -6,9 +6,21 @@ Plain entries only; anything else returns None and the envelope hands the text t
 
 from __future__ import annotations
 
+import inspect
 import re
+from email.utils import getaddresses
 
 from enate_routing._regex_compat import POSSESSIVE
+
+# Python 3.13 (and security releases of 3.11 / 3.12) parse address lists strictly by default
+# (CVE-2023-27043). The envelope makes its own safety checks (a From that splits into two addresses gives no
+# sender), so it asks for the same lenient parse on every version: the facts do not depend on the interpreter.
+_LENIENT = {"strict": False} if "strict" in inspect.signature(getaddresses).parameters else {}
+
+
+def parse_address_list(values: list[str]) -> list[tuple[str, str]]:
+    """``email.utils.getaddresses(values)`` with the lenient parse of every Python version."""
+    return getaddresses(values, **_LENIENT)
 
 __all__ = ["ADDRESS", "simple_addresses", "split_entries"]
 

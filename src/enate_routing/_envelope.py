@@ -11,11 +11,10 @@ import itertools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from email.utils import getaddresses
 from typing import Literal
 
 from . import _mime
-from ._address_lists import ADDRESS, simple_addresses
+from ._address_lists import ADDRESS, parse_address_list, simple_addresses
 from ._charset_guess import guess_undeclared, likely_charset
 from ._patterns import normalize_address
 
@@ -301,7 +300,7 @@ class _Reader:
                 self.defect(f"addresses in {_label(name)} separated by spaces, not commas")
                 pairs = [("", address) for address in text.split()]
             else:
-                pairs = getaddresses([text])
+                pairs = parse_address_list([text])
         # Empty entries and empty groups ("undisclosed-recipients:;") carry nothing.
         return [(display, address) for display, address in pairs if display or address]
 

