@@ -12,11 +12,11 @@ import socket
 import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from mailrig.pki import Pki
+from mailrig.util import ServedInThread
 
 __all__ = ["HttpsServer", "JsonHandler"]
 
@@ -66,7 +66,7 @@ class _Server(ThreadingHTTPServer):
         pass  # a client hanging up mid-request (fault tests) is not worth a traceback
 
 
-class HttpsServer:
+class HttpsServer(ServedInThread):
     """Serve ``handler`` over HTTPS on 127.0.0.1; ``self`` is reachable from the handler as ``server.owner``."""
 
     def __init__(self, pki: Pki, handler: type[JsonHandler]) -> None:
@@ -81,19 +81,3 @@ class HttpsServer:
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                         daemon=True)
 
-    def start(self) -> Self:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._thread.is_alive():
-            self._httpd.shutdown()
-            self._thread.join(5)
-        self._httpd.server_close()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()

@@ -20,9 +20,9 @@ from __future__ import annotations
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Self
 from urllib.parse import parse_qs, urlsplit
+
+from mailrig.util import ServedInThread
 
 __all__ = ["IntrospectionServer"]
 
@@ -76,7 +76,7 @@ class _Server(ThreadingHTTPServer):
     owner: IntrospectionServer
 
 
-class IntrospectionServer:
+class IntrospectionServer(ServedInThread):
     """A token introspection endpoint at ``http://127.0.0.1:<port>/introspect``."""
 
     def __init__(self) -> None:
@@ -126,20 +126,3 @@ class IntrospectionServer:
         )
         return extra, ext
 
-    def start(self) -> Self:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._thread.is_alive():
-            self._httpd.shutdown()
-            self._thread.join(5)
-        self._httpd.server_close()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()

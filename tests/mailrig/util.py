@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable
-from typing import Any
+from http.server import HTTPServer
+from types import TracebackType
+from typing import Any, Self
 
 __all__ = ["EndpointFactory", "assert_no_secret", "message"]
 
@@ -32,3 +35,27 @@ def assert_no_secret(secret: str, *texts: object) -> None:
             for text in texts_of_seen:
                 assert secret not in text, f"secret leaked in {type(seen).__name__}: {text!r}"
             seen = (seen.__cause__ or seen.__context__) if isinstance(seen, BaseException) else None
+
+
+class ServedInThread:
+    """Start, stop and ``with`` for a test HTTP server run by ``self._thread`` (``self._httpd.serve_forever``)."""
+
+    _httpd: HTTPServer
+    _thread: threading.Thread
+
+    def start(self) -> Self:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._httpd.shutdown()
+            self._thread.join(5)
+        self._httpd.server_close()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
