@@ -49,10 +49,10 @@ class Bounce:
 
 def is_bounce(envelope: Envelope) -> bool:
     """A delivery report, or mail from a mailer daemon / with a null return path (RFC 5321 §4.5.5)."""
-    if envelope.is_delivery_report:
+    if envelope.is_delivery_report or envelope.return_path == "":
         return True
-    local = (envelope.sender or "").rpartition("@")[0].casefold()
-    return local in _DAEMONS or envelope.return_path == ""
+    sender = envelope.sender
+    return sender is not None and sender.rpartition("@")[0].casefold() in _DAEMONS
 
 
 def find_bounce(

@@ -12,8 +12,10 @@ The idempotency key scheme (docs/semantics.md §4) lives here so that the compil
 from __future__ import annotations
 
 import hashlib
+import importlib
+from collections.abc import Callable
 from dataclasses import MISSING, dataclass, fields
-from typing import Any, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 from enate_routing._delivery import Delivery
 
@@ -37,6 +39,25 @@ MAILBOX_SCOPE = "mailbox"
 _KEY_VERSION = "enate-routing/1"
 
 
+def _builtin_sha256() -> Callable[[bytes], Any]:
+    """CPython's own SHA-256 (``_sha2`` on 3.12+, ``_sha256`` on 3.11), else hashlib's (OpenSSL).
+
+    Keys are hashed for every decision; for a 60-byte input OpenSSL's per-call set-up costs about as much as
+    the hashing, so the built-in module is about twice as fast. Same digest (tests/router/test_keys.py
+    compares them); a build without the module (FIPS) uses hashlib.
+    """
+    for name in ("_sha2", "_sha256"):
+        try:
+            constructor: Callable[[bytes], Any] = importlib.import_module(name).sha256
+        except (ImportError, AttributeError):
+            continue
+        return constructor
+    return hashlib.sha256
+
+
+_sha256 = _builtin_sha256()
+
+
 def message_reference(message_id: str | None, raw: bytes, *, digest: str | None = None) -> str:
     """``id:<message id>``, or ``sha256:<digest of the raw bytes>`` when the message has no id (semantics.md §4).
 
@@ -44,7 +65,7 @@ def message_reference(message_id: str | None, raw: bytes, *, digest: str | None 
     """
     if message_id:
         return f"id:{message_id}"
-    return "sha256:" + (digest or hashlib.sha256(raw).hexdigest())
+    return "sha256:" + (digest or _sha256(raw).hexdigest())
 
 
 def idempotency_key(connector: str, reference: str, scope: str) -> str:
@@ -55,8 +76,9 @@ def idempotency_key(connector: str, reference: str, scope: str) -> str:
     for, or ``"mailbox"`` for the decisions a message yields once per connector (Bcc, wildcard, fallback,
     link, ignore, reject) — so two Bcc'd copies of one message get one key (docs/semantics.md §3.1 step 2).
     """
-    text = "\0".join((_KEY_VERSION, connector, reference, scope))
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    text = f"{_KEY_VERSION}\0{connector}\0{reference}\0{scope}"
+    digest: str = _sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    return digest[:32]
 
 
 _Frozen = TypeVar("_Frozen", bound=type)
@@ -67,7 +89,9 @@ def _direct_init(cls: _Frozen) -> _Frozen:
 
     Same signature and result as the generated one, which goes through ``object.__setattr__`` once per field
     — about three times slower, and decisions are built for every email on the hot path. Defaults must be
-    immutable values (no factories). Generated like the dataclass's own ``__init__``.
+    immutable values (no factories). Generated like the dataclass's own ``__init__``. Also sets ``_make``:
+    the same with every field positional and required, for the router's hot path (keyword matching of eleven
+    arguments costs as much as setting them).
     """
     namespace: dict[str, Any] = {}
     positional: list[str] = []
@@ -82,11 +106,15 @@ def _direct_init(cls: _Frozen) -> _Frozen:
         (keyword if field.kw_only else positional).append(parameter)
         body.append(f"    _set_{field.name}(self, {field.name})")
     parameters = ", ".join(["self", *positional, *(["*", *keyword] if keyword else [])])
-    source = f"def __init__({parameters}):\n" + "\n".join(body or ["    pass"])
+    names = ", ".join(field.name for field in fields(cls))
+    namespace["_new"], namespace["_cls"] = object.__new__, cls
+    source = (f"def __init__({parameters}):\n" + "\n".join(body or ["    pass"])
+              + f"\ndef _make({names}):\n    self = _new(_cls)\n" + "\n".join(body) + "\n    return self")
     exec(source, namespace)  # noqa: S102  # source built above from the class's own field names only
     init = namespace["__init__"]
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     setattr(cls, "__init__", init)  # noqa: B010  # mypy rejects assigning a method; the signature is unchanged
+    setattr(cls, "_make", staticmethod(namespace["_make"]))  # noqa: B010  # declared as a ClassVar on the class
     return cls
 
 
@@ -112,6 +140,10 @@ class Decision:
     suppressed: str | None = None
     link: str | None = None
     reason: str | None = None
+
+    # Every field, positional, in the order above (set by _direct_init; the router's hot path).
+    _make: ClassVar[Callable[[str, Action, str, str, str | None, bool, Delivery | None, tuple[str, ...], str | None,
+                              str | None, str | None], Decision]]
 
     def to_json(self, message: str | None = None) -> dict[str, Any]:
         """Exactly the fields of docs/semantics.md §5, in that order; ``message`` names the email (a path, an id)."""
@@ -143,6 +175,8 @@ class RoutingResult:
     connector: str
     message_id: str | None
     decisions: tuple[Decision, ...]
+
+    _make: ClassVar[Callable[[str, str | None, tuple[Decision, ...]], RoutingResult]]  # set by _direct_init
 
     def to_json(self, message: str | None = None) -> list[dict[str, Any]]:
         """One docs/semantics.md §5 object per decision; ``message`` defaults to the message id."""

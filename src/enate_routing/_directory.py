@@ -78,18 +78,10 @@ class ConfiguredCompanies:
         self._domains = domains
         self._by_key = by_key
 
-    def company_of_keys(self, keys: tuple[str, ...]) -> str | None:
-        """:meth:`company_of` given the address's keys, most specific first (``a@b``, ``*b``, parents).
-
-        The router derives those keys for the sender anyway (``matcher.address_keys``), so the company
-        costs one dict probe per key instead of a second walk over the domain.
-        """
-        by_key = self._by_key
-        for key in keys:
-            company = by_key.get(key)
-            if company is not None:
-                return company
-        return None
+    def companies_by_key(self) -> dict[str, str]:
+        """Company names by address key (``a@b``, ``*b``): probed with an address's keys, most specific first,
+        the first hit is :meth:`company_of` — the router derives the sender's keys anyway."""
+        return dict(self._by_key)
 
     def company_of(self, address: str) -> str | None:
         company = self._addresses.get(address)

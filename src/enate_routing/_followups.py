@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enate_routing._bounces import Bounce, find_bounce
 from enate_routing._directory import KnownMessage, WorkItemLookup
 from enate_routing._envelope import Envelope
-from enate_routing._link_pattern import search_link_token
+from enate_routing._link_pattern import link_search
 from enate_routing._model import Linking
 
 __all__ = ["FollowUps", "Link", "plus_base"]
@@ -46,13 +46,14 @@ class Link:
 class FollowUps:
     """The ``[linking]`` settings and the host's lookup, compiled; :meth:`find` is the §3.4 procedure."""
 
-    __slots__ = ("_lookup", "_mode", "_pattern", "_search_body")
+    __slots__ = ("_lookup", "_mode", "_pattern", "_search", "_search_body")
 
     def __init__(self, linking: Linking, lookup: WorkItemLookup | None) -> None:
         self._lookup = lookup
         self._mode = linking.plus_addressing
         self._search_body = linking.search_body
         self._pattern = re.compile(linking.subject_pattern) if linking.subject_pattern else None
+        self._search = link_search(self._pattern) if self._pattern is not None else None
 
     def bounce(self, envelope: Envelope) -> Bounce | None:
         """The returned mail this email reports the bounce of, when it is one the host knows (docs/routing.md)."""
@@ -88,11 +89,11 @@ class FollowUps:
                     # Tokens are written only into mail the system sends, so an automatic reply carrying
                     # one answers generated mail (docs/semantics.md §3.4, last sentence).
                     return Link(tag, base, f"plus address {recipient.address}", True)
-        pattern = self._pattern
-        if mode != "plus-only" and pattern is not None:
+        pattern, search = self._pattern, self._search
+        if mode != "plus-only" and pattern is not None and search is not None:
             for where in _WITH_BODY if self._search_body else _SUBJECT_ONLY:
                 text = envelope.subject if where == "subject" else envelope.plain_text()
-                match = search_link_token(pattern, text, body=where == "body")
+                match = search.search(text, body=where == "body")
                 if match is None:
                     continue
                 token = match.group("ref") if "ref" in pattern.groupindex else match.group(1)

@@ -27,8 +27,10 @@ __all__ = [
     "LINK_REPEAT_MAX",
     "LINK_SUBJECT_CHARS",
     "MAX_LINK_PATTERN_CHARS",
+    "LinkSearch",
     "UnsafePatternError",
     "check_link_pattern",
+    "link_search",
     "search_link_token",
 ]
 
@@ -271,12 +273,52 @@ def search_link_token(pattern: re.Pattern[str], text: str, *, body: bool = False
     unbounded quantifier limited to LINK_REPEAT_MAX repetitions. A match that reaches the cut is dropped:
     the token might continue past it, and a truncated token could name another work item.
     """
-    limit = LINK_BODY_CHARS if body else LINK_SUBJECT_CHARS
-    end = min(limit, len(text))
-    match = _bounded(pattern).search(text, 0, end)
-    if match is not None and len(text) > limit and match.end() == end:
-        return None
-    return match
+    return link_search(pattern).search(text, body=body)
+
+
+@dataclass(frozen=True, slots=True)
+class LinkSearch:
+    """One linking pattern, ready for :func:`search_link_token`: its bounded form and its literal prefix.
+
+    ``prefix`` is the text every match starts with (``[REF:`` for ``\\[REF:(?P<ref>…)\\]``): a substring
+    test rules out most subjects before the regex engine runs. The router keeps one per configuration.
+    """
+
+    bounded: re.Pattern[str]
+    prefix: str
+
+    def search(self, text: str, *, body: bool = False) -> re.Match[str] | None:
+        """:func:`search_link_token` for this pattern."""
+        limit = LINK_BODY_CHARS if body else LINK_SUBJECT_CHARS
+        end = min(limit, len(text))
+        if self.prefix and text.find(self.prefix, 0, end) < 0:
+            return None  # a match lies within text[:end] and starts with the prefix
+        match = self.bounded.search(text, 0, end)
+        if match is not None and len(text) > limit and match.end() == end:
+            return None
+        return match
+
+
+@lru_cache(maxsize=64)
+def link_search(pattern: re.Pattern[str]) -> LinkSearch:
+    """The :class:`LinkSearch` of ``pattern`` (built once per pattern)."""
+    return LinkSearch(_bounded(pattern), _literal_prefix(pattern))
+
+
+def _literal_prefix(pattern: re.Pattern[str]) -> str:
+    """The literal text at the start of ``pattern``; "" when there is none or case is ignored."""
+    try:
+        tree = _sre_parse.parse(pattern.pattern, pattern.flags)
+    except Exception:  # noqa: BLE001 — no prefix: the regex alone decides
+        return ""
+    if (pattern.flags | tree.state.flags) & re.IGNORECASE:
+        return ""
+    prefix = []
+    for op, av in tree.data:
+        if op is not _sre.LITERAL:
+            break
+        prefix.append(chr(av))
+    return "".join(prefix)
 
 
 @lru_cache(maxsize=64)

@@ -121,11 +121,11 @@ class KeyTables:
     The keyword phrases of every route are split into ``single`` words (found by one set intersection
     with the subject's words) and multi-word phrases filed under their first word (``multi``: checked only
     where that word occurs). ``longest_extension`` bounds the attachment-name suffixes worth making into keys.
-    ``company_keys`` is set when the directory is the built-in one: the sender's keys then find the company
-    without a second walk over its domain (docs/semantics.md §3.3 precedence, the same order).
+    ``company_by_key`` is set when the directory is the built-in one: the sender's keys, most specific first,
+    then find the case-folded company without a second walk over its domain (docs/semantics.md §3.3).
     """
 
-    __slots__ = ("company_keys", "directory", "longest_extension", "multi", "single")
+    __slots__ = ("company_by_key", "directory", "longest_extension", "multi", "single")
 
     def __init__(self, phrases: Iterable[str], directory: CompanyDirectory, longest_extension: int = 0) -> None:
         self.longest_extension = longest_extension
@@ -140,26 +140,8 @@ class KeyTables:
         self.single = frozenset(single)
         self.multi = {first: tuple(found) for first, found in multi.items()}
         self.directory = directory
-        self.company_keys = directory.company_of_keys if isinstance(directory, ConfiguredCompanies) else None
-
-    def phrases_in(self, subject: str) -> tuple[str, ...]:
-        """The known phrases that occur in ``subject`` as runs of whole words (docs/semantics.md §3)."""
-        words = subject_words(subject)
-        if not words:
-            return ()
-        found = self.single.intersection(words)
-        multi = self.multi
-        if multi and not multi.keys().isdisjoint(words):
-            runs = [phrase for start, word in enumerate(words) for phrase_words, phrase in multi.get(word, ())
-                    if words[start : start + len(phrase_words)] == phrase_words]
-            return tuple(found.union(runs))
-        return tuple(found)
-
-    def company(self, sender: str, keys: tuple[str, ...]) -> str | None:
-        """The sender's company; ``keys`` are the sender's :func:`address_keys`."""
-        if self.company_keys is not None:
-            return self.company_keys(keys)
-        return self.directory.company_of(sender)
+        self.company_by_key = ({key: name.casefold() for key, name in directory.companies_by_key().items()}
+                               if isinstance(directory, ConfiguredCompanies) else None)
 
 
 def address_keys(addresses: Iterable[str]) -> tuple[str, ...]:
@@ -177,7 +159,28 @@ def address_keys(addresses: Iterable[str]) -> tuple[str, ...]:
 
 
 def keys_of_address(address: str) -> tuple[str, ...]:
-    """:func:`address_keys` of one address (the hot path: a sender)."""
+    """:func:`address_keys` of one address (the hot path: a sender, a recipient).
+
+    Remembered in a bounded table: the same few addresses — the mailbox, its regular customers — come back
+    in mail after mail, and one dict probe is a fraction of the derivation. Only short results of addresses
+    within the octet bound are kept, and the table is emptied when full, so hostile mail cannot grow it.
+    """
+    keys = _REMEMBERED_KEYS.get(address)
+    if keys is None:
+        keys = _derive_keys(address)
+        if len(keys) <= _REMEMBER_KEYS_UP_TO and len(address) <= MAX_ADDRESS_OCTETS:
+            if len(_REMEMBERED_KEYS) >= _REMEMBERED_ADDRESSES:
+                _REMEMBERED_KEYS.clear()
+            _REMEMBERED_KEYS[address] = keys
+    return keys
+
+
+_REMEMBERED_KEYS: dict[str, tuple[str, ...]] = {}
+_REMEMBERED_ADDRESSES = 4096  # at most 4,096 × 4 keys of ≤ 254 characters: about 5 MB in the worst case
+_REMEMBER_KEYS_UP_TO = 4
+
+
+def _derive_keys(address: str) -> tuple[str, ...]:
     if not (len(address) <= MAX_ADDRESS_OCTETS and address.isascii()) and not domain_matchable(address):
         return (address,)  # (an ASCII address within the octet bound has fewer than 127 labels too)
     domain = address[address.rfind("@") + 1 :]
@@ -229,13 +232,10 @@ class EmailFacts:
         self.cached: list[tuple[str, ...] | None] = [None] * 6
 
     def keys(self, kind: int) -> tuple[str, ...]:
+        """The keys of one kind, derived on first use (``first_match`` reads ``cached`` itself)."""
         found = self.cached[kind]
-        return self.compute(kind) if found is None else found
-
-    def compute(self, kind: int) -> tuple[str, ...]:
-        """Compute (and keep) the keys of one kind; ``first_match`` reads ``cached`` directly first."""
-        found = _KEYS_OF[kind](self)
-        self.cached[kind] = found
+        if found is None:
+            found = self.cached[kind] = _KEYS_OF[kind](self)
         return found
 
 
@@ -245,20 +245,32 @@ def _no_keys(facts: EmailFacts) -> tuple[str, ...]:
 
 def _sender_keys(facts: EmailFacts) -> tuple[str, ...]:
     sender = facts.envelope.sender
-    return keys_of_address(sender) if sender else ()
+    if not sender:
+        return ()
+    return _REMEMBERED_KEYS.get(sender) or keys_of_address(sender)  # (the probe first: no call on a hit)
 
 
 def _recipient_keys(facts: EmailFacts) -> tuple[str, ...]:
     recipients = facts.envelope.recipients
     if len(recipients) == 1:
-        return keys_of_address(recipients[0].address)
+        address = recipients[0].address
+        return _REMEMBERED_KEYS.get(address) or keys_of_address(address)
     return address_keys([r.address for r in recipients])
 
 
 def _company_keys(facts: EmailFacts) -> tuple[str, ...]:
     sender = facts.envelope.sender
-    company = facts.tables.company(sender, facts.keys(SENDERS)) if sender else None
-    return (company.casefold(),) if company else ()
+    if not sender:
+        return ()
+    by_key = facts.tables.company_by_key
+    if by_key is None:
+        company = facts.tables.directory.company_of(sender)
+        return (company.casefold(),) if company else ()
+    for key in facts.keys(SENDERS):
+        found = by_key.get(key)
+        if found is not None:
+            return (found,)
+    return ()
 
 
 def _attachment_keys(facts: EmailFacts) -> tuple[str, ...]:
@@ -267,7 +279,18 @@ def _attachment_keys(facts: EmailFacts) -> tuple[str, ...]:
 
 
 def _keyword_keys(facts: EmailFacts) -> tuple[str, ...]:
-    return facts.tables.phrases_in(facts.envelope.subject)
+    """The known phrases that occur in the subject as runs of whole words (docs/semantics.md §3)."""
+    words = subject_words(facts.envelope.subject)
+    if not words:
+        return ()
+    tables = facts.tables
+    found = tables.single.intersection(words)
+    multi = tables.multi
+    if multi and not multi.keys().isdisjoint(words):
+        runs = [phrase for start, word in enumerate(words) for phrase_words, phrase in multi.get(word, ())
+                if words[start : start + len(phrase_words)] == phrase_words]
+        return tuple(found.union(runs))
+    return tuple(found)
 
 
 # The key derivation of each rule kind, by position (IMPORTANT has no keys).
@@ -322,7 +345,7 @@ class RouteGroup:
         self.unimportant = enabled & unset[IMPORTANT]  # the candidates for an email not flagged important
         # Only the kinds some enabled route uses: the index lookup, and the masks of the routes that do not
         # use the rule (it holds for them) and that do.
-        self.keyed = tuple((kind, index.get, unset[kind], enabled & ~unset[kind])
+        self.keyed = tuple((kind, _KEYS_OF[kind], index.get, unset[kind], enabled & ~unset[kind])
                            for kind in _KEYED if (index := indexes[kind]) is not None)
 
     def first_match(self, facts: EmailFacts, counters: MatchCounters | None = None,
@@ -332,7 +355,7 @@ class RouteGroup:
         holds: list[int] | None = None if record is None else [0] * 6
         cached = facts.cached
         probes = 0
-        for kind, lookup, unset, used in self.keyed:
+        for kind, derive, lookup, unset, used in self.keyed:
             if not candidates & used and holds is None:
                 # No remaining candidate uses this rule, so it cannot remove any: skip even computing the
                 # email's keys; with no candidate left at all, stop. (The explanation wants every rule's
@@ -342,7 +365,7 @@ class RouteGroup:
                 continue
             keys = cached[kind]
             if keys is None:
-                keys = facts.compute(kind)
+                keys = cached[kind] = derive(facts)
             probes += len(keys)
             hit = unset
             for key in keys:

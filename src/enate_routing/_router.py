@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from enate_routing._bounces import is_bounce
 from enate_routing._decision import (
     MAILBOX_SCOPE,
     Action,
@@ -64,6 +65,7 @@ class _Connector:
     name: str
     primary: str
     addresses: frozenset[str]
+    quiet: dict[str, str]  # sender → why its mail is ignored: "own" (C's address) or "system" (§3.1 step 1)
     groups: dict[str, RouteGroup]
     wildcard: RouteGroup | None
     fallback: CompiledRoute
@@ -90,7 +92,6 @@ class Router:
         "_connectors",
         "_default",
         "_follow_ups",
-        "_senders_to_ignore",
         "_system_addresses",
         "_tables",
         "config",
@@ -100,7 +101,6 @@ class Router:
     _connectors: dict[str, _Connector]
     _default: _Connector | None
     _follow_ups: FollowUps
-    _senders_to_ignore: frozenset[str]
     _system_addresses: frozenset[str]
     _tables: KeyTables
 
@@ -121,6 +121,10 @@ class Router:
         phrases: set[str] = set()
         deliveries: dict[Delivery, Delivery] = {}
         connectors: dict[str, _Connector] = {}
+        # docs/semantics.md §3.1 step 1: the addresses the system sends from — outgoing/both connectors' primary
+        # addresses and outgoing routes' addresses.
+        sending = {c.primary_address for c in config.connectors if c.uses_outgoing}
+        sending.update(out.address for out in config.outgoing_routes)
         for connector in config.connectors:
             if not connector.uses_incoming:
                 continue
@@ -131,25 +135,22 @@ class Router:
             for route, built in zip(routes, compiled, strict=True):
                 (wildcard if route.is_wildcard else by_address.setdefault(route.address, [])).append(built)
             fallback = config.fallback_of(connector.name)
+            own = config.own_addresses(connector.name)
             connectors[connector.name] = _Connector(
                 name=connector.name,
                 primary=connector.primary_address,
-                addresses=config.own_addresses(connector.name),
+                addresses=own,
+                quiet={**dict.fromkeys(sending, "system"), **dict.fromkeys(own, "own")},
                 groups={address: compile_group(group, phrases.add) for address, group in by_address.items()},
                 wildcard=compile_group(wildcard, phrases.add) if wildcard else None,
                 fallback=compiled_route(fallback, len(routes) + 1, deliveries),
             )
-        self._connectors = connectors
         self._default = next(iter(connectors.values())) if len(connectors) == 1 else None
         directory = companies if companies is not None else ConfiguredCompanies(config.companies)
         longest = max((len(e) for r in config.routes for e in r.rules.attachment_types), default=0)
         self._tables = KeyTables(phrases, directory, longest)
 
-        # docs/semantics.md §3.1 step 1: the addresses the system sends from — outgoing/both connectors' primary
-        # addresses and outgoing routes' addresses.
-        sending = {c.primary_address for c in config.connectors if c.uses_outgoing}
-        sending.update(out.address for out in config.outgoing_routes)
-        self._senders_to_ignore = frozenset(sending)
+        self._connectors = connectors
         # docs/semantics.md §3.5: never acknowledge any address of the system itself, whichever connector owns it.
         system = set(sending)
         for c in config.connectors:
@@ -257,14 +258,16 @@ class Router:
             return _single(cc, envelope, reference, trace, "ignore", reason, mailbox)
         sender = envelope.sender
         if sender is not None:
-            base = sender
+            quiet = cc.quiet
+            why = quiet.get(sender)
             if "+" in sender:
                 unplussed = plus_base(sender)
-                base = unplussed[0] if unplussed else sender
-            if sender in cc.addresses or base in cc.addresses:  # docs/semantics.md §3.1 step 1
+                if unplussed is not None and (base := quiet.get(unplussed[0])) is not None and why != "own":
+                    why = base
+            if why == "own":  # docs/semantics.md §3.1 step 1
                 reason = f"mail from the connector's own address {sender}"
                 return _single(cc, envelope, reference, trace, "ignore", reason, mailbox)
-            if sender in self._senders_to_ignore or base in self._senders_to_ignore:
+            if why is not None:
                 reason = f"mail from an address the system sends from ({sender})"
                 return _single(cc, envelope, reference, trace, "ignore", reason, mailbox)
             if self._blocked and self.blocked_action(sender, facts.keys(SENDERS)) == "reject":  # semantics.md §3.5
@@ -274,7 +277,8 @@ class Router:
         elif trace is not None:
             trace.steps.append("the mail has no From address")
 
-        bounce = self._follow_ups.bounce(envelope)  # a bounce joins the work item of the mail that bounced
+        # A bounce joins the work item of the mail that bounced (ordinary mail: one test, is_bounce).
+        bounce = self._follow_ups.bounce(envelope) if is_bounce(envelope) else None
         if bounce is not None:
             address = bounce.address if bounce.address in cc.addresses else mailbox
             return _single(cc, envelope, reference, trace, "link", bounce.reason, address, bounce.work_item)
@@ -331,10 +335,9 @@ class Router:
                     acknowledgement = _acknowledgement(self, envelope, allowed, facts)
                 acknowledge, suppressed = acknowledgement
             key = idempotency_key(name, reference, scope)
-            decisions.append(Decision(
-                connector=name, action="create", address=address, idempotency_key=key, route=route.name,
-                fallback=route is cc.fallback, delivery=route.delivery, acknowledge=acknowledge, suppressed=suppressed))
-        return RoutingResult(name, envelope.message_id, tuple(decisions))
+            decisions.append(Decision._make(name, "create", address, key, route.name, route is cc.fallback,
+                                            route.delivery, acknowledge, suppressed, None, None))
+        return RoutingResult._make(name, envelope.message_id, tuple(decisions))
 
     def _addresses_of(self, cc: _Connector, envelope: Envelope) -> tuple[list[tuple[str, str]], bool]:
         """C's addresses in To/Cc in order of first appearance, else in the other sources (semantics.md §3.1 step 2).
@@ -378,7 +381,7 @@ def _acknowledgement(router: Router, envelope: Envelope, allowed: Acknowledgemen
     sender_blocked = False
     system = router._system_addresses
     for address in candidates:
-        if address in chosen or _is_system(address, system):
+        if address in chosen or address in system or ("+" in address and _is_system(address, system)):
             continue
         if router._blocked:  # reject or no-automated-emails: never acknowledged
             keys = facts.keys(SENDERS) if address == sender else keys_of_address(address)
@@ -402,9 +405,8 @@ def _single(cc: _Connector, envelope: Envelope, reference: str, trace: _Recorder
     if trace is not None:
         trace.steps.append(f"→ {action}: {reason}")
     key = idempotency_key(cc.name, reference, MAILBOX_SCOPE)
-    decision = Decision(connector=cc.name, action=action, address=address, idempotency_key=key, link=link,
-                        reason=reason)
-    return RoutingResult(cc.name, envelope.message_id, (decision,))
+    decision = Decision._make(cc.name, action, address, key, None, False, None, (), None, link, reason)
+    return RoutingResult._make(cc.name, envelope.message_id, (decision,))
 
 
 def _address_trace(address: str, source: str, record: list[RouteCheck], route: CompiledRoute | None) -> AddressTrace:

@@ -1,0 +1,96 @@
+"""The router's hot-path shortcuts give exactly what the plain code gives (issue 15; docs/routing.md "Speed").
+
+Each shortcut is compared with the straightforward computation it replaces: CPython's built-in SHA-256 with
+hashlib's, the positional ``Decision._make`` with the keyword constructor, the remembered address keys with a
+fresh derivation (and the table stays bounded under hostile input), and the literal-prefix test of a linking
+pattern with a plain bounded search.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from enate_routing._decision import Decision, RoutingResult, idempotency_key, message_reference
+from enate_routing._delivery import Delivery, Target
+from enate_routing._link_pattern import LINK_SUBJECT_CHARS, _bounded, link_search
+from enate_routing._matcher import (
+    _REMEMBER_KEYS_UP_TO,
+    _REMEMBERED_ADDRESSES,
+    _REMEMBERED_KEYS,
+    _derive_keys,
+    keys_of_address,
+)
+
+texts = st.text(st.characters(codec="utf-8"), max_size=80)
+
+
+@given(connector=texts, reference=texts, scope=texts)
+def test_idempotency_key_is_the_documented_sha256(connector: str, reference: str, scope: str) -> None:
+    """docs/semantics.md §4: sha256 of the NUL-joined parts, first 32 hex digits — whichever implementation runs."""
+    text = "\0".join(("enate-routing/1", connector, reference, scope))
+    expected = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    assert idempotency_key(connector, reference, scope) == expected
+
+
+@given(raw=st.binary(max_size=300))
+def test_the_reference_of_a_message_without_id_is_hashlibs_digest(raw: bytes) -> None:
+    assert message_reference(None, raw) == "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+def test_positional_make_builds_the_same_decision_as_the_constructor() -> None:
+    target = Target(customer="Acme", contract="Main", service="IT", process="Incident", kind="ticket")
+    delivery = Delivery(target=target, ticket_category="Standard", send_automated_emails=True)
+    by_keyword = Decision(connector="Support", action="create", address="help@x.example", idempotency_key="k",
+                          route="Invoices", fallback=True, delivery=delivery, acknowledge=("a@y.example",),
+                          suppressed="rate limit", link="T-1", reason="because")
+    made = Decision._make("Support", "create", "help@x.example", "k", "Invoices", True, delivery,
+                          ("a@y.example",), "rate limit", "T-1", "because")
+    assert made == by_keyword and repr(made) == repr(by_keyword) and hash(made) == hash(by_keyword)
+    assert RoutingResult._make("Support", "id", (made,)) == RoutingResult("Support", "id", (by_keyword,))
+
+
+addresses = st.from_regex(r"[a-z0-9.+-]{1,12}@([a-z0-9-]{1,8}\.){0,6}[a-z]{2,4}", fullmatch=True)
+
+
+@settings(max_examples=300)
+@given(address=addresses)
+def test_remembered_keys_equal_a_fresh_derivation(address: str) -> None:
+    assert keys_of_address(address) == _derive_keys(address)
+    assert keys_of_address(address) == _derive_keys(address)  # the second call may come from the table
+
+
+def test_the_remembered_keys_stay_bounded_under_a_flood_of_addresses() -> None:
+    for number in range(_REMEMBERED_ADDRESSES * 3):
+        keys_of_address(f"user{number}@host{number}.example")
+    assert len(_REMEMBERED_KEYS) <= _REMEMBERED_ADDRESSES
+    deep = "x@" + ".".join(["a"] * 100) + ".example"  # 100 domain keys: derived every time, never kept
+    assert len(keys_of_address(deep)) > _REMEMBER_KEYS_UP_TO and deep not in _REMEMBERED_KEYS
+    overlong = "x" * 300 + "@example.org"  # past the octet bound
+    assert keys_of_address(overlong) == (overlong,) and overlong not in _REMEMBERED_KEYS
+
+
+PATTERNS = [r"\[REF:(?P<ref>[A-Z]+-\d+)\]", r"#(\d+)", r"(?i)\[ref:(\d+)\]", r"^T-(\d+)", r"Ticket ([0-9]+)"]
+
+
+def test_the_literal_prefix_is_what_every_match_starts_with() -> None:
+    assert [link_search(re.compile(p)).prefix for p in PATTERNS] == ["[REF:", "#", "", "", "Ticket "]
+
+
+@settings(max_examples=400)
+@given(pattern=st.sampled_from(PATTERNS), head=texts, token=st.sampled_from(
+    ["[REF:T-12]", "[REF:", "#7", "#", "[ref:42]", "T-9", "Ticket 5", "Ticket x", ""]), tail=texts,
+    long=st.booleans())
+def test_the_prefix_test_never_changes_a_search(pattern: str, head: str, token: str, tail: str, long: bool) -> None:
+    """With or without the prefix shortcut, the same match (or none) — also across the subject cut."""
+    compiled = re.compile(pattern)
+    text = (head + token + tail) if not long else "x" * (LINK_SUBJECT_CHARS - len(token) // 2) + token + tail
+    end = min(LINK_SUBJECT_CHARS, len(text))
+    plain = _bounded(compiled).search(text, 0, end)
+    if plain is not None and len(text) > LINK_SUBJECT_CHARS and plain.end() == end:
+        plain = None
+    found = link_search(compiled).search(text)
+    assert (found and (found.span(), found.group(0))) == (plain and (plain.span(), plain.group(0)))
