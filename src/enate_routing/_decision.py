@@ -12,10 +12,11 @@ The idempotency key scheme (docs/semantics.md §4) lives here so that the compil
 from __future__ import annotations
 
 import hashlib
-from dataclasses import MISSING, dataclass, fields
-from typing import Any, Literal, TypeVar
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from enate_routing._delivery import Delivery
+from enate_routing._frozen import direct_init as _direct_init
 
 __all__ = [
     "Action",
@@ -57,37 +58,6 @@ def idempotency_key(connector: str, reference: str, scope: str) -> str:
     """
     text = "\0".join((_KEY_VERSION, connector, reference, scope))
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
-
-
-_Frozen = TypeVar("_Frozen", bound=type)
-
-
-def _direct_init(cls: _Frozen) -> _Frozen:
-    """Give a frozen slotted dataclass an ``__init__`` that sets each slot through its member descriptor.
-
-    Same signature and result as the generated one, which goes through ``object.__setattr__`` once per field
-    — about three times slower, and decisions are built for every email on the hot path. Defaults must be
-    immutable values (no factories). Generated like the dataclass's own ``__init__``.
-    """
-    namespace: dict[str, Any] = {}
-    positional: list[str] = []
-    keyword: list[str] = []
-    body: list[str] = []
-    for field in fields(cls):
-        namespace[f"_set_{field.name}"] = cls.__dict__[field.name].__set__
-        parameter = field.name
-        if field.default is not MISSING:
-            namespace[f"_default_{field.name}"] = field.default
-            parameter += f"=_default_{field.name}"
-        (keyword if field.kw_only else positional).append(parameter)
-        body.append(f"    _set_{field.name}(self, {field.name})")
-    parameters = ", ".join(["self", *positional, *(["*", *keyword] if keyword else [])])
-    source = f"def __init__({parameters}):\n" + "\n".join(body or ["    pass"])
-    exec(source, namespace)  # noqa: S102  # source built above from the class's own field names only
-    init = namespace["__init__"]
-    init.__qualname__ = f"{cls.__qualname__}.__init__"
-    setattr(cls, "__init__", init)  # noqa: B010  # mypy rejects assigning a method; the signature is unchanged
-    return cls
 
 
 @_direct_init

@@ -16,6 +16,7 @@ from typing import Literal
 from . import _mime
 from ._address_lists import ADDRESS, parse_address_list, simple_addresses
 from ._charset_guess import guess_undeclared, likely_charset
+from ._frozen import direct_init
 from ._patterns import normalize_address
 
 __all__ = ["Envelope", "ParseLimits", "Recipient", "RecipientSource"]
@@ -36,6 +37,7 @@ class ParseLimits:
     max_ids_per_header: int = 1000
 
 
+@direct_init
 @dataclass(frozen=True, slots=True)
 class Recipient:
     """A normalised recipient address and the first header (or the envelope) it was seen in.
@@ -48,6 +50,7 @@ class Recipient:
     source: RecipientSource
 
 
+@direct_init
 @dataclass(frozen=True, slots=True)
 class Envelope:
     """The routing facts of one email. Build it with :meth:`from_bytes`; tests may build it directly."""
@@ -150,7 +153,6 @@ _BULK_PRECEDENCE = frozenset({"bulk", "junk", "list"})
 _AUTOMATIC_LOCAL_PARTS = frozenset(
     {"mailer-daemon", "postmaster", "no-reply", "noreply", "donotreply", "do-not-reply"}
 )
-_PRIORITY_FIELDS = ("importance", "x-msmail-priority", "priority", "x-priority")
 # docs/semantics.md §3: X-Priority "1 (Highest)" or "2 (High)" — its leading number.
 _LEADING_NUMBER = re.compile(r"\s*(\d+)")
 _MESSAGE_ID = re.compile(r"<([^<>]*)>")
@@ -290,8 +292,12 @@ class _Reader:
         entry into several; callers that need exactly one address (From) check the count themselves.
         """
         text = self.text(name, value)
-        short = len(text) < self.limits.max_addresses_per_header and "(" not in text and "=?" not in text
-        if not (short or self._safe_for_getaddresses(name, text)):
+        limits = self.limits
+        # Shorter than the address limit, no comment, encoded words within theirs: no check below can fail.
+        short = len(text) < limits.max_addresses_per_header and "(" not in text
+        if not (short and text.count("=?") <= limits.max_encoded_words_per_header) and not self._safe_for_getaddresses(
+            name, text
+        ):
             return []
         pairs = simple_addresses(text)
         if pairs is None:
@@ -306,16 +312,15 @@ class _Reader:
 
     def _normalised(self, name: str, entries: list[tuple[str, str]]) -> list[tuple[str, str]]:
         result = []
-        label = _label(name)
         for display, address in entries:
             normal = normalize_address(address) if address else None
             if normal is None:
-                self.defect(f"invalid address {_short(address or display)} in {label}")
+                self.defect(f"invalid address {_short(address or display)} in {_label(name)}")
                 continue
             if "=?" in display:
                 display, defects = _mime.decode_encoded_words(display)
                 for defect in defects:
-                    self.defect(f"{defect} in {label}")
+                    self.defect(f"{defect} in {_label(name)}")
             result.append((display, normal))
         return result
 
@@ -396,7 +401,10 @@ class _Reader:
 
     def important(self, block: _mime.HeaderBlock) -> bool:
         """semantics.md §3 ``important``: Importance high, X-Priority 1–2, X-MSMail-Priority high, Priority urgent."""
-        if not any(block.first(name) is not None for name in _PRIORITY_FIELDS):
+        first = block.first
+        if first("importance") is None and first("x-priority") is None and first("x-msmail-priority") is None and (
+            first("priority") is None
+        ):
             return False  # most mail has none of them: four lookups instead of a walk over every field
         for name, value in block.fields:
             if name == "importance" or name == "x-msmail-priority":

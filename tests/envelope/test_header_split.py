@@ -7,7 +7,7 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
-from enate_routing import _mime
+from enate_routing import _header_block
 
 LINES = st.sampled_from([
     b"Subject: hello", b"From: a@example.org", b"X-Empty:", b"To :  b@example.org", b" continued", b"\tfolded",
@@ -33,15 +33,15 @@ def test_fast_split_agrees_with_the_line_walk(lines: list[tuple[bytes, bytes]], 
     """Whenever the fast path answers, its fields equal the line walk's; the blank-line finder agrees
     with the regex it replaces."""
     raw = b"".join(line + eol for line, eol in lines) + blank + b"body\r\n"
-    found = _mime._blank_line(raw, 0, len(raw))
-    match = _mime._BLANK_LINE.search(raw, 0, len(raw))
+    found = _header_block._blank_line(raw, 0, len(raw))
+    match = _header_block._BLANK_LINE.search(raw, 0, len(raw))
     assert found == (None if match is None else (match.start(), match.end()))
     if found is None:
         return
     block_end = found[0] + (2 if raw.startswith(b"\r\n", found[0]) else 1)
-    fast = _mime.well_formed_fields(raw, 0, block_end)
+    fast = _header_block.well_formed_fields(raw, 0, block_end)
     assert fast == regex_fields(raw, 0, block_end)
-    walked = _mime._walk_header_lines(raw, 0, block_end, found[1], True, 1 << 20, True)
+    walked = _header_block._walk_header_lines(raw, 0, block_end, found[1], True, 1 << 20, True)
     if fast is not None:
         assert fast == walked.fields
         assert walked.defects == []
