@@ -148,6 +148,8 @@ class Envelope:
 
 
 _KEYWORD = re.compile(r"[^\s;(]+")
+# ASCII values give the same answer in any order (any one of them decides); the walk keeps document order.
+_PRIORITY_FIELDS = ("importance", "x-msmail-priority", "priority", "x-priority")
 _BULK_PRECEDENCE = frozenset({"bulk", "junk", "list"})
 # docs/semantics.md §3.5: mailer-daemon, postmaster, no-reply (and its usual spellings).
 _AUTOMATIC_LOCAL_PARTS = frozenset(
@@ -401,12 +403,12 @@ class _Reader:
 
     def important(self, block: _mime.HeaderBlock) -> bool:
         """semantics.md §3 ``important``: Importance high, X-Priority 1–2, X-MSMail-Priority high, Priority urgent."""
-        first = block.first
-        if first("importance") is None and first("x-priority") is None and first("x-msmail-priority") is None and (
-            first("priority") is None
-        ):
+        fields = [(name, value) for name in _PRIORITY_FIELDS for value in block.all(name)]
+        if not fields:
             return False  # most mail has none of them: four lookups instead of a walk over every field
-        for name, value in block.fields:
+        if not all(value.isascii() for _, value in fields):
+            fields = block.fields  # reading 8-bit values may add defects: in document order, up to the answer
+        for name, value in fields:
             if name == "importance" or name == "x-msmail-priority":
                 if self.text(name, value).strip().casefold() == "high":
                     return True

@@ -112,6 +112,17 @@ def split_header_block(raw: bytes, start: int, end: int, max_bytes: int) -> Head
         leading = _LEADING_EOL.match(raw, start, end)
         return HeaderBlock.from_columns([], [], start, leading.end() if leading else start + 1, [])
     window_end = min(end, start + max_bytes + 4)
+    crlf_blank = raw.find(b"\r\n\r\n", start, min(window_end, start + 8192))
+    if crlf_blank >= 0:
+        # The usual CRLF mail: when every CR and LF before this blank line is part of a CRLF, it is the first
+        # blank line, and the lines are already cut (one pass each: find, split, two counts).
+        lines = raw[start:crlf_blank].split(b"\r\n")
+        line_breaks = len(lines) - 1
+        if raw.count(b"\r", start, crlf_blank) == line_breaks == raw.count(b"\n", start, crlf_blank):
+            columns = _fields(lines)
+            if columns is not None:
+                over = crlf_blank + 2 - start > max_bytes
+                return HeaderBlock.from_columns(*columns, crlf_blank + 2, crlf_blank + 4, [], over_limit=over)
     blank = _blank_line(raw, start, window_end)
     if blank is None:
         return _walk_header_lines(raw, start, window_end, window_end, window_end == end, max_bytes, False)
@@ -166,8 +177,16 @@ def _split_well_formed(raw: bytes, start: int, block_end: int) -> tuple[list[str
         lines = block.split(b"\r\n") if block.count(b"\n") == crlf else block.replace(b"\r\n", b"\n").split(b"\n")
     else:
         lines = block.split(b"\n")
-    if lines.pop() or lines[0][:1] in (b" ", b"\t"):
-        return None  # the block ends inside a line, or starts with a continuation
+    if lines.pop():
+        return None  # the block ends inside a line
+    return _fields(lines)
+
+
+def _fields(lines: list[bytes]) -> tuple[list[str], list[bytes]] | None:
+    """The names and values of these header lines (without line endings), or None unless every line is a
+    field or a continuation of one."""
+    if lines[0][:1] in (b" ", b"\t"):
+        return None  # the block starts with a continuation
     known = _FIELD_NAMES
     names: list[str] = []
     values: list[bytes] = []
