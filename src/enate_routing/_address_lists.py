@@ -81,11 +81,11 @@ def simple_addresses(text: str) -> list[tuple[str, str]] | None:
     # Outside quotes the pattern admits no character _NOT_SIMPLE finds, so unquoted text needs no search first.
     pairs: list[tuple[str, str]] = []
     position = 0
-    for match in _NEXT_ENTRY.finditer(text):
-        if match.start() != position:
+    for entry_match in _NEXT_ENTRY.finditer(text):
+        if entry_match.start() != position:
             break
-        position = match.end()
-        quoted, address, bare, display, named = match.groups()
+        position = entry_match.end()
+        quoted, address, bare, display, named = entry_match.groups()
         if bare is not None:
             pairs.append(("", bare))
         elif quoted is not None:
