@@ -377,13 +377,14 @@ class _Reader:
         ids: dict[str, None] = {}
         for value in block.all(name):
             text = self.text(name, value)
-            found = [ident.strip() for ident in _MESSAGE_ID.findall(text)]
+            found = list(map(str.strip, _MESSAGE_ID.findall(text)))
             if not found:
                 found = [token for token in text.split() if "@" in token]
             if len(found) > limit:
                 self.quarantine(f"id count in {_label(name)} {len(found)} exceeds the limit of {limit}")
                 return ()
-            ids.update((ident, None) for ident in found if ident)
+            ids.update(dict.fromkeys(found))
+        ids.pop("", None)  # "<>" names no message
         return tuple(ids)
 
     def return_path(self, block: _mime.HeaderBlock) -> str | None:
@@ -447,13 +448,14 @@ def _recipients(
     for source in sources:
         for value in block.all(source):
             for _display, address in reader.addresses(source, value):
-                seen.setdefault(address, Recipient(address, source))
+                if address not in seen:
+                    seen[address] = Recipient(address, source)
     for given in envelope_recipients:
         normal = normalize_address(str(given).strip().strip("<>"))
         if normal is None:
             reader.defect(f"invalid envelope recipient {_short(str(given))}")
-        else:
-            seen.setdefault(normal, Recipient(normal, "envelope"))
+        elif normal not in seen:
+            seen[normal] = Recipient(normal, "envelope")
     return tuple(seen.values())
 
 
@@ -501,6 +503,7 @@ def _read(raw: bytes, envelope_recipients: Iterable[str], limits: ParseLimits) -
         else:
             attachments = tuple(skeleton.attachments)
         is_report = skeleton.root_content_type == "multipart/report"
+    first = block.first
     return Envelope(
         message_id=message_id,
         sender=sender,
@@ -511,13 +514,16 @@ def _read(raw: bytes, envelope_recipients: Iterable[str], limits: ParseLimits) -
         important=reader.important(block),
         in_reply_to=in_reply_to,
         references=references,
-        auto_submitted=reader.optional(block, "auto-submitted", lower=True),
-        precedence=reader.optional(block, "precedence", lower=True),
-        x_autoreply=block.first("x-autoreply") is not None,
-        x_auto_response_suppress=reader.optional(block, "x-auto-response-suppress"),
-        list_id=reader.optional(block, "list-id"),
-        return_path=reader.return_path(block),
-        x_loop=reader.x_loop(block),
+        # Most mail has none of these: one lookup each before any call.
+        auto_submitted=None if first("auto-submitted") is None else reader.optional(block, "auto-submitted", lower=True),
+        precedence=None if first("precedence") is None else reader.optional(block, "precedence", lower=True),
+        x_autoreply=first("x-autoreply") is not None,
+        x_auto_response_suppress=None
+        if first("x-auto-response-suppress") is None
+        else reader.optional(block, "x-auto-response-suppress"),
+        list_id=None if first("list-id") is None else reader.optional(block, "list-id"),
+        return_path=None if first("return-path") is None else reader.return_path(block),
+        x_loop=() if first("x-loop") is None else reader.x_loop(block),
         is_delivery_report=is_report,
         size=len(raw),
         defects=reader.defects,
