@@ -242,7 +242,7 @@ class _Reader:
     def unstructured(self, name: str, value: bytes) -> str:
         """An unstructured header (Subject), RFC 2047 decoded; "" when over a limit."""
         text = self.text(name, value)
-        if not self.within_word_limit(name, text):
+        if text.count("=?") > self.limits.max_encoded_words_per_header and not self.within_word_limit(name, text):
             return ""
         decoded, defects = _mime.decode_encoded_words(text)
         for defect in defects:
@@ -373,9 +373,12 @@ class _Reader:
 
         More than ``max_ids_per_header`` ids in one field quarantines the message, like the address limit.
         """
+        values = block.all(name)
+        if not values:
+            return ()
         limit = self.limits.max_ids_per_header
         ids: dict[str, None] = {}
-        for value in block.all(name):
+        for value in values:
             text = self.text(name, value)
             found = list(map(str.strip, _MESSAGE_ID.findall(text)))
             if not found:

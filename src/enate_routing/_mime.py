@@ -92,10 +92,12 @@ def count_encoded_words(text: str) -> int:
 
 def _decode_word(match: re.Match[str]) -> tuple[str, str | None]:
     """One encoded word → (text, defect or None)."""
-    charset = match.group(1).partition("*")[0]  # RFC 2231 §5: =?charset*language?...
-    encoded = match.group(3).encode("utf-8")
+    charset, kind, text = match.groups()
+    if "*" in charset:
+        charset = charset.partition("*")[0]  # RFC 2231 §5: =?charset*language?...
+    encoded = text.encode("utf-8")
     defect = None
-    if match.group(2) in "qQ":
+    if kind in "qQ":
         # RFC 2047 §4.2: '_' is a space and =XX a byte; a2b_qp(header=True) does exactly that and keeps
         # malformed escapes literally, as policy.default does.
         data = binascii.a2b_qp(encoded, header=True)
