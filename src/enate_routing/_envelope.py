@@ -373,9 +373,9 @@ class _Reader:
 
         More than ``max_ids_per_header`` ids in one field quarantines the message, like the address limit.
         """
-        values = block.all(name)
-        if not values:
+        if block.first(name) is None:
             return ()
+        values = block.all(name)
         limit = self.limits.max_ids_per_header
         ids: dict[str, None] = {}
         for value in values:
@@ -407,9 +407,12 @@ class _Reader:
 
     def important(self, block: _mime.HeaderBlock) -> bool:
         """semantics.md §3 ``important``: Importance high, X-Priority 1–2, X-MSMail-Priority high, Priority urgent."""
-        fields = [(name, value) for name in _PRIORITY_FIELDS for value in block.all(name)]
-        if not fields:
+        first = block.first
+        if first("importance") is None and first("x-priority") is None and first("x-msmail-priority") is None and (
+            first("priority") is None
+        ):
             return False  # most mail has none of them: four lookups instead of a walk over every field
+        fields = [(name, value) for name in _PRIORITY_FIELDS for value in block.all(name)]
         if not all(value.isascii() for _, value in fields):
             fields = block.fields  # reading 8-bit values may add defects: in document order, up to the answer
         for name, value in fields:
@@ -449,6 +452,8 @@ def _recipients(
     seen: dict[str, Recipient] = {}
     sources: tuple[RecipientSource, ...] = ("to", "cc", "delivered-to", "x-original-to")
     for source in sources:
+        if block.first(source) is None:
+            continue  # Delivered-To and X-Original-To are often absent: one C lookup
         for value in block.all(source):
             for _display, address in reader.addresses(source, value):
                 if address not in seen:

@@ -10,6 +10,7 @@ strings.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 __all__ = ["HeaderBlock", "split_header_block", "well_formed_fields"]
 
@@ -34,10 +35,12 @@ class HeaderBlock:
     """The fields of one header block: lower-cased ``names`` and unfolded raw ``values``, in order.
 
     Looked up by name through a dict of each name's first value, built with the block: the envelope asks for
-    ~30 names, and a block may hold 100,000 fields.
+    ~30 names, and a block may hold 100,000 fields. ``first(name)`` is the raw value of the first field called
+    ``name`` (lower-case), or None: that dict's own ``get``, so a lookup is one C call, not a Python frame.
     """
 
-    __slots__ = ("_first", "body_start", "defects", "end", "end_seen", "names", "over_limit", "values")
+    __slots__ = ("_first", "body_start", "defects", "end", "end_seen", "first", "names", "over_limit", "values")
+    first: Callable[[str], bytes | None]
 
     def __init__(
         self,
@@ -79,6 +82,7 @@ class HeaderBlock:
         self.defects = defects
         # Built backwards, so that each name keeps its first value; at C speed.
         self._first = dict(zip(reversed(names), reversed(values), strict=True))
+        self.first = self._first.get
 
     def __repr__(self) -> str:
         return f"HeaderBlock({self.fields!r}, end={self.end}, body_start={self.body_start}, defects={self.defects!r})"
@@ -87,10 +91,6 @@ class HeaderBlock:
     def fields(self) -> list[tuple[str, bytes]]:
         """(lower-cased name, unfolded raw value) pairs, in order."""
         return list(zip(self.names, self.values, strict=True))
-
-    def first(self, name: str) -> bytes | None:
-        """The raw value of the first field called ``name`` (lower-case), or None."""
-        return self._first.get(name)
 
     def all(self, name: str) -> list[bytes]:
         """The raw values of every field called ``name`` (lower-case), in order."""
