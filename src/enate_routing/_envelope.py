@@ -523,7 +523,9 @@ def _read(raw: bytes, envelope_recipients: Iterable[str], limits: ParseLimits) -
         in_reply_to=in_reply_to,
         references=references,
         # Most mail has none of these: one lookup each before any call.
-        auto_submitted=None if first("auto-submitted") is None else reader.optional(block, "auto-submitted", lower=True),
+        auto_submitted=None
+        if first("auto-submitted") is None
+        else reader.optional(block, "auto-submitted", lower=True),
         precedence=None if first("precedence") is None else reader.optional(block, "precedence", lower=True),
         x_autoreply=first("x-autoreply") is not None,
         x_auto_response_suppress=None
