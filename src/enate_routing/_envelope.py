@@ -412,7 +412,7 @@ class _Reader:
             first("priority") is None
         ):
             return False  # most mail has none of them: four lookups instead of a walk over every field
-        fields = [(name, value) for name in _PRIORITY_FIELDS for value in block.all(name)]
+        fields = [(name, value) for name in _PRIORITY_FIELDS if first(name) is not None for value in block.all(name)]
         if not all(value.isascii() for _, value in fields):
             fields = block.fields  # reading 8-bit values may add defects: in document order, up to the answer
         for name, value in fields:
@@ -455,7 +455,7 @@ def _recipients(
         if block.first(source) is None:
             continue  # Delivered-To and X-Original-To are often absent: one C lookup
         for value in block.all(source):
-            for _display, address in reader.addresses(source, value):
+            for _display, address in reader._normalised(source, reader._entries(source, value)):
                 if address not in seen:
                     seen[address] = Recipient(address, source)
     for given in envelope_recipients:
