@@ -242,7 +242,7 @@ class _Reader:
 
     def unstructured(self, name: str, value: bytes) -> str:
         """An unstructured header (Subject), RFC 2047 decoded; "" when over a limit."""
-        text = self.text(name, value)
+        text = value.decode("ascii") if value.isascii() else self.text(name, value)  # text()'s first step, inline
         if text.count("=?") > self.limits.max_encoded_words_per_header and not self.within_word_limit(name, text):
             return ""
         decoded, defects = _mime.decode_encoded_words(text)
@@ -294,7 +294,7 @@ class _Reader:
         ``getaddresses`` (Python 3.11, without the strict mode of CVE-2023-27043) may split one malformed
         entry into several; callers that need exactly one address (From) check the count themselves.
         """
-        text = self.text(name, value)
+        text = value.decode("ascii") if value.isascii() else self.text(name, value)  # text()'s first step, inline
         limits = self.limits
         # Shorter than the address limit, no comment, encoded words within theirs: no check below can fail.
         short = len(text) < limits.max_addresses_per_header and "(" not in text
@@ -380,7 +380,7 @@ class _Reader:
         limit = self.limits.max_ids_per_header
         ids: dict[str, None] = {}
         for value in values:
-            text = self.text(name, value)
+            text = value.decode("ascii") if value.isascii() else self.text(name, value)  # as above
             found = list(map(str.strip, _MESSAGE_ID.findall(text)))
             if not found:
                 found = [token for token in text.split() if "@" in token]
