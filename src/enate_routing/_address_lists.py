@@ -82,9 +82,10 @@ def simple_addresses(text: str) -> list[tuple[str, str]] | None:
     pairs: list[tuple[str, str]] = []
     position = 0
     for entry_match in _NEXT_ENTRY.finditer(text):
-        if entry_match.start() != position:
+        begin, end = entry_match.span()
+        if begin != position:
             break
-        position = entry_match.end()
+        position = end
         quoted, address, bare, display, named = entry_match.groups()
         if bare is not None:
             pairs.append(("", bare))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import operator
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -149,6 +150,7 @@ class Envelope:
 
 _KEYWORD = re.compile(r"[^\s;(]+")
 _EMPTY_ENTRY = ("", "")
+_VALUE = operator.itemgetter(1)
 # ASCII values give the same answer in any order (any one of them decides); the walk keeps document order.
 _PRIORITY_FIELDS = ("importance", "x-msmail-priority", "priority", "x-priority")
 _BULK_PRECEDENCE = frozenset({"bulk", "junk", "list"})
@@ -376,10 +378,9 @@ class _Reader:
         """
         if block.first(name) is None:
             return ()
-        values = block.all(name)
         limit = self.limits.max_ids_per_header
         ids: dict[str, None] = {}
-        for value in values:
+        for value in block.all(name):
             text = value.decode("ascii") if value.isascii() else self.text(name, value)  # as above
             found = list(map(str.strip, _MESSAGE_ID.findall(text)))
             if not found:
@@ -387,7 +388,10 @@ class _Reader:
             if len(found) > limit:
                 self.quarantine(f"id count in {_label(name)} {len(found)} exceeds the limit of {limit}")
                 return ()
-            ids.update(dict.fromkeys(found))
+            if ids:
+                ids.update(dict.fromkeys(found))
+            else:
+                ids = dict.fromkeys(found)
         ids.pop("", None)  # "<>" names no message
         return tuple(ids)
 
@@ -414,7 +418,7 @@ class _Reader:
         ):
             return False  # most mail has none of them: four lookups instead of a walk over every field
         fields = [(name, value) for name in _PRIORITY_FIELDS if first(name) is not None for value in block.all(name)]
-        if not all(value.isascii() for _, value in fields):
+        if not all(map(bytes.isascii, map(_VALUE, fields))):
             fields = block.fields  # reading 8-bit values may add defects: in document order, up to the answer
         for name, value in fields:
             if name == "importance" or name == "x-msmail-priority":

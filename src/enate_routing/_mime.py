@@ -128,6 +128,11 @@ def decode_encoded_words(text: str) -> tuple[str, list[str]]:
     """
     if "=?" not in text:
         return text, []
+    if text.startswith("=?") and text.endswith("?="):
+        whole = _ENCODED_WORD.fullmatch(text)
+        if whole is not None:  # one word, as most encoded display names: no gaps to weigh
+            decoded, defect = _decode_word(whole)
+            return decoded, [] if defect is None else [defect]
     pieces: list[str] = []
     defects: list[str] = []
     last_end = 0
