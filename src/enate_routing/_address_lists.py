@@ -39,6 +39,12 @@ _SIMPLE_ENTRY = re.compile(rf"[ \t]*(?:({ADDRESS})|((?:{_ATEXT}[ \t]+)*)(?:{_ATE
 _NOT_SIMPLE = re.compile(r"[^\x00-\x27\x2a-\x39\x3c-\x5a\x5e-\x7f]")
 # A quoted display name without backslashes or line breaks: getaddresses gives its content as written.
 _QUOTED_ENTRY = re.compile(rf'[ \t]*"([^"\\\r\n]*)"[ \t]*<({ADDRESS})>[ \t]*')
+# The three entry forms above in one pattern, each entry ending at a comma or the end: a list whose entries
+# follow one another from its start to its end is read by one finditer (see simple_addresses).
+_NEXT_ENTRY = re.compile(
+    rf'[ \t]*(?:"([^"\\\r\n]*)"[ \t]*<({ADDRESS})>|({ADDRESS})|((?:{_ATEXT}[ \t]+)*(?:{_ATEXT})?)[ \t]*<({ADDRESS})>)'
+    r"[ \t]*(?:,(?!\Z)|\Z)"
+)
 
 
 def split_entries(text: str) -> list[str] | None:
@@ -68,7 +74,29 @@ def simple_addresses(text: str) -> list[tuple[str, str]] | None:
 
     Plain entries: ``local@domain``, ``Name <local@domain>`` with atoms, ``"Any, Name" <local@domain>``.
     """
-    if _NOT_SIMPLE.search(text):
+    quoted_text = '"' in text
+    if quoted_text and _NOT_SIMPLE.search(text):
+        return None
+    # One pass when the entries follow one another from start to end (no empty entry); else entry by entry.
+    # Outside quotes the pattern admits no character _NOT_SIMPLE finds, so unquoted text needs no search first.
+    pairs: list[tuple[str, str]] = []
+    position = 0
+    for entry_match in _NEXT_ENTRY.finditer(text):
+        begin, end = entry_match.span()
+        if begin != position:
+            break
+        position = end
+        quoted, address, bare, display, named = entry_match.groups()
+        if bare is not None:
+            pairs.append(("", bare))
+        elif quoted is not None:
+            pairs.append((quoted, address))
+        else:
+            pairs.append((" ".join(display.split()), named))
+    else:
+        if position == len(text) and pairs:
+            return pairs
+    if not quoted_text and _NOT_SIMPLE.search(text):
         return None
     entries = split_entries(text)
     if entries is None:

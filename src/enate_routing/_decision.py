@@ -14,10 +14,11 @@ from __future__ import annotations
 import hashlib
 import importlib
 from collections.abc import Callable
-from dataclasses import MISSING, dataclass, fields
-from typing import Any, ClassVar, Literal, TypeVar
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
 
 from enate_routing._delivery import Delivery
+from enate_routing._frozen import direct_init as _direct_init
 
 __all__ = [
     "Action",
@@ -81,43 +82,6 @@ def idempotency_key(connector: str, reference: str, scope: str) -> str:
     return digest[:32]
 
 
-_Frozen = TypeVar("_Frozen", bound=type)
-
-
-def _direct_init(cls: _Frozen) -> _Frozen:
-    """Give a frozen slotted dataclass an ``__init__`` that sets each slot through its member descriptor.
-
-    Same signature and result as the generated one, which goes through ``object.__setattr__`` once per field
-    — about three times slower, and decisions are built for every email on the hot path. Defaults must be
-    immutable values (no factories). Generated like the dataclass's own ``__init__``. Also sets ``_make``:
-    the same with every field positional and required, for the router's hot path (keyword matching of eleven
-    arguments costs as much as setting them).
-    """
-    namespace: dict[str, Any] = {}
-    positional: list[str] = []
-    keyword: list[str] = []
-    body: list[str] = []
-    for field in fields(cls):
-        namespace[f"_set_{field.name}"] = cls.__dict__[field.name].__set__
-        parameter = field.name
-        if field.default is not MISSING:
-            namespace[f"_default_{field.name}"] = field.default
-            parameter += f"=_default_{field.name}"
-        (keyword if field.kw_only else positional).append(parameter)
-        body.append(f"    _set_{field.name}(self, {field.name})")
-    parameters = ", ".join(["self", *positional, *(["*", *keyword] if keyword else [])])
-    names = ", ".join(field.name for field in fields(cls))
-    namespace["_new"], namespace["_cls"] = object.__new__, cls
-    source = (f"def __init__({parameters}):\n" + "\n".join(body or ["    pass"])
-              + f"\ndef _make({names}):\n    self = _new(_cls)\n" + "\n".join(body) + "\n    return self")
-    exec(source, namespace)  # noqa: S102  # source built above from the class's own field names only
-    init = namespace["__init__"]
-    init.__qualname__ = f"{cls.__qualname__}.__init__"
-    setattr(cls, "__init__", init)  # noqa: B010  # mypy rejects assigning a method; the signature is unchanged
-    setattr(cls, "_make", staticmethod(namespace["_make"]))  # noqa: B010  # declared as a ClassVar on the class
-    return cls
-
-
 @_direct_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Decision:
@@ -141,7 +105,7 @@ class Decision:
     link: str | None = None
     reason: str | None = None
 
-    # Every field, positional, in the order above (set by _direct_init; the router's hot path).
+    # Every field, positional, in the order above (set by direct_init; the router's hot path).
     _make: ClassVar[Callable[[str, Action, str, str, str | None, bool, Delivery | None, tuple[str, ...], str | None,
                               str | None, str | None], Decision]]
 
@@ -176,7 +140,7 @@ class RoutingResult:
     message_id: str | None
     decisions: tuple[Decision, ...]
 
-    _make: ClassVar[Callable[[str, str | None, tuple[Decision, ...]], RoutingResult]]  # set by _direct_init
+    _make: ClassVar[Callable[[str, str | None, tuple[Decision, ...]], RoutingResult]]  # set by direct_init
 
     def to_json(self, message: str | None = None) -> list[dict[str, Any]]:
         """One docs/semantics.md §5 object per decision; ``message`` defaults to the message id."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import operator
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from typing import Literal
 from . import _mime
 from ._address_lists import ADDRESS, parse_address_list, simple_addresses
 from ._charset_guess import guess_undeclared, likely_charset
+from ._frozen import direct_init
 from ._patterns import normalize_address
 
 __all__ = ["Envelope", "ParseLimits", "Recipient", "RecipientSource"]
@@ -36,6 +38,7 @@ class ParseLimits:
     max_ids_per_header: int = 1000
 
 
+@direct_init
 @dataclass(frozen=True, slots=True)
 class Recipient:
     """A normalised recipient address and the first header (or the envelope) it was seen in.
@@ -48,6 +51,7 @@ class Recipient:
     source: RecipientSource
 
 
+@direct_init
 @dataclass(frozen=True, slots=True)
 class Envelope:
     """The routing facts of one email. Build it with :meth:`from_bytes`; tests may build it directly."""
@@ -145,12 +149,15 @@ class Envelope:
 
 
 _KEYWORD = re.compile(r"[^\s;(]+")
+_EMPTY_ENTRY = ("", "")
+_VALUE = operator.itemgetter(1)
+# ASCII values give the same answer in any order (any one of them decides); the walk keeps document order.
+_PRIORITY_FIELDS = ("importance", "x-msmail-priority", "priority", "x-priority")
 _BULK_PRECEDENCE = frozenset({"bulk", "junk", "list"})
 # docs/semantics.md §3.5: mailer-daemon, postmaster, no-reply (and its usual spellings).
 _AUTOMATIC_LOCAL_PARTS = frozenset(
     {"mailer-daemon", "postmaster", "no-reply", "noreply", "donotreply", "do-not-reply"}
 )
-_PRIORITY_FIELDS = ("importance", "x-msmail-priority", "priority", "x-priority")
 # docs/semantics.md §3: X-Priority "1 (Highest)" or "2 (High)" — its leading number.
 _LEADING_NUMBER = re.compile(r"\s*(\d+)")
 _MESSAGE_ID = re.compile(r"<([^<>]*)>")
@@ -237,8 +244,8 @@ class _Reader:
 
     def unstructured(self, name: str, value: bytes) -> str:
         """An unstructured header (Subject), RFC 2047 decoded; "" when over a limit."""
-        text = self.text(name, value)
-        if not self.within_word_limit(name, text):
+        text = value.decode("ascii") if value.isascii() else self.text(name, value)  # text()'s first step, inline
+        if text.count("=?") > self.limits.max_encoded_words_per_header and not self.within_word_limit(name, text):
             return ""
         decoded, defects = _mime.decode_encoded_words(text)
         for defect in defects:
@@ -289,9 +296,13 @@ class _Reader:
         ``getaddresses`` (Python 3.11, without the strict mode of CVE-2023-27043) may split one malformed
         entry into several; callers that need exactly one address (From) check the count themselves.
         """
-        text = self.text(name, value)
-        short = len(text) < self.limits.max_addresses_per_header and "(" not in text and "=?" not in text
-        if not (short or self._safe_for_getaddresses(name, text)):
+        text = value.decode("ascii") if value.isascii() else self.text(name, value)  # text()'s first step, inline
+        limits = self.limits
+        # Shorter than the address limit, no comment, encoded words within theirs: no check below can fail.
+        short = len(text) < limits.max_addresses_per_header and "(" not in text
+        if not (short and text.count("=?") <= limits.max_encoded_words_per_header) and not self._safe_for_getaddresses(
+            name, text
+        ):
             return []
         pairs = simple_addresses(text)
         if pairs is None:
@@ -301,21 +312,20 @@ class _Reader:
                 pairs = [("", address) for address in text.split()]
             else:
                 pairs = parse_address_list([text])
-        # Empty entries and empty groups ("undisclosed-recipients:;") carry nothing.
-        return [(display, address) for display, address in pairs if display or address]
+        # Empty entries and empty groups ("undisclosed-recipients:;") carry nothing (a C-speed test first).
+        return [pair for pair in pairs if pair != _EMPTY_ENTRY] if _EMPTY_ENTRY in pairs else pairs
 
     def _normalised(self, name: str, entries: list[tuple[str, str]]) -> list[tuple[str, str]]:
         result = []
-        label = _label(name)
         for display, address in entries:
             normal = normalize_address(address) if address else None
             if normal is None:
-                self.defect(f"invalid address {_short(address or display)} in {label}")
+                self.defect(f"invalid address {_short(address or display)} in {_label(name)}")
                 continue
             if "=?" in display:
                 display, defects = _mime.decode_encoded_words(display)
                 for defect in defects:
-                    self.defect(f"{defect} in {label}")
+                    self.defect(f"{defect} in {_label(name)}")
             result.append((display, normal))
         return result
 
@@ -366,17 +376,23 @@ class _Reader:
 
         More than ``max_ids_per_header`` ids in one field quarantines the message, like the address limit.
         """
+        if block.first(name) is None:
+            return ()
         limit = self.limits.max_ids_per_header
         ids: dict[str, None] = {}
         for value in block.all(name):
-            text = self.text(name, value)
-            found = [ident.strip() for ident in _MESSAGE_ID.findall(text)]
+            text = value.decode("ascii") if value.isascii() else self.text(name, value)  # as above
+            found = list(map(str.strip, _MESSAGE_ID.findall(text)))
             if not found:
                 found = [token for token in text.split() if "@" in token]
             if len(found) > limit:
                 self.quarantine(f"id count in {_label(name)} {len(found)} exceeds the limit of {limit}")
                 return ()
-            ids.update((ident, None) for ident in found if ident)
+            if ids:
+                ids.update(dict.fromkeys(found))
+            else:
+                ids = dict.fromkeys(found)
+        ids.pop("", None)  # "<>" names no message
         return tuple(ids)
 
     def return_path(self, block: _mime.HeaderBlock) -> str | None:
@@ -396,9 +412,15 @@ class _Reader:
 
     def important(self, block: _mime.HeaderBlock) -> bool:
         """semantics.md §3 ``important``: Importance high, X-Priority 1–2, X-MSMail-Priority high, Priority urgent."""
-        if not any(block.first(name) is not None for name in _PRIORITY_FIELDS):
+        first = block.first
+        if first("importance") is None and first("x-priority") is None and first("x-msmail-priority") is None and (
+            first("priority") is None
+        ):
             return False  # most mail has none of them: four lookups instead of a walk over every field
-        for name, value in block.fields:
+        fields = [(name, value) for name in _PRIORITY_FIELDS if first(name) is not None for value in block.all(name)]
+        if not all(map(bytes.isascii, map(_VALUE, fields))):
+            fields = block.fields  # reading 8-bit values may add defects: in document order, up to the answer
+        for name, value in fields:
             if name == "importance" or name == "x-msmail-priority":
                 if self.text(name, value).strip().casefold() == "high":
                     return True
@@ -435,15 +457,18 @@ def _recipients(
     seen: dict[str, Recipient] = {}
     sources: tuple[RecipientSource, ...] = ("to", "cc", "delivered-to", "x-original-to")
     for source in sources:
+        if block.first(source) is None:
+            continue  # Delivered-To and X-Original-To are often absent: one C lookup
         for value in block.all(source):
-            for _display, address in reader.addresses(source, value):
-                seen.setdefault(address, Recipient(address, source))
+            for _display, address in reader._normalised(source, reader._entries(source, value)):
+                if address not in seen:
+                    seen[address] = Recipient(address, source)
     for given in envelope_recipients:
         normal = normalize_address(str(given).strip().strip("<>"))
         if normal is None:
             reader.defect(f"invalid envelope recipient {_short(str(given))}")
-        else:
-            seen.setdefault(normal, Recipient(normal, "envelope"))
+        elif normal not in seen:
+            seen[normal] = Recipient(normal, "envelope")
     return tuple(seen.values())
 
 
@@ -491,28 +516,23 @@ def _read(raw: bytes, envelope_recipients: Iterable[str], limits: ParseLimits) -
         else:
             attachments = tuple(skeleton.attachments)
         is_report = skeleton.root_content_type == "multipart/report"
+    important = reader.important(block)
+    first = block.first
+    # Most mail has none of these: one lookup each before any call. (Read in field order: defects keep it.)
+    auto_submitted = None if first("auto-submitted") is None else reader.optional(block, "auto-submitted", lower=True)
+    precedence = None if first("precedence") is None else reader.optional(block, "precedence", lower=True)
+    x_autoreply = first("x-autoreply") is not None
+    x_auto_response_suppress = (
+        None if first("x-auto-response-suppress") is None else reader.optional(block, "x-auto-response-suppress")
+    )
+    list_id = None if first("list-id") is None else reader.optional(block, "list-id")
+    return_path = None if first("return-path") is None else reader.return_path(block)
+    x_loop = () if first("x-loop") is None else reader.x_loop(block)
+    # Positional, in field order (each name is its field's): matching 21 keywords costs more than building.
     return Envelope(
-        message_id=message_id,
-        sender=sender,
-        sender_name=sender_name,
-        recipients=recipients,
-        subject=subject,
-        attachments=attachments,
-        important=reader.important(block),
-        in_reply_to=in_reply_to,
-        references=references,
-        auto_submitted=reader.optional(block, "auto-submitted", lower=True),
-        precedence=reader.optional(block, "precedence", lower=True),
-        x_autoreply=block.first("x-autoreply") is not None,
-        x_auto_response_suppress=reader.optional(block, "x-auto-response-suppress"),
-        list_id=reader.optional(block, "list-id"),
-        return_path=reader.return_path(block),
-        x_loop=reader.x_loop(block),
-        is_delivery_report=is_report,
-        size=len(raw),
-        defects=reader.defects,
-        quarantine_reason=reader.reason,
-        raw=raw,
+        message_id, sender, sender_name, recipients, subject, attachments, important, in_reply_to, references,
+        auto_submitted, precedence, x_autoreply, x_auto_response_suppress, list_id, return_path, x_loop,
+        is_report, len(raw), reader.defects, reader.reason, raw,
     )
 
 

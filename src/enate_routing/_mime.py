@@ -5,8 +5,9 @@ a decoded payload. The standard library's ``BytesParser`` reads and decodes ever
 nesting level (``RecursionError`` near 1,000 levels) and parses structured headers in quadratic time, so a
 hostile message can take seconds. This module instead:
 
-* splits header blocks itself (one regex search for the blank line, then a walk over the header lines
-  only), following the rules of ``email.feedparser`` so that well-formed mail gives the same fields;
+* splits header blocks itself (:mod:`enate_routing._header_block`: a search for the blank line, then the
+  header lines only), following the rules of ``email.feedparser`` so that well-formed mail gives the same
+  fields;
 * finds part boundaries with ``bytes.find`` on the body, never splitting bodies into lines;
 * walks the MIME tree with an explicit stack, checking the depth and part limits as it goes;
 * parses parameters (``boundary``, ``filename``, ``name``, ``charset``; RFC 2231 continuations and
@@ -27,6 +28,7 @@ import re
 from dataclasses import dataclass, field
 from email.utils import collapse_rfc2231_value
 
+from ._header_block import HeaderBlock, split_header_block
 from ._mime_params import PartHeaders
 
 __all__ = [
@@ -44,19 +46,6 @@ __all__ = [
 
 _CR, _LF, _SP, _HT = 13, 10, 32, 9
 
-# A blank line: one line ending immediately followed by another. ``\r(?!\n)`` keeps a CRLF from being read
-# as two line endings; bare CR and bare LF count, as they do for ``email.feedparser`` (NLCRE).
-_BLANK_LINE = re.compile(rb"(?:\r\n|\r(?!\n)|\n)(?:\r\n|\r(?!\n)|\n)")
-_LEADING_EOL = re.compile(rb"\r\n|\r|\n")
-# A header line: a field name of printable ASCII except ':' (feedparser's headerRE), then ':'. RFC 5322
-# §4.5.3 (obsolete syntax) also allows white space before the colon, which we accept.
-_FIELD_NAME = re.compile(rb"([\x21-\x39\x3b-\x7e]*)[ \t]*:")
-# "From :" with obsolete white space is a field; any other line starting "From " is an mbox separator.
-_FROM_FIELD = re.compile(rb"From[ \t]*:")
-# A field name: printable ASCII except ':' (feedparser's headerRE, without the empty name).
-_NAME = re.compile(rb"[\x21-\x39\x3b-\x7e]+")
-# A line that looks like a real header field (a letter, then letters, digits and hyphens, then ':').
-_LIKELY_FIELD = re.compile(rb"[A-Za-z][A-Za-z0-9-]*[ \t]*:")
 # Real-world mail also puts spaces inside the encoded text (``=?us-ascii?Q?ABC / 123?=``), which RFC 2047
 # forbids and mail readers accept (issue 15); the text still cannot hold '?' or a line break, so a match
 # never reaches past the next '?='.
@@ -103,10 +92,12 @@ def count_encoded_words(text: str) -> int:
 
 def _decode_word(match: re.Match[str]) -> tuple[str, str | None]:
     """One encoded word → (text, defect or None)."""
-    charset = match.group(1).partition("*")[0]  # RFC 2231 §5: =?charset*language?...
-    encoded = match.group(3).encode("utf-8")
+    charset, kind, text = match.groups()
+    if "*" in charset:
+        charset = charset.partition("*")[0]  # RFC 2231 §5: =?charset*language?...
+    encoded = text.encode("utf-8")
     defect = None
-    if match.group(2) in "qQ":
+    if kind in "qQ":
         # RFC 2047 §4.2: '_' is a space and =XX a byte; a2b_qp(header=True) does exactly that and keeps
         # malformed escapes literally, as policy.default does.
         data = binascii.a2b_qp(encoded, header=True)
@@ -120,6 +111,8 @@ def _decode_word(match: re.Match[str]) -> tuple[str, str | None]:
                 data = binascii.a2b_base64(encoded + b"==")
             except binascii.Error:
                 return match.group(0), "undecodable base64 encoded word"
+    if charset == "utf-8" or charset == "UTF-8":  # the usual: what _decode_charset does for it, without the call
+        return data.decode("utf-8", "replace"), None
     text, known = _decode_charset(data, charset)
     if not known:
         defect = f"undecodable charset {charset[:40]!r}"
@@ -135,6 +128,11 @@ def decode_encoded_words(text: str) -> tuple[str, list[str]]:
     """
     if "=?" not in text:
         return text, []
+    if text.startswith("=?") and text.endswith("?="):
+        whole = _ENCODED_WORD.fullmatch(text)
+        if whole is not None:  # one word, as most encoded display names: no gaps to weigh
+            decoded, defect = _decode_word(whole)
+            return decoded, [] if defect is None else [defect]
     pieces: list[str] = []
     defects: list[str] = []
     last_end = 0
@@ -150,200 +148,6 @@ def decode_encoded_words(text: str) -> tuple[str, list[str]]:
         last_end = previous_word_end = match.end()
     pieces.append(text[last_end:])
     return "".join(pieces), defects
-
-
-@dataclass(slots=True)
-class HeaderBlock:
-    """The fields of one header block; ``fields`` are (lower-cased name, unfolded raw value) pairs."""
-
-    fields: list[tuple[str, bytes]]
-    end: int  # offset just past the last header line (its line ending included)
-    body_start: int  # offset of the first body byte
-    defects: list[str]
-    over_limit: bool = False
-    end_seen: bool = True  # False when the search window ended before the block did
-
-    _index: dict[str, list[bytes]] | None = field(default=None, repr=False, compare=False)
-
-    def _by_name(self) -> dict[str, list[bytes]]:
-        """Field values by name, built once: the envelope asks for ~30 names, a block may hold 100,000 fields."""
-        if self._index is None:
-            index: dict[str, list[bytes]] = {}
-            for key, value in self.fields:
-                index.setdefault(key, []).append(value)
-            self._index = index
-        return self._index
-
-    def first(self, name: str) -> bytes | None:
-        """The raw value of the first field called ``name`` (lower-case), or None."""
-        values = (self._index if self._index is not None else self._by_name()).get(name)
-        return values[0] if values else None
-
-    def all(self, name: str) -> list[bytes]:
-        """The raw values of every field called ``name`` (lower-case), in order."""
-        return list((self._index if self._index is not None else self._by_name()).get(name, ()))
-
-
-def split_header_block(raw: bytes, start: int, end: int, max_bytes: int) -> HeaderBlock:
-    """Split the header block of the entity at ``raw[start:end]`` into fields.
-
-    Follows ``email.feedparser``: the block ends at the first blank line, or at the first line that is
-    neither a field nor a continuation (a defect: no blank line); a first line ``From ...`` is an mbox
-    separator and is skipped; continuation lines start with space or tab and are unfolded by removing the
-    line endings (RFC 5322 §2.2.3). Only ``max_bytes`` (+ a blank line) are ever searched; when the block
-    is longer, ``over_limit`` is set and the fields read so far are returned.
-    """
-    defects: list[str] = []
-    leading = _LEADING_EOL.match(raw, start, end)
-    if leading is not None:  # no header fields at all: the body starts after this blank line
-        return HeaderBlock([], start, leading.end(), defects)
-    window_end = min(end, start + max_bytes + 4)
-    blank = _blank_line(raw, start, window_end)
-    if blank is not None:
-        block_end = blank[0] + (2 if raw.startswith(b"\r\n", blank[0]) else 1)
-        body_start = blank[1]
-    else:
-        block_end = body_start = window_end
-    end_seen = blank is not None or window_end == end
-    fields = well_formed_fields(raw, start, block_end) if blank is not None else None
-    if fields is not None:
-        return HeaderBlock(fields, block_end, body_start, defects, over_limit=block_end - start > max_bytes)
-    return _walk_header_lines(raw, start, block_end, body_start, end_seen, max_bytes, blank is not None)
-
-
-def _blank_line(raw: bytes, start: int, end: int) -> tuple[int, int] | None:
-    """(start, end) of the first ``_BLANK_LINE`` match in ``raw[start:end]``, or None.
-
-    Two ``bytes.find`` calls (memchr speed) over the first 8 KB give it when the text before has no bare
-    CR; otherwise, or when nothing is found that way, the regex decides. (Unbounded, a find for the
-    ending a CRLF message never has would read a whole 25 MB part.)
-    """
-    near = min(end, start + 8192)
-    lf_lf, lf_crlf = raw.find(b"\n\n", start, near), raw.find(b"\n\r\n", start, near)
-    found = min(i for i in (lf_lf, lf_crlf) if i >= 0) if lf_lf >= 0 or lf_crlf >= 0 else -1
-    if found >= 0 and raw.count(b"\r", start, found) == raw.count(b"\r\n", start, found + 1):
-        first = found - 1 if found > start and raw[found - 1] == _CR else found
-        return first, found + (2 if found == lf_lf else 3)
-    match = _BLANK_LINE.search(raw, start, end)
-    return None if match is None else (match.start(), match.end())
-
-
-def well_formed_fields(raw: bytes, start: int, block_end: int) -> list[tuple[str, bytes]] | None:
-    """The fields of ``raw[start:block_end]`` when every line is a field or a continuation, else None.
-
-    The fast path of :func:`split_header_block` (issue 15): CRLF or LF endings, no bare CR, no mbox line,
-    no junk. ``bytes.split`` cuts the lines at C speed and a known field name is one dict probe: about 3×
-    faster than one regex pass over every byte, which tests/envelope/test_header_split.py keeps as the
-    reference. The line walk handles everything else.
-    """
-    block = raw[start:block_end]
-    if b"\r" in block:
-        if block.count(b"\r") != block.count(b"\r\n"):
-            return None  # a bare CR: the line walk's rules
-        block = block.replace(b"\r\n", b"\n")
-    lines = block.split(b"\n")
-    if lines.pop() or lines[0][:1] in (b" ", b"\t"):
-        return None  # the block ends inside a line, or starts with a continuation
-    names = _FIELD_NAMES
-    fields: list[tuple[str, bytes]] = []
-    name = ""
-    parts: list[bytes] = []
-    for line in lines:
-        if line[:1] in (b" ", b"\t"):
-            parts.append(line)  # a continuation: unfolding removes only the line ending (RFC 5322 §2.2.3)
-            continue
-        if parts:
-            fields.append((name, parts[0] if len(parts) == 1 else b"".join(parts)))
-        raw_name, colon, value = line.partition(b":")
-        if not colon:
-            return None
-        raw_name = raw_name.rstrip(b" \t")
-        known = names.get(raw_name)
-        if known is None:
-            if _NAME.fullmatch(raw_name) is None:
-                return None
-            known = _field_name(raw_name)
-        name = known
-        parts = [value.lstrip(b" \t")]
-    if parts:
-        fields.append((name, parts[0] if len(parts) == 1 else b"".join(parts)))
-    return fields
-
-
-# Raw field name → its lower-cased text, for the names mail repeats in every message (bounded: a hostile
-# message's 100,000 invented names must not grow it).
-_FIELD_NAMES: dict[bytes, str] = {}
-_MAX_FIELD_NAMES = 512
-
-
-def _field_name(raw_name: bytes) -> str:
-    name = raw_name.decode("ascii").lower()
-    if len(_FIELD_NAMES) < _MAX_FIELD_NAMES:
-        _FIELD_NAMES[raw_name] = name
-    return name
-
-
-def _walk_header_lines(
-    raw: bytes, start: int, block_end: int, body_start: int, end_seen: bool, max_bytes: int, blank_seen: bool
-) -> HeaderBlock:
-    """split_header_block's line walk, for blocks the fast path does not take (feedparser's rules).
-
-    Recovery beyond feedparser only when a blank line closes the block (so the lines that follow a stray
-    line are headers, not a body that started without a blank line).
-    """
-    defects: list[str] = []
-    fields: list[tuple[str, bytes]] = []
-    current: list[bytes] | None = None
-    current_name = ""
-    offset = start
-    lines = raw[start:block_end].splitlines(keepends=True)
-    for index, line in enumerate(lines):
-        content = line.rstrip(b"\r\n")
-        if content[:1] in (b" ", b"\t"):
-            if current is None:
-                if index == 0:
-                    defects.append("first header line is a continuation")
-            else:
-                current.append(content)
-            offset += len(line)
-            continue
-        if content.startswith(b"From ") and not _FROM_FIELD.match(content):
-            # mbox "From " line (first line) or a misplaced one; feedparser skips both.
-            if index:
-                defects.append("misplaced 'From ' line in the header block")
-            offset += len(line)
-            continue
-        match = _FIELD_NAME.match(content)
-        if match is None and blank_seen and index + 1 < len(lines) and _LIKELY_FIELD.match(lines[index + 1]):
-            # Real-world recovery (issue 15): a stray line followed by a field is not the body starting.
-            # Before any field it is junk ("---- Original email message ----"); after one it is a folded
-            # line that lost its leading white space, joined to its field as the fold would have been.
-            if current is None and not fields:
-                defects.append("junk line before the header block skipped")
-            elif current is not None:
-                defects.append("header line without leading white space joined to the field before it")
-                current.append(b" " + content)
-            offset += len(line)
-            continue
-        if match is None:
-            # feedparser: a line that is not a header ends the block and starts the body.
-            defects.append("no blank line after the header block")
-            block_end = body_start = offset
-            end_seen = True
-            break
-        if current is not None:
-            fields.append((current_name, b"".join(current)))
-        if not match.group(1):
-            defects.append("header line without a name")
-            current = None
-        else:
-            current_name = match.group(1).decode("ascii").lower()
-            current = [content[match.end() :].lstrip(b" \t")]
-        offset += len(line)
-    if current is not None:
-        fields.append((current_name, b"".join(current)))
-    over = block_end - start > max_bytes
-    return HeaderBlock(fields, block_end, body_start, defects, over_limit=over, end_seen=end_seen)
 
 
 @dataclass(slots=True)

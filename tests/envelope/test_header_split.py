@@ -7,7 +7,7 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
-from enate_routing import _mime
+from enate_routing import _header_block
 
 LINES = st.sampled_from([
     b"Subject: hello", b"From: a@example.org", b"X-Empty:", b"To :  b@example.org", b" continued", b"\tfolded",
@@ -26,6 +26,8 @@ def regex_fields(raw: bytes, start: int, block_end: int) -> list[tuple[str, byte
 
 
 EOLS = st.sampled_from([b"\r\n", b"\n", b"\r"])
+# Mostly CRLF, so that whole blocks often take the one-pass CRLF route.
+MOSTLY_CRLF = st.sampled_from([b"\r\n", b"\r\n", b"\r\n", b"\n", b"\r"])
 
 
 @given(st.lists(st.tuples(LINES, EOLS), max_size=10), st.sampled_from([b"\r\n", b"\n", b"", b"\r"]))
@@ -33,15 +35,49 @@ def test_fast_split_agrees_with_the_line_walk(lines: list[tuple[bytes, bytes]], 
     """Whenever the fast path answers, its fields equal the line walk's; the blank-line finder agrees
     with the regex it replaces."""
     raw = b"".join(line + eol for line, eol in lines) + blank + b"body\r\n"
-    found = _mime._blank_line(raw, 0, len(raw))
-    match = _mime._BLANK_LINE.search(raw, 0, len(raw))
+    found = _header_block._blank_line(raw, 0, len(raw))
+    match = _header_block._BLANK_LINE.search(raw, 0, len(raw))
     assert found == (None if match is None else (match.start(), match.end()))
     if found is None:
         return
     block_end = found[0] + (2 if raw.startswith(b"\r\n", found[0]) else 1)
-    fast = _mime.well_formed_fields(raw, 0, block_end)
+    fast = _header_block.well_formed_fields(raw, 0, block_end)
     assert fast == regex_fields(raw, 0, block_end)
-    walked = _mime._walk_header_lines(raw, 0, block_end, found[1], True, 1 << 20, True)
+    walked = _header_block._walk_header_lines(raw, 0, block_end, found[1], True, 1 << 20, True)
     if fast is not None:
         assert fast == walked.fields
         assert walked.defects == []
+
+
+@given(st.lists(st.tuples(LINES, MOSTLY_CRLF), max_size=10), st.sampled_from([b"\r\n", b"\n", b"", b"\r"]),
+       st.sampled_from([b"", b"\r\n", b"x\r\n"]), st.sampled_from([1 << 20, 0, 12, 40]))
+def test_split_header_block_agrees_with_its_general_route(
+    lines: list[tuple[bytes, bytes]], blank: bytes, before: bytes, max_bytes: int
+) -> None:
+    """The one-pass route for CRLF blocks (cut at the first CRLF blank line) gives what the general route gives:
+    the blank-line finder, then the line-by-line fast path or the line walk; lookups agree with the fields."""
+    body = b"".join(line + eol for line, eol in lines) + blank + b"body\r\n"
+    raw = before + body
+    start = len(before)
+    block = _header_block.split_header_block(raw, start, len(raw), max_bytes)
+    if body[:1] in (b"\r", b"\n"):  # a blank first line: no fields, whichever route
+        assert (block.fields, block.end, block.body_start) == ([], start, start + (2 if body[:2] == b"\r\n" else 1))
+        return
+    window_end = min(len(raw), start + max_bytes + 4)
+    found = _header_block._blank_line(raw, start, window_end)
+    if found is None:
+        expected = _header_block._walk_header_lines(raw, start, window_end, window_end, window_end == len(raw),
+                                                    max_bytes, False)
+    else:
+        block_end = found[0] + (2 if raw.startswith(b"\r\n", found[0]) else 1)
+        fast = _header_block.well_formed_fields(raw, start, block_end)
+        expected = _header_block._walk_header_lines(raw, start, block_end, found[1], True, max_bytes, True)
+        if fast is not None:
+            assert fast == expected.fields
+            expected.defects = []
+    assert (block.fields, block.end, block.body_start, block.defects, block.over_limit, block.end_seen) == (
+        expected.fields, expected.end, expected.body_start, expected.defects, expected.over_limit, expected.end_seen)
+    for name in ("subject", "from", "to", "x-empty", "nothing"):
+        values = [value for key, value in block.fields if key == name]
+        assert block.all(name) == values
+        assert block.first(name) == (values[0] if values else None)
