@@ -21,6 +21,7 @@ __all__ = [
     "domain_and_parents",
     "domain_matchable",
     "file_name_matchable",
+    "forget_normalised",
     "normalize_address",
     "normalize_domain",
     "normalize_extension",
@@ -44,13 +45,18 @@ _LOCAL = re.compile(r"^[^\s<>@,;\"()\[\]\\]+$")
 _WORD = re.compile(r"[^\W_]+")
 
 
-@lru_cache(maxsize=65536)
 def normalize_domain(domain: str) -> str | None:
     """Case-fold ``domain`` and return its IDNA (punycode) form, or None when it is not a hostname.
 
     The standard library's ``idna`` codec (IDNA 2003) is used; it also applies nameprep, so full-width
     and upper-case letters fold the way a mail server would.
     """
+    if len(domain) <= _REMEMBERED_CHARS:
+        return _remembered_domain(domain)
+    return _normalize_domain(domain)
+
+
+def _normalize_domain(domain: str) -> str | None:
     domain = domain.strip().rstrip(".")
     if not domain:
         return None
@@ -68,9 +74,14 @@ def normalize_domain(domain: str) -> str | None:
     return ascii_domain
 
 
-@lru_cache(maxsize=65536)
 def normalize_address(address: str) -> str | None:
     """``Local@Domain`` → ``local@domain`` (case-folded, IDNA domain), or None when not an address."""
+    if len(address) <= _REMEMBERED_CHARS:
+        return _remembered_address(address)
+    return _normalize_address(address)
+
+
+def _normalize_address(address: str) -> str | None:
     local, at, domain = address.strip().rpartition("@")
     if not at or not local or not _LOCAL.match(local):
         return None
@@ -78,6 +89,20 @@ def normalize_address(address: str) -> str | None:
     if ascii_domain is None:
         return None
     return f"{local.casefold()}@{ascii_domain}"
+
+
+# The same addresses recur in mail after mail (the mailbox, its customers), so results are remembered — but
+# only for texts of deliverable length: a hostile message's megabyte-long "address" is normalised and
+# forgotten, so the tables never hold more than 16,384 entries of at most 2 × 254 characters each.
+_REMEMBERED_CHARS = 2 * MAX_ADDRESS_OCTETS
+_remembered_domain = lru_cache(maxsize=16384)(_normalize_domain)
+_remembered_address = lru_cache(maxsize=16384)(_normalize_address)
+
+
+def forget_normalised() -> None:
+    """Empty the tables of remembered addresses and domains (benchmarks that time cold runs)."""
+    _remembered_domain.cache_clear()
+    _remembered_address.cache_clear()
 
 
 def domain_and_parents(domain: str) -> Iterator[str]:

@@ -24,6 +24,15 @@ from enate_routing._matcher import (
     _derive_keys,
     keys_of_address,
 )
+from enate_routing._patterns import (
+    _normalize_address,
+    _normalize_domain,
+    _remembered_address,
+    _remembered_domain,
+    forget_normalised,
+    normalize_address,
+    normalize_domain,
+)
 
 texts = st.text(st.characters(codec="utf-8"), max_size=80)
 
@@ -94,3 +103,14 @@ def test_the_prefix_test_never_changes_a_search(pattern: str, head: str, token: 
         plain = None
     found = link_search(compiled).search(text)
     assert (found and (found.span(), found.group(0))) == (plain and (plain.span(), plain.group(0)))
+
+
+def test_normalised_addresses_are_remembered_only_at_deliverable_length() -> None:
+    """A megabyte-long "address" is normalised like any other and then forgotten: the tables stay small."""
+    forget_normalised()
+    short, long_local = "Alice@Example.ORG", "A" * 100_000 + "@Example.ORG"
+    assert normalize_address(short) == _normalize_address(short) == "alice@example.org"
+    assert normalize_address(long_local) == _normalize_address(long_local) == "a" * 100_000 + "@example.org"
+    assert normalize_domain("X." * 50_000 + "org") == _normalize_domain("X." * 50_000 + "org")
+    assert _remembered_address.cache_info().currsize == 1
+    assert _remembered_domain.cache_info().currsize == 1  # example.org, through the short address
