@@ -141,7 +141,17 @@ def normalize_extension(extension: str) -> str:
 
 def subject_words(text: str) -> tuple[str, ...]:
     """The case-folded words of ``text`` (docs/semantics.md §3: runs of letters and digits)."""
-    return tuple(_WORD.findall(text.casefold()))
+    folded = text.casefold()
+    if folded.isascii():
+        # Every subject is split for keyword rules: in ASCII a word character is a letter or digit, so turning
+        # every other byte into a space and splitting at C speed gives the regex's words, 2× faster
+        # (tests/router/test_hot_path.py compares the two on generated text).
+        return tuple(folded.encode("ascii").translate(_ASCII_SEPARATORS_TO_SPACE).decode("ascii").split())
+    return tuple(_WORD.findall(folded))
+
+
+_ASCII_SEPARATORS = bytes(code for code in range(128) if not chr(code).isalnum())
+_ASCII_SEPARATORS_TO_SPACE = bytes.maketrans(_ASCII_SEPARATORS, b" " * len(_ASCII_SEPARATORS))
 
 
 @dataclass(frozen=True, slots=True)

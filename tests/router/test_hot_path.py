@@ -32,6 +32,7 @@ from enate_routing._patterns import (
     forget_normalised,
     normalize_address,
     normalize_domain,
+    subject_words,
 )
 
 texts = st.text(st.characters(codec="utf-8"), max_size=80)
@@ -114,3 +115,10 @@ def test_normalised_addresses_are_remembered_only_at_deliverable_length() -> Non
     assert normalize_domain("X." * 50_000 + "org") == _normalize_domain("X." * 50_000 + "org")
     assert _remembered_address.cache_info().currsize == 1
     assert _remembered_domain.cache_info().currsize == 1  # example.org, through the short address
+
+
+@settings(max_examples=500)
+@given(text=st.text(st.characters(max_codepoint=0x7F), max_size=120) | texts)
+def test_subject_words_equal_the_regex_definition(text: str) -> None:
+    """docs/semantics.md §3: the maximal runs of letters and digits, case-folded — the ASCII shortcut included."""
+    assert subject_words(text) == tuple(re.findall(r"[^\W_]+", text.casefold()))
