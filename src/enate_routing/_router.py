@@ -270,7 +270,9 @@ class Router:
             if why is not None:
                 reason = f"mail from an address the system sends from ({sender})"
                 return _single(cc, envelope, reference, trace, "ignore", reason, mailbox)
-            if self._blocked and self.blocked_action(sender, facts.keys(SENDERS)) == "reject":  # semantics.md §3.5
+            blocked = self._blocked  # docs/semantics.md §3.5; the isdisjoint test answers the usual case without a call
+            keys = facts.keys(SENDERS) if blocked else ()
+            if keys and not blocked.keys().isdisjoint(keys) and self.blocked_action(sender, keys) == "reject":
                 return _single(cc, envelope, reference, trace, "reject", "blocked", mailbox)
             if trace is not None:
                 trace.steps.append(f"sender {sender} is not the system's own and not rejected")
@@ -376,16 +378,19 @@ def _acknowledgement(router: Router, envelope: Envelope, allowed: Acknowledgemen
         return (), automatic
     sender = envelope.sender
     candidates = [sender] if sender is not None else []
-    candidates += [r.address for r in envelope.recipients if r.source == "cc"]
+    for recipient in envelope.recipients:
+        if recipient.source == "cc":
+            candidates.append(recipient.address)
     chosen: dict[str, None] = {}
     sender_blocked = False
     system = router._system_addresses
+    blocked = router._blocked
     for address in candidates:
         if address in chosen or address in system or ("+" in address and _is_system(address, system)):
             continue
-        if router._blocked:  # reject or no-automated-emails: never acknowledged
+        if blocked:  # reject or no-automated-emails: never acknowledged
             keys = facts.keys(SENDERS) if address == sender else keys_of_address(address)
-            if router.blocked_action(address, keys) is not None:
+            if not blocked.keys().isdisjoint(keys) and router.blocked_action(address, keys) is not None:
                 sender_blocked = sender_blocked or address == sender
                 continue
         chosen[address] = None
