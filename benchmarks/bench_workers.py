@@ -101,11 +101,17 @@ def run(dovecot: Dovecot, ledger: str, workers: int, n: int, workdir: Path, tag:
     processes = [subprocess.Popen([sys.executable, str(DRIVER), str(spec)], stdout=subprocess.PIPE, env=env)  # noqa: S603 — our own driver
                  for _ in range(workers)]
     results = []
-    for process in processes:
-        out, _ = process.communicate(timeout=600)
-        if process.returncode != 0:
-            raise SystemExit(f"{tag}: a worker failed with {process.returncode}")
-        results.append(json.loads(out.decode().strip().splitlines()[-1]))
+    try:
+        for process in processes:
+            out, _ = process.communicate(timeout=600)
+            if process.returncode != 0:
+                raise SystemExit(f"{tag}: a worker failed with {process.returncode}")
+            results.append(json.loads(out.decode().strip().splitlines()[-1]))
+    finally:  # one failed or hung worker must not leave the others polling after the benchmark has ended
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
     handed = sum(r["handed"] for r in results)
     if handed != 6 * n or left(dovecot) != 0:
         raise SystemExit(f"{tag}: {handed} hand-offs of {6 * n} messages, {left(dovecot)} left on the server")
