@@ -51,6 +51,14 @@ def find_dead_settings(config: Config, *, environ: Mapping[str, str] | None = No
         found.extend(_connector_findings(connector, source))
     for route in config.routes:
         found.extend(_rule_findings(route.rules, f"route {route.name!r} of connector {route.connector!r}", config))
+    linking = config.linking
+    acknowledging = any(r.send_automated_emails for r in (*config.routes, *config.fallbacks))
+    if acknowledging and linking.subject_pattern and linking.reference_token() is None:
+        # docs/semantics.md §3.4–§3.5: the acknowledgement is where a customer gets the token to reply with.
+        found.append(_warning(
+            "token-not-written", "subject_pattern does not find the [REF:...] form and no subject_token says how "
+            "acknowledgements write a reference, so they carry none: replies link only through In-Reply-To "
+            "and References", where="[linking]", field="subject_token"))
     return tuple(found)
 
 

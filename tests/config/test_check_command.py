@@ -206,3 +206,21 @@ def test_unused_additional_mailbox_settings_are_warnings() -> None:
     findings = find_dead_settings(parse_config(data), environ={})
     assert [(f.severity, f.code, f.issue.field) for f in findings] == [
         ("warning", "additional-unused", "additional_access")]
+
+
+def test_a_custom_pattern_without_a_token_to_write_is_a_warning() -> None:
+    """Acknowledgements write the reference a reply links by; a custom pattern without subject_token leaves them
+    none (docs/configuration.md ``token-not-written``). With subject_token, or without acknowledgements, no warning."""
+    import tomllib
+
+    acknowledging = 'send_automated_emails = true\n[linking]\nsubject_pattern = "#(\\\\d+)"\n'
+    data = tomllib.loads(config_text(companies=acknowledging))
+    findings = find_dead_settings(parse_config(data), environ={})
+    assert [(f.severity, f.code, f.issue.where, f.issue.field) for f in findings] == [
+        ("warning", "token-not-written", "[linking]", "subject_token")]
+    with_token = tomllib.loads(config_text(companies=acknowledging + 'subject_token = "#{ref}"\n'))
+    assert find_dead_settings(parse_config(with_token), environ={}) == ()
+    silent = tomllib.loads(config_text(companies='[linking]\nsubject_pattern = "#(\\\\d+)"\n'))
+    assert find_dead_settings(parse_config(silent), environ={}) == ()
+    default = tomllib.loads(config_text(companies="send_automated_emails = true\n"))
+    assert find_dead_settings(parse_config(default), environ={}) == ()
