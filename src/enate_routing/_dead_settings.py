@@ -58,7 +58,8 @@ def find_dead_settings(config: Config, *, environ: Mapping[str, str] | None = No
         found.append(_warning(
             "token-not-written", "subject_pattern does not find the [REF:...] form and no subject_token says how "
             "acknowledgements write a reference, so they carry none: replies link only through In-Reply-To "
-            "and References", where="[linking]", field="subject_token"))
+            "and References; set subject_token to the form the pattern finds, with {ref} for the reference",
+            where="[linking]", field="subject_token"))
     return tuple(found)
 
 
