@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import operator
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -150,7 +149,6 @@ class Envelope:
 
 _KEYWORD = re.compile(r"[^\s;(]+")
 _EMPTY_ENTRY = ("", "")
-_VALUE = operator.itemgetter(1)
 # ASCII values give the same answer in any order (any one of them decides); the walk keeps document order.
 _PRIORITY_FIELDS = ("importance", "x-msmail-priority", "priority", "x-priority")
 _BULK_PRECEDENCE = frozenset({"bulk", "junk", "list"})
@@ -244,8 +242,8 @@ class _Reader:
 
     def unstructured(self, name: str, value: bytes) -> str:
         """An unstructured header (Subject), RFC 2047 decoded; "" when over a limit."""
-        text = value.decode("ascii") if value.isascii() else self.text(name, value)  # text()'s first step, inline
-        if text.count("=?") > self.limits.max_encoded_words_per_header and not self.within_word_limit(name, text):
+        text = self.text(name, value)
+        if not self.within_word_limit(name, text):
             return ""
         decoded, defects = _mime.decode_encoded_words(text)
         for defect in defects:
@@ -260,8 +258,8 @@ class _Reader:
     def _safe_for_getaddresses(self, name: str, text: str) -> bool:
         """Check the limits before ``getaddresses`` sees ``text`` (its cost grows with all of these)."""
         limit = self.limits.max_addresses_per_header
-        if len(text) < limit and "(" not in text and "=?" not in text:
-            return True  # shorter than the limit: no count below can exceed it (the common case)
+        if len(text) < limit and "(" not in text and text.count("=?") <= self.limits.max_encoded_words_per_header:
+            return True  # shorter than the limit, no comment, words within theirs: no check below can fail
         label = _label(name)
         if len(text) > limit * _CHARS_PER_ADDRESS:
             self.quarantine(
@@ -296,13 +294,8 @@ class _Reader:
         ``getaddresses`` (Python 3.11, without the strict mode of CVE-2023-27043) may split one malformed
         entry into several; callers that need exactly one address (From) check the count themselves.
         """
-        text = value.decode("ascii") if value.isascii() else self.text(name, value)  # text()'s first step, inline
-        limits = self.limits
-        # Shorter than the address limit, no comment, encoded words within theirs: no check below can fail.
-        short = len(text) < limits.max_addresses_per_header and "(" not in text
-        if not (short and text.count("=?") <= limits.max_encoded_words_per_header) and not self._safe_for_getaddresses(
-            name, text
-        ):
+        text = self.text(name, value)
+        if not self._safe_for_getaddresses(name, text):
             return []
         pairs = simple_addresses(text)
         if pairs is None:
@@ -376,22 +369,17 @@ class _Reader:
 
         More than ``max_ids_per_header`` ids in one field quarantines the message, like the address limit.
         """
-        if block.first(name) is None:
-            return ()
         limit = self.limits.max_ids_per_header
         ids: dict[str, None] = {}
         for value in block.all(name):
-            text = value.decode("ascii") if value.isascii() else self.text(name, value)  # as above
+            text = self.text(name, value)
             found = list(map(str.strip, _MESSAGE_ID.findall(text)))
             if not found:
                 found = [token for token in text.split() if "@" in token]
             if len(found) > limit:
                 self.quarantine(f"id count in {_label(name)} {len(found)} exceeds the limit of {limit}")
                 return ()
-            if ids:
-                ids.update(dict.fromkeys(found))
-            else:
-                ids = dict.fromkeys(found)
+            ids.update(dict.fromkeys(found))
         ids.pop("", None)  # "<>" names no message
         return tuple(ids)
 
@@ -412,13 +400,10 @@ class _Reader:
 
     def important(self, block: _mime.HeaderBlock) -> bool:
         """semantics.md §3 ``important``: Importance high, X-Priority 1–2, X-MSMail-Priority high, Priority urgent."""
-        first = block.first
-        if first("importance") is None and first("x-priority") is None and first("x-msmail-priority") is None and (
-            first("priority") is None
-        ):
+        fields = [(name, value) for name in _PRIORITY_FIELDS for value in block.all(name)]
+        if not fields:
             return False  # most mail has none of them: four lookups instead of a walk over every field
-        fields = [(name, value) for name in _PRIORITY_FIELDS if first(name) is not None for value in block.all(name)]
-        if not all(map(bytes.isascii, map(_VALUE, fields))):
+        if not all(value.isascii() for _, value in fields):
             fields = block.fields  # reading 8-bit values may add defects: in document order, up to the answer
         for name, value in fields:
             if name == "importance" or name == "x-msmail-priority":
@@ -457,8 +442,6 @@ def _recipients(
     seen: dict[str, Recipient] = {}
     sources: tuple[RecipientSource, ...] = ("to", "cc", "delivered-to", "x-original-to")
     for source in sources:
-        if block.first(source) is None:
-            continue  # Delivered-To and X-Original-To are often absent: one C lookup
         for value in block.all(source):
             for _display, address in reader._normalised(source, reader._entries(source, value)):
                 if address not in seen:
@@ -517,17 +500,14 @@ def _read(raw: bytes, envelope_recipients: Iterable[str], limits: ParseLimits) -
             attachments = tuple(skeleton.attachments)
         is_report = skeleton.root_content_type == "multipart/report"
     important = reader.important(block)
-    first = block.first
-    # Most mail has none of these: one lookup each before any call. (Read in field order: defects keep it.)
-    auto_submitted = None if first("auto-submitted") is None else reader.optional(block, "auto-submitted", lower=True)
-    precedence = None if first("precedence") is None else reader.optional(block, "precedence", lower=True)
-    x_autoreply = first("x-autoreply") is not None
-    x_auto_response_suppress = (
-        None if first("x-auto-response-suppress") is None else reader.optional(block, "x-auto-response-suppress")
-    )
-    list_id = None if first("list-id") is None else reader.optional(block, "list-id")
-    return_path = None if first("return-path") is None else reader.return_path(block)
-    x_loop = () if first("x-loop") is None else reader.x_loop(block)
+    # Read in field order: defects keep it.
+    auto_submitted = reader.optional(block, "auto-submitted", lower=True)
+    precedence = reader.optional(block, "precedence", lower=True)
+    x_autoreply = block.first("x-autoreply") is not None
+    x_auto_response_suppress = reader.optional(block, "x-auto-response-suppress")
+    list_id = reader.optional(block, "list-id")
+    return_path = reader.return_path(block)
+    x_loop = reader.x_loop(block)
     # Positional, in field order (each name is its field's): matching 21 keywords costs more than building.
     return Envelope(
         message_id, sender, sender_name, recipients, subject, attachments, important, in_reply_to, references,

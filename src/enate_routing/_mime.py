@@ -111,8 +111,6 @@ def _decode_word(match: re.Match[str]) -> tuple[str, str | None]:
                 data = binascii.a2b_base64(encoded + b"==")
             except binascii.Error:
                 return match.group(0), "undecodable base64 encoded word"
-    if charset == "utf-8" or charset == "UTF-8":  # the usual: what _decode_charset does for it, without the call
-        return data.decode("utf-8", "replace"), None
     text, known = _decode_charset(data, charset)
     if not known:
         defect = f"undecodable charset {charset[:40]!r}"
