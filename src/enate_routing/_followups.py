@@ -46,18 +46,17 @@ class Link:
 class FollowUps:
     """The ``[linking]`` settings and the host's lookup, compiled; :meth:`find` is the §3.4 procedure."""
 
-    __slots__ = ("_lookup", "_mode", "_pattern", "_search", "_search_body")
+    __slots__ = ("_lookup", "_mode", "_search", "_search_body")
 
     def __init__(self, linking: Linking, lookup: WorkItemLookup | None) -> None:
         self._lookup = lookup
         self._mode = linking.plus_addressing
         self._search_body = linking.search_body
-        self._pattern = re.compile(linking.subject_pattern) if linking.subject_pattern else None
-        self._search = link_search(self._pattern) if self._pattern is not None else None
+        self._search = link_search(re.compile(linking.subject_pattern)) if linking.subject_pattern else None
 
     def bounce(self, envelope: Envelope) -> Bounce | None:
         """The returned mail this email reports the bounce of, when it is one the host knows (docs/routing.md)."""
-        return find_bounce(envelope, self._lookup, self._pattern)
+        return find_bounce(envelope, self._lookup, None if self._search is None else self._search.pattern)
 
     def find(self, envelope: Envelope, own: frozenset[str], mailbox: str, steps: list[str] | None) -> Link | None:
         """The first link to existing work; None when the email is new work. ``own``: the connector's
@@ -89,14 +88,14 @@ class FollowUps:
                     # Tokens are written only into mail the system sends, so an automatic reply carrying
                     # one answers generated mail (docs/semantics.md §3.4, last sentence).
                     return Link(tag, base, f"plus address {recipient.address}", True)
-        pattern, search = self._pattern, self._search
-        if mode != "plus-only" and pattern is not None and search is not None:
+        search = self._search
+        if mode != "plus-only" and search is not None:
             for where in _WITH_BODY if self._search_body else _SUBJECT_ONLY:
                 text = envelope.subject if where == "subject" else envelope.plain_text()
                 match = search.search(text, body=where == "body")
                 if match is None:
                     continue
-                token = match.group("ref") if "ref" in pattern.groupindex else match.group(1)
+                token = match.group("ref") if "ref" in search.pattern.groupindex else match.group(1)
                 if token and self._exists(token, steps):
                     return Link(token, mailbox, f"{where} token {match.group(0)}", True)
         if steps is not None:

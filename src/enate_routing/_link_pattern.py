@@ -284,6 +284,7 @@ class LinkSearch:
     test rules out most subjects before the regex engine runs. The router keeps one per configuration.
     """
 
+    pattern: re.Pattern[str]  # as configured (its groups name the reference)
     bounded: re.Pattern[str]
     prefix: str
 
@@ -302,7 +303,7 @@ class LinkSearch:
 @lru_cache(maxsize=64)
 def link_search(pattern: re.Pattern[str]) -> LinkSearch:
     """The :class:`LinkSearch` of ``pattern`` (built once per pattern)."""
-    return LinkSearch(_bounded(pattern), _literal_prefix(pattern))
+    return LinkSearch(pattern, _bounded(pattern), _literal_prefix(pattern))
 
 
 def _literal_prefix(pattern: re.Pattern[str]) -> str:
@@ -321,7 +322,6 @@ def _literal_prefix(pattern: re.Pattern[str]) -> str:
     return "".join(prefix)
 
 
-@lru_cache(maxsize=64)
 def _bounded(pattern: re.Pattern[str]) -> re.Pattern[str]:
     """``pattern`` with every quantifier bounded, and possessive where backtracking cannot change the result.
 

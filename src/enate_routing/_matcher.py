@@ -247,14 +247,13 @@ def _sender_keys(facts: EmailFacts) -> tuple[str, ...]:
     sender = facts.envelope.sender
     if not sender:
         return ()
-    return _REMEMBERED_KEYS.get(sender) or keys_of_address(sender)  # (the probe first: no call on a hit)
+    return keys_of_address(sender)
 
 
 def _recipient_keys(facts: EmailFacts) -> tuple[str, ...]:
     recipients = facts.envelope.recipients
     if len(recipients) == 1:
-        address = recipients[0].address
-        return _REMEMBERED_KEYS.get(address) or keys_of_address(address)
+        return keys_of_address(recipients[0].address)
     return address_keys([r.address for r in recipients])
 
 

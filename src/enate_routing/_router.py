@@ -19,7 +19,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from enate_routing._bounces import is_bounce
 from enate_routing._decision import (
     MAILBOX_SCOPE,
     Action,
@@ -260,27 +259,22 @@ class Router:
         if sender is not None:
             quiet = cc.quiet
             why = quiet.get(sender)
-            if "+" in sender:
-                unplussed = plus_base(sender)
-                if unplussed is not None and (base := quiet.get(unplussed[0])) is not None and why != "own":
-                    why = base
+            if why != "own" and "+" in sender and (unplussed := plus_base(sender)) is not None:
+                why = quiet.get(unplussed[0]) or why  # its base address counts too
             if why == "own":  # docs/semantics.md §3.1 step 1
                 reason = f"mail from the connector's own address {sender}"
                 return _single(cc, envelope, reference, trace, "ignore", reason, mailbox)
             if why is not None:
                 reason = f"mail from an address the system sends from ({sender})"
                 return _single(cc, envelope, reference, trace, "ignore", reason, mailbox)
-            blocked = self._blocked  # docs/semantics.md §3.5; the isdisjoint test answers the usual case without a call
-            keys = facts.keys(SENDERS) if blocked else ()
-            if keys and not blocked.keys().isdisjoint(keys) and self.blocked_action(sender, keys) == "reject":
+            if self._blocked and self.blocked_action(sender, facts.keys(SENDERS)) == "reject":  # semantics.md §3.5
                 return _single(cc, envelope, reference, trace, "reject", "blocked", mailbox)
             if trace is not None:
                 trace.steps.append(f"sender {sender} is not the system's own and not rejected")
         elif trace is not None:
             trace.steps.append("the mail has no From address")
 
-        # A bounce joins the work item of the mail that bounced (ordinary mail: one test, is_bounce).
-        bounce = self._follow_ups.bounce(envelope) if is_bounce(envelope) else None
+        bounce = self._follow_ups.bounce(envelope)  # a bounce joins the work item of the mail that bounced
         if bounce is not None:
             address = bounce.address if bounce.address in cc.addresses else mailbox
             return _single(cc, envelope, reference, trace, "link", bounce.reason, address, bounce.work_item)
@@ -384,13 +378,12 @@ def _acknowledgement(router: Router, envelope: Envelope, allowed: Acknowledgemen
     chosen: dict[str, None] = {}
     sender_blocked = False
     system = router._system_addresses
-    blocked = router._blocked
     for address in candidates:
-        if address in chosen or address in system or ("+" in address and _is_system(address, system)):
+        if address in chosen or _is_system(address, system):
             continue
-        if blocked:  # reject or no-automated-emails: never acknowledged
+        if router._blocked:  # reject or no-automated-emails: never acknowledged
             keys = facts.keys(SENDERS) if address == sender else keys_of_address(address)
-            if not blocked.keys().isdisjoint(keys) and router.blocked_action(address, keys) is not None:
+            if router.blocked_action(address, keys) is not None:
                 sender_blocked = sender_blocked or address == sender
                 continue
         chosen[address] = None
@@ -421,5 +414,7 @@ def _address_trace(address: str, source: str, record: list[RouteCheck], route: C
 def _is_system(address: str, system: frozenset[str]) -> bool:
     if address in system:
         return True
+    if "+" not in address:
+        return False
     unplussed = plus_base(address)
     return unplussed is not None and unplussed[0] in system
