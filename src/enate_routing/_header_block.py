@@ -51,9 +51,8 @@ class HeaderBlock:
         over_limit: bool = False,
         end_seen: bool = True,
     ) -> None:
-        self._fill([name for name, _ in fields], [value for _, value in fields], end, body_start, defects)
-        self.over_limit = over_limit
-        self.end_seen = end_seen
+        self._fill([name for name, _ in fields], [value for _, value in fields], end, body_start, defects,
+                   over_limit, end_seen)
 
     @classmethod
     def from_columns(
@@ -69,12 +68,13 @@ class HeaderBlock:
     ) -> HeaderBlock:
         """The block of these names and values (the splitters' constructor: no list of pairs to build)."""
         block = cls.__new__(cls)
-        block._fill(names, values, end, body_start, defects)
-        block.over_limit = over_limit
-        block.end_seen = end_seen
+        block._fill(names, values, end, body_start, defects, over_limit, end_seen)
         return block
 
-    def _fill(self, names: list[str], values: list[bytes], end: int, body_start: int, defects: list[str]) -> None:
+    def _fill(self, names: list[str], values: list[bytes], end: int, body_start: int, defects: list[str],
+              over_limit: bool, end_seen: bool) -> None:
+        self.over_limit = over_limit
+        self.end_seen = end_seen
         self.names = names
         self.values = values
         self.end = end  # offset just past the last header line (its line ending included)

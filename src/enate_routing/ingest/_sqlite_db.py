@@ -51,9 +51,7 @@ class SQLiteDatabase:
         if not self.path.exists():
             self._create_atomically(schema)
         with self.transaction() as db:
-            for statement in schema.split(";"):
-                if statement.strip():
-                    db.execute(statement)
+            _apply(schema, db)
 
     def _create_atomically(self, schema: str) -> None:
         """Write a new file beside the path and link it into place, so that another process starting at the
@@ -65,9 +63,7 @@ class SQLiteDatabase:
             db = sqlite3.connect(str(temp), isolation_level=None)
             try:
                 db.execute("PRAGMA journal_mode=WAL")
-                for statement in schema.split(";"):
-                    if statement.strip():
-                        db.execute(statement)
+                _apply(schema, db)
             finally:
                 db.close()
             with contextlib.suppress(FileExistsError):
@@ -136,3 +132,10 @@ class SQLiteDatabase:
             with contextlib.suppress(sqlite3.Error):
                 db.close()
         self._local = threading.local()
+
+
+def _apply(schema: str, db: sqlite3.Connection) -> None:
+    """Run each ``;``-separated statement of ``schema``."""
+    for statement in schema.split(";"):
+        if statement.strip():
+            db.execute(statement)
