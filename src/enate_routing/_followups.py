@@ -14,13 +14,10 @@ from dataclasses import dataclass
 from enate_routing._bounces import Bounce, find_bounce
 from enate_routing._directory import KnownMessage, WorkItemLookup
 from enate_routing._envelope import Envelope
-from enate_routing._link_pattern import link_search
+from enate_routing._link_pattern import LinkSearch, link_search
 from enate_routing._model import Linking
 
 __all__ = ["FollowUps", "Link", "plus_base"]
-
-_SUBJECT_ONLY = ("subject",)
-_WITH_BODY = ("subject", "body")
 
 
 def plus_base(address: str) -> tuple[str, str] | None:
@@ -63,7 +60,7 @@ class FollowUps:
         addresses; ``mailbox``: the address a token link names; ``steps`` collects an explanation."""
         mode = self._mode
         lookup = self._lookup
-        if mode != "plus-only" and lookup is not None:
+        if mode != "plus-only" and lookup is not None and (envelope.in_reply_to or envelope.references):
             recipients = {r.address for r in envelope.recipients}
             # In-Reply-To first, then References from the most recent (the last) back (RFC 5322 §3.6.4).
             candidates = [("In-Reply-To", i) for i in envelope.in_reply_to]
@@ -80,6 +77,8 @@ class FollowUps:
                                  f"address {known.address} is no longer a recipient")
         if mode != "off":
             for recipient in envelope.recipients:
+                if "+" not in recipient.address:  # most mail: no plus address, no call
+                    continue
                 unplussed = plus_base(recipient.address)
                 if unplussed is None or unplussed[0] not in own:
                     continue
@@ -90,16 +89,23 @@ class FollowUps:
                     return Link(tag, base, f"plus address {recipient.address}", True)
         search = self._search
         if mode != "plus-only" and search is not None:
-            for where in _WITH_BODY if self._search_body else _SUBJECT_ONLY:
-                text = envelope.subject if where == "subject" else envelope.plain_text()
-                match = search.search(text, body=where == "body")
-                if match is None:
-                    continue
-                token = match.group("ref") if "ref" in search.pattern.groupindex else match.group(1)
-                if token and self._exists(token, steps):
-                    return Link(token, mailbox, f"{where} token {match.group(0)}", True)
+            match = search.search(envelope.subject)
+            if match is not None and (link := self._token_link(search, "subject", match, mailbox, steps)):
+                return link
+            if self._search_body:
+                match = search.search(envelope.plain_text(), body=True)
+                if match is not None and (link := self._token_link(search, "body", match, mailbox, steps)):
+                    return link
         if steps is not None:
             steps.append("no link to existing work (docs/semantics.md §3.4)")
+        return None
+
+    def _token_link(self, search: LinkSearch, where: str, match: re.Match[str], mailbox: str,
+                    steps: list[str] | None) -> Link | None:
+        """A link by the reference token ``match`` found in the subject or the body, when it names existing work."""
+        token = match.group("ref") if "ref" in search.pattern.groupindex else match.group(1)
+        if token and self._exists(token, steps):
+            return Link(token, mailbox, f"{where} token {match.group(0)}", True)
         return None
 
     def _exists(self, reference: str, steps: list[str] | None) -> bool:

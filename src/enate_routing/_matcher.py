@@ -25,6 +25,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
+from types import CodeType, FunctionType
+from typing import Any
 
 from enate_routing._decision import RouteCheck, RuleCheck
 from enate_routing._delivery import Delivery
@@ -51,6 +54,7 @@ __all__ = [
     "compiled_route",
     "keys_of_address",
     "phrase_key",
+    "sender_keys",
 ]
 
 # Rule kinds, as positions in the per-group tuples. The keyed kinds are evaluated in this order: the
@@ -63,6 +67,9 @@ _KEYED = (SENDERS, RECIPIENTS, COMPANIES, ATTACHMENTS, KEYWORDS)
 # (small groups, popular keys), else a tuple of bit positions (a rare key of a big group: a mask with one
 # high bit would cost a byte per eight routes of the group, per key).
 Postings = int | tuple[int, ...]
+
+# A group's first match for an email, compiled per group (RouteGroup.match).
+Matcher = Callable[["EmailFacts"], "CompiledRoute | None"]
 
 
 class MatchCounters:
@@ -221,15 +228,21 @@ def _extension_keys(names: Iterable[str], longest: int) -> tuple[str, ...]:
 
 
 class EmailFacts:
-    """The keys of one email, per rule kind, computed on first use and shared by every group evaluated."""
+    """The keys of one email, per rule kind, computed on first use and shared by every group evaluated.
+
+    ``sender`` is the sender's keys and company keys when the caller has them already (the router remembers
+    them per sender): :func:`sender_keys` of the same sender.
+    """
 
     __slots__ = ("cached", "envelope", "important", "tables")
 
-    def __init__(self, envelope: Envelope, tables: KeyTables) -> None:
+    def __init__(self, envelope: Envelope, tables: KeyTables,
+                 sender: tuple[tuple[str, ...], tuple[str, ...]] | None = None) -> None:
         self.envelope = envelope
         self.tables = tables
         self.important = envelope.important
-        self.cached: list[tuple[str, ...] | None] = [None] * 6
+        self.cached: list[tuple[str, ...] | None] = (
+            [None] * 6 if sender is None else [None, sender[0], None, sender[1], None, None])
 
     def keys(self, kind: int) -> tuple[str, ...]:
         """The keys of one kind, derived on first use (``first_match`` reads ``cached`` itself)."""
@@ -243,11 +256,24 @@ def _no_keys(facts: EmailFacts) -> tuple[str, ...]:
     return ()
 
 
-def _sender_keys(facts: EmailFacts) -> tuple[str, ...]:
-    sender = facts.envelope.sender
+def sender_keys(sender: str, tables: KeyTables) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """A sender's keys (its address, then its domains) and its company keys (the case-folded company, or none)."""
     if not sender:
-        return ()
-    return keys_of_address(sender)
+        return (), ()
+    keys = keys_of_address(sender)
+    by_key = tables.company_by_key
+    if by_key is None:
+        company = tables.directory.company_of(sender)
+        return keys, (company.casefold(),) if company else ()
+    for key in keys:  # most specific first: the entry that wins (docs/semantics.md §3.3)
+        found = by_key.get(key)
+        if found is not None:
+            return keys, (found,)
+    return keys, ()
+
+
+def _sender_keys(facts: EmailFacts) -> tuple[str, ...]:
+    return sender_keys(facts.envelope.sender or "", facts.tables)[0]
 
 
 def _recipient_keys(facts: EmailFacts) -> tuple[str, ...]:
@@ -258,18 +284,7 @@ def _recipient_keys(facts: EmailFacts) -> tuple[str, ...]:
 
 
 def _company_keys(facts: EmailFacts) -> tuple[str, ...]:
-    sender = facts.envelope.sender
-    if not sender:
-        return ()
-    by_key = facts.tables.company_by_key
-    if by_key is None:
-        company = facts.tables.directory.company_of(sender)
-        return (company.casefold(),) if company else ()
-    for key in facts.keys(SENDERS):
-        found = by_key.get(key)
-        if found is not None:
-            return (found,)
-    return ()
+    return sender_keys(facts.envelope.sender or "", facts.tables)[1]
 
 
 def _attachment_keys(facts: EmailFacts) -> tuple[str, ...]:
@@ -333,7 +348,7 @@ def _postings(positions: Sequence[int]) -> Postings:
 class RouteGroup:
     """The routes of one connector for one address (or its wildcard routes), compiled (module docstring)."""
 
-    __slots__ = ("enabled", "indexes", "keyed", "routes", "unimportant", "unset")
+    __slots__ = ("enabled", "indexes", "match", "routes", "unimportant", "unset")
 
     def __init__(self, routes: tuple[CompiledRoute, ...], enabled: int, unset: tuple[int, ...],
                  indexes: tuple[dict[str, Postings] | None, ...]) -> None:
@@ -342,10 +357,9 @@ class RouteGroup:
         self.unset = unset
         self.indexes = indexes
         self.unimportant = enabled & unset[IMPORTANT]  # the candidates for an email not flagged important
-        # Only the kinds some enabled route uses: the index lookup, and the masks of the routes that do not
-        # use the rule (it holds for them) and that do.
-        self.keyed = tuple((kind, _KEYS_OF[kind], index.get, unset[kind], enabled & ~unset[kind])
-                           for kind in _KEYED if (index := indexes[kind]) is not None)
+        self.match = _fast_matcher(self)
+
+    match: Matcher  # ``first_match(facts)`` without counters or a recorder, compiled (the route path)
 
     def first_match(self, facts: EmailFacts, counters: MatchCounters | None = None,
                     record: list[RouteCheck] | None = None) -> CompiledRoute | None:
@@ -354,8 +368,12 @@ class RouteGroup:
         holds: list[int] | None = None if record is None else [0] * 6
         cached = facts.cached
         probes = 0
-        for kind, derive, lookup, unset, used in self.keyed:
-            if not candidates & used and holds is None:
+        for kind in _KEYED:  # only the kinds some enabled route uses have an index
+            index = self.indexes[kind]
+            if index is None:
+                continue
+            unset = self.unset[kind]
+            if not candidates & ~unset and holds is None:  # (``~unset & enabled``: the routes that use it)
                 # No remaining candidate uses this rule, so it cannot remove any: skip even computing the
                 # email's keys; with no candidate left at all, stop. (The explanation wants every rule's
                 # verdict, so it never skips.)
@@ -364,11 +382,11 @@ class RouteGroup:
                 continue
             keys = cached[kind]
             if keys is None:
-                keys = cached[kind] = derive(facts)
+                keys = cached[kind] = _KEYS_OF[kind](facts)
             probes += len(keys)
             hit = unset
             for key in keys:
-                posting = lookup(key)
+                posting = index.get(key)
                 if posting is not None:
                     hit |= posting if type(posting) is int else _mask(posting)  # type: ignore[arg-type]
             candidates &= hit
@@ -424,6 +442,62 @@ class RouteGroup:
             shown = [f".{k}" if kind == ATTACHMENTS else k for k in matched]
             return f"{subject} matches {', '.join(repr(k) for k in shown)}"
         return f"{subject} matches none of {written}"
+
+
+def _fast_matcher(group: RouteGroup) -> Matcher:
+    """``group.first_match`` for the route path, with the group's rule kinds unrolled into straight-line code.
+
+    The loop of :meth:`RouteGroup.first_match` looks up five values and tests for a recorder and counters per
+    kind; for a small group that bookkeeping costs as much as the probes. The same steps written out per
+    kind (werkzeug compiles its rules into code the same way) do about half the work. The code depends
+    only on the group's *shape* — which kinds it uses, and whether a kind's index holds postings stored as
+    positions — so it is compiled once per shape; each group gets a function of that code with its own masks
+    and lookups as default arguments (one tuple: no closure cells, a few hundred bytes per group).
+    Equal results: tests/router/test_hot_path.py compares it with ``first_match`` on generated groups.
+    """
+    shape: list[tuple[int, bool]] = []
+    values: list[object] = [group.enabled, group.unimportant, group.routes, _mask]
+    for kind in _KEYED:
+        index = group.indexes[kind]
+        if index is not None:
+            shape.append((kind, any(type(posting) is not int for posting in index.values())))
+            values += [_KEYS_OF[kind], index.get, group.unset[kind], group.enabled & ~group.unset[kind]]
+    code = _matcher_code(tuple(shape))
+    matcher: Matcher = FunctionType(code, {}, "match", tuple(values))
+    return matcher
+
+
+@lru_cache(maxsize=1024)  # at most 2 × 2 choices for each of the five keyed kinds
+def _matcher_code(shape: tuple[tuple[int, bool], ...]) -> CodeType:
+    """Compile the matcher of one group shape (see :func:`_fast_matcher`); its values come as defaults."""
+    parameters = ["facts", "enabled", "unimportant", "routes", "mask"]
+    body = ["    candidates = enabled if facts.important else unimportant",
+            "    cached = facts.cached"]
+    for kind, positions in shape:
+        derive, get, unset, used = (f"{name}_{kind}" for name in ("derive", "get", "unset", "used"))
+        parameters += [derive, get, unset, used]
+        body += [f"    if candidates & {used}:  # some candidate uses the rule: it may remove candidates",
+                 f"        keys = cached[{kind}]",
+                 "        if keys is None:",
+                 f"            keys = cached[{kind}] = {derive}(facts)",
+                 f"        hit = {unset}",
+                 "        for key in keys:"]
+        if positions:
+            body += [f"            posting = {get}(key, 0)",
+                     "            hit |= posting if type(posting) is int else mask(posting)"]
+        else:
+            body += [f"            hit |= {get}(key, 0)"]
+        body += ["        candidates &= hit",
+                 "    elif not candidates:",
+                 "        return None"]
+    body += ["    if candidates:",
+             "        return routes[(candidates & -candidates).bit_length() - 1]",
+             "    return None"]
+    namespace: dict[str, Any] = {}
+    source = f"def match({', '.join(parameters)}):\n" + "\n".join(body)
+    exec(source, namespace)  # noqa: S102  # built above from kind numbers and fixed text only
+    code: CodeType = namespace["match"].__code__
+    return code
 
 
 def _mask(positions: tuple[int, ...]) -> int:

@@ -44,9 +44,10 @@ from enate_routing._matcher import (
     compile_group,
     compiled_route,
     keys_of_address,
+    sender_keys,
 )
 from enate_routing._model import Config
-from enate_routing._patterns import AddressPattern
+from enate_routing._patterns import MAX_ADDRESS_OCTETS, AddressPattern
 from enate_routing.errors import UnknownConnectorError
 
 __all__ = ["AcknowledgementAllowed", "Router", "plus_base"]
@@ -70,6 +71,13 @@ class _Connector:
     fallback: CompiledRoute
 
 
+# What the router remembers of a sender (Router._sender): whether ``[[blocked]]`` rejects it, its keys (address,
+# then domains) and its company keys. Router-wide, emptied when full: a flood of new senders cannot grow it.
+_SenderFacts = tuple[bool, tuple[str, ...], tuple[str, ...]]
+_REMEMBERED_SENDERS = 4096
+_NO_SENDER_KEYS: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
+
+
 class _Recorder:
     """Collects the steps of one run for ``explain``; absent (None) on the ``route`` path."""
 
@@ -91,6 +99,7 @@ class Router:
         "_connectors",
         "_default",
         "_follow_ups",
+        "_senders",
         "_system_addresses",
         "_tables",
         "config",
@@ -100,6 +109,7 @@ class Router:
     _connectors: dict[str, _Connector]
     _default: _Connector | None
     _follow_ups: FollowUps
+    _senders: dict[str, _SenderFacts]
     _system_addresses: frozenset[str]
     _tables: KeyTables
 
@@ -166,6 +176,7 @@ class Router:
         self._blocked = blocked
 
         self._follow_ups = FollowUps(config.linking, lookup)
+        self._senders = {}
         return self
 
     # --- public API ---------------------------------------------------------------------------------------
@@ -250,7 +261,6 @@ class Router:
         reference = message_reference(envelope.message_id, envelope.raw, digest=content_digest)
         addresses, headers_path = self._addresses_of(cc, envelope)
         mailbox = addresses[0][0] if addresses else cc.primary
-        facts = EmailFacts(envelope, self._tables)
 
         if envelope.quarantine_reason is not None:  # docs/semantics.md §3.1.1: quarantined mail is never routed
             reason = f"quarantined: {envelope.quarantine_reason}"
@@ -267,12 +277,17 @@ class Router:
             if why is not None:
                 reason = f"mail from an address the system sends from ({sender})"
                 return _single(cc, envelope, reference, trace, "ignore", reason, mailbox)
-            if self._blocked and self.blocked_action(sender, facts.keys(SENDERS)) == "reject":  # semantics.md §3.5
+            known = self._senders.get(sender)
+            rejected, keys, companies = self._sender(sender) if known is None else known
+            if rejected:  # docs/semantics.md §3.5
                 return _single(cc, envelope, reference, trace, "reject", "blocked", mailbox)
             if trace is not None:
                 trace.steps.append(f"sender {sender} is not the system's own and not rejected")
-        elif trace is not None:
-            trace.steps.append("the mail has no From address")
+            facts = EmailFacts(envelope, self._tables, (keys, companies))
+        else:
+            if trace is not None:
+                trace.steps.append("the mail has no From address")
+            facts = EmailFacts(envelope, self._tables, _NO_SENDER_KEYS)
 
         bounce = self._follow_ups.bounce(envelope)  # a bounce joins the work item of the mail that bounced
         if bounce is not None:
@@ -297,7 +312,8 @@ class Router:
         for address, source in addresses:  # docs/semantics.md §3.1 step 2
             group = groups.get(address)
             if trace is None:
-                route = None if group is None else group.first_match(facts, counters)
+                route = None if group is None else group.match(facts) if counters is None else \
+                    group.first_match(facts, counters)
             else:
                 record: list[RouteCheck] = []
                 route = None if group is None else group.first_match(facts, counters, record)
@@ -334,6 +350,16 @@ class Router:
             decisions.append(Decision._make(name, "create", address, key, route.name, route is cc.fallback,
                                             route.delivery, acknowledge, suppressed, None, None))
         return RoutingResult._make(name, envelope.message_id, tuple(decisions))
+
+    def _sender(self, sender: str) -> _SenderFacts:
+        """Whether ``[[blocked]]`` rejects ``sender`` (docs/semantics.md §3.5), and its keys; remembered."""
+        keys, companies = sender_keys(sender, self._tables)
+        found = (self.blocked_action(sender, keys) == "reject", keys, companies)
+        if len(sender) <= MAX_ADDRESS_OCTETS:  # only what fits a mailbox is remembered: entries stay small
+            if len(self._senders) >= _REMEMBERED_SENDERS:
+                self._senders.clear()
+            self._senders[sender] = found
+        return found
 
     def _addresses_of(self, cc: _Connector, envelope: Envelope) -> tuple[list[tuple[str, str]], bool]:
         """C's addresses in To/Cc in order of first appearance, else in the other sources (semantics.md §3.1 step 2).

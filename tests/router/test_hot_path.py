@@ -3,7 +3,7 @@
 Each shortcut is compared with the straightforward computation it replaces: CPython's built-in SHA-256 with
 hashlib's, the positional ``Decision._make`` with the keyword constructor, the remembered address keys with a
 fresh derivation (and the table stays bounded under hostile input), and the literal-prefix test of a linking
-pattern with a plain bounded search.
+pattern with a plain bounded search, the per-group compiled matcher with the plain loop over rule kinds.
 """
 
 from __future__ import annotations
@@ -16,14 +16,21 @@ from hypothesis import strategies as st
 
 from enate_routing._decision import Decision, RoutingResult, idempotency_key, message_reference
 from enate_routing._delivery import Delivery, Target
+from enate_routing._directory import ConfiguredCompanies
 from enate_routing._link_pattern import LINK_SUBJECT_CHARS, _bounded, link_search
 from enate_routing._matcher import (
     _REMEMBER_KEYS_UP_TO,
     _REMEMBERED_ADDRESSES,
     _REMEMBERED_KEYS,
+    EmailFacts,
+    KeyTables,
     _derive_keys,
+    compile_group,
+    compiled_route,
     keys_of_address,
+    phrase_key,
 )
+from enate_routing._model import Config
 from enate_routing._patterns import (
     _normalize_address,
     _normalize_domain,
@@ -34,6 +41,9 @@ from enate_routing._patterns import (
     normalize_domain,
     subject_words,
 )
+from enate_routing._router import Router
+from enate_routing.testing import synthetic_config, synthetic_envelopes
+from enate_routing.testing.strategies import configs, envelopes
 
 texts = st.text(st.characters(codec="utf-8"), max_size=80)
 
@@ -122,3 +132,27 @@ def test_normalised_addresses_are_remembered_only_at_deliverable_length() -> Non
 def test_subject_words_equal_the_regex_definition(text: str) -> None:
     """docs/semantics.md §3: the maximal runs of letters and digits, case-folded — the ASCII shortcut included."""
     assert subject_words(text) == tuple(re.findall(r"[^\W_]+", text.casefold()))
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data(), config=configs(max_routes=12))
+def test_the_compiled_group_matcher_equals_the_loop(data: st.DataObject, config: Config) -> None:
+    """``RouteGroup.match`` (unrolled per group shape) picks what ``first_match`` (the plain loop) picks."""
+    tables = KeyTables({key for r in config.routes for key in map(phrase_key, r.rules.subject_keywords)},
+                       ConfiguredCompanies(config.companies), 8)
+    routes = [compiled_route(route, priority) for priority, route in enumerate(config.routes, 1)]
+    group = compile_group(routes)
+    for _ in range(5):
+        envelope = data.draw(envelopes(config))
+        assert group.match(EmailFacts(envelope, tables)) is group.first_match(EmailFacts(envelope, tables))
+
+
+def test_the_compiled_matcher_reads_postings_stored_as_positions() -> None:
+    """A big group keeps a rare key's routes as positions (``_postings``); both paths still agree."""
+    config = synthetic_config(2_000, seed=7, addresses=1)
+    router = Router.compile(config)
+    (group,) = router._connectors["Support"].groups.values()
+    assert any(type(p) is tuple for index in group.indexes if index for p in index.values())
+    tables = router._tables
+    for envelope in synthetic_envelopes(config, 300, seed=7):
+        assert group.match(EmailFacts(envelope, tables)) is group.first_match(EmailFacts(envelope, tables))
