@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import replace
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -41,7 +42,7 @@ from enate_routing._patterns import (
     normalize_domain,
     subject_words,
 )
-from enate_routing._router import Router
+from enate_routing._router import _REMEMBERED_SENDERS, Router
 from enate_routing.testing import synthetic_config, synthetic_envelopes
 from enate_routing.testing.strategies import configs, envelopes
 
@@ -156,3 +157,21 @@ def test_the_compiled_matcher_reads_postings_stored_as_positions() -> None:
     tables = router._tables
     for envelope in synthetic_envelopes(config, 300, seed=7):
         assert group.match(EmailFacts(envelope, tables)) is group.first_match(EmailFacts(envelope, tables))
+
+
+def test_the_remembered_senders_stay_bounded_and_equal_a_fresh_router() -> None:
+    """A flood of new senders empties the table instead of growing it; over-long senders are not kept."""
+    config = synthetic_config(50, seed=3)
+    router, fresh = Router.compile(config), Router.compile(config)
+    template = synthetic_envelopes(config, 1, seed=3)[0]
+    for number in range(_REMEMBERED_SENDERS + 10):
+        envelope = replace(template, sender=f"flood{number}@spam{number % 7}.example", message_id=f"{number}@x")
+        router.route(envelope, "Support")
+        assert len(router._senders) <= _REMEMBERED_SENDERS
+    long_sender = "x" * 300 + "@spam.example"
+    envelope = replace(template, sender=long_sender)
+    assert router.route(envelope, "Support") == fresh.route(envelope, "Support")
+    assert long_sender not in router._senders
+    for envelope in synthetic_envelopes(config, 200, seed=4):  # remembered answers are the fresh ones
+        assert router.route(envelope, "Support") == fresh.route(envelope, "Support")
+        assert router.route(envelope, "Support") == fresh.route(envelope, "Support")
