@@ -29,7 +29,7 @@ from email.policy import compat32
 from enate_routing._directory import WorkItemLookup
 from enate_routing._envelope import Envelope
 
-__all__ = ["Bounce", "find_bounce", "is_bounce"]
+__all__ = ["Bounce", "find_bounce", "from_daemon", "is_bounce"]
 
 # RFC 3464 §2 / RFC 6522: where a report carries the returned message or its headers.
 _HEADER_PARTS = frozenset({"text/rfc822-headers", "message/global-headers"})
@@ -47,11 +47,18 @@ class Bounce:
     reason: str
 
 
-def is_bounce(envelope: Envelope) -> bool:
-    """A delivery report, or mail from a mailer daemon / with a null return path (RFC 5321 §4.5.5)."""
+def is_bounce(envelope: Envelope, daemon: bool | None = None) -> bool:
+    """A delivery report, or mail from a mailer daemon / with a null return path (RFC 5321 §4.5.5).
+
+    ``daemon`` is :func:`from_daemon` of the sender when the caller has it already (the router remembers it).
+    """
     if envelope.is_delivery_report or envelope.return_path == "":
         return True
-    sender = envelope.sender
+    return from_daemon(envelope.sender) if daemon is None else daemon
+
+
+def from_daemon(sender: str | None) -> bool:
+    """Whether ``sender``'s local part is a mailer daemon's (``MAILER-DAEMON@``, ``postmaster@``)."""
     return sender is not None and sender.rpartition("@")[0].casefold() in _DAEMONS
 
 

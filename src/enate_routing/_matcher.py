@@ -230,19 +230,18 @@ def _extension_keys(names: Iterable[str], longest: int) -> tuple[str, ...]:
 class EmailFacts:
     """The keys of one email, per rule kind, computed on first use and shared by every group evaluated.
 
-    ``sender`` is the sender's keys and company keys when the caller has them already (the router remembers
-    them per sender): :func:`sender_keys` of the same sender.
+    ``sender_keys`` and ``company_keys`` are :func:`sender_keys` of the sender when the caller has them already
+    (the router remembers them per sender).
     """
 
     __slots__ = ("cached", "envelope", "important", "tables")
 
-    def __init__(self, envelope: Envelope, tables: KeyTables,
-                 sender: tuple[tuple[str, ...], tuple[str, ...]] | None = None) -> None:
+    def __init__(self, envelope: Envelope, tables: KeyTables, sender_keys: tuple[str, ...] | None = None,
+                 company_keys: tuple[str, ...] | None = None) -> None:
         self.envelope = envelope
         self.tables = tables
         self.important = envelope.important
-        self.cached: list[tuple[str, ...] | None] = (
-            [None] * 6 if sender is None else [None, sender[0], None, sender[1], None, None])
+        self.cached: list[tuple[str, ...] | None] = [None, sender_keys, None, company_keys, None, None]
 
     def keys(self, kind: int) -> tuple[str, ...]:
         """The keys of one kind, derived on first use (``first_match`` reads ``cached`` itself)."""

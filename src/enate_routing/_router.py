@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from enate_routing._bounces import from_daemon, is_bounce
 from enate_routing._decision import (
     MAILBOX_SCOPE,
     Action,
@@ -71,11 +72,11 @@ class _Connector:
     fallback: CompiledRoute
 
 
-# What the router remembers of a sender (Router._sender): whether ``[[blocked]]`` rejects it, its keys (address,
-# then domains) and its company keys. Router-wide, emptied when full: a flood of new senders cannot grow it.
-_SenderFacts = tuple[bool, tuple[str, ...], tuple[str, ...]]
+# What the router remembers of a sender (Router._sender): whether ``[[blocked]]`` rejects it, whether it is a
+# mailer daemon (bounces.from_daemon), its keys (address, then domains) and its company keys. Router-wide,
+# emptied when full: a flood of new senders cannot grow it.
+_SenderFacts = tuple[bool, bool, tuple[str, ...], tuple[str, ...]]
 _REMEMBERED_SENDERS = 4096
-_NO_SENDER_KEYS: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
 
 
 class _Recorder:
@@ -278,18 +279,20 @@ class Router:
                 reason = f"mail from an address the system sends from ({sender})"
                 return _single(cc, envelope, reference, trace, "ignore", reason, mailbox)
             known = self._senders.get(sender)
-            rejected, keys, companies = self._sender(sender) if known is None else known
+            rejected, daemon, keys, companies = self._sender(sender) if known is None else known
             if rejected:  # docs/semantics.md §3.5
                 return _single(cc, envelope, reference, trace, "reject", "blocked", mailbox)
             if trace is not None:
                 trace.steps.append(f"sender {sender} is not the system's own and not rejected")
-            facts = EmailFacts(envelope, self._tables, (keys, companies))
+            facts = EmailFacts(envelope, self._tables, keys, companies)
         else:
             if trace is not None:
                 trace.steps.append("the mail has no From address")
-            facts = EmailFacts(envelope, self._tables, _NO_SENDER_KEYS)
+            daemon = False
+            facts = EmailFacts(envelope, self._tables, (), ())
 
-        bounce = self._follow_ups.bounce(envelope)  # a bounce joins the work item of the mail that bounced
+        # A bounce joins the work item of the mail that bounced (only mail that looks like one is parsed again).
+        bounce = self._follow_ups.bounce(envelope) if is_bounce(envelope, daemon) else None
         if bounce is not None:
             address = bounce.address if bounce.address in cc.addresses else mailbox
             return _single(cc, envelope, reference, trace, "link", bounce.reason, address, bounce.work_item)
@@ -309,25 +312,30 @@ class Router:
             trace.steps.append(f"addresses of {cc.name!r} in To/Cc: {listed}" if headers_path else
                                f"no address of {cc.name!r} in To/Cc; Delivered-To, X-Original-To, envelope: {listed}")
         groups = cc.groups
+        # Each group's compiled matcher on the route path; the plain loop when counting or explaining.
         for address, source in addresses:  # docs/semantics.md §3.1 step 2
             group = groups.get(address)
-            if trace is None:
-                route = None if group is None else group.match(facts) if counters is None else \
-                    group.first_match(facts, counters)
-            else:
+            if trace is not None:
                 record: list[RouteCheck] = []
                 route = None if group is None else group.first_match(facts, counters, record)
                 trace.addresses.append(_address_trace(address, source, record, route))
+            elif group is None:
+                continue
+            else:
+                route = group.match(facts) if counters is None else group.first_match(facts, counters)
             if route is None:
                 continue
             chosen.append((route, address, address if headers_path else MAILBOX_SCOPE))
             if not headers_path:
                 break  # a Bcc delivery is one delivery to the mailbox: one decision (docs/routing.md)
-        if not chosen and cc.wildcard is not None:  # docs/semantics.md §3.1 step 3
-            checks: list[RouteCheck] | None = None if trace is None else []
-            route = cc.wildcard.first_match(facts, counters, checks)
-            if trace is not None and checks is not None:
+        wildcard = cc.wildcard
+        if not chosen and wildcard is not None:  # docs/semantics.md §3.1 step 3
+            if trace is not None:
+                checks: list[RouteCheck] = []
+                route = wildcard.first_match(facts, counters, checks)
                 trace.addresses.append(_address_trace("*", "wildcard", checks, route))
+            else:
+                route = wildcard.match(facts) if counters is None else wildcard.first_match(facts, counters)
             if route is not None:
                 chosen.append((route, mailbox, MAILBOX_SCOPE))
         if not chosen:  # docs/semantics.md §3.1 step 4: "no route held" is the fallback, never an exception
@@ -354,7 +362,7 @@ class Router:
     def _sender(self, sender: str) -> _SenderFacts:
         """Whether ``[[blocked]]`` rejects ``sender`` (docs/semantics.md §3.5), and its keys; remembered."""
         keys, companies = sender_keys(sender, self._tables)
-        found = (self.blocked_action(sender, keys) == "reject", keys, companies)
+        found = (self.blocked_action(sender, keys) == "reject", from_daemon(sender), keys, companies)
         if len(sender) <= MAX_ADDRESS_OCTETS:  # only what fits a mailbox is remembered: entries stay small
             if len(self._senders) >= _REMEMBERED_SENDERS:
                 self._senders.clear()
