@@ -50,11 +50,11 @@ __all__ = [
     "MatchCounters",
     "RouteGroup",
     "address_keys",
+    "company_keys",
     "compile_group",
     "compiled_route",
     "keys_of_address",
     "phrase_key",
-    "sender_keys",
 ]
 
 # Rule kinds, as positions in the per-group tuples. The keyed kinds are evaluated in this order: the
@@ -230,18 +230,18 @@ def _extension_keys(names: Iterable[str], longest: int) -> tuple[str, ...]:
 class EmailFacts:
     """The keys of one email, per rule kind, computed on first use and shared by every group evaluated.
 
-    ``sender_keys`` and ``company_keys`` are :func:`sender_keys` of the sender when the caller has them already
-    (the router remembers them per sender).
+    ``sender_keys`` and ``companies`` are the sender's :func:`keys_of_address` and :func:`company_keys` when
+    the caller has them already (the router remembers them per sender); None: derived on first use.
     """
 
     __slots__ = ("cached", "envelope", "important", "tables")
 
     def __init__(self, envelope: Envelope, tables: KeyTables, sender_keys: tuple[str, ...] | None = None,
-                 company_keys: tuple[str, ...] | None = None) -> None:
+                 companies: tuple[str, ...] | None = None) -> None:
         self.envelope = envelope
         self.tables = tables
         self.important = envelope.important
-        self.cached: list[tuple[str, ...] | None] = [None, sender_keys, None, company_keys, None, None]
+        self.cached: list[tuple[str, ...] | None] = [None, sender_keys, None, companies, None, None]
 
     def keys(self, kind: int) -> tuple[str, ...]:
         """The keys of one kind, derived on first use (``first_match`` reads ``cached`` itself)."""
@@ -255,24 +255,27 @@ def _no_keys(facts: EmailFacts) -> tuple[str, ...]:
     return ()
 
 
-def sender_keys(sender: str, tables: KeyTables) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """A sender's keys (its address, then its domains) and its company keys (the case-folded company, or none)."""
-    if not sender:
-        return (), ()
-    keys = keys_of_address(sender)
+def company_keys(sender: str, keys: tuple[str, ...], tables: KeyTables) -> tuple[str, ...]:
+    """The sender's company as a key (case-folded), or none; ``keys`` are the sender's (:func:`keys_of_address`)."""
     by_key = tables.company_by_key
     if by_key is None:
         company = tables.directory.company_of(sender)
-        return keys, (company.casefold(),) if company else ()
+        return (company.casefold(),) if company else ()
     for key in keys:  # most specific first: the entry that wins (docs/semantics.md §3.3)
         found = by_key.get(key)
         if found is not None:
-            return keys, (found,)
-    return keys, ()
+            return (found,)
+    return ()
 
 
 def _sender_keys(facts: EmailFacts) -> tuple[str, ...]:
-    return sender_keys(facts.envelope.sender or "", facts.tables)[0]
+    sender = facts.envelope.sender
+    return keys_of_address(sender) if sender else ()
+
+
+def _company_keys(facts: EmailFacts) -> tuple[str, ...]:
+    sender = facts.envelope.sender
+    return company_keys(sender, facts.keys(SENDERS), facts.tables) if sender else ()
 
 
 def _recipient_keys(facts: EmailFacts) -> tuple[str, ...]:
@@ -280,10 +283,6 @@ def _recipient_keys(facts: EmailFacts) -> tuple[str, ...]:
     if len(recipients) == 1:
         return keys_of_address(recipients[0].address)
     return address_keys([r.address for r in recipients])
-
-
-def _company_keys(facts: EmailFacts) -> tuple[str, ...]:
-    return sender_keys(facts.envelope.sender or "", facts.tables)[1]
 
 
 def _attachment_keys(facts: EmailFacts) -> tuple[str, ...]:

@@ -42,10 +42,10 @@ from enate_routing._matcher import (
     KeyTables,
     MatchCounters,
     RouteGroup,
+    company_keys,
     compile_group,
     compiled_route,
     keys_of_address,
-    sender_keys,
 )
 from enate_routing._model import Config
 from enate_routing._patterns import MAX_ADDRESS_OCTETS, AddressPattern
@@ -73,9 +73,10 @@ class _Connector:
 
 
 # What the router remembers of a sender (Router._sender): whether ``[[blocked]]`` rejects it, whether it is a
-# mailer daemon (bounces.from_daemon), its keys (address, then domains) and its company keys. Router-wide,
-# emptied when full: a flood of new senders cannot grow it.
-_SenderFacts = tuple[bool, bool, tuple[str, ...], tuple[str, ...]]
+# mailer daemon (bounces.from_daemon), its keys (address, then domains) and its company keys (None with a
+# host's own directory, which may change: asked per email). Router-wide, emptied when full: a flood of new
+# senders cannot grow it.
+_SenderFacts = tuple[bool, bool, tuple[str, ...], tuple[str, ...] | None]
 _REMEMBERED_SENDERS = 4096
 
 
@@ -361,7 +362,9 @@ class Router:
 
     def _sender(self, sender: str) -> _SenderFacts:
         """Whether ``[[blocked]]`` rejects ``sender`` (docs/semantics.md §3.5), and its keys; remembered."""
-        keys, companies = sender_keys(sender, self._tables)
+        keys = keys_of_address(sender)
+        tables = self._tables
+        companies = company_keys(sender, keys, tables) if tables.company_by_key is not None else None
         found = (self.blocked_action(sender, keys) == "reject", from_daemon(sender), keys, companies)
         if len(sender) <= MAX_ADDRESS_OCTETS:  # only what fits a mailbox is remembered: entries stay small
             if len(self._senders) >= _REMEMBERED_SENDERS:

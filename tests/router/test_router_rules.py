@@ -159,6 +159,17 @@ def test_host_company_directory_replaces_the_configured_one(chosen: Callable[...
     assert first_route(chosen, config, mail("a@fabrikam.example")) is None
 
 
+def test_a_host_directory_is_asked_per_email_so_its_changes_count(chosen: Callable[..., Any]) -> None:
+    """The router remembers senders, but not a host directory's answers: the host may reassign a sender."""
+    config = make_config(route("R", rules={"sender_companies": "Northwind"}))
+    directory = DictCompanies({})
+    router = chosen(config, companies=directory)
+    decisions = router.route(mail("a@fabrikam.example")).decisions
+    assert decisions[0].fallback
+    directory.domains["fabrikam.example"] = "Northwind"
+    assert router.route(mail("a@fabrikam.example")).decisions[0].route == "R"
+
+
 def test_all_rules_must_hold(chosen: Callable[..., Any]) -> None:
     """Every rule that is set must hold (AND)."""
     config = only({"senders": "*fabrikam.example", "subject_keywords": "invoice", "attachment_types": "pdf"})
