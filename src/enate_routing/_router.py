@@ -72,7 +72,7 @@ class _Connector:
     fallback: CompiledRoute
 
 
-# What the router remembers of a sender (Router._sender): whether ``[[blocked]]`` rejects it, whether it is a
+# What the router remembers of a sender (_sender_facts): whether ``[[blocked]]`` rejects it, whether it is a
 # mailer daemon (bounces.from_daemon), its keys (address, then domains) and its company keys (None with a
 # host's own directory, which may change: asked per email). Router-wide, emptied when full: a flood of new
 # senders cannot grow it.
@@ -280,7 +280,7 @@ class Router:
                 reason = f"mail from an address the system sends from ({sender})"
                 return _single(cc, envelope, reference, trace, "ignore", reason, mailbox)
             known = self._senders.get(sender)
-            rejected, daemon, keys, companies = self._sender(sender) if known is None else known
+            rejected, daemon, keys, companies = _sender_facts(self, sender) if known is None else known
             if rejected:  # docs/semantics.md §3.5
                 return _single(cc, envelope, reference, trace, "reject", "blocked", mailbox)
             if trace is not None:
@@ -360,18 +360,6 @@ class Router:
                                             route.delivery, acknowledge, suppressed, None, None))
         return RoutingResult._make(name, envelope.message_id, tuple(decisions))
 
-    def _sender(self, sender: str) -> _SenderFacts:
-        """Whether ``[[blocked]]`` rejects ``sender`` (docs/semantics.md §3.5), and its keys; remembered."""
-        keys = keys_of_address(sender)
-        tables = self._tables
-        companies = company_keys(sender, keys, tables) if tables.company_by_key is not None else None
-        found = (self.blocked_action(sender, keys) == "reject", from_daemon(sender), keys, companies)
-        if len(sender) <= MAX_ADDRESS_OCTETS:  # only what fits a mailbox is remembered: entries stay small
-            if len(self._senders) >= _REMEMBERED_SENDERS:
-                self._senders.clear()
-            self._senders[sender] = found
-        return found
-
     def _addresses_of(self, cc: _Connector, envelope: Envelope) -> tuple[list[tuple[str, str]], bool]:
         """C's addresses in To/Cc in order of first appearance, else in the other sources (semantics.md §3.1 step 2).
 
@@ -399,6 +387,20 @@ class Router:
         if headers:
             return list(headers.items()), True
         return list(others.items()), False
+
+
+def _sender_facts(router: Router, sender: str) -> _SenderFacts:
+    """Whether ``[[blocked]]`` rejects ``sender`` (docs/semantics.md §3.5), and its keys; remembered by the router."""
+    keys = keys_of_address(sender)
+    tables = router._tables
+    companies = company_keys(sender, keys, tables) if tables.company_by_key is not None else None
+    found = (router.blocked_action(sender, keys) == "reject", from_daemon(sender), keys, companies)
+    if len(sender) <= MAX_ADDRESS_OCTETS:  # only what fits a mailbox is remembered: entries stay small
+        remembered = router._senders
+        if len(remembered) >= _REMEMBERED_SENDERS:
+            remembered.clear()
+        remembered[sender] = found
+    return found
 
 
 def _acknowledgement(router: Router, envelope: Envelope, allowed: AcknowledgementAllowed | None,
