@@ -23,6 +23,7 @@ written apart from its compiled state machine in the same way).
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -461,8 +462,13 @@ def _fast_matcher(group: RouteGroup) -> Matcher:
             shape.append((kind, any(type(posting) is not int for posting in index.values())))
             values += [_KEYS_OF[kind], index.get, group.unset[kind], group.enabled & ~group.unset[kind]]
     code = _matcher_code(tuple(shape))
-    matcher: Matcher = FunctionType(code, {}, "match", tuple(values))
+    matcher: Matcher = FunctionType(code, _MATCHER_GLOBALS, "match", tuple(values))
     return matcher
+
+
+# The globals of every generated matcher: the builtins only (``type``, ``int``), named rather than taken from
+# whichever frame creates the function, and one dict for all groups; everything else comes as defaults.
+_MATCHER_GLOBALS: dict[str, Any] = {"__builtins__": builtins}
 
 
 @lru_cache(maxsize=1024)  # at most 2 × 2 choices for each of the five keyed kinds
