@@ -9,19 +9,22 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import Field, ModelWrapValidatorHandler, SecretStr, model_validator
+from pydantic import ModelWrapValidatorHandler, SecretStr, model_validator
 from pydantic_core import PydanticCustomError
 
-from enate_routing._delivery import Text
 from enate_routing._model_types import (
     AdditionalAccess,
     Address,
     EnvName,
+    Folder,
+    Host,
     IncomingAuth,
     Name,
+    OneLine,
     OutgoingAuth,
+    Port,
     Secret,
     Security,
     Service,
@@ -44,21 +47,21 @@ class IncomingServer(_Frozen):
     """How to reach a mailbox (semantics.md §2). ``folder`` is read; processed mail is moved, flagged or deleted."""
 
     protocol: Literal["imap", "pop3", "graph"]
-    host: Text
-    port: Annotated[int, Field(ge=1, le=65535)]
+    host: Host
+    port: Port
     security: Security
     ca_file: str | None = None
     auth: IncomingAuth = "username-password"
-    folder: Text = "INBOX"
+    folder: Folder = "INBOX"
     processed: Literal["move", "flag", "mark-read", "delete"] = "move"
-    processed_folder: Text = "Processed"
+    processed_folder: Folder = "Processed"
 
 
 class OutgoingServer(_Frozen):
     """How to send through SMTP (docs/semantics.md §2)."""
 
-    host: Text
-    port: Annotated[int, Field(ge=1, le=65535)]
+    host: Host
+    port: Port
     security: Security
     auth: OutgoingAuth
     ca_file: str | None = None
@@ -69,11 +72,11 @@ class Connector(_Frozen):
 
     name: Name
     service: Service
-    username: str | None = None
+    username: OneLine | None = None
     password: Secret | None = None
     password_env: EnvName | None = None
     primary_address: Address
-    additional_mailbox: str | None = None
+    additional_mailbox: OneLine | None = None
     additional_access: AdditionalAccess | None = None
     use_for: UseFor
     incoming: IncomingServer | None = None

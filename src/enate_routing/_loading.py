@@ -10,16 +10,19 @@ from __future__ import annotations
 import json
 import os
 import re
+import ssl
+import sys
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from enate_routing._certificates import load_pkcs12
+from enate_routing._connector import Connector
 from enate_routing._model import Config
-from enate_routing.errors import ConfigError, ConfigIssue
+from enate_routing.errors import CertificateError, ConfigError, ConfigIssue
 
 __all__ = [
     "check_certificates",
@@ -69,18 +72,34 @@ def load_config(
 
 
 def _decode(text: str, suffix: str) -> dict[str, Any]:
-    if suffix == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ConfigError.single(f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
-        if not isinstance(data, dict):
-            raise ConfigError.single("the JSON document must be an object")
-        return data
+    text = text.removeprefix("\ufeff")  # a byte order mark some Windows editors write
     try:
+        if suffix == ".json":
+            data = json.loads(text, object_pairs_hook=_unique_keys)
+            if not isinstance(data, dict):
+                raise ConfigError.single("the JSON document must be an object")
+            return data
         return tomllib.loads(text)
+    except ConfigError:
+        raise
+    except json.JSONDecodeError as exc:
+        raise ConfigError.single(f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError.single(f"invalid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError.single("nested too deeply to read") from None
+    except ValueError:  # the one ValueError left: an integer of more digits than Python converts
+        raise ConfigError.single(f"a number has more than {sys.get_int_max_str_digits()} digits") from None
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object; a key given twice is an error (``json`` would keep the last one silently; TOML refuses)."""
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise ConfigError.single(f"the key {key!r} is given twice in one JSON object")
+        seen.add(key)
+    return dict(pairs)
 
 
 def parse_config(data: Mapping[str, Any]) -> Config:
@@ -162,13 +181,34 @@ def _locate(loc: list[str], data: Mapping[str, Any]) -> tuple[str | None, str]:
 def check_certificates(
     config: Config, *, base_dir: Path = Path(), environ: Mapping[str, str] | None = None
 ) -> None:
-    """Load every connector's PKCS#12 certificate and check it (docs/semantics.md §2); raises a CertificateError."""
+    """Load every connector's PKCS#12 certificate and check it (docs/semantics.md §2), and every CA file it
+    names; raises a CertificateError."""
     for connector in config.connectors:
+        where = f"connector {connector.name!r}"
+        for field, ca_file in _ca_files(connector):
+            _check_ca_file(base_dir / ca_file, where, field, ca_file)
         if connector.certificate is None:
             continue
         path = Path(connector.certificate)
         load_pkcs12(base_dir / path if not path.is_absolute() else path,
-                    connector.certificate_password_value(environ), where=f"connector {connector.name!r}")
+                    connector.certificate_password_value(environ), where=where)
+
+
+def _ca_files(connector: Connector) -> Iterator[tuple[str, str]]:
+    for field, settings in (("incoming", connector.incoming), ("outgoing", connector.outgoing),
+                            ("oauth", connector.oauth)):
+        if settings is not None and settings.ca_file is not None:
+            yield f"{field}.ca_file", settings.ca_file
+
+
+def _check_ca_file(path: Path, where: str, field: str, written: str) -> None:
+    """The PEM bundle the transports will trust (``ssl`` reads it the same way), refused now if unusable."""
+    try:
+        ssl.create_default_context(cafile=path)
+    except OSError as exc:  # ssl.SSLError is an OSError too: checked first
+        reason = f"not a PEM certificate bundle ({exc.reason})" if isinstance(exc, ssl.SSLError) else \
+            f"cannot read the CA file ({exc.strerror or type(exc).__name__})"
+        raise CertificateError.single(reason, where=where, field=field, item=written) from None
 
 
 def dump_config(config: Config, *, include_secrets: bool = False) -> dict[str, Any]:

@@ -182,7 +182,7 @@ class Linking(_Frozen):
             return value
         try:
             compiled = re.compile(value)
-        except re.error as exc:
+        except (re.error, OverflowError, RecursionError) as exc:  # x{99999999999}; thousands of nested groups
             raise PydanticCustomError("regex", "not a valid regular expression ({reason})",
                                       {"reason": str(exc), "item": value}) from None
         try:

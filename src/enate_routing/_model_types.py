@@ -5,6 +5,8 @@ Shared by the connector models (``_connector``) and the route and configuration 
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, StringConstraints
@@ -75,8 +77,53 @@ ExtensionList = Annotated[tuple[str, ...], BeforeValidator(_as_list), AfterValid
 TextList = Annotated[tuple[str, ...], BeforeValidator(_as_list), AfterValidator(_words)]
 """Semicolon list of free-text items (keywords, company names); matching case-folds them."""
 
+# A line break or NUL in a value sent to a server would end the command early: the rest would be read as a
+# command of its own (an injection).
+_LINE_BREAK_OR_NUL = re.compile(r"[\r\n\x00]")
+_ONE_LINE_MESSAGE = "must not contain a line break or NUL"
+
+
+def _one_line(value: str) -> str:
+    if _LINE_BREAK_OR_NUL.search(value) is not None:
+        raise PydanticCustomError("one_line", _ONE_LINE_MESSAGE, {"item": value})
+    return value
+
+
+def _one_line_secret(value: SecretStr) -> SecretStr:
+    if _LINE_BREAK_OR_NUL.search(value.get_secret_value()) is not None:
+        raise PydanticCustomError("one_line", _ONE_LINE_MESSAGE)  # no item: the value is a secret
+    return value
+
+
+_HOST_LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
+
+
+def _host(value: str) -> str:
+    """A host name (IDNA allowed) or an IP address, as a socket takes it; refused here rather than as a
+    puzzling connection error on first use."""
+    try:
+        ipaddress.ip_address(value)
+        return value
+    except ValueError:
+        pass
+    try:
+        name = value.casefold().removesuffix(".").encode("idna").decode("ascii")
+    except UnicodeError:  # an empty or over-long label
+        name = ""
+    if not name or len(name) > 253 or not all(map(_HOST_LABEL.fullmatch, name.split("."))):
+        raise PydanticCustomError(
+            "host", "not a host name or IP address (the name alone: no scheme, port, path or brackets)",
+            {"item": value})
+    return value
+
+
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-Secret = Annotated[SecretStr, Field(max_length=50)]
+Secret = Annotated[SecretStr, Field(max_length=50), AfterValidator(_one_line_secret)]
+OneLine = Annotated[str, AfterValidator(_one_line)]
+"""A value sent to a server as written (a login, a mailbox)."""
+Folder = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1), AfterValidator(_one_line)]
+Host = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1), AfterValidator(_host)]
+Port = Annotated[int, Field(ge=1, le=65535, strict=True)]  # strict: TOML's ``true`` is not port 1
 EnvName = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 
 

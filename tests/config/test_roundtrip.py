@@ -14,7 +14,8 @@ from enate_routing.testing.strategies import config_data
 
 # Any Unicode text but surrogates (which no UTF-8 file can hold); TOML and JSON escape the rest.
 TEXT = st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=40).filter(str.strip)
-SECRET = st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=50)
+# Any character a password may hold: a line break or NUL would end a protocol command, so loading refuses them.
+SECRET = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\r\n\x00"), min_size=1, max_size=50)
 
 
 @st.composite

@@ -7,8 +7,10 @@
   through untouched, so logins and TLS (for ``starttls`` the upgrade happens end to end through the
   proxy) work normally. ``cuts`` counts the cuts made.
 - :class:`SilentServer` accepts connections and never sends a byte: every client read times out.
+- :class:`EchoingImapServer` refuses every login with a reply that quotes what the client sent (the LOGIN
+  line, or the SASL PLAIN response in base64), as careless servers do; ``received`` keeps every line.
 
-Both run in daemon threads and are context managers that stop and close every socket on exit.
+All run in daemon threads and are context managers that stop and close every socket on exit.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import threading
 from types import TracebackType
 from typing import Self
 
-__all__ = ["CuttingProxy", "SilentServer"]
+__all__ = ["CuttingProxy", "EchoingImapServer", "SilentServer"]
 
 
 class _Listener:
@@ -108,3 +110,34 @@ class CuttingProxy(_Listener):
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
                 sock.close()
+
+
+class EchoingImapServer(_Listener):
+    """An IMAP server (plaintext, ``AUTH=PLAIN`` offered unless ``plain`` is false) that echoes credentials."""
+
+    def __init__(self, *, plain: bool = True) -> None:
+        super().__init__()
+        self.capabilities = b"IMAP4rev1 AUTH=PLAIN" if plain else b"IMAP4rev1"
+        self.received: list[bytes] = []
+
+    def _handle(self, client: socket.socket) -> None:
+        with client, client.makefile("rb") as lines:
+            client.sendall(b"* OK [CAPABILITY " + self.capabilities + b"] echo ready\r\n")
+            for line in lines:
+                self.received.append(line)
+                tag, _, rest = line.rstrip(b"\r\n").partition(b" ")
+                command = rest.split(b" ", 1)[0].upper()
+                if command == b"CAPABILITY":
+                    client.sendall(b"* CAPABILITY " + self.capabilities + b"\r\n" + tag + b" OK done\r\n")
+                elif command == b"AUTHENTICATE":
+                    client.sendall(b"+ \r\n")
+                    response = lines.readline().strip()
+                    self.received.append(response)
+                    client.sendall(tag + b" NO [AUTHENTICATIONFAILED] bad credentials " + response + b"\r\n")
+                elif command == b"LOGIN":
+                    client.sendall(tag + b" NO [AUTHENTICATIONFAILED] " + rest + b" rejected\r\n")
+                elif command == b"LOGOUT":
+                    client.sendall(b"* BYE\r\n" + tag + b" OK bye\r\n")
+                    return
+                else:
+                    client.sendall(tag + b" BAD unknown command\r\n")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from enate_routing.errors import InsecureConnectionError, UidValidityChangedError
+from enate_routing.errors import AuthenticationError, ConnectError, InsecureConnectionError, UidValidityChangedError
 from enate_routing.transports import (
     ConnectionTestResult,
     Endpoint,
@@ -20,6 +20,7 @@ from enate_routing.transports import (
     PasswordAuth,
     Pop3Source,
     SmtpSender,
+    _sasl,
     check_imap_connection,
     check_pop3_connection,
     check_smtp_connection,
@@ -184,3 +185,22 @@ def test_every_transport_error_lives_in_errors_and_is_drawn_in_its_tree() -> Non
     for cls in classes:  # one import path: enate_routing.errors, never the top level or the transports package
         assert cls.__name__ in errors.__all__
         assert not hasattr(enate_routing, cls.__name__) and not hasattr(transports, cls.__name__), cls.__name__
+
+
+def test_a_failing_token_source_is_named_and_a_host_provider_only_by_type() -> None:
+    """Our own token sources raise errors that name the endpoint and hold no secret: they are passed on. A host's
+    provider may put anything in its exception (a refresh token): only its type is shown."""
+    refused = ConnectError("connection refused", server="https://login.example.test:1")
+
+    def ours() -> str:
+        raise refused
+
+    def theirs() -> str:
+        raise RuntimeError(f"refresh token {SECRET} rejected")
+
+    with pytest.raises(AuthenticationError, match=r"provider failed \(ConnectError: https://login\.example\.test:1: "
+                                                  r"connection refused\)"):
+        _sasl.oauth(OAuth2Auth("user@example.test", ours), "imap.example.test", 993)
+    with pytest.raises(AuthenticationError, match=r"provider failed \(RuntimeError\)$") as caught:
+        _sasl.oauth(OAuth2Auth("user@example.test", theirs), "imap.example.test", 993)
+    assert_no_secret(SECRET, caught.value)

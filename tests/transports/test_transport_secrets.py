@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
+from typing import Literal
 
 import pytest
 
@@ -21,7 +23,7 @@ from enate_routing.transports import (
     check_smtp_connection,
 )
 from mailrig.dovecot import ALICE, Dovecot
-from mailrig.faults import SilentServer
+from mailrig.faults import EchoingImapServer, SilentServer
 from mailrig.smtp import SmtpServers
 from mailrig.util import EndpointFactory, assert_no_secret
 
@@ -127,3 +129,36 @@ def test_no_secret_on_the_chain_of_a_non_ascii_password(
         assert_no_secret(NON_ASCII, error)
     else:
         raise AssertionError("a non-ASCII LOGIN password should be refused")
+
+
+@pytest.mark.parametrize(("plain", "method"), [(True, "auto"), (False, "login")])
+def test_no_secret_when_the_server_echoes_what_it_received(
+    imap_endpoint: EndpointFactory, plain: bool, method: Literal["auto", "login"]
+) -> None:
+    """A server quoting the SASL PLAIN response (base64) or the LOGIN line (a quoted string, its backslashes
+    and quotes escaped) in its refusal: the password is hidden in those forms too."""
+    quoted = PASSWORD.replace("\\", "\\\\").replace('"', '\\"')
+    plain_response = base64.b64encode(f"\0{ALICE.login}\0{PASSWORD}".encode()).decode()
+    echoed = plain_response if plain else quoted
+    with EchoingImapServer(plain=plain) as server:
+        endpoint = imap_endpoint("none", port=server.port, timeout=2, allow_plaintext_auth=True)
+        result = _imap(endpoint, PasswordAuth(ALICE.login, PASSWORD, method))
+    assert echoed.encode() in b"".join(server.received)  # what a careless server quotes back
+    assert result.error == "AuthenticationError"
+    assert "***" in result.detail, result
+    for form in (PASSWORD, quoted, plain_response):
+        assert_no_secret(form, result)
+
+
+@pytest.mark.parametrize("field", ["username", "password"])
+def test_a_line_break_in_the_credentials_is_never_sent(imap_endpoint: EndpointFactory, field: str) -> None:
+    """A password with CRLF would end the LOGIN command early and run the rest as a command (an injection)."""
+    injected = "x\r\nX1 DELETE INBOX"
+    credentials = PasswordAuth(injected, "pw") if field == "username" else PasswordAuth(ALICE.login, injected)
+    with EchoingImapServer(plain=False) as server:
+        endpoint = imap_endpoint("none", port=server.port, timeout=2, allow_plaintext_auth=True)
+        result = _imap(endpoint, credentials)
+        sent = b"".join(server.received)
+    assert result.error == "AuthenticationError"
+    assert f"the {field} contains a line break or NUL" in result.detail
+    assert b"LOGIN" not in sent and b"DELETE" not in sent

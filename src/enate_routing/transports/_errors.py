@@ -27,6 +27,7 @@ chained (``UnicodeEncodeError.object`` would hold the password).
 
 from __future__ import annotations
 
+import base64
 import imaplib
 import poplib
 import smtplib
@@ -87,21 +88,30 @@ _CERT_HINT = (
 
 
 def scrub(text: str, secrets: Sequence[str]) -> str:
-    """``text`` with every occurrence of every non-empty secret replaced by ``***``."""
-    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
-        text = text.replace(secret, "***")
+    """``text`` with every non-empty secret replaced by ``***``, in each form a server may echo it back in."""
+    forms = {form for secret in secrets if secret for form in _echoed_forms(secret)}
+    for form in sorted(forms, key=len, reverse=True):
+        text = text.replace(form, "***")
     return text
 
 
-def _reply_text(exc: BaseException) -> str:
-    """The server's reply carried by a library exception, decoded and on one line."""
+def _echoed_forms(secret: str) -> tuple[str, str, str]:
+    """``secret`` as written, as an IMAP quoted string (RFC 3501 §4.3: ``\\`` and ``"`` escaped, as imaplib
+    sends a LOGIN password) and in base64 (SASL LOGIN; longer SASL messages register their own base64)."""
+    quoted = secret.replace("\\", "\\\\").replace('"', '\\"')
+    return secret, quoted, base64.b64encode(secret.encode("utf-8", "replace")).decode("ascii")
+
+
+def _reply_text(exc: BaseException, secrets: Sequence[str]) -> str:
+    """The server's reply carried by a library exception, decoded, scrubbed, then on one line and cut short
+    (scrubbed first: joining white space or cutting could leave a secret the scrub no longer finds)."""
     if isinstance(exc, smtplib.SMTPResponseException):
         raw: object = exc.smtp_error
         prefix = f"{exc.smtp_code} "
     else:
         raw = exc.args[0] if exc.args else ""
         prefix = ""
-    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+    text = scrub(raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw), secrets)
     return (prefix + " ".join(text.split()))[:300]
 
 
@@ -132,7 +142,7 @@ def translate(exc: BaseException, stage: Stage, server: str, secrets: Sequence[s
         return make(CertificateRejectedError, f"the server rejected our client certificate ({exc.reason})")
     if _timed_out(exc):
         return make(TransportTimeoutError, f"no answer in time during {stage}")
-    if isinstance(exc, _DISCONNECTS) or (isinstance(exc, poplib.error_proto) and "EOF" in _reply_text(exc)):
+    if isinstance(exc, _DISCONNECTS) or (isinstance(exc, poplib.error_proto) and "EOF" in _reply_text(exc, secrets)):
         if stage == "tls":
             return make(CertificateRejectedError, _CERT_HINT)
         return make(ConnectError, f"connection closed by the server during {stage}")
@@ -152,7 +162,7 @@ def translate(exc: BaseException, stage: Stage, server: str, secrets: Sequence[s
         err.retryable = bool(codes) and all(400 <= c < 500 for c in codes)
         return err
     if isinstance(exc, imaplib.IMAP4.error | poplib.error_proto | smtplib.SMTPException):
-        reply = _reply_text(exc)
+        reply = _reply_text(exc, secrets)
         lowered = reply.lower()
         if any(marker.lower() in lowered for marker in _PLAINTEXT_REFUSED):
             return make(InsecureConnectionError, f"the server refuses authentication without TLS: {reply}")

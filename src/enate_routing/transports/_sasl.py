@@ -15,9 +15,10 @@ adapters' business; the content is decided here, once.
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
 
-from enate_routing.errors import AuthenticationError
+from enate_routing.errors import AuthenticationError, TransportError
 from enate_routing.transports._base import OAuth2Auth, PasswordAuth
 
 __all__ = ["SaslClient", "login", "oauth", "plain"]
@@ -56,9 +57,14 @@ class SaslClient:
         return self.respond(challenge)
 
 
+def _sent(blob: bytes) -> str:
+    """A message as it crosses the wire (base64): a server that echoes it must not print it either."""
+    return base64.b64encode(blob).decode("ascii")
+
+
 def plain(credentials: PasswordAuth) -> SaslClient:
     blob = b"\0" + credentials.username.encode() + b"\0" + credentials.password.encode()
-    return SaslClient("PLAIN", blob, secrets=(credentials.password,))
+    return SaslClient("PLAIN", blob, secrets=(credentials.password, _sent(blob)))
 
 
 def login(credentials: PasswordAuth) -> SaslClient:
@@ -80,6 +86,8 @@ def oauth(credentials: OAuth2Auth, host: str, port: int) -> SaslClient:
     failure: str | None = None
     try:
         token = credentials.token_provider()
+    except TransportError as exc:  # our own token sources: the message names the endpoint, never a secret
+        failure = f"{type(exc).__name__}: {exc}"
     except Exception as exc:  # noqa: BLE001 - the host's provider may fail in any way; report, not crash
         failure = type(exc).__name__
     if failure is not None:
@@ -91,6 +99,6 @@ def oauth(credentials: OAuth2Auth, host: str, port: int) -> SaslClient:
     user = credentials.username
     if credentials.mechanism == "XOAUTH2":
         blob = f"user={user}\x01auth=Bearer {token}\x01\x01".encode()
-        return SaslClient("XOAUTH2", blob, after=b"", secrets=(token,), bearer=token)
+        return SaslClient("XOAUTH2", blob, after=b"", secrets=(token, _sent(blob)), bearer=token)
     blob = f"n,a={_saslname(user)},\x01host={host}\x01port={port}\x01auth=Bearer {token}\x01\x01".encode()
-    return SaslClient("OAUTHBEARER", blob, after=b"\x01", secrets=(token,), bearer=token)
+    return SaslClient("OAUTHBEARER", blob, after=b"\x01", secrets=(token, _sent(blob)), bearer=token)

@@ -164,6 +164,11 @@ class Adapter(AbstractContextManager["Adapter"]):
         credentials = self.credentials
         if isinstance(credentials, NoAuth | CertificateAuth):
             return None
+        if isinstance(credentials, PasswordAuth):
+            for name, value in (("username", credentials.username), ("password", credentials.password)):
+                if "\r" in value or "\n" in value or "\0" in value:  # would end the command early (injection)
+                    raise AuthenticationError(f"the {name} contains a line break or NUL, which cannot be sent",
+                                              server=self.server)
         try:
             client = choose_sasl(credentials, offered, self.endpoint)
         except AuthenticationError as exc:
