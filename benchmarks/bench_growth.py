@@ -89,6 +89,21 @@ def single_encoded_word(scale: int) -> bytes:
     return HEAD + b"Subject: =?utf-8?q?" + b"a" * (2000 * scale) + b"?=\r\n\r\nbody\r\n"
 
 
+def spaces_in_an_address(scale: int) -> bytes:
+    """``To: a``, 2,000 × scale spaces, ``b``: the address patterns once split such a run every way (cubic)."""
+    return HEAD + b"To: a" + b" " * (2000 * scale) + b"b\r\n\r\nbody\r\n"
+
+
+def dots_in_an_address(scale: int) -> bytes:
+    """A local part of 1,000 × scale ``a.`` before the ``@``: each start position was tried again (quadratic)."""
+    return HEAD + b"To: " + b"a." * (1000 * scale) + b"@b.example\r\n\r\nbody\r\n"
+
+
+def long_unicode_domain(scale: int) -> bytes:
+    """A domain of 1,000 × scale ``é``: too long to be one, so never IDNA-encoded (~6 µs a character)."""
+    return HEAD + b"To: a@" + "é".encode() * (1000 * scale) + b"\r\n\r\nbody\r\n"
+
+
 def linking_subject(scale: int) -> bytes:
     """A subject of 1,000 × scale letters: what a reference pattern without a literal start backtracks on."""
     return HEAD + b"Subject: " + b"A" * (1000 * scale) + b"\r\n\r\nbody\r\n"
@@ -107,6 +122,9 @@ CASES: dict[str, Callable[[int], bytes]] = {
     "distinct invalid Cc addresses": invalid_cc,
     "header fields": many_fields,
     "single encoded word": single_encoded_word,
+    "spaces in an address": spaces_in_an_address,
+    "dots in an address": dots_in_an_address,
+    "long Unicode domain": long_unicode_domain,
 }
 LINKING_CASES: dict[str, Callable[[int], bytes]] = {
     "linking pattern on subject": linking_subject,

@@ -164,6 +164,7 @@ _QUOTED_OR_COMMENT = re.compile(r'"(?:[^"\\]|\\.)*"|\((?:[^()\\]|\\.)*\)')
 _PARENTHESES = re.compile(r"[()]")
 # getaddresses recurses once per nested comment level; far below the interpreter's recursion limit.
 _MAX_COMMENT_NESTING = 32
+_MAX_GROUPS = 32  # ':' outside quotes and comments; a real list has one or two groups
 # Defects kept per message: each is a short line for a person; thousands say nothing more than their count.
 _MAX_DEFECTS = 100
 # Longest address header handed to getaddresses, per allowed address: longer means padding, not addresses.
@@ -258,7 +259,8 @@ class _Reader:
     def _safe_for_getaddresses(self, name: str, text: str) -> bool:
         """Check the limits before ``getaddresses`` sees ``text`` (its cost grows with all of these)."""
         limit = self.limits.max_addresses_per_header
-        if len(text) < limit and "(" not in text and text.count("=?") <= self.limits.max_encoded_words_per_header:
+        if len(text) < limit and "(" not in text and text.count("=?") <= self.limits.max_encoded_words_per_header \
+                and text.count(":") <= _MAX_GROUPS:
             return True  # shorter than the limit, no comment, words within theirs: no check below can fail
         label = _label(name)
         if len(text) > limit * _CHARS_PER_ADDRESS:
@@ -272,7 +274,15 @@ class _Reader:
             if count > limit:
                 self.quarantine(f"address count in {label} {count} exceeds the limit of {limit}")
                 return False
+        if text.count("@") > 2 * limit:  # in a group, getaddresses is quadratic in these ("G:@@@@...")
+            self.quarantine(f"'@' count in {label} {text.count('@')} exceeds the limit of {2 * limit} "
+                            "(two per address)")
+            return False
         if not self.within_word_limit(name, text):
+            return False
+        if text.count(":") > _MAX_GROUPS and _QUOTED_OR_COMMENT.sub("", text).count(":") > _MAX_GROUPS:
+            # getaddresses reads each ':' as a group inside the last one, one recursion level each.
+            self.defect(f"{label} has more than {_MAX_GROUPS} groups (':'); not read")
             return False
         if text.count("(") > _MAX_COMMENT_NESTING:
             depth = deepest = 0

@@ -56,9 +56,13 @@ def normalize_domain(domain: str) -> str | None:
     return _normalize_domain(domain)
 
 
+# RFC 1035 §2.3.4 / RFC 5321 §4.5.3.1.2: 253 characters in ASCII form, which is never shorter than the Unicode form.
+_MAX_DOMAIN = 253
+
+
 def _normalize_domain(domain: str) -> str | None:
     domain = domain.strip().rstrip(".")
-    if not domain:
+    if not domain or len(domain) > _MAX_DOMAIN:  # no IDNA work (~6 µs a character) for what cannot be a domain
         return None
     folded = domain.casefold()
     if folded.isascii():

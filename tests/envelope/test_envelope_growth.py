@@ -16,12 +16,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bench_growth import (
+    HEAD,
     WIDE,
+    dots_in_an_address,
     in_reply_to,
     invalid_cc,
     linking_router,
+    long_unicode_domain,
     many_fields,
     references,
+    spaces_in_an_address,
     unbalanced_filename,
     unbalanced_parameter,
 )
@@ -93,6 +97,41 @@ def test_distinct_invalid_cc_addresses(scale: int) -> None:
     assert envelope.defects[0] == "invalid address 'user0@bad_0.example' in Cc"
     assert envelope.defects[-1] == f"{1000 * scale - 100} more defects not listed"
     assert len(envelope.defects) == 101
+
+
+@pytest.mark.parametrize("scale", SCALES)
+def test_address_texts_that_once_backtracked(scale: int) -> None:
+    """Runs of spaces or dots in an address, and a domain too long to be one (IDNA never run on it): read in
+    linear time (bench_growth times them), with the result getaddresses gives."""
+    first = "help@contoso.example"  # HEAD's own To, before the hostile one
+    spaced = Envelope.from_bytes(spaces_in_an_address(scale))
+    assert [r.address for r in spaced.recipients] == [first] and spaced.quarantine_reason is None
+    assert "invalid address 'a' in To" in spaced.defects  # getaddresses reads "a   b" as the address "a"
+    dotted = Envelope.from_bytes(dots_in_an_address(scale))
+    assert [r.address for r in dotted.recipients] == [first, "a." * (1000 * scale) + "@b.example"]
+    unicode_domain = Envelope.from_bytes(long_unicode_domain(scale))
+    assert [r.address for r in unicode_domain.recipients] == [first]
+    assert any(d.startswith("invalid address 'a@éé") for d in unicode_domain.defects)
+
+
+def test_groups_nested_past_the_limit_are_not_read() -> None:
+    """getaddresses reads each ':' as a group inside the last, one recursion level each: ~1,000 colons were a
+    RecursionError that lost the sender too. Past 32 the header is a defect and the rest of the mail is read."""
+    envelope = Envelope.from_bytes(HEAD.replace(b"To: help@contoso.example", b"To: " + b":" * 1000) + b"\r\nx\r\n")
+    assert envelope.quarantine_reason is None and envelope.sender == "alice@example.org"
+    assert "To has more than 32 groups (':'); not read" in envelope.defects
+    quoted = b'To: ' + b", ".join(b'"Team: %d" <t%d@example.org>' % (n, n) for n in range(40))
+    assert len(Envelope.from_bytes(HEAD.replace(b"To: help@contoso.example", quoted) + b"\r\nx\r\n").recipients) == 40
+
+
+def test_at_signs_in_a_group_are_limited() -> None:
+    """In a group getaddresses is quadratic in '@' ("G:@@@@..."): more than two per allowed address quarantines."""
+    def mail(count: int) -> bytes:
+        return HEAD.replace(b"To: help@contoso.example", b"To: G:" + b"@" * count) + b"\r\nx\r\n"
+
+    assert Envelope.from_bytes(mail(2000)).quarantine_reason is None
+    assert Envelope.from_bytes(mail(2001)).quarantine_reason == (
+        "'@' count in To 2001 exceeds the limit of 2000 (two per address)")
 
 
 @pytest.mark.parametrize("scale", SCALES)
