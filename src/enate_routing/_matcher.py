@@ -127,8 +127,9 @@ class KeyTables:
     """Router-wide facts about the keys, used to turn an email into keys once for every group.
 
     The keyword phrases of every route are split into ``single`` words (found by one set intersection
-    with the subject's words) and multi-word phrases filed under their first word (``multi``: checked only
-    where that word occurs). ``longest_extension`` bounds the attachment-name suffixes worth making into keys.
+    with the subject's words) and multi-word phrases in a trie of words under their first word (``multi``:
+    walked only where that word occurs, one step per word that continues some phrase, so a subject that
+    repeats a first word shared by 10,000 phrases costs one probe per repetition). ``longest_extension`` bounds the attachment-name suffixes worth making into keys.
     ``company_by_key`` is set when the directory is the built-in one: the sender's keys, most specific first,
     then find the case-folded company without a second walk over its domain (docs/semantics.md §3.3).
     """
@@ -138,18 +139,31 @@ class KeyTables:
     def __init__(self, phrases: Iterable[str], directory: CompanyDirectory, longest_extension: int = 0) -> None:
         self.longest_extension = longest_extension
         single: set[str] = set()
-        multi: dict[str, list[tuple[tuple[str, ...], str]]] = {}
+        multi: dict[str, _PhraseNode] = {}
         for phrase in set(phrases):
-            words = tuple(phrase.split(" "))
-            if len(words) == 1:
+            first, *rest = phrase.split(" ")
+            if not rest:
                 single.add(phrase)
-            else:
-                multi.setdefault(words[0], []).append((words, phrase))
+                continue
+            node = multi.setdefault(first, _PhraseNode())
+            for word in rest:
+                node = node.next.setdefault(word, _PhraseNode())
+            node.phrase = phrase
         self.single = frozenset(single)
-        self.multi = {first: tuple(found) for first, found in multi.items()}
+        self.multi = multi
         self.directory = directory
         self.company_by_key = ({key: name.casefold() for key, name in directory.companies_by_key().items()}
                                if isinstance(directory, ConfiguredCompanies) else None)
+
+
+class _PhraseNode:
+    """A node of the keyword trie: the phrase that ends here, if any, and the words that continue one."""
+
+    __slots__ = ("next", "phrase")
+
+    def __init__(self) -> None:
+        self.phrase: str | None = None
+        self.next: dict[str, _PhraseNode] = {}
 
 
 def address_keys(addresses: Iterable[str]) -> tuple[str, ...]:
@@ -300,8 +314,18 @@ def _keyword_keys(facts: EmailFacts) -> tuple[str, ...]:
     found = tables.single.intersection(words)
     multi = tables.multi
     if multi and not multi.keys().isdisjoint(words):
-        runs = [phrase for start, word in enumerate(words) for phrase_words, phrase in multi.get(word, ())
-                if words[start : start + len(phrase_words)] == phrase_words]
+        runs = []
+        count = len(words)
+        for start, word in enumerate(words):
+            node = multi.get(word)
+            position = start + 1
+            while node is not None:
+                if node.phrase is not None:
+                    runs.append(node.phrase)
+                if position == count:
+                    break
+                node = node.next.get(words[position])
+                position += 1
         return tuple(found.union(runs))
     return tuple(found)
 

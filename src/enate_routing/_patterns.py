@@ -56,17 +56,20 @@ def normalize_domain(domain: str) -> str | None:
     return _normalize_domain(domain)
 
 
-# RFC 1035 §2.3.4 / RFC 5321 §4.5.3.1.2: 253 characters in ASCII form, which is never shorter than the Unicode form.
+# RFC 1035 §2.3.4: 253 characters in ASCII form, which is never shorter than the Unicode form. (Longer ASCII
+# domains stay valid: the standard library reads them, and the router never domain-matches them.)
 _MAX_DOMAIN = 253
 
 
 def _normalize_domain(domain: str) -> str | None:
     domain = domain.strip().rstrip(".")
-    if not domain or len(domain) > _MAX_DOMAIN:  # no IDNA work (~6 µs a character) for what cannot be a domain
+    if not domain:
         return None
     folded = domain.casefold()
     if folded.isascii():
         ascii_domain = folded
+    elif len(domain) > _MAX_DOMAIN:  # no IDNA work (~6 µs a character) for what cannot be a domain
+        return None
     else:
         try:
             ascii_domain = folded.encode("idna").decode("ascii")

@@ -104,3 +104,40 @@ def test_multi_label_extensions_still_match_after_bounding() -> None:
     assert routed_with_peak(config, mail(attachments=("backup.TAR.GZ",)))[0] == ["Archive"]
     assert routed_with_peak(config, mail(attachments=("x.gz",)))[0] == ["Gzip"]
     assert routed_with_peak(config, mail(attachments=("x.tgz",)))[0] == ["General"]
+
+
+@pytest.mark.parametrize(("subject", "expected"), [
+    ("the server down now", "server down now"),    # the longest phrase is the first route: all three are found
+    ("server down", "server down"),
+    ("down now please", "down now"),
+    ("server server down now", "server down now"),  # a phrase starting at the second 'server'
+    ("server now down", "General"),
+])
+def test_overlapping_keyword_phrases_route_as_the_reference_does(subject: str, expected: str) -> None:
+    config = make_config(*(route(phrase, rules={"subject_keywords": phrase})
+                           for phrase in ("server down now", "server down", "down now")))
+    envelope = mail(subject=subject)
+    routes = [d.route for d in Router.compile(config).route(envelope, "Support").decisions]
+    assert routes == [expected] == [d.route for d in ReferenceRouter(config).route(envelope, "Support").decisions]
+
+
+def test_a_repeated_first_word_of_many_phrases_is_one_probe_per_word() -> None:
+    """2,000 phrases share the first word 'urgent', and the subject is that word 5,000 times: each repetition
+    looks up the next word once in the phrase trie (the phrases filed under 'urgent' were each compared at
+    every repetition: 10 million comparisons). Counted, not timed."""
+    config = make_config(*(route(f"r{i}", rules={"subject_keywords": f"urgent w{i}x"}) for i in range(2000)))
+    router = Router.compile(config)
+    probes = 0
+    node = router._tables.multi["urgent"]
+    original = node.next
+
+    class Counting(dict[str, object]):
+        def get(self, key: str, default: object = None) -> object:
+            nonlocal probes
+            probes += 1
+            return original.get(key, default)
+
+    node.next = Counting(original)  # type: ignore[assignment]
+    envelope = mail(subject="urgent " * 5000 + "urgent w7x")
+    assert [d.route for d in router.route(envelope, "Support").decisions] == ["r7"]
+    assert probes == 5001
