@@ -28,6 +28,7 @@ from email.policy import compat32
 
 from enate_routing._directory import WorkItemLookup
 from enate_routing._envelope import Envelope
+from enate_routing._link_pattern import link_search
 
 __all__ = ["Bounce", "find_bounce", "from_daemon", "is_bounce"]
 
@@ -121,7 +122,7 @@ def _by_token(original: Message, lookup: WorkItemLookup | None, token: re.Patter
     if token is None:
         return None
     subject = _decoded(original.get("Subject"))
-    match = token.search(subject)
+    match = link_search(token).search(subject)  # bounded, as every subject search (docs/semantics.md §3.4)
     if match is None:
         return None
     reference = match.group("ref") if "ref" in match.re.groupindex else match.group(1)

@@ -270,8 +270,9 @@ def search_link_token(pattern: re.Pattern[str], text: str, *, body: bool = False
     """``pattern.search`` over the bounded part of a subject (or, with ``body``, of a plain-text body).
 
     Searched: the first LINK_SUBJECT_CHARS of the subject or LINK_BODY_CHARS of the body, with every
-    unbounded quantifier limited to LINK_REPEAT_MAX repetitions. A match that reaches the cut is dropped:
-    the token might continue past it, and a truncated token could name another work item.
+    unbounded quantifier limited to LINK_REPEAT_MAX repetitions. A match that reaches the cut, or that the
+    configured pattern would extend past a repetition bound, is dropped: the token might continue, and a
+    truncated token could name another work item.
     """
     return link_search(pattern).search(text, body=body)
 
@@ -295,8 +296,14 @@ class LinkSearch:
         if self.prefix and text.find(self.prefix, 0, end) < 0:
             return None  # a match lies within text[:end] and starts with the prefix
         match = self.bounded.search(text, 0, end)
-        if match is not None and len(text) > limit and match.end() == end:
+        if match is None or (len(text) > limit and match.end() == end):
             return None
+        if self.bounded is not self.pattern:
+            # A quantifier may have stopped at LINK_REPEAT_MAX: then the token goes on, and its first 64 characters
+            # could name another work item. (The configured pattern matches here too; once, anchored: linear.)
+            whole = self.pattern.match(text, match.start(), end)
+            if whole is None or whole.end() != match.end():
+                return None
         return match
 
 

@@ -126,6 +126,14 @@ def test_quantifiers_are_bounded() -> None:
     assert search_link_token(pattern, f"[REF:{'A' * (LINK_REPEAT_MAX + 1)}]") is None
 
 
+def test_a_token_longer_than_the_repetition_bound_is_dropped() -> None:
+    """Without a closing literal, ``T-`` and 70 digits matched its first 64 digits: another work item."""
+    pattern = re.compile(r"REF (?P<ref>T-\d+)")
+    exact = search_link_token(pattern, f"Re: REF T-{'1' * LINK_REPEAT_MAX} please")
+    assert exact is not None and exact.group("ref") == "T-" + "1" * LINK_REPEAT_MAX
+    assert search_link_token(pattern, f"Re: REF T-{'1' * (LINK_REPEAT_MAX + 6)} please") is None
+
+
 TEXT = st.text(alphabet="AB1-[]REF:ticket #x9 \nfwé", max_size=60)
 
 
