@@ -527,14 +527,12 @@ def _read(raw: bytes, envelope_recipients: Iterable[str], limits: ParseLimits) -
 
 
 def _plain_text(raw: bytes) -> str:
-    """The first inline text/plain leaf of the message (not inside an attached message), decoded."""
-    limits = ParseLimits()
-    skeleton = _mime.scan(
-        raw,
-        max_header_bytes=limits.max_header_bytes,
-        max_depth=limits.max_mime_depth,
-        max_parts=limits.max_mime_parts,
-    )
+    """The first inline text/plain leaf of the message (not inside an attached message), decoded.
+
+    The envelope passed the limits it was read with (the host's may be wider than the defaults), so the scan
+    is not limited again: it is iterative and linear, and the message's size bounds its parts and depth.
+    """
+    skeleton = _mime.scan(raw, max_header_bytes=len(raw), max_depth=len(raw) + 1, max_parts=len(raw) + 1)
     for leaf in skeleton.leaves:
         if leaf.content_type != "text/plain" or leaf.in_attached_message or leaf.filename:
             continue

@@ -161,3 +161,15 @@ def test_endless_header_block_is_quarantined() -> None:
     envelope = Envelope.from_bytes(raw)
     assert envelope.quarantine_reason == "header block size 1048580+ exceeds the limit of 1048576"
     assert envelope.message_id == "q@example.org"
+
+
+def test_the_body_text_of_mail_read_with_wider_limits_is_found() -> None:
+    """1,500 parts pass max_mime_parts = 5,000: the body token in the first part is read (the body scan once
+    used the default limits again, found 1,500 > 1,000 and gave "")."""
+    parts = "".join(f"--b\r\nContent-Type: text/plain\r\n\r\npart {n}\r\n" for n in range(1, 1500))
+    raw = ("From: a@example.org\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n"
+           "--b\r\nContent-Type: text/plain\r\n\r\nSee [REF:T-000789]\r\n" + parts + "--b--\r\n").encode()
+    envelope = Envelope.from_bytes(raw, limits=ParseLimits(max_mime_parts=5000))
+    assert envelope.quarantine_reason is None
+    assert envelope.plain_text() == "See [REF:T-000789]"
+    assert Envelope.from_bytes(raw).quarantine_reason == "MIME part count 1500 exceeds the limit of 1000"
