@@ -50,6 +50,7 @@ from enate_routing._model_types import (
     DEFAULT_SUBJECT_PATTERN,
     Address,
     ExtensionList,
+    KeywordList,
     Name,
     PatternList,
     TextList,
@@ -66,7 +67,7 @@ class RoutingRules(_Frozen):
 
     important: bool = False
     attachment_types: ExtensionList = ()
-    subject_keywords: TextList = ()
+    subject_keywords: KeywordList = ()
     recipients: PatternList = ()
     senders: PatternList = ()
     sender_companies: TextList = ()

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, StringConstraints
 from pydantic_core import PydanticCustomError
 
-from enate_routing._patterns import AddressPattern, normalize_address, normalize_extension, split_list
+from enate_routing._patterns import AddressPattern, normalize_address, normalize_extension, split_list, subject_words
 
 Service = Literal[
     "gmail-pop3", "gmail-imap", "office365-pop3", "office365-imap", "office365-graph", "gmail-smtp",
@@ -76,6 +76,20 @@ ExtensionList = Annotated[tuple[str, ...], BeforeValidator(_as_list), AfterValid
 
 TextList = Annotated[tuple[str, ...], BeforeValidator(_as_list), AfterValidator(_words)]
 """Semicolon list of free-text items (keywords, company names); matching case-folds them."""
+
+MAX_KEYWORD_WORDS = 32  # a subject is one line; the shadowing analysis compares the runs of words of phrases
+
+
+def _short_phrases(values: tuple[str, ...]) -> tuple[str, ...]:
+    for value in values:
+        if len(subject_words(value)) > MAX_KEYWORD_WORDS:
+            raise PydanticCustomError("keyword", "a keyword has at most {limit} words",
+                                      {"limit": MAX_KEYWORD_WORDS, "item": value[:60] + "…"})
+    return values
+
+
+KeywordList = Annotated[TextList, AfterValidator(_short_phrases)]
+"""Semicolon list of subject keywords: phrases of at most MAX_KEYWORD_WORDS words."""
 
 # A line break or NUL in a value sent to a server would end the command early: the rest would be read as a
 # command of its own (an injection).

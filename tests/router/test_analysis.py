@@ -12,6 +12,7 @@ from bench_check import pairwise as pairwise_shadowed
 from enate_routing._analysis import find_loops, find_shadowed, may_overlap, rules_cover
 from enate_routing._model import Config, RoutingRules
 from enate_routing._router import Router
+from enate_routing.errors import ConfigError
 from enate_routing.testing import synthetic_config
 from enate_routing.testing.strategies import configs
 
@@ -126,3 +127,36 @@ def test_shadowing_of_subdomains_extensions_and_phrases_is_found_through_the_ind
     assert [(s.route, s.by) for s in find_shadowed(config)] == [
         ("Subdomain", "Domain"), ("Tar gz", "Gz"), ("Company A", "Companies"),
         ("Important invoices", "Important"), ("Anything after", "Everything")]
+
+
+def test_a_first_value_every_route_shares_does_not_make_every_route_a_candidate(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """2,000 routes with senders ``*x.example; u{i}@y.example``: each later route is compared only with the
+    routes filed under the coverers of its rarest value (none), not with every earlier route (2 million
+    comparisons, 29 s). Counted, not timed; the result is the pairwise one."""
+    config = make_config(*(route(f"r{i}", rules={"senders": f"*x.example; u{i}@y.example"}) for i in range(2000)),
+                         route("covered", rules={"senders": "*x.example; u7@y.example"}))
+    compared = 0
+
+    def counting(first: RoutingRules, later: RoutingRules) -> bool:
+        nonlocal compared
+        compared += 1
+        return rules_cover(first, later)
+
+    monkeypatch.setattr("enate_routing._analysis.rules_cover", counting)
+    assert [(s.route, s.by) for s in find_shadowed(config)] == [("covered", "r7")]
+    assert compared == 1
+
+
+def test_long_keyword_lists_are_compared_as_sets() -> None:
+    """Each later keyword needs a wide phrase among its runs of words; 4,000 against 4,000 in one call."""
+    first = rules(subject_keywords=[f"word{i}" for i in range(4000)] + ["server down"])
+    assert rules_cover(first, rules(subject_keywords=[f"word{i}" for i in range(3999, -1, -1)]))
+    assert rules_cover(first, rules(subject_keywords=["the server down now", "word7 again"]))
+    assert not rules_cover(first, rules(subject_keywords=["server now down"]))
+
+
+def test_a_keyword_has_at_most_32_words() -> None:
+    make_config(route("ok", rules={"subject_keywords": " ".join(f"w{i}" for i in range(32))}))
+    with pytest.raises(ConfigError, match="subject_keywords: a keyword has at most 32 words"):
+        make_config(route("long", rules={"subject_keywords": " ".join(f"w{i}" for i in range(33))}))
