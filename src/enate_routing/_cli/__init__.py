@@ -19,6 +19,8 @@ from __future__ import annotations
 import argparse
 import codecs
 import io
+import itertools
+import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
@@ -63,12 +65,42 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+_NEGATIVE_NUMBER = re.compile(r"-\d+$|-\d*\.\d+$")
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse with its usage errors as one line (``error: ...``) and exit code 2."""
+    """argparse with its usage errors as one line (``error: ...``) and exit code 2.
+
+    argparse reports a missing required argument before an unknown option, so ``enate-routing --bogus`` would
+    only say that COMMAND is missing: the unknown options this parser was given are named first.
+    """
+
+    _given: Sequence[str] = ()
+
+    def parse_known_args(  # type: ignore[override]  # one signature for argparse's overloads
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        self._given = list(sys.argv[1:] if args is None else args)
+        return super().parse_known_args(args, namespace)
 
     def error(self, message: str) -> NoReturn:
+        unknown = self._unknown_options()
+        if unknown and message.startswith("the following arguments are required"):
+            message = f"unrecognized arguments: {' '.join(unknown)}; {message}"
         print(f"error: {self.prog}: {_one_line(message)} (see --help)", file=sys.stderr)
         sys.exit(2)
+
+    def _unknown_options(self) -> list[str]:
+        """The options given (before ``--``) that this parser does not know; values and ``-`` are not options."""
+        given = itertools.takewhile(lambda arg: arg != "--", self._given)
+        return [arg.partition("=")[0] for arg in given
+                if arg.startswith("-") and arg != "-" and not _NEGATIVE_NUMBER.match(arg) and not self._knows(arg)]
+
+    def _knows(self, arg: str) -> bool:
+        """An option of this parser, an abbreviation of one (``--conf``), or short flags run together (``-vv``)."""
+        name = arg.partition("=")[0]
+        options = self._option_string_actions
+        return any(option.startswith(name) for option in options) or (not arg.startswith("--") and arg[:2] in options)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -107,8 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {where}{_one_line(exc.strerror or str(exc) or type(exc).__name__)}", file=sys.stderr)
         return 1
     except RecursionError:
-        source = getattr(args, "config", None)
-        print(f"error: {source or 'the input'}: nested too deeply to read", file=sys.stderr)
+        # Which of the command's inputs is not known here (diff reads two configurations): name the command.
+        print(f"error: {args.command}: an input is nested too deeply to read", file=sys.stderr)
         return 1
     except Exception as exc:  # noqa: BLE001 — the last resort: one line, never a traceback
         detail = _one_line(str(exc))[:200]

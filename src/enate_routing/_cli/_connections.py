@@ -1,12 +1,14 @@
 """``test-connection``: a real login against a connector's servers (docs/semantics.md §2, §5, §8).
 
 Also the connector-naming options every connection command shares (``NAME`` or ``--connector NAME``,
-``--mailbox``), so ``route``, ``poll`` and ``test-connection`` name a connector the same way.
+``--mailbox``), so ``route``, ``poll`` and ``test-connection`` name a connector the same way, and the one
+``--timeout`` (positive, finite seconds) of every command that talks to a server.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,9 @@ from enate_routing._model import Config, Connector
 from enate_routing.errors import ConfigError
 from enate_routing.transports._factory import ConnectorAccess, check_connection
 
-__all__ = ["add_connector_arguments", "add_mailbox_argument", "connector_name", "register"]
+__all__ = [
+    "add_connector_arguments", "add_mailbox_argument", "add_timeout_argument", "connector_name", "register", "seconds",
+]
 
 
 def add_connector_arguments(parser: argparse.ArgumentParser, help_text: str) -> None:
@@ -27,6 +31,23 @@ def add_connector_arguments(parser: argparse.ArgumentParser, help_text: str) -> 
 def add_mailbox_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mailbox", choices=("primary", "additional"), default="primary",
                         help="read the connector's primary mailbox (default) or its additional_mailbox")
+
+
+def seconds(text: str) -> float:
+    """argparse type: a finite number of seconds greater than zero (rejects 0, -1, nan, inf)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds greater than 0, not {text!r}")
+    return value
+
+
+def add_timeout_argument(parser: argparse.ArgumentParser) -> None:
+    """``--timeout SECONDS``, the same for every command that talks to a server."""
+    parser.add_argument("--timeout", type=seconds, default=30.0, metavar="SECONDS",
+                        help="bound on every network operation (default 30)")
 
 
 def connector_name(args: argparse.Namespace) -> str:
@@ -47,7 +68,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--config", required=True, type=Path, metavar="FILE")
     add_connector_arguments(parser, "the connector's name")
-    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per network operation (default 30)")
+    add_timeout_argument(parser)
     parser.set_defaults(handler=run_test_connection)
 
 

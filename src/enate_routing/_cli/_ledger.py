@@ -13,7 +13,8 @@ from typing import Any
 
 from enate_routing.errors import ConfigError
 from enate_routing.ingest import SQLiteLedger
-from enate_routing.postgres import is_postgres_url, migrate_database, redact_url
+from enate_routing.postgres import migrate_database, redact_url
+from enate_routing.postgres._driver import store_url
 
 __all__ = ["LEDGER_ENV", "add_ledger_argument", "ledger_location", "register"]
 
@@ -49,12 +50,13 @@ def run_migrate(args: argparse.Namespace) -> int:
     location = ledger_location(args)
     if location is None:
         raise ConfigError.single(f"give --ledger URL|FILE or set {LEDGER_ENV}", item="--ledger")
-    if not is_postgres_url(location):
+    url = store_url(location)
+    if url is None:
         SQLiteLedger(location).close()  # a SQLite ledger creates and updates its tables when it opens
         print(f"ledger {location}: SQLite schema up to date")
         return 0
-    before, after, applied = migrate_database(location)
-    shown = redact_url(location)
+    before, after, applied = migrate_database(url)
+    shown = redact_url(url)
     if not applied:
         print(f"ledger {shown}: schema version {after}, up to date")
         return 0

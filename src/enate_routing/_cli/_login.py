@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from enate_routing._cli._connections import add_timeout_argument
 from enate_routing._loading import load_config
 from enate_routing.errors import ConfigError
 from enate_routing.transports._token_sources import sign_in
@@ -24,7 +25,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--config", required=True, type=Path, metavar="FILE")
     parser.add_argument("name", metavar="NAME", help="the connector's name")
-    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per network operation (default 30)")
+    add_timeout_argument(parser)
     parser.set_defaults(handler=run_login)
 
 

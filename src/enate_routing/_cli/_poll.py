@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import os
 import re
 import signal
@@ -28,7 +27,13 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
-from enate_routing._cli._connections import add_connector_arguments, add_mailbox_argument, connector_name
+from enate_routing._cli._connections import (
+    add_connector_arguments,
+    add_mailbox_argument,
+    add_timeout_argument,
+    connector_name,
+    seconds,
+)
 from enate_routing._cli._ledger import add_ledger_argument, ledger_location
 from enate_routing._cli._logging import add_logging_options, configure_logging
 from enate_routing._cli._records import decision_record
@@ -117,8 +122,7 @@ def add_ledger_options(parser: argparse.ArgumentParser, *, out_required: bool, c
                         help="decisions are appended here")
     parser.add_argument("--state", type=Path, metavar="DB", help="the ingestion ledger (default: <out>.ledger.db)")
     add_ledger_argument(parser, what="the ingestion ledger instead of --state (PostgreSQL: docs/scaling.md)")
-    parser.add_argument("--timeout", type=_seconds, default=30.0, metavar="SECONDS",
-                        help="bound on every server operation (default 30)")
+    add_timeout_argument(parser)
     add_logging_options(parser)
 
 
@@ -168,14 +172,14 @@ def _no_handler(item: WorkItem) -> None:  # pragma: no cover - only listing comm
     raise RuntimeError("no output file: name one with --out")
 
 
-def _seconds(text: str) -> float:
-    """argparse type: a finite number of seconds greater than zero (rejects 0, -1, nan, inf)."""
+def _positive_int(text: str) -> int:
+    """argparse type: a whole number greater than zero."""
     try:
-        value = float(text)
+        value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds greater than 0, not {text!r}")
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, not {text!r}")
     return value
 
 
@@ -199,11 +203,11 @@ def register(subparsers: Any) -> None:
                       help="more incoming connectors: one worker drains whichever of them no other worker holds "
                            "(several workers share a --ledger postgresql://..., docs/scaling.md)")
     poll.add_argument("--once", action="store_true", help="drain the mailbox once and exit")
-    poll.add_argument("--interval", type=_seconds, default=60.0, metavar="SECONDS",
+    poll.add_argument("--interval", type=seconds, default=60.0, metavar="SECONDS",
                       help="time between polls without --once (default 60; IMAP IDLE wakes up earlier)")
-    poll.add_argument("--retry-for", type=_seconds, default=60.0, metavar="SECONDS",
+    poll.add_argument("--retry-for", type=seconds, default=60.0, metavar="SECONDS",
                       help="with --once: how long to keep retrying an unreachable server before giving up (default 60)")
-    poll.add_argument("--batch-size", type=int, default=50, metavar="N",
+    poll.add_argument("--batch-size", type=_positive_int, default=50, metavar="N",
                       help="messages per batch: per spool, route and group-commit transaction (default 50)")
     poll.add_argument("--no-idle", action="store_true", help="poll every --interval even where IMAP IDLE is offered")
     poll.add_argument("--reset-ledger", action="store_true",
@@ -276,10 +280,11 @@ def run_poll(args: argparse.Namespace) -> int:
 def run_worker(args: argparse.Namespace) -> int:
     """``poll NAME NAME...``: one worker over several mailboxes, each drained under its lease (docs/scaling.md)."""
     names = [connector_name(args), *args.more]
-    with open_ingestors(args, names, reset=args.reset_ledger, batch_size=args.batch_size) as (ingestors, _, writer), \
-            _stop_on_signals(*ingestors) as received:
+    with open_ingestors(args, names, reset=args.reset_ledger, batch_size=args.batch_size) as (
+            ingestors, _, writer), _stop_on_signals(*ingestors) as received:
         assert writer is not None
-        worker = MailboxWorker(ingestors, stop=lambda: bool(received))
+        worker = MailboxWorker(ingestors, stop=lambda: bool(received),
+                               give_up_after=args.retry_for if args.once else None)
         if args.once:
             rounds = worker.run_until_idle()
         else:

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import os
+import stat
 import sys
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from enate_routing._cli._records import FORMAT_VERSION, explain_record, result_records
 from enate_routing._cli._text import plural
 from enate_routing._decision import Decision, RoutingResult
 from enate_routing._directory import KnownMessage
-from enate_routing._envelope import Envelope
+from enate_routing._envelope import Envelope, ParseLimits
 from enate_routing._loading import load_config
 from enate_routing._model import Config
 from enate_routing._router import Router
@@ -62,11 +65,32 @@ def _common(parser: argparse.ArgumentParser) -> None:
 # --- inputs ---------------------------------------------------------------------------------------------
 
 
-def _messages(names: Sequence[str]) -> Iterator[tuple[str, bytes]]:
-    """(name, raw bytes) of every message named: files, the ``*.eml`` files of folders (sorted), ``-``."""
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Message:
+    """A message as read: all of it, or (``complete`` false) its first ``limit + 1`` bytes when it is longer."""
+
+    name: str
+    data: bytes
+    complete: bool = True
+    size: int | None = None  # the real size of a message cut short, when the file system knows it
+
+    def envelope(self, limits: ParseLimits) -> Envelope:
+        """The parsed message; one cut short is over every limit read for, reported as Envelope.from_bytes
+        reports a message past ``max_message_bytes``, with its real size (``N+`` when it is not known)."""
+        envelope = Envelope.from_bytes(self.data, limits=limits)
+        if self.complete:
+            return envelope
+        size = str(self.size) if self.size is not None else f"{len(self.data)}+"
+        reason = f"message size {size} exceeds the limit of {limits.max_message_bytes}"
+        return dataclasses.replace(envelope, size=self.size or len(self.data), quarantine_reason=reason)
+
+
+def _messages(names: Sequence[str], limit: int) -> Iterator[_Message]:
+    """Every message named: files, the ``*.eml`` files of folders (sorted), ``-`` for stdin; each read up to
+    ``limit + 1`` bytes (``limit``: the largest ``max_message_bytes`` the messages will be parsed with)."""
     for name in names:
         if name == "-":
-            yield "-", sys.stdin.buffer.read()
+            yield _read(name, sys.stdin.buffer, limit)
             continue
         path = Path(name)
         if path.is_dir():
@@ -74,16 +98,35 @@ def _messages(names: Sequence[str]) -> Iterator[tuple[str, bytes]]:
             if not files:
                 raise MessageFileError(f"{path}: no .eml files in this folder")
             for file in files:
-                yield str(file), _read(file)
+                yield _read_file(str(file), file, limit)
         else:
-            yield name, _read(path)
+            yield _read_file(name, path, limit)
 
 
-def _read(path: Path) -> bytes:
+def _read_file(name: str, path: Path, limit: int) -> _Message:
     try:
-        return path.read_bytes()
+        with path.open("rb") as stream:
+            return _read(name, stream, limit)
     except OSError as exc:
         raise MessageFileError(f"{path}: cannot read the message ({exc.strerror or type(exc).__name__})") from None
+
+
+def _read(name: str, stream: BinaryIO, limit: int) -> _Message:
+    """At most ``limit + 1`` bytes: enough to know a message is too large without holding all of it
+    (``/dev/zero`` never ends, a sparse file may claim terabytes)."""
+    data = stream.read(limit + 1)
+    if len(data) <= limit:
+        return _Message(name, data)
+    return _Message(name, data, complete=False, size=_file_size(stream, limit))
+
+
+def _file_size(stream: BinaryIO, limit: int) -> int | None:
+    """The size of the regular file behind ``stream`` (past ``limit``), or None for a pipe or a device."""
+    try:
+        info = os.fstat(stream.fileno())
+    except (OSError, ValueError):  # no file descriptor (a test's BytesIO stdin)
+        return None
+    return info.st_size if stat.S_ISREG(info.st_mode) and info.st_size > limit else None
 
 
 class _JsonWorkItems:
@@ -130,9 +173,9 @@ def _router(config: Config, work_items: Path | None) -> Router:
 def run_route(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     router, limits = _router(config, args.work_items), config.limits.parse_limits()
-    for name, raw in _messages(args.messages):
-        result = router.route(Envelope.from_bytes(raw, limits=limits), args.connector)
-        for row in result_records(result, name):
+    for message in _messages(args.messages, limits.max_message_bytes):
+        result = router.route(message.envelope(limits), args.connector)
+        for row in result_records(result, message.name):
             print(json.dumps(row, ensure_ascii=False), flush=False)
     sys.stdout.flush()
     return 0
@@ -140,12 +183,11 @@ def run_route(args: argparse.Namespace) -> int:
 
 def run_explain(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    router = _router(config, args.work_items)
-    found = list(_messages([args.message]))
+    router, limits = _router(config, args.work_items), config.limits.parse_limits()
+    found = list(_messages([args.message], limits.max_message_bytes))
     if len(found) != 1:  # a folder: explain is about one message
         raise MessageFileError(f"{args.message}: {len(found)} messages; explain takes one (route takes many)")
-    (name, raw), = found
-    envelope = Envelope.from_bytes(raw, limits=config.limits.parse_limits())
+    name, envelope = found[0].name, found[0].envelope(limits)
     trace = router.explain(envelope, args.connector)
     if args.format == "json":
         print(json.dumps(explain_record(name, envelope, trace), ensure_ascii=False))
@@ -183,11 +225,11 @@ def run_diff(args: argparse.Namespace) -> int:
     as_json = args.format == "json"
     changes: list[dict[str, Any]] = []
     progress = sys.stderr.isatty()
-    for name, raw in _messages(args.messages):
-        envelope = Envelope.from_bytes(raw, limits=old_limits)
+    for message in _messages(args.messages, max(old_limits.max_message_bytes, new_limits.max_message_bytes)):
+        name, envelope = message.name, message.envelope(old_limits)
         before = old.route(envelope, args.connector)
         if new_limits != old_limits:  # a limits change is a configuration change diff must show
-            envelope = Envelope.from_bytes(raw, limits=new_limits)
+            envelope = message.envelope(new_limits)
         after = new.route(envelope, args.connector)
         total += 1
         old_counts.update(_label(d) for d in before.decisions)

@@ -49,11 +49,13 @@ class MailboxWorker:
         shuffle: Callable[[list[Ingestor]], None] = random.shuffle,
         sleep: Callable[[float], None] = time.sleep,
         stop: Callable[[], bool] = lambda: False,
+        give_up_after: float | None = None,
     ) -> None:
         self.ingestors = list(ingestors)
         self.shuffle = shuffle
         self.sleep = sleep  # between the rounds of run_forever
         self.stop = stop  # checked before each mailbox (a signal: finish the current one, start no other)
+        self.give_up_after = give_up_after  # passed to each Ingestor.run_once (poll --once --retry-for)
 
     def run_round(self) -> WorkerRound:
         """Visit every mailbox once: drain it under its lease, or skip it when another worker holds it."""
@@ -65,7 +67,7 @@ class MailboxWorker:
                 break
             name = f"{ingestor.connector}/{ingestor.mailbox}"
             try:
-                result.drained[name] = ingestor.run_once()
+                result.drained[name] = ingestor.run_once(give_up_after=self.give_up_after)
             except LeaseHeldError:
                 result.held.append(name)
         return result

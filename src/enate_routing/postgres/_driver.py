@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import re
 import threading
 from collections.abc import Iterator, Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeAlias
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
-from enate_routing.errors import StoreError
+from enate_routing.errors import ConfigError, StoreError
 
 if TYPE_CHECKING:
     import psycopg
@@ -31,26 +32,93 @@ else:
     Connection = Any
     Cursor = Any
 
-__all__ = ["Connection", "Cursor", "PostgresDatabase", "is_postgres_url", "redact_url"]
+__all__ = ["Connection", "Cursor", "PostgresDatabase", "is_postgres_url", "redact_url", "store_url"]
 
 _SCHEMES = ("postgresql", "postgres")
 _INSTALL = "pip install 'enate-routing[postgres]'"
+# A URL scheme (RFC 3986 §3.1) of two characters or more: "C:\\ledger.db" stays a Windows path.
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+):")
+_URL_HEAD = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:(?://)?")
+# libpq's other connection string form, "host=db port=5432 password=...".
+_KEYWORD_STRING = re.compile(r"\s*[A-Za-z_]+\s*=")
+_KEYWORD_PASSWORD = re.compile(r"(\w*password\s*=\s*)('(?:[^'\\]|\\.)*'?|\S*)", re.IGNORECASE)
+
+
+def _scheme(value: str) -> str | None:
+    match = _SCHEME.match(value)
+    return match.group(1).lower() if match else None
 
 
 def is_postgres_url(value: object) -> bool:
-    """True for a ``postgresql://`` (or ``postgres://``) URL: what selects the PostgreSQL stores."""
-    return isinstance(value, str) and urlsplit(value).scheme.lower() in _SCHEMES
+    """True for a ``postgresql:`` (or ``postgres:``) URL, in any case: what selects the PostgreSQL stores."""
+    return isinstance(value, str) and _scheme(value) in _SCHEMES
+
+
+def store_url(location: str, *, what: str = "ledger") -> str | None:
+    """The PostgreSQL URL that ``location`` names, as libpq takes it (:func:`postgres_url`); None for a file path.
+
+    Anything else that looks like a connection string — another ``scheme:`` URL, a libpq keyword string — is
+    a :class:`ConfigError` showing it without its password, never the name of a SQLite file to create.
+    """
+    if is_postgres_url(location):
+        return postgres_url(location, what=what)
+    if _scheme(location) is not None:
+        raise _refused(location, what, "not a postgresql:// URL (for a file whose name has a colon, write ./NAME)")
+    if _KEYWORD_STRING.match(location):
+        raise _refused(location, what, "libpq keyword strings are not supported, use a postgresql:// URL "
+                                        "(for a file whose name has '=', write ./NAME)")
+    return None
+
+
+def postgres_url(url: str, *, what: str) -> str:
+    """``url`` with its scheme in lower case (libpq knows no other); a ConfigError unless it is a well-formed
+    ``postgresql://`` URL (libpq would echo a malformed one, password included, in its error)."""
+    scheme, _, rest = url.partition(":")
+    if scheme.lower() not in _SCHEMES or not rest.startswith("//"):
+        raise _refused(url, what, "a PostgreSQL URL starts with postgresql://")
+    try:
+        urlsplit(url)
+    except ValueError as exc:  # an unclosed IPv6 bracket, say
+        raise _refused(url, what, f"malformed PostgreSQL URL ({exc})") from None
+    return f"{scheme.lower()}:{rest}"
+
+
+def _refused(location: str, what: str, problem: str) -> ConfigError:
+    return ConfigError.single(f"{what} {_redact_location(location)}: {problem}")
+
+
+def _redact_location(location: str) -> str:
+    """A location as it may be shown: a URL by :func:`redact_url`, else any ``password=`` value cut."""
+    if _scheme(location) is not None:
+        return redact_url(location)
+    return _KEYWORD_PASSWORD.sub(r"\1***", location)
+
+
+def _url_parts(url: str) -> tuple[str, str | None, str, str]:
+    """``url`` as (``scheme:`` or ``scheme://``, user info or None, host and path, query). Never raises.
+
+    The user info ends at the *last* ``@``, so a password with an unescaped ``/``, ``?`` or ``@`` is still cut
+    out whole: at worst more than the password is hidden, never less.
+    """
+    start = _URL_HEAD.match(url)
+    head = start.group() if start else ""
+    userinfo, at, rest = url[len(head):].rpartition("@")
+    address, _, query = rest.partition("?")
+    return head, userinfo if at else None, address, query.partition("#")[0]
 
 
 def redact_url(url: str) -> str:
-    """``url`` as it may be shown: the password (in the netloc or a ``password=`` parameter) removed."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        credentials, _, address = netloc.rpartition("@")
-        netloc = f"{credentials.partition(':')[0]}@{address}"
-    query = urlencode([(k, "***" if k.lower() == "password" else v) for k, v in parse_qsl(parts.query)])
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+    """``url`` as it may be shown: the password (in the user info or a ``password=`` parameter) removed."""
+    head, userinfo, address, query = _url_parts(url)
+    user = "" if userinfo is None else f"{userinfo.partition(':')[0]}@"
+    shown = urlencode([(k, "***" if "password" in k.lower() else v) for k, v in parse_qsl(query)])
+    return f"{head}{user}{address}{'?' + shown if shown else ''}"
+
+
+def _password(url: str) -> str:
+    """The password in ``url``'s user info, as written ("" when none)."""
+    userinfo = _url_parts(url)[1] or ""
+    return userinfo.partition(":")[2]
 
 
 def _psycopg() -> ModuleType:
@@ -68,11 +136,9 @@ class PostgresDatabase:
     """
 
     def __init__(self, url: str, *, what: str, connect_timeout: float = 10.0) -> None:
-        if not is_postgres_url(url):
-            raise StoreError(f"{what}: not a postgresql:// URL: {redact_url(url)}")
+        self._url = postgres_url(url, what=what)
         self._psycopg = _psycopg()
-        self._url = url
-        self.shown = redact_url(url)
+        self.shown = redact_url(self._url)
         self.what = what
         self._timeout = max(1, int(connect_timeout))
         self._local = threading.local()
@@ -99,8 +165,10 @@ class PostgresDatabase:
     def _reason(self, exc: BaseException) -> str:
         """The server's message, with the URL's password cut out should a driver ever echo it."""
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        password = urlsplit(self._url).password
-        return text.replace(password, "***") if password else text
+        password = _password(self._url)
+        for secret in filter(None, (password, unquote(password))):  # libpq may echo it percent-decoded
+            text = text.replace(secret, "***")
+        return text
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Cursor]:
