@@ -11,8 +11,10 @@ and work items, :class:`~enate_routing._directory.WorkItemLookup`), then by the 
 (In-Reply-To, References, most recent first), then by the reference token in its subject. A bounce whose
 original is not found is routed like any other mail.
 
-Only mail that looks like a bounce is parsed, with the standard library and only its header blocks, so
-routing ordinary mail costs one attribute check.
+Only mail that looks like a bounce is parsed again, so routing ordinary mail costs one attribute check. The
+report is walked by the envelope's own MIME scanner and each returned header block read by
+``Envelope.from_bytes``: linear, like every other parse (the standard library's
+parser is quadratic in ``;`` parameters and in encoded words, which a report's returned headers may hold).
 """
 
 from __future__ import annotations
@@ -20,23 +22,17 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from email import message_from_bytes
-from email.header import decode_header, make_header
-from email.message import Message
-from email.parser import HeaderParser
-from email.policy import compat32
 
+from enate_routing import _mime
 from enate_routing._directory import WorkItemLookup
-from enate_routing._envelope import Envelope
+from enate_routing._envelope import Envelope, scan_again
 from enate_routing._link_pattern import link_search
 
 __all__ = ["Bounce", "find_bounce", "from_daemon", "is_bounce"]
 
 # RFC 3464 §2 / RFC 6522: where a report carries the returned message or its headers.
 _HEADER_PARTS = frozenset({"text/rfc822-headers", "message/global-headers"})
-_MESSAGE_PARTS = frozenset({"message/rfc822", "message/global"})
 _DAEMONS = frozenset({"mailer-daemon", "postmaster"})
-_MESSAGE_ID = re.compile(r"<([^<>\s]+)>")
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,33 +77,28 @@ def find_bounce(
     return None
 
 
-def _returned_headers(raw: bytes) -> Iterator[Message]:
-    """The header blocks of the returned messages, in the order they appear. Never raises."""
+def _returned_headers(raw: bytes) -> Iterator[Envelope]:
+    """The header blocks of the returned messages, in the order they appear, read as envelopes. Never raises."""
     try:
-        message = message_from_bytes(raw, policy=compat32)
-        for part in message.walk():
-            content_type = part.get_content_type()
-            if content_type in _MESSAGE_PARTS:
-                payload = part.get_payload()
-                if isinstance(payload, list) and payload and isinstance(payload[0], Message):
-                    yield payload[0]
-            elif content_type in _HEADER_PARTS:
-                text = part.get_payload(decode=True)
-                if isinstance(text, bytes):
-                    yield HeaderParser(policy=compat32).parsestr(text.decode("utf-8", "replace"))
+        skeleton = scan_again(raw)
+        blocks: list[tuple[int, int, _mime.Entity | None]] = [(start, end, None) for start, end in skeleton.messages]
+        blocks += [(leaf.body_start, leaf.body_end, leaf) for leaf in skeleton.leaves
+                   if leaf.content_type in _HEADER_PARTS]
+        for start, end, leaf in sorted(blocks, key=lambda block: block[0]):
+            if leaf is not None:  # a text part of headers: its transfer encoding undone, its charset read
+                yield Envelope.from_bytes(_mime.decode_body(raw, leaf).encode())
+            else:  # an attached message: its header block alone (its body is not needed)
+                header_end = _mime.split_header_block(raw, start, end, end - start).end
+                yield Envelope.from_bytes(raw[start:header_end])
     except Exception:  # noqa: BLE001 — a report that cannot be read is routed like any other mail
         return
 
 
-def _ids(original: Message, name: str) -> list[str]:
-    return [ident for value in original.get_all(name) or [] for ident in _MESSAGE_ID.findall(str(value))]
-
-
-def _by_message_id(original: Message, lookup: WorkItemLookup | None) -> Bounce | None:
+def _by_message_id(original: Envelope, lookup: WorkItemLookup | None) -> Bounce | None:
     if lookup is None:
         return None
-    own = _ids(original, "Message-ID")[:1]
-    answered = _ids(original, "In-Reply-To") + _ids(original, "References")[::-1]
+    own = [original.message_id] if original.message_id else []
+    answered = [*original.in_reply_to, *reversed(original.references)]
     for message_id in own + answered:
         known = lookup.find_message(message_id)
         if known is None:
@@ -118,25 +109,14 @@ def _by_message_id(original: Message, lookup: WorkItemLookup | None) -> Bounce |
     return None
 
 
-def _by_token(original: Message, lookup: WorkItemLookup | None, token: re.Pattern[str] | None) -> Bounce | None:
+def _by_token(original: Envelope, lookup: WorkItemLookup | None, token: re.Pattern[str] | None) -> Bounce | None:
     if token is None:
         return None
-    subject = _decoded(original.get("Subject"))
-    match = link_search(token).search(subject)  # bounded, as every subject search (docs/semantics.md §3.4)
+    match = link_search(token).search(original.subject)  # bounded, as every subject search (§3.4)
     if match is None:
         return None
     reference = match.group("ref") if "ref" in match.re.groupindex else match.group(1)
     if not reference or (lookup is not None and not lookup.work_item_exists(reference)):
         return None
-    own = _ids(original, "Message-ID")[:1]
-    what = f"<{own[0]}>" if own else "a message"
+    what = f"<{original.message_id}>" if original.message_id else "a message"
     return Bounce(reference, None, f"bounce of {what} with subject token {match.group(0)} (work item {reference})")
-
-
-def _decoded(value: object) -> str:
-    if value is None:
-        return ""
-    try:
-        return str(make_header(decode_header(str(value))))
-    except Exception:  # noqa: BLE001 — an undecodable subject has no token to find
-        return str(value)

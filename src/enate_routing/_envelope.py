@@ -19,7 +19,7 @@ from ._charset_guess import guess_undeclared, likely_charset
 from ._frozen import direct_init
 from ._patterns import normalize_address
 
-__all__ = ["Envelope", "ParseLimits", "Recipient", "RecipientSource"]
+__all__ = ["Envelope", "ParseLimits", "Recipient", "RecipientSource", "scan_again"]
 
 RecipientSource = Literal["to", "cc", "delivered-to", "x-original-to", "envelope"]
 
@@ -526,13 +526,16 @@ def _read(raw: bytes, envelope_recipients: Iterable[str], limits: ParseLimits) -
     )
 
 
-def _plain_text(raw: bytes) -> str:
-    """The first inline text/plain leaf of the message (not inside an attached message), decoded.
+def scan_again(raw: bytes) -> _mime.Skeleton:
+    """The MIME scan of a message that an envelope has read within its limits (the host's may be wider than
+    the defaults), for a second look (body text, bounces): not limited again, since the scan is iterative and
+    linear, and the message's size bounds its parts and depth."""
+    return _mime.scan(raw, max_header_bytes=len(raw), max_depth=len(raw) + 1, max_parts=len(raw) + 1)
 
-    The envelope passed the limits it was read with (the host's may be wider than the defaults), so the scan
-    is not limited again: it is iterative and linear, and the message's size bounds its parts and depth.
-    """
-    skeleton = _mime.scan(raw, max_header_bytes=len(raw), max_depth=len(raw) + 1, max_parts=len(raw) + 1)
+
+def _plain_text(raw: bytes) -> str:
+    """The first inline text/plain leaf of the message (not inside an attached message), decoded."""
+    skeleton = scan_again(raw)
     for leaf in skeleton.leaves:
         if leaf.content_type != "text/plain" or leaf.in_attached_message or leaf.filename:
             continue

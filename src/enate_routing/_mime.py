@@ -12,9 +12,11 @@ hostile message can take seconds. This module instead:
 * walks the MIME tree with an explicit stack, checking the depth and part limits as it goes;
 * parses parameters (``boundary``, ``filename``, ``name``, ``charset``; RFC 2231 continuations and
   charsets) with :mod:`enate_routing._mime_params`, which answers as compat32's ``Message`` does in one
-  linear pass (the standard library's ``_parseparam`` is quadratic);
+  linear pass (the standard library's ``_parseparam`` is quadratic), except that a file name given both
+  ways is read from its RFC 2231 form, as mail readers show it;
 * decodes RFC 2047 encoded words itself, because ``email.header.decode_header`` raises on one bad base64
-  word and ``make_header`` inserts spaces that ``policy.default`` does not (``foo=?utf-8?q?x?=bar``).
+  word and ``make_header`` inserts spaces that ``policy.default`` does not (``foo=?utf-8?q?x?=bar``);
+  adjacent words in one charset are decoded together, as ``policy.default`` does for UTF-8.
 
 Everything here works on bytes offsets into the raw message and never raises for any input; problems are
 returned as short defect strings. Tests in ``tests/envelope`` compare the results with ``BytesParser``.
@@ -69,18 +71,24 @@ def decode_bytes(value: bytes) -> tuple[str, bool]:
         return value.decode("latin-1"), True
 
 
-def _decode_charset(data: bytes, charset: str) -> tuple[str, bool]:
-    """Decode ``data`` as ``charset``; the flag is False when the charset is unknown or unusable.
+def _decode_charset(data: bytes, charset: str, defects: list[str] | None = None) -> str:
+    """Decode ``data`` as ``charset``; an unknown or unusable one adds a defect to ``defects``, if given.
 
     Unknown charsets fall back to UTF-8, then latin-1. ``bytes.decode`` raises LookupError for unknown
     names and for non-text codecs (``base64``), UnicodeError for codecs that refuse ``errors="replace"``
     (``idna``) and ValueError for names with NUL bytes; all of these are "undecodable charset".
     """
     try:
-        return data.decode(charset.strip(), "replace"), True
+        return data.decode(charset.strip(), "replace")
     except (LookupError, UnicodeError, ValueError):
-        text, _ = decode_bytes(data)
-        return text, False
+        if defects is not None:
+            _add(defects, f"undecodable charset {charset[:40]!r}")
+        return decode_bytes(data)[0]
+
+
+def _add(defects: list[str], defect: str) -> None:
+    if defect not in defects:
+        defects.append(defect)
 
 
 def count_encoded_words(text: str) -> int:
@@ -90,31 +98,28 @@ def count_encoded_words(text: str) -> int:
     return sum(1 for _ in _ENCODED_WORD.finditer(text))
 
 
-def _decode_word(match: re.Match[str]) -> tuple[str, str | None]:
-    """One encoded word → (text, defect or None)."""
+def _word_bytes(match: re.Match[str]) -> tuple[str, bytes | None]:
+    """One encoded word → (charset, its bytes); None bytes when its base64 cannot be decoded."""
     charset, kind, text = match.groups()
     if "*" in charset:
         charset = charset.partition("*")[0]  # RFC 2231 §5: =?charset*language?...
     encoded = text.encode("utf-8")
-    defect = None
     if kind in "qQ":
         # RFC 2047 §4.2: '_' is a space and =XX a byte; a2b_qp(header=True) does exactly that and keeps
         # malformed escapes literally, as policy.default does.
-        data = binascii.a2b_qp(encoded, header=True)
-    else:
-        # RFC 2047 §4.1. Like email._encoded_words.decode_b: repair missing padding, then retry leniently.
-        padded = encoded + b"=" * (-len(encoded) % 4)
+        return charset, binascii.a2b_qp(encoded, header=True)
+    # RFC 2047 §4.1. Like email._encoded_words.decode_b: repair missing padding, then retry leniently.
+    padded = encoded + b"=" * (-len(encoded) % 4)
+    try:
+        return charset, binascii.a2b_base64(padded, strict_mode=True)
+    except binascii.Error:
         try:
-            data = binascii.a2b_base64(padded, strict_mode=True)
+            return charset, binascii.a2b_base64(encoded + b"==")
         except binascii.Error:
-            try:
-                data = binascii.a2b_base64(encoded + b"==")
-            except binascii.Error:
-                return match.group(0), "undecodable base64 encoded word"
-    text, known = _decode_charset(data, charset)
-    if not known:
-        defect = f"undecodable charset {charset[:40]!r}"
-    return text, defect
+            return charset, None
+
+
+_BAD_BASE64 = "undecodable base64 encoded word"
 
 
 def decode_encoded_words(text: str) -> tuple[str, list[str]]:
@@ -122,28 +127,43 @@ def decode_encoded_words(text: str) -> tuple[str, list[str]]:
 
     White space between two adjacent encoded words is dropped (RFC 2047 §6.2); everything else is kept as
     written. Encoded words not delimited by white space are decoded too, as ``policy.default`` does.
+    Adjacent words in one charset are decoded together: mailers split long text between words without
+    regard to characters, so one word may end inside a UTF-8 sequence that the next one completes.
     Returns the text and the defects found (short strings without the header name).
     """
     if "=?" not in text:
         return text, []
     if text.startswith("=?") and text.endswith("?="):
         whole = _ENCODED_WORD.fullmatch(text)
-        if whole is not None:  # one word, as most encoded display names: no gaps to weigh
-            decoded, defect = _decode_word(whole)
-            return decoded, [] if defect is None else [defect]
+        if whole is not None:  # one word, as most encoded display names: no gaps to weigh, nothing to join
+            charset, data = _word_bytes(whole)
+            if data is None:
+                return text, [_BAD_BASE64]
+            defects: list[str] = []
+            return _decode_charset(data, charset, defects), defects
     pieces: list[str] = []
-    defects: list[str] = []
+    defects = []
+    run: list[bytes] = []  # the bytes of the adjacent words so far, all in run_charset
+    run_charset = ""
     last_end = 0
-    previous_word_end = -1
     for match in _ENCODED_WORD.finditer(text):
         gap = text[last_end : match.start()]
-        if not (previous_word_end == last_end and not gap.strip(" \t")):
+        adjacent = last_end > 0 and not gap.strip(" \t")  # last_end > 0: a word came before
+        charset, data = _word_bytes(match)
+        if run and not (adjacent and data is not None and charset.lower() == run_charset.lower()):
+            pieces.append(_decode_charset(b"".join(run), run_charset, defects))
+            run = []
+        if not adjacent:
             pieces.append(gap)
-        decoded, defect = _decode_word(match)
-        pieces.append(decoded)
-        if defect is not None and defect not in defects:
-            defects.append(defect)
-        last_end = previous_word_end = match.end()
+        if data is None:
+            pieces.append(match.group(0))
+            _add(defects, _BAD_BASE64)
+        else:
+            run.append(data)
+            run_charset = charset
+        last_end = match.end()
+    if run:
+        pieces.append(_decode_charset(b"".join(run), run_charset, defects))
     pieces.append(text[last_end:])
     return "".join(pieces), defects
 
@@ -172,6 +192,7 @@ class Skeleton:
     defects: list[str] = field(default_factory=list)
     quarantine_reason: str | None = None
     header_over_limit: bool = False
+    messages: list[tuple[int, int]] = field(default_factory=list)  # (start, end) of each attached message read
 
 
 _PARAM_HEADERS = ("content-type", "content-disposition", "content-transfer-encoding")
@@ -206,9 +227,7 @@ def _filename(block: HeaderBlock, latin: PartHeaders, default_type: str, defects
         name = params.get_filename()
     except (LookupError, UnicodeError, ValueError):
         # collapse_rfc2231_value lets codec errors through for codecs such as idna; retry as UTF-8.
-        raw_value = params.get_param("filename", "content-disposition")
-        if raw_value is None:
-            raw_value = params.get_param("name")
+        raw_value = params.filename_param()
         defects.append("undecodable charset in file name")
         if isinstance(raw_value, tuple):
             name = collapse_rfc2231_value(("utf-8", raw_value[1], raw_value[2])).strip()
@@ -226,7 +245,7 @@ def _filename(block: HeaderBlock, latin: PartHeaders, default_type: str, defects
 _MAX_DASH_MISSES = 32
 
 
-def _delimiters(raw: bytes, boundary: bytes, start: int, end: int) -> tuple[list[tuple[int, int]], bool]:
+def _delimiters(raw: bytes, boundary: str, start: int, end: int) -> tuple[list[tuple[int, int]], bool]:
     """The parts between the delimiter lines of ``boundary`` in ``raw[start:end]`` (RFC 2046 §5.1.1).
 
     A delimiter line starts at a line start with ``--boundary``, may end with ``--`` (the close
@@ -234,7 +253,12 @@ def _delimiters(raw: bytes, boundary: bytes, start: int, end: int) -> tuple[list
     line ending before a delimiter belongs to it. Returns the part ranges and whether the close delimiter
     was seen.
     """
-    needle = b"--" + boundary
+    try:
+        needle = b"--" + boundary.encode("latin-1")  # the bytes of the header, which was read as latin-1
+    except UnicodeEncodeError:
+        # RFC 2231 decoded it beyond latin-1: no bytes of the body spell it, as no text of the standard
+        # library's (surrogate-escaped) body does — never found.
+        return [], False
     found: list[tuple[int, int]] = []  # (start of the delimiter incl. its preceding EOL, end of its line)
     closed = False
     position = start
@@ -348,7 +372,7 @@ def scan(
             if not boundary:
                 skeleton.defects.append(f"{content_type} without a boundary")
                 continue
-            parts, closed = _delimiters(raw, boundary.encode("latin-1"), body_start, body_end)
+            parts, closed = _delimiters(raw, boundary, body_start, body_end)
             if not parts:
                 skeleton.defects.append(f"no boundary delimiter found in {content_type}")
             elif not closed:
@@ -369,6 +393,7 @@ def scan(
             encoding = str(latin.get("content-transfer-encoding", "")).strip().lower()
             if encoding in _IDENTITY_ENCODINGS:
                 stack.append((None, body_start, body_end, level, True, "text/plain"))
+                skeleton.messages.append((body_start, body_end))
             continue
         if name and not attached:
             skeleton.attachments.append(name)
@@ -398,4 +423,4 @@ def decode_body(raw: bytes, entity: Entity) -> str:
     charset = entity.params.get_content_charset() or "us-ascii"
     if charset in ("us-ascii", "ascii"):
         return decode_bytes(data)[0]
-    return _decode_charset(data, charset)[0]
+    return _decode_charset(data, charset)
