@@ -1,12 +1,15 @@
-"""PKCS#12 (``.pfx``) client certificates: load, check, hand to TLS (docs/semantics.md §2).
+"""PKCS#12 (``.pfx``) client certificates: load, check, hand to TLS (docs/semantics.md §2); CA bundles.
 
 The only module that imports ``cryptography``. Each way a certificate can be unusable is its own error
-type, so a host can tell the user exactly what to fix.
+type, so a host can tell the user exactly what to fix. :func:`load_ca_bundle` is the one place a ``ca_file``
+is turned into a trust store, for loading (which refuses an unusable one early) and for the transports alike,
+so both give the same reason.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +27,7 @@ from enate_routing.errors import (
     CertificatePasswordError,
 )
 
-__all__ = ["ClientCertificate", "load_pkcs12"]
+__all__ = ["CABundleError", "ClientCertificate", "load_ca_bundle", "load_pkcs12"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,3 +125,22 @@ def load_pkcs12(
             where=where, field="certificate", item=name,
         )
     return ClientCertificate(subject, not_before, not_after, cert, key, tuple(extra))
+
+
+class CABundleError(Exception):
+    """Why a CA bundle cannot be loaded, as one phrase (``reason``); the caller adds where it was configured."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def load_ca_bundle(path: Path | None) -> ssl.SSLContext:
+    """``ssl.create_default_context`` trusting the PEM bundle ``path`` (None: the system store), or a
+    :class:`CABundleError` saying why not."""
+    try:
+        return ssl.create_default_context(cafile=str(path) if path is not None else None)
+    except ssl.SSLError as exc:  # an OSError too: tested first
+        raise CABundleError(f"not a PEM certificate bundle ({exc.reason or type(exc).__name__})") from None
+    except OSError as exc:
+        raise CABundleError(f"cannot read the CA file ({exc.strerror or type(exc).__name__})") from None

@@ -4,7 +4,8 @@ A configuration can be valid and still lie: a login without a password fails onl
 password over an unencrypted connection is always refused, a ``*`` keyword never matches. ``check`` reports
 each with its location, as an **error** where it can never work and a **warning** where it may be
 deliberate (a company the host's own directory may know, a wildcard inside a keyword). Shadowed routes
-and mail loops are in :mod:`enate_routing._analysis`.
+and mail loops are in :mod:`enate_routing._analysis`. :func:`find_token_file_problems` looks at the OAuth
+refresh-token files on disk with the transports' own rule.
 """
 
 from __future__ import annotations
@@ -12,13 +13,16 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from enate_routing._model import Config, Connector, RoutingRules
+from enate_routing._paths import configured_path
 from enate_routing._patterns import subject_words
+from enate_routing._token_files import TokenFileProblem, read_token_file
 from enate_routing.errors import ConfigIssue
 
-__all__ = ["MAX_PASSWORD", "Finding", "Severity", "find_dead_settings"]
+__all__ = ["MAX_PASSWORD", "Finding", "Severity", "find_dead_settings", "find_token_file_problems"]
 
 Severity = Literal["error", "warning"]
 MAX_PASSWORD = 50
@@ -60,6 +64,34 @@ def find_dead_settings(config: Config, *, environ: Mapping[str, str] | None = No
             "acknowledgements write a reference, so they carry none: replies link only through In-Reply-To "
             "and References; set subject_token to the form the pattern finds, with {ref} for the reference",
             where="[linking]", field="subject_token"))
+    return tuple(found)
+
+
+def find_token_file_problems(config: Config, *, base_dir: Path) -> tuple[Finding, ...]:
+    """Refresh-token files (``oauth.token_file``, relative to ``base_dir``, the configuration file's folder)
+    that exist but that the transports would refuse at first use, by the transports' own rule
+    (:func:`enate_routing._token_files.read_token_file`).
+
+    Errors: a file others may read (``token-file-exposed``) or that is not a token file
+    (``token-file-invalid``). A warning: a file this user cannot read (``token-file-unreadable``; ``poll`` may
+    run as another user). A file that does not exist yet is not reported: ``enate-routing login`` writes it
+    after the configuration, and where ``check`` runs in CI there are no production secrets. The token is
+    read into memory only to be tested, never shown.
+    """
+    found: list[Finding] = []
+    for connector in config.connectors:
+        oauth = connector.oauth
+        if oauth is None or oauth.flow != "refresh-token" or oauth.token_file is None:
+            continue
+        path = configured_path(oauth.token_file, base_dir)
+        try:
+            read_token_file(path)
+        except TokenFileProblem as problem:
+            if problem.kind == "missing":
+                continue
+            make = _warning if problem.kind == "unreadable" else _error
+            found.append(make(f"token-file-{problem.kind}", problem.reason, where=f"connector {connector.name!r}",
+                              field="oauth.token_file", item=str(path)))
     return tuple(found)
 
 

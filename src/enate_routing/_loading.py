@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import ssl
 import sys
 import tomllib
 from collections.abc import Iterator, Mapping
@@ -19,9 +18,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from enate_routing._certificates import load_pkcs12
+from enate_routing._certificates import CABundleError, load_ca_bundle, load_pkcs12
 from enate_routing._connector import Connector
 from enate_routing._model import Config
+from enate_routing._paths import configured_path
 from enate_routing.errors import CertificateError, ConfigError, ConfigIssue
 
 __all__ = [
@@ -182,16 +182,15 @@ def check_certificates(
     config: Config, *, base_dir: Path = Path(), environ: Mapping[str, str] | None = None
 ) -> None:
     """Load every connector's PKCS#12 certificate and check it (docs/semantics.md §2), and every CA file it
-    names; raises a CertificateError."""
+    names, resolved as the transports resolve them; raises a CertificateError."""
     for connector in config.connectors:
         where = f"connector {connector.name!r}"
         for field, ca_file in _ca_files(connector):
-            _check_ca_file(base_dir / ca_file, where, field, ca_file)
+            _check_ca_file(configured_path(ca_file, base_dir), where, field, ca_file)
         if connector.certificate is None:
             continue
-        path = Path(connector.certificate)
-        load_pkcs12(base_dir / path if not path.is_absolute() else path,
-                    connector.certificate_password_value(environ), where=where)
+        load_pkcs12(configured_path(connector.certificate, base_dir), connector.certificate_password_value(environ),
+                    where=where)
 
 
 def _ca_files(connector: Connector) -> Iterator[tuple[str, str]]:
@@ -202,13 +201,11 @@ def _ca_files(connector: Connector) -> Iterator[tuple[str, str]]:
 
 
 def _check_ca_file(path: Path, where: str, field: str, written: str) -> None:
-    """The PEM bundle the transports will trust (``ssl`` reads it the same way), refused now if unusable."""
+    """The PEM bundle the transports will trust (loaded by the same function), refused now if unusable."""
     try:
-        ssl.create_default_context(cafile=path)
-    except OSError as exc:  # ssl.SSLError is an OSError too: checked first
-        reason = f"not a PEM certificate bundle ({exc.reason})" if isinstance(exc, ssl.SSLError) else \
-            f"cannot read the CA file ({exc.strerror or type(exc).__name__})"
-        raise CertificateError.single(reason, where=where, field=field, item=written) from None
+        load_ca_bundle(path)
+    except CABundleError as problem:
+        raise CertificateError.single(problem.reason, where=where, field=field, item=written) from None
 
 
 def dump_config(config: Config, *, include_secrets: bool = False) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """``check`` and ``schema``: validate a configuration file; print the file format's JSON Schema.
 
 ``check`` reports, each with its location: validation errors (the file cannot be loaded), dead settings
-that can never work (errors) or may be deliberate (warnings, :mod:`enate_routing._dead_settings`), shadowed
+that can never work (errors) or may be deliberate (warnings, :mod:`enate_routing._dead_settings`), OAuth
+refresh-token files the transports would refuse, shadowed
 routes and mail loops (warnings, :mod:`enate_routing._analysis`). Errors exit 1; warnings exit 0 unless
 ``--strict``. ``--format json`` prints one JSON object (docs/configuration.md, "check --format json").
 """
@@ -15,7 +16,7 @@ from typing import Any
 
 from enate_routing._analysis import find_loops, find_shadowed
 from enate_routing._cli._text import plural
-from enate_routing._dead_settings import Finding, find_dead_settings
+from enate_routing._dead_settings import Finding, find_dead_settings, find_token_file_problems
 from enate_routing._loading import config_schema, load_config
 from enate_routing._model import Config
 from enate_routing.errors import ConfigError, ConfigIssue
@@ -48,8 +49,9 @@ def config_path(args: argparse.Namespace) -> Path:
     return path
 
 
-def _findings(config: Config) -> list[Finding]:
+def _findings(config: Config, base_dir: Path) -> list[Finding]:
     found = list(find_dead_settings(config))
+    found += find_token_file_problems(config, base_dir=base_dir)
     found += [Finding("warning", "shadowed", ConfigIssue(str(s), where=f"route {s.route!r} of connector "
                                                                          f"{s.connector!r}"))
               for s in find_shadowed(config)]
@@ -86,7 +88,7 @@ def run_check(args: argparse.Namespace) -> int:
             raise
         print(json.dumps(_report(path, None, [], list(exc.issues), strict), ensure_ascii=False))
         return 1
-    findings = _findings(config)
+    findings = _findings(config, path.parent)
     errors = [f for f in findings if f.severity == "error"]
     warnings = [f for f in findings if f.severity == "warning"]
     failed = bool(errors) or (strict and bool(warnings))

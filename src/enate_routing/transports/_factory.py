@@ -14,6 +14,7 @@ from typing import Literal
 
 from enate_routing._certificates import ClientCertificate, load_pkcs12
 from enate_routing._model import Connector, IncomingServer, OutgoingServer
+from enate_routing._paths import configured_path
 from enate_routing.errors import ConfigError
 from enate_routing.transports._base import (
     CertificateAuth,
@@ -72,10 +73,7 @@ def _where(connector: Connector) -> str:
 
 
 def _endpoint(server: IncomingServer | OutgoingServer, connector: Connector, access: ConnectorAccess) -> Endpoint:
-    ca_file = None
-    if server.ca_file is not None:
-        ca_file = Path(server.ca_file)
-        ca_file = ca_file if ca_file.is_absolute() else access.base_dir / ca_file
+    ca_file = configured_path(server.ca_file, access.base_dir) if server.ca_file is not None else None
     return Endpoint(
         host=server.host, port=server.port, security=server.security, ca_file=ca_file, timeout=access.timeout,
         allow_plaintext_auth=connector.allow_plaintext_auth, source_address=access.source_address,
@@ -110,8 +108,7 @@ def _login(connector: Connector, access: ConnectorAccess, method: str, login: st
 def _certificate(connector: Connector, access: ConnectorAccess) -> ClientCertificate:
     if connector.certificate is None:
         raise ConfigError.single("no certificate given", where=_where(connector), field="certificate")
-    path = Path(connector.certificate)
-    return load_pkcs12(path if path.is_absolute() else access.base_dir / path,
+    return load_pkcs12(configured_path(connector.certificate, access.base_dir),
                        connector.certificate_password_value(access.environ), where=_where(connector))
 
 

@@ -21,7 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from enate_routing._certificates import ClientCertificate
+from enate_routing._certificates import CABundleError, ClientCertificate, load_ca_bundle
 from enate_routing.errors import TLSVerificationError
 
 __all__ = ["client_context", "load_client_certificate"]
@@ -30,10 +30,9 @@ __all__ = ["client_context", "load_client_certificate"]
 def client_context(ca_file: Path | None = None, certificate: ClientCertificate | None = None) -> ssl.SSLContext:
     """A verifying client context (TLS 1.2+), optionally presenting ``certificate``."""
     try:
-        context = ssl.create_default_context(cafile=str(ca_file) if ca_file is not None else None)
-    except (OSError, ssl.SSLError) as exc:
-        reason = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or type(exc).__name__
-        raise TLSVerificationError(f"cannot load ca_file {str(ca_file)!r}: {reason}") from None
+        context = load_ca_bundle(ca_file)
+    except CABundleError as problem:
+        raise TLSVerificationError(f"ca_file {str(ca_file)!r}: {problem.reason}") from None
     # create_default_context already sets these; stated so that no later edit can weaken them silently.
     context.check_hostname = True
     context.verify_mode = ssl.CERT_REQUIRED

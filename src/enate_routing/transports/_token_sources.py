@@ -14,6 +14,7 @@ from typing import Literal
 
 from enate_routing._certificates import load_pkcs12
 from enate_routing._model import Connector, OAuthSettings
+from enate_routing._paths import configured_path
 from enate_routing.errors import ConfigError
 from enate_routing.transports import _tokens_google, _tokens_microsoft
 from enate_routing.transports._tokens import CachedToken, TokenSource, cached_token
@@ -59,11 +60,6 @@ def default_scopes(oauth: OAuthSettings, use: Use, graph_host: str | None = None
     return [f"{_OUTLOOK}/{_DELEGATED[use]}"]
 
 
-def _path(value: str, base_dir: Path) -> Path:
-    path = Path(value).expanduser()
-    return path if path.is_absolute() else base_dir / path
-
-
 def _secret(oauth: OAuthSettings, connector: Connector, environ: Mapping[str, str] | None) -> str:
     import os
 
@@ -77,7 +73,7 @@ def _secret(oauth: OAuthSettings, connector: Connector, environ: Mapping[str, st
 
 def microsoft_app(connector: Connector, oauth: OAuthSettings, base_dir: Path, timeout: float
                   ) -> _tokens_microsoft.MicrosoftApp:
-    ca_file = _path(oauth.ca_file, base_dir) if oauth.ca_file else None
+    ca_file = configured_path(oauth.ca_file, base_dir) if oauth.ca_file else None
     return _tokens_microsoft.MicrosoftApp(
         tenant=oauth.tenant or "", client_id=oauth.client_id or "",
         authority=oauth.authority or _tokens_microsoft.DEFAULT_AUTHORITY, ca_file=ca_file, timeout=timeout,
@@ -90,7 +86,7 @@ def _acquirer(connector: Connector, oauth: OAuthSettings, use: Use, subject: str
               ) -> Callable[[], tuple[str, float]]:
     scopes = default_scopes(oauth, use, graph_host)
     where = f"connector {connector.name!r}"
-    token_file = _path(oauth.token_file, base_dir) if oauth.token_file else None
+    token_file = configured_path(oauth.token_file, base_dir) if oauth.token_file else None
     if oauth.provider == "microsoft":
         app = microsoft_app(connector, oauth, base_dir, timeout)
         if oauth.flow == "refresh-token":
@@ -99,17 +95,18 @@ def _acquirer(connector: Connector, oauth: OAuthSettings, use: Use, subject: str
         if oauth.flow == "certificate":
             if connector.certificate is None:
                 raise ConfigError.single("no certificate given", where=where, field="certificate")
-            certificate = load_pkcs12(_path(connector.certificate, base_dir),
+            certificate = load_pkcs12(configured_path(connector.certificate, base_dir),
                                       connector.certificate_password_value(environ), where=where)
             return _tokens_microsoft.client_credentials(app, scopes, certificate=certificate)
         return _tokens_microsoft.client_credentials(app, scopes, secret=_secret(oauth, connector, environ))
     client = _tokens_google.GoogleClient(
         token_url=oauth.token_url or _tokens_google.DEFAULT_TOKEN_URL,
-        ca_file=_path(oauth.ca_file, base_dir) if oauth.ca_file else None, timeout=timeout, where=where,
+        ca_file=configured_path(oauth.ca_file, base_dir) if oauth.ca_file else None, timeout=timeout, where=where,
     )
     if oauth.flow == "service-account":
         assert oauth.service_account_file is not None  # required by OAuthSettings
-        return _tokens_google.service_account(client, _path(oauth.service_account_file, base_dir), subject, scopes)
+        return _tokens_google.service_account(client, configured_path(oauth.service_account_file, base_dir), subject,
+                                              scopes)
     assert token_file is not None and oauth.client_id is not None
     return _tokens_google.refresh_token_flow(client, oauth.client_id, _secret(oauth, connector, environ),
                                              token_file, scopes)
@@ -157,7 +154,7 @@ def sign_in(connector: Connector, base_dir: Path, show: Callable[[str], None], *
     if connector.outgoing is not None:
         uses.append("graph" if connector.service == "office365-graph" else "smtp")
     scopes = list(dict.fromkeys(s for use in uses for s in default_scopes(oauth, use, graph_host)))
-    token_file = _path(oauth.token_file, base_dir)
+    token_file = configured_path(oauth.token_file, base_dir)
     _tokens_microsoft.sign_in(microsoft_app(connector, oauth, base_dir, timeout), scopes, token_file, show)
     return token_file
 

@@ -15,9 +15,6 @@ A token never appears in a repr, a log line or an error message: :class:`AccessT
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -25,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from enate_routing._token_files import TokenFileProblem, read_token_file, write_token_file
 from enate_routing.errors import (
     AuthenticationError,
     ConfigError,
@@ -131,42 +129,16 @@ def cached_token(key: tuple[str, ...], make: Callable[[], CachedToken]) -> Cache
 
 
 def read_refresh_token(path: Path, where: str) -> str:
-    """The refresh token ``enate-routing login`` stored in ``path``; refused when others may read the file."""
+    """The refresh token ``enate-routing login`` stored in ``path``; a ConfigError (located, never the token)
+    when the file is missing, unreadable, readable by other users, or not a token file — the same rule as
+    ``check`` (:func:`enate_routing._token_files.read_token_file`)."""
     try:
-        mode = path.stat().st_mode
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError.single("no token file: sign in first with `enate-routing login NAME`", where=where,
-                                 field="oauth.token_file", item=str(path)) from None
-    except (OSError, ValueError) as exc:
-        reason = getattr(exc, "strerror", None) or "not a token file written by `enate-routing login`"
-        raise ConfigError.single(f"cannot read the token file ({reason})", where=where, field="oauth.token_file",
-                                 item=str(path)) from None
-    if os.name == "posix" and mode & 0o077:
-        raise ConfigError.single("the token file may be read by other users: chmod 600 it", where=where,
-                                 field="oauth.token_file", item=str(path))
-    token = data.get("refresh_token") if isinstance(data, dict) else None
-    if not isinstance(token, str) or not token:
-        raise ConfigError.single("the token file holds no refresh token: sign in again with `enate-routing login`",
-                                 where=where, field="oauth.token_file", item=str(path))
-    return token
+        return read_token_file(path)
+    except TokenFileProblem as problem:
+        raise ConfigError.single(problem.reason, where=where, field="oauth.token_file", item=str(path)) from None
 
 
-def write_refresh_token(path: Path, token: str, **facts: str) -> None:
-    """Store ``token`` (and non-secret ``facts``) in ``path``, mode 0600 from the first byte, replaced atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump({**facts, "refresh_token": token}, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
+write_refresh_token = write_token_file
 
 
 def request_failure(exc: BaseException, server: str) -> TransportError | None:

@@ -1,0 +1,85 @@
+"""OAuth refresh-token files: the one rule for whether a file can be used, and how ``login`` writes one.
+
+``enate-routing login`` (and Google's refresh) store ``{"refresh_token": ..., <non-secret facts>}`` as JSON,
+mode 0600. :func:`read_token_file` is the rule the transports apply at first use
+(``transports._tokens.read_refresh_token``) and ``check`` applies before it
+(``_dead_settings.find_token_file_problems``), so the two cannot disagree. Standard library only, so
+configuration code need not import a transport to ask.
+
+A :class:`TokenFileProblem` names the path at most, never the token.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shlex
+import stat
+from pathlib import Path
+from typing import Literal
+
+__all__ = ["TokenFileProblem", "read_token_file", "write_token_file"]
+
+ProblemKind = Literal["missing", "unreadable", "exposed", "invalid"]
+
+
+class TokenFileProblem(Exception):
+    """Why a token file cannot be used: ``kind`` for code that decides how bad it is, ``reason`` for people."""
+
+    def __init__(self, kind: ProblemKind, reason: str) -> None:
+        super().__init__(reason)
+        self.kind: ProblemKind = kind
+        self.reason = reason
+
+
+def read_token_file(path: Path) -> str:
+    """The refresh token stored in ``path``; raises :class:`TokenFileProblem`.
+
+    The mode is tested before anything is read: on POSIX a file that the group or others may read (or
+    write) is refused, since a refresh token signs in as the mailbox's user.
+    """
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise TokenFileProblem("missing", "no token file: sign in first (`enate-routing login NAME` for Microsoft; "
+                                          "docs/google.md for Google)") from None
+    except OSError as exc:
+        raise TokenFileProblem("unreadable", _unreadable(exc)) from None
+    if not stat.S_ISREG(mode):
+        raise TokenFileProblem("unreadable", "cannot read the token file (not a regular file)")
+    if os.name == "posix" and mode & 0o077:
+        raise TokenFileProblem("exposed", "the token file may be read by other users, and is refused: "
+                                          f"chmod 600 {shlex.quote(str(path))}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise TokenFileProblem("unreadable", _unreadable(exc)) from None
+    except ValueError:  # bad JSON or bad UTF-8; the text may hold a token, so none of it is quoted
+        raise TokenFileProblem("invalid", "not a token file written by `enate-routing login`") from None
+    token = data.get("refresh_token") if isinstance(data, dict) else None
+    if not isinstance(token, str) or not token:
+        raise TokenFileProblem("invalid", "the token file holds no refresh token (not a token file written by "
+                                          "`enate-routing login`): sign in again")
+    return token
+
+
+def _unreadable(exc: OSError) -> str:
+    return f"cannot read the token file ({exc.strerror or type(exc).__name__})"
+
+
+def write_token_file(path: Path, token: str, **facts: str) -> None:
+    """Store ``token`` (and non-secret ``facts``) in ``path``, mode 0600 from the first byte, replaced atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump({**facts, "refresh_token": token}, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
