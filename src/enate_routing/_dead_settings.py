@@ -73,7 +73,7 @@ def find_token_file_problems(config: Config, *, base_dir: Path) -> tuple[Finding
     (:func:`enate_routing._token_files.read_token_file`).
 
     Errors: a file others may read (``token-file-exposed``) or that is not a token file
-    (``token-file-invalid``). A warning: a file this user cannot read (``token-file-unreadable``; ``poll`` may
+    (``token-file-invalid``). A warning: a file this user may not read (``token-file-unreadable``; ``poll`` may
     run as another user). A file that does not exist yet is not reported: ``enate-routing login`` writes it
     after the configuration, and where ``check`` runs in CI there are no production secrets. The token is
     read into memory only to be tested, never shown.

@@ -25,7 +25,11 @@ ProblemKind = Literal["missing", "unreadable", "exposed", "invalid"]
 
 
 class TokenFileProblem(Exception):
-    """Why a token file cannot be used: ``kind`` for code that decides how bad it is, ``reason`` for people."""
+    """Why a token file cannot be used: ``kind`` for code that decides how bad it is, ``reason`` for people.
+
+    ``missing``: no such file; ``unreadable``: permission denied to this user; ``exposed``: the group or others
+    may read it; ``invalid``: anything else (not a regular file, not JSON, no refresh token).
+    """
 
     def __init__(self, kind: ProblemKind, reason: str) -> None:
         super().__init__(reason)
@@ -45,16 +49,16 @@ def read_token_file(path: Path) -> str:
         raise TokenFileProblem("missing", "no token file: sign in first (`enate-routing login NAME` for Microsoft; "
                                           "docs/google.md for Google)") from None
     except OSError as exc:
-        raise TokenFileProblem("unreadable", _unreadable(exc)) from None
+        raise _unreadable(exc) from None
     if not stat.S_ISREG(mode):
-        raise TokenFileProblem("unreadable", "cannot read the token file (not a regular file)")
+        raise TokenFileProblem("invalid", "cannot read the token file (not a regular file)")
     if os.name == "posix" and mode & 0o077:
         raise TokenFileProblem("exposed", "the token file may be read by other users, and is refused: "
                                           f"chmod 600 {shlex.quote(str(path))}")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise TokenFileProblem("unreadable", _unreadable(exc)) from None
+        raise _unreadable(exc) from None
     except ValueError:  # bad JSON or bad UTF-8; the text may hold a token, so none of it is quoted
         raise TokenFileProblem("invalid", "not a token file written by `enate-routing login`") from None
     token = data.get("refresh_token") if isinstance(data, dict) else None
@@ -64,8 +68,11 @@ def read_token_file(path: Path) -> str:
     return token
 
 
-def _unreadable(exc: OSError) -> str:
-    return f"cannot read the token file ({exc.strerror or type(exc).__name__})"
+def _unreadable(exc: OSError) -> TokenFileProblem:
+    """Permission denied may hold only for this user (``check`` run by another account than ``poll``);
+    anything else (a path through a plain file, an I/O error) holds for everyone."""
+    kind: ProblemKind = "unreadable" if isinstance(exc, PermissionError) else "invalid"
+    return TokenFileProblem(kind, f"cannot read the token file ({exc.strerror or type(exc).__name__})")
 
 
 def write_token_file(path: Path, token: str, **facts: str) -> None:

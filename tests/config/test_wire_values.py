@@ -79,6 +79,21 @@ def test_ca_files_are_checked_when_loading(tmp_path: Path, pki: Pki) -> None:
     assert load_config(path).connectors[0].incoming.ca_file == str(pki.ca_pem)  # type: ignore[union-attr]
 
 
+def test_a_home_relative_ca_file_is_checked_where_the_transports_read_it(tmp_path: Path, pki: Pki,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """``~/ca.pem`` is the home directory's file when loading, as in the transports (not a folder named ``~``)."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "ca.pem").write_bytes(pki.ca_pem.read_bytes())
+    monkeypatch.setenv("HOME", str(home))
+    path = tmp_path / "routing.json"
+    path.write_text(json.dumps(_data({"ca_file": "~/ca.pem"})))
+    assert load_config(path).connectors[0].incoming.ca_file == "~/ca.pem"  # type: ignore[union-attr]
+    (home / "ca.pem").unlink()
+    with pytest.raises(CertificateError, match="cannot read the CA file"):
+        load_config(path)
+
+
 def _written(tmp_path: Path, name: str, text: str) -> Path:
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import ssl
 import tempfile
@@ -9,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from enate_routing._certificates import ClientCertificate, load_pkcs12
-from enate_routing.errors import CertificateExpiredError, CertificatePasswordError
+from enate_routing._certificates import CABundleError, ClientCertificate, load_ca_bundle, load_pkcs12
+from enate_routing._loading import load_config
+from enate_routing.errors import CertificateError, CertificateExpiredError, CertificatePasswordError, TLSVerificationError
 from enate_routing.transports._tls import client_context, load_client_certificate
 from mailrig.pki import Pki
 
@@ -81,3 +83,32 @@ def test_certificate_repr_has_no_key(pki: Pki) -> None:
     cert: ClientCertificate = load_pkcs12(pki.client_pfx, pki.pfx_password)
     assert "relay-client.test" in repr(cert)
     assert "PRIVATE" not in repr(cert)
+
+
+def test_an_unusable_ca_file_gets_one_reason_from_loading_and_from_tls(tmp_path: Path, pki: Pki) -> None:
+    """The transports and configuration loading turn a CA file into a trust store with one function
+    (load_ca_bundle), so both give the same reason, each in its own error type."""
+    (tmp_path / "not-pem.txt").write_text("hello\n")
+    for name, reason in (("missing.pem", "cannot read the CA file (No such file or directory)"),
+                         ("not-pem.txt", "not a PEM certificate bundle ("), (".", "cannot read the CA file (")):
+        path = tmp_path / name
+        with pytest.raises(CABundleError) as problem:
+            load_ca_bundle(path)
+        assert problem.value.reason.startswith(reason)
+        with pytest.raises(TLSVerificationError) as refused:
+            client_context(path)
+        assert str(refused.value).endswith(f"ca_file {str(path)!r}: {problem.value.reason}")
+        config = tmp_path / "routing.json"
+        config.write_text(json.dumps({"connectors": [{
+            "name": "Support", "service": "other", "username": "support@acme.example", "password_env": "PW",
+            "primary_address": "support@acme.example", "use_for": "incoming",
+            "incoming": {"protocol": "imap", "host": "mail.acme.example", "port": 993, "security": "ssl",
+                         "ca_file": name}}],
+            "fallbacks": [{"connector": "Support", "address": "support@acme.example",
+                           "target": {"customer": "Acme", "contract": "Internal", "service": "IT",
+                                      "process": "General", "kind": "ticket"}}]}))
+        with pytest.raises(CertificateError) as caught:
+            load_config(config)
+        (issue,) = caught.value.issues
+        assert (issue.problem, issue.field, issue.item) == (problem.value.reason, "incoming.ca_file", name)
+    assert [c["subject"] for c in load_ca_bundle(pki.ca_pem).get_ca_certs()] == [((("commonName", "enate test CA"),),)]
