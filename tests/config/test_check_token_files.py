@@ -46,7 +46,7 @@ target = {{ customer = "Acme", contract = "Internal", service = "IT", process = 
 posix_only = pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX; elsewhere the mode is not tested")
 
 
-def write_config(folder: Path, token_file: str = "tokens/support.json") -> Path:
+def write_config(folder: Path, token_file: str = "tokens/support.json") -> Path:  # noqa: S107 (a path, no secret)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "routing.toml"
     path.write_text(CONFIG.format(token_file=json.dumps(token_file)), encoding="utf-8")

@@ -12,7 +12,12 @@ import pytest
 
 from enate_routing._certificates import CABundleError, ClientCertificate, load_ca_bundle, load_pkcs12
 from enate_routing._loading import load_config
-from enate_routing.errors import CertificateError, CertificateExpiredError, CertificatePasswordError, TLSVerificationError
+from enate_routing.errors import (
+    CertificateError,
+    CertificateExpiredError,
+    CertificatePasswordError,
+    TLSVerificationError,
+)
 from enate_routing.transports._tls import client_context, load_client_certificate
 from mailrig.pki import Pki
 
