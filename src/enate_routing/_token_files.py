@@ -53,8 +53,8 @@ def read_token_file(path: Path) -> str:
     if not stat.S_ISREG(mode):
         raise TokenFileProblem("invalid", "cannot read the token file (not a regular file)")
     if os.name == "posix" and mode & 0o077:
-        raise TokenFileProblem("exposed", "the token file may be read by other users, and is refused: "
-                                          f"chmod 600 {shlex.quote(str(path))}")
+        raise TokenFileProblem("exposed", f"other users may access the token file (mode {mode & 0o777:04o}), so it "
+                                          f"is refused: chmod 600 {shlex.quote(str(path))}")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:

@@ -108,11 +108,14 @@ def test_a_token_file_others_may_read_is_an_error_naming_the_fix(tmp_path: Path,
     assert f"chmod 600 {token}" in finding.issue.problem
     code, out = check(capsys, config)
     assert code == 1
-    assert (f"error: {config}: connector 'Support': oauth.token_file: the token file may be read by other users, "
-            f"and is refused: chmod 600 {token}") in out
+    assert (f"error: {config}: connector 'Support': oauth.token_file: other users may access the token file "
+            f"(mode 0644), so it is refused: chmod 600 {token}") in out
     assert out.splitlines()[-1].endswith("FAILED — 1 connector, 1 incoming route, 0 outgoing routes, 1 error")
-    token.chmod(0o640)  # the group alone is enough to refuse it
-    assert [f.code for f in findings(config)] == ["token-file-exposed"]
+    for mode in (0o640, 0o620, 0o601):  # the group alone, or any access, is enough to refuse it
+        token.chmod(mode)
+        assert [f.code for f in findings(config)] == ["token-file-exposed"]
+    token.chmod(0o400)  # read-only for the owner is private too
+    assert findings(config) == ()
 
 
 @pytest.mark.parametrize("content", [b"{not json " + TOKEN.encode(), b'["a list"]', b'{"provider": "microsoft"}',
@@ -167,8 +170,8 @@ def test_json_report_locates_the_file_and_never_holds_the_token(tmp_path: Path,
     assert code == 1 and data["valid"] and not data["ok"]
     assert data["errors"] == [{"code": "token-file-exposed", "file": str(config), "where": "connector 'Support'",
                                "field": "oauth.token_file", "item": str(token),
-                               "problem": f"the token file may be read by other users, and is refused: chmod 600 "
-                                          f"{token}"}]
+                               "problem": f"other users may access the token file (mode 0604), so it is "
+                                          f"refused: chmod 600 {token}"}]
 
 
 @posix_only
@@ -217,5 +220,5 @@ def test_the_command_line_reports_it_in_a_subprocess(tmp_path: Path) -> None:
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr and TOKEN not in result.stdout + result.stderr
     errors = [line for line in result.stdout.splitlines() if line.startswith("error: ")]
-    assert errors == [f"error: {config}: connector 'Support': oauth.token_file: the token file may be read by "
-                      f"other users, and is refused: chmod 600 {token}: {str(token)!r}"]
+    assert errors == [f"error: {config}: connector 'Support': oauth.token_file: other users may access the token "
+                      f"file (mode 0644), so it is refused: chmod 600 {token}: {str(token)!r}"]
