@@ -300,8 +300,8 @@ class Router:
         steps = None if trace is None else trace.steps
         link = self._follow_ups.find(envelope, cc.addresses, mailbox, steps)  # docs/semantics.md §3.4, first
         if link is not None:
-            automatic = envelope.automatic_reason
-            if automatic is not None and link.generated:
+            automatic = _automatic_reason(envelope, self._system_addresses) if link.generated else None
+            if automatic is not None:
                 reason = f"automatic reply to mail the system sent ({automatic})"
                 return _single(cc, envelope, reference, trace, "ignore", reason, mailbox)
             return _single(cc, envelope, reference, trace, "link", link.reason, link.address, link.work_item)
@@ -406,7 +406,8 @@ def _sender_facts(router: Router, sender: str) -> _SenderFacts:
 def _acknowledgement(router: Router, envelope: Envelope, allowed: AcknowledgementAllowed | None,
                      facts: EmailFacts) -> tuple[tuple[str, ...], str | None]:
     """Who is acknowledged (the sender, then Cc), or why nobody is (docs/semantics.md §3.5)."""
-    automatic = envelope.automatic_reason
+    system = router._system_addresses
+    automatic = _automatic_reason(envelope, system)
     if automatic is not None:
         return (), automatic
     sender = envelope.sender
@@ -416,7 +417,6 @@ def _acknowledgement(router: Router, envelope: Envelope, allowed: Acknowledgemen
             candidates.append(recipient.address)
     chosen: dict[str, None] = {}
     sender_blocked = False
-    system = router._system_addresses
     for address in candidates:
         if address in chosen or _is_system(address, system):
             continue
@@ -448,6 +448,18 @@ def _single(cc: _Connector, envelope: Envelope, reference: str, trace: _Recorder
 
 def _address_trace(address: str, source: str, record: list[RouteCheck], route: CompiledRoute | None) -> AddressTrace:
     return AddressTrace(address, source, tuple(record), None if route is None else route.name)
+
+
+def _automatic_reason(envelope: Envelope, system: frozenset[str]) -> str | None:
+    """Why ``envelope`` is automatic (docs/semantics.md §3.5): its own signals (RFC 3834 and friends) first,
+    then an X-Loop naming an address of the system — mail that already passed through one of our
+    auto-responders is processed but never answered automatically, as helpdesks do with their own X-Loop."""
+    automatic = envelope.automatic_reason
+    if automatic is None and envelope.x_loop:  # most mail has no X-Loop: one truthiness test
+        for value in envelope.x_loop:
+            if _is_system(value, system):
+                return f"x-loop: {value}"
+    return automatic
 
 
 def _is_system(address: str, system: frozenset[str]) -> bool:

@@ -60,6 +60,7 @@ def test_acknowledgement_headers(make_ingestor: Make, box: Mailbox) -> None:
     assert from_addr == "help@acme.example" and to == ("customer@example.net",)
     assert ack["Auto-Submitted"] == "auto-replied"
     assert ack["X-Auto-Response-Suppress"] == "All"
+    assert ack["X-Loop"] == "help@acme.example"  # our loop mark: mail coming back with it is never answered
     assert ack["In-Reply-To"] == "<m1@example.net>"
     assert ack["References"] == "<older@example.net> <m1@example.net>"
     assert ack["Subject"] == "Re: Message 1"

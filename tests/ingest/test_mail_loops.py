@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from email import message_from_bytes
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -45,11 +46,15 @@ def first_mail(sender: str, to: str) -> bytes:
     return msg.as_bytes()
 
 
-def naive_reply(ack: bytes, n: int) -> bytes:
-    """What a badly behaved auto-responder sends back: no Auto-Submitted, no Precedence, a fresh id."""
+def naive_reply(ack: bytes, n: int, *, keep_x_loop: bool = False) -> bytes:
+    """What a badly behaved auto-responder sends back: no Auto-Submitted, no Precedence, a fresh id; with
+    ``keep_x_loop``, the X-Loop of the mail it answers copied (as procmail-style responders and forwarders do)."""
     msg = EmailMessage()
     msg["From"], msg["To"] = "robot@example.net", ALICE.login
     msg["Subject"], msg["Message-ID"] = f"I am away (reply {n})", f"<away-{n}@example.net>"
+    if keep_x_loop:
+        for value in message_from_bytes(ack).get_all("X-Loop", []):
+            msg["X-Loop"] = value
     msg.set_content("I am out of the office.\n")
     return msg.as_bytes()
 
@@ -72,6 +77,27 @@ def test_naive_auto_responder_is_stopped_by_the_rate_limit(
     assert round_ < 29, "the exchange did not stop"
     assert len(smtp_inbox.received("open")) == 10
     assert len(host.items) == 11  # every mail still became work; only the acknowledgements stopped
+
+
+def test_auto_responder_keeping_our_x_loop_is_acknowledged_once(
+    mailboxes: Dovecot, smtp_inbox: SmtpServers, tmp_path: Path
+) -> None:
+    """A responder without RFC 3834 headers that keeps our X-Loop gets one acknowledgement, not the hourly
+    limit: its reply still becomes work, but names our address in X-Loop and is never answered (§3.5)."""
+    ingestor, host = instance(mailboxes, smtp_inbox, ALICE, "Alice", tmp_path)
+    append(mailboxes, ALICE, [first_mail("robot@example.net", ALICE.login)])
+    relayed = 0
+    for _ in range(30):
+        ingestor.run_once()
+        acks = smtp_inbox.received("open")
+        new = acks[relayed:]
+        if not new:
+            break
+        append(mailboxes, ALICE, [naive_reply(m.data, relayed + i, keep_x_loop=True) for i, m in enumerate(new)])
+        relayed = len(acks)
+    [ack] = smtp_inbox.received("open")
+    assert message_from_bytes(ack.data)["X-Loop"] == ALICE.login
+    assert len(host.items) == 2  # the first mail and the reply: both processed, only the first answered
 
 
 def exchange(

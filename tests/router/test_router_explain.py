@@ -59,6 +59,13 @@ def test_trace_of_fallback_and_of_early_exits() -> None:
     assert ignored.addresses == () and "ignore" in ignored.steps[-1]
 
 
+def test_trace_says_why_an_x_loop_is_not_acknowledged() -> None:
+    """explain shows the X-Loop suppression in its decision line, as for other automatic mail."""
+    router = Router.compile(make_config(route("Help", HELP, send_automated_emails=True)))
+    text = router.explain(mail(x_loop=(SUPPORT,))).format()
+    assert "create via route 'Help'" in text and f"no acknowledgement (x-loop: {SUPPORT})" in text
+
+
 @pytest.mark.parametrize("seed", [1, 2])
 def test_explain_agrees_with_route_on_synthetic_mail(seed: int) -> None:
     """On a few hundred synthetic emails over 300 routes, explain() and route() give the same decisions."""

@@ -131,6 +131,19 @@ def test_automatic_reply_to_generated_mail_is_ignored(build: Callable[..., Any])
     assert outcome(human)[:2] == ("link", "T-000888")
 
 
+def test_reply_to_generated_mail_carrying_our_x_loop_is_ignored(build: Callable[..., Any]) -> None:
+    """A reply to the system's own acknowledgement whose X-Loop names the system is ignored like an
+    auto-reply; an X-Loop of someone else still links, and so does our X-Loop on a reply to a customer's mail."""
+    router = build(configured(), lookup=lookup())
+    decision, = router.route(mail(in_reply_to=("ack@contoso.example",), x_loop=("help+t-1@contoso.example",))).decisions
+    assert (decision.action, decision.reason) == (
+        "ignore", "automatic reply to mail the system sent (x-loop: help+t-1@contoso.example)")
+    other = router.route(mail(in_reply_to=("ack@contoso.example",), x_loop=("desk@fabrikam.example",)))
+    assert outcome(other)[:2] == ("link", "T-000888")
+    customer = router.route(mail(in_reply_to=("orig@fabrikam.example",), x_loop=(HELP,)))
+    assert outcome(customer)[:2] == ("link", "T-000777")
+
+
 def test_automatic_reply_with_a_token_is_ignored(build: Callable[..., Any]) -> None:
     """Tokens are written only into generated mail, so an auto-reply carrying one is ignored."""
     router = build(configured(), lookup=lookup())

@@ -206,6 +206,37 @@ def test_automatic_mail_is_not_acknowledged(build: Callable[..., Any]) -> None:
     assert (decision.action, decision.acknowledge, decision.suppressed) == expected
 
 
+OUTGOING = [{"name": "Replies", "address": "replies@contoso.example", "connector": "Support"}]
+
+
+@pytest.mark.parametrize("loop", [HELP, SUPPORT, "help+t-1@contoso.example", NOREPLY, "replies@contoso.example"])
+def test_x_loop_naming_the_system_suppresses_the_acknowledgement(build: Callable[..., Any], loop: str) -> None:
+    """An X-Loop naming an address of the system (a plus form by its base) is routed, never acknowledged (§3.5)."""
+    config = make_config(route("Help", HELP, send_automated_emails=True), outgoing_routes=OUTGOING)
+    asked: list[str] = []
+    envelope = mail(x_loop=("loop-1", loop))
+    decision, = build(config).route(envelope, acknowledgement_allowed=lambda s: asked.append(s) or True).decisions
+    assert (decision.action, decision.route) == ("create", "Help")
+    assert (decision.acknowledge, decision.suppressed) == ((), f"x-loop: {loop}")
+    assert asked == [], "suppressed before the rate limit is asked: the loop spends none of the sender's budget"
+
+
+@pytest.mark.parametrize("loop", [(), ("ann@fabrikam.example",), ("helpdesk@other.example", "yes"),
+                                  ("Help@contoso.example (auto)",), ("",)])
+def test_x_loop_naming_someone_else_or_junk_is_acknowledged(build: Callable[..., Any], loop: tuple[str, ...]) -> None:
+    """An X-Loop of another system, or text that is no address, does not stop the acknowledgement."""
+    config = make_config(route("Help", HELP, send_automated_emails=True), outgoing_routes=OUTGOING)
+    decision, = build(config).route(mail(x_loop=loop)).decisions
+    assert (decision.acknowledge, decision.suppressed) == (("ann@fabrikam.example",), None)
+
+
+def test_the_envelopes_own_automatic_reason_comes_before_x_loop(build: Callable[..., Any]) -> None:
+    """Auto-Submitted and X-Loop together: the RFC 3834 reason is the one given."""
+    config = make_config(route("Help", HELP, send_automated_emails=True))
+    decision, = build(config).route(mail(auto_submitted="auto-replied", x_loop=(HELP,))).decisions
+    assert decision.suppressed == "auto-submitted: auto-replied"
+
+
 def test_rate_limit_callback_suppresses_and_is_asked_once(build: Callable[..., Any]) -> None:
     """The host's rate limit is asked once per email with the sender; False suppresses with 'rate limit'."""
     config = make_config(route("Help", HELP, send_automated_emails=True),

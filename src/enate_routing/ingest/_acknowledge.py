@@ -121,6 +121,8 @@ def build_acknowledgement(
     # RFC 3834 §5: this is an automatic response; Microsoft servers honour X-Auto-Response-Suppress.
     msg["Auto-Submitted"] = "auto-replied"
     msg["X-Auto-Response-Suppress"] = "All"
+    # The loop mark auto-responders leave (procmail, helpdesks): mail coming back with it is not answered.
+    msg["X-Loop"] = header_value(from_address)
     msg.set_content(content.text)
     return msg
 

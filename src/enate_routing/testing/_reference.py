@@ -186,8 +186,9 @@ class ReferenceRouter:
         found = self._follow_up(envelope, own, mailbox)
         if found is not None:
             work_item, address, reason, generated = found
-            if generated and envelope.automatic_reason is not None:
-                return one("ignore", f"automatic reply to mail the system sent ({envelope.automatic_reason})")
+            automatic = self._automatic(envelope)
+            if generated and automatic is not None:
+                return one("ignore", f"automatic reply to mail the system sent ({automatic})")
             return one("link", reason, link=work_item, address=address)
 
         routes = config.routes_of(connector)
@@ -256,16 +257,33 @@ class ReferenceRouter:
     def _exists(self, reference: str) -> bool:
         return self.lookup is None or self.lookup.work_item_exists(reference)
 
-    def _acknowledgement(self, envelope: Envelope,
-                         allowed: Callable[[str], bool] | None) -> tuple[tuple[str, ...], str | None]:
-        if envelope.automatic_reason is not None:
-            return (), envelope.automatic_reason
+    def _system(self) -> set[str]:
+        """Every address of the system: connectors' primary addresses, outgoing routes, incoming addresses."""
         config = self.config
         system = {c.primary_address for c in config.connectors}
         system |= {o.address for o in config.outgoing_routes}
         for c in config.connectors:
             if c.uses_incoming:
                 system |= config.own_addresses(c.name)
+        return system
+
+    def _automatic(self, envelope: Envelope) -> str | None:
+        """The envelope's own automatic reason, else the first X-Loop naming the system (plus forms by base)."""
+        if envelope.automatic_reason is not None:
+            return envelope.automatic_reason
+        system = self._system()
+        for value in envelope.x_loop:
+            split = _split_plus(value)
+            if value in system or (split is not None and split[0] in system):
+                return f"x-loop: {value}"
+        return None
+
+    def _acknowledgement(self, envelope: Envelope,
+                         allowed: Callable[[str], bool] | None) -> tuple[tuple[str, ...], str | None]:
+        automatic = self._automatic(envelope)
+        if automatic is not None:
+            return (), automatic
+        system = self._system()
         wanted = ([envelope.sender] if envelope.sender else []) + [
             r.address for r in envelope.recipients if r.source == "cc"]
         chosen: list[str] = []

@@ -49,6 +49,8 @@ FILES = ("report.pdf", "scan.PDF", "notpdf", "archive.tar.gz", "data.gz", "sheet
          "photo.jpg")
 COMPANIES = {"Globex": ["*globex.example", "ceo@initech.example"], "EU Globex": ["*eu.globex.example"],
              "Initech": ["*initech.example"]}
+# X-Loop values that are no address of anyone: plain words, an address with a comment, upper case as written.
+X_LOOP_JUNK = ("yes", "loop-1", "support@acme.example (helpdesk)", "Support@ACME.example", "")
 MESSAGE_IDS = ("m1@mail.example", "m2@mail.example", "gen1@acme.example", "gen2@acme.example")
 
 # Connector name → (primary address, aliases).
@@ -221,6 +223,10 @@ def envelopes(draw: st.DrawFn, config: Config | None = None) -> Envelope:
     if aimed is not None and aimed.rules.attachment_types:
         attachments.append("Attached." + draw(st.sampled_from(aimed.rules.attachment_types)).upper())
     automatic = draw(st.integers(0, 5)) == 0
+    # X-Loop (docs/semantics.md §3.5): mostly none; else a system address, a plus form, someone else, junk.
+    loops = st.one_of(st.sampled_from(own or ["support@acme.example"]), st.sampled_from(plus or ["x+y@z"]),
+                      _addresses(), st.sampled_from(X_LOOP_JUNK))
+    x_loop = tuple(draw(st.lists(loops, min_size=1, max_size=2))) if draw(st.integers(0, 4)) == 0 else ()
     return Envelope(
         message_id=message_id,
         sender=sender,
@@ -231,6 +237,7 @@ def envelopes(draw: st.DrawFn, config: Config | None = None) -> Envelope:
         in_reply_to=tuple(draw(st.lists(st.sampled_from(MESSAGE_IDS), max_size=1))) if kind % 3 == 0 else (),
         references=tuple(draw(st.lists(st.sampled_from(MESSAGE_IDS), max_size=2))) if kind % 4 == 0 else (),
         auto_submitted="auto-replied" if automatic else draw(st.sampled_from((None, "no"))),
+        x_loop=x_loop,
         raw=draw(st.sampled_from((b"", b"raw one", b"raw two"))),
     )
 
