@@ -76,6 +76,9 @@ class Envelope:
     defects: tuple[str, ...] = ()
     quarantine_reason: str | None = None
     raw: bytes = field(default=b"", repr=False)
+    # Where from_bytes's MIME scan found the body text (_mime.TextSpan), so plain_text need not scan again;
+    # None: not scanned (single-part mail, or an envelope built directly) — plain_text scans.
+    _text: _mime.TextSpan | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_bytes(
@@ -101,13 +104,14 @@ class Envelope:
     def plain_text(self) -> str:
         """The decoded text/plain body (semantics.md §3.4 reference tokens), or "" when there is none. Never raises.
 
-        The first text/plain leaf that is not an attachment and not inside an attached message; computed on
-        each call, because routing itself never reads bodies (docs/semantics.md §3).
+        The first text/plain leaf that is not an attachment and not inside an attached message; decoded on each
+        call, because routing itself reads bodies only for ``[linking] search_body`` (docs/semantics.md §3.4).
+        Where from_bytes scanned the MIME tree, the leaf is where that scan found it; otherwise it is found now.
         """
         if self.quarantine_reason is not None or not self.raw:
             return ""
         try:
-            return _plain_text(self.raw)
+            return _mime.decode_span(self.raw, self._text) if self._text is not None else _plain_text(self.raw)
         except Exception:  # noqa: BLE001 — a body that cannot be decoded simply has no text to search
             return ""
 
@@ -493,6 +497,7 @@ def _read(raw: bytes, envelope_recipients: Iterable[str], limits: ParseLimits) -
     in_reply_to, references = reader.id_list("in-reply-to", block), reader.id_list("references", block)
     attachments: tuple[str, ...] = ()
     is_report = False
+    text: _mime.TextSpan | None = None
     # A single-part message without file names: the scan would find nothing (tests prove it on the corpora).
     if reader.reason is None and not (limits.max_mime_depth >= 1 and _mime.is_plain_single_part(block)):
         skeleton = _mime.scan(
@@ -508,6 +513,8 @@ def _read(raw: bytes, envelope_recipients: Iterable[str], limits: ParseLimits) -
             reader.quarantine(skeleton.quarantine_reason)
         else:
             attachments = tuple(skeleton.attachments)
+            leaf = _mime.first_text_leaf(skeleton)
+            text = _mime.NO_TEXT if leaf is None else _mime.text_span(leaf)
         is_report = skeleton.root_content_type == "multipart/report"
     important = reader.important(block)
     # Read in field order: defects keep it.
@@ -522,7 +529,7 @@ def _read(raw: bytes, envelope_recipients: Iterable[str], limits: ParseLimits) -
     return Envelope(
         message_id, sender, sender_name, recipients, subject, attachments, important, in_reply_to, references,
         auto_submitted, precedence, x_autoreply, x_auto_response_suppress, list_id, return_path, x_loop,
-        is_report, len(raw), reader.defects, reader.reason, raw,
+        is_report, len(raw), reader.defects, reader.reason, raw, text,
     )
 
 
@@ -535,12 +542,5 @@ def scan_again(raw: bytes) -> _mime.Skeleton:
 
 def _plain_text(raw: bytes) -> str:
     """The first inline text/plain leaf of the message (not inside an attached message), decoded."""
-    skeleton = scan_again(raw)
-    for leaf in skeleton.leaves:
-        if leaf.content_type != "text/plain" or leaf.in_attached_message or leaf.filename:
-            continue
-        disposition = str(leaf.params.get("content-disposition", "")).partition(";")[0].strip().lower()
-        if disposition == "attachment":
-            continue
-        return _mime.decode_body(raw, leaf)
-    return ""
+    leaf = _mime.first_text_leaf(scan_again(raw))
+    return "" if leaf is None else _mime.decode_body(raw, leaf)

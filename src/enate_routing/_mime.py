@@ -34,16 +34,21 @@ from ._header_block import HeaderBlock, split_header_block
 from ._mime_params import PartHeaders
 
 __all__ = [
+    "NO_TEXT",
     "Entity",
     "HeaderBlock",
     "Skeleton",
+    "TextSpan",
     "count_encoded_words",
     "decode_body",
     "decode_bytes",
     "decode_encoded_words",
+    "decode_span",
+    "first_text_leaf",
     "is_plain_single_part",
     "scan",
     "split_header_block",
+    "text_span",
 ]
 
 _CR, _LF, _SP, _HT = 13, 10, 32, 9
@@ -403,14 +408,42 @@ def scan(
     return skeleton
 
 
+def first_text_leaf(skeleton: Skeleton) -> Entity | None:
+    """The body reference tokens are searched in (docs/routing.md): the first text/plain leaf that is not an
+    attachment (no file name, no ``Content-Disposition: attachment``) and not inside an attached message."""
+    for leaf in skeleton.leaves:
+        if leaf.content_type != "text/plain" or leaf.in_attached_message or leaf.filename:
+            continue
+        disposition = str(leaf.params.get("content-disposition", "")).partition(";")[0].strip().lower()
+        if disposition != "attachment":
+            return leaf
+    return None
+
+
+# Where a leaf's text lies and how to decode it: body start, body end, transfer encoding, charset.
+TextSpan = tuple[int, int, str, str]
+NO_TEXT: TextSpan = (0, 0, "", "us-ascii")  # decodes to ""
+
+
+def text_span(entity: Entity) -> TextSpan:
+    """What :func:`decode_span` needs of ``entity``: a few values, where the entity holds its whole header block."""
+    encoding = str(entity.params.get("content-transfer-encoding", "")).strip().lower()
+    return entity.body_start, entity.body_end, encoding, entity.params.get_content_charset() or "us-ascii"
+
+
 def decode_body(raw: bytes, entity: Entity) -> str:
+    """The decoded text of a leaf (:func:`decode_span` of its :func:`text_span`)."""
+    return decode_span(raw, text_span(entity))
+
+
+def decode_span(raw: bytes, span: TextSpan) -> str:
     """The decoded text of a leaf: transfer encoding undone (RFC 2045 §6), then its charset.
 
     Base64 and quoted-printable are decoded leniently (junk characters skipped, as mail readers do); an
     unknown charset falls back to UTF-8, then latin-1.
     """
-    data = raw[entity.body_start : entity.body_end]
-    encoding = str(entity.params.get("content-transfer-encoding", "")).strip().lower()
+    start, end, encoding, charset = span
+    data = raw[start:end]
     if encoding == "base64":
         try:
             data = binascii.a2b_base64(data)
@@ -420,7 +453,6 @@ def decode_body(raw: bytes, entity: Entity) -> str:
             data = binascii.a2b_base64(alphabet[: len(alphabet) - len(alphabet) % 4])
     elif encoding == "quoted-printable":
         data = binascii.a2b_qp(data)
-    charset = entity.params.get_content_charset() or "us-ascii"
     if charset in ("us-ascii", "ascii"):
         return decode_bytes(data)[0]
     return _decode_charset(data, charset)

@@ -78,3 +78,36 @@ def test_return_path_shortcut_agrees_with_the_address_parser(value: str) -> None
     addresses = [address for _, address in general.addresses("return-path", raw)]
     expected = "" if "".join(text.split()) == "<>" else next(iter(addresses), None)
     assert reader.return_path(block) == expected
+
+
+@pytest.mark.parametrize("path", MESSAGES, ids=lambda p: p.name)
+def test_remembered_body_text_is_the_text_a_second_scan_finds(path: Path) -> None:
+    """``plain_text`` reads the body where ``from_bytes``'s scan found it; the answer is the second scan's."""
+    raw = path.read_bytes()
+    envelope = _envelope.Envelope.from_bytes(raw)
+    if envelope.quarantine_reason is None:
+        assert envelope.plain_text() == _envelope._plain_text(raw)
+
+
+def test_the_corpora_exercise_the_remembered_body_text() -> None:
+    """Scanned messages remember their body text, with and without one; single-part mail does not."""
+    envelopes = [_envelope.Envelope.from_bytes(path.read_bytes()) for path in MESSAGES]
+    remembered = [e._text for e in envelopes if e.quarantine_reason is None]
+    assert _mime.NO_TEXT in remembered and None in remembered
+    assert any(text not in (None, _mime.NO_TEXT) for text in remembered)
+
+
+def test_plain_text_of_scanned_mail_does_not_scan_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A multipart message's body text comes from the span remembered at parse time (no second MIME scan)."""
+    raw = (b"From: a@example.org\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n"
+           b"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+           b"R3LDvMOfZSBbUkVGOlQtMl0=\r\n--x\r\nContent-Type: application/pdf; name=a.pdf\r\n\r\n%PDF\r\n--x--\r\n")
+    envelope = _envelope.Envelope.from_bytes(raw)
+
+    def no_second_scan(raw: bytes) -> _mime.Skeleton:
+        raise AssertionError("scanned again")
+
+    monkeypatch.setattr(_envelope, "scan_again", no_second_scan)
+    assert envelope.plain_text() == "Grüße [REF:T-2]"
+    assert envelope == _envelope.Envelope(**{f: getattr(envelope, f) for f in envelope.__dataclass_fields__
+                                             if f != "_text"})  # not part of equality
