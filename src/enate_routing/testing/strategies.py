@@ -215,7 +215,9 @@ def envelopes(draw: st.DrawFn, config: Config | None = None) -> Envelope:
     separators = draw(st.lists(st.sampled_from(SEPARATORS), min_size=len(words), max_size=len(words)))
     subject = "".join(w + s for w, s in zip(words, separators, strict=True))
     if draw(st.integers(0, 5)) == 0:
-        subject += draw(st.sampled_from(("[REF:T-1]", "[REF:ZZ-9]", "[ref:t-1]")))
+        # One token or several, an unknown one (ZZ-9) often first: each is tried in order (§3.4).
+        subject += " ".join(draw(st.lists(st.sampled_from(("[REF:T-1]", "[REF:ZZ-9]", "[ref:t-1]", "[REF:T-2]")),
+                                          min_size=1, max_size=3)))
     message_id = draw(st.one_of(st.none(), st.sampled_from(("a@x", "b@x", "c@x"))))
     attachments = draw(st.lists(st.sampled_from(sorted(set(FILES) | set(files))), max_size=3))
     if aimed is not None and aimed.rules.attachment_types:
@@ -231,7 +233,8 @@ def envelopes(draw: st.DrawFn, config: Config | None = None) -> Envelope:
         in_reply_to=tuple(draw(st.lists(st.sampled_from(MESSAGE_IDS), max_size=1))) if kind % 3 == 0 else (),
         references=tuple(draw(st.lists(st.sampled_from(MESSAGE_IDS), max_size=2))) if kind % 4 == 0 else (),
         auto_submitted="auto-replied" if automatic else draw(st.sampled_from((None, "no"))),
-        raw=draw(st.sampled_from((b"", b"raw one", b"raw two"))),
+        raw=draw(st.sampled_from((b"", b"raw one", b"raw two", b"\r\nsee [REF:ZZ-9] and [REF:T-2]\r\n",
+                                  b"\r\n" + b" ".join(b"[REF:ZZ-%d]" % n for n in range(11)) + b" [REF:T-1]\r\n"))),
     )
 
 
