@@ -11,7 +11,6 @@ looked up once and at most LINK_TOKEN_LOOKUPS per email. :class:`FollowUps` is c
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from enate_routing._bounces import Bounce, find_bounce
@@ -46,13 +45,14 @@ class Link:
 class FollowUps:
     """The ``[linking]`` settings and the host's lookup, compiled; :meth:`find` is the §3.4 procedure."""
 
-    __slots__ = ("_lookup", "_mode", "_search", "_search_body")
+    __slots__ = ("_lookup", "_mode", "_named", "_search", "_search_body")
 
     def __init__(self, linking: Linking, lookup: WorkItemLookup | None) -> None:
         self._lookup = lookup
         self._mode = linking.plus_addressing
         self._search_body = linking.search_body
         self._search = link_search(re.compile(linking.subject_pattern)) if linking.subject_pattern else None
+        self._named: str | int = "ref" if self._search and "ref" in self._search.pattern.groupindex else 1
 
     def bounce(self, envelope: Envelope) -> Bounce | None:
         """The returned mail this email reports the bounce of, when it is one the host knows (docs/routing.md)."""
@@ -107,25 +107,26 @@ class FollowUps:
         full of unknown tokens costs ten database calls, not a thousand. Without a lookup the first token links.
         """
         tried: set[str] = set()
-        named = "ref" if "ref" in search.pattern.groupindex else 1
-        for where, text in self._searched(envelope):
-            for match in search.tokens(text, body=where == "body"):
-                token = match.group(named)
-                if not token or token in tried:
-                    continue
-                if len(tried) == LINK_TOKEN_LOOKUPS:
-                    if steps is not None:
-                        steps.append(f"{LINK_TOKEN_LOOKUPS} reference tokens tried: the others are not looked up")
-                    return None
-                tried.add(token)
-                if self._exists(token, steps):
-                    return Link(token, mailbox, f"{where} token {match.group(0)}", True)
-        return None
+        link = self._first_known(search, "subject", envelope.subject, tried, mailbox, steps)
+        if link is None and self._search_body and len(tried) < LINK_TOKEN_LOOKUPS:
+            link = self._first_known(search, "body", envelope.plain_text(), tried, mailbox, steps)
+        return link
 
-    def _searched(self, envelope: Envelope) -> Iterator[tuple[str, str]]:
-        yield "subject", envelope.subject
-        if self._search_body:
-            yield "body", envelope.plain_text()  # decoded only when the subject gave no link
+    def _first_known(self, search: LinkSearch, where: str, text: str, tried: set[str], mailbox: str,
+                     steps: list[str] | None) -> Link | None:
+        """The first token of ``text`` that names existing work; ``tried``: the references already asked about."""
+        for match in search.tokens(text, body=where == "body"):
+            token = match.group(self._named)
+            if not token or token in tried:
+                continue
+            if self._exists(token, steps):
+                return Link(token, mailbox, f"{where} token {match.group(0)}", True)
+            tried.add(token)
+            if len(tried) == LINK_TOKEN_LOOKUPS:
+                if steps is not None:
+                    steps.append(f"{LINK_TOKEN_LOOKUPS} references looked up, none known: no further token is tried")
+                break
+        return None
 
     def _exists(self, reference: str, steps: list[str] | None) -> bool:
         """A token links when the host's lookup knows it; without a lookup the host checks on receipt."""

@@ -309,8 +309,11 @@ class LinkSearch:
         limit = LINK_BODY_CHARS if body else LINK_SUBJECT_CHARS
         end = min(limit, len(text))
         if self.prefix and text.find(self.prefix, 0, end) < 0:
-            return  # every match lies within text[:end] and starts with the prefix
-        cut = len(text) > limit
+            return iter(())  # every match lies within text[:end] and starts with the prefix: most mail stops here
+        return self._walk(text, end, len(text) > limit)
+
+    def _walk(self, text: str, end: int, cut: bool) -> Iterator[re.Match[str]]:
+        """:meth:`tokens` in ``text[:end]``; ``cut``: the text goes on past ``end``."""
         position: int | None = 0
         while position is not None:
             resume, position = position, None

@@ -125,4 +125,4 @@ def test_explain_names_each_token_tried() -> None:
     many = " ".join(f"[REF:T-{n}]" for n in range(1, 30))
     steps = router.explain(mail(subject=many)).steps
     assert sum("names no existing work item" in step for step in steps) == LINK_TOKEN_LOOKUPS
-    assert f"{LINK_TOKEN_LOOKUPS} reference tokens tried: the others are not looked up" in steps
+    assert f"{LINK_TOKEN_LOOKUPS} references looked up, none known: no further token is tried" in steps
