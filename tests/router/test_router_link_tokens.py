@@ -7,16 +7,21 @@ LINK_TOKEN_LOOKUPS per email; without a lookup the first token links. Both route
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from routing_helpers import HELP, eml, mail, make_config, route
 
 from enate_routing._envelope import Envelope
 from enate_routing._link_pattern import LINK_SUBJECT_CHARS, LINK_TOKEN_LOOKUPS
+from enate_routing._loading import parse_config
 from enate_routing._model import Config
 from enate_routing._router import Router
 from enate_routing.testing import InMemoryWorkItems, ReferenceRouter
+from enate_routing.testing.strategies import config_data, envelopes, work_items
 
 ROUTERS: dict[str, Callable[..., Any]] = {"compiled": Router.compile, "reference": ReferenceRouter}
 
@@ -126,3 +131,26 @@ def test_explain_names_each_token_tried() -> None:
     steps = router.explain(mail(subject=many)).steps
     assert sum("names no existing work item" in step for step in steps) == LINK_TOKEN_LOOKUPS
     assert f"{LINK_TOKEN_LOOKUPS} references looked up, none known: no further token is tried" in steps
+
+
+# A body of n distinct unknown tokens (around the lookup bound), a known one (T-1), then a few of any kind.
+BODY_TOKENS = st.builds(lambda n, tail: " ".join([f"[REF:ZZ-{i}]" for i in range(n)] + ["[REF:T-1]"] + tail),
+                        st.integers(0, LINK_TOKEN_LOOKUPS + 2),
+                        st.lists(st.sampled_from(["[REF:T-1]", "[REF:T-2]", "[REF:ZZ-9]", "[ref:t-1]", "see", "\r\n"]),
+                                 max_size=4))
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data(), plain=config_data(), body=BODY_TOKENS)
+def test_both_routers_try_body_tokens_alike(data: st.DataObject, plain: dict[str, Any], body: str) -> None:
+    """The hypothesis emails (several subject tokens, an unknown one often first) with a body of tokens, the
+    body searched: the compiled and the reference router link (or not) alike, the lookup bound included."""
+    plain["linking"] = {**plain["linking"], "plus_addressing": "off", "search_body": True,
+                        "subject_pattern": r"\[REF:(?P<ref>[A-Z]+-\d+)\]"}
+    config = parse_config(plain)
+    lookup = data.draw(work_items(config))
+    lookup.add("T-1")
+    envelope = replace(data.draw(envelopes(config)), raw=b"\r\n" + body.encode(), in_reply_to=(), references=())
+    names = [c.name for c in config.connectors if c.uses_incoming]
+    compiled, reference = Router.compile(config, lookup=lookup), ReferenceRouter(config, lookup=lookup)
+    assert [compiled.route(envelope, n) for n in names] == [reference.route(envelope, n) for n in names]
