@@ -1,10 +1,11 @@
 """Benchmark: cost growth of hostile input at 1×, 10× and 100× (issue 13 — every path linear).
 
 Each case builds the same kind of hostile message (or subject) at three sizes, times ``Envelope.from_bytes``
-(plus ``Router.route`` for the linking cases) and prints the curve and the ratio of the 100× cost to the
-1× cost, in CPU time. Linear code gives about 100; quadratic code 10,000. Target: ratio ≤ 150 for every case. The
-tests (tests/envelope/test_envelope_growth.py) build the same messages and check what comes out, never
-the time.
+(plus ``Router.route`` for the linking cases; the token cases fill 1 %, 10 % and all of the searched part of
+a subject or body with tokens that the lookup does not know, so every token is read) and prints the curve and
+the ratio of the 100× cost to the 1× cost, in CPU time. Linear code gives about 100; quadratic code 10,000.
+Target: ratio ≤ 150 for every case. The tests (tests/envelope/test_envelope_growth.py) build the same
+messages and check what comes out, never the time.
 
     python benchmarks/bench_growth.py                  # full run
     python benchmarks/bench_growth.py --quick          # one round, for CI
@@ -23,9 +24,11 @@ from typing import Any
 
 from enate_routing._envelope import Envelope, ParseLimits
 from enate_routing._header_block import forget_field_names
+from enate_routing._link_pattern import LINK_BODY_CHARS, LINK_SUBJECT_CHARS
 from enate_routing._loading import parse_config
 from enate_routing._patterns import forget_normalised
 from enate_routing._router import Router
+from enate_routing.testing import InMemoryWorkItems
 
 SCALES = (1, 10, 100)
 TARGET_RATIO = 150
@@ -114,6 +117,23 @@ def linking_body(scale: int) -> bytes:
     return HEAD + b"Subject: x\r\n\r\n" + (b"A" * 999 + b"\r\n") * (10 * scale)
 
 
+def link_tokens_subject(scale: int) -> bytes:
+    """A subject of ``T-9 `` repeated over scale % of LINK_SUBJECT_CHARS: every token read, one lookup."""
+    return HEAD + b"Subject: " + b"T-9 " * (LINK_SUBJECT_CHARS * scale // 400) + b"\r\n\r\nbody\r\n"
+
+
+def link_tokens_body(scale: int) -> bytes:
+    """A body of lines of twenty ``T-9 `` over scale % of LINK_BODY_CHARS (subject: the same token)."""
+    return HEAD + b"Subject: T-9\r\n\r\n" + (b"T-9 " * 20 + b"\r\n") * max(1, LINK_BODY_CHARS * scale // 8200)
+
+
+def link_tokens_over_long(scale: int) -> bytes:
+    """A body of lines ``T-`` + 70 digits (past the repetition bound: dropped, the walk resumes after it)
+    and a short token ``A1``, over scale % of LINK_BODY_CHARS."""
+    line = b"T-" + b"9" * 70 + b" A1\r\n"
+    return HEAD + b"Subject: x\r\n\r\n" + line * max(1, LINK_BODY_CHARS * scale // (100 * len(line)))
+
+
 CASES: dict[str, Callable[[int], bytes]] = {
     "References ids": references,
     "In-Reply-To bare ids": in_reply_to,
@@ -130,18 +150,23 @@ LINKING_CASES: dict[str, Callable[[int], bytes]] = {
     "linking pattern on subject": linking_subject,
     "linking pattern on body": linking_body,
 }
+TOKEN_CASES: dict[str, Callable[[int], bytes]] = {
+    "link tokens in a subject": link_tokens_subject,
+    "link tokens in a body": link_tokens_body,
+    "over-long link tokens in a body": link_tokens_over_long,
+}
 # A pattern that passes `check` but has no literal start, so every position of the text is a start.
 HOSTILE_LINK_PATTERN = r"(?P<ref>[A-Z]+-?\d+)"
 
 
-def linking_router() -> Router:
+def linking_router(lookup: InMemoryWorkItems | None = None) -> Router:
     """The demo configuration with body search on and the hostile (but safe) reference pattern."""
     import tomllib
 
     text = (resources.files("enate_routing") / "data" / "demo.toml").read_text(encoding="utf-8")
     data = tomllib.loads(text)
     data["linking"] = {"subject_pattern": HOSTILE_LINK_PATTERN, "search_body": True}
-    return Router.compile(parse_config(data))
+    return Router.compile(parse_config(data), lookup=lookup)
 
 
 # --- timing -------------------------------------------------------------------------------------------------
@@ -167,18 +192,20 @@ def _seconds(function: Callable[[], object], rounds: int) -> float:
 
 def run(quick: bool) -> dict[str, Any]:
     rounds = 1 if quick else 5
-    router = linking_router()
+    without_lookup = linking_router()
+    knowing_none = linking_router(InMemoryWorkItems(["T-1"]))  # none of the tokens: each one is tried
+    routers = {**dict.fromkeys(LINKING_CASES, without_lookup), **dict.fromkeys(TOKEN_CASES, knowing_none)}
     results: dict[str, Any] = {}
-    every = {**CASES, **LINKING_CASES}
+    every = {**CASES, **LINKING_CASES, **TOKEN_CASES}
     for name, build in every.items():
         curve = {}
         outcome = ""
         for scale in SCALES:
             raw = build(scale)
-            if name in LINKING_CASES:
+            if name in routers:
                 envelope = Envelope.from_bytes(raw)
 
-                def work(envelope: Envelope = envelope) -> object:
+                def work(envelope: Envelope = envelope, router: Router = routers[name]) -> object:
                     return router.route(envelope)
             else:
 

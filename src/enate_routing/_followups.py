@@ -3,7 +3,9 @@
 In order: In-Reply-To, then References from the most recent back, known to the host's
 :class:`~enate_routing._directory.WorkItemLookup` and addressed to the same mailbox address; a plus address
 (``help+T-1@``) of the connector; a token matched by ``[linking] subject_pattern`` in the subject, then in
-the body when ``search_body`` is on. :class:`FollowUps` is compiled once per router from ``[linking]``.
+the body when ``search_body`` is on — every token in order until one names existing work, each reference
+looked up once and at most LINK_TOKEN_LOOKUPS per email. :class:`FollowUps` is compiled once per router from
+``[linking]``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 from enate_routing._bounces import Bounce, find_bounce
 from enate_routing._directory import KnownMessage, WorkItemLookup
 from enate_routing._envelope import Envelope
-from enate_routing._link_pattern import LinkSearch, link_search
+from enate_routing._link_pattern import LINK_TOKEN_LOOKUPS, LinkSearch, link_search
 from enate_routing._model import Linking
 
 __all__ = ["FollowUps", "Link", "plus_base"]
@@ -43,13 +45,14 @@ class Link:
 class FollowUps:
     """The ``[linking]`` settings and the host's lookup, compiled; :meth:`find` is the §3.4 procedure."""
 
-    __slots__ = ("_lookup", "_mode", "_search", "_search_body")
+    __slots__ = ("_lookup", "_mode", "_named", "_search", "_search_body")
 
     def __init__(self, linking: Linking, lookup: WorkItemLookup | None) -> None:
         self._lookup = lookup
         self._mode = linking.plus_addressing
         self._search_body = linking.search_body
         self._search = link_search(re.compile(linking.subject_pattern)) if linking.subject_pattern else None
+        self._named: str | int = "ref" if self._search and "ref" in self._search.pattern.groupindex else 1
 
     def bounce(self, envelope: Envelope) -> Bounce | None:
         """The returned mail this email reports the bounce of, when it is one the host knows (docs/routing.md)."""
@@ -89,23 +92,40 @@ class FollowUps:
                     return Link(tag, base, f"plus address {recipient.address}", True)
         search = self._search
         if mode != "plus-only" and search is not None:
-            match = search.search(envelope.subject)
-            if match is not None and (link := self._token_link(search, "subject", match, mailbox, steps)):
+            link = self._token_link(search, envelope, mailbox, steps)
+            if link is not None:
                 return link
-            if self._search_body:
-                match = search.search(envelope.plain_text(), body=True)
-                if match is not None and (link := self._token_link(search, "body", match, mailbox, steps)):
-                    return link
         if steps is not None:
             steps.append("no link to existing work (docs/semantics.md §3.4)")
         return None
 
-    def _token_link(self, search: LinkSearch, where: str, match: re.Match[str], mailbox: str,
+    def _token_link(self, search: LinkSearch, envelope: Envelope, mailbox: str,
                     steps: list[str] | None) -> Link | None:
-        """A link by the reference token ``match`` found in the subject or the body, when it names existing work."""
-        token = match.group("ref") if "ref" in search.pattern.groupindex else match.group(1)
-        if token and self._exists(token, steps):
-            return Link(token, mailbox, f"{where} token {match.group(0)}", True)
+        """The first reference token, subject then body, that names existing work (docs/semantics.md §3.4).
+
+        Each reference is looked up once, and at most LINK_TOKEN_LOOKUPS are looked up per email: a subject
+        full of unknown tokens costs ten database calls, not a thousand. Without a lookup the first token links.
+        """
+        tried: set[str] = set()
+        link = self._first_known(search, "subject", envelope.subject, tried, mailbox, steps)
+        if link is None and self._search_body and len(tried) < LINK_TOKEN_LOOKUPS:
+            link = self._first_known(search, "body", envelope.plain_text(), tried, mailbox, steps)
+        return link
+
+    def _first_known(self, search: LinkSearch, where: str, text: str, tried: set[str], mailbox: str,
+                     steps: list[str] | None) -> Link | None:
+        """The first token of ``text`` that names existing work; ``tried``: the references already asked about."""
+        for match in search.tokens(text, body=where == "body"):
+            token = match.group(self._named)
+            if not token or token in tried:
+                continue
+            if self._exists(token, steps):
+                return Link(token, mailbox, f"{where} token {match.group(0)}", True)
+            tried.add(token)
+            if len(tried) == LINK_TOKEN_LOOKUPS:
+                if steps is not None:
+                    steps.append(f"{LINK_TOKEN_LOOKUPS} references looked up, none known: no further token is tried")
+                break
         return None
 
     def _exists(self, reference: str, steps: list[str] | None) -> bool:

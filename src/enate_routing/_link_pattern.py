@@ -5,7 +5,7 @@ Python's backtracking ``re`` has no timeout, so a reference pattern must be safe
 refuses the shapes that make backtracking super-linear: backreferences and conditionals, a quantifier over
 something that can match in several ways (``(a+)+``), two variable parts next to each other that can take
 the same characters (``\\d+\\d+``, ``.*x.*``), and many overlapping alternatives. What remains still costs
-O(n²) for an unanchored search (one quantifier tried from every start), so :func:`search_link_token`
+O(n²) for an unanchored search (one quantifier tried from every start), so :meth:`LinkSearch.tokens`
 searches a bounded version of the pattern — every unbounded quantifier limited to LINK_REPEAT_MAX, and
 possessive where giving characters back cannot change the result — in a bounded prefix of the text.
 A walker over the parser's tree is used rather than our own regex grammar so that what is checked is
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -26,6 +27,7 @@ __all__ = [
     "LINK_BODY_CHARS",
     "LINK_REPEAT_MAX",
     "LINK_SUBJECT_CHARS",
+    "LINK_TOKEN_LOOKUPS",
     "MAX_LINK_PATTERN_CHARS",
     "LinkSearch",
     "UnsafePatternError",
@@ -37,6 +39,9 @@ __all__ = [
 LINK_SUBJECT_CHARS = 1000  # of the decoded subject (RFC 5322 §2.1.1 lines are at most 998 characters)
 LINK_BODY_CHARS = 8 * 1024  # of the decoded plain-text body
 LINK_REPEAT_MAX = 64  # repetitions of one quantifier: reference tokens are short
+# Host lookups (work_item_exists) for the reference tokens of one email, subject and body together: a
+# subject full of tokens must not become thousands of database calls (docs/semantics.md §3.4).
+LINK_TOKEN_LOOKUPS = 10
 MAX_LINK_PATTERN_CHARS = 500
 # Alternatives that can start with the same character multiply on a failed match; bound their product.
 _MAX_AMBIGUOUS_ALTERNATIVES = 16
@@ -267,19 +272,16 @@ def check_link_pattern(pattern: str) -> None:
 
 
 def search_link_token(pattern: re.Pattern[str], text: str, *, body: bool = False) -> re.Match[str] | None:
-    """``pattern.search`` over the bounded part of a subject (or, with ``body``, of a plain-text body).
+    """The first reference token in the bounded part of a subject (or, with ``body``, of a plain-text body).
 
-    Searched: the first LINK_SUBJECT_CHARS of the subject or LINK_BODY_CHARS of the body, with every
-    unbounded quantifier limited to LINK_REPEAT_MAX repetitions. A match that reaches the cut, or that the
-    configured pattern would extend past a repetition bound, is dropped: the token might continue, and a
-    truncated token could name another work item.
+    :meth:`LinkSearch.tokens` says which matches count as tokens; this is the first of them.
     """
     return link_search(pattern).search(text, body=body)
 
 
 @dataclass(frozen=True, slots=True)
 class LinkSearch:
-    """One linking pattern, ready for :func:`search_link_token`: its bounded form and its literal prefix.
+    """One linking pattern, ready for :meth:`tokens`: its bounded form and its literal prefix.
 
     ``prefix`` is the text every match starts with (``[REF:`` for ``\\[REF:(?P<ref>…)\\]``): a substring
     test rules out most subjects before the regex engine runs. The router keeps one per configuration.
@@ -290,21 +292,51 @@ class LinkSearch:
     prefix: str
 
     def search(self, text: str, *, body: bool = False) -> re.Match[str] | None:
-        """:func:`search_link_token` for this pattern."""
+        """The first of :meth:`tokens`, or None."""
+        return next(self.tokens(text, body=body), None)
+
+    def tokens(self, text: str, *, body: bool = False) -> Iterator[re.Match[str]]:
+        """The reference tokens of a subject (or, with ``body``, of a plain-text body), left to right.
+
+        Searched: the first LINK_SUBJECT_CHARS of the subject or LINK_BODY_CHARS of the body, with every
+        unbounded quantifier limited to LINK_REPEAT_MAX repetitions; each search goes on where the previous
+        match ended (``finditer``: an empty match advances), so the whole walk is linear in that prefix.
+        Dropped, because the token might go on and a truncated token could name another work item: a match
+        reaching the cut (it ends the walk), and a match that the configured pattern would extend past a
+        repetition bound (the walk resumes after the configured pattern's longer match, so no tail of an
+        over-long token is read as a token of its own).
+        """
         limit = LINK_BODY_CHARS if body else LINK_SUBJECT_CHARS
         end = min(limit, len(text))
         if self.prefix and text.find(self.prefix, 0, end) < 0:
-            return None  # a match lies within text[:end] and starts with the prefix
-        match = self.bounded.search(text, 0, end)
-        if match is None or (len(text) > limit and match.end() == end):
-            return None
-        if self.bounded is not self.pattern:
-            # A quantifier may have stopped at LINK_REPEAT_MAX: then the token goes on, and its first 64 characters
-            # could name another work item. (The configured pattern matches here too; once, anchored: linear.)
-            whole = self.pattern.match(text, match.start(), end)
-            if whole is None or whole.end() != match.end():
-                return None
-        return match
+            return iter(())  # every match lies within text[:end] and starts with the prefix: most mail stops here
+        return self._walk(text, end, len(text) > limit)
+
+    def _walk(self, text: str, end: int, cut: bool) -> Iterator[re.Match[str]]:
+        """:meth:`tokens` in ``text[:end]``; ``cut``: the text goes on past ``end``."""
+        position: int | None = 0
+        while position is not None:
+            resume, position = position, None
+            for match in self.bounded.finditer(text, resume, end):
+                if cut and match.end() == end:
+                    return
+                configured_end = self._configured_end(text, match, end)
+                if configured_end == match.end():
+                    yield match
+                elif configured_end > match.end():
+                    position = configured_end  # past the over-long token; always forward, so still linear
+                    break
+
+    def _configured_end(self, text: str, match: re.Match[str], end: int) -> int:
+        """Where the configured pattern's match at ``match``'s start ends (-1: none there).
+
+        A bounded quantifier may have stopped at LINK_REPEAT_MAX: then the token goes on, and its first 64
+        characters could name another work item. The configured pattern is matched once, anchored.
+        """
+        if self.bounded is self.pattern:
+            return match.end()
+        whole = self.pattern.match(text, match.start(), end)
+        return -1 if whole is None else whole.end()
 
 
 @lru_cache(maxsize=64)

@@ -26,7 +26,8 @@ def test_growth_benchmark_quick_mode_writes_its_report(tmp_path: Path, capsys: p
     assert bench_growth.main(["--quick", "--json", str(out)]) == 0
     report = json.loads(out.read_text(encoding="utf-8"))
     assert report == json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert set(report["cases"]) == set(bench_growth.CASES) | set(bench_growth.LINKING_CASES)
+    assert set(report["cases"]) == set(bench_growth.CASES) | set(bench_growth.LINKING_CASES) | set(
+        bench_growth.TOKEN_CASES)
     for row in report["cases"].values():
         assert set(row["ms"]) == {"1x", "10x", "100x"}
         assert row["outcome_at_100x_wide_limits"].startswith("parsed")

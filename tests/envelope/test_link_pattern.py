@@ -18,6 +18,7 @@ from enate_routing._link_pattern import (
     LINK_SUBJECT_CHARS,
     UnsafePatternError,
     check_link_pattern,
+    link_search,
     search_link_token,
 )
 from enate_routing._loading import parse_config
@@ -145,6 +146,58 @@ def test_bounded_search_finds_what_the_pattern_finds(pattern: str, text: str) ->
     found = search_link_token(compiled, text)
     assert (found.span() if found else None) == (expected.span() if expected else None)
     assert (found.groups() if found else None) == (expected.groups() if expected else None)
+
+
+def refs(pattern: str, text: str, *, body: bool = False) -> list[str]:
+    """The token of each match ``tokens`` gives (group ``ref``, else group 1, else the match)."""
+    compiled = re.compile(pattern)
+    named = "ref" if "ref" in compiled.groupindex else (1 if compiled.groups else 0)
+    return [match.group(named) for match in link_search(compiled).tokens(text, body=body)]
+
+
+def test_tokens_are_every_match_in_order_and_search_is_the_first() -> None:
+    """tokens() gives each match left to right, repeats included; search() is its first."""
+    pattern = re.compile(r"\[REF:(?P<ref>[A-Z]+-\d+)\]")
+    text = "Fwd: [REF:T-999] Re: [REF:T-1] [REF:X] [REF:T-999]"
+    assert refs(pattern.pattern, text) == ["T-999", "T-1", "T-999"]
+    first = link_search(pattern).search(text)
+    assert first is not None and first.span() == next(link_search(pattern).tokens(text)).span()
+
+
+@pytest.mark.parametrize(("body", "limit"), [(False, LINK_SUBJECT_CHARS), (True, LINK_BODY_CHARS)])
+def test_tokens_before_the_cap_stay_and_one_cut_by_it_is_dropped(body: bool, limit: int) -> None:
+    """Each token within the cap is given; T-12345 cut to T-12 by it is not, and nothing after the cut is read."""
+    head = "T-1 T-2 "
+    text = head + "x" * (limit - len(head) - 4) + "T-12345 T-3"
+    assert refs(r"(?P<ref>T-\d+)", text, body=body) == ["T-1", "T-2"]
+    assert refs(r"(?P<ref>T-\d+)", text[:limit], body=body) == ["T-1", "T-2", "T-12"]  # uncut: the text ends there
+
+
+def test_an_over_long_token_is_dropped_and_the_next_one_found() -> None:
+    """A token past LINK_REPEAT_MAX repetitions is dropped, and the search goes on after it."""
+    text = f"REF T-{'1' * (LINK_REPEAT_MAX + 6)} and REF T-2, REF T-{'3' * LINK_REPEAT_MAX}"
+    assert refs(r"REF (?P<ref>T-\d+)", text) == ["T-2", "T-" + "3" * LINK_REPEAT_MAX]
+
+
+def test_the_tail_of_an_over_long_token_is_no_token() -> None:
+    """After dropping 70 digits, the search resumes past all of them: their last 6 are not read as a token."""
+    assert refs(r"(?P<ref>\d+)", "1" * (LINK_REPEAT_MAX + 6) + " 42") == ["42"]
+    assert refs(r"\[REF:(?P<ref>[A-Z]+)\]", f"[REF:{'A' * (LINK_REPEAT_MAX + 1)}] [REF:B]") == ["B"]
+
+
+def test_a_zero_length_match_advances() -> None:
+    """A pattern that can match nothing still walks the text once, as ``finditer`` does."""
+    pattern = re.compile(r"(?P<ref>[a-z]*)")
+    spans = [match.span() for match in link_search(pattern).tokens("ab cd")]
+    assert spans == [match.span() for match in pattern.finditer("ab cd")] == [(0, 2), (2, 2), (3, 5), (5, 5)]
+
+
+@given(st.sampled_from(SAFE), TEXT)
+def test_tokens_are_the_patterns_matches_below_the_caps(pattern: str, text: str) -> None:
+    """Below the caps and the repetition bound, the tokens are exactly ``finditer``'s matches."""
+    compiled = re.compile(pattern)
+    found = [(m.span(), m.groups()) for m in link_search(compiled).tokens(text)]
+    assert found == [(m.span(), m.groups()) for m in compiled.finditer(text)]
 
 
 def test_hostile_subject_and_body_finish() -> None:

@@ -22,7 +22,12 @@ from enate_routing._decision import (
 )
 from enate_routing._directory import CompanyDirectory, ConfiguredCompanies, WorkItemLookup
 from enate_routing._envelope import Envelope
-from enate_routing._link_pattern import search_link_token
+from enate_routing._link_pattern import (
+    LINK_BODY_CHARS,
+    LINK_SUBJECT_CHARS,
+    LINK_TOKEN_LOOKUPS,
+    link_search,
+)
 from enate_routing._model import Config, Fallback, IncomingRoute, RoutingRules
 from enate_routing._patterns import AddressPattern, file_name_matchable, subject_words
 from enate_routing.errors import UnknownConnectorError
@@ -55,6 +60,23 @@ def _split_plus(address: str) -> tuple[str, str] | None:
     if not base or not tag:
         return None
     return base + "@" + domain, tag
+
+
+def _link_tokens(pattern: re.Pattern[str], text: str, *, body: bool) -> list[re.Match[str]]:
+    """semantics.md §3.4 tokens read literally: every match in the first LINK_*_CHARS characters, left to right,
+    except one that reaches the cut (and all after it) and one that the bounded pattern (each quantifier at most
+    LINK_REPEAT_MAX repetitions; used here only to tell which matches keep within it) does not match the same."""
+    limit = LINK_BODY_CHARS if body else LINK_SUBJECT_CHARS
+    cut = text[:limit]
+    bounded = link_search(pattern).bounded
+    found: list[re.Match[str]] = []
+    for match in pattern.finditer(cut):
+        if len(text) > limit and match.end() == len(cut):
+            break
+        within = bounded.match(cut, match.start())
+        if within is not None and within.end() == match.end():
+            found.append(match)
+    return found
 
 
 class ReferenceRouter:
@@ -245,13 +267,17 @@ class ReferenceRouter:
             texts = [("subject", envelope.subject)]
             if self.config.linking.search_body:
                 texts.append(("body", envelope.plain_text()))
+            looked_up: list[str] = []
             for where, text in texts:
-                match = search_link_token(re.compile(pattern), text, body=where == "body")
-                if match is None:
-                    continue
-                token = match.group("ref") if "ref" in match.re.groupindex else match.group(1)
-                if token and self._exists(token):
-                    return token, mailbox, f"{where} token {match.group(0)}", True
+                for match in _link_tokens(re.compile(pattern), text, body=where == "body"):
+                    token = match.group("ref") if "ref" in match.re.groupindex else match.group(1)
+                    if not token or token in looked_up:
+                        continue
+                    if len(looked_up) == LINK_TOKEN_LOOKUPS:
+                        return None
+                    looked_up.append(token)
+                    if self._exists(token):
+                        return token, mailbox, f"{where} token {match.group(0)}", True
         return None
 
     def _exists(self, reference: str) -> bool:

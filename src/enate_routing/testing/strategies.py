@@ -217,7 +217,9 @@ def envelopes(draw: st.DrawFn, config: Config | None = None) -> Envelope:
     separators = draw(st.lists(st.sampled_from(SEPARATORS), min_size=len(words), max_size=len(words)))
     subject = "".join(w + s for w, s in zip(words, separators, strict=True))
     if draw(st.integers(0, 5)) == 0:
-        subject += draw(st.sampled_from(("[REF:T-1]", "[REF:ZZ-9]", "[ref:t-1]")))
+        # One token or several, an unknown one (ZZ-9) among them, at times first: each is tried in order (§3.4).
+        subject += " ".join(draw(st.lists(st.sampled_from(("[REF:T-1]", "[REF:ZZ-9]", "[ref:t-1]", "[REF:T-2]")),
+                                          min_size=1, max_size=3)))
     message_id = draw(st.one_of(st.none(), st.sampled_from(("a@x", "b@x", "c@x"))))
     attachments = draw(st.lists(st.sampled_from(sorted(set(FILES) | set(files))), max_size=3))
     if aimed is not None and aimed.rules.attachment_types:
