@@ -76,9 +76,10 @@ class Envelope:
     defects: tuple[str, ...] = ()
     quarantine_reason: str | None = None
     raw: bytes = field(default=b"", repr=False)
-    # Where from_bytes's MIME scan found the body text (_mime.TextSpan), so plain_text need not scan again;
-    # None: not scanned (single-part mail, or an envelope built directly) — plain_text scans.
-    _text: _mime.TextSpan | None = field(default=None, repr=False, compare=False)
+    # What from_bytes learnt of the body text, so plain_text need not split or scan again: where the MIME scan
+    # found it (_mime.TextSpan), or, when single-part mail skipped the scan, what the scan reads of the header
+    # (_mime.RootFields); None for an envelope built directly (plain_text scans).
+    _text: _mime.TextSpan | _mime.RootFields | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_bytes(
@@ -111,7 +112,12 @@ class Envelope:
         if self.quarantine_reason is not None or not self.raw:
             return ""
         try:
-            return _mime.decode_span(self.raw, self._text) if self._text is not None else _plain_text(self.raw)
+            text = self._text
+            if text is None:
+                return _plain_text(self.raw)
+            if len(text) == 2:  # RootFields
+                return _plain_text(self.raw, _mime.root_from_fields(text))
+            return _mime.decode_span(self.raw, text)
         except Exception:  # noqa: BLE001 — a body that cannot be decoded simply has no text to search
             return ""
 
@@ -497,9 +503,11 @@ def _read(raw: bytes, envelope_recipients: Iterable[str], limits: ParseLimits) -
     in_reply_to, references = reader.id_list("in-reply-to", block), reader.id_list("references", block)
     attachments: tuple[str, ...] = ()
     is_report = False
-    text: _mime.TextSpan | None = None
+    text: _mime.TextSpan | _mime.RootFields | None = None
     # A single-part message without file names: the scan would find nothing (tests prove it on the corpora).
-    if reader.reason is None and not (limits.max_mime_depth >= 1 and _mime.is_plain_single_part(block)):
+    if reader.reason is None and limits.max_mime_depth >= 1 and _mime.is_plain_single_part(block):
+        text = _mime.root_fields(block)
+    elif reader.reason is None:
         skeleton = _mime.scan(
             raw,
             root=block,
@@ -533,14 +541,15 @@ def _read(raw: bytes, envelope_recipients: Iterable[str], limits: ParseLimits) -
     )
 
 
-def scan_again(raw: bytes) -> _mime.Skeleton:
+def scan_again(raw: bytes, root: _mime.HeaderBlock | None = None) -> _mime.Skeleton:
     """The MIME scan of a message that an envelope has read within its limits (the host's may be wider than
     the defaults), for a second look (body text, bounces): not limited again, since the scan is iterative and
-    linear, and the message's size bounds its parts and depth."""
-    return _mime.scan(raw, max_header_bytes=len(raw), max_depth=len(raw) + 1, max_parts=len(raw) + 1)
+    linear, and the message's size bounds its parts and depth. ``root``: the message's header block, when known."""
+    return _mime.scan(raw, root=root, max_header_bytes=len(raw), max_depth=len(raw) + 1, max_parts=len(raw) + 1)
 
 
-def _plain_text(raw: bytes) -> str:
-    """The first inline text/plain leaf of the message (not inside an attached message), decoded."""
-    leaf = _mime.first_text_leaf(scan_again(raw))
+def _plain_text(raw: bytes, root: _mime.HeaderBlock | None = None) -> str:
+    """The first inline text/plain leaf of the message (not inside an attached message), decoded; ``root``:
+    the message's header block (or what the scan reads of it) when known."""
+    leaf = _mime.first_text_leaf(scan_again(raw, root))
     return "" if leaf is None else _mime.decode_body(raw, leaf)

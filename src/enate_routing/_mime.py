@@ -37,6 +37,7 @@ __all__ = [
     "NO_TEXT",
     "Entity",
     "HeaderBlock",
+    "RootFields",
     "Skeleton",
     "TextSpan",
     "count_encoded_words",
@@ -46,6 +47,8 @@ __all__ = [
     "decode_span",
     "first_text_leaf",
     "is_plain_single_part",
+    "root_fields",
+    "root_from_fields",
     "scan",
     "split_header_block",
     "text_span",
@@ -423,6 +426,22 @@ def first_text_leaf(skeleton: Skeleton) -> Entity | None:
 # Where a leaf's text lies and how to decode it: body start, body end, transfer encoding, charset.
 TextSpan = tuple[int, int, str, str]
 NO_TEXT: TextSpan = (0, 0, "", "us-ascii")  # decodes to ""
+# What :func:`scan` reads of a message's own header block: where its body starts, and the first value of each
+# of _PARAM_HEADERS (None: absent). Kept instead of the block, whose size grows with the header.
+RootFields = tuple[int, tuple[bytes | None, ...]]
+
+
+def root_fields(block: HeaderBlock) -> RootFields:
+    """The :data:`RootFields` of ``block``."""
+    first = block.first
+    return block.body_start, (first("content-type"), first("content-disposition"), first("content-transfer-encoding"))
+
+
+def root_from_fields(fields: RootFields) -> HeaderBlock:
+    """A header block that :func:`scan` reads as it reads the block ``fields`` came from."""
+    body_start, values = fields
+    present = [(name, value) for name, value in zip(_PARAM_HEADERS, values, strict=True) if value is not None]
+    return HeaderBlock.from_columns([n for n, _ in present], [v for _, v in present], body_start, body_start, [])
 
 
 def text_span(entity: Entity) -> TextSpan:

@@ -90,11 +90,14 @@ def test_remembered_body_text_is_the_text_a_second_scan_finds(path: Path) -> Non
 
 
 def test_the_corpora_exercise_the_remembered_body_text() -> None:
-    """Scanned messages remember their body text, with and without one; single-part mail does not."""
+    """Each way of remembering the body occurs: a scanned message's span, with text and without (NO_TEXT),
+    and the MIME fields of single-part mail, so the test above compares all three with a fresh scan."""
     envelopes = [_envelope.Envelope.from_bytes(path.read_bytes()) for path in MESSAGES]
     remembered = [e._text for e in envelopes if e.quarantine_reason is None]
-    assert _mime.NO_TEXT in remembered and None in remembered
-    assert any(text not in (None, _mime.NO_TEXT) for text in remembered)
+    assert None not in remembered
+    assert _mime.NO_TEXT in remembered
+    assert any(text is not None and len(text) == 4 and text != _mime.NO_TEXT for text in remembered)
+    assert any(text is not None and len(text) == 2 for text in remembered)
 
 
 def test_plain_text_of_scanned_mail_does_not_scan_again(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -109,5 +112,19 @@ def test_plain_text_of_scanned_mail_does_not_scan_again(monkeypatch: pytest.Monk
 
     monkeypatch.setattr(_envelope, "scan_again", no_second_scan)
     assert envelope.plain_text() == "Grüße [REF:T-2]"
+    monkeypatch.undo()
     assert envelope == _envelope.Envelope(**{f: getattr(envelope, f) for f in envelope.__dataclass_fields__
                                              if f != "_text"})  # not part of equality
+
+
+def test_plain_text_of_single_part_mail_does_not_split_the_header_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Single-part mail keeps the few MIME fields the scan reads; its header block is not split a second time."""
+    raw = (b"From: a@example.org\r\nSubject: x\r\nContent-Type: text/plain; charset=iso-8859-1\r\n"
+           b"Content-Transfer-Encoding: quoted-printable\r\n\r\nGr=FC=DFe [REF:T-3]\r\n")
+    envelope = _envelope.Envelope.from_bytes(raw)
+
+    def no_second_split(*args: object, **kwargs: object) -> _mime.HeaderBlock:
+        raise AssertionError("split again")
+
+    monkeypatch.setattr(_mime, "split_header_block", no_second_split)
+    assert envelope.plain_text() == "Grüße [REF:T-3]\r\n"
