@@ -91,7 +91,8 @@ class FollowUps:
                     # one answers generated mail (docs/semantics.md §3.4, last sentence).
                     return Link(tag, base, f"plus address {recipient.address}", True)
         search = self._search
-        if mode != "plus-only" and search is not None:
+        # (The subject's prefix test first: most mail has no token and no body to search.)
+        if mode != "plus-only" and search is not None and (self._search_body or search.may_hold(envelope.subject)):
             link = self._token_link(search, envelope, mailbox, steps)
             if link is not None:
                 return link

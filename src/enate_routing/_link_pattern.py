@@ -306,11 +306,16 @@ class LinkSearch:
         repetition bound (the walk resumes after the configured pattern's longer match, so no tail of an
         over-long token is read as a token of its own).
         """
+        if not self.may_hold(text, body=body):
+            return iter(())
         limit = LINK_BODY_CHARS if body else LINK_SUBJECT_CHARS
-        end = min(limit, len(text))
-        if self.prefix and text.find(self.prefix, 0, end) < 0:
-            return iter(())  # every match lies within text[:end] and starts with the prefix: most mail stops here
-        return self._walk(text, end, len(text) > limit)
+        return self._walk(text, min(limit, len(text)), len(text) > limit)
+
+    def may_hold(self, text: str, *, body: bool = False) -> bool:
+        """False when :meth:`tokens` of ``text`` is surely empty: the searched part lacks the literal prefix every
+        match starts with (one substring test: most mail stops here, before any regex or generator)."""
+        end = min(LINK_BODY_CHARS if body else LINK_SUBJECT_CHARS, len(text))
+        return not self.prefix or text.find(self.prefix, 0, end) >= 0
 
     def _walk(self, text: str, end: int, cut: bool) -> Iterator[re.Match[str]]:
         """:meth:`tokens` in ``text[:end]``; ``cut``: the text goes on past ``end``."""
