@@ -162,6 +162,8 @@ _EMPTY_ENTRY = ("", "")
 # ASCII values give the same answer in any order (any one of them decides); the walk keeps document order.
 _PRIORITY_FIELDS = ("importance", "x-msmail-priority", "priority", "x-priority")
 _BULK_PRECEDENCE = frozenset({"bulk", "junk", "list"})
+# The fields automatic_reason reads (besides Return-Path): absent from most mail.
+_AUTOMATIC_FIELDS = frozenset({"auto-submitted", "precedence", "x-autoreply", "x-auto-response-suppress", "list-id"})
 # docs/semantics.md §3.5: mailer-daemon, postmaster, no-reply (and its usual spellings).
 _AUTOMATIC_LOCAL_PARTS = frozenset(
     {"mailer-daemon", "postmaster", "no-reply", "noreply", "donotreply", "do-not-reply"}
@@ -420,9 +422,9 @@ class _Reader:
 
     def important(self, block: _mime.HeaderBlock) -> bool:
         """semantics.md §3 ``important``: Importance high, X-Priority 1–2, X-MSMail-Priority high, Priority urgent."""
+        if block.present.isdisjoint(_PRIORITY_FIELDS):
+            return False  # most mail has none of them: one C call instead of a walk over every field
         fields = [(name, value) for name in _PRIORITY_FIELDS for value in block.all(name)]
-        if not fields:
-            return False  # most mail has none of them: four lookups instead of a walk over every field
         if not all(value.isascii() for _, value in fields):
             fields = block.fields  # reading 8-bit values may add defects: in document order, up to the answer
         for name, value in fields:
@@ -448,6 +450,8 @@ class _Reader:
 
     def x_loop(self, block: _mime.HeaderBlock) -> tuple[str, ...]:
         """Every X-Loop value: the normalised address when it is one, else the stripped text."""
+        if "x-loop" not in block.present:
+            return ()
         values = []
         for value in block.all("x-loop"):
             text = self.text("x-loop", value).strip()
@@ -526,11 +530,14 @@ def _read(raw: bytes, envelope_recipients: Iterable[str], limits: ParseLimits) -
         is_report = skeleton.root_content_type == "multipart/report"
     important = reader.important(block)
     # Read in field order: defects keep it.
-    auto_submitted = reader.optional(block, "auto-submitted", lower=True)
-    precedence = reader.optional(block, "precedence", lower=True)
-    x_autoreply = block.first("x-autoreply") is not None
-    x_auto_response_suppress = reader.optional(block, "x-auto-response-suppress")
-    list_id = reader.optional(block, "list-id")
+    auto_submitted = precedence = x_auto_response_suppress = list_id = None
+    x_autoreply = False
+    if not block.present.isdisjoint(_AUTOMATIC_FIELDS):  # most mail has none of them: one test for five lookups
+        auto_submitted = reader.optional(block, "auto-submitted", lower=True)
+        precedence = reader.optional(block, "precedence", lower=True)
+        x_autoreply = block.first("x-autoreply") is not None
+        x_auto_response_suppress = reader.optional(block, "x-auto-response-suppress")
+        list_id = reader.optional(block, "list-id")
     return_path = reader.return_path(block)
     x_loop = reader.x_loop(block)
     # Positional, in field order (each name is its field's): matching 21 keywords costs more than building.
