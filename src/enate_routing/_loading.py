@@ -22,7 +22,7 @@ from enate_routing._certificates import CABundleError, load_ca_bundle, load_pkcs
 from enate_routing._connector import Connector
 from enate_routing._model import Config
 from enate_routing._paths import configured_path
-from enate_routing.errors import CertificateError, ConfigError, ConfigIssue
+from enate_routing.errors import CertificateError, ConcurrentEditError, ConfigError, ConfigIssue
 
 __all__ = [
     "check_certificates",
@@ -228,7 +228,12 @@ def dump_config(config: Config, *, include_secrets: bool = False) -> dict[str, A
 
 
 def save_config(
-    config: Config, path: str | Path, *, include_secrets: bool = False, keep_layout: bool = True
+    config: Config,
+    path: str | Path,
+    *,
+    include_secrets: bool = False,
+    keep_layout: bool = True,
+    expected: Config | None = None,
 ) -> dict[str, str]:
     """Write ``config`` as TOML (``.toml``) or JSON (``.json``); loading it back gives an equal Config.
 
@@ -238,22 +243,52 @@ def save_config(
     Returns the references written for inline secrets: variable name → what it holds (never the value).
 
     **An existing TOML file keeps its layout** (``keep_layout``, needs the ``toml-edit`` extra): only the
-    values that changed are rewritten; comments, order and list style stay. The file is replaced
-    atomically, so a crash leaves the old or the new file, never half of one.
+    values that changed are rewritten; comments, order, list style, a byte order mark and CRLF line ends
+    stay. The file is replaced atomically, so a crash leaves the old or the new file, never half of one.
+
+    **Pass ``expected``**, the configuration the edit started from (as loaded), to refuse with
+    ConcurrentEditError when the file no longer holds it: another process or a hand edit changed it since
+    it was read, and saving would silently undo that change.
     """
     path = Path(path)
+    json_file = path.suffix.lower() == ".json"
+    existing = _existing_text(path) if expected is not None or (keep_layout and not json_file) else None
+    if expected is not None and existing is not None:
+        _require_unchanged(path, existing, expected)
     data = dump_config(config, include_secrets=include_secrets)
     references = {} if include_secrets else _inline_secrets_as_references(config, data)
-    if path.suffix.lower() == ".json":
+    if json_file:
         text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-    elif keep_layout and path.exists():
-        text = _edited_toml(path, config, data)
+    elif keep_layout and existing is not None:
+        text = _edited_toml(path, existing, config, data)
     else:
         text = to_toml(data)
     temporary = path.with_name(f".{path.name}.saving")
-    temporary.write_text(text, encoding="utf-8")
+    temporary.write_bytes(text.encode("utf-8"))  # bytes: line ends exactly as the text has them
     os.replace(temporary, path)
     return references
+
+
+def _existing_text(path: Path) -> str | None:
+    """The file as it is now, line ends and byte order mark included; None when there is no file."""
+    try:
+        return path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError):
+        raise ConfigError.single("cannot read the existing file to keep its layout", file=str(path)) from None
+
+
+def _require_unchanged(path: Path, existing: str, expected: Config) -> None:
+    try:
+        current: Config | None = parse_config(_decode(existing, path.suffix.lower()))
+    except ConfigError:
+        current = None  # it does not even load now: certainly not what the edit started from
+    if current != expected:
+        raise ConcurrentEditError(
+            f"{path}: the file changed since it was read (another admin or a hand edit); load it again and "
+            "make the edit again"
+        )
 
 
 def secret_reference(connector: str, field: str) -> str:
@@ -272,22 +307,25 @@ def _inline_secrets_as_references(config: Config, data: dict[str, Any]) -> dict[
     return written
 
 
-def _edited_toml(path: Path, config: Config, data: dict[str, Any]) -> str:
+def _edited_toml(path: Path, existing: str, config: Config, data: dict[str, Any]) -> str:
     from enate_routing import _toml_edit  # the one module importing the optional tomlkit
 
+    # tomlkit edits LF text without a byte order mark; both are put back as the file had them.
+    bom, crlf = existing.startswith("\ufeff"), "\r\n" in existing
+    body = existing.removeprefix("\ufeff")
+    body = body.replace("\r\n", "\n") if crlf else body
     try:
-        existing = path.read_text(encoding="utf-8")
-        old = parse_config(_decode(existing, ".toml"))
-    except (OSError, UnicodeDecodeError):
-        raise ConfigError.single("cannot read the existing file to keep its layout", file=str(path)) from None
+        old = parse_config(_decode(body, ".toml"))
     except ConfigError as exc:
         hint = ConfigIssue("the existing file does not load, so its layout cannot be kept; fix it, or save with "
                            "keep_layout=False to replace it", file=str(path))
         raise ConfigError([hint, *exc.with_file(str(path)).issues]) from None
     try:
-        return _toml_edit.update_toml(existing, old, config, data)
+        text = _toml_edit.update_toml(body, old, config, data)
     except ConfigError as exc:
         raise exc.with_file(str(path)) from None
+    text = text.replace("\n", "\r\n") if crlf else text
+    return "\ufeff" + text if bom else text
 
 
 def config_schema() -> dict[str, Any]:
