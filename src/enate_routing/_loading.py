@@ -298,11 +298,20 @@ def secret_reference(connector: str, field: str) -> str:
 
 
 def _inline_secrets_as_references(config: Config, data: dict[str, Any]) -> dict[str, str]:
+    # Names that differ only in case or punctuation ("Sales EU", "Sales-EU") give the same variable; each
+    # secret gets its own (``_2``, ``_3``...), so no connector ever logs in with another one's secret.
+    taken = {c.password_env for c in config.connectors} | {c.certificate_password_env for c in config.connectors}
     written: dict[str, str] = {}
     for entry, connector in zip(data.get("connectors", []), config.connectors, strict=True):
         for field in ("password", "certificate_password"):
             if getattr(connector, field) is not None:
-                entry[f"{field}_env"] = name = secret_reference(connector.name, field)
+                base = name = secret_reference(connector.name, field)
+                counter = 1
+                while name in taken:
+                    counter += 1
+                    name = f"{base}_{counter}"
+                taken.add(name)
+                entry[f"{field}_env"] = name
                 written[name] = f"connector {connector.name!r}: {field}"
     return written
 

@@ -1,0 +1,43 @@
+"""Inline secrets saved as references (docs/configuration.md): one variable per secret, never shared."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from admin.helpers import base_data
+from enate_routing import load_config, save_config
+from enate_routing._loading import parse_config
+
+
+def test_connectors_whose_names_give_the_same_variable_get_distinct_references(tmp_path: Path) -> None:
+    """"Sales EU" and "Sales-EU" both spell ENATE_ROUTING_SALES_EU_PASSWORD: the second gets its own name,
+    so one connector never logs in with the other's password, and both are returned to the host."""
+    data = base_data()
+    sales = data["connectors"][1]
+    data["connectors"].append({**sales, "name": "Sales-EU", "password": "eu-pw", "primary_address": "eu@acme.example"})
+    data["fallbacks"].append({**data["fallbacks"][1], "connector": "Sales-EU", "address": "eu@acme.example"})
+    sales["name"] = "Sales EU"
+    for route in [*data["routes"], *data["fallbacks"][:2]]:
+        if route["connector"] == "Sales":
+            route["connector"] = "Sales EU"
+    config = parse_config(data)
+    path = tmp_path / "routing.toml"
+    written = save_config(config, path)
+    assert written == {
+        "ENATE_ROUTING_SUPPORT_PASSWORD": "connector 'Support': password",
+        "ENATE_ROUTING_SALES_EU_PASSWORD": "connector 'Sales EU': password",
+        "ENATE_ROUTING_SALES_EU_PASSWORD_2": "connector 'Sales-EU': password",
+    }
+    environ = {"ENATE_ROUTING_SUPPORT_PASSWORD": "s", "ENATE_ROUTING_SALES_EU_PASSWORD": "sales-pw",
+               "ENATE_ROUTING_SALES_EU_PASSWORD_2": "eu-pw"}
+    saved = load_config(path)
+    assert [c.password_value(environ) for c in saved.connectors if c.name.startswith("Sales")] == ["sales-pw", "eu-pw"]
+
+
+def test_a_reference_never_takes_a_variable_another_connector_already_names(tmp_path: Path) -> None:
+    """A connector whose password_env already is ENATE_ROUTING_SALES_PASSWORD keeps it to itself."""
+    data = base_data()
+    data["connectors"][0]["password_env"] = "ENATE_ROUTING_SALES_PASSWORD"
+    del data["connectors"][0]["password"]
+    written = save_config(parse_config(data), tmp_path / "routing.toml")
+    assert written == {"ENATE_ROUTING_SALES_PASSWORD_2": "connector 'Sales': password"}
