@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
+import stat
 import sys
 import tomllib
 from collections.abc import Iterator, Mapping
@@ -263,18 +265,43 @@ def save_config(
         text = _edited_toml(path, existing, config, data)
     else:
         text = to_toml(data)
-    temporary = path.with_name(f".{path.name}.saving")
-    temporary.write_bytes(text.encode("utf-8"))  # bytes: line ends exactly as the text has them
-    os.replace(temporary, path)
+    try:
+        _replace_file(path, text.encode("utf-8"), private=include_secrets)  # bytes: line ends as the text has them
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigError.single(f"cannot write the configuration ({reason})", file=str(path)) from None
     return references
+
+
+def _replace_file(path: Path, data: bytes, *, private: bool) -> None:
+    """Replace ``path`` atomically and durably. The new file keeps the old one's permissions (a file kept
+    owner-only because it holds secrets stays so); a new file holding secrets is created owner-only. Each
+    save has its own temporary name, so two processes saving at once never write into one file."""
+    try:
+        mode: int | None = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        mode = None
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.saving")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if private or mode is not None else 0o666)
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        if mode is not None:
+            os.chmod(temporary, mode)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def _existing_text(path: Path) -> str | None:
     """The file as it is now, line ends and byte order mark included; None when there is no file."""
     try:
         return path.read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        return None
+    except (FileNotFoundError, NotADirectoryError):
+        return None  # nothing there to keep (writing says why it cannot write there)
     except (OSError, UnicodeDecodeError):
         raise ConfigError.single("cannot read the existing file to keep its layout", file=str(path)) from None
 

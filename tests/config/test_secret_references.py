@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from admin.helpers import base_data
 from enate_routing import load_config, save_config
 from enate_routing._loading import parse_config
+from enate_routing.errors import ConfigError
 
 
 def test_connectors_whose_names_give_the_same_variable_get_distinct_references(tmp_path: Path) -> None:
@@ -41,3 +44,26 @@ def test_a_reference_never_takes_a_variable_another_connector_already_names(tmp_
     del data["connectors"][0]["password"]
     written = save_config(parse_config(data), tmp_path / "routing.toml")
     assert written == {"ENATE_ROUTING_SALES_PASSWORD_2": "connector 'Sales': password"}
+
+
+def test_saving_keeps_a_private_file_private(tmp_path: Path) -> None:
+    """A file made owner-only because it holds secrets stays owner-only after a save (it was 0644 after the
+    replace); a new file written with include_secrets=True is owner-only from the start."""
+    config = parse_config(base_data())
+    path = tmp_path / "routing.toml"
+    save_config(config, path, include_secrets=True)
+    assert path.stat().st_mode & 0o077 == 0
+    path.chmod(0o640)
+    save_config(config, path, include_secrets=True)
+    assert path.stat().st_mode & 0o777 == 0o640
+    assert [p.name for p in tmp_path.iterdir()] == ["routing.toml"]  # no temporary file left behind
+
+
+def test_a_file_that_cannot_be_written_is_a_config_error(tmp_path: Path) -> None:
+    """An unwritable place is a ConfigError naming the file, not a raw OSError."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("", encoding="utf-8")
+    target = blocker / "routing.toml"
+    with pytest.raises(ConfigError, match="cannot write the configuration") as caught:
+        save_config(parse_config(base_data()), target)
+    assert str(target) in str(caught.value)
