@@ -282,7 +282,8 @@ def _replace_file(path: Path, data: bytes, *, private: bool) -> None:
     except FileNotFoundError:
         mode = None
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.saving")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if private or mode is not None else 0o666)
+    created = 0o600 if private or mode is not None else 0o666  # the umask applies to 0o666
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, created)
     try:
         with os.fdopen(descriptor, "wb") as file:
             file.write(data)
