@@ -106,10 +106,43 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def parse_config(data: Mapping[str, Any]) -> Config:
     """Validate a mapping of the file's shape; raises ConfigError with every problem found."""
+    _refuse_lone_surrogates(data)
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_issues(exc, data)) from None
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _refuse_lone_surrogates(data: Mapping[str, Any]) -> None:
+    """Text no UTF-8 file or database can hold (``json.loads`` makes it of an escape like ``"\\ud800"``) is
+    refused here, located; pydantic lets it through most text fields. Model instances (unchanged objects of
+    an admin edit) were checked when they were made and are not walked again."""
+    def walk(value: object, loc: list[str]) -> list[str] | None:
+        if isinstance(value, str):
+            return loc if _LONE_SURROGATE.search(value) else None
+        items: Any = value.items() if isinstance(value, Mapping) else (
+            enumerate(value) if isinstance(value, list | tuple) else ())
+        for key, item in items:
+            shown = str(key).encode("utf-8", "backslashreplace").decode("utf-8")
+            if (found := walk(key, [*loc, shown]) or walk(item, [*loc, shown])) is not None:
+                return found
+        return None
+
+    try:  # the fast common case: everything encodes (json is C code; models are skipped as null)
+        json.dumps(data, ensure_ascii=False, default=lambda _: None).encode("utf-8")
+        return
+    except UnicodeEncodeError:
+        pass
+    except (TypeError, ValueError, RecursionError):
+        return  # not of a file's shape (odd keys, cycles, too deep): validation reports that
+    loc = walk(data, [])
+    if loc is not None:
+        where, field = _locate(loc, data)
+        raise ConfigError.single("not valid Unicode text (a lone surrogate, which no file can hold)",
+                                 where=where, field=field or None)
 
 
 def _issues(exc: ValidationError, data: Mapping[str, Any]) -> list[ConfigIssue]:

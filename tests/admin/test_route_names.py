@@ -1,13 +1,16 @@
-"""Route names are unique per connector the way a person reads them (docs/administration.md)."""
+"""Names and text a host passes in (docs/administration.md): unique as a person reads them, storable."""
 
 from __future__ import annotations
 
 import unicodedata
+from pathlib import Path
 
 import pytest
 
-from admin.helpers import INCIDENT
-from enate_routing.admin import Administration
+from admin.helpers import INCIDENT, base_data
+from enate_routing import save_config
+from enate_routing._loading import parse_config
+from enate_routing.admin import Administration, AllowAll, SQLiteHistoryStore
 from enate_routing.errors import ConfigError
 
 COMPOSED = "Café"
@@ -33,3 +36,21 @@ def test_outgoing_route_names_compare_in_one_normal_form(admin: Administration) 
     with pytest.raises(ConfigError, match="duplicate outgoing route name"):
         admin.add_outgoing_route({"name": DECOMPOSED, "address": "x@acme.example", "connector": "Support"},
                                  actor="ann", expected_version=2)
+
+
+LONE_SURROGATE = "Dana \ud800"  # what json.loads makes of the escape "\ud800" a browser may send
+
+
+@pytest.mark.parametrize("changes", [{"for_attention": LONE_SURROGATE}, {"ticket_category": LONE_SURROGATE},
+                                     {"target": {"process": LONE_SURROGATE}}])
+def test_text_no_file_can_hold_is_a_located_config_error(tmp_path: Path, changes: dict[str, object]) -> None:
+    """A lone surrogate passed every text field but the names, then broke the SQLite history (a raw
+    UnicodeEncodeError) or, with another store, every later save; it is refused like any invalid value."""
+    with SQLiteHistoryStore(tmp_path / "history.sqlite") as store:
+        admin = Administration(parse_config(base_data()), permissions=AllowAll(), history=store, environ={})
+        with pytest.raises(ConfigError) as caught:
+            admin.edit_route("Support", "A2", changes, actor="ann", expected_version=1)
+        assert str(caught.value).startswith("route 'A2' of connector 'Support': ")
+        assert "surrogate" in str(caught.value)
+        assert admin.version == 1 and store.entries() == ()
+    save_config(admin.config, tmp_path / "routing.toml")  # still saves
