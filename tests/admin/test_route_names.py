@@ -54,3 +54,19 @@ def test_text_no_file_can_hold_is_a_located_config_error(tmp_path: Path, changes
         assert "surrogate" in str(caught.value)
         assert admin.version == 1 and store.entries() == ()
     save_config(admin.config, tmp_path / "routing.toml")  # still saves
+
+
+@pytest.mark.parametrize("query", [True, 3, None])
+def test_a_search_query_that_is_not_text_is_a_value_error(admin: Administration, query: object) -> None:
+    """A grid filter posted as JSON (`{"enabled": true}`) is refused naming the column, not an AttributeError;
+    None, like the empty text, sets no condition."""
+    if query is None:
+        assert admin.search({"enabled": query}) == admin.search()  # type: ignore[dict-item]
+        return
+    with pytest.raises(ValueError, match="'enabled' must be text"):
+        admin.search({"enabled": query})  # type: ignore[dict-item]
+
+
+def test_an_unknown_target_kind_is_a_value_error(admin: Administration) -> None:
+    with pytest.raises(ValueError, match="customer, contract, service or process"):
+        admin.linked_routes("project", "Incident")  # type: ignore[arg-type]
