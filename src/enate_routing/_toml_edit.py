@@ -39,7 +39,8 @@ _IDENTITY: dict[str, Callable[[Any], object]] = {
     "outgoing_routes": lambda m: m.name,
     "blocked": lambda m: m.address,
 }
-_SECRETS = frozenset({"password", "certificate_password"})
+_SECRETS = frozenset({"password", "certificate_password", "password_env", "certificate_password_env"})
+"""Secrets and their references: written exactly as the caller's data has them (see _update_secret)."""
 
 
 def available() -> bool:
@@ -137,15 +138,13 @@ def _is_table(item: Any) -> bool:
 
 
 def _update_secret(container: Any, name: str, data: Mapping[str, Any]) -> None:
-    # Secrets are written exactly as the caller decided (a reference, or the value when asked explicitly).
+    # Secrets and references are written exactly as the caller decided (a reference, or the value when asked
+    # explicitly): an inline secret saved as a reference has no ``password_env`` in the model, only in ``data``.
     if name in data:
         if container.get(name) is None or str(container.get(name)) != str(data[name]):
             _set(container, name, data[name])
     elif name in container:
         del container[name]
-    reference = f"{name}_env"
-    if reference in data and (container.get(reference) is None or str(container[reference]) != data[reference]):
-        _set(container, reference, data[reference])
 
 
 def _update_mapping(container: Any, before: dict[str, Any], after: dict[str, Any], data: Mapping[str, Any]) -> None:

@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 
 from admin.helpers import base_data
+from config.test_saving import HAND_KEPT
 from enate_routing import load_config, save_config
 from enate_routing._loading import parse_config
+from enate_routing.admin import Administration, AllowAll
 from enate_routing.errors import ConfigError
 
 
@@ -67,3 +69,19 @@ def test_a_file_that_cannot_be_written_is_a_config_error(tmp_path: Path) -> None
     with pytest.raises(ConfigError, match="cannot write the configuration") as caught:
         save_config(parse_config(base_data()), target)
     assert str(target) in str(caught.value)
+
+
+def test_a_password_typed_over_a_reference_is_saved_as_the_returned_reference(tmp_path: Path) -> None:
+    """The connector had password_env; an admin types a password in (password_env cleared). The save returned
+    ENATE_ROUTING_SUPPORT_PASSWORD but wrote no reference at all, so the connector lost its password."""
+    path = tmp_path / "routing.toml"
+    path.write_text(HAND_KEPT, encoding="utf-8")
+    admin = Administration(load_config(path), permissions=AllowAll(), environ={})
+    revision = admin.edit_connector("Support", {"password": "typed-in", "password_env": None}, actor="ann",
+                                    expected_version=1)
+    written = save_config(revision.config, path)
+    assert written == {"ENATE_ROUTING_SUPPORT_PASSWORD": "connector 'Support': password"}
+    text = path.read_text(encoding="utf-8")
+    assert 'password_env = "ENATE_ROUTING_SUPPORT_PASSWORD"' in text and "typed-in" not in text
+    saved = load_config(path).connectors[0]
+    assert saved.password_value({"ENATE_ROUTING_SUPPORT_PASSWORD": "typed-in"}) == "typed-in"
