@@ -281,7 +281,7 @@ def save_config(
     values that changed are rewritten; comments, order, list style, a byte order mark and CRLF line ends
     stay. The file is replaced atomically, so a crash leaves the old or the new file, never half of one.
 
-    **Pass ``expected``**, the configuration the edit started from (as loaded), to refuse with
+    **Pass ``expected``**, the configuration the file held when it was loaded or last saved, to refuse with
     ConcurrentEditError when the file no longer holds it: another process or a hand edit changed it since
     it was read, and saving would silently undo that change.
     """
