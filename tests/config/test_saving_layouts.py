@@ -98,3 +98,22 @@ def test_a_file_changed_since_it_was_read_is_not_overwritten(tmp_path: Path) -> 
         save_config(two.config, path, expected=read_by_second)
     assert path.read_bytes() == before
     assert load_config(path) == one.config
+
+
+def test_the_last_saved_configuration_is_expected_also_when_its_secrets_were_saved_as_references(
+        tmp_path: Path) -> None:
+    """A password typed in is saved as a reference, so the file no longer holds the configuration object
+    saved; passing that object as ``expected`` on the next save is still right, not a ConcurrentEditError."""
+    path = _write(tmp_path, HAND_KEPT)
+    admin = admin_for(path)
+    loaded = admin.config
+    typed = admin.edit_connector("Support", {"password": "typed-in", "password_env": None}, actor="ann",
+                                 expected_version=1)
+    save_config(typed.config, path, expected=loaded)
+    edited = admin.edit_route("Support", "Urgent", URGENT_EDIT, actor="ann", expected_version=2)
+    save_config(edited.config, path, expected=typed.config)
+    assert 'ticket_category = "P1"' in path.read_text(encoding="utf-8")
+    path.write_text(path.read_text(encoding="utf-8").replace('"P1"', '"P2"'), encoding="utf-8")  # a hand edit
+    again = admin.edit_route("Support", "Urgent", {"for_attention": "Dana"}, actor="ann", expected_version=3)
+    with pytest.raises(ConcurrentEditError):
+        save_config(again.config, path, expected=edited.config)
