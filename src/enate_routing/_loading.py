@@ -347,10 +347,10 @@ def _require_unchanged(path: Path, existing: str, expected: Config) -> None:
         current = None  # it does not even load now: certainly not what the edit started from
     if current == expected:
         return
-    if current is not None and not any(c.password is not None or c.certificate_password is not None
-                                       for c in current.connectors):
-        if _as_references(current) == _as_references(expected):
-            return  # the file holds references only: those saving `expected` wrote for its inline secrets
+    references_only = current is not None and not any(
+        c.password is not None or c.certificate_password is not None for c in current.connectors)
+    if references_only and current is not None and _as_references(current) == _as_references(expected):
+        return  # the file holds references only: those saving `expected` wrote for its inline secrets
     raise ConcurrentEditError(
         f"{path}: the file changed since it was read (another admin or a hand edit); load it again and "
         "make the edit again"
