@@ -11,7 +11,7 @@ from admin.helpers import INCIDENT, base_data
 from enate_routing import save_config
 from enate_routing._loading import parse_config
 from enate_routing.admin import Administration, AllowAll, SQLiteHistoryStore
-from enate_routing.errors import ConfigError
+from enate_routing.errors import AdminError, ConfigError
 
 COMPOSED = "Café"
 DECOMPOSED = unicodedata.normalize("NFD", COMPOSED)
@@ -70,3 +70,15 @@ def test_a_search_query_that_is_not_text_is_a_value_error(admin: Administration,
 def test_an_unknown_target_kind_is_a_value_error(admin: Administration) -> None:
     with pytest.raises(ValueError, match="customer, contract, service or process"):
         admin.linked_routes("project", "Incident")  # type: ignore[arg-type]
+
+
+def test_an_actor_no_store_can_hold_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    """An actor with a lone surrogate (a user name decoded from JSON) made the SQLite history raise a raw
+    UnicodeEncodeError; it is an AdminError, and nothing is written."""
+    with SQLiteHistoryStore(tmp_path / "history.sqlite") as store:
+        admin = Administration(parse_config(base_data()), permissions=AllowAll(), history=store, environ={})
+        with pytest.raises(AdminError, match="actor"):
+            admin.set_route_enabled("Support", "A2", False, actor="ann\ud800", expected_version=1)
+        with pytest.raises(AdminError, match="actor"):
+            admin.record_connection_test("Sales", True, actor="ann\udc80", expected_version=1)
+        assert admin.version == 1 and store.entries() == ()
