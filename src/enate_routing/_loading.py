@@ -309,7 +309,9 @@ def save_config(
 def _replace_file(path: Path, data: bytes, *, private: bool) -> None:
     """Replace ``path`` atomically and durably. The new file keeps the old one's permissions (a file kept
     owner-only because it holds secrets stays so); a new file holding secrets is created owner-only. Each
-    save has its own temporary name, so two processes saving at once never write into one file."""
+    save has its own temporary name, so two processes saving at once never write into one file. A symbolic
+    link stays: the file it points at is replaced."""
+    path = Path(os.path.realpath(path))
     try:
         mode: int | None = stat.S_IMODE(path.stat().st_mode)
     except FileNotFoundError:

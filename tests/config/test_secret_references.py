@@ -85,3 +85,18 @@ def test_a_password_typed_over_a_reference_is_saved_as_the_returned_reference(tm
     assert 'password_env = "ENATE_ROUTING_SUPPORT_PASSWORD"' in text and "typed-in" not in text
     saved = load_config(path).connectors[0]
     assert saved.password_value({"ENATE_ROUTING_SUPPORT_PASSWORD": "typed-in"}) == "typed-in"
+
+
+def test_saving_through_a_symbolic_link_updates_the_file_it_points_at(tmp_path: Path) -> None:
+    """A configuration linked into place (ln -s /srv/conf/routing.toml) stays linked: the save replaced the
+    link itself with a plain file, so the real file kept the old configuration."""
+    real = tmp_path / "conf" / "routing.toml"
+    real.parent.mkdir()
+    real.write_text(HAND_KEPT, encoding="utf-8")
+    link = tmp_path / "routing.toml"
+    link.symlink_to(real)
+    admin = Administration(load_config(link), permissions=AllowAll(), environ={})
+    revision = admin.edit_route("Support", "Urgent", {"ticket_category": "P1"}, actor="ann", expected_version=1)
+    save_config(revision.config, link)
+    assert link.is_symlink()
+    assert load_config(real) == revision.config
