@@ -1,4 +1,5 @@
-"""Inline secrets saved as references (docs/configuration.md): one variable per secret, never shared."""
+"""Saving (docs/configuration.md): one variable per inline secret, the file's permissions and links kept, a
+file that cannot be written named."""
 
 from __future__ import annotations
 
