@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
+import stat
 import sys
 import tomllib
 from collections.abc import Iterator, Mapping
@@ -22,7 +24,7 @@ from enate_routing._certificates import CABundleError, load_ca_bundle, load_pkcs
 from enate_routing._connector import Connector
 from enate_routing._model import Config
 from enate_routing._paths import configured_path
-from enate_routing.errors import CertificateError, ConfigError, ConfigIssue
+from enate_routing.errors import CertificateError, ConcurrentEditError, ConfigError, ConfigIssue
 
 __all__ = [
     "check_certificates",
@@ -104,10 +106,43 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def parse_config(data: Mapping[str, Any]) -> Config:
     """Validate a mapping of the file's shape; raises ConfigError with every problem found."""
+    _refuse_lone_surrogates(data)
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_issues(exc, data)) from None
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _refuse_lone_surrogates(data: Mapping[str, Any]) -> None:
+    """Text no UTF-8 file or database can hold (``json.loads`` makes it of an escape like ``"\\ud800"``) is
+    refused here, located; pydantic lets it through most text fields. Model instances (unchanged objects of
+    an admin edit) were checked when they were made and are not walked again."""
+    def walk(value: object, loc: list[str]) -> list[str] | None:
+        if isinstance(value, str):
+            return loc if _LONE_SURROGATE.search(value) else None
+        items: Any = value.items() if isinstance(value, Mapping) else (
+            enumerate(value) if isinstance(value, list | tuple) else ())
+        for key, item in items:
+            shown = str(key).encode("utf-8", "backslashreplace").decode("utf-8")
+            if (found := walk(key, [*loc, shown]) or walk(item, [*loc, shown])) is not None:
+                return found
+        return None
+
+    try:  # the fast common case: everything encodes (json is C code; models are skipped as null)
+        json.dumps(data, ensure_ascii=False, default=lambda _: None).encode("utf-8")
+        return
+    except UnicodeEncodeError:
+        pass
+    except (TypeError, ValueError, RecursionError):
+        return  # not of a file's shape (odd keys, cycles, too deep): validation reports that
+    loc = walk(data, [])
+    if loc is not None:
+        where, field = _locate(loc, data)
+        raise ConfigError.single("not valid Unicode text (a lone surrogate, which no file can hold)",
+                                 where=where, field=field or None)
 
 
 def _issues(exc: ValidationError, data: Mapping[str, Any]) -> list[ConfigIssue]:
@@ -228,7 +263,12 @@ def dump_config(config: Config, *, include_secrets: bool = False) -> dict[str, A
 
 
 def save_config(
-    config: Config, path: str | Path, *, include_secrets: bool = False, keep_layout: bool = True
+    config: Config,
+    path: str | Path,
+    *,
+    include_secrets: bool = False,
+    keep_layout: bool = True,
+    expected: Config | None = None,
 ) -> dict[str, str]:
     """Write ``config`` as TOML (``.toml``) or JSON (``.json``); loading it back gives an equal Config.
 
@@ -238,22 +278,92 @@ def save_config(
     Returns the references written for inline secrets: variable name → what it holds (never the value).
 
     **An existing TOML file keeps its layout** (``keep_layout``, needs the ``toml-edit`` extra): only the
-    values that changed are rewritten; comments, order and list style stay. The file is replaced
-    atomically, so a crash leaves the old or the new file, never half of one.
+    values that changed are rewritten; comments, order, list style, a byte order mark and CRLF line ends
+    stay. The file is replaced atomically, so a crash leaves the old or the new file, never half of one.
+
+    **Pass ``expected``**, the configuration the file held when it was loaded or last saved, to refuse with
+    ConcurrentEditError when the file no longer holds it: another process or a hand edit changed it since
+    it was read, and saving would silently undo that change.
     """
     path = Path(path)
+    json_file = path.suffix.lower() == ".json"
+    existing = _existing_text(path) if expected is not None or (keep_layout and not json_file) else None
+    if expected is not None and existing is not None:
+        _require_unchanged(path, existing, expected)
     data = dump_config(config, include_secrets=include_secrets)
     references = {} if include_secrets else _inline_secrets_as_references(config, data)
-    if path.suffix.lower() == ".json":
+    if json_file:
         text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-    elif keep_layout and path.exists():
-        text = _edited_toml(path, config, data)
+    elif keep_layout and existing is not None:
+        text = _edited_toml(path, existing, config, data)
     else:
         text = to_toml(data)
-    temporary = path.with_name(f".{path.name}.saving")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
+    try:
+        _replace_file(path, text.encode("utf-8"), private=include_secrets)  # bytes: line ends as the text has them
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigError.single(f"cannot write the configuration ({reason})", file=str(path)) from None
     return references
+
+
+def _replace_file(path: Path, data: bytes, *, private: bool) -> None:
+    """Replace ``path`` atomically and durably. The new file keeps the old one's permissions (a file kept
+    owner-only because it holds secrets stays so); a new file holding secrets is created owner-only. Each
+    save has its own temporary name, so two processes saving at once never write into one file. A symbolic
+    link stays: the file it points at is replaced."""
+    path = Path(os.path.realpath(path))
+    try:
+        mode: int | None = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        mode = None
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.saving")
+    created = 0o600 if private or mode is not None else 0o666  # the umask applies to 0o666
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, created)
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        if mode is not None:
+            os.chmod(temporary, mode)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def _existing_text(path: Path) -> str | None:
+    """The file as it is now, line ends and byte order mark included; None when there is no file."""
+    try:
+        return path.read_bytes().decode("utf-8")
+    except (FileNotFoundError, NotADirectoryError):
+        return None  # nothing there to keep (writing says why it cannot write there)
+    except (OSError, UnicodeDecodeError):
+        raise ConfigError.single("cannot read the existing file to keep its layout", file=str(path)) from None
+
+
+def _require_unchanged(path: Path, existing: str, expected: Config) -> None:
+    try:
+        current: Config | None = parse_config(_decode(existing, path.suffix.lower()))
+    except ConfigError:
+        current = None  # it does not even load now: certainly not what the edit started from
+    if current == expected:
+        return
+    references_only = current is not None and not any(
+        c.password is not None or c.certificate_password is not None for c in current.connectors)
+    if references_only and current is not None and _as_references(current) == _as_references(expected):
+        return  # the file holds references only: those saving `expected` wrote for its inline secrets
+    raise ConcurrentEditError(
+        f"{path}: the file changed since it was read (another admin or a hand edit); load it again and "
+        "make the edit again"
+    )
+
+
+def _as_references(config: Config) -> dict[str, Any]:
+    """``config`` as saving writes it without include_secrets: inline secrets as their references."""
+    data = dump_config(config)
+    _inline_secrets_as_references(config, data)
+    return data
 
 
 def secret_reference(connector: str, field: str) -> str:
@@ -263,31 +373,43 @@ def secret_reference(connector: str, field: str) -> str:
 
 
 def _inline_secrets_as_references(config: Config, data: dict[str, Any]) -> dict[str, str]:
+    # Names that differ only in case or punctuation ("Sales EU", "Sales-EU") give the same variable; each
+    # secret gets its own (``_2``, ``_3``...), so no connector ever logs in with another one's secret.
+    taken = {c.password_env for c in config.connectors} | {c.certificate_password_env for c in config.connectors}
     written: dict[str, str] = {}
     for entry, connector in zip(data.get("connectors", []), config.connectors, strict=True):
         for field in ("password", "certificate_password"):
             if getattr(connector, field) is not None:
-                entry[f"{field}_env"] = name = secret_reference(connector.name, field)
+                base = name = secret_reference(connector.name, field)
+                counter = 1
+                while name in taken:
+                    counter += 1
+                    name = f"{base}_{counter}"
+                taken.add(name)
+                entry[f"{field}_env"] = name
                 written[name] = f"connector {connector.name!r}: {field}"
     return written
 
 
-def _edited_toml(path: Path, config: Config, data: dict[str, Any]) -> str:
+def _edited_toml(path: Path, existing: str, config: Config, data: dict[str, Any]) -> str:
     from enate_routing import _toml_edit  # the one module importing the optional tomlkit
 
+    # tomlkit edits LF text without a byte order mark; both are put back as the file had them.
+    bom, crlf = existing.startswith("\ufeff"), "\r\n" in existing
+    body = existing.removeprefix("\ufeff")
+    body = body.replace("\r\n", "\n") if crlf else body
     try:
-        existing = path.read_text(encoding="utf-8")
-        old = parse_config(_decode(existing, ".toml"))
-    except (OSError, UnicodeDecodeError):
-        raise ConfigError.single("cannot read the existing file to keep its layout", file=str(path)) from None
+        old = parse_config(_decode(body, ".toml"))
     except ConfigError as exc:
         hint = ConfigIssue("the existing file does not load, so its layout cannot be kept; fix it, or save with "
                            "keep_layout=False to replace it", file=str(path))
         raise ConfigError([hint, *exc.with_file(str(path)).issues]) from None
     try:
-        return _toml_edit.update_toml(existing, old, config, data)
+        text = _toml_edit.update_toml(body, old, config, data)
     except ConfigError as exc:
         raise exc.with_file(str(path)) from None
+    text = text.replace("\n", "\r\n") if crlf else text
+    return "\ufeff" + text if bom else text
 
 
 def config_schema() -> dict[str, Any]:

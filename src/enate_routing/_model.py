@@ -9,6 +9,7 @@ at once as a :class:`~enate_routing.errors.ConfigError`.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
@@ -283,6 +284,12 @@ def _where_route(route: IncomingRoute | Fallback) -> str:
     return f"route {route.name!r} of connector {route.connector!r}"
 
 
+def _name_key(name: str) -> str:
+    """How names compare for uniqueness: as read, so neither case nor Unicode normal form ("é" typed as one
+    character or as "e" and a combining accent) makes two names that look the same different."""
+    return unicodedata.normalize("NFD", unicodedata.normalize("NFD", name).casefold())  # canonical caseless
+
+
 def cross_check(config: Config) -> list[ConfigIssue]:
     """Every rule that spans objects (docs/semantics.md §3.1, §3.2); one issue per problem found."""
     issues: list[ConfigIssue] = []
@@ -302,7 +309,7 @@ def cross_check(config: Config) -> list[ConfigIssue]:
         elif not connector.uses_incoming:
             issues.append(ConfigIssue(f"connector is used for {connector.use_for} only; routes need incoming mail",
                                       where=where, field="connector", item=route.connector))
-        key = (route.connector, route.name.casefold())
+        key = (route.connector, _name_key(route.name))
         if key in seen_routes:
             issues.append(ConfigIssue("duplicate route name in this connector", where=where, field="name"))
         seen_routes.add(key)
@@ -323,7 +330,7 @@ def cross_check(config: Config) -> list[ConfigIssue]:
             issues.append(ConfigIssue(
                 f"the fallback must be on the connector's primary address {connector.primary_address!r}",
                 where=where, field="address", item=fallback.address))
-        if (fallback.connector, fallback.name.casefold()) in seen_routes:
+        if (fallback.connector, _name_key(fallback.name)) in seen_routes:
             issues.append(ConfigIssue("a route of this connector has the fallback's name", where=where, field="name",
                                       item=fallback.name))
     for name, count in fallback_count.items():
@@ -338,9 +345,9 @@ def cross_check(config: Config) -> list[ConfigIssue]:
     seen_outgoing: set[str] = set()
     for out in config.outgoing_routes:
         where = f"outgoing route {out.name!r}"
-        if out.name.casefold() in seen_outgoing:
+        if _name_key(out.name) in seen_outgoing:
             issues.append(ConfigIssue("duplicate outgoing route name", where=where, field="name"))
-        seen_outgoing.add(out.name.casefold())
+        seen_outgoing.add(_name_key(out.name))
         connector = connectors.get(out.connector)
         if connector is None:
             issues.append(ConfigIssue("no connector has this name", where=where, field="connector",

@@ -18,6 +18,8 @@ from enate_routing.errors import ConfigError
 
 try:
     import tomlkit
+    from tomlkit.container import OutOfOrderTableProxy
+    from tomlkit.exceptions import ParseError
     from tomlkit.items import AoT, InlineTable, Item, Table
 except ImportError:  # the optional extra is not installed: update_toml says how to get it
     tomlkit = None  # type: ignore[assignment]  # None marks the missing optional module
@@ -37,7 +39,8 @@ _IDENTITY: dict[str, Callable[[Any], object]] = {
     "outgoing_routes": lambda m: m.name,
     "blocked": lambda m: m.address,
 }
-_SECRETS = frozenset({"password", "certificate_password"})
+_SECRETS = frozenset({"password", "certificate_password", "password_env", "certificate_password_env"})
+"""Secrets and their references: written exactly as the caller's data has them (see _update_secret)."""
 
 
 def available() -> bool:
@@ -49,7 +52,10 @@ def update_toml(text: str, old: BaseModel, new: BaseModel, data: Mapping[str, An
     writing (secrets already as the caller wants them). Raises ConfigError when tomlkit is missing."""
     if tomlkit is None:
         raise ConfigError.single(MISSING_MESSAGE)
-    document = tomlkit.parse(text)
+    try:
+        document = tomlkit.parse(text)
+    except ParseError as exc:  # TOML that tomllib read but tomlkit cannot keep the layout of
+        raise ConfigError.single(f"cannot keep the layout of this TOML ({exc}); save with keep_layout=False") from None
     for section, identity in _IDENTITY.items():
         _update_array(document, section, identity, getattr(old, section), getattr(new, section),
                       list(data.get(section, [])))
@@ -64,10 +70,14 @@ def _update_array(document: Any, section: str, identity: Callable[[Any], object]
     tables: list[Any] = list(existing) if isinstance(existing, AoT) else []
     # The file's tables are in the order the old configuration holds its objects (both are file order);
     # identities come from the validated models, so case or spacing differences in the file do not matter.
-    by_key = {identity(m): (t, m) for t, m in zip(tables, old_models, strict=False)}
+    pairs = list(zip(tables, old_models, strict=False))
+    by_key = {identity(m): (t, m) for t, m in pairs}
+    new_keys = {identity(m) for m in new_models}
     result: list[Any] = []
-    for model, entry in zip(new_models, new_data, strict=True):
+    for position, (model, entry) in enumerate(zip(new_models, new_data, strict=True)):
         found = by_key.get(identity(model))
+        if found is None and len(pairs) == len(new_models) and identity(pairs[position][1]) not in new_keys:
+            found = pairs[position]  # a renamed object keeps its place: edit its table, comments and all
         if found is None:
             result.append(_new_table(entry))
         else:
@@ -76,6 +86,10 @@ def _update_array(document: Any, section: str, identity: Callable[[Any], object]
             result.append(table)
     if [id(t) for t in result] == [id(t) for t in tables]:
         return  # same objects in the same order: updated in place, layout untouched
+    if not result:  # an emptied array in place would be written as `section = []` at the top of the file
+        if section in document:
+            del document[section]
+        return
     kept, old_ids = {id(t) for t in result}, {id(t) for t in tables}
     if isinstance(existing, AoT) and ([id(t) for t in result if id(t) in old_ids]
                                       == [id(t) for t in tables if id(t) in kept]):
@@ -86,10 +100,6 @@ def _update_array(document: Any, section: str, identity: Callable[[Any], object]
         for index, table in enumerate(result):
             if id(table) not in old_ids:
                 existing.insert(index, table)
-        return
-    if not result:
-        if section in document:
-            del document[section]
         return
     array = tomlkit.aot()
     for table in result:
@@ -114,24 +124,27 @@ def _update_model(container: Any, old: BaseModel, new: BaseModel, data: Mapping[
                 del container[name]
             continue
         current = container.get(name)
-        if isinstance(after, BaseModel) and isinstance(before, BaseModel) and isinstance(current, Table | InlineTable):
+        if isinstance(after, BaseModel) and isinstance(before, BaseModel) and _is_table(current):
             _update_model(current, before, after, data.get(name, {}))
-        elif isinstance(after, Mapping) and isinstance(before, Mapping) and isinstance(current, Table | InlineTable):
+        elif isinstance(after, Mapping) and isinstance(before, Mapping) and _is_table(current):
             _update_mapping(current, dict(before), dict(after), data.get(name, {}))
         else:
             _set(container, name, _styled(data.get(name, _plain(after)), current))
 
 
+def _is_table(item: Any) -> bool:
+    """A table, written as ``[name]``, ``{ ... }`` or dotted keys (``incoming.host = ...``)."""
+    return isinstance(item, Table | InlineTable | OutOfOrderTableProxy)
+
+
 def _update_secret(container: Any, name: str, data: Mapping[str, Any]) -> None:
-    # Secrets are written exactly as the caller decided (a reference, or the value when asked explicitly).
+    # Secrets and references are written exactly as the caller decided (a reference, or the value when asked
+    # explicitly): an inline secret saved as a reference has no ``password_env`` in the model, only in ``data``.
     if name in data:
         if container.get(name) is None or str(container.get(name)) != str(data[name]):
             _set(container, name, data[name])
     elif name in container:
         del container[name]
-    reference = f"{name}_env"
-    if reference in data and (container.get(reference) is None or str(container[reference]) != data[reference]):
-        _set(container, reference, data[reference])
 
 
 def _update_mapping(container: Any, before: dict[str, Any], after: dict[str, Any], data: Mapping[str, Any]) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from admin.helpers import INCIDENT
 from enate_routing._loading import dump_config, parse_config
-from enate_routing.admin import Administration, HistorySubject
+from enate_routing.admin import Administration, FieldChange, HistorySubject
 from enate_routing.errors import (
     ConcurrentEditError,
     ConfigError,
@@ -281,3 +281,21 @@ def test_smtp_failed_then_imap_passed_does_not_enable_both(admin: Administration
     admin.record_connection_test("Support", _result("smtp", False), actor="ann", expected_version=1)
     admin.record_connection_test("Support", _result("imap", True), actor="ann", expected_version=1)
     assert not admin.is_tested("Support")
+
+
+def test_incoming_connector_can_switch_to_outgoing_once_its_routes_are_gone(admin: Administration) -> None:
+    """Its fallback (which cannot be deleted on its own, docs/semantics.md §3.1) goes with the incoming side:
+    before, every such switch was the ConfigError 'a fallback needs incoming mail', a dead end."""
+    outgoing = {"host": "smtp.acme.example", "port": 587, "security": "starttls", "auth": "username-password"}
+    switch = {"use_for": "outgoing", "incoming": None, "outgoing": outgoing}
+    with pytest.raises(ConfigError, match="routes need incoming mail"):  # its routes first
+        admin.edit_connector("Sales", switch, actor="ann", expected_version=1)
+    admin.delete_route("Sales", "S1", actor="ann", expected_version=1)
+    admin.delete_route("Sales", "S2", actor="ann", expected_version=2)
+    revision = admin.edit_connector("Sales", switch, actor="ann", expected_version=3)
+    assert revision.config.connector("Sales").use_for == "outgoing"
+    assert [f.connector for f in revision.config.fallbacks] == ["Support"]
+    deleted = admin.history(HistorySubject("fallback", "Sales"))[-1]
+    assert (deleted.action, deleted.version, deleted.change("target.process")) == (
+        "deleted", 4, FieldChange("target.process", "General", None))
+    assert parse_config(dump_config(revision.config, include_secrets=True)) == revision.config

@@ -163,3 +163,32 @@ def test_edit_needs_an_actor(admin: Administration) -> None:
     """An edit without an actor is refused: history must say who."""
     with pytest.raises(AdminError, match="actor"):
         admin.add_route(NEW_ROUTE, actor=" ", expected_version=1)
+
+
+def test_a_new_route_with_a_used_name_has_only_its_own_history(admin: Administration) -> None:
+    """History follows an object, not a name: a route added under a deleted route's name, or under the name
+    another route was renamed away from, starts its history at its own creation (docs/administration.md)."""
+    admin.add_route(NEW_ROUTE, actor="ann", expected_version=1)
+    admin.edit_route("Support", "New", {"ticket_category": "Ops"}, actor="ann", expected_version=2)
+    admin.edit_route("Support", "New", {"name": "Renamed"}, actor="ann", expected_version=3)
+    admin.add_route(NEW_ROUTE, actor="bob", expected_version=4)  # a second route called "New"
+    assert summary(admin.history(NEW_SUBJECT)) == [("created", "bob", 5, "09:03")]
+    assert [e.version for e in admin.history(HistorySubject("route", "Support", "Renamed"))] == [2, 3, 4]
+
+    admin.delete_route("Support", "New", actor="bob", expected_version=5)
+    admin.add_route(NEW_ROUTE, actor="cy", expected_version=6)  # and a third, after the second was deleted
+    assert summary(admin.history(NEW_SUBJECT)) == [("created", "cy", 7, "09:05")]
+
+    admin.delete_route("Support", "New", actor="cy", expected_version=7)
+    admin.edit_route("Support", "Renamed", {"name": "New"}, actor="ann", expected_version=8)  # renamed back
+    assert [e.version for e in admin.history(NEW_SUBJECT)] == [2, 3, 4, 9]
+
+
+def test_a_route_renamed_into_a_freed_name_does_not_take_its_history(admin: Administration) -> None:
+    """A1 is renamed away, then A2 takes the name A1: A1's old entries stay with the route now called Old."""
+    admin.edit_route("Support", "A1", {"for_attention": "Mail"}, actor="ann", expected_version=1)
+    admin.edit_route("Support", "A1", {"name": "Old"}, actor="ann", expected_version=2)
+    admin.edit_route("Support", "A2", {"name": "A1"}, actor="bob", expected_version=3)
+    taken = admin.history(HistorySubject("route", "Support", "A1"))
+    assert [(e.version, e.actor) for e in taken] == [(4, "bob")]
+    assert [e.version for e in admin.history(HistorySubject("route", "Support", "Old"))] == [2, 3]

@@ -90,6 +90,9 @@ def edit_connector(
                 events.append(Event(fallback_subject(new_fallback), "created", field_changes(None, new_fallback)))
             else:
                 events += edited(fallback_subject(new_fallback), config.fallbacks[old_index], new_fallback)
+        elif old_index is not None:
+            old_fallback = config.fallbacks[old_index]
+            events.append(Event(fallback_subject(old_fallback), "deleted", field_changes(old_fallback, None)))
         return new_config, events
 
     return build
@@ -113,6 +116,11 @@ def _fallbacks_after(
 ) -> list[object]:
     fallbacks: list[object] = list(config.fallbacks)
     index = fallback_index(config, old.name)
+    if index is not None and fallback is None and changes.get("use_for") == "outgoing":
+        # docs/semantics.md §3.1: only an incoming connector has a fallback, and it cannot be deleted on its
+        # own; it goes with the incoming side (routes still on the connector are the usual located error).
+        del fallbacks[index]
+        return fallbacks
     primary = changes.get("primary_address", old.primary_address)
     if index is None:
         if fallback is not None:

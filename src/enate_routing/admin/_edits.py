@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel
 
@@ -69,6 +69,9 @@ def linked_routes(
     A contract, service or process may be qualified by its ``customer``; a customer may not.
     Rows come in priority order.
     """
+    if kind not in get_args(TargetKind):
+        raise ValueError(f"cannot list routes by {kind!r}; a deleted target is a customer, contract, service or "
+                         "process")
     if kind == "customer" and customer is not None:
         raise ValueError("a customer is not qualified by a customer; leave customer out")
     wanted, owner = _fold(name), None if customer is None else _fold(customer)

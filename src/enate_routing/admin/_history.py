@@ -170,23 +170,29 @@ def history_of(store: HistoryStore, subject: HistorySubject) -> tuple[HistoryEnt
     """The whole history of ``subject``, oldest first, following renames back to its earlier names.
 
     A rename is an ``edited`` entry filed under the new name with a ``name`` change; the entries filed under
-    the old name before that rename belong to the same object.
+    the old name before that rename belong to the same object. A named object's history under one name
+    starts where it got that name (its ``created`` entry or the rename into it): older entries under the
+    name belong to an object deleted or renamed away since.
     """
     found: dict[int, HistoryEntry] = {}
     pending: list[tuple[HistorySubject, int | None]] = [(subject, None)]
     seen: set[tuple[HistorySubject, int | None]] = set()
+    named = subject.kind in ("route", "outgoing_route")
     while pending:
         current, before = pending.pop()
         if (current, before) in seen:
             continue
         seen.add((current, before))
-        for entry in store.entries(current):
+        for entry in reversed(store.entries(current)):  # newest first, back to where the name was given
             if before is not None and entry.seq >= before:
                 continue
             found[entry.seq] = entry
             renamed = entry.change("name")
-            if current.kind in ("route", "outgoing_route") and renamed is not None and isinstance(renamed.old, str):
+            if named and renamed is not None and isinstance(renamed.old, str) and entry.action != "deleted":
                 pending.append((replace(current, name=renamed.old), entry.seq))
+                break
+            if named and entry.action == "created":
+                break
     return tuple(found[seq] for seq in sorted(found))
 
 

@@ -93,6 +93,9 @@ def _active(filters: Mapping[str, str] | None) -> list[tuple[Column, str]]:
     for column, query in (filters or {}).items():
         if column not in COLUMNS:
             raise ValueError(f"cannot search column {column!r}; searchable columns: {', '.join(COLUMNS)}")
+        if query is not None and not isinstance(query, str):  # a filter posted as JSON: {"enabled": true}
+            raise ValueError(f"the query for column {column!r} must be text (as the grid shows it), "
+                             f"not {type(query).__name__}")
         if query:
             active.append((column, query.casefold()))  # `in COLUMNS` narrows column to Column
     return active

@@ -365,6 +365,10 @@ class Administration:
 def _require_actor(actor: str) -> None:
     if not actor.strip():
         raise AdminError("an edit needs the actor who makes it")
+    try:
+        actor.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (a user name decoded from JSON): no history store holds it
+        raise AdminError("the actor is not valid Unicode text (a lone surrogate)") from None
 
 
 def _outcome(
