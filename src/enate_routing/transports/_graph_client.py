@@ -114,9 +114,9 @@ class GraphClient:
 
     @staticmethod
     def _retry_after(response: Response, attempt: int) -> float:
-        value = response.headers.get("retry-after", "")
-        if value.strip().isdigit():
-            return float(value.strip())
+        value = response.headers.get("retry-after", "").strip()
+        if value.isascii() and value.isdigit():  # not "²": str.isdigit takes Latin-1 superscripts, float() does not
+            return float(value)
         return min(2.0**attempt, 30.0) * (0.5 + random.random() / 2)
 
     def _error(self, response: Response, method: str, target: str) -> TransportError:
@@ -150,13 +150,20 @@ class GraphClient:
         return data
 
     def pages(self, path: str, headers: Mapping[str, str] | None = None) -> Iterator[dict[str, Any]]:
-        """Every page of a collection, following ``@odata.nextLink``; the last page is yielded last."""
+        """Every page of a collection, following ``@odata.nextLink``; the last page is yielded last.
+
+        A link back to a page already read would page for ever: it is a ProtocolError."""
         link: str | None = path
+        followed: set[str] = set()
         while link is not None:
+            followed.add(link)
             page = self.get_json(link, headers)
             yield page
             next_link = page.get("@odata.nextLink")
             link = next_link if isinstance(next_link, str) else None
+            if link in followed:
+                raise ProtocolError("Graph's paging link points back to a page already read; the listing would "
+                                    "never end", server=self.server)
 
     def close(self) -> None:
         self.http.close()

@@ -1,0 +1,94 @@
+"""The Graph client against a hostile or broken HTTPS server on loopback: it ends every pass, never crashes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from enate_routing.errors import ProtocolError
+from enate_routing.transports import Endpoint
+from enate_routing.transports._graph import GraphSource
+from enate_routing.transports._graph_client import GraphClient
+from mailrig.pki import Pki
+from mailrig.scripted_https import Answer, ScriptedHttps
+
+pytestmark = pytest.mark.servers
+
+TOKEN = "hostile-test-token-7f3a"
+
+
+class _Token:
+    def token(self) -> str:
+        return TOKEN
+
+    def invalidate(self, token: str) -> None:
+        pass
+
+
+def _json(data: object, status: int = 200, **headers: str) -> Answer:
+    return status, {"Content-Type": "application/json", **headers}, json.dumps(data).encode()
+
+
+@pytest.fixture
+def scripted(pki: Pki) -> Iterator[Callable[[Callable[[str], Answer]], tuple[ScriptedHttps, GraphClient]]]:
+    servers: list[ScriptedHttps] = []
+    clients: list[GraphClient] = []
+
+    def start(answer: Callable[[str], Answer]) -> tuple[ScriptedHttps, GraphClient]:
+        server = ScriptedHttps(pki, answer).start()
+        servers.append(server)
+        endpoint = Endpoint("127.0.0.1", server.port, "ssl", ca_file=pki.ca_pem, timeout=5)
+        client = GraphClient(endpoint, _Token(), sleep=lambda _: None)
+        clients.append(client)
+        return server, client
+
+    yield start
+    for client in clients:
+        client.close()
+    for server in servers:
+        server.stop()
+
+
+def _folder_then(delta: Callable[[str], Answer]) -> Callable[[str], Answer]:
+    def answer(path: str) -> Answer:
+        if "/messages/delta" not in path:
+            return _json({"id": "inbox-id"})
+        return delta(path)
+
+    return answer
+
+
+@pytest.mark.parametrize("cycle", [1, 2])
+def test_a_paging_link_that_comes_back_ends_the_listing(scripted: Callable[..., tuple[ScriptedHttps, GraphClient]],
+                                                        cycle: int) -> None:
+    """A nextLink leading back to a page already read is a ProtocolError, not an endless paging loop."""
+    served = 0
+
+    def delta(path: str) -> Answer:
+        nonlocal served
+        served += 1
+        if served > 50:  # what the client would do forever
+            return _json({"error": {"code": "stop", "message": "looped"}}, status=400)
+        page = served % cycle
+        return _json({"value": [{"id": f"m{page}"}],
+                      "@odata.nextLink": f"https://127.0.0.1:{server.port}/v1.0/users/a/messages/delta?p={page}"})
+
+    server, client = scripted(_folder_then(delta))
+    with pytest.raises(ProtocolError, match="points back to a page already read"):
+        GraphSource(client, "a@example.test").list_new()
+    assert served <= cycle + 1
+
+
+@pytest.mark.parametrize("value", ["\xb2", "\xb9\xb3", "1e9", "-5", "Wed, 21 Oct 2015 07:28:00 GMT", "nan"])
+def test_a_strange_retry_after_is_a_short_backoff(scripted: Callable[..., tuple[ScriptedHttps, GraphClient]],
+                                                  value: str) -> None:
+    """Retry-After that is not plain ASCII digits (a Latin-1 superscript digit, an exponent, a sign, a date)
+    falls back to the short backoff instead of raising or waiting for ever."""
+    answers = iter([_json({}, status=429, **{"Retry-After": value}), _json({"ok": True})])
+    _, client = scripted(lambda path: next(answers))
+    waits: list[float] = []
+    client._sleep = waits.append
+    assert client.get_json("/v1.0/users/a") == {"ok": True}
+    assert len(waits) == 1 and 0 <= waits[0] <= 1.0
