@@ -77,6 +77,7 @@ _SYSTEM_FLAG_NEGATIONS = {
     "\\DRAFT": "UNDRAFT",
 }
 _FETCH_UID = re.compile(rb"\bUID (\d+)")
+_LITERAL_CHUNK = 1 << 20
 
 
 def shared_folder(owner: str, folder: str = "INBOX", *, prefix: str = "shared/", separator: str = "/") -> str:
@@ -103,6 +104,12 @@ def _text(data: Iterable[object]) -> str:
     return " ".join(parts)
 
 
+def _numbers(data: Iterable[object]) -> list[int]:
+    """The items of ``data`` that are ASCII digit strings, as numbers (``bytes.isdigit`` is ASCII only;
+    ``str.isdigit`` would take ``²``, which ``int`` refuses)."""
+    return [int(item) for item in data if isinstance(item, bytes) and item.isdigit()]
+
+
 def _check(result: tuple[str, Sequence[object]]) -> Sequence[object]:
     """The data of an OK reply; raise imaplib's error (mapped by the stage guard) for NO / BAD."""
     typ, data = result
@@ -121,6 +128,18 @@ class _IMAP4(imaplib.IMAP4):
 
     def _create_socket(self, timeout: float | None) -> socket.socket:
         return open_socket(self._endpoint, self._implicit_tls)
+
+    def read(self, size: int) -> bytes:
+        """A literal of ``size`` octets, read a chunk at a time: imaplib would ask for all of it at once, and
+        a buffered read allocates what the server *announced* (``{10**12}``: MemoryError) before any arrives."""
+        chunks = []
+        while size > 0:
+            chunk = self.file.read(min(size, _LITERAL_CHUNK))
+            if not chunk:
+                break  # EOF: imaplib's next readline reports the closed connection
+            chunks.append(chunk)
+            size -= len(chunk)
+        return b"".join(chunks)
 
 
 class ImapSource(Adapter):
@@ -231,10 +250,12 @@ class ImapSource(Adapter):
         """(Re-)SELECT the folder read-write; remember and return its UIDVALIDITY."""
         conn = self._connection()
         with self._step("mailbox"):
-            self.exists = int(_text(_check(conn.select(self._quoted))) or 0)
+            counts = _numbers(_check(conn.select(self._quoted)))
+        # Mail arriving while SELECT runs adds an EXISTS line (RFC 3501 §7.3.1): the last count is current.
+        self.exists = counts[-1] if counts else 0
         with self._step("command"):
             _, data = conn.response("UIDVALIDITY")
-            values = [int(v) for v in data if isinstance(v, bytes) and v.isdigit()]
+            values = _numbers(data)
         if not values:
             raise ProtocolError(f"SELECT {self.mailbox!r} reported no UIDVALIDITY", server=self.server)
         self._uidvalidity = values[-1]
@@ -274,7 +295,7 @@ class ImapSource(Adapter):
         conn = self._connection()
         with self._step("command"):
             data = _check(conn.uid("SEARCH", *self._search_criteria()))
-        uids = sorted({int(tok) for tok in _text(data).split() if tok.isdigit()})
+        uids = sorted(set(_numbers(word for item in data if isinstance(item, bytes) for word in item.split())))
         return [MessageRef(self.mailbox, uid=uid, uidvalidity=uidvalidity) for uid in uids]
 
     def fetch(self, ref: MessageRef) -> bytes:
