@@ -132,10 +132,10 @@ class _IMAP4(imaplib.IMAP4):
     def read(self, size: int) -> bytes:
         """A literal of ``size`` octets, read a chunk at a time: imaplib would ask for all of it at once, and
         a buffered read allocates what the server *announced* (``{10**12}``: MemoryError) before any arrives."""
-        chunks = []
+        chunks: list[bytes] = []
         while size > 0:
             chunk = self.file.read(min(size, _LITERAL_CHUNK))
-            if not chunk:
+            if not chunk or not isinstance(chunk, bytes):
                 break  # EOF: imaplib's next readline reports the closed connection
             chunks.append(chunk)
             size -= len(chunk)
