@@ -1,7 +1,8 @@
 """POP3 mail source over ``poplib`` (RFC 1939), UIDL-based (docs/semantics.md §8).
 
 - **Stable ids are UIDLs** (RFC 1939 §7): message numbers are per session. A server without UIDL cannot
-  be used (ProtocolError) — there would be no way to avoid duplicates.
+  be used (ProtocolError) — there would be no way to avoid duplicates. Messages sharing one UIDL (a
+  broken server) are not listed, so none is taken for another.
 - **DELE only for messages marked processed**, and a DELE takes effect only when the session ends with
   QUIT (RFC 1939 §6, UPDATE state). If the connection drops first, the server forgets the deletions and
   the messages come back: the ingestion ledger recognises them by UIDL. :meth:`Pop3Source.close` sends
@@ -15,6 +16,7 @@
 from __future__ import annotations
 
 import base64
+import logging
 import poplib
 import socket
 import ssl
@@ -39,6 +41,8 @@ from enate_routing.transports._sasl import SaslClient
 from enate_routing.transports._session import Adapter, open_socket, run_connection_test
 
 __all__ = ["Pop3Source", "check_pop3_connection"]
+
+_log = logging.getLogger("enate_routing.transports")
 
 _MAX_LINE = 1 << 20  # poplib allows 2048 octets; real (broken) mail has longer lines (docs/semantics.md §3.1.1)
 _AUTH_LINE_LIMIT = 255  # RFC 5034 §4
@@ -222,10 +226,21 @@ class Pop3Source(Adapter):
                     server=self.server,
                 ) from exc
         numbers: dict[str, int] = {}
+        shared: set[str] = set()
         for line in lines:
             number, _, uidl = line.decode("ascii", "replace").partition(" ")
+            uidl = uidl.strip()
             if number.isdigit() and uidl:
-                numbers[uidl.strip()] = int(number)
+                if uidl in numbers:
+                    shared.add(uidl)
+                numbers[uidl] = int(number)
+        if shared:
+            # RFC 1939 §7: a unique-id names one message. One id for two messages would make the ledger take
+            # the second for the first, processed, and delete it unread: leave them all on the server.
+            _log.warning("the server gives one UIDL to several messages; they are left on the server",
+                         extra={"server": self.server, "uidls": sorted(shared)[:10], "count": len(shared)})
+            for uidl in shared:
+                del numbers[uidl]
         self._numbers = numbers
 
     def list_new(self) -> list[MessageRef]:
