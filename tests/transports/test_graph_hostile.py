@@ -9,8 +9,9 @@ import pytest
 
 from enate_routing.errors import ProtocolError
 from enate_routing.transports import Endpoint
+from enate_routing.transports._base import MessageRef
 from enate_routing.transports._graph import GraphSource
-from enate_routing.transports._graph_client import GraphClient
+from enate_routing.transports._graph_client import MAX_JSON_BYTES, GraphClient
 from mailrig.pki import Pki
 from mailrig.scripted_https import Answer, ScriptedHttps
 
@@ -92,3 +93,27 @@ def test_a_strange_retry_after_is_a_short_backoff(scripted: Callable[..., tuple[
     client._sleep = waits.append
     assert client.get_json("/v1.0/users/a") == {"ok": True}
     assert len(waits) == 1 and 0 <= waits[0] <= 1.0
+
+
+def test_a_gigantic_json_answer_is_refused_unread(scripted: Callable[..., tuple[ScriptedHttps, GraphClient]]) -> None:
+    """A 200 whose JSON body is larger than MAX_JSON_BYTES is a ProtocolError after reading just past the
+    limit, not a body held whole in memory; the next call works on a fresh connection."""
+    pad = MAX_JSON_BYTES + (1 << 20)
+    head, tail = b'{"value": [], "pad": "', b'"}'
+    answers = iter([(200, {"Content-Type": "application/json"},
+                     (len(head) + pad + len(tail), [head, *[b"x" * (1 << 20)] * (pad >> 20), tail])),
+                    _json({"ok": True})])
+    _, client = scripted(lambda path: next(answers))
+    with pytest.raises(ProtocolError, match=f"larger than {MAX_JSON_BYTES} bytes"):
+        client.get_json("/v1.0/users/a/mailFolders")
+    assert client.get_json("/v1.0/users/a") == {"ok": True}
+
+
+def test_a_message_larger_than_the_json_limit_is_fetched_whole(
+        scripted: Callable[..., tuple[ScriptedHttps, GraphClient]]) -> None:
+    """A message's MIME has no transport limit (the envelope's size limit quarantines it, bytes kept)."""
+    raw = b"Subject: big\r\n\r\n" + b"y" * (MAX_JSON_BYTES + 10)
+    _, client = scripted(lambda path: (200, {"Content-Type": "message/rfc822"}, raw) if path.endswith("/$value")
+                         else _json({"id": "inbox-id"}))
+    source = GraphSource(client, "a@example.test")
+    assert source.fetch(MessageRef(source.mailbox, graph_id="m1")) == raw

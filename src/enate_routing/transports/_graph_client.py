@@ -33,11 +33,14 @@ from enate_routing.transports._http import HttpsClient, Response
 from enate_routing.transports._session import refuse_plaintext
 from enate_routing.transports._tokens import TokenSource
 
-__all__ = ["GraphClient"]
+__all__ = ["MAX_JSON_BYTES", "GraphClient"]
 
 logger = logging.getLogger("enate_routing.transports._graph")
 
 _THROTTLED = frozenset({429, 503, 504})
+MAX_JSON_BYTES = 16 * 1024 * 1024
+"""The largest answer read from Graph, except a message's MIME (``max_body=None``): a page of 200 listed messages
+is tens of kilobytes, and a broken or hostile server must not fill the worker's memory."""
 
 
 def _error_code(response: Response) -> tuple[str, str]:
@@ -79,8 +82,10 @@ class GraphClient:
         return link.path + (f"?{link.query}" if link.query else "")
 
     def call(self, method: str, path_or_link: str, *, json_body: Any = None, body: bytes | None = None,
-             content_type: str | None = None, headers: Mapping[str, str] | None = None) -> Response:
-        """One request with authentication, refresh-once and throttling handled; errors raise."""
+             content_type: str | None = None, headers: Mapping[str, str] | None = None,
+             max_body: int | None = MAX_JSON_BYTES) -> Response:
+        """One request with authentication, refresh-once and throttling handled; errors raise. An answer
+        longer than ``max_body`` bytes is a ProtocolError (None: no limit, for a message's MIME)."""
         target = self._target(path_or_link)
         if json_body is not None:
             body, content_type = json.dumps(json_body).encode(), "application/json"
@@ -91,7 +96,7 @@ class GraphClient:
                     "Prefer": 'IdType="ImmutableId"', **(headers or {})}
             if content_type is not None:
                 sent["Content-Type"] = content_type
-            response = self.http.request(method, target, sent, body, secrets=(token,))
+            response = self.http.request(method, target, sent, body, secrets=(token,), max_body=max_body)
             logger.debug("graph request", extra={"method": method, "status": response.status,
                                                  "path": urlsplit(target).path, "server": self.server})
             if response.status == 401 and not refreshed:
