@@ -117,3 +117,18 @@ def test_a_message_larger_than_the_json_limit_is_fetched_whole(
                          else _json({"id": "inbox-id"}))
     source = GraphSource(client, "a@example.test")
     assert source.fetch(MessageRef(source.mailbox, graph_id="m1")) == raw
+
+
+@pytest.mark.parametrize(("folder", "page", "match"), [
+    ({}, {"value": []}, "without an 'id'"),
+    ({"id": "inbox-id"}, {"value": 5}, "'value' is not a list"),
+    ({"id": "inbox-id"}, {"value": [{"id": "m1", "categories": 5}]}, "'categories' that are not a list"),
+], ids=["folder-without-id", "value-not-a-list", "categories-not-a-list"])
+def test_json_of_the_wrong_shape_is_a_protocol_error(scripted: Callable[..., tuple[ScriptedHttps, GraphClient]],
+                                                    folder: object, page: object, match: str) -> None:
+    """Valid JSON of the wrong shape ends the pass with a retryable ProtocolError, not a KeyError / TypeError
+    that would end ``poll``."""
+    _, client = scripted(lambda path: _json(page) if "/messages/delta" in path else _json(folder))
+    with pytest.raises(ProtocolError, match=match) as caught:
+        GraphSource(client, "a@example.test").list_new()
+    assert caught.value.retryable
