@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
 
-from enate_routing.errors import ConnectError, MessageGoneError
+from enate_routing.errors import ConnectError, MessageGoneError, TransportTimeoutError
 from enate_routing.transports import Endpoint, PasswordAuth
-from enate_routing.transports._imap import ImapSource
+from enate_routing.transports._imap import _MAX_UNTAGGED, ImapSource
 from mailrig.faults import ScriptedServer
 
 pytestmark = pytest.mark.servers
@@ -17,7 +18,7 @@ RAW = b"Subject: hi\r\n\r\nhello\r\n"
 
 
 def _imap(select: bytes = b"* 1 EXISTS\r\n", search: bytes = b"* SEARCH 1\r\n",
-          fetch: bytes = b"") -> Callable[[bytes], bytes]:
+          fetch: bytes = b"", capabilities: bytes = b"IMAP4rev1") -> Callable[[bytes], bytes]:
     """A minimal IMAP server: LOGIN, SELECT (UIDVALIDITY 7 after ``select``), UID SEARCH, UID FETCH, LOGOUT."""
 
     def reply(line: bytes) -> bytes:
@@ -25,7 +26,7 @@ def _imap(select: bytes = b"* 1 EXISTS\r\n", search: bytes = b"* SEARCH 1\r\n",
         words = rest.upper().split()
         command = b" ".join(words[:2]) if words[:1] == [b"UID"] else words[0]
         if command == b"CAPABILITY":
-            return b"* CAPABILITY IMAP4rev1\r\n" + tag + b" OK done\r\n"
+            return b"* CAPABILITY " + capabilities + b"\r\n" + tag + b" OK done\r\n"
         if command == b"SELECT":
             return select + b"* OK [UIDVALIDITY 7] ok\r\n" + tag + b" OK [READ-WRITE] done\r\n"
         if command == b"UID SEARCH":
@@ -44,10 +45,10 @@ def imap() -> Iterator[Callable[..., ImapSource]]:
     servers: list[ScriptedServer] = []
     sources: list[ImapSource] = []
 
-    def start(reply: Callable[[bytes], bytes | Iterator[bytes]]) -> ImapSource:
+    def start(reply: Callable[[bytes], bytes | Iterator[bytes]], timeout: float = 5) -> ImapSource:
         server = ScriptedServer(b"* OK IMAP4rev1 scripted\r\n", reply).__enter__()
         servers.append(server)
-        endpoint = Endpoint("127.0.0.1", server.port, "none", timeout=5, allow_plaintext_auth=True)
+        endpoint = Endpoint("127.0.0.1", server.port, "none", timeout=timeout, allow_plaintext_auth=True)
         source = ImapSource(endpoint, PasswordAuth("user", "pw-9c1e"))
         sources.append(source)
         return source
@@ -99,3 +100,45 @@ def test_a_fetch_answer_for_another_uid_is_message_gone(imap: Callable[..., Imap
     ref = source.list_new()[0]
     with pytest.raises(MessageGoneError):
         source.fetch(ref)
+
+
+def test_a_flood_of_untagged_responses_drops_the_connection(imap: Callable[..., ImapSource]) -> None:
+    """A command answered by endless untagged responses (imaplib keeps every one until the tagged answer) is
+    cut after _MAX_UNTAGGED of them: a retryable ConnectError, not a worker held with its memory filling."""
+    plain = _imap()
+
+    def reply(line: bytes) -> Iterator[bytes]:
+        if b"UID SEARCH" not in line.upper():
+            yield plain(line)
+            return
+        for _ in range(2 * _MAX_UNTAGGED // 10_000):
+            yield b"* 1 RECENT\r\n" * 10_000
+        yield line.split(b" ", 1)[0] + b" OK done\r\n"
+
+    with pytest.raises(ConnectError, match="untagged responses"):
+        imap(reply).list_new()
+
+
+def test_a_server_chattering_after_idle_done_is_a_timeout(imap: Callable[..., ImapSource]) -> None:
+    """After DONE the tagged answer must come within the endpoint's timeout, however many untagged lines the
+    server sends meanwhile (each read alone would be in time)."""
+    plain = _imap(capabilities=b"IMAP4rev1 IDLE")
+    idle_tag = [b""]
+
+    def reply(line: bytes) -> Iterator[bytes]:
+        if b" IDLE" in line.upper():
+            idle_tag[0] = line.split(b" ", 1)[0]
+            yield b"+ idling\r\n"
+        elif line.strip().upper() == b"DONE":
+            until = time.monotonic() + 4
+            while time.monotonic() < until:
+                yield b"* OK still here\r\n"
+                time.sleep(0.01)
+            yield idle_tag[0] + b" OK idle done\r\n"
+        else:
+            yield plain(line)
+
+    source = imap(reply, timeout=1)
+    known = {ref.key for ref in source.list_new()}
+    with pytest.raises(TransportTimeoutError, match="did not end IDLE"):
+        source.wait_for_new(0.2, known)

@@ -46,6 +46,7 @@ from enate_routing.errors import (
     MailboxMissingError,
     MessageGoneError,
     ProtocolError,
+    TransportTimeoutError,
     UidValidityChangedError,
 )
 from enate_routing.transports._base import (
@@ -78,6 +79,7 @@ _SYSTEM_FLAG_NEGATIONS = {
 }
 _FETCH_UID = re.compile(rb"\bUID (\d+)")
 _LITERAL_CHUNK = 1 << 20
+_MAX_UNTAGGED = 100_000  # per command; a SEARCH or FETCH of one message gets a handful
 
 
 def shared_folder(owner: str, folder: str = "INBOX", *, prefix: str = "shared/", separator: str = "/") -> str:
@@ -124,7 +126,21 @@ class _IMAP4(imaplib.IMAP4):
     def __init__(self, endpoint: Endpoint, implicit_tls: ssl.SSLContext | None) -> None:
         self._endpoint = endpoint
         self._implicit_tls = implicit_tls
+        self._untagged = 0  # untagged responses since the last command was sent
         super().__init__(endpoint.host, endpoint.port, timeout=endpoint.timeout)
+
+    def _command(self, name: str, *args: str | bytes) -> bytes:
+        self._untagged = 0
+        return super()._command(name, *args)  # type: ignore[misc,no-any-return]  # typeshed omits the private API
+
+    def _append_untagged(self, typ: str, dat: bytes | None) -> None:
+        # imaplib reads untagged responses until the tagged one and keeps them all: a server that never sends
+        # the tagged answer would hold the worker and fill its memory for ever.
+        self._untagged += 1
+        if self._untagged > _MAX_UNTAGGED:
+            raise ConnectError(f"the server sent more than {_MAX_UNTAGGED} untagged responses to one command; "
+                               "connection dropped", server=f"imap://{self._endpoint.label}")
+        super()._append_untagged(typ, dat)  # type: ignore[misc]  # typeshed omits the private API
 
     def _create_socket(self, timeout: float | None) -> socket.socket:
         return open_socket(self._endpoint, self._implicit_tls)
@@ -383,7 +399,10 @@ class ImapSource(Adapter):
                 raise ProtocolError("the server did not accept IDLE", server=self.server)
             woke = self._idle_until(conn, deadline, stop)
             conn.send(b"DONE\r\n")
+            done_by = time.monotonic() + self.endpoint.timeout
             while True:  # the tagged completion of IDLE; untagged updates before it are dropped
+                if time.monotonic() > done_by:  # a server chattering for ever would hold the worker
+                    raise TransportTimeoutError("the server did not end IDLE in time", server=self.server)
                 line = conn.readline()
                 if not line:
                     raise ConnectError("the server closed the connection during IDLE", server=self.server)
