@@ -9,7 +9,7 @@ import pytest
 
 from enate_routing.errors import ConnectError, MessageGoneError, TransportTimeoutError
 from enate_routing.transports import Endpoint, PasswordAuth
-from enate_routing.transports._imap import _MAX_UNTAGGED, ImapSource
+from enate_routing.transports._imap import _MAX_LINE, _MAX_UNTAGGED, ImapSource
 from mailrig.faults import ScriptedServer
 
 pytestmark = pytest.mark.servers
@@ -142,3 +142,28 @@ def test_a_server_chattering_after_idle_done_is_a_timeout(imap: Callable[..., Im
     known = {ref.key for ref in source.list_new()}
     with pytest.raises(TransportTimeoutError, match="did not end IDLE"):
         source.wait_for_new(0.2, known)
+
+
+def test_a_search_answer_longer_than_a_megabyte_is_read(imap: Callable[..., ImapSource]) -> None:
+    """A folder with 200,000 waiting messages answers UID SEARCH with one 1.3 MB line (imaplib's own limit is
+    1,000,000 octets, so such a folder could never be listed); an endless line is still refused."""
+    uids = range(1, 200_001)
+    source = imap(_imap(search=b"* SEARCH " + " ".join(map(str, uids)).encode() + b"\r\n"))
+    assert [ref.uid for ref in source.list_new()] == list(uids)
+
+
+def test_an_endless_line_drops_the_connection(imap: Callable[..., ImapSource]) -> None:
+    """A line without end (no CRLF) is refused after _MAX_LINE octets (a retryable ConnectError), not read
+    into memory for ever."""
+    plain = _imap()
+
+    def reply(line: bytes) -> Iterator[bytes]:
+        if b"UID SEARCH" not in line.upper():
+            yield plain(line)
+            return
+        yield b"* SEARCH "
+        for _ in range(_MAX_LINE // (1 << 20) + 1):
+            yield b"1" * (1 << 20)
+
+    with pytest.raises(ConnectError, match="longer than"):
+        imap(reply).list_new()

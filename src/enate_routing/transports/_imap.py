@@ -79,6 +79,7 @@ _SYSTEM_FLAG_NEGATIONS = {
 }
 _FETCH_UID = re.compile(rb"\bUID (\d+)")
 _LITERAL_CHUNK = 1 << 20
+_MAX_LINE = 64 << 20  # a UID SEARCH answer of about 7 million UIDs
 _MAX_UNTAGGED = 100_000  # per command; a SEARCH or FETCH of one message gets a handful
 
 
@@ -144,6 +145,17 @@ class _IMAP4(imaplib.IMAP4):
 
     def _create_socket(self, timeout: float | None) -> socket.socket:
         return open_socket(self._endpoint, self._implicit_tls)
+
+    def readline(self) -> bytes:
+        """One line of at most _MAX_LINE octets (imaplib allows 1,000,000: the UID SEARCH answer of a folder with
+        more than about 140,000 waiting messages, which then could never be listed)."""
+        line = self.file.readline(_MAX_LINE + 1)
+        if not isinstance(line, bytes):  # pragma: no cover - the file is opened in binary mode
+            raise self.error("the connection is not in binary mode")
+        if len(line) > _MAX_LINE:  # the rest of the line is still coming: this connection is useless
+            raise ConnectError(f"the server sent a line longer than {_MAX_LINE} octets; connection dropped",
+                               server=f"imap://{self._endpoint.label}")
+        return line
 
     def read(self, size: int) -> bytes:
         """A literal of ``size`` octets, read a chunk at a time: imaplib would ask for all of it at once, and
