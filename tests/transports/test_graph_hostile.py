@@ -82,6 +82,26 @@ def test_a_paging_link_that_comes_back_ends_the_listing(scripted: Callable[..., 
     assert served <= cycle + 1
 
 
+def test_paging_links_without_end_end_the_listing(scripted: Callable[..., tuple[ScriptedHttps, GraphClient]]
+                                                  ) -> None:
+    """New nextLinks for ever (each page links to the next) stop at ``max_pages`` with a ProtocolError."""
+    served = 0
+
+    def delta(path: str) -> Answer:
+        nonlocal served
+        served += 1
+        if served > 50:  # what the client would do forever
+            return _json({"error": {"code": "stop", "message": "looped"}}, status=400)
+        return _json({"value": [{"id": f"m{served}"}],
+                      "@odata.nextLink": f"https://127.0.0.1:{server.port}/v1.0/users/a/messages/delta?p={served}"})
+
+    server, client = scripted(_folder_then(delta))
+    client.max_pages = 10
+    with pytest.raises(ProtocolError, match="did not end after 10 pages"):
+        GraphSource(client, "a@example.test").list_new()
+    assert served == 10
+
+
 @pytest.mark.parametrize("value", ["\xb2", "\xb9\xb3", "1e9", "-5", "Wed, 21 Oct 2015 07:28:00 GMT", "nan"])
 def test_a_strange_retry_after_is_a_short_backoff(scripted: Callable[..., tuple[ScriptedHttps, GraphClient]],
                                                   value: str) -> None:

@@ -33,11 +33,13 @@ from enate_routing.transports._http import HttpsClient, Response
 from enate_routing.transports._session import refuse_plaintext
 from enate_routing.transports._tokens import TokenSource
 
-__all__ = ["MAX_JSON_BYTES", "GraphClient"]
+__all__ = ["MAX_JSON_BYTES", "MAX_PAGES", "GraphClient"]
 
 logger = logging.getLogger("enate_routing.transports._graph")
 
 _THROTTLED = frozenset({429, 503, 504})
+MAX_PAGES = 100_000
+"""The most pages one listing follows (``GraphClient.max_pages``)."""
 MAX_JSON_BYTES = 16 * 1024 * 1024
 """The largest answer read from Graph, except a message's MIME (``max_body=None``): a page of 200 listed messages
 is tens of kilobytes, and a broken or hostile server must not fill the worker's memory."""
@@ -61,6 +63,7 @@ class GraphClient:
         self.tokens = tokens
         self.prefix = f"/{version}"
         self.max_wait = max_wait  # seconds of Retry-After one call may spend waiting in total
+        self.max_pages = MAX_PAGES
         self._sleep = sleep
         self.http = HttpsClient(endpoint)
         self.throttled = 0  # 429 / 503 / 504 answers seen (benchmarks and tests read it)
@@ -157,10 +160,14 @@ class GraphClient:
     def pages(self, path: str, headers: Mapping[str, str] | None = None) -> Iterator[dict[str, Any]]:
         """Every page of a collection, following ``@odata.nextLink``; the last page is yielded last.
 
-        A link back to a page already read would page for ever: it is a ProtocolError."""
+        A link back to a page already read would page for ever, and so would new links without end: either is a
+        ProtocolError (past ``max_pages``, 20 million messages in pages of 200)."""
         link: str | None = path
         followed: set[str] = set()
         while link is not None:
+            if len(followed) >= self.max_pages:
+                raise ProtocolError(f"Graph's paging links did not end after {self.max_pages} pages",
+                                    server=self.server)
             followed.add(link)
             page = self.get_json(link, headers)
             yield page
