@@ -7,13 +7,14 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from enate_routing.errors import ProtocolError
+from enate_routing.errors import ProtocolError, TransportError
 from enate_routing.transports import Endpoint
 from enate_routing.transports._base import MessageRef
 from enate_routing.transports._graph import GraphSource
 from enate_routing.transports._graph_client import MAX_JSON_BYTES, GraphClient
 from mailrig.pki import Pki
 from mailrig.scripted_https import Answer, ScriptedHttps
+from mailrig.util import assert_no_secret
 
 pytestmark = pytest.mark.servers
 
@@ -152,3 +153,16 @@ def test_json_of_the_wrong_shape_is_a_protocol_error(scripted: Callable[..., tup
     with pytest.raises(ProtocolError, match=match) as caught:
         GraphSource(client, "a@example.test").list_new()
     assert caught.value.retryable
+
+
+@pytest.mark.parametrize("status", [400, 403, 404, 500, 401])
+def test_an_error_answer_quoting_the_token_does_not_leak_it(
+        scripted: Callable[..., tuple[ScriptedHttps, GraphClient]], status: int) -> None:
+    """A careless server quoting the request's Authorization header in its error message: the error (what
+    the worker logs) carries ``***`` instead of the token."""
+    answer = _json({"error": {"code": "BadRequest", "message": f"rejected header 'Bearer {TOKEN}'"}}, status=status)
+    _, client = scripted(lambda path: answer)
+    with pytest.raises(TransportError) as caught:
+        client.get_json("/v1.0/users/a")
+    assert "***" in str(caught.value)
+    assert_no_secret(TOKEN, caught.value)

@@ -29,6 +29,7 @@ from urllib.parse import quote, urlsplit
 
 from enate_routing.errors import AuthenticationError, GraphError, MailboxMissingError, ProtocolError, TransportError
 from enate_routing.transports._base import Endpoint, OAuth2Auth
+from enate_routing.transports._errors import scrub
 from enate_routing.transports._http import HttpsClient, Response
 from enate_routing.transports._session import refuse_plaintext
 from enate_routing.transports._tokens import TokenSource
@@ -118,7 +119,7 @@ class GraphClient:
                     continue
             if response.status < 400:
                 return response
-            raise self._error(response, method, target)
+            raise self._error(response, method, target, token)
 
     @staticmethod
     def _retry_after(response: Response, attempt: int) -> float:
@@ -127,8 +128,9 @@ class GraphClient:
             return float(value)
         return min(2.0**attempt, 30.0) * (0.5 + random.random() / 2)
 
-    def _error(self, response: Response, method: str, target: str) -> TransportError:
-        code, text = _error_code(response)
+    def _error(self, response: Response, method: str, target: str, token: str) -> TransportError:
+        # A careless server may quote the request's Authorization header in its message.
+        code, text = (scrub(part, (token,)) for part in _error_code(response))
         status = response.status
         what = f"{method} {urlsplit(target).path}"
         detail = f"{status} {code}".strip() + (f": {text}" if text else "")
