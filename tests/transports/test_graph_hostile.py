@@ -166,3 +166,23 @@ def test_an_error_answer_quoting_the_token_does_not_leak_it(
         client.get_json("/v1.0/users/a")
     assert "***" in str(caught.value)
     assert_no_secret(TOKEN, caught.value)
+
+
+@pytest.mark.parametrize("token", ["sekrit\r\nX-Injected: 1", "sekrit value", "sekrït"],
+                         ids=["crlf", "space", "non-ascii"])
+def test_a_token_no_header_can_carry_is_refused_before_sending(pki: Pki, token: str) -> None:
+    """A token from a broken identity provider that an HTTP header cannot carry is a ProtocolError that holds it
+    nowhere, not even on the exception chain (http.client's ValueError quotes the header), and nothing is sent."""
+
+    class Odd(_Token):
+        def token(self) -> str:
+            return token
+
+    with ScriptedHttps(pki, lambda path: _json({})) as server:
+        endpoint = Endpoint("127.0.0.1", server.port, "ssl", ca_file=pki.ca_pem, timeout=5)
+        client = GraphClient(endpoint, Odd())
+        with pytest.raises(ProtocolError, match="token") as caught:
+            client.get_json("/v1.0/users/a")
+        client.close()
+    assert_no_secret("sekr", caught.value)
+    assert server.paths == []

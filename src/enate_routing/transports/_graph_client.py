@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -39,6 +40,7 @@ __all__ = ["MAX_JSON_BYTES", "MAX_PAGES", "GraphClient"]
 logger = logging.getLogger("enate_routing.transports._graph")
 
 _THROTTLED = frozenset({429, 503, 504})
+_HEADER_SAFE = re.compile(r"[\x21-\x7e]+")  # a bearer token is printable ASCII (RFC 6750 §2.1 b64token)
 MAX_PAGES = 100_000
 """The most pages one listing follows (``GraphClient.max_pages``)."""
 MAX_JSON_BYTES = 16 * 1024 * 1024
@@ -96,6 +98,10 @@ class GraphClient:
         waited, attempt, refreshed = 0.0, 0, False
         while True:
             token = self.tokens.token()
+            if not _HEADER_SAFE.fullmatch(token):
+                # http.client would refuse the header with a ValueError quoting it (on the exception chain).
+                raise ProtocolError("the identity provider's token holds characters an HTTP header cannot carry",
+                                    server=self.server)
             sent = {"Authorization": f"Bearer {token}", "Accept": "application/json",
                     "Prefer": 'IdType="ImmutableId"', **(headers or {})}
             if content_type is not None:
