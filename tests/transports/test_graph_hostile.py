@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from enate_routing.errors import ProtocolError, TransportError
+from enate_routing.errors import GraphError, ProtocolError, TransportError
 from enate_routing.transports import Endpoint
 from enate_routing.transports._base import MessageRef
 from enate_routing.transports._graph import GraphSource
@@ -186,3 +186,20 @@ def test_a_token_no_header_can_carry_is_refused_before_sending(pki: Pki, token: 
         client.close()
     assert_no_secret("sekr", caught.value)
     assert server.paths == []
+
+
+def test_retry_after_zero_for_ever_is_not_a_busy_loop(scripted: Callable[..., tuple[ScriptedHttps, GraphClient]]
+                                                      ) -> None:
+    """429 with ``Retry-After: 0`` on every answer spends no wait budget, yet the call gives up after a few tries
+    with the retryable throttling error instead of hammering the server."""
+    served = 0
+
+    def answer(path: str) -> Answer:
+        nonlocal served
+        served += 1
+        return _json({}, status=429, **{"Retry-After": "0"}) if served <= 200 else _json({"ok": True})
+
+    _, client = scripted(answer)
+    with pytest.raises(GraphError, match="throttling") as caught:
+        client.get_json("/v1.0/users/a")
+    assert caught.value.retryable and served <= 11

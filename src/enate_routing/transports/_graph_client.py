@@ -7,8 +7,8 @@ Every call goes through :meth:`GraphClient.call`, which
 - on **401** drops the token (:meth:`~._tokens.TokenSource.invalidate`), asks for a fresh one and tries
   once more; a second 401 is an :class:`~enate_routing.errors.AuthenticationError`;
 - on **429 / 503 / 504** waits ``Retry-After`` seconds (or a short backoff) and tries again, within a total
-  wait budget; past it, a retryable :class:`~enate_routing.errors.ProtocolError` lets the ingestion loop
-  back off;
+  wait budget and at most 10 times; past that, a retryable :class:`~enate_routing.errors.ProtocolError` lets
+  the ingestion loop back off;
 - maps the remaining statuses: 403 → AuthenticationError (permission or application access policy),
   404 → MailboxMissingError, other 4xx → ProtocolError, 5xx → retryable ProtocolError;
 - follows ``@odata.nextLink`` / ``@odata.deltaLink`` only to the configured Graph host, so a token is
@@ -40,6 +40,7 @@ __all__ = ["MAX_JSON_BYTES", "MAX_PAGES", "GraphClient"]
 logger = logging.getLogger("enate_routing.transports._graph")
 
 _THROTTLED = frozenset({429, 503, 504})
+_MAX_THROTTLED_RETRIES = 10  # per call; "Retry-After: 0" for ever would otherwise be a busy loop
 _HEADER_SAFE = re.compile(r"[\x21-\x7e]+")  # a bearer token is printable ASCII (RFC 6750 §2.1 b64token)
 MAX_PAGES = 100_000
 """The most pages one listing follows (``GraphClient.max_pages``)."""
@@ -116,7 +117,7 @@ class GraphClient:
             if response.status in _THROTTLED:
                 self.throttled += 1
                 delay = self._retry_after(response, attempt)
-                if waited + delay <= self.max_wait:
+                if waited + delay <= self.max_wait and attempt < _MAX_THROTTLED_RETRIES:
                     logger.info("graph throttled", extra={"status": response.status, "wait": delay,
                                                           "server": self.server})
                     self._sleep(delay)
