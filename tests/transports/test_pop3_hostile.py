@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 
 import pytest
 
-from enate_routing.errors import MessageGoneError
+from enate_routing.errors import MessageGoneError, TransportTimeoutError
 from enate_routing.transports import Endpoint, PasswordAuth
 from enate_routing.transports._base import MessageRef
 from enate_routing.transports._pop3 import POP3_MAILBOX, Pop3Source
@@ -43,3 +44,29 @@ def test_messages_sharing_a_uidl_are_left_alone(caplog: pytest.LogCaptureFixture
             source.mark_processed(MessageRef(POP3_MAILBOX, uidl="same"))
     assert not [line for line in server.received if line.upper().startswith(b"DELE")]
     assert any(getattr(r, "uidls", None) == ["same"] for r in caplog.records)
+
+
+def _dripping_uidl(line: bytes) -> Iterator[bytes]:
+    command = line.split()[0].upper()
+    if command == b"CAPA":
+        yield b"+OK\r\nUSER\r\nUIDL\r\n.\r\n"
+    elif command == b"UIDL":
+        yield b"+OK\r\n"
+        until, number = time.monotonic() + 4, 0
+        while time.monotonic() < until:  # each line well within the timeout, the listing never within it
+            number += 1
+            yield f"{number} uidl-{number}\r\n".encode()
+            time.sleep(0.1)
+        yield b".\r\n"
+    else:
+        yield b"+OK\r\n"
+
+
+def test_a_listing_that_does_not_end_in_time_is_a_timeout() -> None:
+    """The endpoint's timeout bounds a whole UIDL listing: lines dripping in, each in time, are a
+    TransportTimeoutError after the timeout, not a worker held for as long as the server likes."""
+    with ScriptedServer(b"+OK scripted\r\n", _dripping_uidl) as server:
+        endpoint = Endpoint("127.0.0.1", server.port, "none", timeout=1, allow_plaintext_auth=True)
+        source = Pop3Source(endpoint, PasswordAuth("u", "p"))
+        with pytest.raises(TransportTimeoutError):
+            source.list_new()

@@ -20,6 +20,7 @@ import logging
 import poplib
 import socket
 import ssl
+import time
 from contextlib import suppress
 
 from enate_routing._certificates import ClientCertificate
@@ -55,6 +56,7 @@ class _POP3(poplib.POP3):
     def __init__(self, endpoint: Endpoint, implicit_tls: ssl.SSLContext | None) -> None:
         self._endpoint = endpoint
         self._implicit_tls = implicit_tls
+        self._reply_by = time.monotonic() + endpoint.timeout  # the greeting's deadline
         try:
             super().__init__(endpoint.host, endpoint.port, timeout=endpoint.timeout)
         except BaseException:
@@ -66,7 +68,21 @@ class _POP3(poplib.POP3):
     def _create_socket(self, timeout: float | None) -> socket.socket:
         return open_socket(self._endpoint, self._implicit_tls)
 
+    def _shortcmd(self, line: str) -> bytes:
+        self._expect_reply()
+        return super()._shortcmd(line)  # type: ignore[misc,no-any-return]  # typeshed omits the private API
+
+    def _longcmd(self, line: str) -> tuple[bytes, list[bytes], int]:
+        # A listing (UIDL, CAPA) must end within the timeout as a whole; a message (RETR) takes what its size does.
+        self._expect_reply(whole=line.upper().startswith("RETR "))
+        return super()._longcmd(line)  # type: ignore[misc,no-any-return]  # typeshed omits the private API
+
+    def _expect_reply(self, *, whole: bool = False) -> None:
+        self._reply_by = float("inf") if whole else time.monotonic() + self._endpoint.timeout
+
     def _getline(self) -> tuple[bytes, int]:
+        if time.monotonic() > self._reply_by:  # lines dripping in, each in time, would hold the worker for ever
+            raise TimeoutError("the reply did not end within the timeout")
         line = self.file.readline(_MAX_LINE + 1)
         if len(line) > _MAX_LINE:
             raise poplib.error_proto("-ERR line too long")
@@ -77,6 +93,7 @@ class _POP3(poplib.POP3):
 
     def _send_line(self, text: str) -> None:
         self.sock.sendall(text.encode("ascii") + b"\r\n")
+        self._expect_reply()
 
     def sasl(self, client: SaslClient) -> bytes:
         """Run ``AUTH`` (RFC 5034) with ``client``; return the final +OK line."""
