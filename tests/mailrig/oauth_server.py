@@ -169,7 +169,7 @@ class IdentityProvider(HttpsServer):
         self.google_clients: dict[str, str] = {}  # client id -> secret
         self.auto_approve: str | None = None  # the user who signs in at once, without approve()
         self.token_lifetime = 3600
-        self.announced_lifetime: object = None  # when set, the client-credentials expires_in says this instead
+        self.announced_lifetime: object = None  # when set, app-only tokens' expires_in says this instead
         self.requests: list[str] = []
 
     @property
@@ -291,7 +291,8 @@ class IdentityProvider(HttpsServer):
             scopes = frozenset(str(claims.get("scope", "")).split())
             access = self.book.issue(Grant(issuer, "https://mail.google.com", scopes, time.time() + self.token_lifetime,
                                            app_only=False, user=subject))
-            return 200, {"access_token": access, "expires_in": self.token_lifetime, "token_type": "Bearer"}
+            announced = self.token_lifetime if self.announced_lifetime is None else self.announced_lifetime
+            return 200, {"access_token": access, "expires_in": announced, "token_type": "Bearer"}
         if grant_type == "refresh_token":
             client = form.get("client_id", "")
             if self.google_clients.get(client) != form.get("client_secret"):

@@ -97,11 +97,6 @@ def _call(app: MicrosoftApp, run: Callable[[], Any]) -> Any:
         raise
     except Exception as exc:
         mapped = request_failure(exc, app.server)
-        if mapped is None and isinstance(exc, ValueError | TypeError | OverflowError):
-            # MSAL int()s the answer's expires_in: "abc", NaN or Infinity from a broken provider. The text is
-            # left out: it quotes the answer.
-            mapped = ProtocolError(f"the identity provider's token answer is malformed ({type(exc).__name__})",
-                                   server=app.server)
         if mapped is None:
             raise
         raise mapped from None
