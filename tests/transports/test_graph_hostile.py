@@ -203,3 +203,15 @@ def test_retry_after_zero_for_ever_is_not_a_busy_loop(scripted: Callable[..., tu
     with pytest.raises(GraphError, match="throttling") as caught:
         client.get_json("/v1.0/users/a")
     assert caught.value.retryable and served <= 11
+
+
+@pytest.mark.parametrize("status", [301, 302, 307])
+def test_a_redirect_is_not_taken_for_the_message(scripted: Callable[..., tuple[ScriptedHttps, GraphClient]],
+                                                 status: int) -> None:
+    """A redirect answering ``$value`` (a misconfigured gateway) is an error: its HTML body was handed on as the
+    message, and the real message then marked processed, never routed."""
+    _, client = scripted(lambda path: (status, {"Location": "https://elsewhere.test/", "Content-Type": "text/html"},
+                                       b"<html>moved</html>"))
+    source = GraphSource(client, "a@example.test")
+    with pytest.raises(GraphError, match=str(status)):
+        source.fetch(MessageRef(source.mailbox, graph_id="m1"))

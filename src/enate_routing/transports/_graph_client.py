@@ -9,7 +9,8 @@ Every call goes through :meth:`GraphClient.call`, which
 - on **429 / 503 / 504** waits ``Retry-After`` seconds (or a short backoff) and tries again, within a total
   wait budget and at most 10 times; past that, a retryable :class:`~enate_routing.errors.ProtocolError` lets
   the ingestion loop back off;
-- maps the remaining statuses: 403 → AuthenticationError (permission or application access policy),
+- maps the remaining statuses: 3xx → GraphError (a redirect is never followed nor its body taken for data),
+  403 → AuthenticationError (permission or application access policy),
   404 → MailboxMissingError, other 4xx → ProtocolError, 5xx → retryable ProtocolError;
 - follows ``@odata.nextLink`` / ``@odata.deltaLink`` only to the configured Graph host, so a token is
   never sent anywhere else.
@@ -124,7 +125,7 @@ class GraphClient:
                     waited += delay
                     attempt += 1
                     continue
-            if response.status < 400:
+            if response.status < 300:  # a redirect is not followed (the token would go along), nor taken as data
                 return response
             raise self._error(response, method, target, token)
 
