@@ -205,6 +205,15 @@ def test_retry_after_zero_for_ever_is_not_a_busy_loop(scripted: Callable[..., tu
     assert caught.value.retryable and served <= 11
 
 
+def test_an_answer_without_content_is_not_taken_for_the_message(
+        scripted: Callable[..., tuple[ScriptedHttps, GraphClient]]) -> None:
+    """``204 No Content`` answering ``$value`` is a ProtocolError, not an empty message handed on in its place."""
+    _, client = scripted(lambda path: (204, {}, b""))
+    source = GraphSource(client, "a@example.test")
+    with pytest.raises(ProtocolError, match="204 without the message"):
+        source.fetch(MessageRef(source.mailbox, graph_id="m1"))
+
+
 @pytest.mark.parametrize("status", [301, 302, 307])
 def test_a_redirect_is_not_taken_for_the_message(scripted: Callable[..., tuple[ScriptedHttps, GraphClient]],
                                                  status: int) -> None:

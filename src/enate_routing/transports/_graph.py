@@ -211,11 +211,15 @@ class GraphSource:
         """The raw MIME of the message (``$value``); reading it does not mark it read."""
         try:
             # Whole, however large, as IMAP and POP3 give it: the envelope's size limit quarantines it with its bytes.
-            return self.client.call("GET", f"{self._message_path(ref)}/$value",
-                                    headers={"Accept": "message/rfc822, */*"}, max_body=None).body
+            response = self.client.call("GET", f"{self._message_path(ref)}/$value",
+                                        headers={"Accept": "message/rfc822, */*"}, max_body=None)
         except MailboxMissingError:
             raise MessageGoneError(f"message {ref.graph_id!r} is no longer in {self.mailbox!r}",
                                    server=self.server) from None
+        if response.status != 200:  # a 204's empty body is not the message (which would then be marked processed)
+            raise ProtocolError(f"Graph answered {response.status} without the message {ref.graph_id!r}",
+                                server=self.server)
+        return response.body
 
     def mark_processed(self, ref: MessageRef) -> None:
         """Move, mark read, add a category or delete; a message that is gone already is left alone."""
