@@ -9,6 +9,9 @@
 - :class:`SilentServer` accepts connections and never sends a byte: every client read times out.
 - :class:`EchoingImapServer` refuses every login with a reply that quotes what the client sent (the LOGIN
   line, or the SASL PLAIN response in base64), as careless servers do; ``received`` keeps every line.
+- :class:`ScriptedServer` sends ``greeting``, then answers each line the client sends with whatever
+  ``reply(line)`` returns (bytes, or an iterable of chunks to stream): a hostile or broken IMAP, POP3 or
+  SMTP server in a few lines of test code; ``received`` keeps every line.
 
 All run in daemon threads and are context managers that stop and close every socket on exit.
 """
@@ -19,10 +22,11 @@ import contextlib
 import selectors
 import socket
 import threading
+from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Self
 
-__all__ = ["CuttingProxy", "EchoingImapServer", "SilentServer"]
+__all__ = ["CuttingProxy", "EchoingImapServer", "ScriptedServer", "SilentServer"]
 
 
 class _Listener:
@@ -141,3 +145,25 @@ class EchoingImapServer(_Listener):
                     return
                 else:
                     client.sendall(tag + b" BAD unknown command\r\n")
+
+
+class ScriptedServer(_Listener):
+    """Greets, then answers every received line with ``reply(line)`` (plaintext, one thread per client)."""
+
+    def __init__(self, greeting: bytes, reply: Callable[[bytes], bytes | Iterable[bytes]]) -> None:
+        super().__init__()
+        self.greeting = greeting
+        self.reply = reply
+        self.received: list[bytes] = []
+
+    def _handle(self, client: socket.socket) -> None:
+        with client, client.makefile("rb") as lines:
+            try:
+                client.sendall(self.greeting)
+                for line in lines:
+                    self.received.append(line)
+                    answer = self.reply(line)
+                    for chunk in [answer] if isinstance(answer, bytes) else answer:
+                        client.sendall(chunk)
+            except OSError:  # the client hung up (as it should, on some faults)
+                return

@@ -169,6 +169,7 @@ class IdentityProvider(HttpsServer):
         self.google_clients: dict[str, str] = {}  # client id -> secret
         self.auto_approve: str | None = None  # the user who signs in at once, without approve()
         self.token_lifetime = 3600
+        self.announced_lifetime: object = None  # when set, app-only tokens' expires_in says this instead
         self.requests: list[str] = []
 
     @property
@@ -189,6 +190,7 @@ class IdentityProvider(HttpsServer):
             self.requests.clear()
             self.auto_approve = None
             self.token_lifetime = 3600
+            self.announced_lifetime = None
 
     # ------------------------------------------------------------------ Microsoft
     def new_refresh_token(self, client_id: str, user: str, scopes: set[str]) -> str:
@@ -224,7 +226,8 @@ class IdentityProvider(HttpsServer):
                 return _error("invalid_scope", "AADSTS1002012: client credentials need the /.default scope")
             access = self.book.issue(Grant(app.client_id, audience, app.roles, time.time() + self.token_lifetime,
                                            app_only=True))
-            return 200, {"token_type": "Bearer", "access_token": access, "expires_in": self.token_lifetime}
+            announced = self.token_lifetime if self.announced_lifetime is None else self.announced_lifetime
+            return 200, {"token_type": "Bearer", "access_token": access, "expires_in": announced}
         if grant_type == "refresh_token":
             known = self.refresh_tokens.pop(form.get("refresh_token", ""), None)
             if known is None or known[0] != form.get("client_id"):
@@ -288,7 +291,8 @@ class IdentityProvider(HttpsServer):
             scopes = frozenset(str(claims.get("scope", "")).split())
             access = self.book.issue(Grant(issuer, "https://mail.google.com", scopes, time.time() + self.token_lifetime,
                                            app_only=False, user=subject))
-            return 200, {"access_token": access, "expires_in": self.token_lifetime, "token_type": "Bearer"}
+            announced = self.token_lifetime if self.announced_lifetime is None else self.announced_lifetime
+            return 200, {"access_token": access, "expires_in": announced, "token_type": "Bearer"}
         if grant_type == "refresh_token":
             client = form.get("client_id", "")
             if self.google_clients.get(client) != form.get("client_secret"):

@@ -11,6 +11,7 @@ subclasses, so the ingestion loop can tell what to retry::
     timeout (also when smtplib / imaplib wrap it) ......... TransportTimeoutError (retryable)
     server says "plaintext authentication disallowed" ..... InsecureConnectionError
     a NO / -ERR / 5xx while authenticating ................ AuthenticationError
+    a SASL challenge that is not base64 ................... ProtocolError (retryable)
     a NO while selecting a folder ......................... MailboxMissingError
     any other NO / BAD / -ERR / reply code ................ ProtocolError (4xx retryable)
 
@@ -28,6 +29,7 @@ chained (``UnicodeEncodeError.object`` would hold the password).
 from __future__ import annotations
 
 import base64
+import binascii
 import imaplib
 import poplib
 import smtplib
@@ -156,6 +158,8 @@ def translate(exc: BaseException, stage: Stage, server: str, secrets: Sequence[s
         if stage == "auth":
             return make(AuthenticationError, "the credentials contain characters this protocol cannot send")
         return make(ProtocolError, f"a command argument cannot be encoded during {stage}")
+    if isinstance(exc, binascii.Error):  # a SASL challenge that is not base64 (RFC 4954 §4, RFC 5034 §4)
+        return make(ProtocolError, f"the server sent malformed base64 during {stage}")
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         codes = sorted({code for code, _ in exc.recipients.values()})
         err = make(ProtocolError, f"all recipients refused (reply codes {', '.join(map(str, codes))})")

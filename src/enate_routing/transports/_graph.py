@@ -33,7 +33,7 @@ from types import TracebackType
 from typing import Any, Self
 from urllib.parse import quote, urlencode
 
-from enate_routing.errors import GraphError, MailboxMissingError, MessageGoneError
+from enate_routing.errors import GraphError, MailboxMissingError, MessageGoneError, ProtocolError
 from enate_routing.transports._base import (
     ConnectionTestResult,
     DeleteAction,
@@ -70,6 +70,28 @@ DELTA_STATES: dict[tuple[str, str, str], DeltaState] = {}
 _STATES_LOCK = threading.Lock()
 
 
+def _items(page: Mapping[str, Any], server: str) -> list[Any]:
+    """The ``value`` list of a collection page; another shape is a ProtocolError (not a TypeError ending poll)."""
+    items = page.get("value", [])
+    if not isinstance(items, list):
+        raise ProtocolError("Graph answered a page whose 'value' is not a list", server=server)
+    return items
+
+
+def _id(data: Mapping[str, Any], server: str) -> str:
+    ident = data.get("id")
+    if not isinstance(ident, str) or not ident:
+        raise ProtocolError("Graph answered an object without an 'id'", server=server)
+    return ident
+
+
+def _categories(data: Mapping[str, Any], server: str) -> tuple[str, ...]:
+    categories = data.get("categories") or ()
+    if not isinstance(categories, list | tuple):
+        raise ProtocolError("Graph answered 'categories' that are not a list", server=server)
+    return tuple(str(c) for c in categories)
+
+
 def _odata_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
@@ -103,7 +125,7 @@ class GraphSource:
         parent: str | None = None
         for depth, name in enumerate(part for part in path.split("/") if part):
             if depth == 0 and name.casefold() in WELL_KNOWN_FOLDERS:
-                parent = str(self.client.get_json(f"{base}/{name.casefold()}")["id"])
+                parent = _id(self.client.get_json(f"{base}/{name.casefold()}"), self.server)
                 continue
             children = f"{base}/{quote(parent, safe='')}/childFolders" if parent else base
             parent = self._child(children, name) or (self._create(children, name) if create else None)
@@ -117,14 +139,15 @@ class GraphSource:
     def _child(self, collection: str, name: str) -> str | None:
         query = urlencode({"$filter": f"displayName eq {_odata_string(name)}", "$select": "id,displayName"})
         for page in self.client.pages(f"{collection}?{query}"):
-            for folder in page.get("value", []):
+            for folder in _items(page, self.server):
                 if isinstance(folder, dict) and str(folder.get("displayName", "")).casefold() == name.casefold():
-                    return str(folder["id"])
+                    return _id(folder, self.server)
         return None
 
     def _create(self, collection: str, name: str) -> str | None:
         try:
-            return str(self.client.json_of(self.client.call("POST", collection, json_body={"displayName": name}))["id"])
+            return _id(self.client.json_of(self.client.call("POST", collection, json_body={"displayName": name})),
+                       self.server)
         except GraphError as exc:
             if exc.status != 409:  # 409 ErrorFolderExists: another client created it just now
                 raise
@@ -158,7 +181,7 @@ class GraphSource:
         headers = {"Prefer": f'IdType="ImmutableId", odata.maxpagesize={self.page_size}'}
         link = None
         for page in self.client.pages(start, headers):
-            for item in page.get("value", []):
+            for item in _items(page, self.server):
                 if not isinstance(item, dict) or "id" not in item:
                     continue
                 ident = str(item["id"])
@@ -166,7 +189,7 @@ class GraphSource:
                     known.pop(ident, None)
                 else:
                     known[ident] = (str(item.get("receivedDateTime", "")), bool(item.get("isRead", False)),
-                                    tuple(str(c) for c in item.get("categories") or ()))
+                                    _categories(item, self.server))
             delta = page.get("@odata.deltaLink")
             link = delta if isinstance(delta, str) else link
         state.known, state.link = known, link  # only a complete round replaces the state
@@ -187,11 +210,16 @@ class GraphSource:
     def fetch(self, ref: MessageRef) -> bytes:
         """The raw MIME of the message (``$value``); reading it does not mark it read."""
         try:
-            return self.client.call("GET", f"{self._message_path(ref)}/$value",
-                                    headers={"Accept": "message/rfc822, */*"}).body
+            # Whole, however large, as IMAP and POP3 give it: the envelope's size limit quarantines it with its bytes.
+            response = self.client.call("GET", f"{self._message_path(ref)}/$value",
+                                        headers={"Accept": "message/rfc822, */*"}, max_body=None)
         except MailboxMissingError:
             raise MessageGoneError(f"message {ref.graph_id!r} is no longer in {self.mailbox!r}",
                                    server=self.server) from None
+        if response.status != 200:  # a 204's empty body is not the message (which would then be marked processed)
+            raise ProtocolError(f"Graph answered {response.status} without the message {ref.graph_id!r}",
+                                server=self.server)
+        return response.body
 
     def mark_processed(self, ref: MessageRef) -> None:
         """Move, mark read, add a category or delete; a message that is gone already is left alone."""
@@ -212,7 +240,7 @@ class GraphSource:
                 self._remember(state, ident, read=True)
             else:
                 known = state.known.get(ident)  # the delta listing carried the categories
-                categories = known[2] if known is not None else self._categories(path)
+                categories = known[2] if known is not None else self._categories_at(path)
                 if action.flag.casefold() not in {c.casefold() for c in categories}:
                     categories = (*categories, action.flag)
                     self.client.call("PATCH", path, json_body={"categories": list(categories)})
@@ -220,9 +248,8 @@ class GraphSource:
         except MailboxMissingError:
             state.known.pop(ident, None)  # already moved or deleted by someone else: nothing to mark
 
-    def _categories(self, path: str) -> tuple[str, ...]:
-        data = self.client.get_json(f"{path}?{urlencode({'$select': 'categories'})}")
-        return tuple(str(c) for c in data.get("categories") or ())
+    def _categories_at(self, path: str) -> tuple[str, ...]:
+        return _categories(self.client.get_json(f"{path}?{urlencode({'$select': 'categories'})}"), self.server)
 
     @staticmethod
     def _remember(state: DeltaState, ident: str, *, read: bool | None = None,

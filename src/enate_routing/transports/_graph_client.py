@@ -7,9 +7,10 @@ Every call goes through :meth:`GraphClient.call`, which
 - on **401** drops the token (:meth:`~._tokens.TokenSource.invalidate`), asks for a fresh one and tries
   once more; a second 401 is an :class:`~enate_routing.errors.AuthenticationError`;
 - on **429 / 503 / 504** waits ``Retry-After`` seconds (or a short backoff) and tries again, within a total
-  wait budget; past it, a retryable :class:`~enate_routing.errors.ProtocolError` lets the ingestion loop
-  back off;
-- maps the remaining statuses: 403 → AuthenticationError (permission or application access policy),
+  wait budget and at most 10 times; past that, a retryable :class:`~enate_routing.errors.ProtocolError` lets
+  the ingestion loop back off;
+- maps the remaining statuses: 3xx → GraphError (a redirect is never followed nor its body taken for data),
+  403 → AuthenticationError (permission or application access policy),
   404 → MailboxMissingError, other 4xx → ProtocolError, 5xx → retryable ProtocolError;
 - follows ``@odata.nextLink`` / ``@odata.deltaLink`` only to the configured Graph host, so a token is
   never sent anywhere else.
@@ -22,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -29,15 +31,23 @@ from urllib.parse import quote, urlsplit
 
 from enate_routing.errors import AuthenticationError, GraphError, MailboxMissingError, ProtocolError, TransportError
 from enate_routing.transports._base import Endpoint, OAuth2Auth
+from enate_routing.transports._errors import scrub
 from enate_routing.transports._http import HttpsClient, Response
 from enate_routing.transports._session import refuse_plaintext
 from enate_routing.transports._tokens import TokenSource
 
-__all__ = ["GraphClient"]
+__all__ = ["MAX_JSON_BYTES", "MAX_PAGES", "GraphClient"]
 
 logger = logging.getLogger("enate_routing.transports._graph")
 
 _THROTTLED = frozenset({429, 503, 504})
+_MAX_THROTTLED_RETRIES = 10  # per call; "Retry-After: 0" for ever would otherwise be a busy loop
+_HEADER_SAFE = re.compile(r"[\x21-\x7e]+")  # a bearer token is printable ASCII (RFC 6750 §2.1 b64token)
+MAX_PAGES = 100_000
+"""The most pages one listing follows (``GraphClient.max_pages``)."""
+MAX_JSON_BYTES = 16 * 1024 * 1024
+"""The largest answer read from Graph, except a message's MIME (``max_body=None``): a page of 200 listed messages
+is tens of kilobytes, and a broken or hostile server must not fill the worker's memory."""
 
 
 def _error_code(response: Response) -> tuple[str, str]:
@@ -58,6 +68,7 @@ class GraphClient:
         self.tokens = tokens
         self.prefix = f"/{version}"
         self.max_wait = max_wait  # seconds of Retry-After one call may spend waiting in total
+        self.max_pages = MAX_PAGES
         self._sleep = sleep
         self.http = HttpsClient(endpoint)
         self.throttled = 0  # 429 / 503 / 504 answers seen (benchmarks and tests read it)
@@ -79,19 +90,25 @@ class GraphClient:
         return link.path + (f"?{link.query}" if link.query else "")
 
     def call(self, method: str, path_or_link: str, *, json_body: Any = None, body: bytes | None = None,
-             content_type: str | None = None, headers: Mapping[str, str] | None = None) -> Response:
-        """One request with authentication, refresh-once and throttling handled; errors raise."""
+             content_type: str | None = None, headers: Mapping[str, str] | None = None,
+             max_body: int | None = MAX_JSON_BYTES) -> Response:
+        """One request with authentication, refresh-once and throttling handled; errors raise. An answer
+        longer than ``max_body`` bytes is a ProtocolError (None: no limit, for a message's MIME)."""
         target = self._target(path_or_link)
         if json_body is not None:
             body, content_type = json.dumps(json_body).encode(), "application/json"
         waited, attempt, refreshed = 0.0, 0, False
         while True:
             token = self.tokens.token()
+            if not _HEADER_SAFE.fullmatch(token):
+                # http.client would refuse the header with a ValueError quoting it (on the exception chain).
+                raise ProtocolError("the identity provider's token holds characters an HTTP header cannot carry",
+                                    server=self.server)
             sent = {"Authorization": f"Bearer {token}", "Accept": "application/json",
                     "Prefer": 'IdType="ImmutableId"', **(headers or {})}
             if content_type is not None:
                 sent["Content-Type"] = content_type
-            response = self.http.request(method, target, sent, body, secrets=(token,))
+            response = self.http.request(method, target, sent, body, secrets=(token,), max_body=max_body)
             logger.debug("graph request", extra={"method": method, "status": response.status,
                                                  "path": urlsplit(target).path, "server": self.server})
             if response.status == 401 and not refreshed:
@@ -101,26 +118,27 @@ class GraphClient:
             if response.status in _THROTTLED:
                 self.throttled += 1
                 delay = self._retry_after(response, attempt)
-                if waited + delay <= self.max_wait:
+                if waited + delay <= self.max_wait and attempt < _MAX_THROTTLED_RETRIES:
                     logger.info("graph throttled", extra={"status": response.status, "wait": delay,
                                                           "server": self.server})
                     self._sleep(delay)
                     waited += delay
                     attempt += 1
                     continue
-            if response.status < 400:
+            if response.status < 300:  # a redirect is not followed (the token would go along), nor taken as data
                 return response
-            raise self._error(response, method, target)
+            raise self._error(response, method, target, token)
 
     @staticmethod
     def _retry_after(response: Response, attempt: int) -> float:
-        value = response.headers.get("retry-after", "")
-        if value.strip().isdigit():
-            return float(value.strip())
+        value = response.headers.get("retry-after", "").strip()
+        if value.isascii() and value.isdigit():  # not "²": str.isdigit takes Latin-1 superscripts, float() does not
+            return float(value)
         return min(2.0**attempt, 30.0) * (0.5 + random.random() / 2)
 
-    def _error(self, response: Response, method: str, target: str) -> TransportError:
-        code, text = _error_code(response)
+    def _error(self, response: Response, method: str, target: str, token: str) -> TransportError:
+        # A careless server may quote the request's Authorization header in its message.
+        code, text = (scrub(part, (token,)) for part in _error_code(response))
         status = response.status
         what = f"{method} {urlsplit(target).path}"
         detail = f"{status} {code}".strip() + (f": {text}" if text else "")
@@ -150,13 +168,24 @@ class GraphClient:
         return data
 
     def pages(self, path: str, headers: Mapping[str, str] | None = None) -> Iterator[dict[str, Any]]:
-        """Every page of a collection, following ``@odata.nextLink``; the last page is yielded last."""
+        """Every page of a collection, following ``@odata.nextLink``; the last page is yielded last.
+
+        A link back to a page already read would page for ever, and so would new links without end: either is a
+        ProtocolError (past ``max_pages``, 20 million messages in pages of 200)."""
         link: str | None = path
+        followed: set[str] = set()
         while link is not None:
+            if len(followed) >= self.max_pages:
+                raise ProtocolError(f"Graph's paging links did not end after {self.max_pages} pages",
+                                    server=self.server)
+            followed.add(link)
             page = self.get_json(link, headers)
             yield page
             next_link = page.get("@odata.nextLink")
             link = next_link if isinstance(next_link, str) else None
+            if link in followed:
+                raise ProtocolError("Graph's paging link points back to a page already read; the listing would "
+                                    "never end", server=self.server)
 
     def close(self) -> None:
         self.http.close()

@@ -61,18 +61,20 @@ class HttpsClient:
         self.requests = 0  # how many requests were sent (benchmarks, tests)
 
     def request(self, method: str, target: str, headers: Mapping[str, str], body: bytes | None = None,
-                secrets: tuple[str, ...] = ()) -> Response:
-        """Send ``method target`` and read the response; network and TLS failures raise our errors."""
+                secrets: tuple[str, ...] = (), max_body: int | None = None) -> Response:
+        """Send ``method target`` and read the response; network and TLS failures raise our errors.
+
+        A response body longer than ``max_body`` bytes is a ProtocolError, read no further than that."""
         reused = self._conn is not None
         try:
-            return self._exchange(method, target, headers, body, secrets)
+            return self._exchange(method, target, headers, body, secrets, max_body)
         except ConnectError:
             if not (reused and method in _IDEMPOTENT):
                 raise
-        return self._exchange(method, target, headers, body, secrets)
+        return self._exchange(method, target, headers, body, secrets, max_body)
 
     def _exchange(self, method: str, target: str, headers: Mapping[str, str], body: bytes | None,
-                  secrets: tuple[str, ...]) -> Response:
+                  secrets: tuple[str, ...], max_body: int | None) -> Response:
         # "connect" covers the TLS handshake too: we present no client certificate, so a reset there is not
         # the "client certificate refused" that the mail transports' "tls" stage reports.
         stage: Stage = "connect"
@@ -85,7 +87,10 @@ class HttpsClient:
             self._conn.request(method, target, body=body, headers=dict(headers))
             self.requests += 1
             answer = self._conn.getresponse()
-            data = answer.read()
+            data = answer.read() if max_body is None else answer.read(max_body + 1)
+            if max_body is not None and len(data) > max_body:
+                self._discard()  # the rest is still coming: this connection cannot carry another request
+                raise ProtocolError(f"the server's answer is larger than {max_body} bytes", server=self.server)
             response = Response(answer.status, {k.lower(): v for k, v in answer.getheaders()}, data)
             if answer.will_close:
                 self._discard()

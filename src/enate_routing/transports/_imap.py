@@ -46,6 +46,7 @@ from enate_routing.errors import (
     MailboxMissingError,
     MessageGoneError,
     ProtocolError,
+    TransportTimeoutError,
     UidValidityChangedError,
 )
 from enate_routing.transports._base import (
@@ -77,6 +78,9 @@ _SYSTEM_FLAG_NEGATIONS = {
     "\\DRAFT": "UNDRAFT",
 }
 _FETCH_UID = re.compile(rb"\bUID (\d+)")
+_LITERAL_CHUNK = 1 << 20
+_MAX_LINE = 64 << 20  # a UID SEARCH answer of about 7 million UIDs
+_MAX_UNTAGGED = 100_000  # per command; a SEARCH or FETCH of one message gets a handful
 
 
 def shared_folder(owner: str, folder: str = "INBOX", *, prefix: str = "shared/", separator: str = "/") -> str:
@@ -103,6 +107,12 @@ def _text(data: Iterable[object]) -> str:
     return " ".join(parts)
 
 
+def _numbers(data: Iterable[object]) -> list[int]:
+    """The items of ``data`` that are ASCII digit strings, as numbers (``bytes.isdigit`` is ASCII only;
+    ``str.isdigit`` would take ``²``, which ``int`` refuses)."""
+    return [int(item) for item in data if isinstance(item, bytes) and item.isdigit()]
+
+
 def _check(result: tuple[str, Sequence[object]]) -> Sequence[object]:
     """The data of an OK reply; raise imaplib's error (mapped by the stage guard) for NO / BAD."""
     typ, data = result
@@ -117,10 +127,47 @@ class _IMAP4(imaplib.IMAP4):
     def __init__(self, endpoint: Endpoint, implicit_tls: ssl.SSLContext | None) -> None:
         self._endpoint = endpoint
         self._implicit_tls = implicit_tls
+        self._untagged = 0  # untagged responses since the last command was sent
         super().__init__(endpoint.host, endpoint.port, timeout=endpoint.timeout)
+
+    def _command(self, name: str, *args: str | bytes) -> bytes:
+        self._untagged = 0
+        return super()._command(name, *args)  # type: ignore[misc,no-any-return]  # typeshed omits the private API
+
+    def _append_untagged(self, typ: str, dat: bytes | None) -> None:
+        # imaplib reads untagged responses until the tagged one and keeps them all: a server that never sends
+        # the tagged answer would hold the worker and fill its memory for ever.
+        self._untagged += 1
+        if self._untagged > _MAX_UNTAGGED:
+            raise ConnectError(f"the server sent more than {_MAX_UNTAGGED} untagged responses to one command; "
+                               "connection dropped", server=f"imap://{self._endpoint.label}")
+        super()._append_untagged(typ, dat)  # type: ignore[misc]  # typeshed omits the private API
 
     def _create_socket(self, timeout: float | None) -> socket.socket:
         return open_socket(self._endpoint, self._implicit_tls)
+
+    def readline(self) -> bytes:
+        """One line of at most _MAX_LINE octets (imaplib allows 1,000,000: the UID SEARCH answer of a folder with
+        more than about 140,000 waiting messages, which then could never be listed)."""
+        line = self.file.readline(_MAX_LINE + 1)
+        if not isinstance(line, bytes):  # pragma: no cover - the file is opened in binary mode
+            raise self.error("the connection is not in binary mode")
+        if len(line) > _MAX_LINE:  # the rest of the line is still coming: this connection is useless
+            raise ConnectError(f"the server sent a line longer than {_MAX_LINE} octets; connection dropped",
+                               server=f"imap://{self._endpoint.label}")
+        return line
+
+    def read(self, size: int) -> bytes:
+        """A literal of ``size`` octets, read a chunk at a time: imaplib would ask for all of it at once, and
+        a buffered read allocates what the server *announced* (``{10**12}``: MemoryError) before any arrives."""
+        chunks: list[bytes] = []
+        while size > 0:
+            chunk = self.file.read(min(size, _LITERAL_CHUNK))
+            if not chunk or not isinstance(chunk, bytes):
+                break  # EOF: imaplib's next readline reports the closed connection
+            chunks.append(chunk)
+            size -= len(chunk)
+        return b"".join(chunks)
 
 
 class ImapSource(Adapter):
@@ -231,10 +278,12 @@ class ImapSource(Adapter):
         """(Re-)SELECT the folder read-write; remember and return its UIDVALIDITY."""
         conn = self._connection()
         with self._step("mailbox"):
-            self.exists = int(_text(_check(conn.select(self._quoted))) or 0)
+            counts = _numbers(_check(conn.select(self._quoted)))
+        # Mail arriving while SELECT runs adds an EXISTS line (RFC 3501 §7.3.1): the last count is current.
+        self.exists = counts[-1] if counts else 0
         with self._step("command"):
             _, data = conn.response("UIDVALIDITY")
-            values = [int(v) for v in data if isinstance(v, bytes) and v.isdigit()]
+            values = _numbers(data)
         if not values:
             raise ProtocolError(f"SELECT {self.mailbox!r} reported no UIDVALIDITY", server=self.server)
         self._uidvalidity = values[-1]
@@ -274,7 +323,7 @@ class ImapSource(Adapter):
         conn = self._connection()
         with self._step("command"):
             data = _check(conn.uid("SEARCH", *self._search_criteria()))
-        uids = sorted({int(tok) for tok in _text(data).split() if tok.isdigit()})
+        uids = sorted(set(_numbers(word for item in data if isinstance(item, bytes) for word in item.split())))
         return [MessageRef(self.mailbox, uid=uid, uidvalidity=uidvalidity) for uid in uids]
 
     def fetch(self, ref: MessageRef) -> bytes:
@@ -362,7 +411,10 @@ class ImapSource(Adapter):
                 raise ProtocolError("the server did not accept IDLE", server=self.server)
             woke = self._idle_until(conn, deadline, stop)
             conn.send(b"DONE\r\n")
+            done_by = time.monotonic() + self.endpoint.timeout
             while True:  # the tagged completion of IDLE; untagged updates before it are dropped
+                if time.monotonic() > done_by:  # a server chattering for ever would hold the worker
+                    raise TransportTimeoutError("the server did not end IDLE in time", server=self.server)
                 line = conn.readline()
                 if not line:
                     raise ConnectError("the server closed the connection during IDLE", server=self.server)

@@ -1,7 +1,8 @@
 """POP3 mail source over ``poplib`` (RFC 1939), UIDL-based (docs/semantics.md §8).
 
 - **Stable ids are UIDLs** (RFC 1939 §7): message numbers are per session. A server without UIDL cannot
-  be used (ProtocolError) — there would be no way to avoid duplicates.
+  be used (ProtocolError) — there would be no way to avoid duplicates. Messages sharing one UIDL (a
+  broken server) are not listed, so none is taken for another.
 - **DELE only for messages marked processed**, and a DELE takes effect only when the session ends with
   QUIT (RFC 1939 §6, UPDATE state). If the connection drops first, the server forgets the deletions and
   the messages come back: the ingestion ledger recognises them by UIDL. :meth:`Pop3Source.close` sends
@@ -15,9 +16,11 @@
 from __future__ import annotations
 
 import base64
+import logging
 import poplib
 import socket
 import ssl
+import time
 from contextlib import suppress
 
 from enate_routing._certificates import ClientCertificate
@@ -40,6 +43,8 @@ from enate_routing.transports._session import Adapter, open_socket, run_connecti
 
 __all__ = ["Pop3Source", "check_pop3_connection"]
 
+_log = logging.getLogger("enate_routing.transports")
+
 _MAX_LINE = 1 << 20  # poplib allows 2048 octets; real (broken) mail has longer lines (docs/semantics.md §3.1.1)
 _AUTH_LINE_LIMIT = 255  # RFC 5034 §4
 POP3_MAILBOX = "INBOX"  # POP3 has one maildrop per login; refs name it INBOX
@@ -51,6 +56,7 @@ class _POP3(poplib.POP3):
     def __init__(self, endpoint: Endpoint, implicit_tls: ssl.SSLContext | None) -> None:
         self._endpoint = endpoint
         self._implicit_tls = implicit_tls
+        self._reply_by = time.monotonic() + endpoint.timeout  # the greeting's deadline
         try:
             super().__init__(endpoint.host, endpoint.port, timeout=endpoint.timeout)
         except BaseException:
@@ -62,7 +68,21 @@ class _POP3(poplib.POP3):
     def _create_socket(self, timeout: float | None) -> socket.socket:
         return open_socket(self._endpoint, self._implicit_tls)
 
+    def _shortcmd(self, line: str) -> bytes:
+        self._expect_reply()
+        return super()._shortcmd(line)  # type: ignore[misc,no-any-return]  # typeshed omits the private API
+
+    def _longcmd(self, line: str) -> tuple[bytes, list[bytes], int]:
+        # A listing (UIDL, CAPA) must end within the timeout as a whole; a message (RETR) takes what its size does.
+        self._expect_reply(whole=line.upper().startswith("RETR "))
+        return super()._longcmd(line)  # type: ignore[misc,no-any-return]  # typeshed omits the private API
+
+    def _expect_reply(self, *, whole: bool = False) -> None:
+        self._reply_by = float("inf") if whole else time.monotonic() + self._endpoint.timeout
+
     def _getline(self) -> tuple[bytes, int]:
+        if time.monotonic() > self._reply_by:  # lines dripping in, each in time, would hold the worker for ever
+            raise TimeoutError("the reply did not end within the timeout")
         line = self.file.readline(_MAX_LINE + 1)
         if len(line) > _MAX_LINE:
             raise poplib.error_proto("-ERR line too long")
@@ -73,6 +93,7 @@ class _POP3(poplib.POP3):
 
     def _send_line(self, text: str) -> None:
         self.sock.sendall(text.encode("ascii") + b"\r\n")
+        self._expect_reply()
 
     def sasl(self, client: SaslClient) -> bytes:
         """Run ``AUTH`` (RFC 5034) with ``client``; return the final +OK line."""
@@ -222,10 +243,21 @@ class Pop3Source(Adapter):
                     server=self.server,
                 ) from exc
         numbers: dict[str, int] = {}
+        shared: set[str] = set()
         for line in lines:
             number, _, uidl = line.decode("ascii", "replace").partition(" ")
+            uidl = uidl.strip()
             if number.isdigit() and uidl:
-                numbers[uidl.strip()] = int(number)
+                if uidl in numbers:
+                    shared.add(uidl)
+                numbers[uidl] = int(number)
+        if shared:
+            # RFC 1939 §7: a unique-id names one message. One id for two messages would make the ledger take
+            # the second for the first, processed, and delete it unread: leave them all on the server.
+            _log.warning("the server gives one UIDL to several messages; they are left on the server",
+                         extra={"server": self.server, "uidls": sorted(shared)[:10], "count": len(shared)})
+            for uidl in shared:
+                del numbers[uidl]
         self._numbers = numbers
 
     def list_new(self) -> list[MessageRef]:

@@ -143,7 +143,8 @@ write_refresh_token = write_token_file
 
 def request_failure(exc: BaseException, server: str) -> TransportError | None:
     """Our error for an HTTP-library failure of a token request (``requests``'s, seen through its class names,
-    so this module imports neither provider library), or None when ``exc`` is something else."""
+    so this module imports neither provider library), or for the provider library choking on a malformed answer;
+    None when ``exc`` is something else."""
     names = {cls.__name__ for cls in type(exc).__mro__}
     if "SSLError" in names:
         return TLSVerificationError("the identity provider's certificate is not trusted (or TLS failed)",
@@ -152,6 +153,11 @@ def request_failure(exc: BaseException, server: str) -> TransportError | None:
         return TransportTimeoutError("the identity provider did not answer in time", server=server)
     if names & {"ConnectionError", "ConnectError", "RequestException", "OSError"}:
         return ConnectError("cannot reach the identity provider", server=server)
+    if isinstance(exc, ValueError | TypeError | OverflowError) and not isinstance(exc, UnicodeError):
+        # MSAL and google-auth int() the answer's expires_in: "abc", NaN, Infinity from a broken provider. The
+        # text is left out: it quotes the answer.
+        return ProtocolError(f"the identity provider's token answer is malformed ({type(exc).__name__})",
+                             server=server)
     return None
 
 
