@@ -311,8 +311,13 @@ class PostgresLedger:
 
     # ----------------------------------------------------------------------------------------- rate limit
     def ack_count(self, recipient: str, since: float) -> int:
+        # Pending acknowledgements count too: they go out as soon as the mail server answers again.
+        recipient = recipient.casefold()
         rows = self._db.query(
-            "SELECT COUNT(*) FROM enate_acks WHERE recipient = %s AND sent_at >= %s", (recipient.casefold(), since)
+            "SELECT (SELECT COUNT(*) FROM enate_acks WHERE recipient = %s AND sent_at >= %s) + "
+            "(SELECT COUNT(*) FROM enate_work w, json_array_elements_text(w.ack_recipients::json) AS r(value) "
+            "WHERE w.ack_state = 'pending' AND lower(r.value) = %s)",
+            (recipient, since, recipient),
         )
         return int(rows[0][0])
 

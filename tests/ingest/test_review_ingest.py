@@ -1,0 +1,37 @@
+"""Adversarial review of the ingestion loop: defects found by attacking it as an operator would."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fakes import Host, Mailbox, MemorySender, make_message
+
+from enate_routing.errors import ConnectError
+from enate_routing.ingest import AckState, Ingestor, SQLiteLedger
+from enate_routing.ingest._ledger import PlannedWork, RoutedMessage, SpoolItem, content_digest
+
+Make = Callable[..., tuple[Ingestor, Host, MemorySender]]
+
+
+def test_rate_limit_counts_acknowledgements_still_pending(make_ingestor: Make, box: Mailbox) -> None:
+    """While the SMTP server is down, acknowledgements wait as pending; every batch must not plan another
+    hour's worth for the same sender, or the recovery sends them all at once (docs/semantics.md §3.5)."""
+    for i in range(15):
+        box.deliver(make_message(i))
+    sender = MemorySender(fail=ConnectError("smtp.example:25: connection refused"))
+    ingestor, host, _ = make_ingestor(sender=sender, acknowledgements_per_hour=10, batch_size=4)
+    ingestor.run_once()
+    assert len(host.items) == 15 and sender.sent == []
+    sender.fail = None
+    ingestor.run_once()
+    assert len(sender.sent) == 10
+
+
+def test_ledger_counts_pending_acknowledgements_until_they_are_decided(ledger: SQLiteLedger) -> None:
+    """A pending acknowledgement counts against its recipient (any case) until it is sent or given up."""
+    [record] = ledger.spool("Support", "INBOX", [SpoolItem("imap:INBOX:1:1", b"x", content_digest(b"x"))])
+    ledger.record_routed([RoutedMessage(record.id, "m@x", [], [PlannedWork("k", AckState.PENDING, ("A@x.example",))],
+                                        False)])
+    assert ledger.ack_count("a@X.example", 0.0) == 1
+    ledger.record_ack("Support", "k", AckState.FAILED, ["A@x.example"], reason="refused")
+    assert ledger.ack_count("a@x.example", 0.0) == 0
