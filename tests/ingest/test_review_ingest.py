@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
+from pathlib import Path
 
 from fakes import Host, Mailbox, MemorySender, make_message
 
@@ -35,3 +37,22 @@ def test_ledger_counts_pending_acknowledgements_until_they_are_decided(ledger: S
     assert ledger.ack_count("a@X.example", 0.0) == 1
     ledger.record_ack("Support", "k", AckState.FAILED, ["A@x.example"], reason="refused")
     assert ledger.ack_count("a@x.example", 0.0) == 0
+
+
+def test_acknowledgement_counters_are_pruned_after_the_hour(make_ingestor: Make, box: Mailbox, tmp_path: Path) -> None:
+    """Months of distinct senders must not grow the counter table: rows older than the window are dropped."""
+    now = [1_000_000.0]
+    store = SQLiteLedger(tmp_path / "clocked.db", clock=lambda: now[0])
+    try:
+        for i in range(3):
+            box.deliver(make_message(i, sender=f"c{i}@example.net"))
+        ingestor, _, sender = make_ingestor(store=store, clock=lambda: now[0])
+        ingestor.run_once()
+        assert len(sender.sent) == 3
+        now[0] += 3601
+        box.deliver(make_message(99))
+        ingestor.run_once()
+        with sqlite3.connect(store.path) as db:
+            assert db.execute("SELECT COUNT(*) FROM acks").fetchone()[0] == 1  # only the last hour's
+    finally:
+        store.close()

@@ -144,6 +144,7 @@ class Ingestor:
         """
         stats = self._new_run()
         self.lease.hold()
+        self._prune_acks()
         _log.info("pass started", extra={"connector": self.connector, "folder": self.mailbox})
         try:
             failures = 0
@@ -194,6 +195,13 @@ class Ingestor:
                                           "listed": stats.listed, "handed": stats.handed, "marked": stats.marked,
                                           "quarantined": stats.quarantined, "reconnects": stats.reconnects})
         return stats
+
+    def _prune_acks(self) -> None:
+        """Drop acknowledgement counters older than the rate limit's hour, so months of distinct senders do
+        not grow the ledger (a host's ledger without ``prune_acks`` keeps its own)."""
+        prune = getattr(self.store, "prune_acks", None)
+        if callable(prune):
+            prune(self.rate_limit.window_start())
 
     def run_forever(self, interval: float = 60.0, stop: Callable[[], bool] = lambda: False, *,
                     idle: bool = True) -> None:
