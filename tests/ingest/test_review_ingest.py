@@ -6,9 +6,10 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from fakes import Host, Mailbox, MemorySender, make_message
 
-from enate_routing.errors import ConnectError
+from enate_routing.errors import ConnectError, StoreError
 from enate_routing.ingest import AckState, Ingestor, SQLiteLedger
 from enate_routing.ingest._ledger import PlannedWork, RoutedMessage, SpoolItem, content_digest
 
@@ -56,3 +57,18 @@ def test_acknowledgement_counters_are_pruned_after_the_hour(make_ingestor: Make,
             assert db.execute("SELECT COUNT(*) FROM acks").fetchone()[0] == 1  # only the last hour's
     finally:
         store.close()
+
+
+def test_a_ledger_deleted_while_in_use_is_refused_not_written_blind(make_ingestor: Make, box: Mailbox,
+                                                                   ledger: SQLiteLedger) -> None:
+    """An operator (or a clean-up job) deletes the ledger file while `poll` runs: the open connections would
+    go on writing to the unlinked file, every record (quarantined raw bytes too) lost at exit while the
+    server copies are marked. The next write must fail with a StoreError naming the file instead."""
+    box.deliver(make_message(1))
+    ingestor, host, _ = make_ingestor()
+    ingestor.run_once()
+    Path(ledger.path).unlink()
+    box.deliver(make_message(2))
+    with pytest.raises(StoreError, match=str(ledger.path)):
+        ingestor.run_once()
+    assert len(host.items) == 1 and box.unprocessed() == [2], "nothing handed off or marked on a ghost ledger"

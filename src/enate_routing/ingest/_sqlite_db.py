@@ -37,6 +37,7 @@ class SQLiteDatabase:
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._identity: tuple[int, int] | None = None  # the file's (device, inode) once open
         if reset:
             for suffix in ("", *_SIDE_FILES):
                 with contextlib.suppress(FileNotFoundError):
@@ -52,6 +53,14 @@ class SQLiteDatabase:
             self._create_atomically(schema)
         with self.transaction() as db:
             _apply(schema, db)
+        self._identity = _file_identity(self.path)
+
+    def _check_same_file(self) -> None:
+        """Refuse to write when the file was deleted or replaced since it was opened: the open connections
+        would go on writing to the unlinked file, and everything recorded from then on would be lost."""
+        if self._identity is not None and _file_identity(self.path) != self._identity:
+            raise StoreError(f"{self.what} {self.path} was deleted or replaced while in use; nothing more is "
+                             "recorded: restore it and restart (or start a new ledger with --reset-ledger)")
 
     def _create_atomically(self, schema: str) -> None:
         """Write a new file beside the path and link it into place, so that another process starting at the
@@ -98,6 +107,7 @@ class SQLiteDatabase:
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One write transaction; any database error inside it rolls back and becomes a StoreError."""
+        self._check_same_file()
         db = self._connection()
         try:
             db.execute("BEGIN IMMEDIATE")
@@ -132,6 +142,14 @@ class SQLiteDatabase:
             with contextlib.suppress(sqlite3.Error):
                 db.close()
         self._local = threading.local()
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    try:
+        status = path.stat()
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino
 
 
 def _apply(schema: str, db: sqlite3.Connection) -> None:
