@@ -5,12 +5,13 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
-from fakes import Host, Mailbox, MemorySender, make_message
+from fakes import FakeRouter, Host, Mailbox, MemorySender, MemorySource, make_message
 
 from enate_routing.errors import ConnectError, StoreError
-from enate_routing.ingest import AckState, Ingestor, SQLiteLedger
+from enate_routing.ingest import AckState, Backoff, Ingestor, IngestStats, SQLiteLedger
 from enate_routing.ingest._ledger import PlannedWork, RoutedMessage, SpoolItem, content_digest
 
 Make = Callable[..., tuple[Ingestor, Host, MemorySender]]
@@ -72,3 +73,32 @@ def test_a_ledger_deleted_while_in_use_is_refused_not_written_blind(make_ingesto
     with pytest.raises(StoreError, match=str(ledger.path)):
         ingestor.run_once()
     assert len(host.items) == 1 and box.unprocessed() == [2], "nothing handed off or marked on a ghost ledger"
+
+
+def test_the_same_bytes_in_two_folders_polled_at_once_are_handed_off_once(ledger: SQLiteLedger) -> None:
+    """An IMAP COPY (or a label) puts identical bytes in two folders of one connector, each drained by its own
+    poller (its own lease). The second poller's spool finds the first one's row by digest while that one is
+    still handing it off: it must leave the message to that poller, and mark its own copy once it is MARKED."""
+    inbox, other = Mailbox("INBOX"), Mailbox("Other")
+    raw = make_message(1)
+    inbox.deliver(raw)
+    other.deliver(raw)
+    host = Host()
+
+    def make(box: Mailbox, hook: Any = None) -> Ingestor:
+        return Ingestor(connector="Support", mailbox=box.name, source_factory=lambda: MemorySource(box),
+                        router=FakeRouter(acks=False), store=ledger, handler=host, hook=hook,
+                        backoff=Backoff(base=0.0, cap=0.0, max_failures=5), sleep=lambda _: None)
+
+    second = make(other)
+    concurrently: list[IngestStats] = []
+
+    def run_the_other_folder(point: str, index: int) -> None:
+        if point == "after_handler" and not concurrently:  # the first poller's handler returned, not recorded
+            concurrently.append(second.run_once())
+
+    make(inbox, run_the_other_folder).run_once()
+    assert concurrently and len(host.calls) == 1, "handed off once, by the poller that spooled it first"
+    assert inbox.unprocessed() == [] and other.unprocessed() == [1]
+    second.run_once()
+    assert len(host.calls) == 1 and other.unprocessed() == [], "the copy is marked once the first is MARKED"

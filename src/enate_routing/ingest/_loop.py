@@ -292,7 +292,7 @@ class Ingestor:
                 # makes progress (a download cut short raised in the transport and returned nothing).
                 self._spool(fetched)
                 raise
-            self._batch.process(session, self._spool(fetched), resumed=False)
+            self._batch.process(session, self._not_another_folders(self._spool(fetched)), resumed=False)
             if self.progress is not None:
                 self.progress(stats)
 
@@ -319,6 +319,13 @@ class Ingestor:
             if self.hook is not None:
                 self.hook("after_spool", index)
         return flights
+
+    def _not_another_folders(self, flights: list[InFlight]) -> list[InFlight]:
+        """Leave out the same bytes spooled first from another folder of this connector (an IMAP COPY, a
+        label) and not yet handed off: that folder's poller, under its own lease, is handing them off, and
+        doing it here too would hand them off twice. This copy is marked once that one is MARKED."""
+        return [f for f in flights if f.record.mailbox == self.mailbox
+                or f.state not in (MessageState.SPOOLED, MessageState.ROUTED)]
 
     # ------------------------------------------------------------------------------------------- admin
     def quarantined(self) -> list[MessageRecord]:
