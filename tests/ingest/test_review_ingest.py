@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 from fakes import FakeRouter, Host, Mailbox, MemorySender, MemorySource, make_message
 
-from enate_routing.errors import ConnectError, StoreError
+from enate_routing.errors import ConnectError, ProtocolError, StoreError
 from enate_routing.ingest import AckState, Backoff, Ingestor, IngestStats, SQLiteLedger
 from enate_routing.ingest._ledger import PlannedWork, RoutedMessage, SpoolItem, content_digest
+from enate_routing.transports._base import MessageRef
 
 Make = Callable[..., tuple[Ingestor, Host, MemorySender]]
 
@@ -102,3 +103,30 @@ def test_the_same_bytes_in_two_folders_polled_at_once_are_handed_off_once(ledger
     assert inbox.unprocessed() == [] and other.unprocessed() == [1]
     second.run_once()
     assert len(host.calls) == 1 and other.unprocessed() == [], "the copy is marked once the first is MARKED"
+
+
+class RefusesOneMessage(MemorySource):
+    """A server whose FETCH of one message always answers NO (a damaged mail file), the rest fine."""
+
+    def __init__(self, box: Mailbox, bad_uid: int) -> None:
+        super().__init__(box)
+        self.bad_uid = bad_uid
+
+    def fetch(self, ref: MessageRef) -> bytes:
+        if ref.uid == self.bad_uid:
+            raise ProtocolError("unexpected reply during command: NO [SERVERBUG] Internal error", server="memory")
+        return super().fetch(ref)
+
+
+def test_a_message_the_server_cannot_deliver_does_not_block_the_ones_after_it(make_ingestor: Make,
+                                                                            box: Mailbox) -> None:
+    """One message whose FETCH always fails (not the connection: the server answers NO) must not stall the
+    mailbox: the messages after it are handed off and marked; it stays on the server for a later pass."""
+    for i in range(1, 4):
+        box.deliver(make_message(i))
+    ingestor, host, _ = make_ingestor(source=lambda: RefusesOneMessage(box, 2))
+    stats = ingestor.run_once()
+    assert len(host.items) == 2 and box.unprocessed() == [2]
+    assert any("SERVERBUG" in error for error in stats.errors)
+    with pytest.raises(ProtocolError):  # alone, it fails the pass: retried with backoff, then reported
+        ingestor.run_once()

@@ -17,7 +17,13 @@ from typing import Any, Literal
 
 from enate_routing._envelope import ParseLimits
 from enate_routing._model import Config
-from enate_routing.errors import MessageGoneError, StoreError, TransportError, UidValidityChangedError
+from enate_routing.errors import (
+    MessageGoneError,
+    ProtocolError,
+    StoreError,
+    TransportError,
+    UidValidityChangedError,
+)
 from enate_routing.ingest._acknowledge import (
     AckBuilder,
     Acknowledger,
@@ -276,6 +282,8 @@ class Ingestor:
         self._marker.mark(session, [self._flight(r, len(refs)) for r in again.values()])
 
         # 2. What is new on the server, a batch at a time.
+        refused: ProtocolError | None = None  # the last message the server would not deliver
+        delivered = 0
         for start in range(0, len(fresh), self.batch_size):
             if self.stopping:
                 return
@@ -287,6 +295,14 @@ class Ingestor:
                         fetched.append((index, ref, session.source.fetch(ref)))
                     except MessageGoneError:
                         stats.gone += 1  # expunged by another client before we read it: nothing to lose
+                    except ProtocolError as exc:
+                        # The server refuses this one message (a damaged mail file): leave it on the server
+                        # for a later pass rather than let it block every message after it.
+                        refused = exc
+                        stats.errors.append(describe(exc))
+                        _log.warning("message not fetched; left on the server: %s", describe(exc),
+                                     extra={"connector": self.connector, "key": ref.key})
+                delivered += len(fetched)
             except TransportError:
                 # Keep what arrived whole before the connection dropped, so a flaky connection still
                 # makes progress (a download cut short raised in the transport and returned nothing).
@@ -304,6 +320,8 @@ class Ingestor:
         stats.marked += len(leftover)
         if self.progress is not None:
             self.progress(stats)
+        if refused is not None and not delivered:
+            raise refused  # nothing new could be fetched: a failed pass (backoff, then reported)
 
     def _spool(self, fetched: list[tuple[int, MessageRef, bytes]]) -> list[InFlight]:
         """Store fetched bytes durably (one transaction); the digest is computed here, once per message."""
