@@ -59,6 +59,8 @@ __all__ = ["Ingestor"]
 
 _log = logging.getLogger("enate_routing.ingest")
 
+_SUSPECT_AFTER = 2  # passes a message's fetch ended in a row before it is fetched after the others
+
 
 class Ingestor:
     """Drains one folder of one connector into the host's handler, exactly once per work item.
@@ -107,6 +109,7 @@ class Ingestor:
                             self._stats, max_parse_attempts, hook, lambda: self.stopping)
         self._where: dict[int, tuple[int, MessageRef]] = {}
         self._last_listed: frozenset[str] = frozenset()
+        self._failed_fetches: dict[str, int] = {}  # ref key -> passes its fetch ended in a row
 
     @classmethod
     def from_config(
@@ -281,7 +284,11 @@ class Ingestor:
         again = {r.id: r for r in known.values() if r.state is MessageState.MARKED}
         self._marker.mark(session, [self._flight(r, len(refs)) for r in again.values()])
 
-        # 2. What is new on the server, a batch at a time.
+        # 2. What is new on the server, a batch at a time. A message whose fetch ended the last passes (the
+        # server drops the connection on it: Dovecot answers a damaged mail file with BYE) goes last, so it
+        # cannot keep the messages after it waiting forever.
+        self._failed_fetches = {k: n for k, n in self._failed_fetches.items() if k in self._last_listed}
+        fresh.sort(key=lambda item: self._failed_fetches.get(item[1].key, 0) >= _SUSPECT_AFTER)
         refused: ProtocolError | None = None  # the last message the server would not deliver
         delivered = 0
         for start in range(0, len(fresh), self.batch_size):
@@ -291,6 +298,7 @@ class Ingestor:
             fetched: list[tuple[int, MessageRef, bytes]] = []
             try:
                 for index, ref in fresh[start:start + self.batch_size]:
+                    self._failed_fetches[ref.key] = self._failed_fetches.get(ref.key, 0) + 1
                     try:
                         fetched.append((index, ref, session.source.fetch(ref)))
                     except MessageGoneError:
@@ -302,6 +310,7 @@ class Ingestor:
                         stats.errors.append(describe(exc))
                         _log.warning("message not fetched; left on the server: %s", describe(exc),
                                      extra={"connector": self.connector, "key": ref.key})
+                    self._failed_fetches.pop(ref.key, None)  # answered: only a fetch that ended the pass counts
                 delivered += len(fetched)
             except TransportError:
                 # Keep what arrived whole before the connection dropped, so a flaky connection still
