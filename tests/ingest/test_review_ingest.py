@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -130,3 +132,31 @@ def test_a_message_the_server_cannot_deliver_does_not_block_the_ones_after_it(ma
     assert any("SERVERBUG" in error for error in stats.errors)
     with pytest.raises(ProtocolError):  # alone, it fails the pass: retried with backoff, then reported
         ingestor.run_once()
+
+
+def open_files(path: Path) -> int:
+    """This process's open file descriptors on ``path`` (the database file itself)."""
+    fds = Path("/proc/self/fd")
+    count = 0
+    for fd in fds.iterdir():
+        try:
+            count += Path(os.readlink(fd)) == path.resolve()
+        except OSError:
+            continue
+    return count
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc (Linux)")
+def test_runs_longer_than_a_heartbeat_do_not_leak_ledger_connections(make_ingestor: Make, box: Mailbox,
+                                                                      ledger: SQLiteLedger) -> None:
+    """Every run whose lease heartbeat beat opened a connection in that run's heartbeat thread and kept it
+    open after the thread ended: months of `poll` ran out of file descriptors (or PostgreSQL connections)."""
+    slow = Host(fail=lambda item: time.sleep(0.2))  # type: ignore[func-returns-value]
+    ingestor, _, _ = make_ingestor(host=slow, lease_ttl=0.15)  # beats every 0.05 s
+    box.deliver(make_message(0))
+    ingestor.run_once()
+    baseline = open_files(Path(ledger.path))
+    for n in range(1, 7):
+        box.deliver(make_message(n))
+        ingestor.run_once()
+    assert open_files(Path(ledger.path)) <= baseline  # one leaked per run before: baseline + 6

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from enate_routing.errors import StoreError
+from enate_routing.ingest._per_thread import PerThread
 
 __all__ = ["SQLiteDatabase"]
 
@@ -34,9 +35,7 @@ class SQLiteDatabase:
     def __init__(self, path: str | os.PathLike[str], schema: str, *, what: str, reset: bool = False) -> None:
         self.path = Path(path)
         self.what = what
-        self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
+        self._connections: PerThread[sqlite3.Connection] = PerThread(sqlite3.Connection.close)
         self._identity: tuple[int, int] | None = None  # the file's (device, inode) once open
         if reset:
             for suffix in ("", *_SIDE_FILES):
@@ -87,7 +86,7 @@ class SQLiteDatabase:
                     Path(f"{temp}{suffix}").unlink()
 
     def _connection(self) -> sqlite3.Connection:
-        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        db = self._connections.get()
         if db is not None:
             return db
         try:
@@ -99,9 +98,7 @@ class SQLiteDatabase:
         except sqlite3.Error as exc:
             hint = "; start a new ledger with --reset-ledger" if "not a database" in str(exc) else ""
             raise StoreError(f"cannot open the {self.what} {self.path}: {exc}{hint}") from exc
-        self._local.db = db
-        with self._lock:
-            self._all.append(db)
+        self._connections.keep(db)
         return db
 
     @contextlib.contextmanager
@@ -136,12 +133,7 @@ class SQLiteDatabase:
 
     def close(self) -> None:
         """Close every thread's connection."""
-        with self._lock:
-            connections, self._all = self._all, []
-        for db in connections:
-            with contextlib.suppress(sqlite3.Error):
-                db.close()
-        self._local = threading.local()
+        self._connections.close_all()
 
 
 def _file_identity(path: Path) -> tuple[int, int] | None:
