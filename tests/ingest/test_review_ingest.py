@@ -160,3 +160,27 @@ def test_runs_longer_than_a_heartbeat_do_not_leak_ledger_connections(make_ingest
         box.deliver(make_message(n))
         ingestor.run_once()
     assert open_files(Path(ledger.path)) <= baseline  # one leaked per run before: baseline + 6
+
+
+@pytest.mark.xfail(strict=True, reason="no retention: the ledger keeps the raw bytes of every message it ever "
+                   "handled (MARKED, neither quarantined nor unrouted) for good; how long to keep them (for "
+                   "reprocessing and de-duplication) is a decision for the maintainers")
+def test_the_ledger_does_not_keep_every_handled_message_forever(make_ingestor: Make, box: Mailbox,
+                                                                tmp_path: Path) -> None:
+    """Months of `poll`: a handled message's raw bytes are not kept forever (here: a year later)."""
+    now = [1_000_000.0]
+    store = SQLiteLedger(tmp_path / "clocked.db", clock=lambda: now[0])
+    try:
+        for i in range(20):
+            box.deliver(make_message(i, body="x" * 10_000))
+        ingestor, _, _ = make_ingestor(store=store, clock=lambda: now[0])
+        ingestor.run_once()
+        now[0] += 365 * 86400.0
+        box.deliver(make_message(99))
+        ingestor.run_once()
+        with sqlite3.connect(store.path) as db:
+            kept = db.execute("SELECT COALESCE(SUM(LENGTH(raw)), 0) FROM messages WHERE created_at < ?",
+                              (now[0] - 30 * 86400.0,)).fetchone()[0]
+        assert kept == 0
+    finally:
+        store.close()
