@@ -3,7 +3,7 @@
 A message the server refuses to deliver (``FETCH`` answered ``NO``, ``RETR`` answered ``-ERR``: a damaged
 mail file) is left on the server for a later pass. A message on which the server drops the connection
 (Dovecot answers a mail file it cannot read with ``BYE``) cannot be told from an outage the first time;
-after ``SUSPECT_AFTER`` passes in a row ended by its fetch, it is fetched after the other new messages.
+after ``FETCH_LAST_AFTER`` passes in a row ended by its fetch, it is fetched after the other new messages.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ __all__ = ["Fetcher"]
 
 _log = logging.getLogger("enate_routing.ingest")
 
-SUSPECT_AFTER = 2  # passes a message's fetch ended in a row before it is fetched after the others
+FETCH_LAST_AFTER = 2  # passes a message's fetch ended in a row before it is fetched after the others
 
 
 class Fetcher:
@@ -35,7 +35,7 @@ class Fetcher:
         """``fresh`` with the messages whose fetch ended the last passes moved to the end (a pass starts)."""
         self.refused = None
         self._failed = {key: n for key, n in self._failed.items() if key in listed}
-        return sorted(fresh, key=lambda item: self._failed.get(item[1].key, 0) >= SUSPECT_AFTER)
+        return sorted(fresh, key=lambda item: self._failed.get(item[1].key, 0) >= FETCH_LAST_AFTER)
 
     def fetch(self, source: MailSource, refs: Sequence[tuple[int, MessageRef]],
               into: list[tuple[int, MessageRef, bytes]], stats: IngestStats) -> None:
