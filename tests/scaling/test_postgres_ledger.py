@@ -69,6 +69,7 @@ def scenario(ledger: Any) -> list[Any]:
                       [PlannedWork("k1", AckState.NONE), PlannedWork("k2", AckState.PENDING, ("r@x",))], False),
         RoutedMessage(b.id, "b@x", [{"n": 2}], [PlannedWork("k1", AckState.NONE)], True),  # k1 owned by a
     ]))
+    out.append(ledger.ack_count("R@x", 0.0))  # k2's acknowledgement is pending: it counts (rate limit)
     out.append([rel(r) for r in ledger.pending("C", "INBOX")])
     out.append([(w.key, w.message - base, w.handed_at is None, w.ack_state, w.ack_recipients)
                 for w in ledger.work_of(a.id)])

@@ -22,6 +22,7 @@ import os
 import re
 import signal
 import sys
+from collections import deque
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import FrameType
@@ -57,27 +58,52 @@ def jsonl_line(record: dict[str, Any]) -> bytes:
     return (text + "\n").encode("utf-8")
 
 
+# Keys remembered for the re-delivery window (docs/ingestion.md): far more than the hand-offs a crash can leave
+# unrecorded (one batch), and bounded, so months of decisions do not grow memory or the start-up read.
+_REMEMBERED_KEYS = 100_000
+_TAIL_CHUNK = 1 << 20
+
+
 class JsonlWriter:
-    """Appends one JSON object per decision to a file, at most once per idempotency key."""
+    """Appends one JSON object per decision to a file, at most once per idempotency key (of the most recent
+    ``_REMEMBERED_KEYS``). A file deleted or renamed (rotated) while in use is followed by a new one at the path."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.keys: set[str] = set()
+        self._order: deque[str] = deque()
         self.written = 0
         if path.exists():
-            data = path.read_bytes()
-            if data and not data.endswith(b"\n"):
-                # A crash mid-write left half a line: drop it; that decision was not recorded as handed off.
-                data = data[: data.rfind(b"\n") + 1]
-                with path.open("r+b") as out:
-                    out.truncate(len(data))
-            for line in data.decode("utf-8", "replace").split("\n"):
+            for line in _last_lines(path, _REMEMBERED_KEYS):
                 try:
-                    self.keys.add(json.loads(line)["idempotency_key"])
+                    self._remember(json.loads(line)["idempotency_key"])
                 except (ValueError, KeyError, TypeError):
                     continue
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._fd = self._open()
+
+    def _open(self) -> int:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def _remember(self, key: str) -> None:
+        if key in self.keys:
+            return
+        if len(self._order) >= _REMEMBERED_KEYS:
+            self.keys.discard(self._order.popleft())
+        self.keys.add(key)
+        self._order.append(key)
+
+    def _follow_the_path(self) -> None:
+        """Reopen when the file at the path is no longer the open one (deleted, or renamed by log rotation):
+        a line written to an unlinked file would be lost while the ledger records it as handed off."""
+        opened = os.fstat(self._fd)
+        try:
+            current = os.stat(self.path)
+        except FileNotFoundError:
+            current = None
+        if current is None or (current.st_dev, current.st_ino) != (opened.st_dev, opened.st_ino):
+            fd, self._fd = self._fd, self._open()
+            os.close(fd)
 
     def __call__(self, item: WorkItem) -> None:
         if item.idempotency_key in self.keys:
@@ -88,6 +114,7 @@ class JsonlWriter:
         record.update(ledger_id=item.message, message_id=envelope.message_id, sender=envelope.sender,
                       subject=envelope.subject)
         line = jsonl_line(record)
+        self._follow_the_path()
         size = os.fstat(self._fd).st_size
         try:
             view = memoryview(line)
@@ -98,11 +125,35 @@ class JsonlWriter:
             with contextlib.suppress(OSError):
                 os.ftruncate(self._fd, size)  # no half line left behind by a full disk
             raise
-        self.keys.add(item.idempotency_key)
+        self._remember(item.idempotency_key)
         self.written += 1
 
     def close(self) -> None:
         os.close(self._fd)
+
+
+def _last_lines(path: Path, count: int) -> list[bytes]:
+    """The last ``count`` whole lines of ``path``, read from its end; a line torn by a crash (no newline at
+    the end) is cut off the file first — that decision was not recorded as handed off."""
+    with path.open("r+b") as file:
+        end = position = file.seek(0, os.SEEK_END)
+        chunks: list[bytes] = []
+        newlines = 0
+        while position > 0 and newlines <= count:
+            step = min(_TAIL_CHUNK, position)
+            position -= step
+            file.seek(position)
+            chunks.append(file.read(step))
+            newlines += chunks[-1].count(b"\n")
+        data = b"".join(reversed(chunks))
+        if data and not data.endswith(b"\n"):
+            torn = len(data) - (data.rfind(b"\n") + 1)
+            file.truncate(end - torn)
+            data = data[: len(data) - torn]
+    lines = data.split(b"\n")[:-1]
+    if position > 0:
+        lines = lines[1:]  # the first may be the end of a line that starts before what was read
+    return lines[-count:]
 
 
 def add_ledger_options(parser: argparse.ArgumentParser, *, out_required: bool, connector_option: bool = True) -> None:

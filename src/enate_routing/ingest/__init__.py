@@ -6,7 +6,8 @@ step before the next one, so a crash or restart loses nothing and duplicates no 
 
 Module map: ``_loop`` (the loop: lease, backoff, passes), ``_batch`` (one batch through its steps),
 ``_inflight`` (one message in flight), ``_handoff`` (hand-off and group commit), ``_acknowledge``
-(acknowledgements: builder, sending connector, the rate limit), ``_marking`` (server marks),
+(acknowledgements: builder, sending connector, the rate limit), ``_fetching`` (new messages of a pass),
+``_marking`` (server marks), ``_per_thread`` (a database connection per thread),
 ``_lease`` (lease heartbeat), ``_ledger`` (role protocols, typed rows), ``_sqlite_*`` (the SQLite ledger),
 ``_configured`` (options from a configuration), ``_contract`` (what the host sees), ``_workers`` (one
 worker over many mailboxes, docs/scaling.md), ``_open`` (a ledger chosen by URL or path).

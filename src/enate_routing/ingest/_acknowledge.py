@@ -188,9 +188,13 @@ class AckRateLimit:
         self._clock = clock
         self._planned: dict[str, int] = {}
 
+    def window_start(self) -> float:
+        """The start of the sliding hour (epoch seconds): older acknowledgements no longer count."""
+        return self._clock() - 3600.0
+
     def __call__(self, recipient: str) -> bool:
         key = recipient.casefold()
-        used = self._count(key, self._clock() - 3600.0) + self._planned.get(key, 0)
+        used = self._count(key, self.window_start()) + self._planned.get(key, 0)
         if used >= self.per_hour:
             return False
         self._planned[key] = self._planned.get(key, 0) + 1

@@ -226,7 +226,8 @@ class WorkLedger(Protocol):
     def record_marked(self, messages: Sequence[int]) -> None: ...
 
     def ack_count(self, recipient: str, since: float) -> int:
-        """Acknowledgements sent to ``recipient`` at or after ``since`` (epoch seconds)."""
+        """Acknowledgements sent to ``recipient`` at or after ``since`` (epoch seconds), plus those planned
+        for it and still pending (they go out when the mail server answers again)."""
         ...
 
 

@@ -17,7 +17,11 @@ from typing import Any, Literal
 
 from enate_routing._envelope import ParseLimits
 from enate_routing._model import Config
-from enate_routing.errors import MessageGoneError, StoreError, TransportError, UidValidityChangedError
+from enate_routing.errors import (
+    StoreError,
+    TransportError,
+    UidValidityChangedError,
+)
 from enate_routing.ingest._acknowledge import (
     AckBuilder,
     Acknowledger,
@@ -31,6 +35,7 @@ from enate_routing.ingest._acknowledge import (
 from enate_routing.ingest._batch import Batch
 from enate_routing.ingest._configured import ingestor_options
 from enate_routing.ingest._contract import Backoff, Handler, IngestStats, RouterLike, StepHook
+from enate_routing.ingest._fetching import Fetcher
 from enate_routing.ingest._handoff import HandOff, OutputUnavailable
 from enate_routing.ingest._inflight import InFlight
 from enate_routing.ingest._lease import Lease
@@ -101,6 +106,7 @@ class Ingestor:
                             self._stats, max_parse_attempts, hook, lambda: self.stopping)
         self._where: dict[int, tuple[int, MessageRef]] = {}
         self._last_listed: frozenset[str] = frozenset()
+        self._fetcher = Fetcher(connector)
 
     @classmethod
     def from_config(
@@ -144,6 +150,7 @@ class Ingestor:
         """
         stats = self._new_run()
         self.lease.hold()
+        _prune_acks(self.store, self.rate_limit.window_start())
         _log.info("pass started", extra={"connector": self.connector, "folder": self.mailbox})
         try:
             failures = 0
@@ -267,24 +274,23 @@ class Ingestor:
         again = {r.id: r for r in known.values() if r.state is MessageState.MARKED}
         self._marker.mark(session, [self._flight(r, len(refs)) for r in again.values()])
 
-        # 2. What is new on the server, a batch at a time.
+        # 2. What is new on the server, a batch at a time (no single message holds up the others).
+        delivered = 0
+        fresh = self._fetcher.order(fresh, self._last_listed)
         for start in range(0, len(fresh), self.batch_size):
             if self.stopping:
                 return
             self.lease.renew()
             fetched: list[tuple[int, MessageRef, bytes]] = []
             try:
-                for index, ref in fresh[start:start + self.batch_size]:
-                    try:
-                        fetched.append((index, ref, session.source.fetch(ref)))
-                    except MessageGoneError:
-                        stats.gone += 1  # expunged by another client before we read it: nothing to lose
+                self._fetcher.fetch(session.source, fresh[start:start + self.batch_size], fetched, stats)
+                delivered += len(fetched)
             except TransportError:
                 # Keep what arrived whole before the connection dropped, so a flaky connection still
                 # makes progress (a download cut short raised in the transport and returned nothing).
                 self._spool(fetched)
                 raise
-            self._batch.process(session, self._spool(fetched), resumed=False)
+            self._batch.process(session, _not_another_folders(self._spool(fetched), self.mailbox), resumed=False)
             if self.progress is not None:
                 self.progress(stats)
 
@@ -296,6 +302,8 @@ class Ingestor:
         stats.marked += len(leftover)
         if self.progress is not None:
             self.progress(stats)
+        if self._fetcher.refused is not None and not delivered:
+            raise self._fetcher.refused  # nothing new could be fetched: a failed pass (backoff, then reported)
 
     def _spool(self, fetched: list[tuple[int, MessageRef, bytes]]) -> list[InFlight]:
         """Store fetched bytes durably (one transaction); the digest is computed here, once per message."""
@@ -351,3 +359,18 @@ class Ingestor:
             self.lease.release()
         return stats
 
+
+def _prune_acks(store: Ledger, before: float) -> None:
+    """Drop acknowledgement counters older than the rate limit's hour, so months of distinct senders do not
+    grow the ledger (a host's ledger without ``prune_acks`` keeps its own)."""
+    prune = getattr(store, "prune_acks", None)
+    if callable(prune):
+        prune(before)
+
+
+def _not_another_folders(flights: list[InFlight], mailbox: str) -> list[InFlight]:
+    """Leave out the same bytes spooled first from another folder of this connector (an IMAP COPY, a label)
+    and not yet handed off: that folder's poller, under its own lease, is handing them off, and doing it
+    here too would hand them off twice. This copy is marked once that one is MARKED."""
+    return [f for f in flights if f.record.mailbox == mailbox
+            or f.state not in (MessageState.SPOOLED, MessageState.ROUTED)]

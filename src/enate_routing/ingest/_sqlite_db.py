@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from enate_routing.errors import StoreError
+from enate_routing.ingest._per_thread import PerThread
 
 __all__ = ["SQLiteDatabase"]
 
@@ -34,9 +35,8 @@ class SQLiteDatabase:
     def __init__(self, path: str | os.PathLike[str], schema: str, *, what: str, reset: bool = False) -> None:
         self.path = Path(path)
         self.what = what
-        self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
+        self._connections: PerThread[sqlite3.Connection] = PerThread(sqlite3.Connection.close)
+        self._identity: tuple[int, int] | None = None  # the file's (device, inode) once open
         if reset:
             for suffix in ("", *_SIDE_FILES):
                 with contextlib.suppress(FileNotFoundError):
@@ -52,6 +52,14 @@ class SQLiteDatabase:
             self._create_atomically(schema)
         with self.transaction() as db:
             _apply(schema, db)
+        self._identity = _file_identity(self.path)
+
+    def _check_same_file(self) -> None:
+        """Refuse to write when the file was deleted or replaced since it was opened: the open connections
+        would go on writing to the unlinked file, and everything recorded from then on would be lost."""
+        if self._identity is not None and _file_identity(self.path) != self._identity:
+            raise StoreError(f"{self.what} {self.path} was deleted or replaced while in use; nothing more is "
+                             "recorded: restore it and restart (or start a new ledger with --reset-ledger)")
 
     def _create_atomically(self, schema: str) -> None:
         """Write a new file beside the path and link it into place, so that another process starting at the
@@ -78,7 +86,7 @@ class SQLiteDatabase:
                     Path(f"{temp}{suffix}").unlink()
 
     def _connection(self) -> sqlite3.Connection:
-        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        db = self._connections.get()
         if db is not None:
             return db
         try:
@@ -90,14 +98,13 @@ class SQLiteDatabase:
         except sqlite3.Error as exc:
             hint = "; start a new ledger with --reset-ledger" if "not a database" in str(exc) else ""
             raise StoreError(f"cannot open the {self.what} {self.path}: {exc}{hint}") from exc
-        self._local.db = db
-        with self._lock:
-            self._all.append(db)
+        self._connections.keep(db)
         return db
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One write transaction; any database error inside it rolls back and becomes a StoreError."""
+        self._check_same_file()
         db = self._connection()
         try:
             db.execute("BEGIN IMMEDIATE")
@@ -126,12 +133,15 @@ class SQLiteDatabase:
 
     def close(self) -> None:
         """Close every thread's connection."""
-        with self._lock:
-            connections, self._all = self._all, []
-        for db in connections:
-            with contextlib.suppress(sqlite3.Error):
-                db.close()
-        self._local = threading.local()
+        self._connections.close_all()
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    try:
+        status = path.stat()
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino
 
 
 def _apply(schema: str, db: sqlite3.Connection) -> None:

@@ -275,8 +275,13 @@ class SQLiteLedger:
                 )
 
     def ack_count(self, recipient: str, since: float) -> int:
+        # Pending acknowledgements count too: they go out as soon as the mail server answers again.
+        recipient = recipient.casefold()
         rows = self._db.query(
-            "SELECT COUNT(*) FROM acks WHERE recipient = ? AND sent_at >= ?", (recipient.casefold(), since)
+            "SELECT (SELECT COUNT(*) FROM acks WHERE recipient = ? AND sent_at >= ?) + "
+            "(SELECT COUNT(*) FROM work, json_each(work.ack_recipients) AS r "
+            "WHERE work.ack_state = 'pending' AND lower(r.value) = ?)",
+            (recipient, since, recipient),
         )
         return int(rows[0][0])
 

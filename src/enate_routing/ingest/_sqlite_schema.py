@@ -53,6 +53,7 @@ CREATE TABLE IF NOT EXISTS work (
     PRIMARY KEY (connector, key)
 );
 CREATE INDEX IF NOT EXISTS work_message ON work (message);
+CREATE INDEX IF NOT EXISTS work_pending_ack ON work (ack_state) WHERE ack_state = 'pending';
 CREATE TABLE IF NOT EXISTS acks (
     recipient TEXT NOT NULL,
     sent_at REAL NOT NULL,

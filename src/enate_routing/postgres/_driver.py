@@ -15,13 +15,13 @@ from __future__ import annotations
 import contextlib
 import importlib
 import re
-import threading
 from collections.abc import Iterator, Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from enate_routing.errors import ConfigError, StoreError
+from enate_routing.ingest._per_thread import PerThread
 
 if TYPE_CHECKING:
     import psycopg
@@ -141,26 +141,22 @@ class PostgresDatabase:
         self.shown = redact_url(self._url)
         self.what = what
         self._timeout = max(1, int(connect_timeout))
-        self._local = threading.local()
-        self._all: list[Connection] = []
-        self._lock = threading.Lock()
+        self._connections: PerThread[Connection] = PerThread(lambda db: db.close())
         self._connection()  # fail now, not at the first statement, when the server cannot be reached
 
     def _connection(self) -> Connection:
-        db: Connection | None = getattr(self._local, "db", None)
+        db = self._connections.get()
         if db is not None and not db.closed:
             return db
         try:
             # autocommit: every transaction is an explicit ``with db.transaction()`` block, nothing is left open.
-            db = self._psycopg.connect(
+            opened: Connection = self._psycopg.connect(
                 self._url, autocommit=True, connect_timeout=self._timeout, application_name="enate-routing"
             )
         except self._psycopg.Error as exc:
             raise StoreError(f"cannot open the {self.what} {self.shown}: {self._reason(exc)}") from None
-        self._local.db = db
-        with self._lock:
-            self._all.append(db)
-        return db
+        self._connections.keep(opened)
+        return opened
 
     def _reason(self, exc: BaseException) -> str:
         """The server's message, with the URL's password cut out should a driver ever echo it."""
@@ -206,17 +202,9 @@ class PostgresDatabase:
     def _forget(self, db: Connection) -> None:
         with contextlib.suppress(Exception):
             db.close()
-        with self._lock:
-            if db in self._all:
-                self._all.remove(db)
-        if getattr(self._local, "db", None) is db:
-            self._local.db = None
+        if self._connections.get() is db:
+            self._connections.forget()
 
     def close(self) -> None:
         """Close every thread's connection."""
-        with self._lock:
-            connections, self._all = self._all, []
-        for db in connections:
-            with contextlib.suppress(Exception):
-                db.close()
-        self._local = threading.local()
+        self._connections.close_all()

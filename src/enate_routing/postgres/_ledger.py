@@ -63,6 +63,13 @@ _FINISH = (
 )
 
 
+# Sent in the window, plus pending: those go out as soon as the mail server answers again.
+_ACK_COUNT = (
+    "SELECT (SELECT COUNT(*) FROM enate_acks WHERE recipient = %s AND sent_at >= %s) + "
+    "(SELECT COUNT(*) FROM enate_work w, json_array_elements_text(w.ack_recipients::json) AS r(value) "
+    "WHERE w.ack_state = 'pending' AND lower(r.value) = %s)"
+)
+
 class PostgresLedger:
     """A :class:`~enate_routing.ingest.Ledger` in a PostgreSQL database, shared by many workers.
 
@@ -311,10 +318,8 @@ class PostgresLedger:
 
     # ----------------------------------------------------------------------------------------- rate limit
     def ack_count(self, recipient: str, since: float) -> int:
-        rows = self._db.query(
-            "SELECT COUNT(*) FROM enate_acks WHERE recipient = %s AND sent_at >= %s", (recipient.casefold(), since)
-        )
-        return int(rows[0][0])
+        recipient = recipient.casefold()
+        return int(self._db.query(_ACK_COUNT, (recipient, since, recipient))[0][0])
 
     def prune_acks(self, before: float) -> int:
         """Forget acknowledgements older than ``before`` (they no longer count in any window)."""

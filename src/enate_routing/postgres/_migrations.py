@@ -131,6 +131,9 @@ CREATE INDEX enate_history_subject ON enate_history (kind, connector, name, seq)
     Migration(4, "the work item's reference the host's handler returned", """
 ALTER TABLE enate_work ADD COLUMN reference TEXT;
 """),
+    Migration(5, "pending acknowledgements found by the rate limit", """
+CREATE INDEX enate_work_pending_ack ON enate_work (ack_state) WHERE ack_state = 'pending';
+"""),
 )
 
 LATEST = MIGRATIONS[-1].version
