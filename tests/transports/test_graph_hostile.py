@@ -62,45 +62,46 @@ def _folder_then(delta: Callable[[str], Answer]) -> Callable[[str], Answer]:
     return answer
 
 
+class _Pages:
+    """Delta pages that each link to another: page ``page_of(n)`` for the n-th request. After 50 requests (what
+    the client would do for ever) it answers an error, so a broken client fails instead of hanging the test."""
+
+    def __init__(self, page_of: Callable[[int], int]) -> None:
+        self.page_of = page_of
+        self.served = 0
+        self.port = 0  # the server's, known once it runs
+
+    def __call__(self, path: str) -> Answer:
+        self.served += 1
+        if self.served > 50:
+            return _json({"error": {"code": "stop", "message": "looped"}}, status=400)
+        page = self.page_of(self.served)
+        return _json({"value": [{"id": f"m{page}"}],
+                      "@odata.nextLink": f"https://127.0.0.1:{self.port}/v1.0/users/a/messages/delta?p={page}"})
+
+
 @pytest.mark.parametrize("cycle", [1, 2])
 def test_a_paging_link_that_comes_back_ends_the_listing(scripted: Callable[..., tuple[ScriptedHttps, GraphClient]],
                                                         cycle: int) -> None:
     """A nextLink leading back to a page already read is a ProtocolError, not an endless paging loop."""
-    served = 0
-
-    def delta(path: str) -> Answer:
-        nonlocal served
-        served += 1
-        if served > 50:  # what the client would do forever
-            return _json({"error": {"code": "stop", "message": "looped"}}, status=400)
-        page = served % cycle
-        return _json({"value": [{"id": f"m{page}"}],
-                      "@odata.nextLink": f"https://127.0.0.1:{server.port}/v1.0/users/a/messages/delta?p={page}"})
-
-    server, client = scripted(_folder_then(delta))
+    pages = _Pages(lambda served: served % cycle)
+    server, client = scripted(_folder_then(pages))
+    pages.port = server.port
     with pytest.raises(ProtocolError, match="points back to a page already read"):
         GraphSource(client, "a@example.test").list_new()
-    assert served <= cycle + 1
+    assert pages.served <= cycle + 1
 
 
 def test_paging_links_without_end_end_the_listing(scripted: Callable[..., tuple[ScriptedHttps, GraphClient]]
                                                   ) -> None:
     """New nextLinks for ever (each page links to the next) stop at ``max_pages`` with a ProtocolError."""
-    served = 0
-
-    def delta(path: str) -> Answer:
-        nonlocal served
-        served += 1
-        if served > 50:  # what the client would do forever
-            return _json({"error": {"code": "stop", "message": "looped"}}, status=400)
-        return _json({"value": [{"id": f"m{served}"}],
-                      "@odata.nextLink": f"https://127.0.0.1:{server.port}/v1.0/users/a/messages/delta?p={served}"})
-
-    server, client = scripted(_folder_then(delta))
+    pages = _Pages(lambda served: served)
+    server, client = scripted(_folder_then(pages))
+    pages.port = server.port
     client.max_pages = 10
     with pytest.raises(ProtocolError, match="did not end after 10 pages"):
         GraphSource(client, "a@example.test").list_new()
-    assert served == 10
+    assert pages.served == 10
 
 
 @pytest.mark.parametrize("value", ["\xb2", "\xb9\xb3", "1e9", "-5", "Wed, 21 Oct 2015 07:28:00 GMT", "nan"])
