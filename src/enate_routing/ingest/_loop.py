@@ -18,6 +18,7 @@ from typing import Any, Literal
 from enate_routing._envelope import ParseLimits
 from enate_routing._model import Config
 from enate_routing.errors import (
+    ConfigError,
     StoreError,
     TransportError,
     UidValidityChangedError,
@@ -54,7 +55,9 @@ from enate_routing.transports._base import (
 )
 from enate_routing.transports._factory import ConnectorAccess
 
-__all__ = ["Ingestor"]
+__all__ = ["KEEP_RAW_FOR", "Ingestor"]
+
+KEEP_RAW_FOR = 30 * 86400.0  # seconds the raw bytes of a message marked on the server are kept by default
 
 _log = logging.getLogger("enate_routing.ingest")
 
@@ -67,7 +70,9 @@ class Ingestor:
     address is not an address; ``ack_wording`` (templates, reference token; default: the default template
     and ``[REF:{ref}]``) words them; ``ack_routes`` (``decision.address -> AckRoute``), when given, replaces
     both (:meth:`from_config` builds it from the outgoing routes, docs/semantics.md §3.2). ``sleep`` waits
-    between retries (default: an interruptible wait that :meth:`stop` ends early).
+    between retries (default: an interruptible wait that :meth:`stop` ends early). ``keep_raw_for``
+    (seconds, default 30 days; None keeps them forever) is how long the raw bytes of a message marked on the
+    server are kept (quarantined and unrouted ones are always kept, docs/ingestion.md "Retention").
     """
 
     def __init__(
@@ -80,6 +85,7 @@ class Ingestor:
         lease_ttl: float = 60.0, hook: StepHook | None = None, sleep: Callable[[float], None] | None = None,
         random: Callable[[float, float], float] = _random.uniform, clock: Callable[[], float] = time.time,
         progress: Callable[[IngestStats], None] | None = None, ack_wording: AckWording | None = None,
+        keep_raw_for: float | None = KEEP_RAW_FOR,
     ) -> None:
         self.connector = connector
         self.mailbox = mailbox
@@ -91,6 +97,11 @@ class Ingestor:
         self.backoff = backoff or Backoff()
         self.hook = hook
         self.random = random
+        self.clock = clock
+        if keep_raw_for is not None and keep_raw_for < 0:
+            raise ConfigError.single(f"must be 0 or more seconds (or None: keep forever), not {keep_raw_for!r}",
+                                     field="keep_raw_for")
+        self.keep_raw_for = keep_raw_for
         self.progress = progress
         self._sleep = sleep
         self._stop = threading.Event()
@@ -151,6 +162,8 @@ class Ingestor:
         stats = self._new_run()
         self.lease.hold()
         _prune_acks(self.store, self.rate_limit.window_start())
+        if self.keep_raw_for is not None:
+            _drop_raw(self.store, self.connector, self.clock() - self.keep_raw_for)
         _log.info("pass started", extra={"connector": self.connector, "folder": self.mailbox})
         try:
             failures = 0
@@ -366,6 +379,17 @@ def _prune_acks(store: Ledger, before: float) -> None:
     prune = getattr(store, "prune_acks", None)
     if callable(prune):
         prune(before)
+
+
+def _drop_raw(store: Ledger, connector: str, before: float) -> None:
+    """Empty the raw bytes of the connector's messages marked before ``before`` (not quarantined, not
+    unrouted), so months of polling do not grow the ledger (a host's ledger without ``drop_raw`` keeps them)."""
+    drop = getattr(store, "drop_raw", None)
+    if callable(drop):
+        dropped = drop(connector, before)
+        if dropped:
+            _log.info("raw bytes of %d handled messages dropped", dropped,
+                      extra={"connector": connector, "dropped": dropped})
 
 
 def _not_another_folders(flights: list[InFlight], mailbox: str) -> list[InFlight]:
