@@ -58,7 +58,7 @@ def test_only_handled_and_marked_messages_lose_their_bytes(make_ingestor: Make, 
     ingestor, _, _ = make_ingestor(store=clocked, clock=lambda: now[0], host=host, router=FakeRouter(fail_on="boom"),
                                    max_handler_attempts=1000)
     ingestor.run_once()
-    assert ingestor.keep_raw_for == 30 * 86400  # the default
+    assert ingestor.housekeeping.keep_raw_for == 30 * 86400  # the default
     assert raw_by_subject(clocked, messages) == messages  # nothing older than 30 days yet
     now[0] += 29 * 86400
     ingestor.run_once()

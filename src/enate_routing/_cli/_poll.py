@@ -42,7 +42,7 @@ from enate_routing._loading import load_config
 from enate_routing._router import Router
 from enate_routing.errors import ConfigError, TransportError
 from enate_routing.ingest import Ingestor, IngestStats, Ledger, MailboxWorker, WorkItem, open_ledger
-from enate_routing.ingest._loop import KEEP_RAW_FOR
+from enate_routing.ingest._housekeeping import KEEP_RAW_FOR
 from enate_routing.transports._factory import ConnectorAccess
 
 __all__ = ["JsonlWriter", "add_ledger_options", "jsonl_line", "ledger_path", "open_ingestor", "register"]

@@ -18,7 +18,6 @@ from typing import Any, Literal
 from enate_routing._envelope import ParseLimits
 from enate_routing._model import Config
 from enate_routing.errors import (
-    ConfigError,
     StoreError,
     TransportError,
     UidValidityChangedError,
@@ -38,6 +37,7 @@ from enate_routing.ingest._configured import ingestor_options
 from enate_routing.ingest._contract import Backoff, Handler, IngestStats, RouterLike, StepHook
 from enate_routing.ingest._fetching import Fetcher
 from enate_routing.ingest._handoff import HandOff, OutputUnavailable
+from enate_routing.ingest._housekeeping import KEEP_RAW_FOR, Housekeeping
 from enate_routing.ingest._inflight import InFlight
 from enate_routing.ingest._lease import Lease
 from enate_routing.ingest._ledger import (
@@ -55,9 +55,7 @@ from enate_routing.transports._base import (
 )
 from enate_routing.transports._factory import ConnectorAccess
 
-__all__ = ["KEEP_RAW_FOR", "Ingestor"]
-
-KEEP_RAW_FOR = 30 * 86400.0  # seconds the raw bytes of a message marked on the server are kept by default
+__all__ = ["Ingestor"]
 
 _log = logging.getLogger("enate_routing.ingest")
 
@@ -65,27 +63,24 @@ _log = logging.getLogger("enate_routing.ingest")
 class Ingestor:
     """Drains one folder of one connector into the host's handler, exactly once per work item.
 
-    ``source_factory`` opens a fresh :class:`MailSource` (called again after a dropped connection);
-    ``sender_factory`` a :class:`MailSender` for acknowledgements, sent from ``ack_from`` when a decision's
-    address is not an address; ``ack_wording`` (templates, reference token; default: the default template
-    and ``[REF:{ref}]``) words them; ``ack_routes`` (``decision.address -> AckRoute``), when given, replaces
-    both (:meth:`from_config` builds it from the outgoing routes, docs/semantics.md §3.2). ``sleep`` waits
-    between retries (default: an interruptible wait that :meth:`stop` ends early). ``keep_raw_for``
-    (seconds, default 30 days; None keeps them forever) is how long the raw bytes of a message marked on the
-    server are kept (quarantined and unrouted ones are always kept, docs/ingestion.md "Retention").
+    ``source_factory`` opens a fresh :class:`MailSource` (called again after a dropped connection); ``sender_factory`` a
+    :class:`MailSender` for acknowledgements, sent from ``ack_from`` when a decision's address is not an address;
+    ``ack_wording`` (templates, reference token; default: the default template and ``[REF:{ref}]``) words them;
+    ``ack_routes`` (``decision.address -> AckRoute``), when given, replaces both (:meth:`from_config` builds it from the
+    outgoing routes, docs/semantics.md §3.2). ``sleep`` waits between retries (default: an interruptible wait that
+    :meth:`stop` ends early). ``keep_raw_for``: seconds raw bytes of marked mail are kept (docs/ingestion.md).
     """
 
     def __init__(
         self, *, connector: str, mailbox: str, source_factory: Callable[[], MailSource], router: RouterLike,
         store: Ledger, handler: Handler, sender_factory: Callable[[], MailSender] | None = None,
         ack_from: str | None = None, ack_routes: Callable[[str], AckRoute] | None = None,
-        limits: ParseLimits | None = None, acknowledgements_per_hour: int = 10,
+        limits: ParseLimits | None = None, acknowledgements_per_hour: int = 10, max_parse_attempts: int = 3,
         ack_builder: AckBuilder = build_acknowledgement, batch_size: int = 50, backoff: Backoff | None = None,
-        max_handler_attempts: int = 5, max_ack_attempts: int = 5, max_parse_attempts: int = 3,
+        max_handler_attempts: int = 5, max_ack_attempts: int = 5, keep_raw_for: float | None = KEEP_RAW_FOR,
         lease_ttl: float = 60.0, hook: StepHook | None = None, sleep: Callable[[float], None] | None = None,
         random: Callable[[float, float], float] = _random.uniform, clock: Callable[[], float] = time.time,
         progress: Callable[[IngestStats], None] | None = None, ack_wording: AckWording | None = None,
-        keep_raw_for: float | None = KEEP_RAW_FOR,
     ) -> None:
         self.connector = connector
         self.mailbox = mailbox
@@ -97,16 +92,12 @@ class Ingestor:
         self.backoff = backoff or Backoff()
         self.hook = hook
         self.random = random
-        self.clock = clock
-        if keep_raw_for is not None and keep_raw_for < 0:
-            raise ConfigError.single(f"must be 0 or more seconds (or None: keep forever), not {keep_raw_for!r}",
-                                     field="keep_raw_for")
-        self.keep_raw_for = keep_raw_for
         self.progress = progress
         self._sleep = sleep
         self._stop = threading.Event()
         self.lease = Lease(store, connector, mailbox, lease_ttl)
         self.rate_limit = AckRateLimit(store.ack_count, acknowledgements_per_hour, clock)
+        self.housekeeping = Housekeeping(store, connector, self.rate_limit, keep_raw_for, clock)
         self.acknowledger = Acknowledger(ack_routes or fixed_ack_route(sender_factory, ack_from), ack_builder,
                                          max_ack_attempts, ack_wording)
         self._stats = IngestStats()
@@ -161,9 +152,7 @@ class Ingestor:
         """
         stats = self._new_run()
         self.lease.hold()
-        _prune_acks(self.store, self.rate_limit.window_start())
-        if self.keep_raw_for is not None:
-            _drop_raw(self.store, self.connector, self.clock() - self.keep_raw_for)
+        self.housekeeping.run()
         _log.info("pass started", extra={"connector": self.connector, "folder": self.mailbox})
         try:
             failures = 0
@@ -371,25 +360,6 @@ class Ingestor:
             self.acknowledger.close()
             self.lease.release()
         return stats
-
-
-def _prune_acks(store: Ledger, before: float) -> None:
-    """Drop acknowledgement counters older than the rate limit's hour, so months of distinct senders do not
-    grow the ledger (a host's ledger without ``prune_acks`` keeps its own)."""
-    prune = getattr(store, "prune_acks", None)
-    if callable(prune):
-        prune(before)
-
-
-def _drop_raw(store: Ledger, connector: str, before: float) -> None:
-    """Empty the raw bytes of the connector's messages marked before ``before`` (not quarantined, not
-    unrouted), so months of polling do not grow the ledger (a host's ledger without ``drop_raw`` keeps them)."""
-    drop = getattr(store, "drop_raw", None)
-    if callable(drop):
-        dropped = drop(connector, before)
-        if dropped:
-            _log.info("raw bytes of %d handled messages dropped", dropped,
-                      extra={"connector": connector, "dropped": dropped})
 
 
 def _not_another_folders(flights: list[InFlight], mailbox: str) -> list[InFlight]:

@@ -332,8 +332,7 @@ class PostgresLedger:
         return len(self._db.query("DELETE FROM enate_acks WHERE sent_at < %s RETURNING 1", (before,)))
 
     def drop_raw(self, connector: str, before: float) -> int:
-        """Empty the raw bytes of ``connector``'s messages MARKED before ``before``, neither quarantined nor
-        unrouted (the row, its digest, refs and work keys stay for de-duplication); how many were emptied."""
+        """:meth:`SQLiteLedger.drop_raw <enate_routing.ingest.SQLiteLedger.drop_raw>`, one UPDATE likewise."""
         return len(self._db.query(_DROP_RAW, (connector, before)))
 
     # ----------------------------------------------------------------------------------------- administration
