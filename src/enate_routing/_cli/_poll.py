@@ -42,6 +42,7 @@ from enate_routing._loading import load_config
 from enate_routing._router import Router
 from enate_routing.errors import ConfigError, TransportError
 from enate_routing.ingest import Ingestor, IngestStats, Ledger, MailboxWorker, WorkItem, open_ledger
+from enate_routing.ingest._housekeeping import KEEP_RAW_FOR
 from enate_routing.transports._factory import ConnectorAccess
 
 __all__ = ["JsonlWriter", "add_ledger_options", "jsonl_line", "ledger_path", "open_ingestor", "register"]
@@ -234,6 +235,17 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _days(text: str) -> float:
+    """argparse type: a number of days, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of days: {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be 0 or more days, not {text!r}")
+    return value
+
+
 def _output_file(text: str) -> Path:
     """argparse type: a file path that is not an existing folder."""
     path = Path(text)
@@ -260,6 +272,9 @@ def register(subparsers: Any) -> None:
                       help="with --once: how long to keep retrying an unreachable server before giving up (default 60)")
     poll.add_argument("--batch-size", type=_positive_int, default=50, metavar="N",
                       help="messages per batch: per spool, route and group-commit transaction (default 50)")
+    poll.add_argument("--keep-raw-days", type=_days, default=KEEP_RAW_FOR / 86400, metavar="DAYS",
+                      help="days to keep the raw bytes of a message marked processed on the server (default 30; 0: "
+                           "drop them at the next poll; quarantined and unrouted messages keep theirs)")
     poll.add_argument("--no-idle", action="store_true", help="poll every --interval even where IMAP IDLE is offered")
     poll.add_argument("--reset-ledger", action="store_true",
                       help="start a new, empty ledger when the file is empty or unreadable (quarantine records in it "
@@ -302,7 +317,7 @@ def run_poll(args: argparse.Namespace) -> int:
     if args.more:
         return run_worker(args)
     progress = _progress(sys.stderr) if sys.stderr.isatty() and not (args.verbose or args.log_level) else None
-    options = {"progress": progress, "batch_size": args.batch_size}
+    options = {"progress": progress, "batch_size": args.batch_size, "keep_raw_for": args.keep_raw_days * 86400}
     with open_ingestor(args, reset=args.reset_ledger, **options) as (ingestor, _, writer), \
             _stop_on_signals(ingestor) as received:
         assert writer is not None
@@ -331,7 +346,8 @@ def run_poll(args: argparse.Namespace) -> int:
 def run_worker(args: argparse.Namespace) -> int:
     """``poll NAME NAME...``: one worker over several mailboxes, each drained under its lease (docs/scaling.md)."""
     names = [connector_name(args), *args.more]
-    with open_ingestors(args, names, reset=args.reset_ledger, batch_size=args.batch_size) as (
+    with open_ingestors(args, names, reset=args.reset_ledger, batch_size=args.batch_size,
+                        keep_raw_for=args.keep_raw_days * 86400) as (
             ingestors, _, writer), _stop_on_signals(*ingestors) as received:
         assert writer is not None
         worker = MailboxWorker(ingestors, stop=lambda: bool(received),

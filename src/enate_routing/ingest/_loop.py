@@ -37,6 +37,7 @@ from enate_routing.ingest._configured import ingestor_options
 from enate_routing.ingest._contract import Backoff, Handler, IngestStats, RouterLike, StepHook
 from enate_routing.ingest._fetching import Fetcher
 from enate_routing.ingest._handoff import HandOff, OutputUnavailable
+from enate_routing.ingest._housekeeping import KEEP_RAW_FOR, Housekeeping
 from enate_routing.ingest._inflight import InFlight
 from enate_routing.ingest._lease import Lease
 from enate_routing.ingest._ledger import (
@@ -62,21 +63,21 @@ _log = logging.getLogger("enate_routing.ingest")
 class Ingestor:
     """Drains one folder of one connector into the host's handler, exactly once per work item.
 
-    ``source_factory`` opens a fresh :class:`MailSource` (called again after a dropped connection);
-    ``sender_factory`` a :class:`MailSender` for acknowledgements, sent from ``ack_from`` when a decision's
-    address is not an address; ``ack_wording`` (templates, reference token; default: the default template
-    and ``[REF:{ref}]``) words them; ``ack_routes`` (``decision.address -> AckRoute``), when given, replaces
-    both (:meth:`from_config` builds it from the outgoing routes, docs/semantics.md §3.2). ``sleep`` waits
-    between retries (default: an interruptible wait that :meth:`stop` ends early).
+    ``source_factory`` opens a fresh :class:`MailSource` (called again after a dropped connection); ``sender_factory`` a
+    :class:`MailSender` for acknowledgements, sent from ``ack_from`` when a decision's address is not an address;
+    ``ack_wording`` (templates, reference token; default: the default template and ``[REF:{ref}]``) words them;
+    ``ack_routes`` (``decision.address -> AckRoute``), when given, replaces both (:meth:`from_config` builds it from the
+    outgoing routes, docs/semantics.md §3.2). ``sleep`` waits between retries (default: an interruptible wait that
+    :meth:`stop` ends early). ``keep_raw_for``: seconds raw bytes of marked mail are kept (docs/ingestion.md).
     """
 
     def __init__(
         self, *, connector: str, mailbox: str, source_factory: Callable[[], MailSource], router: RouterLike,
         store: Ledger, handler: Handler, sender_factory: Callable[[], MailSender] | None = None,
         ack_from: str | None = None, ack_routes: Callable[[str], AckRoute] | None = None,
-        limits: ParseLimits | None = None, acknowledgements_per_hour: int = 10,
+        limits: ParseLimits | None = None, acknowledgements_per_hour: int = 10, max_parse_attempts: int = 3,
         ack_builder: AckBuilder = build_acknowledgement, batch_size: int = 50, backoff: Backoff | None = None,
-        max_handler_attempts: int = 5, max_ack_attempts: int = 5, max_parse_attempts: int = 3,
+        max_handler_attempts: int = 5, max_ack_attempts: int = 5, keep_raw_for: float | None = KEEP_RAW_FOR,
         lease_ttl: float = 60.0, hook: StepHook | None = None, sleep: Callable[[float], None] | None = None,
         random: Callable[[float, float], float] = _random.uniform, clock: Callable[[], float] = time.time,
         progress: Callable[[IngestStats], None] | None = None, ack_wording: AckWording | None = None,
@@ -96,6 +97,7 @@ class Ingestor:
         self._stop = threading.Event()
         self.lease = Lease(store, connector, mailbox, lease_ttl)
         self.rate_limit = AckRateLimit(store.ack_count, acknowledgements_per_hour, clock)
+        self.housekeeping = Housekeeping(store, connector, self.rate_limit, keep_raw_for, clock)
         self.acknowledger = Acknowledger(ack_routes or fixed_ack_route(sender_factory, ack_from), ack_builder,
                                          max_ack_attempts, ack_wording)
         self._stats = IngestStats()
@@ -150,7 +152,7 @@ class Ingestor:
         """
         stats = self._new_run()
         self.lease.hold()
-        _prune_acks(self.store, self.rate_limit.window_start())
+        self.housekeeping.run()
         _log.info("pass started", extra={"connector": self.connector, "folder": self.mailbox})
         try:
             failures = 0
@@ -358,14 +360,6 @@ class Ingestor:
             self.acknowledger.close()
             self.lease.release()
         return stats
-
-
-def _prune_acks(store: Ledger, before: float) -> None:
-    """Drop acknowledgement counters older than the rate limit's hour, so months of distinct senders do not
-    grow the ledger (a host's ledger without ``prune_acks`` keeps its own)."""
-    prune = getattr(store, "prune_acks", None)
-    if callable(prune):
-        prune(before)
 
 
 def _not_another_folders(flights: list[InFlight], mailbox: str) -> list[InFlight]:

@@ -30,11 +30,20 @@ from enate_routing.ingest._ledger import (
 )
 from enate_routing.ingest._sqlite_db import SQLiteDatabase
 from enate_routing.ingest._sqlite_leases import acquire, release
-from enate_routing.ingest._sqlite_schema import MESSAGE_COLUMNS, SCHEMA, WORK_COLUMNS, message_row, migrate, work_row
+from enate_routing.ingest._sqlite_schema import (
+    DROPPABLE_RAW,
+    MESSAGE_COLUMNS,
+    SCHEMA,
+    WORK_COLUMNS,
+    message_row,
+    migrate,
+    work_row,
+)
 
 __all__ = ["SQLiteLedger"]
 
 _CHUNK = 500  # bound on "IN (...)" placeholders per statement
+_DROPPABLE = DROPPABLE_RAW.format(not_fallback="fallback_only = 0", length="length")
 
 
 class SQLiteLedger:
@@ -289,6 +298,13 @@ class SQLiteLedger:
         """Forget acknowledgements older than ``before`` (they no longer count in any window)."""
         with self._db.transaction() as db:
             return int(db.execute("DELETE FROM acks WHERE sent_at < ?", (before,)).rowcount)
+
+    def drop_raw(self, connector: str, before: float) -> int:
+        """Empty the raw bytes of ``connector``'s messages MARKED before ``before``, neither quarantined nor
+        unrouted (the row, its digest, refs and work keys stay for de-duplication); how many were emptied."""
+        with self._db.transaction() as db:
+            sql = f"UPDATE messages SET raw = X'' WHERE {_DROPPABLE} AND connector = ? AND updated_at < ?"  # noqa: S608
+            return int(db.execute(sql, (connector, before)).rowcount)
 
     # ----------------------------------------------------------------------------------------- quarantine
     def quarantined(self, connector: str | None = None) -> list[MessageRecord]:

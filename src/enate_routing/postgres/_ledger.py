@@ -29,6 +29,7 @@ from enate_routing.errors import StoreError
 from enate_routing.ingest._ledger import AckState, MessageRecord, MessageState, RoutedMessage, SpoolItem, WorkRecord
 
 # The column lists and row decoders are the SQLite ledger's: the same rows, read the same way.
+from enate_routing.ingest._sqlite_schema import DROPPABLE_RAW
 from enate_routing.ingest._sqlite_schema import MESSAGE_COLUMNS as _COLUMNS
 from enate_routing.ingest._sqlite_schema import WORK_COLUMNS as _WORK_COLUMNS
 from enate_routing.ingest._sqlite_schema import message_row as _record
@@ -63,6 +64,11 @@ _FINISH = (
 )
 
 
+_DROP_RAW = (
+    "UPDATE enate_messages SET raw = ''::bytea WHERE "  # noqa: S608 — constants only
+    f"{DROPPABLE_RAW.format(not_fallback='NOT fallback_only', length='octet_length')} "
+    "AND connector = %s AND updated_at < %s RETURNING 1"
+)
 # Sent in the window, plus pending: those go out as soon as the mail server answers again.
 _ACK_COUNT = (
     "SELECT (SELECT COUNT(*) FROM enate_acks WHERE recipient = %s AND sent_at >= %s) + "
@@ -324,6 +330,10 @@ class PostgresLedger:
     def prune_acks(self, before: float) -> int:
         """Forget acknowledgements older than ``before`` (they no longer count in any window)."""
         return len(self._db.query("DELETE FROM enate_acks WHERE sent_at < %s RETURNING 1", (before,)))
+
+    def drop_raw(self, connector: str, before: float) -> int:
+        """:meth:`SQLiteLedger.drop_raw <enate_routing.ingest.SQLiteLedger.drop_raw>`, one UPDATE likewise."""
+        return len(self._db.query(_DROP_RAW, (connector, before)))
 
     # ----------------------------------------------------------------------------------------- administration
     def quarantined(self, connector: str | None = None) -> list[MessageRecord]:

@@ -134,6 +134,10 @@ ALTER TABLE enate_work ADD COLUMN reference TEXT;
     Migration(5, "pending acknowledgements found by the rate limit", """
 CREATE INDEX enate_work_pending_ack ON enate_work (ack_state) WHERE ack_state = 'pending';
 """),
+    Migration(6, "marked messages whose raw bytes retention may still drop", """
+CREATE INDEX enate_messages_raw_kept ON enate_messages (connector, updated_at)
+    WHERE state = 'marked' AND quarantine_reason IS NULL AND NOT fallback_only AND octet_length(raw) > 0;
+"""),
 )
 
 LATEST = MIGRATIONS[-1].version
