@@ -1,5 +1,6 @@
 """Retention of raw bytes: a message handled and marked on the server loses its raw bytes after
-``keep_raw_for``; quarantined, unrouted and unfinished messages keep theirs (docs/ingestion.md "Retention")."""
+``keep_raw_for``, an unrouted one (only the fallback took it) too, and then is no longer offered for reprocessing;
+quarantined and unfinished messages keep theirs (docs/ingestion.md "Retention")."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 from fakes import FakeRouter, Host, Mailbox, MemorySender, make_message
 
-from enate_routing.errors import ConfigError, HandlerError
+from enate_routing.errors import ConfigError, HandlerError, StoreError
 from enate_routing.ingest import Ingestor, MessageState, SQLiteLedger, WorkItem
 
 Make = Callable[..., tuple[Ingestor, Host, MemorySender]]
@@ -63,10 +64,14 @@ def test_only_handled_and_marked_messages_lose_their_bytes(make_ingestor: Make, 
     now[0] += 29 * 86400
     ingestor.run_once()
     assert raw_by_subject(clocked, messages) == messages
+    [unrouted] = ingestor.unrouted()  # within the retention: can be routed again once a route is added
     now[0] += YEAR
     ingestor.run_once()
     kept = raw_by_subject(clocked, messages)
-    assert kept == {**messages, "handled": b""}
+    assert kept == {**messages, "handled": b"", "unrouted": b""}
+    assert ingestor.unrouted() == []  # nothing left to route again: no longer offered
+    with pytest.raises(StoreError, match="dropped after the retention period"):
+        ingestor.reprocess([unrouted.id])
     counts = clocked.counts("Support")
     assert counts["marked"] == 3 and counts["routed"] == 1 and counts["quarantined"] == 1
 

@@ -93,12 +93,14 @@ def scenario(ledger: Any) -> list[Any]:
     out.append([rel(r) for r in ledger.unrouted("C")])
     out.append(rel(ledger.reopen(c.id, new_generation=True)))
     out.append(ledger.raw(c.id))
-    # Retention: only a (MARKED, routed) loses its bytes; b is unrouted (fallback only), c back to SPOOLED.
+    # Retention: a (MARKED, routed) and b (MARKED, unrouted: fallback only) lose their bytes; c, back to
+    # SPOOLED, keeps them; b is then no longer offered for reprocessing.
     out.append(ledger.drop_raw("C", ledger.get(a.id).updated_at))  # not older than that yet
     out.append(ledger.drop_raw("other", ledger.clock() + 1))
     out.append(ledger.drop_raw("C", ledger.clock() + 1))
     out.append(ledger.drop_raw("C", ledger.clock() + 1))  # already dropped
     out.append([ledger.raw(m) for m in (a.id, b.id, c.id)])
+    out.append([rel(r) for r in ledger.unrouted("C")])
     out.append(rel(ledger.get(a.id)))  # the row stays: digest, size, state
     out.append(ledger.counts("C"))
     with pytest.raises(StoreError):
@@ -116,9 +118,10 @@ def test_same_results_as_the_sqlite_ledger(pg: PostgresLedger, tmp_path: Path) -
         sqlite.close()
     assert scenario(pg) == expected
     # Not vacuous: the walk reached quarantine, and a message owning acknowledged work became MARKED.
-    assert [(r[2], r[3]) for r in expected[-12]] == [(MessageState.DONE, "too big")]
-    assert expected[-7:-3] == [0, 0, 1, 0] and expected[-3] == [b"", b"two", b"three"]
-    assert expected[-13] == [MessageState.MARKED, MessageState.MARKED, MessageState.SPOOLED]
+    assert [(r[2], r[3]) for r in expected[-13]] == [(MessageState.DONE, "too big")]
+    assert expected[-10] != [] and expected[-3] == []  # b unrouted, until its bytes are dropped
+    assert expected[-8:-4] == [0, 0, 2, 0] and expected[-4] == [b"", b"", b"three"]
+    assert expected[-14] == [MessageState.MARKED, MessageState.MARKED, MessageState.SPOOLED]
 
 
 def test_a_work_key_has_one_owner_across_workers(postgres_url: str) -> None:

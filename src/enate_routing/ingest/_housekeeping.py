@@ -39,7 +39,7 @@ class Housekeeping:
             prune(self.rate_limit.window_start())
         drop = getattr(self.store, "drop_raw", None)
         if self.keep_raw_for is not None and callable(drop):
-            # Marked (not quarantined, not unrouted) before this: bytes emptied, rows kept for de-duplication.
+            # Marked (not quarantined) before this: bytes emptied, rows kept for de-duplication.
             dropped = drop(self.connector, self.clock() - self.keep_raw_for)
             if dropped:
                 _log.info("raw bytes of %d handled messages dropped", dropped,

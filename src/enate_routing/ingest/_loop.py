@@ -345,6 +345,9 @@ class Ingestor:
             flights: list[InFlight] = []
             for index, message in enumerate(messages):
                 before = self.store.get(message)
+                if before.size and not self.store.raw(message):
+                    raise StoreError(f"message {message}: its raw bytes were dropped after the retention period "
+                                     "(keep_raw_for, docs/ingestion.md); it cannot be routed again")
                 if before.state is MessageState.MARKED:
                     was_marked.append(message)
                 unrouted = not before.quarantined and before.fallback_only

@@ -43,7 +43,7 @@ from enate_routing.ingest._sqlite_schema import (
 __all__ = ["SQLiteLedger"]
 
 _CHUNK = 500  # bound on "IN (...)" placeholders per statement
-_DROPPABLE = DROPPABLE_RAW.format(not_fallback="fallback_only = 0", length="length")
+_DROPPABLE = DROPPABLE_RAW.format(length="length")
 
 
 class SQLiteLedger:
@@ -300,8 +300,8 @@ class SQLiteLedger:
             return int(db.execute("DELETE FROM acks WHERE sent_at < ?", (before,)).rowcount)
 
     def drop_raw(self, connector: str, before: float) -> int:
-        """Empty the raw bytes of ``connector``'s messages MARKED before ``before``, neither quarantined nor
-        unrouted (the row, its digest, refs and work keys stay for de-duplication); how many were emptied."""
+        """Empty the raw bytes of ``connector``'s messages MARKED before ``before``, not quarantined (the row,
+        its digest, refs and work keys stay for de-duplication); how many were emptied."""
         with self._db.transaction() as db:
             sql = f"UPDATE messages SET raw = X'' WHERE {_DROPPABLE} AND connector = ? AND updated_at < ?"  # noqa: S608
             return int(db.execute(sql, (connector, before)).rowcount)
@@ -311,7 +311,8 @@ class SQLiteLedger:
         return self._messages("quarantine_reason IS NOT NULL", (), connector)
 
     def unrouted(self, connector: str | None = None) -> list[MessageRecord]:
-        return self._messages("quarantine_reason IS NULL AND fallback_only = 1 AND state IN (?, ?)",
+        # Past the retention (drop_raw) an unrouted message has no bytes to route again: no longer listed.
+        return self._messages("quarantine_reason IS NULL AND fallback_only = 1 AND state IN (?, ?) AND length(raw) > 0",
                               (MessageState.DONE, MessageState.MARKED), connector)
 
     def _messages(self, where: str, params: tuple[Any, ...], connector: str | None) -> list[MessageRecord]:

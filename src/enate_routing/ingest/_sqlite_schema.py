@@ -32,7 +32,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS messages_digest ON messages (connector, sha256
 CREATE INDEX IF NOT EXISTS messages_message_id ON messages (connector, message_id);
 CREATE INDEX IF NOT EXISTS messages_state ON messages (connector, mailbox, state);
 CREATE INDEX IF NOT EXISTS messages_raw_kept ON messages (connector, updated_at)
-    WHERE state = 'marked' AND quarantine_reason IS NULL AND fallback_only = 0 AND length(raw) > 0;
+    WHERE state = 'marked' AND quarantine_reason IS NULL AND length(raw) > 0;
 CREATE TABLE IF NOT EXISTS refs (
     connector TEXT NOT NULL,
     ref_key TEXT NOT NULL,
@@ -84,10 +84,11 @@ CREATE TABLE IF NOT EXISTS leases (
 _ADDED = (("work", "ack_reason", "TEXT"), ("leases", "started", "TEXT NOT NULL DEFAULT ''"),
           ("work", "reference", "TEXT"))
 
-# The messages whose raw bytes retention may drop: finished, marked on the server, neither quarantined nor
-# unrouted (both are kept for `quarantine reprocess`), bytes still there. The terms are the partial index's
+# The messages whose raw bytes retention may drop: finished, marked on the server, not quarantined (kept for
+# `quarantine reprocess`), bytes still there. An unrouted one (only the fallback took it) can be routed again
+# until then; months later its work is long done. The terms are the partial index's
 # (SQLite's messages_raw_kept, PostgreSQL's enate_messages_raw_kept), word for word, so the index is used.
-DROPPABLE_RAW = "state = 'marked' AND quarantine_reason IS NULL AND {not_fallback} AND {length}(raw) > 0"
+DROPPABLE_RAW = "state = 'marked' AND quarantine_reason IS NULL AND {length}(raw) > 0"
 
 MESSAGE_COLUMNS = (
     "id, connector, mailbox, ref_key, sha256, message_id, size, state, quarantine_reason, fallback_only, "

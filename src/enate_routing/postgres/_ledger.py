@@ -66,7 +66,7 @@ _FINISH = (
 
 _DROP_RAW = (
     "UPDATE enate_messages SET raw = ''::bytea WHERE "  # noqa: S608 — constants only
-    f"{DROPPABLE_RAW.format(not_fallback='NOT fallback_only', length='octet_length')} "
+    f"{DROPPABLE_RAW.format(length='octet_length')} "
     "AND connector = %s AND updated_at < %s RETURNING 1"
 )
 # Sent in the window, plus pending: those go out as soon as the mail server answers again.
@@ -347,7 +347,7 @@ class PostgresLedger:
     def unrouted(self, connector: str | None = None) -> list[MessageRecord]:
         rows = self._db.query(
             f"SELECT {_COLUMNS} FROM enate_messages WHERE quarantine_reason IS NULL AND fallback_only "  # noqa: S608
-            "AND state IN (%s, %s) AND (%s::text IS NULL OR connector = %s) ORDER BY id",
+            "AND state IN (%s, %s) AND octet_length(raw) > 0 AND (%s::text IS NULL OR connector = %s) ORDER BY id",
             (MessageState.DONE.value, MessageState.MARKED.value, connector, connector),
         )
         return [_record(r) for r in rows]

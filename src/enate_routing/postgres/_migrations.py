@@ -136,7 +136,7 @@ CREATE INDEX enate_work_pending_ack ON enate_work (ack_state) WHERE ack_state = 
 """),
     Migration(6, "marked messages whose raw bytes retention may still drop", """
 CREATE INDEX enate_messages_raw_kept ON enate_messages (connector, updated_at)
-    WHERE state = 'marked' AND quarantine_reason IS NULL AND NOT fallback_only AND octet_length(raw) > 0;
+    WHERE state = 'marked' AND quarantine_reason IS NULL AND octet_length(raw) > 0;
 """),
 )
 
