@@ -344,10 +344,7 @@ class Ingestor:
             was_marked: list[int] = []
             flights: list[InFlight] = []
             for index, message in enumerate(messages):
-                before = self.store.get(message)
-                if before.size and not self.store.raw(message):
-                    raise StoreError(f"message {message}: its raw bytes were dropped after the retention period "
-                                     "(keep_raw_for, docs/ingestion.md); it cannot be routed again")
+                before = _reprocessable(self.store, message)
                 if before.state is MessageState.MARKED:
                     was_marked.append(message)
                 unrouted = not before.quarantined and before.fallback_only
@@ -363,6 +360,15 @@ class Ingestor:
             self.acknowledger.close()
             self.lease.release()
         return stats
+
+
+def _reprocessable(store: Ledger, message: int) -> MessageRecord:
+    """The ledger record of ``message``; refused when retention dropped its raw bytes (docs/ingestion.md)."""
+    record = store.get(message)
+    if record.size and not store.raw(message):
+        raise StoreError(f"message {message}: its raw bytes were dropped after the retention period "
+                         "(keep_raw_for, docs/ingestion.md); it cannot be routed again")
+    return record
 
 
 def _not_another_folders(flights: list[InFlight], mailbox: str) -> list[InFlight]:
