@@ -79,13 +79,19 @@ class FollowUps:
                     steps.append(f"{header} <{message_id}> is work item {known.work_item}, but its mailbox "
                                  f"address {known.address} is no longer a recipient")
         if mode != "off":
+            tags: set[str] = set()  # each tag looked up once, at most LINK_TOKEN_LOOKUPS (as tokens below)
             for recipient in envelope.recipients:
                 if "+" not in recipient.address:  # most mail: no plus address, no call
                     continue
                 unplussed = plus_base(recipient.address)
-                if unplussed is None or unplussed[0] not in own:
+                if unplussed is None or unplussed[0] not in own or unplussed[1] in tags:
                     continue
+                if len(tags) == LINK_TOKEN_LOOKUPS:
+                    if steps is not None:
+                        steps.append(f"{LINK_TOKEN_LOOKUPS} plus tags looked up, none known: no further one is tried")
+                    break
                 base, tag = unplussed
+                tags.add(tag)
                 if self._exists(tag, steps):
                     # Tokens are written only into mail the system sends, so an automatic reply carrying
                     # one answers generated mail (docs/semantics.md §3.4, last sentence).

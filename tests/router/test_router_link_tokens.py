@@ -154,3 +154,19 @@ def test_both_routers_try_body_tokens_alike(data: st.DataObject, plain: dict[str
     names = [c.name for c in config.connectors if c.uses_incoming]
     compiled, reference = Router.compile(config, lookup=lookup), ReferenceRouter(config, lookup=lookup)
     assert [compiled.route(envelope, n) for n in names] == [reference.route(envelope, n) for n in names]
+
+
+@pytest.mark.parametrize(("known", "links"), [(LINK_TOKEN_LOOKUPS, True), (LINK_TOKEN_LOOKUPS + 1, False)])
+def test_plus_tags_are_looked_up_once_each_and_at_most_the_bound(build: Callable[..., Any], known: int,
+                                                                 links: bool) -> None:
+    """A mail to 50 plus addresses of the mailbox (each tag twice) asks the host about at most
+    LINK_TOKEN_LOOKUPS distinct tags: the known one links only within the bound."""
+    user, _, domain = HELP.partition("@")
+    tags = [f"t-{n}" for n in range(1, 51)]
+    to = ", ".join(f"{user}+{tag}@{domain}" for tag in tags for _ in range(2))
+    envelope = Envelope.from_bytes(eml({"From": "ann@fabrikam.example", "To": to, "Subject": "no token",
+                                        "Message-ID": "<p@fabrikam.example>"}, "text\r\n"))
+    lookup = CountingWorkItems((f"t-{known}",))
+    result = build(configured(plus_addressing="mixed"), lookup=lookup).route(envelope)
+    assert lookup.asked == tags[:min(known, LINK_TOKEN_LOOKUPS)]
+    assert (result.decisions[0].action == "link") is links

@@ -258,9 +258,15 @@ class ReferenceRouter:
                     return (known.work_item, known.address, f"{header} <{message_id}> is work item "
                             f"{known.work_item}", known.generated)
         if mode in ("mixed", "plus-only"):
+            tags: list[str] = []
             for address in recipients:
                 split = _split_plus(address)
-                if split is not None and split[0] in own and self._exists(split[1]):
+                if split is None or split[0] not in own or split[1] in tags:
+                    continue
+                if len(tags) == LINK_TOKEN_LOOKUPS:
+                    break
+                tags.append(split[1])
+                if self._exists(split[1]):
                     return split[1], split[0], f"plus address {address}", True
         pattern = self.config.linking.subject_pattern
         if mode != "plus-only" and pattern:
