@@ -19,7 +19,11 @@ from enate_routing._envelope import Envelope
 from enate_routing._link_pattern import LINK_TOKEN_LOOKUPS, LinkSearch, link_search
 from enate_routing._model import Linking
 
-__all__ = ["FollowUps", "Link", "plus_base"]
+__all__ = ["MESSAGE_ID_LOOKUPS", "FollowUps", "Link", "plus_base"]
+
+# Message ids asked about per email: In-Reply-To, then References from the most recent back. A real thread's
+# References is far shorter (mail clients trim it); 2,000 hostile ids must not become 2,000 database calls.
+MESSAGE_ID_LOOKUPS = 100
 
 
 def plus_base(address: str) -> tuple[str, str] | None:
@@ -68,7 +72,9 @@ class FollowUps:
             # In-Reply-To first, then References from the most recent (the last) back (RFC 5322 §3.6.4).
             candidates = [("In-Reply-To", i) for i in envelope.in_reply_to]
             candidates += [("References", i) for i in reversed(envelope.references)]
-            for header, message_id in candidates:
+            if len(candidates) > MESSAGE_ID_LOOKUPS and steps is not None:
+                steps.append(f"only the {MESSAGE_ID_LOOKUPS} most recent message ids are looked up")
+            for header, message_id in candidates[:MESSAGE_ID_LOOKUPS]:
                 known: KnownMessage | None = lookup.find_message(message_id)
                 if known is None:
                     continue

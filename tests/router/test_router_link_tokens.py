@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from routing_helpers import HELP, eml, mail, make_config, route
 
 from enate_routing._envelope import Envelope
+from enate_routing._followups import MESSAGE_ID_LOOKUPS
 from enate_routing._link_pattern import LINK_SUBJECT_CHARS, LINK_TOKEN_LOOKUPS
 from enate_routing._loading import parse_config
 from enate_routing._model import Config
@@ -169,4 +170,32 @@ def test_plus_tags_are_looked_up_once_each_and_at_most_the_bound(build: Callable
     lookup = CountingWorkItems((f"t-{known}",))
     result = build(configured(plus_addressing="mixed"), lookup=lookup).route(envelope)
     assert lookup.asked == tags[:min(known, LINK_TOKEN_LOOKUPS)]
+    assert (result.decisions[0].action == "link") is links
+
+
+class CountingMessages(InMemoryWorkItems):
+    """An in-memory lookup that records every ``find_message`` question."""
+
+    def __init__(self) -> None:
+        super().__init__(("T-000123",))
+        self.asked: list[str] = []
+
+    def find_message(self, message_id: str) -> Any:
+        self.asked.append(message_id)
+        return super().find_message(message_id)
+
+
+@pytest.mark.parametrize(("back", "links"), [(MESSAGE_ID_LOOKUPS - 1, True), (MESSAGE_ID_LOOKUPS, False)])
+def test_at_most_the_bound_of_message_ids_is_looked_up(build: Callable[..., Any], back: int, links: bool) -> None:
+    """In-Reply-To, then References from the most recent back: at most MESSAGE_ID_LOOKUPS ids are asked about,
+    so a known id ``back`` places behind In-Reply-To links only within the bound."""
+    ids = [f"<r{n}@fabrikam.example>" for n in range(300)]
+    lookup = CountingMessages()
+    lookup.remember(ids[-back].strip("<>"), "T-000123", HELP)
+    envelope = Envelope.from_bytes(eml({"From": "ann@fabrikam.example", "To": HELP, "Subject": "no token",
+                                        "Message-ID": "<m@fabrikam.example>", "In-Reply-To": "<irt@fabrikam.example>",
+                                        "References": " ".join(ids)}, "text\r\n"))
+    result = build(configured(), lookup=lookup).route(envelope)
+    assert len(lookup.asked) <= MESSAGE_ID_LOOKUPS
+    assert lookup.asked[:2] == ["irt@fabrikam.example", "r299@fabrikam.example"]
     assert (result.decisions[0].action == "link") is links

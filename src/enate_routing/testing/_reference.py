@@ -22,6 +22,7 @@ from enate_routing._decision import (
 )
 from enate_routing._directory import CompanyDirectory, ConfiguredCompanies, WorkItemLookup
 from enate_routing._envelope import Envelope
+from enate_routing._followups import MESSAGE_ID_LOOKUPS
 from enate_routing._link_pattern import (
     LINK_BODY_CHARS,
     LINK_SUBJECT_CHARS,
@@ -252,7 +253,7 @@ class ReferenceRouter:
         if mode != "plus-only" and self.lookup is not None:
             ids = [("In-Reply-To", i) for i in envelope.in_reply_to]
             ids += [("References", i) for i in envelope.references[::-1]]
-            for header, message_id in ids:
+            for header, message_id in ids[:MESSAGE_ID_LOOKUPS]:
                 known = self.lookup.find_message(message_id)
                 if known is not None and known.address in recipients:
                     return (known.work_item, known.address, f"{header} <{message_id}> is work item "
