@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_config import config_in_empty_cwd
 
 from enate_routing._cli import _routing, main
 from enate_routing._loading import load_config
@@ -54,11 +55,7 @@ max_message_bytes = 1000
 @pytest.fixture
 def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A valid configuration whose IMAP servers refuse connections (127.0.0.1:1), in an otherwise empty cwd."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("ENATE_ROUTING_LEDGER", raising=False)
-    path = tmp_path / "routing.toml"
-    path.write_text(CONFIG, encoding="utf-8")
-    return path
+    return config_in_empty_cwd(tmp_path, monkeypatch, CONFIG)
 
 
 def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from cli_config import config_in_empty_cwd
 from test_cli_review_fixes import CONFIG, usage_error
 
 from enate_routing._cli import main
@@ -18,11 +19,7 @@ LONG_AGO = 1_000_000.0  # epoch seconds: decades before the test runs
 @pytest.fixture
 def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Two connectors whose IMAP servers refuse connections: a run starts (and applies retention), then fails."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("ENATE_ROUTING_LEDGER", raising=False)
-    path = tmp_path / "routing.toml"
-    path.write_text(CONFIG, encoding="utf-8")
-    return path
+    return config_in_empty_cwd(tmp_path, monkeypatch, CONFIG)
 
 
 def handled_long_ago(path: Path, connector: str, raw: bytes) -> int:
