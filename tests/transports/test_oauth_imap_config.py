@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from enate_routing._model import Connector
+from enate_routing._token_files import write_token_file
 from enate_routing.transports import ImapSource, OAuth2Auth
 from enate_routing.transports._factory import ConnectorAccess, check_connection, open_source
-from enate_routing.transports._tokens import write_refresh_token
 from mailrig.dovecot import ALICE
 from mailrig.oauth_server import Grant, IdentityProvider
 from mailrig.pki import Pki
@@ -59,7 +59,7 @@ def test_office365_additional_mailbox_logs_in_as_the_shared_address(idp: Identit
     """office365-imap + OAuth + additional_mailbox: user name = the shared address, token = the delegate's."""
     register_app(idp)
     token_file = tmp_path / "delegate.json"
-    write_refresh_token(token_file, idp.new_refresh_token("app-1", "delegate@contoso.test",
+    write_token_file(token_file, idp.new_refresh_token("app-1", "delegate@contoso.test",
                                                           {"IMAP.AccessAsUser.All"}))
     connector = Connector.model_validate({
         "name": "O365 desk", "service": "office365-imap", "username": "delegate@contoso.test",

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 from enate_routing._model import Connector
+from enate_routing._token_files import write_token_file
 from enate_routing.errors import AuthenticationError, CertificateError, ConfigError
 from enate_routing.transports._factory import ConnectorAccess, check_connection, open_source
 from enate_routing.transports._token_sources import token_source
-from enate_routing.transports._tokens import CachedToken, read_refresh_token, write_refresh_token
+from enate_routing.transports._tokens import CachedToken, read_refresh_token
 from mailrig.cloud_fixtures import RsaCertificate
 from mailrig.graph import FakeGraph
 from mailrig.oauth_server import IdentityProvider
@@ -106,7 +107,7 @@ def test_refresh_token_file_rules(tmp_path: Path) -> None:
     path = tmp_path / "tokens" / "desk.json"
     with pytest.raises(ConfigError, match="enate-routing login"):
         read_refresh_token(path, "connector 'x'")
-    write_refresh_token(path, "rt-1", provider="microsoft")
+    write_token_file(path, "rt-1", provider="microsoft")
     assert path.stat().st_mode & 0o777 == 0o600
     assert read_refresh_token(path, "connector 'x'") == "rt-1"
     path.chmod(0o644)
@@ -121,7 +122,7 @@ def test_delegated_refresh_token_is_rotated_and_stored_back(graph: FakeGraph, id
     graph.deliver(DESK, message("delegated"))
     first = idp.new_refresh_token("app-1", DESK, {"Mail.ReadWrite"})
     token_file = tmp_path / "desk.token"
-    write_refresh_token(token_file, first)
+    write_token_file(token_file, first)
     connector = graph_connector(graph, idp, pki, name="Delegated", oauth={
         "flow": "refresh-token", "client_secret_env": None, "token_file": str(token_file)})
     with open_source(connector, ConnectorAccess(timeout=5)) as src:
@@ -138,7 +139,7 @@ def test_delegate_reads_a_shared_mailbox_only_when_granted(graph: FakeGraph, idp
     shared = "shared@contoso.test"
     graph.deliver(shared, message("for the team"))
     token_file = tmp_path / "desk.token"
-    write_refresh_token(token_file, idp.new_refresh_token("app-1", DESK, {"Mail.ReadWrite"}))
+    write_token_file(token_file, idp.new_refresh_token("app-1", DESK, {"Mail.ReadWrite"}))
     connector = graph_connector(graph, idp, pki, name="Delegate", additional_mailbox=shared, oauth={
         "flow": "refresh-token", "client_secret_env": None, "token_file": str(token_file)})
     access = ConnectorAccess(timeout=5)
@@ -178,7 +179,7 @@ def test_google_refresh_token_flow(idp: IdentityProvider, pki: Pki, tmp_path: Pa
     refresh = idp.new_refresh_token("client-9.apps.googleusercontent.test", "desk@example.test",
                                     {"https://mail.google.com/"})
     token_file = tmp_path / "gmail.token"
-    write_refresh_token(token_file, refresh)
+    write_token_file(token_file, refresh)
     connector = _gmail(pki, idp, {"flow": "refresh-token", "client_id": "client-9.apps.googleusercontent.test",
                                   "client_secret_env": "GOOGLE_SECRET", "token_file": str(token_file)}, "Gmail RT")
     source = token_source(connector, "imap", "desk@example.test", host_provider=None,
@@ -216,7 +217,7 @@ def test_debug_logging_never_shows_a_secret_or_token(graph: FakeGraph, idp: Iden
     graph.deliver(DESK, message("logged"))
     refresh = idp.new_refresh_token("app-1", DESK, {"Mail.ReadWrite"})
     token_file = tmp_path / "desk.token"
-    write_refresh_token(token_file, refresh)
+    write_token_file(token_file, refresh)
     caplog.set_level(logging.DEBUG)
     for name, oauth in (("Logged secret", None),
                         ("Logged refresh", {"flow": "refresh-token", "token_file": str(token_file)})):

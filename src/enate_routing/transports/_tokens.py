@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from enate_routing._token_files import TokenFileProblem, read_token_file, write_token_file
+from enate_routing._token_files import TokenFileProblem, read_token_file
 from enate_routing.errors import (
     AuthenticationError,
     ConfigError,
@@ -44,7 +44,6 @@ __all__ = [
     "refused",
     "request_failure",
     "verifying_session",
-    "write_refresh_token",
 ]
 
 EXPIRY_MARGIN = 300.0
@@ -137,8 +136,6 @@ def read_refresh_token(path: Path, where: str) -> str:
     except TokenFileProblem as problem:
         raise ConfigError.single(problem.reason, where=where, field="oauth.token_file", item=str(path)) from None
 
-
-write_refresh_token = write_token_file
 
 
 def request_failure(exc: BaseException, server: str) -> TransportError | None:

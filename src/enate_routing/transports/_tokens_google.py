@@ -20,13 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from enate_routing._token_files import write_token_file
 from enate_routing.errors import ConfigError, ProtocolError, TransportError
 from enate_routing.transports._tokens import (
     read_refresh_token,
     refused,
     request_failure,
     verifying_session,
-    write_refresh_token,
 )
 
 __all__ = ["DEFAULT_TOKEN_URL", "GoogleClient", "refresh_token_flow", "service_account"]
@@ -117,7 +117,7 @@ def refresh_token_flow(client: GoogleClient, client_id: str, client_secret: str,
         )
         token = _refresh(client, creds, (refresh, client_secret))
         if creds.refresh_token and creds.refresh_token != refresh:
-            write_refresh_token(token_file, str(creds.refresh_token), provider="google", client_id=client_id)
+            write_token_file(token_file, str(creds.refresh_token), provider="google", client_id=client_id)
         return token
 
     return acquire

@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from enate_routing._certificates import ClientCertificate
+from enate_routing._token_files import write_token_file
 from enate_routing.errors import CertificateError, ConfigError, ProtocolError, TransportError
 from enate_routing.transports._tokens import (
     read_refresh_token,
     refused,
     request_failure,
     verifying_session,
-    write_refresh_token,
 )
 
 __all__ = ["DEFAULT_AUTHORITY", "MicrosoftApp", "client_credentials", "refresh_token_flow", "sign_in"]
@@ -142,7 +142,7 @@ def refresh_token_flow(app: MicrosoftApp, scopes: list[str], token_file: Path) -
         token = _token(app, result, (refresh,))
         rotated = result.get("refresh_token")
         if isinstance(rotated, str) and rotated and rotated != refresh:
-            write_refresh_token(token_file, rotated, provider="microsoft", client_id=app.client_id)
+            write_token_file(token_file, rotated, provider="microsoft", client_id=app.client_id)
         return token
 
     return acquire
@@ -161,4 +161,4 @@ def sign_in(app: MicrosoftApp, scopes: list[str], token_file: Path, show: Callab
     if not isinstance(refresh, str) or not refresh:
         raise ProtocolError("the sign-in returned no refresh token: include the offline_access scope",
                             server=app.server)
-    write_refresh_token(token_file, refresh, provider="microsoft", client_id=app.client_id)
+    write_token_file(token_file, refresh, provider="microsoft", client_id=app.client_id)
