@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from enate_routing._model import Config
+from enate_routing.admin import HistoryEntry, MemoryHistoryStore
+from enate_routing.errors import StoreError
 
 SUPPORT_PASSWORD = "s3cret-support-pw"
 
@@ -99,3 +102,10 @@ class Grant:
 def names(config: Config, connector: str) -> list[str]:
     """The route names of ``connector`` in priority order (address tier, then wildcard tier)."""
     return [r.name for r in config.routes_of(connector)]
+
+
+class BrokenStore(MemoryHistoryStore):
+    """A history store whose disk is full: every append fails."""
+
+    def append(self, entries: Sequence[HistoryEntry]) -> tuple[HistoryEntry, ...]:
+        raise StoreError("disk full")

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
-from admin.helpers import INCIDENT, SUPPORT_PASSWORD, FakeClock
+from admin.helpers import INCIDENT, SUPPORT_PASSWORD, BrokenStore, FakeClock
 from enate_routing._model import Config
 from enate_routing.admin import (
     PRIORITY_ASCENDING,
@@ -135,11 +134,6 @@ def test_memory_and_sqlite_stores_agree(tmp_path: Path, config: Config) -> None:
         Administration(config, permissions=AllowAll(), history=sqlite_store, clock=FakeClock(), environ={}).add_route(
             NEW_ROUTE, actor="ann", expected_version=1)
         assert sqlite_store.entries() == memory.entries()
-
-
-class BrokenStore(MemoryHistoryStore):
-    def append(self, entries: Sequence[HistoryEntry]) -> tuple[HistoryEntry, ...]:
-        raise StoreError("disk full")
 
 
 def test_failed_history_write_applies_nothing(config: Config) -> None:

@@ -31,6 +31,7 @@ from enate_routing.admin._service import (
     LinkedRoutesReport,
     Permissions,
     Revision,
+    SaveConfig,
 )
 
 __all__ = [
@@ -55,6 +56,7 @@ __all__ = [
     "RouteIndex",
     "RouteRow",
     "SQLiteHistoryStore",
+    "SaveConfig",
     "TargetKind",
     "Tier",
     "field_changes",

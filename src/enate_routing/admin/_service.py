@@ -8,9 +8,11 @@ edit:
 * builds a whole new configuration through a pure builder (:mod:`._edits`, :mod:`._connectors`), which
   validates it like a file, so an invalid edit raises the same located
   :class:`~enate_routing.errors.ConfigError` as ``check`` (route, field, item);
-* writes its history entries first and only then swaps the new configuration in: an edit is applied
-  completely or not at all, and the old configuration object is never changed (models are frozen);
-* returns a :class:`Revision` (the new configuration and version) that the host saves and compiles.
+* is saved through the host's ``save`` callback when one is given (a refused save applies nothing), then
+  written to the history, and only then swapped in: an edit is applied completely or not at all, and the
+  old configuration object is never changed (models are frozen);
+* returns a :class:`Revision` (the new configuration and version) that the host compiles (and saves, when it
+  passes no ``save`` callback).
 
 Where docs/semantics.md is silent, the decisions are written down in ``docs/administration.md``.
 """
@@ -38,6 +40,9 @@ from enate_routing.admin._history import (
 )
 from enate_routing.admin._search import RouteIndex, RouteRow
 from enate_routing.errors import AdminError, ConcurrentEditError
+
+SaveConfig = Callable[[Config, Config], object]
+"""The host's save, called as ``save(new, old)`` inside an edit (e.g. ``save_config(new, path, expected=old)``)."""
 
 
 class Permissions(Protocol):
@@ -95,6 +100,7 @@ class Administration:
     Thread-safe: edits are serialised by a lock, and each one checks ``expected_version`` under it.
     ``tested`` restores the fingerprints of passed connection tests (see :attr:`tested_fingerprints`);
     ``environ`` is where ``password_env`` references are read when fingerprinting (default ``os.environ``).
+    ``save``, when given, writes each edit before it is recorded (see :meth:`_commit`).
     """
 
     def __init__(
@@ -107,8 +113,10 @@ class Administration:
         version: int = 1,
         tested: Mapping[str, str] | None = None,
         environ: Mapping[str, str] | None = None,
+        save: SaveConfig | None = None,
     ) -> None:
         self._config = config
+        self._save = save
         self._version = version
         self._permissions = permissions
         self._history: HistoryStore = history if history is not None else MemoryHistoryStore()
@@ -172,17 +180,29 @@ class Administration:
     # --- the commit path ----------------------------------------------------------------------------------
 
     def _commit(self, actor: str, expected_version: int, build: Build) -> Revision:
+        """Apply one edit: saved (``save``), then recorded in the history, then swapped in; all or nothing.
+
+        A save that raises (``ConcurrentEditError``: the file changed under us) leaves no trace: no history
+        entry, no new version. A history store that fails after the save puts the old configuration back
+        through ``save`` before the StoreError propagates, so the file, the history and this object agree.
+        """
         _require_actor(actor)
         with self._lock:
             self._check_version(expected_version)
-            config, events = build(self._config)
+            old = self._config
+            config, events = build(old)
             if not events:  # nothing changed: no new version, no history
-                return Revision(self._config, self._version)
+                return Revision(old, self._version)
             version, at = self._version + 1, self._clock()
-            # History first: if the store fails, the edit is not applied (StoreError propagates).
-            self._history.append([
-                HistoryEntry(e.subject, e.action, actor, at, version, e.changes, e.note) for e in events
-            ])
+            entries = [HistoryEntry(e.subject, e.action, actor, at, version, e.changes, e.note) for e in events]
+            if self._save is not None:
+                self._save(config, old)
+            try:
+                self._history.append(entries)
+            except BaseException:
+                if self._save is not None:
+                    self._save(old, config)  # undo the save: the edit is not applied
+                raise
             self._config, self._version = config, version
             return Revision(config, version)
 
