@@ -72,9 +72,10 @@ def find_token_file_problems(config: Config, *, base_dir: Path) -> tuple[Finding
     that exist but that the transports would refuse at first use, by the transports' own rule
     (:func:`enate_routing._token_files.read_token_file`).
 
-    Errors: a file others may read (``token-file-exposed``) or that is not a token file
-    (``token-file-invalid``). A warning: a file this user may not read (``token-file-unreadable``; ``poll`` may
-    run as another user). A file that does not exist yet is not reported: ``enate-routing login`` writes it
+    Errors: a file others may read (``token-file-exposed``), that is not a token file
+    (``token-file-invalid``), or that was issued to another provider or OAuth client than the connector names
+    (``token-file-mismatch``: the configuration changed after ``login``). A warning: a file this user may not
+    read (``token-file-unreadable``; ``poll`` may run as another user). A file that does not exist yet is not reported: ``enate-routing login`` writes it
     after the configuration, and where ``check`` runs in CI there are no production secrets. The token is
     read into memory only to be tested, never shown.
     """
@@ -85,7 +86,7 @@ def find_token_file_problems(config: Config, *, base_dir: Path) -> tuple[Finding
             continue
         path = configured_path(oauth.token_file, base_dir)
         try:
-            read_token_file(path)
+            read_token_file(path, provider=oauth.provider, client_id=oauth.client_id)
         except TokenFileProblem as problem:
             if problem.kind == "missing":
                 continue

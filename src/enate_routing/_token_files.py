@@ -21,14 +21,15 @@ from typing import Literal
 
 __all__ = ["TokenFileProblem", "read_token_file", "write_token_file"]
 
-ProblemKind = Literal["missing", "unreadable", "exposed", "invalid"]
+ProblemKind = Literal["missing", "unreadable", "exposed", "invalid", "mismatch"]
 
 
 class TokenFileProblem(Exception):
     """Why a token file cannot be used: ``kind`` for code that decides how bad it is, ``reason`` for people.
 
     ``missing``: no such file; ``unreadable``: permission denied to this user; ``exposed``: the group or others
-    may read it; ``invalid``: anything else (not a regular file, not JSON, no refresh token).
+    may read it; ``invalid``: anything else (not a regular file, not JSON, no refresh token); ``mismatch``:
+    written for another provider or OAuth client than the configuration names.
     """
 
     def __init__(self, kind: ProblemKind, reason: str) -> None:
@@ -37,11 +38,14 @@ class TokenFileProblem(Exception):
         self.reason = reason
 
 
-def read_token_file(path: Path) -> str:
+def read_token_file(path: Path, *, provider: str | None = None, client_id: str | None = None) -> str:
     """The refresh token stored in ``path``; raises :class:`TokenFileProblem`.
 
     The mode is tested before anything is read: on POSIX a file that the group or others may read (or
-    write) is refused, since a refresh token signs in as the mailbox's user.
+    write) is refused, since a refresh token signs in as the mailbox's user. A file that records the
+    ``provider`` or ``client_id`` it was issued to (``login`` writes both) must name the configured ones: a
+    refresh token works only for the client it was issued to, and the provider's own answer to another
+    client (``invalid_grant``) does not say the configuration changed after the sign-in.
     """
     try:
         mode = path.stat().st_mode
@@ -65,6 +69,11 @@ def read_token_file(path: Path) -> str:
     if not isinstance(token, str) or not token:
         raise TokenFileProblem("invalid", "the token file holds no refresh token (not a token file written by "
                                           "`enate-routing login`): sign in again")
+    for fact, configured in (("provider", provider), ("client_id", client_id)):
+        stored = data.get(fact)
+        if configured is not None and isinstance(stored, str) and stored != configured:
+            raise TokenFileProblem("mismatch", f"the token file was issued to {fact} {stored!r}, but the "
+                                               f"configuration names {configured!r}: sign in again")
     return token
 
 

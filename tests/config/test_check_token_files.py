@@ -64,6 +64,11 @@ def token_at(path: Path, mode: int = 0o600, content: bytes | None = None) -> Pat
     return path
 
 
+def transport_reads(path: Path) -> str:
+    """What the Microsoft transport reads from the token file of the configuration above."""
+    return read_refresh_token(path, "connector 'Support'", provider="microsoft", client_id="app-1")
+
+
 def findings(config: Path) -> tuple[Finding, ...]:
     return find_token_file_problems(load_config(config), base_dir=config.parent)
 
@@ -92,7 +97,7 @@ def test_a_token_file_not_written_yet_is_not_reported(tmp_path: Path, capsys: py
     assert findings(config) == ()
     assert check(capsys, config, "--strict")[0] == 0
     with pytest.raises(ConfigError, match="enate-routing login"):
-        read_refresh_token(tmp_path / "tokens" / "support.json", "connector 'Support'")
+        transport_reads(tmp_path / "tokens" / "support.json")
 
 
 @posix_only
@@ -179,15 +184,16 @@ def test_check_and_the_transport_give_the_same_reason(tmp_path: Path) -> None:
     """One rule: for every refused file, `check`'s problem is the transport's ConfigError problem, word for word."""
     config = write_config(tmp_path)
     token = tmp_path / "tokens" / "support.json"
-    for mode, content in ((0o644, None), (0o600, b"{}"), (0o600, b"junk")):
+    other_client = json.dumps({"provider": "microsoft", "client_id": "app-0", "refresh_token": TOKEN}).encode()
+    for mode, content in ((0o644, None), (0o600, b"{}"), (0o600, b"junk"), (0o600, other_client)):
         token_at(token, mode, content)
         (finding,) = findings(config)
         with pytest.raises(ConfigError) as refused:
-            read_refresh_token(token, "connector 'Support'")
+            transport_reads(token)
         (issue,) = refused.value.issues
         assert (issue.problem, issue.field, issue.item) == (finding.issue.problem, finding.issue.field, str(token))
     token_at(token, 0o600)
-    assert read_refresh_token(token, "connector 'Support'") == TOKEN
+    assert transport_reads(token) == TOKEN
 
 
 @posix_only
@@ -222,3 +228,26 @@ def test_the_command_line_reports_it_in_a_subprocess(tmp_path: Path) -> None:
     errors = [line for line in result.stdout.splitlines() if line.startswith("error: ")]
     assert errors == [f"error: {config}: connector 'Support': oauth.token_file: other users may access the token "
                       f"file (mode 0644), so it is refused: chmod 600 {token}: {str(token)!r}"]
+
+
+def test_a_token_file_issued_to_another_client_is_an_error(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """The configuration's client_id (or provider) changed after `login`: the provider would answer
+    invalid_grant at the first poll; `check` says which fact differs and that the user must sign in again.
+    A file that records neither fact (written by hand, or by an older version) is not judged on them."""
+    config = write_config(tmp_path)
+    token = tmp_path / "tokens" / "support.json"
+    write_token_file(token, TOKEN, provider="microsoft", client_id="app-0")
+    (finding,) = findings(config)
+    assert (finding.severity, finding.code, finding.issue.field) == ("error", "token-file-mismatch", "oauth.token_file")
+    assert finding.issue.problem == ("the token file was issued to client_id 'app-0', but the configuration names "
+                                     "'app-1': sign in again")
+    code, out = check(capsys, config)
+    assert code == 1
+    assert (f"error: {config}: connector 'Support': oauth.token_file: the token file was issued to client_id "
+            "'app-0'") in out
+    write_token_file(token, TOKEN, provider="google", client_id="app-1")
+    assert "provider 'google'" in findings(config)[0].issue.problem
+    write_token_file(token, TOKEN)
+    assert findings(config) == ()
+    assert transport_reads(token) == TOKEN

@@ -106,13 +106,13 @@ def test_refresh_token_file_rules(tmp_path: Path) -> None:
     """The token file is written 0600, read back, refused when others may read it, and explained when missing."""
     path = tmp_path / "tokens" / "desk.json"
     with pytest.raises(ConfigError, match="enate-routing login"):
-        read_refresh_token(path, "connector 'x'")
+        read_refresh_token(path, "connector 'x'", provider="microsoft", client_id="app-1")
     write_token_file(path, "rt-1", provider="microsoft")
     assert path.stat().st_mode & 0o777 == 0o600
-    assert read_refresh_token(path, "connector 'x'") == "rt-1"
+    assert read_refresh_token(path, "connector 'x'", provider="microsoft", client_id="app-1") == "rt-1"
     path.chmod(0o644)
     with pytest.raises(ConfigError, match="chmod 600"):
-        read_refresh_token(path, "connector 'x'")
+        read_refresh_token(path, "connector 'x'", provider="microsoft", client_id="app-1")
 
 
 def test_delegated_refresh_token_is_rotated_and_stored_back(graph: FakeGraph, idp: IdentityProvider, pki: Pki,

@@ -127,12 +127,12 @@ def cached_token(key: tuple[str, ...], make: Callable[[], CachedToken]) -> Cache
 # --- what both providers share: the refresh-token file and the HTTP failure of a token request ---------------
 
 
-def read_refresh_token(path: Path, where: str) -> str:
+def read_refresh_token(path: Path, where: str, *, provider: str, client_id: str) -> str:
     """The refresh token ``enate-routing login`` stored in ``path``; a ConfigError (located, never the token)
-    when the file is missing, unreadable, readable by other users, or not a token file — the same rule as
-    ``check`` (:func:`enate_routing._token_files.read_token_file`)."""
+    when the file is missing, unreadable, readable by other users, not a token file, or issued to another
+    provider or client — the same rule as ``check`` (:func:`enate_routing._token_files.read_token_file`)."""
     try:
-        return read_token_file(path)
+        return read_token_file(path, provider=provider, client_id=client_id)
     except TokenFileProblem as problem:
         raise ConfigError.single(problem.reason, where=where, field="oauth.token_file", item=str(path)) from None
 

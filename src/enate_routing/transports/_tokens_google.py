@@ -110,7 +110,7 @@ def refresh_token_flow(client: GoogleClient, client_id: str, client_secret: str,
     _, _, (user_credentials, _) = _libraries()
 
     def acquire() -> tuple[str, float]:
-        refresh = read_refresh_token(token_file, client.where)
+        refresh = read_refresh_token(token_file, client.where, provider="google", client_id=client_id)
         creds = user_credentials.Credentials(
             None, refresh_token=refresh, token_uri=client.token_url, client_id=client_id,
             client_secret=client_secret, scopes=scopes,

@@ -137,7 +137,7 @@ def refresh_token_flow(app: MicrosoftApp, scopes: list[str], token_file: Path) -
     def acquire() -> tuple[str, float]:
         if not holder:
             holder.append(_application(app, "PublicClientApplication"))
-        refresh = read_refresh_token(token_file, app.where)
+        refresh = read_refresh_token(token_file, app.where, provider="microsoft", client_id=app.client_id)
         result = _call(app, lambda: holder[0].acquire_token_by_refresh_token(refresh, scopes=scopes))
         token = _token(app, result, (refresh,))
         rotated = result.get("refresh_token")
