@@ -75,9 +75,9 @@ def find_token_file_problems(config: Config, *, base_dir: Path) -> tuple[Finding
     Errors: a file others may read (``token-file-exposed``), that is not a token file
     (``token-file-invalid``), or that was issued to another provider or OAuth client than the connector names
     (``token-file-mismatch``: the configuration changed after ``login``). A warning: a file this user may not
-    read (``token-file-unreadable``; ``poll`` may run as another user). A file that does not exist yet is not reported: ``enate-routing login`` writes it
-    after the configuration, and where ``check`` runs in CI there are no production secrets. The token is
-    read into memory only to be tested, never shown.
+    read (``token-file-unreadable``; ``poll`` may run as another user). A file that does not exist yet is not
+    reported: ``enate-routing login`` writes it after the configuration, and where ``check`` runs in CI there
+    are no production secrets. The token is read into memory only to be tested, never shown.
     """
     found: list[Finding] = []
     for connector in config.connectors:

@@ -71,11 +71,16 @@ def _update_array(document: Any, section: str, identity: Callable[[Any], object]
     # The file's tables are in the order the old configuration holds its objects (both are file order);
     # identities come from the validated models, so case or spacing differences in the file do not matter.
     pairs = list(zip(tables, old_models, strict=False))
-    by_key = {identity(m): (t, m) for t, m in pairs}
+    # Identities may repeat (two [[blocked]] entries for one address): each table is claimed at most once,
+    # in file order, or two new objects would both be written into one table.
+    by_key: dict[object, list[tuple[Any, BaseModel]]] = {}
+    for pair in pairs:
+        by_key.setdefault(identity(pair[1]), []).append(pair)
     new_keys = {identity(m) for m in new_models}
     result: list[Any] = []
     for position, (model, entry) in enumerate(zip(new_models, new_data, strict=True)):
-        found = by_key.get(identity(model))
+        unclaimed = by_key.get(identity(model))
+        found = unclaimed.pop(0) if unclaimed else None
         if found is None and len(pairs) == len(new_models) and identity(pairs[position][1]) not in new_keys:
             found = pairs[position]  # a renamed object keeps its place: edit its table, comments and all
         if found is None:

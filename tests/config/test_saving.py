@@ -200,3 +200,23 @@ action = "reject"
     assert '"Globex Corporation" = "*globex.example; ceo.globex@gmail.com"   # both of Globex\'s domains' in saved
     assert 'address = "*SPAM.example"' in saved
     assert saved.count("\n") == text.count("\n")
+
+
+def test_repeated_blocked_addresses_each_keep_their_own_entry(hand_kept: Path) -> None:
+    """Two [[blocked]] entries may name one address (the first wins when routing): saving over a file keeps
+    each entry's action; both used to be written into the one table of that address (found by hypothesis)."""
+    hand_kept.write_text(HAND_KEPT + '''
+[[blocked]]
+address = "alice@acme.example"
+action = "reject"
+
+[[blocked]]
+address = "bob@acme.example"
+action = "reject"   # spam wave of June
+''', encoding="utf-8")
+    old = load_config(hand_kept)
+    edited = old.model_copy(update={"blocked": (old.blocked[1], old.blocked[1].model_copy(
+        update={"action": "no-automated-emails"}))})
+    save_config(edited, hand_kept)
+    assert load_config(hand_kept).blocked == edited.blocked
+    assert "# spam wave of June" in hand_kept.read_text(encoding="utf-8")
