@@ -14,6 +14,7 @@ import string
 from pydantic import field_validator
 from pydantic_core import PydanticCustomError
 
+from enate_routing._link_pattern import reference_group
 from enate_routing._model_types import _Frozen
 
 __all__ = [
@@ -96,8 +97,7 @@ def token_links(token: str, reference: str, pattern: str) -> bool:
     found = compiled.search(token.format(ref=reference))
     if found is None:
         return False
-    group = "ref" if "ref" in compiled.groupindex else 1
-    return found.group(group) == reference
+    return found.group(reference_group(compiled)) == reference
 
 
 def subject_token_problem(token: str, pattern: str) -> str | None:

@@ -8,8 +8,9 @@ the original's work item tells the agent that the customer did not receive the r
 
 The original is found by its own Message-ID among the messages the host knows (its sent acknowledgements
 and work items, :class:`~enate_routing._directory.WorkItemLookup`), then by the ids it answered
-(In-Reply-To, References, most recent first), then by the reference token in its subject. A bounce whose
-original is not found is routed like any other mail.
+(In-Reply-To, References, most recent first), then by the reference tokens in its subject, in order. A
+report may return many messages: the lookups for all of them together are bounded as for any email
+(:mod:`._lookup_bound`). A bounce whose original is not found is routed like any other mail.
 
 Only mail that looks like a bounce is parsed again, so routing ordinary mail costs one attribute check. The
 report is walked by the envelope's own MIME scanner and each returned header block read by
@@ -27,6 +28,7 @@ from enate_routing import _mime
 from enate_routing._directory import WorkItemLookup
 from enate_routing._envelope import Envelope, scan_again
 from enate_routing._link_pattern import link_search
+from enate_routing._lookup_bound import LINK_TOKEN_LOOKUPS, MESSAGE_ID_LOOKUPS, at_most
 
 __all__ = ["Bounce", "find_bounce", "from_daemon", "is_bounce"]
 
@@ -70,8 +72,10 @@ def find_bounce(
     """
     if not envelope.raw or envelope.quarantine_reason is not None or not is_bounce(envelope):
         return None
+    ids_asked: set[str] = set()  # across every returned message: one bound per email
+    tokens_asked: set[str] = set()
     for original in _returned_headers(envelope.raw):
-        found = _by_message_id(original, lookup) or _by_token(original, lookup, token)
+        found = _by_message_id(original, lookup, ids_asked) or _by_token(original, lookup, token, tokens_asked)
         if found is not None:
             return found
     return None
@@ -94,12 +98,12 @@ def _returned_headers(raw: bytes) -> Iterator[Envelope]:
         return
 
 
-def _by_message_id(original: Envelope, lookup: WorkItemLookup | None) -> Bounce | None:
+def _by_message_id(original: Envelope, lookup: WorkItemLookup | None, asked: set[str]) -> Bounce | None:
     if lookup is None:
         return None
     own = [original.message_id] if original.message_id else []
     answered = [*original.in_reply_to, *reversed(original.references)]
-    for message_id in own + answered:
+    for message_id, _ in at_most(((i, None) for i in own + answered), MESSAGE_ID_LOOKUPS, seen=asked):
         known = lookup.find_message(message_id)
         if known is None:
             continue
@@ -109,14 +113,16 @@ def _by_message_id(original: Envelope, lookup: WorkItemLookup | None) -> Bounce 
     return None
 
 
-def _by_token(original: Envelope, lookup: WorkItemLookup | None, token: re.Pattern[str] | None) -> Bounce | None:
+def _by_token(original: Envelope, lookup: WorkItemLookup | None, token: re.Pattern[str] | None,
+              asked: set[str]) -> Bounce | None:
+    """The first reference token of the original's subject that names existing work (the first, without a
+    lookup), searched as every subject is (§3.4: bounded, linear)."""
     if token is None:
         return None
-    match = link_search(token).search(original.subject)  # bounded, as every subject search (§3.4)
-    if match is None:
-        return None
-    reference = match.group("ref") if "ref" in match.re.groupindex else match.group(1)
-    if not reference or (lookup is not None and not lookup.work_item_exists(reference)):
-        return None
-    what = f"<{original.message_id}>" if original.message_id else "a message"
-    return Bounce(reference, None, f"bounce of {what} with subject token {match.group(0)} (work item {reference})")
+    references = link_search(token).references(original.subject)
+    for reference, match in at_most(references, LINK_TOKEN_LOOKUPS, seen=asked):
+        if lookup is None or lookup.work_item_exists(reference):
+            what = f"<{original.message_id}>" if original.message_id else "a message"
+            return Bounce(reference, None,
+                          f"bounce of {what} with subject token {match.group(0)} (work item {reference})")
+    return None

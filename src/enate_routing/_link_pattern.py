@@ -27,21 +27,18 @@ __all__ = [
     "LINK_BODY_CHARS",
     "LINK_REPEAT_MAX",
     "LINK_SUBJECT_CHARS",
-    "LINK_TOKEN_LOOKUPS",
     "MAX_LINK_PATTERN_CHARS",
     "LinkSearch",
     "UnsafePatternError",
     "check_link_pattern",
     "link_search",
+    "reference_group",
     "search_link_token",
 ]
 
 LINK_SUBJECT_CHARS = 1000  # of the decoded subject (RFC 5322 §2.1.1 lines are at most 998 characters)
 LINK_BODY_CHARS = 8 * 1024  # of the decoded plain-text body
 LINK_REPEAT_MAX = 64  # repetitions of one quantifier: reference tokens are short
-# Host lookups (work_item_exists) for the reference tokens of one email, subject and body together: a
-# subject full of tokens must not become thousands of database calls (docs/semantics.md §3.4).
-LINK_TOKEN_LOOKUPS = 10
 MAX_LINK_PATTERN_CHARS = 500
 # Alternatives that can start with the same character multiply on a failed match; bound their product.
 _MAX_AMBIGUOUS_ALTERNATIVES = 16
@@ -291,6 +288,13 @@ class LinkSearch:
     bounded: re.Pattern[str]
     prefix: str
 
+    def references(self, text: str, *, body: bool = False) -> Iterator[tuple[str, re.Match[str]]]:
+        """(reference, token) for each of :meth:`tokens` whose reference group matched something."""
+        group = reference_group(self.pattern)
+        for match in self.tokens(text, body=body):
+            if reference := match.group(group):
+                yield reference, match
+
     def search(self, text: str, *, body: bool = False) -> re.Match[str] | None:
         """The first of :meth:`tokens`, or None."""
         return next(self.tokens(text, body=body), None)
@@ -345,6 +349,12 @@ class LinkSearch:
 
 
 @lru_cache(maxsize=64)
+def reference_group(pattern: re.Pattern[str]) -> str | int:
+    """The group of a linking pattern that holds the reference: ``ref``, else the only group (configuration
+    checks that there is one of the two)."""
+    return "ref" if "ref" in pattern.groupindex else 1
+
+
 def link_search(pattern: re.Pattern[str]) -> LinkSearch:
     """The :class:`LinkSearch` of ``pattern`` (built once per pattern)."""
     return LinkSearch(pattern, _bounded(pattern), _literal_prefix(pattern))

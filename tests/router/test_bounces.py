@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -10,6 +11,7 @@ from routing_helpers import HELP, make_config, route
 
 from enate_routing._bounces import find_bounce, is_bounce
 from enate_routing._envelope import Envelope
+from enate_routing._lookup_bound import LINK_TOKEN_LOOKUPS, MESSAGE_ID_LOOKUPS
 from enate_routing._router import Router
 from enate_routing.testing import InMemoryWorkItems, ReferenceRouter
 
@@ -144,3 +146,47 @@ def test_a_returned_message_is_found_after_a_large_attachment(build: Callable[..
         b"--b\r\nContent-Type: message/rfc822", big.encode() + b"--b\r\nContent-Type: message/rfc822")
     assert decide(build, raw, lookup()) == (
         "link", "T-000888", "bounce of <ack-9@contoso.example> (work item T-000888)")
+
+
+class Counting(InMemoryWorkItems):
+    """The lookup above, recording every question asked of it."""
+
+    def __init__(self) -> None:
+        super().__init__(["T-000123"])
+        self.ids: list[str] = []
+        self.references: list[str] = []
+
+    def find_message(self, message_id: str) -> Any:
+        self.ids.append(message_id)
+        return super().find_message(message_id)
+
+    def work_item_exists(self, reference: str) -> bool:
+        self.references.append(reference)
+        return super().work_item_exists(reference)
+
+
+def test_every_token_of_the_returned_subject_is_tried(build: Callable[..., Any]) -> None:
+    """A forwarded reference before our own: the tokens are tried in order, as in any subject (§3.4)."""
+    headers = ("Subject: Fwd: [REF:X-1] Re: [REF:T-000123] We received your request\r\n"
+               "Message-ID: <ack-78@contoso.example>\r\n")
+    items = Counting()
+    assert decide(build, dsn(headers), items)[:2] == ("link", "T-000123")
+    assert items.references == ["X-1", "T-000123"]
+
+
+def test_lookups_for_a_report_of_many_returned_messages_are_bounded() -> None:
+    """A report returning 50 messages, each answering 100 ids and carrying 20 tokens: one bound for the whole
+    email, as for any mail (docs/routing.md), not 5,000 database calls."""
+    parts = []
+    for n in range(50):
+        references = " ".join(f"<r{n}-{i}@fabrikam.example>" for i in range(100))
+        tokens = " ".join(f"[REF:X-{n}{i}]" for i in range(20))
+        parts.append(f"--b\r\nContent-Type: text/rfc822-headers\r\n\r\nSubject: {tokens}\r\n"
+                     f"Message-ID: <m{n}@fabrikam.example>\r\nReferences: {references}\r\n")
+    raw = (f"From: MAILER-DAEMON@mx.fabrikam.example\r\nTo: {HELP}\r\nSubject: Undelivered\r\nMIME-Version: 1.0\r\n"
+           'Content-Type: multipart/report; report-type=delivery-status; boundary="b"\r\n\r\n'
+           + "".join(parts) + "--b--\r\n").encode()
+    items = Counting()
+    assert find_bounce(Envelope.from_bytes(raw), items, re.compile(CONFIG.linking.subject_pattern)) is None
+    assert len(items.ids) == MESSAGE_ID_LOOKUPS and len(set(items.ids)) == len(items.ids)
+    assert len(items.references) == LINK_TOKEN_LOOKUPS

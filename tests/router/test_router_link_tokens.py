@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 from routing_helpers import HELP, eml, mail, make_config, route
 
 from enate_routing._envelope import Envelope
-from enate_routing._followups import MESSAGE_ID_LOOKUPS
-from enate_routing._link_pattern import LINK_SUBJECT_CHARS, LINK_TOKEN_LOOKUPS
+from enate_routing._link_pattern import LINK_SUBJECT_CHARS
 from enate_routing._loading import parse_config
+from enate_routing._lookup_bound import LINK_TOKEN_LOOKUPS, MESSAGE_ID_LOOKUPS
 from enate_routing._model import Config
 from enate_routing._router import Router
 from enate_routing.testing import InMemoryWorkItems, ReferenceRouter
@@ -199,3 +199,16 @@ def test_at_most_the_bound_of_message_ids_is_looked_up(build: Callable[..., Any]
     assert len(lookup.asked) <= MESSAGE_ID_LOOKUPS
     assert lookup.asked[:2] == ["irt@fabrikam.example", "r299@fabrikam.example"]
     assert (result.decisions[0].action == "link") is links
+
+
+def test_a_repeated_message_id_is_asked_about_once(build: Callable[..., Any]) -> None:
+    """The bound counts distinct ids: a References repeating one unknown id 300 times does not hide the known
+    id behind it (each id asked once, as tags and tokens are)."""
+    lookup = CountingMessages()
+    lookup.remember("root@fabrikam.example", "T-000123", HELP)
+    references = " ".join(["<root@fabrikam.example>"] + ["<loop@fabrikam.example>"] * 300)
+    envelope = Envelope.from_bytes(eml({"From": "ann@fabrikam.example", "To": HELP, "Subject": "no token",
+                                        "Message-ID": "<m@fabrikam.example>", "References": references}, "text\r\n"))
+    result = build(configured(), lookup=lookup).route(envelope)
+    assert lookup.asked == ["loop@fabrikam.example", "root@fabrikam.example"]
+    assert result.decisions[0].action == "link"

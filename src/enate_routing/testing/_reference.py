@@ -22,13 +22,8 @@ from enate_routing._decision import (
 )
 from enate_routing._directory import CompanyDirectory, ConfiguredCompanies, WorkItemLookup
 from enate_routing._envelope import Envelope
-from enate_routing._followups import MESSAGE_ID_LOOKUPS
-from enate_routing._link_pattern import (
-    LINK_BODY_CHARS,
-    LINK_SUBJECT_CHARS,
-    LINK_TOKEN_LOOKUPS,
-    link_search,
-)
+from enate_routing._link_pattern import LINK_BODY_CHARS, LINK_SUBJECT_CHARS, link_search
+from enate_routing._lookup_bound import LINK_TOKEN_LOOKUPS, MESSAGE_ID_LOOKUPS
 from enate_routing._model import Config, Fallback, IncomingRoute, RoutingRules
 from enate_routing._patterns import AddressPattern, file_name_matchable, subject_words
 from enate_routing.errors import UnknownConnectorError
@@ -253,7 +248,13 @@ class ReferenceRouter:
         if mode != "plus-only" and self.lookup is not None:
             ids = [("In-Reply-To", i) for i in envelope.in_reply_to]
             ids += [("References", i) for i in envelope.references[::-1]]
-            for header, message_id in ids[:MESSAGE_ID_LOOKUPS]:
+            asked: list[str] = []
+            for header, message_id in ids:
+                if message_id in asked:
+                    continue
+                if len(asked) == MESSAGE_ID_LOOKUPS:
+                    break
+                asked.append(message_id)
                 known = self.lookup.find_message(message_id)
                 if known is not None and known.address in recipients:
                     return (known.work_item, known.address, f"{header} <{message_id}> is work item "
