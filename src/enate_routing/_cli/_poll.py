@@ -38,6 +38,7 @@ from enate_routing._cli._connections import (
 from enate_routing._cli._ledger import add_ledger_argument, ledger_location
 from enate_routing._cli._logging import add_logging_options, configure_logging
 from enate_routing._cli._records import decision_record
+from enate_routing._cli._text import plural
 from enate_routing._loading import load_config
 from enate_routing._router import Router
 from enate_routing.errors import ConfigError, TransportError
@@ -337,9 +338,9 @@ def run_poll(args: argparse.Namespace) -> int:
     if progress is not None:
         sys.stderr.write("\n")
     stopped = f" (stopped by signal {received[0]})" if received else ""
-    marked = f", {stats.marked} messages marked processed" if stats is not None else ""
-    print(f"{args.name}: {writer.written} decisions written to {args.out}{marked}, {quarantined} in quarantine"
-          f"{stopped}", file=sys.stderr)
+    marked = f", {plural(stats.marked, 'message')} marked processed" if stats is not None else ""
+    print(f"{args.name}: {plural(writer.written, 'decision')} written to {args.out}{marked}, {quarantined} in "
+          f"quarantine{stopped}", file=sys.stderr)
     return 0
 
 
@@ -360,7 +361,8 @@ def run_worker(args: argparse.Namespace) -> int:
     for name in names:
         handed = sum(stats.handed for r in rounds for key, stats in r.drained.items() if key.split("/")[0] == name)
         held = any(r.held for r in rounds[-1:] for key in r.held if key.split("/")[0] == name)
-        print(f"{name}: {handed} hand-offs{' (held by another worker at the end)' if held else ''}", file=sys.stderr)
+        print(f"{name}: {plural(handed, 'hand-off')}{' (held by another worker at the end)' if held else ''}",
+              file=sys.stderr)
     stopped = f" (stopped by signal {received[0]})" if received else ""
-    print(f"{writer.written} decisions written to {args.out}{stopped}", file=sys.stderr)
+    print(f"{plural(writer.written, 'decision')} written to {args.out}{stopped}", file=sys.stderr)
     return 0

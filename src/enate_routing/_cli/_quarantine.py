@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from enate_routing._cli._poll import add_ledger_options, open_ingestor
+from enate_routing._cli._text import plural
 from enate_routing.errors import ConfigError
 from enate_routing.ingest import MessageRecord
 from enate_routing.ingest._acknowledge import header_value
@@ -95,6 +96,6 @@ def run_reprocess(args: argparse.Namespace) -> int:
         stats = ingestor.reprocess(ids)
         left = len(ingestor.quarantined())
     written = writer.written if writer is not None else 0
-    print(f"{args.name}: {len(ids)} reprocessed, {stats.handed} handed off, {written} decisions written to "
+    print(f"{args.name}: {len(ids)} reprocessed, {stats.handed} handed off, {plural(written, 'decision')} written to "
           f"{args.out}, {left} still in quarantine", file=sys.stderr)
     return 0

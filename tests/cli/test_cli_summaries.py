@@ -1,0 +1,49 @@
+"""The one-line summaries `poll` and `quarantine` print on stderr count in plural forms, as `check` does:
+``1 decision written``, never ``1 decisions written``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from cli_config import config_in_empty_cwd
+from test_cli_review_fixes import CONFIG
+
+from enate_routing._cli import main
+from enate_routing.ingest import Ingestor, IngestStats, SQLiteLedger, content_digest
+from enate_routing.ingest._ledger import SpoolItem
+
+RAW = b"From: ann@globex.example\r\nTo: support@acme.example\r\nMessage-ID: <q1@globex.example>\r\n" \
+      b"Subject: Invoice\r\n\r\nbody\r\n"
+
+
+@pytest.fixture
+def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    return config_in_empty_cwd(tmp_path, monkeypatch, CONFIG)
+
+
+def quarantined(path: Path) -> int:
+    """A message of 'Support' spooled and quarantined (then, say, a limit was raised)."""
+    with SQLiteLedger(path) as ledger:
+        [record] = ledger.spool("Support", "INBOX", [SpoolItem("imap:INBOX:1:1", RAW, content_digest(RAW))])
+        ledger.record_quarantine(record.id, "parser error: test")
+        return record.id
+
+
+def test_quarantine_reprocess_of_one_message(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """One message reprocessed, one decision written: singular nouns."""
+    quarantined(config.parent / "ledger.db")
+    argv = ["quarantine", "reprocess", "--config", str(config), "Support", "--out", "o.jsonl",
+            "--state", "ledger.db", "all"]
+    assert main(argv) == 0
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "Support: 1 reprocessed, 1 handed off, 1 decision written to o.jsonl, 0 still in quarantine")
+
+
+def test_poll_once_that_marked_one_message(config: Path, capsys: pytest.CaptureFixture[str],
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pass that marked one message and wrote nothing (its decision was written by an earlier run)."""
+    monkeypatch.setattr(Ingestor, "run_once", lambda self, give_up_after=None: IngestStats(marked=1))
+    assert main(["poll", "--config", str(config), "Support", "--once", "--out", "o.jsonl"]) == 0
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "Support: 0 decisions written to o.jsonl, 1 message marked processed, 0 in quarantine")
