@@ -104,6 +104,26 @@ def test_diff_lists_changed_messages_and_per_route_counts(capsys: pytest.Capture
     assert code == 0 and "0 of 37" in out
 
 
+def test_diff_names_the_fields_that_changed_when_the_route_did_not(capsys: pytest.CaptureFixture[str],
+                                                                    tmp_path: Path) -> None:
+    """A change of what a route creates (its target, its category) keeps the route: diff says which field changed
+    instead of printing the same route on both sides of the arrow."""
+    new = tmp_path / "new.toml"
+    new.write_text(DEMO.read_text(encoding="utf-8").replace('process = "Invoice query", kind = "case"',
+                                                            'process = "Invoice query", kind = "ticket"'),
+                   encoding="utf-8")
+    code, out, _ = run(capsys, "diff", "--config", str(DEMO), "--against", str(new),
+                       str(MAIL / "04-fabrikam-invoice-pdf.eml"), str(MAIL / "11-two-routed-addresses.eml"))
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].endswith(
+        "04-fabrikam-invoice-pdf.eml: Fabrikam invoices (billing@contoso.example): target.kind case → ticket")
+    # Of a message's two decisions, only the one that changed is named.
+    assert lines[1].endswith(
+        "11-two-routed-addresses.eml: Fabrikam invoices (billing@contoso.example): target.kind case → ticket")
+    assert lines[2] == "2 of 2 messages route differently"
+
+
 def test_demo_prints_a_table(capsys: pytest.CaptureFixture[str]) -> None:
     """demo routes the bundled mailbox and prints one row per decision plus a summary."""
     code, out, err = run(capsys, "demo")
