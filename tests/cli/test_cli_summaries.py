@@ -1,5 +1,5 @@
-"""The one-line summaries `poll` and `quarantine` print on stderr count in plural forms, as `check` does:
-``1 decision written``, never ``1 decisions written``."""
+"""What `poll` and `quarantine` print for a person: one-line summaries on stderr that count in plural forms, as
+`check` does (``1 decision written``, never ``1 decisions written``), and errors located where they belong."""
 
 from __future__ import annotations
 
@@ -47,3 +47,11 @@ def test_poll_once_that_marked_one_message(config: Path, capsys: pytest.CaptureF
     assert main(["poll", "--config", str(config), "Support", "--once", "--out", "o.jsonl"]) == 0
     assert capsys.readouterr().err.splitlines()[-1] == (
         "Support: 0 decisions written to o.jsonl, 1 message marked processed, 0 in quarantine")
+
+
+def test_an_unknown_ledger_id_is_located_at_the_connector(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The connector is where the id was looked for, not the item the message is about."""
+    quarantined(config.parent / "ledger.db")
+    assert main(["quarantine", "show", "--config", str(config), "Support", "--state", "ledger.db", "99"]) == 1
+    assert capsys.readouterr().err.strip() == (
+        "error: connector 'Support': no quarantined message with id 99 (see `enate-routing quarantine list`)")

@@ -58,8 +58,8 @@ def _find(records: list[MessageRecord], wanted: int, name: str) -> MessageRecord
     for record in records:
         if record.id == wanted:
             return record
-    raise ConfigError.single(f"no quarantined message with id {wanted} for this connector "
-                             "(see `enate-routing quarantine list`)", item=name)
+    raise ConfigError.single(f"no quarantined message with id {wanted} (see `enate-routing quarantine list`)",
+                             where=f"connector {name!r}")
 
 
 def run_show(args: argparse.Namespace) -> int:
