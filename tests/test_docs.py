@@ -1,12 +1,14 @@
 """The documentation stands alone and stays true: every cited section of docs/semantics.md exists, nothing cites
 outside docs, every Python example compiles and imports what it names from where it says, every file a page names
-exists."""
+exists, the `ledger migrate` example shows this release's schema steps."""
 
 from __future__ import annotations
 
 import ast
 import re
 from pathlib import Path
+
+from enate_routing.postgres._migrations import MIGRATIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 SEMANTICS = ROOT / "docs" / "semantics.md"
@@ -95,3 +97,11 @@ def test_every_file_a_page_names_exists() -> None:
         if not any(path == name or path.endswith("/" + name) for path in files)
     ]
     assert missing == []
+
+
+def test_the_migrate_example_shows_every_schema_step() -> None:
+    """docs/scaling.md's `ledger migrate` output of a new database lists the steps this release applies."""
+    text = (ROOT / "docs" / "scaling.md").read_text(encoding="utf-8")
+    shown = [(int(n), what) for n, what in re.findall(r": applied step (\d+): (.+)$", text, re.M)]
+    assert shown == [(step.version, step.description) for step in MIGRATIONS]
+    assert f"schema version 0 -> {MIGRATIONS[-1].version}\n" in text
