@@ -1,10 +1,11 @@
 """The documentation stands alone and stays true: every cited section of docs/semantics.md exists, nothing cites
-outside docs, every Python example compiles and imports what it names from where it says, every file a page names
-exists, the `ledger migrate` example shows this release's schema steps."""
+outside docs, every Python example compiles, imports what it names from where it says and defines what it uses,
+every file a page names exists, the `ledger migrate` example shows this release's schema steps."""
 
 from __future__ import annotations
 
 import ast
+import builtins
 import re
 from pathlib import Path
 
@@ -84,6 +85,28 @@ def test_every_python_example_compiles_and_its_imports_work() -> None:
                 except ImportError as exc:
                     broken.append(f"{where}: {exc}")
     assert broken == []
+
+
+# What an example leaves to the reader: their own handler, lookups, data and secrets. Any other name an example
+# uses must be defined or imported in it (a reader who copies it gets no NameError for `os` or `load_config`).
+READERS_OWN = {"config", "create_work_item", "host", "host_permissions", "my_directory", "my_work_items", "password",
+               "rate_limiter", "raw", "saved_fingerprints", "utc_now"}
+
+
+def test_every_python_example_defines_or_imports_what_it_uses() -> None:
+    """Every name an example reads is a builtin, assigned or imported in the example, or the reader's own."""
+    undefined = []
+    for where, code in python_examples():
+        defined, used = set(dir(builtins)), set()
+        for node in ast.walk(ast.parse(code, where)):
+            if isinstance(node, ast.Name):
+                (defined if isinstance(node.ctx, ast.Store) else used).add(node.id)
+            elif isinstance(node, ast.Import | ast.ImportFrom):
+                defined |= {(alias.asname or alias.name).split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.FunctionDef | ast.ClassDef):
+                defined.add(node.name)
+        undefined += [f"{where}: {name}" for name in sorted(used - defined - READERS_OWN)]
+    assert undefined == []
 
 
 def test_every_file_a_page_names_exists() -> None:
