@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import os
+import shlex
+import shutil
 import subprocess
 import sys
 from importlib import resources
@@ -132,6 +134,22 @@ def test_demo_prints_a_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert lines[0].split()[:4] == ["message", "from", "subject", "action"]
     assert any(line.startswith("19-blocked-spammer") and " reject " in line for line in lines)
     assert "37 messages" in out
+
+
+def test_demo_hint_runs_when_pasted_from_a_folder_with_a_space(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """The "Why? enate-routing explain ..." line is a command a user pastes into a shell: it still works when the
+    package is installed under a folder whose name has a space ("Application Support", "Program Files")."""
+    folder = tmp_path / "site packages"
+    shutil.copytree(Path(str(resources.files("enate_routing"))), folder / "enate_routing",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    done = subprocess.run([sys.executable, "-m", "enate_routing", "demo"], capture_output=True, text=True,
+                          timeout=120, check=False, env={**os.environ, "PYTHONPATH": str(folder)})
+    hint = done.stdout.splitlines()[-1]
+    assert hint.startswith("Why? enate-routing explain ") and hint.endswith("  (docs/routing.md)")
+    argv = shlex.split(hint.removeprefix("Why? ").removesuffix("  (docs/routing.md)"))
+    code, out, err = run(capsys, *argv[1:])
+    assert (code, err) == (0, "") and "create via route 'Urgent outages'" in out
 
 
 def test_python_dash_m_demo_runs() -> None:
