@@ -93,7 +93,7 @@ class _Recorder:
 class Router:
     """A compiled configuration. Build it with :meth:`compile`; it never changes afterwards.
 
-    Counting the work done is opt-in: pass a :class:`~enate_routing._matcher.MatchCounters` to :meth:`route`.
+    Counting the work done is opt-in: pass a :class:`~enate_routing.testing.MatchCounters` to :meth:`route`.
     """
 
     __slots__ = (
