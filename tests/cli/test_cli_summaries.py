@@ -55,3 +55,11 @@ def test_an_unknown_ledger_id_is_located_at_the_connector(config: Path, capsys: 
     assert main(["quarantine", "show", "--config", str(config), "Support", "--state", "ledger.db", "99"]) == 1
     assert capsys.readouterr().err.strip() == (
         "error: connector 'Support': no quarantined message with id 99 (see `enate-routing quarantine list`)")
+
+
+def test_ledger_migrate_without_a_ledger_names_the_option_first(capsys: pytest.CaptureFixture[str],
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Like `--state: …`, the option leads the line; it is not quoted after it as if it were a wrong value."""
+    monkeypatch.delenv("ENATE_ROUTING_LEDGER", raising=False)
+    assert main(["ledger", "migrate"]) == 1
+    assert capsys.readouterr().err.strip() == "error: --ledger: give --ledger URL|FILE or set ENATE_ROUTING_LEDGER"
