@@ -63,3 +63,14 @@ def test_ledger_migrate_without_a_ledger_names_the_option_first(capsys: pytest.C
     monkeypatch.delenv("ENATE_ROUTING_LEDGER", raising=False)
     assert main(["ledger", "migrate"]) == 1
     assert capsys.readouterr().err.strip() == "error: --ledger: give --ledger URL|FILE or set ENATE_ROUTING_LEDGER"
+
+
+@pytest.mark.parametrize("where", [["--state", "typo.db"], ["--out", "typo.jsonl"], ["--ledger", "typo.db"]])
+def test_quarantine_of_a_ledger_that_does_not_exist(config: Path, capsys: pytest.CaptureFixture[str],
+                                                    where: list[str]) -> None:
+    """A mistyped path (or a command run from another folder) is not "0 in quarantine" of a new, empty ledger left
+    behind: only `poll` creates a ledger, the quarantine commands read one."""
+    assert main(["quarantine", "list", "--config", str(config), "Support", *where]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: typo.") and "no ingestion ledger" in err and "enate-routing poll" in err
+    assert sorted(p.name for p in config.parent.iterdir()) == ["routing.toml"]

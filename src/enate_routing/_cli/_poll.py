@@ -44,6 +44,7 @@ from enate_routing._router import Router
 from enate_routing.errors import ConfigError, TransportError
 from enate_routing.ingest import Ingestor, IngestStats, Ledger, MailboxWorker, WorkItem, open_ledger
 from enate_routing.ingest._housekeeping import KEEP_RAW_FOR
+from enate_routing.postgres import is_postgres_url
 from enate_routing.transports._factory import ConnectorAccess
 
 __all__ = ["JsonlWriter", "add_ledger_options", "jsonl_line", "ledger_path", "open_ingestor", "register"]
@@ -193,12 +194,22 @@ def ledger_path(args: argparse.Namespace) -> str | Path:
 
 
 @contextlib.contextmanager
-def open_ingestor(args: argparse.Namespace, *, reset: bool = False, **options: Any) -> Iterator[
+def open_ingestor(args: argparse.Namespace, *, reset: bool = False, existing: bool = False, **options: Any) -> Iterator[
         tuple[Ingestor, Ledger, JsonlWriter | None]]:
-    """The configured ingestor with its ledger and (with ``--out``) its JSON-lines writer, closed after."""
+    """The configured ingestor with its ledger and (with ``--out``) its JSON-lines writer, closed after.
+    ``existing``: the ledger must already exist (the quarantine commands read what `poll` wrote)."""
     args.name = connector_name(args)
+    if existing:
+        _ledger_must_exist(ledger_path(args))
     with open_ingestors(args, [args.name], reset=reset, **options) as ([ingestor], store, writer):
         yield ingestor, store, writer
+
+
+def _ledger_must_exist(location: str | Path) -> None:
+    """A SQLite ledger path that names no file is a mistake (a typo, another folder), not a new empty ledger."""
+    if (isinstance(location, Path) or not is_postgres_url(location)) and not Path(location).exists():
+        raise ConfigError.single("no ingestion ledger in this file: `enate-routing poll` creates it; name the one it "
+                                 "wrote (--out FILE.jsonl, --state DB or --ledger)", file=str(location))
 
 
 @contextlib.contextmanager

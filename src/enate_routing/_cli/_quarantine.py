@@ -46,7 +46,7 @@ def _line(record: MessageRecord) -> str:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    with open_ingestor(args) as (ingestor, _, _):
+    with open_ingestor(args, existing=True) as (ingestor, _, _):
         records = ingestor.quarantined()
     for record in records:
         print(_line(record))
@@ -63,7 +63,7 @@ def _find(records: list[MessageRecord], wanted: int, name: str) -> MessageRecord
 
 
 def run_show(args: argparse.Namespace) -> int:
-    with open_ingestor(args) as (ingestor, store, _):
+    with open_ingestor(args, existing=True) as (ingestor, store, _):
         record = _find(ingestor.quarantined(), args.id, args.name)
         raw = store.raw(record.id)
     if args.raw:
@@ -88,7 +88,7 @@ def _id(text: str) -> int:
 
 
 def run_reprocess(args: argparse.Namespace) -> int:
-    with open_ingestor(args) as (ingestor, _, writer):
+    with open_ingestor(args, existing=True) as (ingestor, _, writer):
         records = ingestor.quarantined()
         ids = [r.id for r in records] if args.ids == ["all"] else [_id(text) for text in args.ids]
         for wanted in ids:
