@@ -74,3 +74,10 @@ def test_quarantine_of_a_ledger_that_does_not_exist(config: Path, capsys: pytest
     err = capsys.readouterr().err
     assert err.startswith("error: typo.") and "no ingestion ledger" in err and "enate-routing poll" in err
     assert sorted(p.name for p in config.parent.iterdir()) == ["routing.toml"]
+
+
+def test_poll_refuses_a_connector_named_twice(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`poll Support Sales Support`: two ingestors of one mailbox would only compete for its lease."""
+    assert main(["poll", "--config", str(config), "Support", "Sales", "Support", "--once", "--out", "o.jsonl"]) == 1
+    assert capsys.readouterr().err.strip() == "error: NAME: a connector is named twice: 'Support'"
+    assert sorted(p.name for p in config.parent.iterdir()) == ["routing.toml"]

@@ -358,6 +358,9 @@ def run_poll(args: argparse.Namespace) -> int:
 def run_worker(args: argparse.Namespace) -> int:
     """``poll NAME NAME...``: one worker over several mailboxes, each drained under its lease (docs/scaling.md)."""
     names = [connector_name(args), *args.more]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise ConfigError.single("a connector is named twice", field="NAME", item=", ".join(twice))
     with open_ingestors(args, names, reset=args.reset_ledger, batch_size=args.batch_size,
                         keep_raw_for=args.keep_raw_days * 86400) as (
             ingestors, _, writer), _stop_on_signals(*ingestors) as received:
