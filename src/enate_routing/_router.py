@@ -16,7 +16,7 @@ The procedure for an email fetched through connector C (docs/routing.md has the 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from enate_routing._bounces import from_daemon, is_bounce
@@ -90,10 +90,14 @@ class _Recorder:
         self.addresses: list[AddressTrace] = []
 
 
+def _listed(names: Iterable[str]) -> str:
+    return ", ".join(repr(n) for n in names) or "none"
+
+
 class Router:
     """A compiled configuration. Build it with :meth:`compile`; it never changes afterwards.
 
-    Counting the work done is opt-in: pass a :class:`~enate_routing._matcher.MatchCounters` to :meth:`route`.
+    Counting the work done is opt-in: pass a :class:`~enate_routing.testing.MatchCounters` to :meth:`route`.
     """
 
     __slots__ = (
@@ -237,13 +241,14 @@ class Router:
     def _resolve(self, name: str | None) -> _Connector:
         if name is None:
             if self._default is None:
-                names = ", ".join(repr(n) for n in self._connectors) or "none"
                 raise UnknownConnectorError.single(
-                    f"name the connector to route for (incoming connectors: {names})", field="connector")
+                    f"name the connector to route for (incoming connectors: {_listed(self._connectors)})",
+                    field="connector")
             return self._default
         found = self._connectors.get(name)
         if found is None:
-            raise UnknownConnectorError.single("no incoming connector has this name", field="connector", item=name)
+            raise UnknownConnectorError.single(f"no incoming connector has this name (incoming connectors: "
+                                               f"{_listed(self._connectors)})", field="connector", item=name)
         return found
 
     def _run(

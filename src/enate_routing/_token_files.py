@@ -22,6 +22,8 @@ from typing import Literal
 __all__ = ["TokenFileProblem", "read_token_file", "write_token_file"]
 
 ProblemKind = Literal["missing", "unreadable", "exposed", "invalid", "mismatch"]
+# How a token file comes about: `login` writes Microsoft's; Google's consent needs Google's own tools.
+_SIGN_IN = "(`enate-routing login NAME` for Microsoft; docs/google.md for Google)"
 
 
 class TokenFileProblem(Exception):
@@ -50,8 +52,7 @@ def read_token_file(path: Path, *, provider: str | None = None, client_id: str |
     try:
         mode = path.stat().st_mode
     except FileNotFoundError:
-        raise TokenFileProblem("missing", "no token file: sign in first (`enate-routing login NAME` for Microsoft; "
-                                          "docs/google.md for Google)") from None
+        raise TokenFileProblem("missing", f"no token file: sign in first {_SIGN_IN}") from None
     except OSError as exc:
         raise _unreadable(exc) from None
     if not stat.S_ISREG(mode):
@@ -64,16 +65,16 @@ def read_token_file(path: Path, *, provider: str | None = None, client_id: str |
     except OSError as exc:
         raise _unreadable(exc) from None
     except ValueError:  # bad JSON or bad UTF-8; the text may hold a token, so none of it is quoted
-        raise TokenFileProblem("invalid", "not a token file written by `enate-routing login`") from None
+        raise TokenFileProblem("invalid", "not a token file (JSON holding a \"refresh_token\"): sign in again "
+                                          f"{_SIGN_IN}") from None
     token = data.get("refresh_token") if isinstance(data, dict) else None
     if not isinstance(token, str) or not token:
-        raise TokenFileProblem("invalid", "the token file holds no refresh token (not a token file written by "
-                                          "`enate-routing login`): sign in again")
+        raise TokenFileProblem("invalid", f"the token file holds no \"refresh_token\": sign in again {_SIGN_IN}")
     for fact, configured in (("provider", provider), ("client_id", client_id)):
         stored = data.get(fact)
         if configured is not None and isinstance(stored, str) and stored != configured:
             raise TokenFileProblem("mismatch", f"the token file was issued to {fact} {stored!r}, but the "
-                                               f"configuration names {configured!r}: sign in again")
+                                               f"configuration names {configured!r}: sign in again {_SIGN_IN}")
     return token
 
 

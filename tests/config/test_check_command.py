@@ -140,7 +140,10 @@ def test_warnings_fail_only_with_strict(write_config: Callable[[str], Path],
         "has this name; the rule holds only if the host's own company directory knows it: 'Initech'",
     ]
     assert lines[-1].endswith("OK — 1 connector, 2 incoming routes, 0 outgoing routes, 2 warnings")
-    assert check(capsys, path, "--strict")[0] == 1
+    code, lines = check(capsys, path, "--strict")
+    # The verdict agrees with the exit code (and with --format json's "ok"): not "OK" when --strict fails.
+    assert code == 1
+    assert lines[-1] == f"{path}: FAILED — 1 connector, 2 incoming routes, 0 outgoing routes, 2 warnings (--strict)"
 
 
 def test_empty_file_is_an_error(write_config: Callable[[str], Path], capsys: pytest.CaptureFixture[str]) -> None:

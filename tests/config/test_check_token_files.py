@@ -132,11 +132,45 @@ def test_a_file_that_is_not_a_token_file_is_an_error(tmp_path: Path, capsys: pyt
     token_at(tmp_path / "tokens" / "support.json", content=content)
     (finding,) = findings(config)
     assert (finding.severity, finding.code, finding.issue.field) == ("error", "token-file-invalid", "oauth.token_file")
-    assert "not a token file written by `enate-routing login`" in finding.issue.problem
+    assert "not a token file" in finding.issue.problem or "holds no \"refresh_token\"" in finding.issue.problem
     code, data = check_json(capsys, config)
     assert code == 1 and not data["ok"] and data["warnings"] == []
     (error,) = data["errors"]
     assert error["code"] == "token-file-invalid" and error["where"] == "connector 'Support'"
+
+
+GOOGLE = """
+[[connectors]]
+name = "Support"
+service = "gmail-imap"
+username = "support@example.com"
+primary_address = "support@example.com"
+use_for = "incoming"
+
+[connectors.oauth]
+provider = "google"
+flow = "refresh-token"
+client_id = "1234-abc.apps.googleusercontent.com"
+client_secret_env = "GOOGLE_CLIENT_SECRET"
+token_file = "tokens/support.json"
+
+[[fallbacks]]
+connector = "Support"
+address = "support@example.com"
+target = { customer = "Acme", contract = "Internal", service = "IT", process = "General", kind = "ticket" }
+"""
+
+
+@pytest.mark.parametrize("content", [b"not json", b'{"access_token": "x"}'])
+def test_a_google_token_file_problem_points_at_the_google_page(tmp_path: Path, content: bytes) -> None:
+    """`enate-routing login` signs in Microsoft connectors only, so a Google connector's bad token file is not
+    "sign in with login" alone: the line says what the file must hold and where Google's sign-in is described."""
+    config = tmp_path / "routing.toml"
+    config.write_text(GOOGLE, encoding="utf-8")
+    token_at(tmp_path / "tokens" / "support.json", content=content)
+    (finding,) = findings(config)
+    assert finding.code == "token-file-invalid"
+    assert '"refresh_token"' in finding.issue.problem and "docs/google.md" in finding.issue.problem
 
 
 def test_a_directory_is_not_a_token_file(tmp_path: Path) -> None:
@@ -240,8 +274,8 @@ def test_a_token_file_issued_to_another_client_is_an_error(tmp_path: Path,
     write_token_file(token, TOKEN, provider="microsoft", client_id="app-0")
     (finding,) = findings(config)
     assert (finding.severity, finding.code, finding.issue.field) == ("error", "token-file-mismatch", "oauth.token_file")
-    assert finding.issue.problem == ("the token file was issued to client_id 'app-0', but the configuration names "
-                                     "'app-1': sign in again")
+    assert finding.issue.problem.startswith("the token file was issued to client_id 'app-0', but the configuration "
+                                            "names 'app-1': sign in again (`enate-routing login NAME`")
     code, out = check(capsys, config)
     assert code == 1
     assert (f"error: {config}: connector 'Support': oauth.token_file: the token file was issued to client_id "

@@ -8,9 +8,8 @@ import tracemalloc
 import pytest
 
 from enate_routing._envelope import Envelope
-from enate_routing._matcher import MatchCounters
 from enate_routing._router import Router
-from enate_routing.testing import ReferenceRouter, synthetic_config, synthetic_envelopes
+from enate_routing.testing import MatchCounters, ReferenceRouter, synthetic_config, synthetic_envelopes
 
 
 @pytest.fixture(scope="module")

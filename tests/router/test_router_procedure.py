@@ -157,6 +157,7 @@ def test_unknown_or_outgoing_connector_is_a_typed_error(build: Callable[..., Any
         build(make_config(*STANDARD)).route(mail(), name)
     assert isinstance(caught.value, ConfigError) and isinstance(caught.value, LookupError)
     assert name in str(caught.value)
+    assert "(incoming connectors: 'Support')" in str(caught.value)  # the names that would have worked
 
 
 # --- §3.5 blocked senders and acknowledgements --------------------------------------------------------------

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import os
+import shlex
+import shutil
 import subprocess
 import sys
 from importlib import resources
@@ -104,6 +106,26 @@ def test_diff_lists_changed_messages_and_per_route_counts(capsys: pytest.Capture
     assert code == 0 and "0 of 37" in out
 
 
+def test_diff_names_the_fields_that_changed_when_the_route_did_not(capsys: pytest.CaptureFixture[str],
+                                                                    tmp_path: Path) -> None:
+    """A change of what a route creates (its target, its category) keeps the route: diff says which field changed
+    instead of printing the same route on both sides of the arrow."""
+    new = tmp_path / "new.toml"
+    new.write_text(DEMO.read_text(encoding="utf-8").replace('process = "Invoice query", kind = "case"',
+                                                            'process = "Invoice query", kind = "ticket"'),
+                   encoding="utf-8")
+    code, out, _ = run(capsys, "diff", "--config", str(DEMO), "--against", str(new),
+                       str(MAIL / "04-fabrikam-invoice-pdf.eml"), str(MAIL / "11-two-routed-addresses.eml"))
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].endswith(
+        "04-fabrikam-invoice-pdf.eml: Fabrikam invoices (billing@contoso.example): target.kind case → ticket")
+    # Of a message's two decisions, only the one that changed is named.
+    assert lines[1].endswith(
+        "11-two-routed-addresses.eml: Fabrikam invoices (billing@contoso.example): target.kind case → ticket")
+    assert lines[2] == "2 of 2 messages route differently"
+
+
 def test_demo_prints_a_table(capsys: pytest.CaptureFixture[str]) -> None:
     """demo routes the bundled mailbox and prints one row per decision plus a summary."""
     code, out, err = run(capsys, "demo")
@@ -112,6 +134,22 @@ def test_demo_prints_a_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert lines[0].split()[:4] == ["message", "from", "subject", "action"]
     assert any(line.startswith("19-blocked-spammer") and " reject " in line for line in lines)
     assert "37 messages" in out
+
+
+def test_demo_hint_runs_when_pasted_from_a_folder_with_a_space(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """The "Why? enate-routing explain ..." line is a command a user pastes into a shell: it still works when the
+    package is installed under a folder whose name has a space ("Application Support", "Program Files")."""
+    folder = tmp_path / "site packages"
+    shutil.copytree(Path(str(resources.files("enate_routing"))), folder / "enate_routing",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    done = subprocess.run([sys.executable, "-m", "enate_routing", "demo"], capture_output=True, text=True,
+                          timeout=120, check=False, env={**os.environ, "PYTHONPATH": str(folder)})
+    hint = done.stdout.splitlines()[-1]
+    assert hint.startswith("Why? enate-routing explain ") and hint.endswith("  (docs/routing.md)")
+    argv = shlex.split(hint.removeprefix("Why? ").removesuffix("  (docs/routing.md)"))
+    code, out, err = run(capsys, *argv[1:])
+    assert (code, err) == (0, "") and "create via route 'Urgent outages'" in out
 
 
 def test_python_dash_m_demo_runs() -> None:

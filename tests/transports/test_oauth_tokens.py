@@ -16,6 +16,7 @@ from enate_routing.errors import AuthenticationError, CertificateError, ConfigEr
 from enate_routing.transports._factory import ConnectorAccess, check_connection, open_source
 from enate_routing.transports._token_sources import token_source
 from enate_routing.transports._tokens import CachedToken, read_refresh_token
+from enate_routing.transports._tokens_microsoft import MicrosoftApp, refresh_token_flow
 from mailrig.cloud_fixtures import RsaCertificate
 from mailrig.graph import FakeGraph
 from mailrig.oauth_server import IdentityProvider
@@ -113,6 +114,15 @@ def test_refresh_token_file_rules(tmp_path: Path) -> None:
     path.chmod(0o644)
     with pytest.raises(ConfigError, match="chmod 600"):
         read_refresh_token(path, "connector 'x'", provider="microsoft", client_id="app-1")
+
+
+def test_a_missing_token_file_is_reported_before_the_identity_provider_is_asked(tmp_path: Path) -> None:
+    """Before `login`, the delegated flow says "sign in first", not a network error of an authority it need not
+    ask yet (which `poll` would retry for a minute and then report as an outage)."""
+    unreachable = MicrosoftApp("contoso.example", "app-1", authority="https://127.0.0.1:1", timeout=2)
+    acquire = refresh_token_flow(unreachable, ["Mail.ReadWrite"], tmp_path / "never-signed-in.json")
+    with pytest.raises(ConfigError, match="no token file: sign in first"):
+        acquire()
 
 
 def test_delegated_refresh_token_is_rotated_and_stored_back(graph: FakeGraph, idp: IdentityProvider, pki: Pki,

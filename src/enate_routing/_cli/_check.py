@@ -101,8 +101,9 @@ def run_check(args: argparse.Namespace) -> int:
               f"{plural(len(config.routes) + len(config.fallbacks), 'incoming route')}, "
               f"{plural(len(config.outgoing_routes), 'outgoing route')}")
     noted = ", ".join(plural(len(group), kind) for group, kind in ((errors, "error"), (warnings, "warning")) if group)
-    verdict = "FAILED" if errors else "OK"
-    print(f"{path}: {verdict} — {counts}{', ' + noted if noted else ''}")
+    verdict = "FAILED" if failed else "OK"
+    why = " (--strict)" if failed and not errors else ""
+    print(f"{path}: {verdict} — {counts}{', ' + noted if noted else ''}{why}")
     return 1 if failed else 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import shutil
 import sys
 from collections import Counter
@@ -119,7 +120,9 @@ def run_demo(args: argparse.Namespace) -> int:
     print()
     print(f"{plural(len(mail), 'message')}, "
           + ", ".join(f"{count} {action}" for action, count in sorted(actions.items())))
-    # importlib.resources gives the real files for an installed package, so the paths stay usable.
-    print(f"Why? enate-routing explain --config {folder / 'demo.toml'} "
-          f"--work-items {folder / 'demo_work_items.json'} {mail[0]}  (docs/routing.md)")
+    # importlib.resources gives the real files for an installed package, so the paths stay usable; quoted, so
+    # the line can be pasted into a shell also from a folder with a space in its name.
+    command = ["enate-routing", "explain", "--config", str(folder / "demo.toml"),
+               "--work-items", str(folder / "demo_work_items.json"), str(mail[0])]
+    print(f"Why? {shlex.join(command)}  (docs/routing.md)")
     return 0

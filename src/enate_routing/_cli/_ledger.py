@@ -49,7 +49,7 @@ def register(subparsers: Any) -> None:
 def run_migrate(args: argparse.Namespace) -> int:
     location = ledger_location(args)
     if location is None:
-        raise ConfigError.single(f"give --ledger URL|FILE or set {LEDGER_ENV}", item="--ledger")
+        raise ConfigError.single(f"give --ledger URL|FILE or set {LEDGER_ENV}", field="--ledger")
     url = store_url(location)
     if url is None:
         SQLiteLedger(location).close()  # a SQLite ledger creates and updates its tables when it opens

@@ -38,11 +38,13 @@ from enate_routing._cli._connections import (
 from enate_routing._cli._ledger import add_ledger_argument, ledger_location
 from enate_routing._cli._logging import add_logging_options, configure_logging
 from enate_routing._cli._records import decision_record
+from enate_routing._cli._text import plural
 from enate_routing._loading import load_config
 from enate_routing._router import Router
 from enate_routing.errors import ConfigError, TransportError
 from enate_routing.ingest import Ingestor, IngestStats, Ledger, MailboxWorker, WorkItem, open_ledger
 from enate_routing.ingest._housekeeping import KEEP_RAW_FOR
+from enate_routing.postgres import is_postgres_url
 from enate_routing.transports._factory import ConnectorAccess
 
 __all__ = ["JsonlWriter", "add_ledger_options", "jsonl_line", "ledger_path", "open_ingestor", "register"]
@@ -192,12 +194,22 @@ def ledger_path(args: argparse.Namespace) -> str | Path:
 
 
 @contextlib.contextmanager
-def open_ingestor(args: argparse.Namespace, *, reset: bool = False, **options: Any) -> Iterator[
+def open_ingestor(args: argparse.Namespace, *, reset: bool = False, existing: bool = False, **options: Any) -> Iterator[
         tuple[Ingestor, Ledger, JsonlWriter | None]]:
-    """The configured ingestor with its ledger and (with ``--out``) its JSON-lines writer, closed after."""
+    """The configured ingestor with its ledger and (with ``--out``) its JSON-lines writer, closed after.
+    ``existing``: the ledger must already exist (the quarantine commands read what `poll` wrote)."""
     args.name = connector_name(args)
+    if existing:
+        _ledger_must_exist(ledger_path(args))
     with open_ingestors(args, [args.name], reset=reset, **options) as ([ingestor], store, writer):
         yield ingestor, store, writer
+
+
+def _ledger_must_exist(location: str | Path) -> None:
+    """A SQLite ledger path that names no file is a mistake (a typo, another folder), not a new empty ledger."""
+    if (isinstance(location, Path) or not is_postgres_url(location)) and not Path(location).exists():
+        raise ConfigError.single("no ingestion ledger in this file: `enate-routing poll` creates it; name the one it "
+                                 "wrote (--out FILE.jsonl, --state DB or --ledger)", file=str(location))
 
 
 @contextlib.contextmanager
@@ -337,15 +349,18 @@ def run_poll(args: argparse.Namespace) -> int:
     if progress is not None:
         sys.stderr.write("\n")
     stopped = f" (stopped by signal {received[0]})" if received else ""
-    marked = f", {stats.marked} messages marked processed" if stats is not None else ""
-    print(f"{args.name}: {writer.written} decisions written to {args.out}{marked}, {quarantined} in quarantine"
-          f"{stopped}", file=sys.stderr)
+    marked = f", {plural(stats.marked, 'message')} marked processed" if stats is not None else ""
+    print(f"{args.name}: {plural(writer.written, 'decision')} written to {args.out}{marked}, {quarantined} in "
+          f"quarantine{stopped}", file=sys.stderr)
     return 0
 
 
 def run_worker(args: argparse.Namespace) -> int:
     """``poll NAME NAME...``: one worker over several mailboxes, each drained under its lease (docs/scaling.md)."""
     names = [connector_name(args), *args.more]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise ConfigError.single("a connector is named twice", field="NAME", item=", ".join(twice))
     with open_ingestors(args, names, reset=args.reset_ledger, batch_size=args.batch_size,
                         keep_raw_for=args.keep_raw_days * 86400) as (
             ingestors, _, writer), _stop_on_signals(*ingestors) as received:
@@ -360,7 +375,8 @@ def run_worker(args: argparse.Namespace) -> int:
     for name in names:
         handed = sum(stats.handed for r in rounds for key, stats in r.drained.items() if key.split("/")[0] == name)
         held = any(r.held for r in rounds[-1:] for key in r.held if key.split("/")[0] == name)
-        print(f"{name}: {handed} hand-offs{' (held by another worker at the end)' if held else ''}", file=sys.stderr)
+        print(f"{name}: {plural(handed, 'hand-off')}{' (held by another worker at the end)' if held else ''}",
+              file=sys.stderr)
     stopped = f" (stopped by signal {received[0]})" if received else ""
-    print(f"{writer.written} decisions written to {args.out}{stopped}", file=sys.stderr)
+    print(f"{plural(writer.written, 'decision')} written to {args.out}{stopped}", file=sys.stderr)
     return 0

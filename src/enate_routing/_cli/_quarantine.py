@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from enate_routing._cli._poll import add_ledger_options, open_ingestor
+from enate_routing._cli._text import plural
 from enate_routing.errors import ConfigError
 from enate_routing.ingest import MessageRecord
 from enate_routing.ingest._acknowledge import header_value
@@ -45,7 +46,7 @@ def _line(record: MessageRecord) -> str:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    with open_ingestor(args) as (ingestor, _, _):
+    with open_ingestor(args, existing=True) as (ingestor, _, _):
         records = ingestor.quarantined()
     for record in records:
         print(_line(record))
@@ -57,12 +58,12 @@ def _find(records: list[MessageRecord], wanted: int, name: str) -> MessageRecord
     for record in records:
         if record.id == wanted:
             return record
-    raise ConfigError.single(f"no quarantined message with id {wanted} for this connector "
-                             "(see `enate-routing quarantine list`)", item=name)
+    raise ConfigError.single(f"no quarantined message with id {wanted} (see `enate-routing quarantine list`)",
+                             where=f"connector {name!r}")
 
 
 def run_show(args: argparse.Namespace) -> int:
-    with open_ingestor(args) as (ingestor, store, _):
+    with open_ingestor(args, existing=True) as (ingestor, store, _):
         record = _find(ingestor.quarantined(), args.id, args.name)
         raw = store.raw(record.id)
     if args.raw:
@@ -87,7 +88,7 @@ def _id(text: str) -> int:
 
 
 def run_reprocess(args: argparse.Namespace) -> int:
-    with open_ingestor(args) as (ingestor, _, writer):
+    with open_ingestor(args, existing=True) as (ingestor, _, writer):
         records = ingestor.quarantined()
         ids = [r.id for r in records] if args.ids == ["all"] else [_id(text) for text in args.ids]
         for wanted in ids:
@@ -95,6 +96,6 @@ def run_reprocess(args: argparse.Namespace) -> int:
         stats = ingestor.reprocess(ids)
         left = len(ingestor.quarantined())
     written = writer.written if writer is not None else 0
-    print(f"{args.name}: {len(ids)} reprocessed, {stats.handed} handed off, {written} decisions written to "
+    print(f"{args.name}: {len(ids)} reprocessed, {stats.handed} handed off, {plural(written, 'decision')} written to "
           f"{args.out}, {left} still in quarantine", file=sys.stderr)
     return 0

@@ -215,6 +215,28 @@ def _summary(result: RoutingResult) -> str:
     return "; ".join(f"{_label(d)} ({d.address})" for d in result.decisions)
 
 
+def _shown(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _field_changes(result: RoutingResult, before: list[dict[str, Any]], after: list[dict[str, Any]]) -> str:
+    """What the same routes decide differently (a target, a category, who is acknowledged), per decision that
+    changed: ``Fabrikam invoices (billing@…): target.kind case → ticket``."""
+    described: list[str] = []
+    for decision, old, new in zip(result.decisions, before, after, strict=False):
+        changes: list[str] = []
+        for name, value in old.items():
+            other = new.get(name)
+            if isinstance(value, dict) and isinstance(other, dict):
+                changes += [f"{name}.{key} {_shown(value.get(key))} → {_shown(other.get(key))}"
+                            for key in {**value, **other} if value.get(key) != other.get(key)]
+            elif value != other:
+                changes.append(f"{name} {_shown(value)} → {_shown(other)}")
+        if changes:
+            described.append(f"{_label(decision)} ({decision.address}): {', '.join(changes)}")
+    return "; ".join(described)
+
+
 def run_diff(args: argparse.Namespace) -> int:
     old_config, new_config = load_config(args.config), load_config(args.against)
     old, new = _router(old_config, args.work_items), _router(new_config, args.work_items)
@@ -234,7 +256,8 @@ def run_diff(args: argparse.Namespace) -> int:
         total += 1
         old_counts.update(_label(d) for d in before.decisions)
         new_counts.update(_label(d) for d in after.decisions)
-        if _comparable(before) != _comparable(after):
+        old_records, new_records = _comparable(before), _comparable(after)
+        if old_records != new_records:
             differing += 1
             if as_json:
                 changes.append({"message": name, "before": result_records(before, name),
@@ -242,7 +265,11 @@ def run_diff(args: argparse.Namespace) -> int:
             else:
                 if progress:
                     print("\r\033[K", end="", file=sys.stderr)
-                print(f"{name}: {_summary(before)} → {_summary(after)}")
+                old_summary, new_summary = _summary(before), _summary(after)
+                if old_summary != new_summary:
+                    print(f"{name}: {old_summary} → {new_summary}")
+                else:  # the same routes decided: name what they decide differently
+                    print(f"{name}: {_field_changes(before, old_records, new_records)}")
         if progress and total % 100 == 0:
             print(f"\r{total} messages…", end="", file=sys.stderr, flush=True)
     if progress:

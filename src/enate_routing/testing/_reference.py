@@ -143,11 +143,13 @@ class ReferenceRouter:
         incoming = [c.name for c in config.connectors if c.uses_incoming]
         if connector is None:
             if len(incoming) != 1:
-                raise UnknownConnectorError.single("name the connector to route for", field="connector")
+                raise UnknownConnectorError.single(
+                    f"name the connector to route for (incoming connectors: {_listed(incoming)})", field="connector")
             connector = incoming[0]
         if connector not in incoming:
-            raise UnknownConnectorError.single("no incoming connector has this name", field="connector",
-                                               item=connector)
+            raise UnknownConnectorError.single(
+                f"no incoming connector has this name (incoming connectors: {_listed(incoming)})", field="connector",
+                item=connector)
         own = config.own_addresses(connector)
         primary = config.connector(connector).primary_address
         reference = message_reference(envelope.message_id, envelope.raw)
@@ -441,3 +443,7 @@ class PlainScan:
                     return [(mailbox, route.name)]
             found.append((self.fallback.address, self.fallback.name))
         return found
+
+
+def _listed(names: list[str]) -> str:
+    return ", ".join(repr(n) for n in names) or "none"

@@ -130,6 +130,12 @@ def _timed_out(exc: BaseException) -> bool:
     return False
 
 
+# OpenSSL's verify codes for a chain that ends at a CA the trust store does not hold (self-signed leaf or root,
+# issuer unknown): what a server with a private CA gives on first use.
+_UNKNOWN_ISSUER = frozenset({18, 19, 20, 21})
+_PRIVATE_CA_HINT = " (a private CA is trusted with ca_file)"
+
+
 def translate(exc: BaseException, stage: Stage, server: str, secrets: Sequence[str] = ()) -> TransportError | None:
     """Our error for ``exc`` raised during ``stage``, or None when ``exc`` is not a transport problem."""
 
@@ -139,7 +145,8 @@ def translate(exc: BaseException, stage: Stage, server: str, secrets: Sequence[s
     if isinstance(exc, TransportError):
         return exc
     if isinstance(exc, ssl.SSLCertVerificationError):
-        return make(TLSVerificationError, f"server certificate not trusted: {exc.verify_message}")
+        hint = _PRIVATE_CA_HINT if exc.verify_code in _UNKNOWN_ISSUER else ""
+        return make(TLSVerificationError, f"server certificate not trusted: {exc.verify_message}{hint}")
     if isinstance(exc, ssl.SSLError) and exc.reason in _CERT_ALERTS:
         return make(CertificateRejectedError, f"the server rejected our client certificate ({exc.reason})")
     if _timed_out(exc):

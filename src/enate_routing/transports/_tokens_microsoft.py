@@ -135,9 +135,10 @@ def refresh_token_flow(app: MicrosoftApp, scopes: list[str], token_file: Path) -
     holder: list[Any] = []
 
     def acquire() -> tuple[str, float]:
+        # The file first: a missing or exposed token file is the user's to fix, whatever the network does.
+        refresh = read_refresh_token(token_file, app.where, provider="microsoft", client_id=app.client_id)
         if not holder:
             holder.append(_application(app, "PublicClientApplication"))
-        refresh = read_refresh_token(token_file, app.where, provider="microsoft", client_id=app.client_id)
         result = _call(app, lambda: holder[0].acquire_token_by_refresh_token(refresh, scopes=scopes))
         token = _token(app, result, (refresh,))
         rotated = result.get("refresh_token")
