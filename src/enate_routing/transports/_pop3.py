@@ -20,7 +20,6 @@ import logging
 import poplib
 import socket
 import ssl
-import time
 from contextlib import suppress
 
 from enate_routing._certificates import ClientCertificate
@@ -39,7 +38,7 @@ from enate_routing.transports._base import (
     PasswordAuth,
 )
 from enate_routing.transports._sasl import SaslClient
-from enate_routing.transports._session import Adapter, open_socket, run_connection_test
+from enate_routing.transports._session import Adapter, deadlined, open_socket, run_connection_test
 
 __all__ = ["Pop3Source", "check_pop3_connection"]
 
@@ -56,7 +55,6 @@ class _POP3(poplib.POP3):
     def __init__(self, endpoint: Endpoint, implicit_tls: ssl.SSLContext | None) -> None:
         self._endpoint = endpoint
         self._implicit_tls = implicit_tls
-        self._reply_by = time.monotonic() + endpoint.timeout  # the greeting's deadline
         try:
             super().__init__(endpoint.host, endpoint.port, timeout=endpoint.timeout)
         except BaseException:
@@ -78,11 +76,12 @@ class _POP3(poplib.POP3):
         return super()._longcmd(line)  # type: ignore[misc,no-any-return]  # typeshed omits the private API
 
     def _expect_reply(self, *, whole: bool = False) -> None:
-        self._reply_by = float("inf") if whole else time.monotonic() + self._endpoint.timeout
+        file = deadlined(self.file)  # (poplib opens a new file after STLS)
+        file.expect_reply(None if whole else self._endpoint.timeout)
+        self.file = file  # type: ignore[assignment]  # poplib only calls readline, which it has
 
     def _getline(self) -> tuple[bytes, int]:
-        if time.monotonic() > self._reply_by:  # lines dripping in, each in time, would hold the worker for ever
-            raise TimeoutError("the reply did not end within the timeout")
+        # (The greeting, one line, is read before any command: the socket timeout bounds it.)
         line = self.file.readline(_MAX_LINE + 1)
         if len(line) > _MAX_LINE:
             raise poplib.error_proto("-ERR line too long")

@@ -4,6 +4,7 @@
   explicitly allowed") *before a connection is opened*, so nothing at all is sent.
 - :func:`open_socket` is the one socket factory: bounded by the endpoint's timeout (every later
   command inherits it), optionally bound to a source address, wrapped in TLS for implicit TLS.
+- :class:`ReplyDeadline` bounds a whole reply (POP3, SMTP), not only each read of it.
 - :func:`choose_sasl` picks the SASL exchange for a login from what the server offers.
 - :class:`Adapter` holds the endpoint, credentials, the secrets to scrub and the error guard, runs a SASL
   login (an OAuth token the server refuses is forgotten and the login retried once with a fresh one), and
@@ -21,7 +22,7 @@ import time
 from collections.abc import Callable, Collection, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from types import TracebackType
-from typing import Literal, Self
+from typing import BinaryIO, Literal, Self
 
 from enate_routing._certificates import ClientCertificate
 from enate_routing.errors import (
@@ -50,6 +51,36 @@ __all__ = ["Adapter", "choose_sasl", "open_socket", "refuse_plaintext", "run_con
 _log = logging.getLogger("enate_routing.transports")
 
 Protocol = Literal["imap", "pop3", "smtp", "graph"]
+
+
+class ReplyDeadline:
+    """A binary socket file whose ``readline`` raises TimeoutError once the reply's deadline has passed.
+
+    The socket timeout bounds each read; a multiline reply whose lines drip in, each in time, would still hold
+    the worker for ever. POP3 and SMTP read their replies through this file (:func:`deadlined`), and set the
+    deadline when they send a command.
+    """
+
+    def __init__(self, file: BinaryIO) -> None:
+        self._file = file
+        self.deadline = float("inf")
+
+    def expect_reply(self, within: float | None) -> None:
+        """The next reply must end within ``within`` seconds (None: no bound, for a message of any size)."""
+        self.deadline = float("inf") if within is None else time.monotonic() + within
+
+    def readline(self, limit: int = -1) -> bytes:
+        if time.monotonic() > self.deadline:
+            raise TimeoutError("timed out: the reply did not end within the timeout")
+        return self._file.readline(limit)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def deadlined(file: BinaryIO | ReplyDeadline) -> ReplyDeadline:
+    """``file`` as a :class:`ReplyDeadline` (the library opens a new file after STARTTLS / STLS)."""
+    return file if isinstance(file, ReplyDeadline) else ReplyDeadline(file)
 
 
 def refuse_plaintext(endpoint: Endpoint, credentials: Credentials, server: str) -> None:

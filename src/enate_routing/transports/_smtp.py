@@ -22,10 +22,8 @@ import base64
 import smtplib
 import socket
 import ssl
-import time
 from collections.abc import Sequence
 from contextlib import suppress
-from typing import BinaryIO
 
 from enate_routing.errors import InsecureConnectionError, ProtocolError
 from enate_routing.transports import _sasl
@@ -37,7 +35,7 @@ from enate_routing.transports._base import (
     NoAuth,
     PasswordAuth,
 )
-from enate_routing.transports._session import Adapter, open_socket, run_connection_test
+from enate_routing.transports._session import Adapter, deadlined, open_socket, run_connection_test
 
 __all__ = ["SmtpSender", "check_smtp_connection"]
 
@@ -56,29 +54,13 @@ class _SMTP(smtplib.SMTP):
         return open_socket(self._endpoint, self._implicit_tls)
 
     def getreply(self) -> tuple[int, bytes]:
-        """smtplib's reply reader, with the whole reply (not each line) bounded by the endpoint's timeout: a
-        multiline reply whose ``250-`` lines never end, each in time, would hold the worker for ever."""
+        """smtplib's reply reader, with the whole reply (not each line) bounded by the endpoint's timeout."""
         if self.file is None and self.sock is not None:
-            self.file = _Deadlined(self.sock.makefile("rb"))
-        if isinstance(self.file, _Deadlined):
-            self.file.deadline = time.monotonic() + self._endpoint.timeout
+            self.file = self.sock.makefile("rb")
+        if self.file is not None:
+            self.file = deadlined(self.file)
+            self.file.expect_reply(self._endpoint.timeout)
         return super().getreply()
-
-
-class _Deadlined:
-    """A binary socket file whose ``readline`` raises TimeoutError once ``deadline`` has passed."""
-
-    def __init__(self, file: BinaryIO) -> None:
-        self._file = file
-        self.deadline = float("inf")
-
-    def readline(self, limit: int = -1) -> bytes:
-        if time.monotonic() > self.deadline:
-            raise TimeoutError("timed out: the reply did not end within the timeout")
-        return self._file.readline(limit)
-
-    def close(self) -> None:
-        self._file.close()
 
 
 class SmtpSender(Adapter):
