@@ -139,26 +139,11 @@ def test_a_file_that_is_not_a_token_file_is_an_error(tmp_path: Path, capsys: pyt
     assert error["code"] == "token-file-invalid" and error["where"] == "connector 'Support'"
 
 
-GOOGLE = """
-[[connectors]]
-name = "Support"
-service = "gmail-imap"
-username = "support@example.com"
-primary_address = "support@example.com"
-use_for = "incoming"
-
-[connectors.oauth]
-provider = "google"
-flow = "refresh-token"
-client_id = "1234-abc.apps.googleusercontent.com"
-client_secret_env = "GOOGLE_CLIENT_SECRET"
-token_file = "tokens/support.json"
-
-[[fallbacks]]
-connector = "Support"
-address = "support@example.com"
-target = { customer = "Acme", contract = "Internal", service = "IT", process = "General", kind = "ticket" }
-"""
+# The same connector signing in with Google.
+GOOGLE = (CONFIG.format(token_file='"tokens/support.json"')
+          .replace('"office365-imap"', '"gmail-imap"').replace('"outlook.office365.com"', '"imap.gmail.com"')
+          .replace('provider = "microsoft"', 'provider = "google"')
+          .replace('tenant = "acme.example"', 'client_secret_env = "GOOGLE_CLIENT_SECRET"'))
 
 
 @pytest.mark.parametrize("content", [b"not json", b'{"access_token": "x"}'])
