@@ -348,13 +348,13 @@ class LinkSearch:
         return -1 if whole is None else whole.end()
 
 
-@lru_cache(maxsize=64)
 def reference_group(pattern: re.Pattern[str]) -> str | int:
     """The group of a linking pattern that holds the reference: ``ref``, else the only group (configuration
     checks that there is one of the two)."""
     return "ref" if "ref" in pattern.groupindex else 1
 
 
+@lru_cache(maxsize=64)
 def link_search(pattern: re.Pattern[str]) -> LinkSearch:
     """The :class:`LinkSearch` of ``pattern`` (built once per pattern)."""
     return LinkSearch(pattern, _bounded(pattern), _literal_prefix(pattern))
