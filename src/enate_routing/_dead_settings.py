@@ -13,14 +13,16 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
+from enate_routing._loading import check_ca_files, check_client_certificate
 from enate_routing._model import Config, Connector, RoutingRules
 from enate_routing._paths import configured_path
 from enate_routing._patterns import subject_words
 from enate_routing._token_files import TokenFileProblem, read_token_file
-from enate_routing.errors import ConfigIssue
+from enate_routing.errors import CertificateError, ConfigIssue
 
 __all__ = ["MAX_PASSWORD", "Finding", "Severity", "find_dead_settings", "find_token_file_problems"]
 
@@ -93,6 +95,40 @@ def find_token_file_problems(config: Config, *, base_dir: Path) -> tuple[Finding
             make = _warning if problem.kind == "unreadable" else _error
             found.append(make(f"token-file-{problem.kind}", problem.reason, where=f"connector {connector.name!r}",
                               field="oauth.token_file", item=str(path)))
+    return tuple(found)
+
+
+def find_certificate_problems(config: Config, *, base_dir: Path,
+                               environ: Mapping[str, str] | None = None) -> tuple[Finding, ...]:
+    """Client certificates and CA files loading would refuse, as findings instead of a failed load.
+
+    ``check`` may run where the production secrets are not (CI): a ``.pfx`` that is not there, or whose
+    ``certificate_password_env`` is not set, cannot be checked, which is a warning (``certificate-unchecked``;
+    ``poll`` refuses to start without it). Any other problem — an unreadable CA file, a wrong password, an
+    expired certificate, no private key — is an error (``certificate-invalid``), in the words loading uses.
+    """
+    source = os.environ if environ is None else environ
+    found: list[Finding] = []
+    for connector in config.connectors:
+        checks = [partial(check_ca_files, connector, base_dir=base_dir)]
+        if connector.certificate is not None:
+            path = configured_path(connector.certificate, base_dir)
+            variable = connector.certificate_password_env
+            absent = (f"the certificate file is not here ({path})" if not path.exists() else
+                      f"its password variable {variable} is not set here" if variable and variable not in source
+                      else None)
+            if absent is None:
+                checks.append(partial(check_client_certificate, connector, base_dir=base_dir, environ=environ))
+            else:
+                found.append(_warning("certificate-unchecked", f"{absent}: the certificate was not checked; "
+                                      "`poll` checks it when it starts", where=f"connector {connector.name!r}",
+                                      field="certificate", item=connector.certificate))
+        for check in checks:
+            try:
+                check()
+            except CertificateError as exc:
+                found += [_error("certificate-invalid", issue.problem, where=issue.where, field=issue.field,
+                                 item=issue.item) for issue in exc.issues]
     return tuple(found)
 
 

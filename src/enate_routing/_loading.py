@@ -27,7 +27,9 @@ from enate_routing._paths import configured_path
 from enate_routing.errors import CertificateError, ConcurrentEditError, ConfigError, ConfigIssue
 
 __all__ = [
+    "check_ca_files",
     "check_certificates",
+    "check_client_certificate",
     "config_schema",
     "dump_config",
     "load_config",
@@ -219,13 +221,23 @@ def check_certificates(
     """Load every connector's PKCS#12 certificate and check it (docs/semantics.md §2), and every CA file it
     names, resolved as the transports resolve them; raises a CertificateError."""
     for connector in config.connectors:
-        where = f"connector {connector.name!r}"
-        for field, ca_file in _ca_files(connector):
-            _check_ca_file(configured_path(ca_file, base_dir), where, field, ca_file)
-        if connector.certificate is None:
-            continue
+        check_ca_files(connector, base_dir=base_dir)
+        check_client_certificate(connector, base_dir=base_dir, environ=environ)
+
+
+def check_ca_files(connector: Connector, *, base_dir: Path = Path()) -> None:
+    """Every CA file ``connector`` names (incoming, outgoing, oauth) is a readable PEM bundle; a CertificateError."""
+    for field, ca_file in _ca_files(connector):
+        _check_ca_file(configured_path(ca_file, base_dir), f"connector {connector.name!r}", field, ca_file)
+
+
+def check_client_certificate(
+    connector: Connector, *, base_dir: Path = Path(), environ: Mapping[str, str] | None = None
+) -> None:
+    """``connector``'s PKCS#12 certificate, when it has one, loads and is valid now; a CertificateError."""
+    if connector.certificate is not None:
         load_pkcs12(configured_path(connector.certificate, base_dir), connector.certificate_password_value(environ),
-                    where=where)
+                    where=f"connector {connector.name!r}")
 
 
 def _ca_files(connector: Connector) -> Iterator[tuple[str, str]]:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from config_examples import DOC_EXAMPLE
@@ -22,6 +24,7 @@ from enate_routing.errors import (
     CertificateKeyMissingError,
     CertificateNotYetValidError,
     CertificatePasswordError,
+    ConfigError,
 )
 
 PASSWORD = "pfx-Secret-42"
@@ -102,5 +105,58 @@ def test_config_checks_certificate_at_load(
     with pytest.raises(CertificatePasswordError, match="connector 'Relay'"):
         load_config(bad)
     assert main(["check", "--config", str(bad)]) == 1
-    err = capsys.readouterr().err
-    assert "wrong certificate password" in err and "not-it" not in err and "Traceback" not in err
+    out, err = capsys.readouterr()
+    assert f"error: {bad}: connector 'Relay': certificate_password: wrong certificate password" in out
+    assert "not-it" not in out + err and "Traceback" not in err
+
+
+def check_json(capsys: pytest.CaptureFixture[str], config: Path, environ: dict[str, str],
+               monkeypatch: pytest.MonkeyPatch) -> tuple[int, dict[str, Any]]:
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    code = main(["check", str(config), "--format", "json"])
+    out = capsys.readouterr().out
+    assert PASSWORD not in out
+    return code, json.loads(out)
+
+
+def test_check_without_the_production_certificate_warns(write_config: Callable[[str], Path], tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """CI holds neither the .pfx nor its password: `check` cannot test the certificate, says so as a warning and
+    goes on with every other check (exit 0; --strict fails). `load_config`, which `poll` uses, still refuses."""
+    monkeypatch.delenv("RELAY_PFX", raising=False)
+    config = write_config(relay_config("relay.pfx", 'certificate_password_env = "RELAY_PFX"'))
+    code, report = check_json(capsys, config, {}, monkeypatch)
+    assert (code, report["valid"], report["errors"]) == (0, True, [])
+    (warning,) = report["warnings"]
+    assert (warning["code"], warning["where"], warning["field"], warning["item"]) == (
+        "certificate-unchecked", "connector 'Relay'", "certificate", "relay.pfx")
+    assert warning["problem"].startswith(f"the certificate file is not here ({tmp_path / 'relay.pfx'})")
+    assert main(["check", str(config), "--strict"]) == 1
+    capsys.readouterr()
+    with pytest.raises(ConfigError, match="RELAY_PFX"):
+        load_config(config)
+    (tmp_path / "relay.pfx").write_bytes(make_pfx())  # the file is there, its password is not
+    code, report = check_json(capsys, config, {}, monkeypatch)
+    assert code == 0 and "password variable RELAY_PFX is not set here" in report["warnings"][0]["problem"]
+    code, report = check_json(capsys, config, {"RELAY_PFX": PASSWORD}, monkeypatch)
+    assert (code, report["errors"], report["warnings"]) == (0, [], [])
+
+
+def test_check_reports_an_unusable_certificate_as_an_error(write_config: Callable[[str], Path], tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str],
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the file and its password at hand, an expired certificate (or a CA file that is not PEM) is an
+    error located at its connector and field, in loading's words, beside the other findings."""
+    expired = NOW - dt.timedelta(days=1)
+    (tmp_path / "relay.pfx").write_bytes(make_pfx(not_before=expired - dt.timedelta(days=60), not_after=expired))
+    (tmp_path / "ca.pem").write_text("not a bundle", encoding="utf-8")
+    text = relay_config("relay.pfx", 'certificate_password_env = "RELAY_PFX"').replace(
+        'auth = "certificate" }', 'auth = "certificate", ca_file = "ca.pem" }')
+    code, report = check_json(capsys, write_config(text), {"RELAY_PFX": PASSWORD}, monkeypatch)
+    assert code == 1 and report["valid"] is True
+    assert [(e["code"], e["where"], e["field"]) for e in report["errors"]] == [
+        ("certificate-invalid", "connector 'Relay'", "outgoing.ca_file"),
+        ("certificate-invalid", "connector 'Relay'", "certificate")]
+    assert "expired" in report["errors"][1]["problem"]

@@ -2,7 +2,8 @@
 
 ``check`` reports, each with its location: validation errors (the file cannot be loaded), dead settings
 that can never work (errors) or may be deliberate (warnings, :mod:`enate_routing._dead_settings`), OAuth
-refresh-token files the transports would refuse, shadowed
+refresh-token files the transports would refuse, client certificates and CA files loading would refuse (a
+certificate whose file or password is not on this machine: a warning), shadowed
 routes and mail loops (warnings, :mod:`enate_routing._analysis`). Errors exit 1; warnings exit 0 unless
 ``--strict``. ``--format json`` prints one JSON object (docs/configuration.md, "check --format json").
 """
@@ -16,7 +17,12 @@ from typing import Any
 
 from enate_routing._analysis import find_loops, find_shadowed
 from enate_routing._cli._text import plural
-from enate_routing._dead_settings import Finding, find_dead_settings, find_token_file_problems
+from enate_routing._dead_settings import (
+    Finding,
+    find_certificate_problems,
+    find_dead_settings,
+    find_token_file_problems,
+)
 from enate_routing._loading import config_schema, load_config
 from enate_routing._model import Config
 from enate_routing.errors import ConfigError, ConfigIssue
@@ -52,6 +58,7 @@ def config_path(args: argparse.Namespace) -> Path:
 def _findings(config: Config, base_dir: Path) -> list[Finding]:
     found = list(find_dead_settings(config))
     found += find_token_file_problems(config, base_dir=base_dir)
+    found += find_certificate_problems(config, base_dir=base_dir)
     found += [Finding("warning", "shadowed", ConfigIssue(str(s), where=f"route {s.route!r} of connector "
                                                                          f"{s.connector!r}"))
               for s in find_shadowed(config)]
@@ -82,7 +89,7 @@ def run_check(args: argparse.Namespace) -> int:
     strict = bool(getattr(args, "strict", False))
     as_json = getattr(args, "format", "text") == "json"
     try:
-        config = load_config(path)
+        config = load_config(path, verify_certificates=False)  # reported as findings below
     except ConfigError as exc:
         if not as_json:
             raise
