@@ -86,7 +86,9 @@ class ReferenceRouter:
     def __init__(self, config: Config, *, companies: CompanyDirectory | None = None,
                  lookup: WorkItemLookup | None = None) -> None:
         self.config = config
-        self.companies: CompanyDirectory = companies or ReferenceCompanies(dict(config.companies))
+        # ``is None``, not falsiness: a host's directory that is empty (``len() == 0``) is still the host's.
+        self.companies: CompanyDirectory = (ReferenceCompanies(dict(config.companies)) if companies is None
+                                            else companies)
         self.lookup = lookup
         self.full_rule_checks = 0
 
