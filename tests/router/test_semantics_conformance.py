@@ -5,6 +5,7 @@ Each test pins one rule where the two routers, or the routers and the docs, once
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable
 from typing import Any
 
@@ -30,3 +31,23 @@ def test_an_empty_host_directory_replaces_the_configured_companies(build: Callab
     decision = build(config, companies=ConfiguredCompanies({})).route(mail("ann@globex.example")).decisions[0]
     assert decision.fallback
     assert build(config).route(mail("ann@globex.example")).decisions[0].route == "Globex"
+
+
+@pytest.mark.parametrize(("keyword", "subject", "held"), [
+    ("résumé", unicodedata.normalize("NFD", "Résumé attached"), True),  # macOS mail writes NFD
+    ("re", unicodedata.normalize("NFD", "Résumé attached"), False),
+    ("über", unicodedata.normalize("NFD", "ÜBER uns"), True),
+    ("ber", unicodedata.normalize("NFD", "Über uns"), False),
+    ("हिन्दी", "हिन्दी सहायता", True),  # Devanagari vowel signs are combining marks, inside the word
+    ("ह", "हिन्दी सहायता", False),
+    ("ด่วน", "งาน ด่วน", True),  # a Thai tone mark too
+    ("วน", "งาน ด่วน", False),
+    ("stanbul", "İstanbul office", False),  # İ case-folds to i and a combining dot
+])
+def test_combining_marks_belong_to_their_word(build: Callable[..., Any], keyword: str, subject: str,
+                                              held: bool) -> None:
+    """§3 keywords: a letter's combining marks are part of its word, and canonically equivalent text (NFC or
+    NFD) has the same words, so no keyword matches part of a word and none misses an accented one."""
+    config = make_config(route("Keyword", HELP, rules={"subject_keywords": [keyword]}))
+    decision = build(config).route(mail(subject=subject)).decisions[0]
+    assert (decision.route == "Keyword") is held
