@@ -51,3 +51,14 @@ def test_combining_marks_belong_to_their_word(build: Callable[..., Any], keyword
     config = make_config(route("Keyword", HELP, rules={"subject_keywords": [keyword]}))
     decision = build(config).route(mail(subject=subject)).decisions[0]
     assert (decision.route == "Keyword") is held
+
+
+def test_a_configuration_change_keeps_the_key_only_within_its_scope(build: Callable[..., Any]) -> None:
+    """§4 keys and docs/routing.md: another route for the same To/Cc address keeps the key; the move of that
+    address's mail to the fallback changes its scope (address → mailbox), and so its key."""
+    first = make_config(route("Help", HELP), route("Help too", HELP))
+    other_route = make_config(route("Help", HELP, enabled=False), route("Help too", HELP))
+    fallback = make_config(route("Help", HELP, enabled=False))
+    envelope = mail(to=(HELP,))
+    keys = [build(config).route(envelope).decisions[0].idempotency_key for config in (first, other_route, fallback)]
+    assert keys[0] == keys[1] != keys[2]
