@@ -10,13 +10,16 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from routing_helpers import HELP, mail, make_config, route
+from routing_helpers import HELP, SUPPORT, TICKET, connector, mail, make_config, route
 
 from enate_routing._directory import ConfiguredCompanies
+from enate_routing._model import Config
 from enate_routing._router import Router
 from enate_routing.testing import ReferenceRouter
 
 ROUTERS: dict[str, Callable[..., Any]] = {"compiled": Router.compile, "reference": ReferenceRouter}
+SALES = "sales@contoso.example"
+ORDERS = "orders@contoso.example"
 
 
 @pytest.fixture(params=sorted(ROUTERS))
@@ -62,3 +65,30 @@ def test_a_configuration_change_keeps_the_key_only_within_its_scope(build: Calla
     envelope = mail(to=(HELP,))
     keys = [build(config).route(envelope).decisions[0].idempotency_key for config in (first, other_route, fallback)]
     assert keys[0] == keys[1] != keys[2]
+
+
+def two_mailboxes(sales_use_for: str) -> Config:
+    """Support (both-way, help@ alias) and a second mailbox Sales (orders@ alias) of the given use_for."""
+    return make_config(
+        route("Help", HELP),
+        {**route("Orders", ORDERS), "connector": "Sales"},
+        connectors=[connector("Support", SUPPORT), connector("Sales", SALES, sales_use_for)],
+        fallbacks=[{"connector": name, "address": primary, "target": TICKET}
+                   for name, primary in (("Support", SUPPORT), ("Sales", SALES))])
+
+
+@pytest.mark.parametrize("sender", [HELP, "help+t-1@contoso.example", SUPPORT])
+def test_mail_from_any_address_of_an_outgoing_connector_is_ignored(build: Callable[..., Any], sender: str) -> None:
+    """§3.1 step 1: mail from any address of a connector that sends — its route addresses too, which its
+    acknowledgements are sent from — is ignored by another connector, not made into work."""
+    result = build(two_mailboxes("incoming")).route(mail(sender, to=(ORDERS,)), "Sales")
+    assert [d.action for d in result.decisions] == ["ignore"]
+    assert result.decisions[0].reason == f"mail from an address the system sends from ({sender})"
+
+
+def test_mail_from_an_incoming_only_connectors_alias_is_routed(build: Callable[..., Any]) -> None:
+    """§3.1 step 1 names the addresses of outgoing connectors: an incoming-only mailbox's alias is a sender
+    like any other for a different connector (it is never acknowledged: it is an address of the system)."""
+    config = two_mailboxes("incoming")
+    decision = build(config).route(mail(ORDERS, to=(HELP,)), "Support").decisions[0]
+    assert (decision.action, decision.route) == ("create", "Help")

@@ -192,8 +192,11 @@ class ReferenceRouter:
 
         sender = envelope.sender
         if sender is not None:
-            sending = {c.primary_address for c in config.connectors if c.uses_outgoing}
-            sending |= {o.address for o in config.outgoing_routes}
+            # Any address of an outgoing connector (primary, route addresses), any outgoing route's address.
+            sending = {o.address for o in config.outgoing_routes}
+            for c in config.connectors:
+                if c.uses_outgoing:
+                    sending |= config.own_addresses(c.name) if c.uses_incoming else {c.primary_address}
             split = _split_plus(sender)
             forms = {sender} if split is None else {sender, split[0]}
             if forms & own:
