@@ -71,12 +71,14 @@ def _update_array(document: Any, section: str, identity: Callable[[Any], object]
     # The file's tables are in the order the old configuration holds its objects (both are file order);
     # identities come from the validated models, so case or spacing differences in the file do not matter.
     pairs = list(zip(tables, old_models, strict=False))
-    by_key = {identity(m): (t, m) for t, m in pairs}
-    new_keys = {identity(m) for m in new_models}
+    old_keys = _occurrences(identity, [m for _, m in pairs])
+    by_key = dict(zip(old_keys, pairs, strict=True))
+    new_order = _occurrences(identity, new_models)
+    new_keys = set(new_order)
     result: list[Any] = []
     for position, (model, entry) in enumerate(zip(new_models, new_data, strict=True)):
-        found = by_key.get(identity(model))
-        if found is None and len(pairs) == len(new_models) and identity(pairs[position][1]) not in new_keys:
+        found = by_key.get(new_order[position])
+        if found is None and len(pairs) == len(new_models) and old_keys[position] not in new_keys:
             found = pairs[position]  # a renamed object keeps its place: edit its table, comments and all
         if found is None:
             result.append(_new_table(entry))
@@ -105,6 +107,18 @@ def _update_array(document: Any, section: str, identity: Callable[[Any], object]
     for table in result:
         array.append(table)
     document[section] = array
+
+
+def _occurrences(identity: Callable[[Any], object], models: Any) -> list[tuple[object, int]]:
+    """Each model's identity and how many earlier models share it: two ``[[blocked]]`` entries for one address
+    (the first wins, docs/routing.md) stay two tables, the n-th of the old file matched with the n-th of the new."""
+    seen: dict[object, int] = {}
+    keys: list[tuple[object, int]] = []
+    for model in models:
+        key = identity(model)
+        seen[key] = count = seen.get(key, -1) + 1
+        keys.append((key, count))
+    return keys
 
 
 def _update_model(container: Any, old: BaseModel, new: BaseModel, data: Mapping[str, Any],

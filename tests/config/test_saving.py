@@ -200,3 +200,15 @@ action = "reject"
     assert '"Globex Corporation" = "*globex.example; ceo.globex@gmail.com"   # both of Globex\'s domains' in saved
     assert 'address = "*SPAM.example"' in saved
     assert saved.count("\n") == text.count("\n")
+
+
+def test_two_blocked_entries_for_one_address_stay_two(hand_kept: Path) -> None:
+    """[[blocked]] tables are matched by address; two entries for the same address (the first wins) are the
+    first and the second of the file, not one table written twice with the last entry's action."""
+    old = load_config(hand_kept)
+    twice = [{"address": "*spam.example", "action": "reject"}, {"address": "*spam.example", "action": "reject"}]
+    save_config(old.model_validate({**old.model_dump(), "blocked": twice}), hand_kept)
+    new = old.model_validate({**old.model_dump(), "blocked": [{**twice[0], "action": "no-automated-emails"},
+                                                               twice[1]]})
+    save_config(new, hand_kept)
+    assert [entry.action for entry in load_config(hand_kept).blocked] == ["no-automated-emails", "reject"]
