@@ -155,7 +155,10 @@ def config_data(draw: st.DrawFn, *, max_routes: int = 8) -> dict[str, Any]:
     blocked = draw(st.lists(st.fixed_dictionaries({
         "address": st.one_of(_addresses(), st.sampled_from(DOMAINS).map(lambda d: "*" + d)),
         "action": st.sampled_from(("reject", "no-automated-emails"))}), max_size=3))
-    companies = {name: COMPANIES[name] for name in draw(st.sets(st.sampled_from(list(COMPANIES))))}
+    # Often all of them, in any order: the file order decides ties (Globex and Globex Holdings).
+    order = draw(st.permutations(list(COMPANIES)))
+    companies = {name: COMPANIES[name] for name in order[:len(order) if draw(st.booleans()) else
+                                                         draw(st.integers(0, len(order)))]}
     outgoing = []
     if draw(st.booleans()):
         outgoing.append({"name": "Replies", "address": "replies@acme.example", "connector": "Support"})
@@ -226,6 +229,11 @@ def envelopes(draw: st.DrawFn, config: Config | None = None) -> Envelope:
         rules = aimed.rules
         if rules.senders:
             sender = draw(st.sampled_from(_config_vocabulary_of(rules.senders)))
+        elif rules.sender_companies:  # someone of a named company, as [companies] (or another directory) has it
+            named = {c.casefold() for c in rules.sender_companies}
+            members = ["*" + p.lstrip("*@.") if p.startswith("*") else p
+                       for name, patterns in COMPANIES.items() if name.casefold() in named for p in patterns]
+            sender = draw(st.sampled_from(_config_vocabulary_of(tuple(members)) or [sender or "bob@acme.example"]))
         if aimed.address != "*":
             chosen[aimed.address] = draw(st.sampled_from(("to", "to", "cc", "delivered-to", "x-original-to")))
         if rules.recipients:
