@@ -15,6 +15,7 @@ from routing_helpers import HELP, SUPPORT, TICKET, connector, mail, make_config,
 from enate_routing._directory import ConfiguredCompanies
 from enate_routing._model import Config
 from enate_routing._router import Router
+from enate_routing.errors import ConfigError
 from enate_routing.testing import ReferenceRouter
 
 ROUTERS: dict[str, Callable[..., Any]] = {"compiled": Router.compile, "reference": ReferenceRouter}
@@ -92,3 +93,13 @@ def test_mail_from_an_incoming_only_connectors_alias_is_routed(build: Callable[.
     config = two_mailboxes("incoming")
     decision = build(config).route(mail(ORDERS, to=(HELP,)), "Support").decisions[0]
     assert (decision.action, decision.route) == ("create", "Help")
+
+
+@pytest.mark.parametrize("written", [".", "pdf; .", ["..", "pdf"]])
+def test_an_attachment_type_that_names_no_extension_is_an_error(written: str | list[str]) -> None:
+    """§3: an item of attachment_types that is only dots is no extension: an error naming the route, the rule
+    and the item — not dropped like an empty item, which turned a rule of "." off (matching every email)."""
+    with pytest.raises(ConfigError) as raised:
+        make_config(route("PDF", HELP, rules={"attachment_types": written}))
+    message = str(raised.value)
+    assert "route 'PDF'" in message and "rules.attachment_types" in message and "not a file extension" in message
