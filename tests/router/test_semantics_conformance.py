@@ -13,6 +13,7 @@ import pytest
 from routing_helpers import HELP, SUPPORT, TICKET, connector, mail, make_config, route
 
 from enate_routing._directory import ConfiguredCompanies
+from enate_routing._matcher import MatchCounters
 from enate_routing._model import Config
 from enate_routing._router import Router
 from enate_routing.errors import ConfigError
@@ -103,3 +104,16 @@ def test_an_attachment_type_that_names_no_extension_is_an_error(written: str | l
         make_config(route("PDF", HELP, rules={"attachment_types": written}))
     message = str(raised.value)
     assert "route 'PDF'" in message and "rules.attachment_types" in message and "not a file extension" in message
+
+
+def test_the_reference_router_takes_the_routers_route_arguments() -> None:
+    """docs/routing.md: ReferenceRouter has Router.route's signature — a caller's content digest names a message
+    without a Message-ID alike, and counters see the routes the reference checks one by one."""
+    config = make_config(route("Help", HELP, rules={"subject_keywords": "urgent"}))
+    envelope = mail(message_id=None, subject="urgent", raw=b"raw bytes")
+    digest = "ab" * 32
+    compiled = Router.compile(config).route(envelope, content_digest=digest)
+    counters = MatchCounters()
+    assert ReferenceRouter(config).route(envelope, content_digest=digest, counters=counters) == compiled
+    assert compiled != Router.compile(config).route(envelope)  # the digest given is the one used
+    assert (counters.emails, counters.full_rule_checks) == (1, 1)

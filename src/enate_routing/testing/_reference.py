@@ -29,6 +29,7 @@ from enate_routing._link_pattern import (
     LINK_TOKEN_LOOKUPS,
     link_search,
 )
+from enate_routing._matcher import MatchCounters
 from enate_routing._model import Config, Fallback, IncomingRoute, RoutingRules
 from enate_routing._patterns import AddressPattern, file_name_matchable, subject_words
 from enate_routing.errors import UnknownConnectorError
@@ -145,7 +146,19 @@ class ReferenceRouter:
     # --- the procedure (semantics.md §3.1, §3.4, §3.5) -------------------------------------------------------------
 
     def route(self, envelope: Envelope, connector: str | None = None, *,
-              acknowledgement_allowed: Callable[[str], bool] | None = None) -> RoutingResult:
+              acknowledgement_allowed: Callable[[str], bool] | None = None, counters: MatchCounters | None = None,
+              content_digest: str | None = None) -> RoutingResult:
+        """``Router.route``'s signature: ``counters`` is told the email and every route checked one by one;
+        ``content_digest`` (SHA-256 of the raw bytes, when the caller has it) names a message without an id."""
+        checks_before = self.full_rule_checks
+        result = self._route(envelope, connector, acknowledgement_allowed, content_digest)
+        if counters is not None:
+            counters.emails += 1
+            counters.full_rule_checks += self.full_rule_checks - checks_before
+        return result
+
+    def _route(self, envelope: Envelope, connector: str | None, acknowledgement_allowed: Callable[[str], bool] | None,
+               content_digest: str | None) -> RoutingResult:
         config = self.config
         incoming = [c.name for c in config.connectors if c.uses_incoming]
         if connector is None:
@@ -157,7 +170,7 @@ class ReferenceRouter:
                                                item=connector)
         own = config.own_addresses(connector)
         primary = config.connector(connector).primary_address
-        reference = message_reference(envelope.message_id, envelope.raw)
+        reference = message_reference(envelope.message_id, envelope.raw, digest=content_digest)
         mailbox_key = idempotency_key(connector, reference, MAILBOX_SCOPE)
 
         # Which of C's addresses the mail names (step 2): To/Cc first, else the other sources.
