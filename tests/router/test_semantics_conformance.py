@@ -10,9 +10,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from routing_helpers import HELP, SUPPORT, TICKET, connector, mail, make_config, route
+from routing_helpers import BILLING, HELP, SUPPORT, TICKET, connector, eml, mail, make_config, route
 
 from enate_routing._directory import ConfiguredCompanies
+from enate_routing._envelope import Envelope
 from enate_routing._matcher import MatchCounters
 from enate_routing._model import Config
 from enate_routing._router import Router
@@ -117,3 +118,11 @@ def test_the_reference_router_takes_the_routers_route_arguments() -> None:
     assert ReferenceRouter(config).route(envelope, content_digest=digest, counters=counters) == compiled
     assert compiled != Router.compile(config).route(envelope)  # the digest given is the one used
     assert (counters.emails, counters.full_rule_checks) == (1, 1)
+
+
+def test_to_addresses_come_before_cc_addresses_whatever_the_header_order(build: Callable[..., Any]) -> None:
+    """§3.1 step 2, docs/routing.md: the decisions follow To, then Cc — also when the Cc field comes first."""
+    config = make_config(route("Help", HELP), route("Billing", BILLING))
+    raw = eml({"From": "ann@fabrikam.example", "Cc": HELP, "To": BILLING, "Subject": "x", "Message-ID": "<o@f>"})
+    result = build(config).route(Envelope.from_bytes(raw))
+    assert [d.address for d in result.decisions] == [BILLING, HELP]
