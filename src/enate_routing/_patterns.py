@@ -160,23 +160,32 @@ def subject_words(text: str) -> tuple[str, ...]:
         return tuple(folded.encode("ascii").translate(_ASCII_SEPARATORS_TO_SPACE).decode("ascii").split())
     # Canonical caseless form (Unicode §3.13: NFD before case folding), composed again for shorter keys.
     folded = unicodedata.normalize("NFC", unicodedata.normalize("NFD", text).casefold())
-    return tuple(_unicode_word().findall(folded))
+    marks = _combining_marks()
+    if marks.isdisjoint(folded):  # most text, once composed: one pass of set probes
+        return tuple(_WORD.findall(folded))
+    return tuple(_word_with_marks(marks).findall(folded))
 
 
+# docs/semantics.md §3: words are the maximal runs of letters and digits; '_' separates words, so \w alone is wrong.
+_WORD = re.compile(r"[^\W_]+")
 # Where Unicode has combining marks (category M): up to plane 1, and the variation selectors of plane 14.
 _MARK_PLANES = (range(0x300, 0x20000), range(0xE0000, 0xE1000))
 
 
 @cache
-def _unicode_word() -> re.Pattern[str]:
-    """A word: letters and digits (``[^\\W_]``: ``_`` separates words) and combining marks, one or more.
+def _combining_marks() -> frozenset[str]:
+    """Every combining mark of the running Python's Unicode database (about 2,400). Found on first use (a
+    non-ASCII subject or keyword) in ~30 ms — too long to spend at every import."""
+    return frozenset(char for plane in _MARK_PLANES for code in plane
+                     if unicodedata.category(char := chr(code))[0] == "M")
 
-    Built on first use (a non-ASCII subject or keyword), from the running Python's Unicode database: about
-    2,400 marks in 300 ranges, found in ~30 ms — too long to spend at every import.
-    """
-    marks = [code for plane in _MARK_PLANES for code in plane if unicodedata.category(chr(code))[0] == "M"]
+
+@cache
+def _word_with_marks(marks: frozenset[str]) -> re.Pattern[str]:
+    """A word: letters and digits (``[^\\W_]``) and combining marks, one or more (a class of ~300 ranges,
+    which the regex engine tests range by range: used only for text that has a mark)."""
     ranges: list[tuple[int, int]] = []
-    for code in marks:
+    for code in sorted(map(ord, marks)):
         if ranges and ranges[-1][1] == code - 1:
             ranges[-1] = (ranges[-1][0], code)
         else:
