@@ -57,8 +57,10 @@ def _patterns(values: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def _extensions(values: tuple[str, ...]) -> tuple[str, ...]:
-    normal = tuple(dict.fromkeys(e for v in values if (e := normalize_extension(v))))
-    return normal
+    for value in values:
+        if not normalize_extension(value):  # "." names no extension; dropped, it would turn the rule off
+            raise PydanticCustomError("extension", "not a file extension such as '.pdf'", {"item": value})
+    return tuple(dict.fromkeys(normalize_extension(v) for v in values))
 
 
 def _words(values: tuple[str, ...]) -> tuple[str, ...]:

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from enate_routing._analysis import may_overlap
 from enate_routing._decision import RoutingResult
+from enate_routing._directory import ConfiguredCompanies
 from enate_routing._envelope import Envelope
 from enate_routing._model import Config
 from enate_routing._router import Router
-from enate_routing.testing import InMemoryWorkItems, ReferenceRouter
+from enate_routing.testing import DictCompanies, InMemoryWorkItems, ReferenceRouter
 from enate_routing.testing.strategies import configs, envelopes, work_items
 
 
@@ -25,8 +27,15 @@ def limiter(sender: str) -> bool:
     return not sender.endswith("initech.example")
 
 
-def route_all(router: Router | ReferenceRouter, config: Config, envelope: Envelope) -> list[RoutingResult]:
-    return [router.route(envelope, name, acknowledgement_allowed=limiter) for name in incoming(config)]
+def route_all(router: Router | ReferenceRouter, config: Config, envelope: Envelope,
+              allowed: Callable[[str], bool] | None = limiter) -> list[RoutingResult]:
+    return [router.route(envelope, name, acknowledgement_allowed=allowed) for name in incoming(config)]
+
+
+# What a host may pass besides the configuration: its own company directory (an empty one included, which
+# still replaces [companies]), or none; no lookup (the first plus tag or token links unchecked); no rate limit.
+HOST_DIRECTORIES = st.sampled_from([None, None, ConfiguredCompanies({}),
+                                    DictCompanies({"*globex.example": "Initech", "bob@acme.example": "Globex"})])
 
 
 # The oracle test is the one that finds bugs: give it several times the profile's examples.
@@ -34,11 +43,13 @@ def route_all(router: Router | ReferenceRouter, config: Config, envelope: Envelo
 @given(data=st.data(), config=configs())
 def test_compiled_router_agrees_with_reference_router(data: st.DataObject, config: Config) -> None:
     """On any configuration and email, the compiled and the reference router give identical results."""
-    lookup = data.draw(work_items(config))
+    lookup = data.draw(st.none() | work_items(config) | work_items(config))
+    companies = data.draw(HOST_DIRECTORIES)
+    allowed = data.draw(st.sampled_from([limiter, limiter, None]))
     envelope = data.draw(envelopes(config))
-    compiled = Router.compile(config, lookup=lookup)
-    reference = ReferenceRouter(config, lookup=lookup)
-    assert route_all(compiled, config, envelope) == route_all(reference, config, envelope)
+    compiled = Router.compile(config, lookup=lookup, companies=companies)
+    reference = ReferenceRouter(config, lookup=lookup, companies=companies)
+    assert route_all(compiled, config, envelope, allowed) == route_all(reference, config, envelope, allowed)
 
 
 @given(data=st.data(), config=configs())

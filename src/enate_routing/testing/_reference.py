@@ -24,6 +24,7 @@ from enate_routing._directory import CompanyDirectory, ConfiguredCompanies, Work
 from enate_routing._envelope import Envelope
 from enate_routing._link_pattern import LINK_BODY_CHARS, LINK_SUBJECT_CHARS, link_search
 from enate_routing._lookup_bound import LINK_TOKEN_LOOKUPS, MESSAGE_ID_LOOKUPS
+from enate_routing._matcher import MatchCounters
 from enate_routing._model import Config, Fallback, IncomingRoute, RoutingRules
 from enate_routing._patterns import AddressPattern, file_name_matchable, subject_words
 from enate_routing.errors import UnknownConnectorError
@@ -81,7 +82,9 @@ class ReferenceRouter:
     def __init__(self, config: Config, *, companies: CompanyDirectory | None = None,
                  lookup: WorkItemLookup | None = None) -> None:
         self.config = config
-        self.companies: CompanyDirectory = companies or ReferenceCompanies(dict(config.companies))
+        # ``is None``, not falsiness: a host's directory that is empty (``len() == 0``) is still the host's.
+        self.companies: CompanyDirectory = (ReferenceCompanies(dict(config.companies)) if companies is None
+                                            else companies)
         self.lookup = lookup
         self.full_rule_checks = 0
 
@@ -138,7 +141,19 @@ class ReferenceRouter:
     # --- the procedure (semantics.md §3.1, §3.4, §3.5) -------------------------------------------------------------
 
     def route(self, envelope: Envelope, connector: str | None = None, *,
-              acknowledgement_allowed: Callable[[str], bool] | None = None) -> RoutingResult:
+              acknowledgement_allowed: Callable[[str], bool] | None = None, counters: MatchCounters | None = None,
+              content_digest: str | None = None) -> RoutingResult:
+        """``Router.route``'s signature: ``counters`` is told the email and every route checked one by one;
+        ``content_digest`` (SHA-256 of the raw bytes, when the caller has it) names a message without an id."""
+        checks_before = self.full_rule_checks
+        result = self._route(envelope, connector, acknowledgement_allowed, content_digest)
+        if counters is not None:
+            counters.emails += 1
+            counters.full_rule_checks += self.full_rule_checks - checks_before
+        return result
+
+    def _route(self, envelope: Envelope, connector: str | None, acknowledgement_allowed: Callable[[str], bool] | None,
+               content_digest: str | None) -> RoutingResult:
         config = self.config
         incoming = [c.name for c in config.connectors if c.uses_incoming]
         if connector is None:
@@ -152,7 +167,7 @@ class ReferenceRouter:
                 item=connector)
         own = config.own_addresses(connector)
         primary = config.connector(connector).primary_address
-        reference = message_reference(envelope.message_id, envelope.raw)
+        reference = message_reference(envelope.message_id, envelope.raw, digest=content_digest)
         mailbox_key = idempotency_key(connector, reference, MAILBOX_SCOPE)
 
         # Which of C's addresses the mail names (step 2): To/Cc first, else the other sources.
@@ -187,8 +202,11 @@ class ReferenceRouter:
 
         sender = envelope.sender
         if sender is not None:
-            sending = {c.primary_address for c in config.connectors if c.uses_outgoing}
-            sending |= {o.address for o in config.outgoing_routes}
+            # Any address of an outgoing connector (primary, route addresses), any outgoing route's address.
+            sending = {o.address for o in config.outgoing_routes}
+            for c in config.connectors:
+                if c.uses_outgoing:
+                    sending |= config.own_addresses(c.name) if c.uses_incoming else {c.primary_address}
             split = _split_plus(sender)
             forms = {sender} if split is None else {sender, split[0]}
             if forms & own:
