@@ -275,12 +275,7 @@ def find_loops(config: Config) -> list[Loop]:
     through it for one of its own addresses) is the normal set-up — replies come back to it, and docs/semantics.md §3.1
     step 1 ignores its own mail — so only an address routed by another connector is reported.
     """
-    sending: list[tuple[str, str, str]] = []  # (address, description, sending connector)
-    for connector in config.connectors:
-        if connector.uses_outgoing:
-            sending.append((connector.primary_address, f"connector {connector.name!r}", connector.name))
-    for out in config.outgoing_routes:
-        sending.append((out.address, f"outgoing route {out.name!r}", out.connector))
+    sending = config.sending_addresses()
     found: list[Loop] = []
     seen: set[tuple[str, str]] = set()
     for connector in config.connectors:

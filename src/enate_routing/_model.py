@@ -277,6 +277,19 @@ class Config(_Frozen):
         addresses.update(f.address for f in self.fallbacks if f.connector == connector)
         return frozenset(addresses)
 
+    def sending_addresses(self) -> list[tuple[str, str, str]]:
+        """docs/semantics.md §3.1 step 1: (address, what sends from it, through which connector) for every
+        address the system sends from — every address of an outgoing connector (a ``both`` connector's route
+        addresses too: its acknowledgements go out from the deciding route's address) and every outgoing
+        route's address. The router ignores mail from them; ``check`` reports one another connector routes."""
+        sending = []
+        for c in self.connectors:
+            if c.uses_outgoing:
+                own = sorted(self.own_addresses(c.name)) if c.uses_incoming else [c.primary_address]
+                sending += [(address, f"connector {c.name!r}", c.name) for address in own]
+        sending += [(out.address, f"outgoing route {out.name!r}", out.connector) for out in self.outgoing_routes]
+        return sending
+
 
 def _where_route(route: IncomingRoute | Fallback) -> str:
     if isinstance(route, Fallback):

@@ -136,7 +136,7 @@ class Router:
         phrases: set[str] = set()
         deliveries: dict[Delivery, Delivery] = {}
         connectors: dict[str, _Connector] = {}
-        sending = _sending_addresses(config)
+        sending = {address for address, _, _ in config.sending_addresses()}
         for connector in config.connectors:
             if not connector.uses_incoming:
                 continue
@@ -389,17 +389,6 @@ class Router:
         if headers:
             return list(headers.items()), True
         return list(others.items()), False
-
-
-def _sending_addresses(config: Config) -> set[str]:
-    """docs/semantics.md §3.1 step 1: the addresses the system sends from — every address of an outgoing/both
-    connector (primary and route addresses: acknowledgements go out from the deciding route's address) and
-    every outgoing route's address."""
-    sending = {out.address for out in config.outgoing_routes}
-    for c in config.connectors:
-        if c.uses_outgoing:
-            sending.update(config.own_addresses(c.name) if c.uses_incoming else (c.primary_address,))
-    return sending
 
 
 def _sender_facts(router: Router, sender: str) -> _SenderFacts:

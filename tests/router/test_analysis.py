@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 from hypothesis import given, settings
-from routing_helpers import BILLING, HELP, NOREPLY, SUPPORT, mail, make_config, route
+from routing_helpers import BILLING, HELP, NOREPLY, SUPPORT, TICKET, connector, mail, make_config, route
 
 from bench_check import pairwise as pairwise_shadowed
 from enate_routing._analysis import find_loops, find_shadowed, may_overlap, rules_cover
@@ -160,3 +160,16 @@ def test_a_keyword_has_at_most_32_words() -> None:
     make_config(route("ok", rules={"subject_keywords": " ".join(f"w{i}" for i in range(32))}))
     with pytest.raises(ConfigError, match="subject_keywords: a keyword has at most 32 words"):
         make_config(route("long", rules={"subject_keywords": " ".join(f"w{i}" for i in range(33))}))
+
+
+def test_find_loops_counts_every_address_a_both_way_connector_sends_from() -> None:
+    """Support (both ways) acknowledges from its route address billing@, so another connector routing billing@
+    is a loop too (the router ignores that mail as the system's own: docs/semantics.md §3.1 step 1)."""
+    sales = connector("Sales", "sales@contoso.example", "incoming")
+    config = make_config(route("Billing", BILLING), {**route("Sales billing", BILLING), "connector": "Sales"},
+                         connectors=[connector("Support", SUPPORT), connector("Relay", NOREPLY, "outgoing"), sales],
+                         fallbacks=[{"connector": "Support", "address": SUPPORT, "target": TICKET},
+                                    {"connector": "Sales", "address": "sales@contoso.example", "target": TICKET}])
+    loops = find_loops(config)
+    assert [(loop.address, loop.connector) for loop in loops] == [(BILLING, "Sales")]
+    assert "connector 'Support'" in str(loops[0])
