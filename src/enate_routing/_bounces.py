@@ -57,8 +57,9 @@ def is_bounce(envelope: Envelope, daemon: bool | None = None) -> bool:
 
 
 def from_daemon(sender: str | None) -> bool:
-    """Whether ``sender``'s local part is a mailer daemon's (``MAILER-DAEMON@``, ``postmaster@``)."""
-    return sender is not None and sender.rpartition("@")[0].casefold() in _DAEMONS
+    """Whether ``sender``'s local part, without a plus tag, is a mailer daemon's (``MAILER-DAEMON@``,
+    ``postmaster+bounces@``), as for ``Envelope.automatic_reason``."""
+    return sender is not None and sender.rpartition("@")[0].partition("+")[0].casefold() in _DAEMONS
 
 
 def find_bounce(

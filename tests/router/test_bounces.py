@@ -84,6 +84,8 @@ def test_non_standard_bounce_from_a_mailer_daemon(build: Callable[..., Any]) -> 
     """Not a multipart/report, but from a mailer daemon with the original attached: still a bounce."""
     raw = dsn(ACK_HEADERS, part="message/rfc822", report=False, sender="postmaster@mx.fabrikam.example")
     assert decide(build, raw, lookup())[:2] == ("link", "T-000888")
+    tagged = dsn(ACK_HEADERS, part="message/rfc822", report=False, sender="MAILER-DAEMON+bounces@mx.fabrikam.example")
+    assert decide(build, tagged, lookup())[:2] == ("link", "T-000888")  # a plus tag, as automatic_reason reads it
 
 
 def test_unmatched_bounce_follows_the_routes(build: Callable[..., Any]) -> None:
