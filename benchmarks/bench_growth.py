@@ -107,6 +107,16 @@ def long_unicode_domain(scale: int) -> bytes:
     return HEAD + b"To: a@" + "é".encode() * (1000 * scale) + b"\r\n\r\nbody\r\n"
 
 
+def escaped_quotes_in_addresses(scale: int) -> bytes:
+    """``To: \\", \\", ...`` (250 × scale): each escaped quote was a quoted string scanned to the end (quadratic)."""
+    return HEAD + b"To: " + b'\\", ' * (250 * scale) + b"\r\n\r\nbody\r\n"
+
+
+def escaped_parentheses_in_addresses(scale: int) -> bytes:
+    """``To: (\\(, \\(, ... (`` (250 × scale): the same with comments, stopped by a bare ``(``."""
+    return HEAD + b"To: (" + b"\\(, " * (250 * scale) + b"(\r\n\r\nbody\r\n"
+
+
 def linking_subject(scale: int) -> bytes:
     """A subject of 1,000 × scale letters: what a reference pattern without a literal start backtracks on."""
     return HEAD + b"Subject: " + b"A" * (1000 * scale) + b"\r\n\r\nbody\r\n"
@@ -145,6 +155,8 @@ CASES: dict[str, Callable[[int], bytes]] = {
     "spaces in an address": spaces_in_an_address,
     "dots in an address": dots_in_an_address,
     "long Unicode domain": long_unicode_domain,
+    "escaped quotes in addresses": escaped_quotes_in_addresses,
+    "escaped parentheses in addresses": escaped_parentheses_in_addresses,
 }
 LINKING_CASES: dict[str, Callable[[int], bytes]] = {
     "linking pattern on subject": linking_subject,

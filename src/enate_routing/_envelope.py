@@ -171,8 +171,11 @@ _AUTOMATIC_LOCAL_PARTS = frozenset(
 # docs/semantics.md §3: X-Priority "1 (Highest)" or "2 (High)" — its leading number.
 _LEADING_NUMBER = re.compile(r"\s*(\d+)")
 _MESSAGE_ID = re.compile(r"<([^<>]*)>")
-# An address header's entries are separated by commas outside quoted strings and comments.
-_QUOTED_OR_COMMENT = re.compile(r'"(?:[^"\\]|\\.)*"|\((?:[^()\\]|\\.)*\)')
+# An address header's entries are separated by commas outside quoted strings and comments. A quote or comment
+# never closed runs to the end (as getaddresses reads it), a comment also to a nested '(': so every '"' and '('
+# starts a match. A start that could fail scanned to the end, and was tried again at each escaped quote or
+# parenthesis ('\", \", ...', '\(, \(, ...'): quadratic, seconds for a 16 kB To.
+_QUOTED_OR_COMMENT = re.compile(r'"(?:[^"\\]|\\.)*(?:"|\\?\Z)|\((?:[^()\\]|\\.)*(?:\)|\\?\Z|(?=\())', re.DOTALL)
 _PARENTHESES = re.compile(r"[()]")
 # getaddresses recurses once per nested comment level; far below the interpreter's recursion limit.
 _MAX_COMMENT_NESTING = 32

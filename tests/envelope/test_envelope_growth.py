@@ -19,6 +19,8 @@ from bench_growth import (
     HEAD,
     WIDE,
     dots_in_an_address,
+    escaped_parentheses_in_addresses,
+    escaped_quotes_in_addresses,
     in_reply_to,
     invalid_cc,
     linking_router,
@@ -112,6 +114,17 @@ def test_address_texts_that_once_backtracked(scale: int) -> None:
     unicode_domain = Envelope.from_bytes(long_unicode_domain(scale))
     assert [r.address for r in unicode_domain.recipients] == [first]
     assert any(d.startswith("invalid address 'a@éé") for d in unicode_domain.defects)
+
+
+@pytest.mark.parametrize("scale", SCALES)
+def test_escaped_quotes_and_parentheses_in_addresses(scale: int) -> None:
+    """``\\", \\", ...`` and ``(\\(, \\(, ... (`` (found by fuzzing: quadratic, seconds at 16 kB): getaddresses
+    reads one unclosed quoted string or comment, so the entries are one, not 250 × scale (over the address
+    limit at 10×), and nothing in them is a recipient."""
+    for raw in (escaped_quotes_in_addresses(scale), escaped_parentheses_in_addresses(scale)):
+        envelope = Envelope.from_bytes(raw)
+        assert envelope.quarantine_reason is None and envelope.sender == "alice@example.org"
+        assert [r.address for r in envelope.recipients] == ["help@contoso.example"]
 
 
 def test_groups_nested_past_the_limit_are_not_read() -> None:
