@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from enate_routing._model import Config, IncomingRoute, RoutingRules
-from enate_routing._patterns import MAX_DOMAIN_LABELS, AddressPattern, subject_words
+from enate_routing._patterns import MAX_DOMAIN_LABELS, AddressPattern, caseless, subject_words
 
 __all__ = ["Loop", "Shadowing", "find_loops", "find_shadowed", "may_overlap", "rules_cover"]
 
@@ -81,8 +81,8 @@ def rules_cover(first: RoutingRules, later: RoutingRules) -> bool:
     if first.recipients and not (later.recipients and _patterns_cover(first.recipients, later.recipients)):
         return False
     if first.sender_companies:
-        wide = {c.casefold() for c in first.sender_companies}
-        if not later.sender_companies or not {c.casefold() for c in later.sender_companies} <= wide:
+        wide = {caseless(c) for c in first.sender_companies}
+        if not later.sender_companies or not {caseless(c) for c in later.sender_companies} <= wide:
             return False
     if first.attachment_types:
         if not later.attachment_types:
@@ -118,8 +118,8 @@ def may_overlap(one: RoutingRules, other: RoutingRules) -> bool:
     if one.senders and other.senders and not _patterns_overlap(one.senders, other.senders):
         return False
     if one.sender_companies and other.sender_companies:
-        mine = {c.casefold() for c in one.sender_companies}
-        if mine.isdisjoint(c.casefold() for c in other.sender_companies):
+        mine = {caseless(c) for c in one.sender_companies}
+        if mine.isdisjoint(caseless(c) for c in other.sender_companies):
             return False
     return True
 
@@ -171,7 +171,7 @@ def _keyed(rules: RoutingRules) -> Keyed:
         if not values:
             continue
         if kind == "sender_companies":
-            keys = [v.casefold() for v in values]
+            keys = [caseless(v) for v in values]
         elif kind == "subject_keywords":
             keys = [" ".join(words) for words in _phrases(values) if words]
         else:

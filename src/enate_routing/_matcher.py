@@ -38,6 +38,7 @@ from enate_routing._model import Fallback, IncomingRoute, RoutingRules
 from enate_routing._patterns import (
     MAX_ADDRESS_OCTETS,
     AddressPattern,
+    caseless,
     domain_matchable,
     file_name_matchable,
     subject_words,
@@ -157,7 +158,7 @@ class KeyTables:
         self.single = frozenset(single)
         self.multi = multi
         self.directory = directory
-        self.company_by_key = ({key: name.casefold() for key, name in directory.companies_by_key().items()}
+        self.company_by_key = ({key: caseless(name) for key, name in directory.companies_by_key().items()}
                                if isinstance(directory, ConfiguredCompanies) else None)
 
 
@@ -280,7 +281,7 @@ def company_keys(sender: str, keys: tuple[str, ...], tables: KeyTables) -> tuple
     by_key = tables.company_by_key
     if by_key is None:
         company = tables.directory.company_of(sender)
-        return (company.casefold(),) if company else ()
+        return (caseless(company),) if company else ()
     for key in keys:  # most specific first: the entry that wins (docs/semantics.md §3.3)
         found = by_key.get(key)
         if found is not None:
@@ -347,7 +348,7 @@ def _rule_keys(rules: RoutingRules, kind: int) -> tuple[str, ...] | None:
     elif kind == RECIPIENTS:
         values = rules.recipients
     elif kind == COMPANIES:
-        return tuple(c.casefold() for c in rules.sender_companies) or None
+        return tuple(caseless(c) for c in rules.sender_companies) or None
     elif kind == ATTACHMENTS:
         return rules.attachment_types or None
     elif kind == KEYWORDS:

@@ -19,6 +19,7 @@ __all__ = [
     "MAX_DOMAIN_LABELS",
     "MAX_FILE_NAME_CHARS",
     "AddressPattern",
+    "caseless",
     "domain_and_parents",
     "domain_matchable",
     "file_name_matchable",
@@ -145,6 +146,15 @@ def normalize_extension(extension: str) -> str:
     return extension.strip().lstrip(".").casefold()
 
 
+def caseless(text: str) -> str:
+    """``text`` in canonical caseless form (Unicode §3.13: NFD, case folding, then composed again), so a name
+    typed with "é" as one character or as "e" and an accent compares equal: company names, subject words."""
+    folded = text.casefold()
+    if folded.isascii():
+        return folded
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFD", text).casefold())
+
+
 def subject_words(text: str) -> tuple[str, ...]:
     """The case-folded words of ``text`` (docs/semantics.md §3: runs of letters and digits).
 
@@ -158,8 +168,7 @@ def subject_words(text: str) -> tuple[str, ...]:
         # every other byte into a space and splitting at C speed gives the regex's words, 2× faster
         # (tests/router/test_hot_path.py compares the two on generated text).
         return tuple(folded.encode("ascii").translate(_ASCII_SEPARATORS_TO_SPACE).decode("ascii").split())
-    # Canonical caseless form (Unicode §3.13: NFD before case folding), composed again for shorter keys.
-    folded = unicodedata.normalize("NFC", unicodedata.normalize("NFD", text).casefold())
+    folded = caseless(text)
     marks = _combining_marks()
     if marks.isdisjoint(folded):  # most text, once composed: one pass of set probes
         return tuple(_WORD.findall(folded))

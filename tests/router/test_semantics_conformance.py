@@ -39,6 +39,25 @@ def test_an_empty_host_directory_replaces_the_configured_companies(build: Callab
     assert build(config).route(mail("ann@globex.example")).decisions[0].route == "Globex"
 
 
+class NfdDirectory(ConfiguredCompanies):
+    """A host directory whose database hands names back decomposed (NFD), as some do."""
+
+    def company_of(self, address: str) -> str | None:
+        name = super().company_of(address)
+        return None if name is None else unicodedata.normalize("NFD", name)
+
+
+def test_a_company_name_written_either_way_is_the_same_company(build: Callable[..., Any]) -> None:
+    """§3 "case-insensitive everywhere": a company typed "Café" in the file and handed back as "Cafe" + U+0301
+    by the host's directory is one company (canonical caseless form, as for subject words)."""
+    config = make_config(route("Cafe", HELP, rules={"sender_companies": "CAFÉ"}))
+    directory = NfdDirectory({"Café": ("*cafe.example",)})
+    assert build(config, companies=directory).route(mail("ann@cafe.example")).decisions[0].route == "Cafe"
+    nfd = make_config(route("Cafe", HELP, rules={"sender_companies": unicodedata.normalize("NFD", "Café")}),
+                      companies={"Café": ["*cafe.example"]})
+    assert build(nfd).route(mail("ann@cafe.example")).decisions[0].route == "Cafe"
+
+
 @pytest.mark.parametrize(("keyword", "subject", "held"), [
     ("résumé", unicodedata.normalize("NFD", "Résumé attached"), True),  # macOS mail writes NFD
     ("re", unicodedata.normalize("NFD", "Résumé attached"), False),

@@ -26,7 +26,7 @@ from enate_routing._link_pattern import LINK_BODY_CHARS, LINK_SUBJECT_CHARS, lin
 from enate_routing._lookup_bound import LINK_TOKEN_LOOKUPS, MESSAGE_ID_LOOKUPS
 from enate_routing._matcher import MatchCounters
 from enate_routing._model import Config, Fallback, IncomingRoute, RoutingRules
-from enate_routing._patterns import AddressPattern, file_name_matchable, subject_words
+from enate_routing._patterns import AddressPattern, caseless, file_name_matchable, subject_words
 from enate_routing.errors import UnknownConnectorError
 
 __all__ = ["PlainScan", "ReferenceCompanies", "ReferenceRouter", "ScanFacts"]
@@ -110,7 +110,7 @@ class ReferenceRouter:
                 return False
         if rules.sender_companies:
             company = self.companies.company_of(envelope.sender) if envelope.sender else None
-            if company is None or company.casefold() not in [c.casefold() for c in rules.sender_companies]:
+            if company is None or caseless(company) not in [caseless(c) for c in rules.sender_companies]:
                 return False
         if rules.attachment_types:
             names = [name.strip().casefold() for name in envelope.attachments if file_name_matchable(name)]
@@ -398,7 +398,7 @@ class PlainScan:
         self.routes = [
             _ScanRoute(route.name, route.address, tuple(map(AddressPattern.parse, route.rules.senders)),
                        tuple(map(AddressPattern.parse, route.rules.recipients)),
-                       frozenset(c.casefold() for c in route.rules.sender_companies), route.rules.attachment_types,
+                       frozenset(caseless(c) for c in route.rules.sender_companies), route.rules.attachment_types,
                        tuple(subject_words(k) for k in route.rules.subject_keywords), route.rules)
             for route in config.routes_of(connector) if route.enabled
         ]
@@ -422,7 +422,7 @@ class PlainScan:
         company = self.companies.company_of(sender) if sender else None
         return ScanFacts(
             addresses=tuple(headers or others), per_address=bool(headers), sender=sender,
-            company=company.casefold() if company else None,
+            company=caseless(company) if company else None,
             recipients=tuple(r.address for r in envelope.recipients),
             extensions_of=tuple(n.strip().casefold() for n in envelope.attachments if file_name_matchable(n)),
             words=subject_words(envelope.subject), important=envelope.important,
