@@ -20,11 +20,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
-from typing import Literal, Protocol, Self, TypeAlias
+from typing import Literal, Protocol, TypeAlias
 
 from pydantic import BaseModel, SecretStr
 
+from enate_routing._closing import ClosedOnExit
 from enate_routing.errors import StoreError
 
 REDACTED = "<redacted>"
@@ -239,7 +239,7 @@ CREATE INDEX IF NOT EXISTS history_subject ON history (kind, connector, name, se
 _SCHEMA_VERSION = 1
 
 
-class SQLiteHistoryStore:
+class SQLiteHistoryStore(ClosedOnExit):
     """History in an SQLite file (standard library ``sqlite3``), durable across restarts.
 
     The journal is WAL (readers never block the writer) with ``synchronous=FULL``, so an entry that
@@ -305,13 +305,6 @@ class SQLiteHistoryStore:
         with self._lock, self._errors("close"):
             self._db.close()
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
 
 def _entry_from_row(row: tuple[object, ...]) -> HistoryEntry:

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from enate_routing._closing import ClosedOnExit
 from enate_routing.errors import StoreError
 from enate_routing.ingest._ledger import (
     AckState,
@@ -46,7 +47,7 @@ _CHUNK = 500  # bound on "IN (...)" placeholders per statement
 _DROPPABLE = DROPPABLE_RAW.format(length="length")
 
 
-class SQLiteLedger:
+class SQLiteLedger(ClosedOnExit):
     """The default :class:`~enate_routing.ingest.Ledger`, usable from any thread and by several processes.
 
     Every commit is durable when it returns. Leases keep one poller per folder. ``clock`` (epoch seconds) is
@@ -65,11 +66,6 @@ class SQLiteLedger:
     def close(self) -> None:
         self._db.close()
 
-    def __enter__(self) -> SQLiteLedger:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # ----------------------------------------------------------------------------------------- leases
     def acquire_lease(self, connector: str, mailbox: str, owner: str, ttl: float) -> None:

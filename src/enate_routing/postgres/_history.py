@@ -11,9 +11,8 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import replace
-from types import TracebackType
-from typing import Self
 
+from enate_routing._closing import ClosedOnExit
 from enate_routing.admin._history import HistoryEntry, HistorySubject, _entry_from_row
 from enate_routing.postgres._driver import PostgresDatabase
 from enate_routing.postgres._migrations import migrate
@@ -24,7 +23,7 @@ _APPEND_LOCK = 0x656E617466  # an arbitrary constant naming "history appends"
 _COLUMNS = "seq, kind, connector, name, action, actor, at, version, changes, note"
 
 
-class PostgresHistoryStore:
+class PostgresHistoryStore(ClosedOnExit):
     """History entries in a PostgreSQL database (``postgresql://`` URL; the password is never shown)."""
 
     def __init__(self, url: str, *, migrate_schema: bool = True) -> None:
@@ -69,10 +68,3 @@ class PostgresHistoryStore:
     def close(self) -> None:
         self._db.close()
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()

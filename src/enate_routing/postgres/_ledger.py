@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from enate_routing._closing import ClosedOnExit
 from enate_routing.errors import StoreError
 from enate_routing.ingest._ledger import AckState, MessageRecord, MessageState, RoutedMessage, SpoolItem, WorkRecord
 
@@ -76,7 +77,7 @@ _ACK_COUNT = (
     "WHERE w.ack_state = 'pending' AND lower(r.value) = %s)"
 )
 
-class PostgresLedger:
+class PostgresLedger(ClosedOnExit):
     """A :class:`~enate_routing.ingest.Ledger` in a PostgreSQL database, shared by many workers.
 
     ``url`` is a ``postgresql://user:password@host:port/database`` URL (libpq's parameters, e.g.
@@ -100,11 +101,6 @@ class PostgresLedger:
     def close(self) -> None:
         self._db.close()
 
-    def __enter__(self) -> PostgresLedger:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # ----------------------------------------------------------------------------------------- leases
     def acquire_lease(self, connector: str, mailbox: str, owner: str, ttl: float) -> None:

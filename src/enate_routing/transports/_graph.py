@@ -29,10 +29,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from email.parser import BytesHeaderParser
 from email.utils import getaddresses
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import quote, urlencode
 
+from enate_routing._closing import ClosedOnExit
 from enate_routing.errors import GraphError, MailboxMissingError, MessageGoneError, ProtocolError
 from enate_routing.transports._base import (
     ConnectionTestResult,
@@ -96,7 +96,7 @@ def _odata_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-class GraphSource:
+class GraphSource(ClosedOnExit):
     """A :class:`~.base.MailSource` over Microsoft Graph for one folder of one mailbox."""
 
     protocol = "graph"
@@ -268,12 +268,6 @@ class GraphSource:
     def close(self) -> None:
         self.client.close()
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
 
 
 def _with_envelope(message: bytes, recipients: Sequence[str]) -> bytes:
@@ -287,7 +281,7 @@ def _with_envelope(message: bytes, recipients: Sequence[str]) -> bytes:
     return f"Bcc: {', '.join(missing)}\r\n".encode() + message
 
 
-class GraphSender:
+class GraphSender(ClosedOnExit):
     """A :class:`~.base.MailSender` through ``/users/{mailbox}/sendMail`` with a MIME body.
 
     ``mailbox`` is the mailbox that sends (and keeps a copy in Sent Items when ``save_to_sent``); a
@@ -317,12 +311,6 @@ class GraphSender:
     def close(self) -> None:
         self.client.close()
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
 
 
 def check_graph_connection(source: GraphSource | None = None, sender: GraphSender | None = None

@@ -21,10 +21,10 @@ import ssl
 import time
 from collections.abc import Callable, Collection, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from types import TracebackType
-from typing import BinaryIO, Literal, Self
+from typing import BinaryIO, Literal
 
 from enate_routing._certificates import ClientCertificate
+from enate_routing._closing import ClosedOnExit
 from enate_routing.errors import (
     AuthenticationError,
     CertificateRejectedError,
@@ -131,7 +131,7 @@ def choose_sasl(
     return None
 
 
-class Adapter(AbstractContextManager["Adapter"]):
+class Adapter(ClosedOnExit):
     """Shared state and lifecycle of the shipped adapters (not a public base class)."""
 
     protocol: Protocol
@@ -232,13 +232,6 @@ class Adapter(AbstractContextManager["Adapter"]):
     def close(self) -> None:  # pragma: no cover - every adapter overrides it
         raise NotImplementedError
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
 
 def run_connection_test(
