@@ -28,22 +28,19 @@ _HANZI = re.compile(r"[\u4e00-\u9fff]")
 _WINDOWS_ONLY = re.compile(rb"[\x80-\x9f]")
 
 
+# Each East Asian charset tried in turn: what all its text must be, and what at least one character must be.
+_EAST_ASIAN = (("shift_jis", _JAPANESE, _KANA), ("gb2312", _CHINESE, _HANZI))
+
+
 def likely_charset(sample: bytes) -> str:
     """The likely charset of ``sample`` (8-bit, not UTF-8): shift_jis, gb2312, cp1252 or latin-1."""
-    try:
-        text = sample.decode("shift_jis")
-    except UnicodeDecodeError:
-        pass
-    else:
-        if _JAPANESE.fullmatch(text) and _KANA.search(text):
-            return "shift_jis"
-    try:
-        text = sample.decode("gb2312")
-    except UnicodeDecodeError:
-        pass
-    else:
-        if _CHINESE.fullmatch(text) and _HANZI.search(text):
-            return "gb2312"
+    for charset, whole, marker in _EAST_ASIAN:
+        try:
+            text = sample.decode(charset)
+        except UnicodeDecodeError:
+            continue
+        if whole.fullmatch(text) and marker.search(text):
+            return charset
     if _WINDOWS_ONLY.search(sample):
         try:
             sample.decode("cp1252")
