@@ -194,3 +194,19 @@ def test_logging_tells_what_the_loop_does_without_secrets(make_ingestor: Make, b
     assert "size" in by_message["message quarantined"].reason  # type: ignore[attr-defined]
     assert all(r.name.startswith("enate_routing.") for r in caplog.records)
     assert logging.getLogger("enate_routing").handlers  # the package's NullHandler
+
+
+def test_an_idle_pass_logs_nothing_at_info(make_ingestor: Make, box: Mailbox,
+                                           caplog: pytest.LogCaptureFixture) -> None:
+    """`poll -v` runs for months: a pass that finds no mail is not worth a line at info (it was four: lease
+    acquired, pass started, lease released, pass finished); a pass that did work is still one line."""
+    ingestor, _, _ = make_ingestor()
+    with caplog.at_level(logging.INFO, logger="enate_routing"):
+        ingestor.run_once()
+        ingestor.run_once()
+    assert [r.getMessage() for r in caplog.records] == []
+    fill(box, 2)
+    with caplog.at_level(logging.INFO, logger="enate_routing"):
+        ingestor.run_once()
+    assert [r.getMessage() for r in caplog.records] == ["pass finished"]
+    assert caplog.records[0].handed == 2  # type: ignore[attr-defined]

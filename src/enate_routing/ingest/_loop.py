@@ -153,7 +153,7 @@ class Ingestor:
         stats = self._new_run()
         self.lease.hold()
         self.housekeeping.run()
-        _log.info("pass started", extra={"connector": self.connector, "folder": self.mailbox})
+        _log.debug("pass started", extra={"connector": self.connector, "folder": self.mailbox})
         try:
             failures = 0
             spent = 0.0  # seconds of failed attempts and waits since the last progress
@@ -199,9 +199,12 @@ class Ingestor:
         finally:
             self.acknowledger.close()
             self.lease.release()
-        _log.info("pass finished", extra={"connector": self.connector, "folder": self.mailbox,
-                                          "listed": stats.listed, "handed": stats.handed, "marked": stats.marked,
-                                          "quarantined": stats.quarantined, "reconnects": stats.reconnects})
+        # An idle pass is routine: at info it would be a line a minute for months, so only work is told there.
+        eventful = any(stats.progress_marker()) or stats.reconnects or stats.resumed or stats.uidvalidity_changes
+        _log.log(logging.INFO if eventful else logging.DEBUG, "pass finished",
+                 extra={"connector": self.connector, "folder": self.mailbox,
+                        "listed": stats.listed, "handed": stats.handed, "marked": stats.marked,
+                        "quarantined": stats.quarantined, "reconnects": stats.reconnects})
         return stats
 
     def run_forever(self, interval: float = 60.0, stop: Callable[[], bool] = lambda: False, *,
