@@ -199,12 +199,7 @@ class Ingestor:
         finally:
             self.acknowledger.close()
             self.lease.release()
-        # An idle pass is routine: at info it would be a line a minute for months, so only work is told there.
-        eventful = any(stats.progress_marker()) or stats.reconnects or stats.resumed or stats.uidvalidity_changes
-        _log.log(logging.INFO if eventful else logging.DEBUG, "pass finished",
-                 extra={"connector": self.connector, "folder": self.mailbox,
-                        "listed": stats.listed, "handed": stats.handed, "marked": stats.marked,
-                        "quarantined": stats.quarantined, "reconnects": stats.reconnects})
+        _log_pass_finished(self.connector, self.mailbox, stats)
         return stats
 
     def run_forever(self, interval: float = 60.0, stop: Callable[[], bool] = lambda: False, *,
@@ -363,6 +358,14 @@ class Ingestor:
             self.acknowledger.close()
             self.lease.release()
         return stats
+
+
+def _log_pass_finished(connector: str, mailbox: str, stats: IngestStats) -> None:
+    """At info only when the pass did something: an idle pass every minute for months is noise there."""
+    eventful = any(stats.progress_marker()) or stats.reconnects or stats.resumed or stats.uidvalidity_changes
+    _log.log(logging.INFO if eventful else logging.DEBUG, "pass finished",
+             extra={"connector": connector, "folder": mailbox, "listed": stats.listed, "handed": stats.handed,
+                    "marked": stats.marked, "quarantined": stats.quarantined, "reconnects": stats.reconnects})
 
 
 def _reprocessable(store: Ledger, message: int) -> MessageRecord:
