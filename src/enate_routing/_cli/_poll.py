@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import json
 import os
 import re
@@ -47,7 +48,8 @@ from enate_routing.ingest._housekeeping import KEEP_RAW_FOR
 from enate_routing.postgres import is_postgres_url
 from enate_routing.transports._factory import ConnectorAccess
 
-__all__ = ["JsonlWriter", "add_ledger_options", "jsonl_line", "ledger_path", "open_ingestor", "register"]
+__all__ = ["JsonlWriter", "Progress", "StatusLine", "add_ledger_options", "jsonl_line", "ledger_path", "open_ingestor",
+           "register"]
 
 # Characters json.dumps(ensure_ascii=False) leaves as they are but that break a JSON-lines file: line
 # separators a reader's str.splitlines() splits on (NEL, U+2028, U+2029), and lone surrogates (a decoded
@@ -294,15 +296,76 @@ def register(subparsers: Any) -> None:
     poll.set_defaults(handler=run_poll)
 
 
-def _progress(stream: TextIO) -> Any:
-    def show(stats: IngestStats) -> None:
-        stream.write(
-            f"\rlisted {stats.listed}  spooled {stats.spooled}  handed off {stats.handed}  "
-            f"quarantined {stats.quarantined}  marked {stats.marked}  reconnects {stats.reconnects}   "
-        )
-        stream.flush()
+class StatusLine(io.TextIOBase):
+    """stderr on a terminal: one progress line redrawn in place at the bottom. Anything else written (a warning,
+    an error) first erases it, so it starts at the left margin instead of after the progress text."""
 
-    return show
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__()
+        self.stream = stream
+        self._showing = False
+
+    def show(self, text: str) -> None:
+        self.stream.write(f"\r{text}\x1b[K")  # \x1b[K: erase what a longer earlier line left
+        self.stream.flush()
+        self._showing = True
+
+    def end(self) -> None:
+        """Keep the last progress line on screen: what follows starts below it."""
+        if self._showing:
+            self.stream.write("\n")
+            self._showing = False
+
+    def write(self, text: str) -> int:
+        if self._showing and text:
+            self.stream.write("\r\x1b[K")
+            self._showing = False
+        return self.stream.write(text)
+
+    def writable(self) -> bool:
+        return True
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+
+@contextlib.contextmanager
+def _status_line(args: argparse.Namespace) -> Iterator[StatusLine | None]:
+    """A status line on stderr when it is a terminal and no log level was asked for; everything written to
+    stderr meanwhile (log records, errors) goes through it."""
+    if not sys.stderr.isatty() or args.verbose or args.log_level:
+        yield None
+        return
+    line = StatusLine(sys.stderr)
+    try:
+        with contextlib.redirect_stderr(line):
+            yield line
+    finally:
+        line.end()
+
+
+class Progress:
+    """The progress callback: counts since the command started (each pass of the daemon starts its own
+    ``IngestStats``; showing those alone turned the line back to zeros at every idle poll)."""
+
+    _COUNTS = (("spooled", "spooled"), ("handed", "handed off"), ("quarantined", "quarantined"),
+               ("marked", "marked"), ("reconnects", "reconnects"))
+
+    def __init__(self, line: StatusLine) -> None:
+        self.line = line
+        self._earlier = dict.fromkeys([name for name, _ in self._COUNTS], 0)  # passes before the current one
+        self._run: IngestStats | None = None
+
+    def __call__(self, stats: IngestStats) -> None:
+        if self._run is not None and stats is not self._run:
+            for name in self._earlier:
+                self._earlier[name] += getattr(self._run, name)
+        self._run = stats
+        counts = "  ".join(f"{label} {self._earlier[name] + getattr(stats, name)}" for name, label in self._COUNTS)
+        self.line.show(f"listed {stats.listed}  {counts}")
 
 
 @contextlib.contextmanager
@@ -328,7 +391,11 @@ def _stop_on_signals(*ingestors: Ingestor) -> Iterator[list[int]]:
 def run_poll(args: argparse.Namespace) -> int:
     if args.more:
         return run_worker(args)
-    progress = _progress(sys.stderr) if sys.stderr.isatty() and not (args.verbose or args.log_level) else None
+    with _status_line(args) as line:
+        return _poll(args, Progress(line) if line is not None else None)
+
+
+def _poll(args: argparse.Namespace, progress: Progress | None) -> int:
     options = {"progress": progress, "batch_size": args.batch_size, "keep_raw_for": args.keep_raw_days * 86400}
     with open_ingestor(args, reset=args.reset_ledger, **options) as (ingestor, _, writer), \
             _stop_on_signals(ingestor) as received:
@@ -347,7 +414,7 @@ def run_poll(args: argparse.Namespace) -> int:
             return 1
         quarantined = len(ingestor.quarantined())
     if progress is not None:
-        sys.stderr.write("\n")
+        progress.line.end()
     stopped = f" (stopped by signal {received[0]})" if received else ""
     marked = f", {plural(stats.marked, 'message')} marked processed" if stats is not None else ""
     print(f"{args.name}: {plural(writer.written, 'decision')} written to {args.out}{marked}, {quarantined} in "
