@@ -108,7 +108,7 @@ class Ingestor:
                             self._stats, max_parse_attempts, hook, lambda: self.stopping)
         self._where: dict[int, tuple[int, MessageRef]] = {}
         self._last_listed: frozenset[str] = frozenset()
-        self._fetcher = Fetcher(connector)
+        self._fetcher = Fetcher(connector, self.limits.max_message_bytes)
 
     @classmethod
     def from_config(
@@ -277,13 +277,14 @@ class Ingestor:
         # 2. What is new on the server, a batch at a time (no single message holds up the others).
         delivered = 0
         fresh = self._fetcher.order(fresh, self._last_listed)
-        for start in range(0, len(fresh), self.batch_size):
+        start = 0
+        while start < len(fresh):  # batch_size messages, or fewer when large ones fill the batch's bytes
             if self.stopping:
                 return
             self.lease.renew()
             fetched: list[tuple[int, MessageRef, bytes]] = []
             try:
-                self._fetcher.fetch(session.source, fresh[start:start + self.batch_size], fetched, stats)
+                start += self._fetcher.fetch(session.source, fresh[start:start + self.batch_size], fetched, stats)
                 delivered += len(fetched)
             except TransportError:
                 # Keep what arrived whole before the connection dropped, so a flaky connection still
