@@ -27,7 +27,7 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 from enate_routing._cli._connections import (
     add_connector_arguments,
@@ -79,11 +79,14 @@ class JsonlWriter:
         self._order: deque[str] = deque()
         self.written = 0
         if path.exists():
-            for line in _last_lines(path, _REMEMBERED_KEYS):
+            newest_first = []
+            for line in _tail_lines(path, _REMEMBERED_KEYS):
                 try:
-                    self._remember(json.loads(line)["idempotency_key"])
+                    newest_first.append(json.loads(line)["idempotency_key"])
                 except (ValueError, KeyError, TypeError):
                     continue
+            for key in reversed(newest_first):
+                self._remember(key)
         self._fd = self._open()
 
     def _open(self) -> int:
@@ -137,28 +140,42 @@ class JsonlWriter:
         os.close(self._fd)
 
 
-def _last_lines(path: Path, count: int) -> list[bytes]:
-    """The last ``count`` whole lines of ``path``, read from its end; a line torn by a crash (no newline at
-    the end) is cut off the file first — that decision was not recorded as handed off."""
+def _cut_torn_line(file: BinaryIO) -> int:
+    """Cut a line torn by a crash (no newline at the end) off the file — that decision was not recorded as handed
+    off — and return where the file now ends."""
+    end = position = file.seek(0, os.SEEK_END)
+    keep = 0
+    while position > 0:
+        step = min(_TAIL_CHUNK, position)
+        position -= step
+        file.seek(position)
+        newline = file.read(step).rfind(b"\n")
+        if newline >= 0:
+            keep = position + newline + 1
+            break
+    if keep < end:
+        file.truncate(keep)
+    return keep
+
+
+def _tail_lines(path: Path, count: int) -> Iterator[bytes]:
+    """The last ``count`` whole lines of ``path``, newest first, read backwards a chunk at a time: months of
+    decisions are never in memory at once (reading the last 100,000 lines whole took ``poll`` from 50 MB to 236 MB
+    at start, and 123 MB stayed)."""
     with path.open("r+b") as file:
-        end = position = file.seek(0, os.SEEK_END)
-        chunks: list[bytes] = []
-        newlines = 0
-        while position > 0 and newlines <= count:
+        position = _cut_torn_line(file)
+        partial = b""  # the end of a line that starts in an earlier chunk, with its newline
+        while position > 0 and count > 0:
             step = min(_TAIL_CHUNK, position)
             position -= step
             file.seek(position)
-            chunks.append(file.read(step))
-            newlines += chunks[-1].count(b"\n")
-        data = b"".join(reversed(chunks))
-        if data and not data.endswith(b"\n"):
-            torn = len(data) - (data.rfind(b"\n") + 1)
-            file.truncate(end - torn)
-            data = data[: len(data) - torn]
-    lines = data.split(b"\n")[:-1]
-    if position > 0:
-        lines = lines[1:]  # the first may be the end of a line that starts before what was read
-    return lines[-count:]
+            lines = (file.read(step) + partial).split(b"\n")  # ends with b"": the last line has its newline
+            partial = lines[0] + b"\n" if position > 0 else b""
+            for line in reversed(lines[1 if position > 0 else 0:-1]):
+                yield line
+                count -= 1
+                if count == 0:
+                    return
 
 
 def add_ledger_options(parser: argparse.ArgumentParser, *, out_required: bool, connector_option: bool = True) -> None:
