@@ -35,6 +35,7 @@ from enate_routing.errors import LeaseHeldError
 from enate_routing.ingest import Backoff, Ingestor, SQLiteLedger, WorkItem
 from enate_routing.transports._factory import ConnectorAccess
 from mailrig.dovecot import ALICE, Dovecot
+from mailrig.faults import HangUpAfterHandshake
 from mailrig.fixtures import server_unavailable
 from mailrig.smtp import SmtpServers
 
@@ -362,6 +363,29 @@ def test_poll_once_against_a_down_server_says_what_it_waits_for(tmp_path: Path) 
     _, err = process.communicate(timeout=60)
     assert process.returncode == 1 and time.monotonic() - started < 30
     assert "waiting for the mail server" in err and "127.0.0.1:1" in err and "Traceback" not in err
+
+
+def test_a_server_hanging_up_after_the_handshake_while_it_restarts_is_waited_for(
+        mailboxes: Dovecot, smtp_inbox: SmtpServers, tmp_path: Path) -> None:
+    """A restarting Dovecot's login process completes the TLS handshake and closes (a soak run stopped Dovecot
+    under a running poll: both pollers exited on it). The daemon waits that out with backoff, as any outage, and
+    hands the mail off once the server is back."""
+    mailboxes.deliver_lmtp(ALICE.login, sample_message(1, tag="restart"))
+    pki = mailboxes.pki
+    with HangUpAfterHandshake(mailboxes.ports.imaps, str(pki.server_chain), str(pki.server_key), times=2) as proxy:
+        data = connector_config("imap", proxy.port, smtp_inbox.ports["open"])
+        data["connectors"][0]["incoming"].update(security="ssl", ca_file=str(pki.ca_pem))
+        config = write_config(tmp_path / "routing.toml", data)
+        out = tmp_path / "decisions.jsonl"
+        process = cli(*poll(config, out, "--interval", "60"))
+        try:
+            wait_until(lambda: len(read_jsonl(out)) == 1 or process.poll() is not None, 60, "the hand-off")
+            assert process.poll() is None, process.communicate()
+        finally:
+            process.send_signal(signal.SIGTERM)
+            _, err = process.communicate(timeout=15)
+    assert process.returncode == 0, err
+    assert proxy.hangups == 2 and "waiting for the mail server" in err and "Traceback" not in err
 
 
 def test_an_empty_ledger_is_refused_unless_reset(mailboxes: Dovecot, smtp_inbox: SmtpServers, tmp_path: Path,

@@ -6,6 +6,9 @@
   closing mid-command, as a crash or a network drop would look to the client. Everything else passes
   through untouched, so logins and TLS (for ``starttls`` the upgrade happens end to end through the
   proxy) work normally. ``cuts`` counts the cuts made.
+- :class:`HangUpAfterHandshake` is a :class:`CuttingProxy` in front of a TLS port (IMAPS, POP3S) whose first
+  ``times`` connections complete the TLS handshake with the rig's server certificate and are then closed, as a
+  Dovecot login process does while Dovecot restarts; later connections are forwarded untouched.
 - :class:`SilentServer` accepts connections and never sends a byte: every client read times out.
 - :class:`EchoingImapServer` refuses every login with a reply that quotes what the client sent (the LOGIN
   line, or the SASL PLAIN response in base64), as careless servers do; ``received`` keeps every line.
@@ -21,12 +24,13 @@ from __future__ import annotations
 import contextlib
 import selectors
 import socket
+import ssl
 import threading
 from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Self
 
-__all__ = ["CuttingProxy", "EchoingImapServer", "ScriptedServer", "SilentServer"]
+__all__ = ["CuttingProxy", "EchoingImapServer", "HangUpAfterHandshake", "ScriptedServer", "SilentServer"]
 
 
 class _Listener:
@@ -114,6 +118,30 @@ class CuttingProxy(_Listener):
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
                 sock.close()
+
+
+class HangUpAfterHandshake(CuttingProxy):
+    """The first ``times`` connections: the TLS handshake (``certificate_chain``, ``key``), then closed; the rest
+    are forwarded to ``target_port``. ``hangups`` counts the connections closed after the handshake."""
+
+    def __init__(self, target_port: int, certificate_chain: str, key: str, times: int) -> None:
+        super().__init__(target_port, cut_on=b"\x00never sent\x00")
+        self._context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self._context.load_cert_chain(certificate_chain, key)
+        self.times = times
+        self.hangups = 0
+
+    def _handle(self, client: socket.socket) -> None:
+        if self.hangups >= self.times:
+            super()._handle(client)
+            return
+        self.hangups += 1
+        try:
+            client.settimeout(5)
+            with self._context.wrap_socket(client, server_side=True):
+                pass  # handshake done; closing now is all the client sees
+        except OSError:
+            client.close()
 
 
 class EchoingImapServer(_Listener):

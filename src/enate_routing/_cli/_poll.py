@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import json
 import os
 import re
@@ -26,7 +27,7 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 from enate_routing._cli._connections import (
     add_connector_arguments,
@@ -47,7 +48,8 @@ from enate_routing.ingest._housekeeping import KEEP_RAW_FOR
 from enate_routing.postgres import is_postgres_url
 from enate_routing.transports._factory import ConnectorAccess
 
-__all__ = ["JsonlWriter", "add_ledger_options", "jsonl_line", "ledger_path", "open_ingestor", "register"]
+__all__ = ["JsonlWriter", "Progress", "StatusLine", "add_ledger_options", "jsonl_line", "ledger_path", "open_ingestor",
+           "register"]
 
 # Characters json.dumps(ensure_ascii=False) leaves as they are but that break a JSON-lines file: line
 # separators a reader's str.splitlines() splits on (NEL, U+2028, U+2029), and lone surrogates (a decoded
@@ -77,11 +79,14 @@ class JsonlWriter:
         self._order: deque[str] = deque()
         self.written = 0
         if path.exists():
-            for line in _last_lines(path, _REMEMBERED_KEYS):
+            newest_first = []
+            for line in _tail_lines(path, _REMEMBERED_KEYS):
                 try:
-                    self._remember(json.loads(line)["idempotency_key"])
+                    newest_first.append(json.loads(line)["idempotency_key"])
                 except (ValueError, KeyError, TypeError):
                     continue
+            for key in reversed(newest_first):
+                self._remember(key)
         self._fd = self._open()
 
     def _open(self) -> int:
@@ -135,28 +140,42 @@ class JsonlWriter:
         os.close(self._fd)
 
 
-def _last_lines(path: Path, count: int) -> list[bytes]:
-    """The last ``count`` whole lines of ``path``, read from its end; a line torn by a crash (no newline at
-    the end) is cut off the file first — that decision was not recorded as handed off."""
+def _cut_torn_line(file: BinaryIO) -> int:
+    """Cut a line torn by a crash (no newline at the end) off the file — that decision was not recorded as handed
+    off — and return where the file now ends."""
+    end = position = file.seek(0, os.SEEK_END)
+    keep = 0
+    while position > 0:
+        step = min(_TAIL_CHUNK, position)
+        position -= step
+        file.seek(position)
+        newline = file.read(step).rfind(b"\n")
+        if newline >= 0:
+            keep = position + newline + 1
+            break
+    if keep < end:
+        file.truncate(keep)
+    return keep
+
+
+def _tail_lines(path: Path, count: int) -> Iterator[bytes]:
+    """The last ``count`` whole lines of ``path``, newest first, read backwards a chunk at a time: months of
+    decisions are never in memory at once (reading the last 100,000 lines whole took ``poll`` from 50 MB to 236 MB
+    at start, and 123 MB stayed)."""
     with path.open("r+b") as file:
-        end = position = file.seek(0, os.SEEK_END)
-        chunks: list[bytes] = []
-        newlines = 0
-        while position > 0 and newlines <= count:
+        position = _cut_torn_line(file)
+        partial = b""  # the end of a line that starts in an earlier chunk, with its newline
+        while position > 0 and count > 0:
             step = min(_TAIL_CHUNK, position)
             position -= step
             file.seek(position)
-            chunks.append(file.read(step))
-            newlines += chunks[-1].count(b"\n")
-        data = b"".join(reversed(chunks))
-        if data and not data.endswith(b"\n"):
-            torn = len(data) - (data.rfind(b"\n") + 1)
-            file.truncate(end - torn)
-            data = data[: len(data) - torn]
-    lines = data.split(b"\n")[:-1]
-    if position > 0:
-        lines = lines[1:]  # the first may be the end of a line that starts before what was read
-    return lines[-count:]
+            lines = (file.read(step) + partial).split(b"\n")  # ends with b"": the last line has its newline
+            partial = lines[0] + b"\n" if position > 0 else b""
+            for line in reversed(lines[1 if position > 0 else 0:-1]):
+                yield line
+                count -= 1
+                if count == 0:
+                    return
 
 
 def add_ledger_options(parser: argparse.ArgumentParser, *, out_required: bool, connector_option: bool = True) -> None:
@@ -294,15 +313,76 @@ def register(subparsers: Any) -> None:
     poll.set_defaults(handler=run_poll)
 
 
-def _progress(stream: TextIO) -> Any:
-    def show(stats: IngestStats) -> None:
-        stream.write(
-            f"\rlisted {stats.listed}  spooled {stats.spooled}  handed off {stats.handed}  "
-            f"quarantined {stats.quarantined}  marked {stats.marked}  reconnects {stats.reconnects}   "
-        )
-        stream.flush()
+class StatusLine(io.TextIOBase):
+    """stderr on a terminal: one progress line redrawn in place at the bottom. Anything else written (a warning,
+    an error) first erases it, so it starts at the left margin instead of after the progress text."""
 
-    return show
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__()
+        self.stream = stream
+        self._showing = False
+
+    def show(self, text: str) -> None:
+        self.stream.write(f"\r{text}\x1b[K")  # \x1b[K: erase what a longer earlier line left
+        self.stream.flush()
+        self._showing = True
+
+    def end(self) -> None:
+        """Keep the last progress line on screen: what follows starts below it."""
+        if self._showing:
+            self.stream.write("\n")
+            self._showing = False
+
+    def write(self, text: str) -> int:
+        if self._showing and text:
+            self.stream.write("\r\x1b[K")
+            self._showing = False
+        return self.stream.write(text)
+
+    def writable(self) -> bool:
+        return True
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+
+@contextlib.contextmanager
+def _status_line(args: argparse.Namespace) -> Iterator[StatusLine | None]:
+    """A status line on stderr when it is a terminal and no log level was asked for; everything written to
+    stderr meanwhile (log records, errors) goes through it."""
+    if not sys.stderr.isatty() or args.verbose or args.log_level:
+        yield None
+        return
+    line = StatusLine(sys.stderr)
+    try:
+        with contextlib.redirect_stderr(line):
+            yield line
+    finally:
+        line.end()
+
+
+class Progress:
+    """The progress callback: counts since the command started (each pass of the daemon starts its own
+    ``IngestStats``; showing those alone turned the line back to zeros at every idle poll)."""
+
+    _COUNTS = (("spooled", "spooled"), ("handed", "handed off"), ("quarantined", "quarantined"),
+               ("marked", "marked"), ("reconnects", "reconnects"))
+
+    def __init__(self, line: StatusLine) -> None:
+        self.line = line
+        self._earlier = dict.fromkeys([name for name, _ in self._COUNTS], 0)  # passes before the current one
+        self._run: IngestStats | None = None
+
+    def __call__(self, stats: IngestStats) -> None:
+        if self._run is not None and stats is not self._run:
+            for name in self._earlier:
+                self._earlier[name] += getattr(self._run, name)
+        self._run = stats
+        counts = "  ".join(f"{label} {self._earlier[name] + getattr(stats, name)}" for name, label in self._COUNTS)
+        self.line.show(f"listed {stats.listed}  {counts}")
 
 
 @contextlib.contextmanager
@@ -328,7 +408,11 @@ def _stop_on_signals(*ingestors: Ingestor) -> Iterator[list[int]]:
 def run_poll(args: argparse.Namespace) -> int:
     if args.more:
         return run_worker(args)
-    progress = _progress(sys.stderr) if sys.stderr.isatty() and not (args.verbose or args.log_level) else None
+    with _status_line(args) as line:
+        return _poll(args, Progress(line) if line is not None else None)
+
+
+def _poll(args: argparse.Namespace, progress: Progress | None) -> int:
     options = {"progress": progress, "batch_size": args.batch_size, "keep_raw_for": args.keep_raw_days * 86400}
     with open_ingestor(args, reset=args.reset_ledger, **options) as (ingestor, _, writer), \
             _stop_on_signals(ingestor) as received:
@@ -347,7 +431,7 @@ def run_poll(args: argparse.Namespace) -> int:
             return 1
         quarantined = len(ingestor.quarantined())
     if progress is not None:
-        sys.stderr.write("\n")
+        progress.line.end()
     stopped = f" (stopped by signal {received[0]})" if received else ""
     marked = f", {plural(stats.marked, 'message')} marked processed" if stats is not None else ""
     print(f"{args.name}: {plural(writer.written, 'decision')} written to {args.out}{marked}, {quarantined} in "

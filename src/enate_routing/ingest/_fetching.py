@@ -21,13 +21,20 @@ __all__ = ["Fetcher"]
 _log = logging.getLogger("enate_routing.ingest")
 
 FETCH_LAST_AFTER = 2  # passes a message's fetch ended in a row before it is fetched after the others
+MIN_BATCH_BYTES = 32 * 1024 * 1024  # fetched bytes that always fit a batch (more when the size limit is higher)
 
 
 class Fetcher:
-    """Fetches new messages for one folder, remembering (across passes) whose fetch ended a pass."""
+    """Fetches new messages for one folder, remembering (across passes) whose fetch ended a pass.
 
-    def __init__(self, connector: str) -> None:
+    A batch ends once the bytes fetched for it reach ``batch_bytes``, twice the message size limit but at least
+    ``MIN_BATCH_BYTES`` (a single larger message is a batch of its own), so a run of large scans is not held in
+    memory fifty at a time.
+    """
+
+    def __init__(self, connector: str, max_message_bytes: int) -> None:
         self.connector = connector
+        self.batch_bytes = max(2 * max_message_bytes, MIN_BATCH_BYTES)
         self._failed: dict[str, int] = {}  # ref key -> passes its fetch ended in a row
         self.refused: ProtocolError | None = None  # this pass's last message the server would not deliver
 
@@ -38,9 +45,12 @@ class Fetcher:
         return sorted(fresh, key=lambda item: self._failed.get(item[1].key, 0) >= FETCH_LAST_AFTER)
 
     def fetch(self, source: MailSource, refs: Sequence[tuple[int, MessageRef]],
-              into: list[tuple[int, MessageRef, bytes]], stats: IngestStats) -> None:
-        """Append what arrives whole to ``into`` (kept when a dropped connection raises)."""
-        for index, ref in refs:
+              into: list[tuple[int, MessageRef, bytes]], stats: IngestStats) -> int:
+        """Append what arrives whole to ``into`` (kept when a dropped connection raises), until ``batch_bytes``
+        are fetched; returns how many of ``refs`` were taken (the rest go to the next batch)."""
+        for taken, (index, ref) in enumerate(refs, 1):
+            if sum(len(raw) for _, _, raw in into) >= self.batch_bytes:
+                return taken - 1
             self._failed[ref.key] = self._failed.get(ref.key, 0) + 1
             try:
                 into.append((index, ref, source.fetch(ref)))
@@ -52,3 +62,4 @@ class Fetcher:
                 _log.warning("message not fetched; left on the server: %s", describe(exc),
                              extra={"connector": self.connector, "key": ref.key})
             self._failed.pop(ref.key, None)  # answered: only a fetch that ended the pass counts
+        return len(refs)

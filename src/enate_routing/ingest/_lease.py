@@ -51,8 +51,8 @@ class Lease:
         self.store.acquire_lease(self.connector, self.mailbox, self.owner, self.ttl)
         self._renewed = time.monotonic()
         self._lost = None
-        _log.info("lease acquired", extra={"connector": self.connector, "folder": self.mailbox,
-                                           "owner": self.owner, "ttl": self.ttl})
+        _log.debug("lease acquired", extra={"connector": self.connector, "folder": self.mailbox,
+                                            "owner": self.owner, "ttl": self.ttl})
         if self._heartbeat and self._thread is None:
             self._stop.clear()
             self._thread = threading.Thread(target=self._beat, name=f"lease {self.connector}", daemon=True)
@@ -96,4 +96,4 @@ class Lease:
         except StoreError as exc:
             _log.warning("lease not released", extra={"connector": self.connector, "reason": str(exc)})
             return
-        _log.info("lease released", extra={"connector": self.connector, "folder": self.mailbox, "owner": self.owner})
+        _log.debug("lease released", extra={"connector": self.connector, "folder": self.mailbox, "owner": self.owner})

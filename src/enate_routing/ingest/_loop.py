@@ -108,7 +108,7 @@ class Ingestor:
                             self._stats, max_parse_attempts, hook, lambda: self.stopping)
         self._where: dict[int, tuple[int, MessageRef]] = {}
         self._last_listed: frozenset[str] = frozenset()
-        self._fetcher = Fetcher(connector)
+        self._fetcher = Fetcher(connector, self.limits.max_message_bytes)
 
     @classmethod
     def from_config(
@@ -153,7 +153,7 @@ class Ingestor:
         stats = self._new_run()
         self.lease.hold()
         self.housekeeping.run()
-        _log.info("pass started", extra={"connector": self.connector, "folder": self.mailbox})
+        _log.debug("pass started", extra={"connector": self.connector, "folder": self.mailbox})
         try:
             failures = 0
             spent = 0.0  # seconds of failed attempts and waits since the last progress
@@ -199,9 +199,7 @@ class Ingestor:
         finally:
             self.acknowledger.close()
             self.lease.release()
-        _log.info("pass finished", extra={"connector": self.connector, "folder": self.mailbox,
-                                          "listed": stats.listed, "handed": stats.handed, "marked": stats.marked,
-                                          "quarantined": stats.quarantined, "reconnects": stats.reconnects})
+        _log_pass_finished(self.connector, self.mailbox, stats)
         return stats
 
     def run_forever(self, interval: float = 60.0, stop: Callable[[], bool] = lambda: False, *,
@@ -279,13 +277,14 @@ class Ingestor:
         # 2. What is new on the server, a batch at a time (no single message holds up the others).
         delivered = 0
         fresh = self._fetcher.order(fresh, self._last_listed)
-        for start in range(0, len(fresh), self.batch_size):
+        start = 0
+        while start < len(fresh):  # batch_size messages, or fewer when large ones fill the batch's bytes
             if self.stopping:
                 return
             self.lease.renew()
             fetched: list[tuple[int, MessageRef, bytes]] = []
             try:
-                self._fetcher.fetch(session.source, fresh[start:start + self.batch_size], fetched, stats)
+                start += self._fetcher.fetch(session.source, fresh[start:start + self.batch_size], fetched, stats)
                 delivered += len(fetched)
             except TransportError:
                 # Keep what arrived whole before the connection dropped, so a flaky connection still
@@ -360,6 +359,14 @@ class Ingestor:
             self.acknowledger.close()
             self.lease.release()
         return stats
+
+
+def _log_pass_finished(connector: str, mailbox: str, stats: IngestStats) -> None:
+    """At info only when the pass did something: an idle pass every minute for months is noise there."""
+    eventful = any(stats.progress_marker()) or stats.reconnects or stats.resumed or stats.uidvalidity_changes
+    _log.log(logging.INFO if eventful else logging.DEBUG, "pass finished",
+             extra={"connector": connector, "folder": mailbox, "listed": stats.listed, "handed": stats.handed,
+                    "marked": stats.marked, "quarantined": stats.quarantined, "reconnects": stats.reconnects})
 
 
 def _reprocessable(store: Ledger, message: int) -> MessageRecord:

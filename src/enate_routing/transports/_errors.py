@@ -6,8 +6,9 @@ subclasses, so the ingestion loop can tell what to retry::
 
     socket / DNS / refused / reset ........................ ConnectError (retryable)
     ssl.SSLCertVerificationError .......................... TLSVerificationError
-    TLS alert about our certificate, or the server
-      hanging up right after the TLS handshake ............ CertificateRejectedError
+    TLS alert about our certificate ....................... CertificateRejectedError
+    the server hanging up right after the TLS handshake ... CertificateRejectedError (retryable: a restart
+                                                            looks the same)
     timeout (also when smtplib / imaplib wrap it) ......... TransportTimeoutError (retryable)
     server says "plaintext authentication disallowed" ..... InsecureConnectionError
     a NO / -ERR / 5xx while authenticating ................ AuthenticationError
@@ -85,7 +86,7 @@ _DISCONNECTS = (
 )
 _CERT_HINT = (
     "the server closed the connection right after the TLS handshake: it requires a client certificate "
-    "from a CA it trusts, or refused ours"
+    "from a CA it trusts, or refused ours (or it is restarting)"
 )
 
 
@@ -153,7 +154,11 @@ def translate(exc: BaseException, stage: Stage, server: str, secrets: Sequence[s
         return make(TransportTimeoutError, f"no answer in time during {stage}")
     if isinstance(exc, _DISCONNECTS) or (isinstance(exc, poplib.error_proto) and "EOF" in _reply_text(exc, secrets)):
         if stage == "tls":
-            return make(CertificateRejectedError, _CERT_HINT)
+            # A restarting server's login process closes what it just accepted in the very same way, so this
+            # is retried (an unattended poller must outlive a restart); a real refusal keeps failing, with the hint.
+            rejected = make(CertificateRejectedError, _CERT_HINT)
+            rejected.retryable = True
+            return rejected
         return make(ConnectError, f"connection closed by the server during {stage}")
     if isinstance(exc, ssl.SSLError):
         return make(ConnectError, f"TLS failed during {stage}: {exc.reason or exc.__class__.__name__}")
