@@ -15,31 +15,39 @@ from __future__ import annotations
 import re
 from email.utils import collapse_rfc2231_value, decode_params, quote, unquote
 
-from enate_routing._regex_compat import POSSESSIVE
-
 __all__ = ["ParamValue", "PartHeaders", "split_params"]
 
 # A parameter value: plain text, or RFC 2231's (charset, language, text) when it was %-encoded.
 ParamValue = str | tuple[str | None, str | None, str]
 
-# One parameter of _parseparam's split: anything but '"' and ';', an escaped quote, or a quoted run — from a
-# quote not preceded by a backslash to the next such quote (or the end). The three are disjoint and the
-# repetitions possessive, so matching is linear.
-_FIELD = re.compile(rf'(?:[^";]|(?<=\\)"|(?<!\\)"(?:[^"]|(?<=\\)")*{POSSESSIVE}(?:"|\Z))*{POSSESSIVE}')
+# _parseparam ends a parameter at a ';' after an even number of quotes not preceded by a backslash: those
+# quotes open and close the quoted runs (the last may run to the end), and a ';' inside a run is text.
+_UNESCAPED_QUOTE = re.compile(r'(?<!\\)"')
 
 
 def _split_fields(value: str) -> list[str]:
-    """The ``;``-separated fields of ``email.message._parseparam``, as written (not stripped)."""
+    """The ``;``-separated fields of ``email.message._parseparam``, as written (not stripped).
+
+    The text between quoted runs is split by str.split, so a header of 260,000 ``;a=b`` after one quoted
+    value costs one split, not a regex match per field (0.35 s).
+    """
     if '"' not in value:
         return value.split(";")
-    fields, position = [], 0
-    while True:
-        match = _FIELD.match(value, position)  # never None: the pattern matches the empty string
-        end = match.end() if match is not None else len(value)
-        fields.append(value[position:end])
-        if end >= len(value):
-            return fields
-        position = end + 1  # past the ';' that ended the field
+    quotes = [match.start() for match in _UNESCAPED_QUOTE.finditer(value)]
+    quotes.append(len(value) - 1)  # closes a run left open: it goes to the end
+    fields: list[str] = []
+    start = outside = 0  # where the current field starts; where the text not yet split starts
+    for opening, closing in zip(quotes[::2], quotes[1::2], strict=False):
+        pieces = value[outside:opening].split(";")
+        if len(pieces) > 1:
+            fields.append(value[start : outside + len(pieces[0])])
+            fields += pieces[1:-1]
+            start = opening - len(pieces[-1])
+        outside = closing + 1
+    pieces = value[outside:].split(";")
+    fields.append(value[start : outside + len(pieces[0])])
+    fields += pieces[1:]
+    return fields
 
 
 def _pair(field: str) -> tuple[str, str]:

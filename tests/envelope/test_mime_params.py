@@ -83,9 +83,12 @@ def expected_filename(header: str, value: str) -> str | None:
     return stdlib(header, value).get_filename()
 
 
-@given(VALUES)
+@given(st.one_of(VALUES, st.text(alphabet='"\\;a= ', max_size=30)))
+@example('a="b;c";d="e\\";f";g')
+@example('x;"a\\"b;c')
 def test_split_agrees_with_parseparam(value: str) -> None:
-    """split_params gives _parseparam's fields for any mix of quotes, escapes and semicolons."""
+    """split_params gives _parseparam's fields for any mix of quotes, escapes and semicolons (quoted runs,
+    escaped quotes, a run left open to the end)."""
     assert split_params(value) == _parseparam(value)
 
 
