@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from corpus_files import corpus_messages
 from hypothesis import given
 from hypothesis import strategies as st
 
+from corpus_files import corpus_messages
 from enate_routing._envelope import Envelope, returned_ids
 
 RECOVERY = sorted((Path(__file__).parent / "recovery").glob("*.eml"))
