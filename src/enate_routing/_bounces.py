@@ -79,21 +79,28 @@ def find_bounce(
 
     def spent() -> bool:
         """Every lookup allowed was made: the returned messages left cannot be found, so are not read."""
-        return (lookup is None or len(ids_asked) >= MESSAGE_ID_LOOKUPS) and (
-            token is None or len(tokens_asked) >= LINK_TOKEN_LOOKUPS)
+        return not ids_wanted() and not tokens_wanted()
+
+    def ids_wanted() -> bool:
+        return lookup is not None and len(ids_asked) < MESSAGE_ID_LOOKUPS
+
+    def tokens_wanted() -> bool:
+        return token is not None and len(tokens_asked) < LINK_TOKEN_LOOKUPS
 
     if spent():
         return None
-    for original in _returned_headers(envelope.raw):
+    for block in _returned_headers(envelope.raw):
+        # What a spent bound would not look up is not read (ids of 999 returned messages, 1,000 each).
+        original = returned_ids(block, ids=ids_wanted(), subject=tokens_wanted())
         found = _by_message_id(original, lookup, ids_asked) or _by_token(original, lookup, token, tokens_asked)
         if found is not None or spent():
             return found
     return None
 
 
-def _returned_headers(raw: bytes) -> Iterator[Envelope]:
-    """The header blocks of the returned messages, in the order they appear, read as envelopes of their ids and
-    subject (:func:`returned_ids`). Never raises."""
+def _returned_headers(raw: bytes) -> Iterator[bytes]:
+    """The header blocks of the returned messages, in the order they appear (read by :func:`returned_ids`).
+    Never raises."""
     try:
         skeleton = scan_again(raw)
         blocks: list[tuple[int, int, _mime.Entity | None]] = [(start, end, None) for start, end in skeleton.messages]
@@ -101,10 +108,10 @@ def _returned_headers(raw: bytes) -> Iterator[Envelope]:
                    if leaf.content_type in _HEADER_PARTS]
         for start, end, leaf in sorted(blocks, key=lambda block: block[0]):
             if leaf is not None:  # a text part of headers: its transfer encoding undone, its charset read
-                yield returned_ids(_mime.decode_body(raw, leaf).encode())
+                yield _mime.decode_body(raw, leaf).encode()
             else:  # an attached message: its header block alone (its body is not needed)
                 header_end = _mime.split_header_block(raw, start, end, end - start).end
-                yield returned_ids(raw[start:header_end])
+                yield raw[start:header_end]
     except Exception:  # noqa: BLE001 — a report that cannot be read is routed like any other mail
         return
 

@@ -208,7 +208,8 @@ def test_returned_messages_after_every_allowed_lookup_are_not_read(monkeypatch: 
            f"--b\r\nContent-Type: text/rfc822-headers\r\n\r\n{spent}\r\n"
            f"--b\r\nContent-Type: message/rfc822\r\n\r\n{later}\r\nbody\r\n--b--\r\n").encode()
     read: list[bytes] = []
-    monkeypatch.setattr(bounces, "returned_ids", lambda block: read.append(block) or returned_ids(block))
+    monkeypatch.setattr(bounces, "returned_ids",
+                        lambda block, **only: read.append(block) or returned_ids(block, **only))
     token = re.compile(CONFIG.linking.subject_pattern)
     assert find_bounce(Envelope.from_bytes(raw), lookup(), token) is None
     assert len(read) == 1
