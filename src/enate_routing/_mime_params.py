@@ -13,6 +13,7 @@ both plain and in RFC 2231 form is read from the latter (:meth:`PartHeaders.get_
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
 from email.utils import collapse_rfc2231_value, decode_params, quote, unquote
 
 __all__ = ["ParamValue", "PartHeaders", "split_params"]
@@ -92,18 +93,61 @@ def _decode_fails(fields: list[str]) -> bool:
 
 
 class _Fields:
-    """One header's fields, split once; whether decode_params fails on them is asked at most once."""
+    """One header's fields, split when first needed; whether decode_params fails on them is asked once."""
 
-    __slots__ = ("_fails", "fields")
+    __slots__ = ("_fails", "_fields", "_lowered", "_value", "starred")
 
     def __init__(self, value: str) -> None:
-        self.fields = _split_fields(value)
+        self._value = value
+        self.starred = "*" in value  # whether any field may be an RFC 2231 section
+        self._lowered = value.lower()
+        self._fields: list[str] | None = None
         self._fails: bool | None = None
+
+    @property
+    def fields(self) -> list[str]:
+        if self._fields is None:
+            self._fields = _split_fields(self._value)
+        return self._fields
+
+    def first(self) -> str:
+        """The first field (the type, or the disposition)."""
+        return self.fields[0] if '"' in self._value else self._value.partition(";")[0]
 
     def fails(self) -> bool:
         if self._fails is None:
-            self._fails = _decode_fails(self.fields[1:])
+            starred = self._holding(self._value, "*") if '"' not in self._value else self.fields[1:]
+            self._fails = _decode_fails(list(starred))
         return self._fails
+
+    def candidates(self, wanted: str) -> Iterator[str]:
+        """The fields after the first that may be named ``wanted`` or be its sections: those whose lower-cased
+        text holds it (an ASCII ``wanted`` is in every name that lower-cases to it).
+
+        Found by str.find in the lower-cased header, without splitting it or lower-casing field by field:
+        that cost 0.45 s for 999 parts of 4,000 parameters. Field by field only where positions do not
+        carry over: a quote-aware split, or a lower-cased header of another length.
+        """
+        if not wanted.isascii():
+            return iter(self.fields[1:])
+        if '"' in self._value or len(self._lowered) != len(self._value):
+            return (field for field in self.fields[1:] if wanted in field.lower())
+        return self._holding(self._lowered, wanted)
+
+    def _holding(self, text: str, needle: str) -> Iterator[str]:
+        """The fields after the first whose text holds ``needle`` (no ';' in it), found in ``text``: the
+        header or its lower-cased copy of the same length. Only for a header without quotes, whose fields
+        are those of str.split."""
+        value = self._value
+        end = value.find(";")  # where the first field ends
+        position = text.find(needle, end + 1) if end >= 0 else -1
+        while position >= 0:
+            start = value.rfind(";", 0, position) + 1
+            end = value.find(";", position)
+            if end < 0:
+                end = len(value)
+            yield value[start:end]
+            position = text.find(needle, end + 1)  # in the next field
 
 
 def _decoded(header: _Fields, wanted: str) -> _Params:
@@ -117,13 +161,14 @@ def _decoded(header: _Fields, wanted: str) -> _Params:
     decode raises depends on every name (:func:`_decode_fails`); it is asked only when a field of this name
     has a '*', since otherwise both ways give the same pairs.
     """
-    first = _pair(header.fields[0])
+    first = _pair(header.first())
     keep_first = first[0].lower() == wanted
-    # A field named ``wanted`` (or its sections) has ``wanted`` in its lower-cased text when it is ASCII.
-    candidates = [field for field in header.fields[1:] if wanted in field.lower()] if wanted.isascii() else (
-        header.fields[1:])
-    fails = any("*" in field for field in candidates) and header.fails()
-    starred = not fails and any("*" in field for field in candidates)
+    candidates: Iterable[str] = header.candidates(wanted)
+    starred = fails = False
+    if header.starred:  # else only the first plain field named ``wanted`` is needed: read no further
+        candidates = list(candidates)
+        fails = any("*" in field for field in candidates) and header.fails()
+        starred = not fails and any("*" in field for field in candidates)
     chosen, plain = [first], 0
     for name, found in map(_pair, candidates):
         if "*" in name:

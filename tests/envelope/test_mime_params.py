@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from email.message import Message, _parseparam  # type: ignore[attr-defined]
-from email.utils import decode_params, quote, unquote
+from email.utils import collapse_rfc2231_value, decode_params, quote, unquote
 from typing import Any
 
 from hypothesis import example, given
@@ -77,9 +77,10 @@ def expected_filename(header: str, value: str) -> str | None:
 
         kept = ["x" if plain(fields[0]) else fields[0]] + [field for field in fields[1:] if not plain(field)]
         extended = stdlib(header, "; ".join(kept))
-        found = extended.get_param(param, None, header)
-        if found is not None and (found[2] if isinstance(found, tuple) else found).strip():
-            return extended.get_filename()
+        # The first RFC 2231 form that is not blank: 'Filename*0' and 'filename*' are two names to decode_params.
+        for name, found in extended.get_params([], header=header)[1:]:
+            if name.lower() == param and (found[2] if isinstance(found, tuple) else found).strip():
+                return collapse_rfc2231_value(found).strip()
     return stdlib(header, value).get_filename()
 
 
@@ -97,6 +98,7 @@ def test_split_agrees_with_parseparam(value: str) -> None:
 @example("content-disposition", "filename*0*=utf-8''a%C3%A4; filename*1=\" b.pdf \"", "attachment; ")
 @example("content-type", 'name="a;b.pdf"; name=c', "application/pdf; ")
 @example("content-disposition", "filename*=utf-8''a.exe; filename=\"a.txt\"", "attachment; ")
+@example("content-disposition", "filename=; filename=; filename=;Filename*0; filename*=1", "")
 def test_parameters_agree_with_compat32(header: str, value: str, prefix: str) -> None:
     """get_param, get_filename, get_boundary, get_content_charset, get_content_type: the same answers.
 
