@@ -13,9 +13,10 @@ report may return many messages: the lookups for all of them together are bounde
 (:mod:`._lookup_bound`). A bounce whose original is not found is routed like any other mail.
 
 Only mail that looks like a bounce is parsed again, so routing ordinary mail costs one attribute check. The
-report is walked by the envelope's own MIME scanner and each returned header block read by
-``Envelope.from_bytes``: linear, like every other parse (the standard library's
-parser is quadratic in ``;`` parameters and in encoded words, which a report's returned headers may hold).
+report is walked by the envelope's own MIME scanner and, of each returned header block, only the ids and
+subject are read, as ``Envelope.from_bytes`` reads them; the walk stops once every lookup allowed was made.
+Linear, like every other parse (the standard library's parser is quadratic in ``;`` parameters and in
+encoded words, which a report's returned headers may hold).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 
 from enate_routing import _mime
 from enate_routing._directory import WorkItemLookup
-from enate_routing._envelope import Envelope, scan_again
+from enate_routing._envelope import Envelope, returned_ids, scan_again
 from enate_routing._link_pattern import link_search
 from enate_routing._lookup_bound import LINK_TOKEN_LOOKUPS, MESSAGE_ID_LOOKUPS, at_most
 
@@ -75,15 +76,31 @@ def find_bounce(
         return None
     ids_asked: set[str] = set()  # across every returned message: one bound per email
     tokens_asked: set[str] = set()
-    for original in _returned_headers(envelope.raw):
+
+    def spent() -> bool:
+        """Every lookup allowed was made: the returned messages left cannot be found, so are not read."""
+        return not ids_wanted() and not tokens_wanted()
+
+    def ids_wanted() -> bool:
+        return lookup is not None and len(ids_asked) < MESSAGE_ID_LOOKUPS
+
+    def tokens_wanted() -> bool:
+        return token is not None and len(tokens_asked) < LINK_TOKEN_LOOKUPS
+
+    if spent():
+        return None
+    for block in _returned_headers(envelope.raw):
+        # What a spent bound would not look up is not read (ids of 999 returned messages, 1,000 each).
+        original = returned_ids(block, ids=ids_wanted(), subject=tokens_wanted())
         found = _by_message_id(original, lookup, ids_asked) or _by_token(original, lookup, token, tokens_asked)
-        if found is not None:
+        if found is not None or spent():
             return found
     return None
 
 
-def _returned_headers(raw: bytes) -> Iterator[Envelope]:
-    """The header blocks of the returned messages, in the order they appear, read as envelopes. Never raises."""
+def _returned_headers(raw: bytes) -> Iterator[bytes]:
+    """The header blocks of the returned messages, in the order they appear (read by :func:`returned_ids`).
+    Never raises."""
     try:
         skeleton = scan_again(raw)
         blocks: list[tuple[int, int, _mime.Entity | None]] = [(start, end, None) for start, end in skeleton.messages]
@@ -91,10 +108,10 @@ def _returned_headers(raw: bytes) -> Iterator[Envelope]:
                    if leaf.content_type in _HEADER_PARTS]
         for start, end, leaf in sorted(blocks, key=lambda block: block[0]):
             if leaf is not None:  # a text part of headers: its transfer encoding undone, its charset read
-                yield Envelope.from_bytes(_mime.decode_body(raw, leaf).encode())
+                yield _mime.decode_body(raw, leaf).encode()
             else:  # an attached message: its header block alone (its body is not needed)
                 header_end = _mime.split_header_block(raw, start, end, end - start).end
-                yield Envelope.from_bytes(raw[start:header_end])
+                yield raw[start:header_end]
     except Exception:  # noqa: BLE001 — a report that cannot be read is routed like any other mail
         return
 

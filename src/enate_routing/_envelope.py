@@ -19,7 +19,7 @@ from ._charset_guess import guess_undeclared, likely_charset
 from ._frozen import direct_init
 from ._patterns import normalize_address
 
-__all__ = ["Envelope", "ParseLimits", "Recipient", "RecipientSource", "scan_again"]
+__all__ = ["Envelope", "ParseLimits", "Recipient", "RecipientSource", "returned_ids", "scan_again"]
 
 RecipientSource = Literal["to", "cc", "delivered-to", "x-original-to", "envelope"]
 
@@ -549,6 +549,27 @@ def _read(raw: bytes, envelope_recipients: Iterable[str], limits: ParseLimits) -
         auto_submitted, precedence, x_autoreply, x_auto_response_suppress, list_id, return_path, x_loop,
         is_report, len(raw), reader.defects, reader.reason, raw, text,
     )
+
+
+def returned_ids(raw: bytes, *, ids: bool = True, subject: bool = True) -> Envelope:
+    """What ``Envelope.from_bytes(raw)`` reads of the Message-ID, In-Reply-To and References (unless ``ids``
+    is false) and Subject (unless ``subject`` is false), and nothing else: all a bounce needs of a message it
+    returns (``_bounces``). A report may return 999 header blocks of 1,000 Cc addresses each, which whole
+    parses took 2.9 s to read. Never raises."""
+    try:
+        reader = _Reader(ParseLimits())
+        block = reader.block = _mime.split_header_block(raw, 0, len(raw), reader.limits.max_header_bytes)
+        message_id = reader.message_id(block)
+        if block.over_limit:  # from_bytes stops here too
+            return Envelope(message_id=message_id)
+        value = block.first("subject") if subject else None
+        text = reader.unstructured("subject", value) if value is not None else ""
+        if not ids:
+            return Envelope(message_id=message_id, subject=text)
+        answered = reader.id_list("in-reply-to", block), reader.id_list("references", block)
+        return Envelope(message_id=message_id, subject=text, in_reply_to=answered[0], references=answered[1])
+    except Exception:  # noqa: BLE001 — as from_bytes: any failure reads as no facts
+        return Envelope()
 
 
 def scan_again(raw: bytes, root: _mime.HeaderBlock | None = None) -> _mime.Skeleton:

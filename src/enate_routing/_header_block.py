@@ -139,13 +139,22 @@ def split_header_block(raw: bytes, start: int, end: int, max_bytes: int) -> Head
 def _blank_line(raw: bytes, start: int, end: int) -> tuple[int, int] | None:
     """(start, end) of the first ``_BLANK_LINE`` match in ``raw[start:end]``, or None.
 
-    Two ``bytes.find`` calls (memchr speed) over the first 8 KB give it when the text before has no bare
-    CR; otherwise, or when nothing is found that way, the regex decides. (Unbounded, a find for the
-    ending a CRLF message never has would read a whole 25 MB part.)
+    Two ``bytes.find`` calls (memchr speed) over the first 8 KB, then over windows twice as long until one
+    holds a candidate, give it when the text before has no bare CR; otherwise, or when nothing is found
+    that way, the regex decides, unless there is no bare CR (then there is no blank line). Unbounded, a find
+    for the ending an LF message never has would read a whole 25 MB part; doubled, the finds read at most
+    four times as far as the blank line. (The regex, 8× slower than find, took 0.18 ms for one 18 KB field:
+    0.6 s for a report returning 999 header blocks that size.)
     """
     near = min(end, start + 8192)
-    found = raw.find(b"\n\r\n", start, near)  # CRLF mail: the usual
-    lf_lf = raw.find(b"\n\n", start, found + 1 if found >= 0 else near)  # only an earlier one matters
+    while True:
+        found = raw.find(b"\n\r\n", start, near)  # CRLF mail: the usual
+        lf_lf = raw.find(b"\n\n", start, found + 1 if found >= 0 else near)  # only an earlier one matters
+        if found >= 0 or lf_lf >= 0 or near >= end:
+            break
+        near = min(end, start + 2 * (near - start))
+    if found < 0 and lf_lf < 0 and raw.count(b"\r", start, end) == raw.count(b"\r\n", start, end):
+        return None  # without a bare CR, every blank line holds one of the two searched for: there is none
     if lf_lf >= 0:
         found = lf_lf
     if found >= 0 and raw.count(b"\r", start, found) == raw.count(b"\r\n", start, found + 1):

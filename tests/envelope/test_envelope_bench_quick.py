@@ -31,3 +31,7 @@ def test_growth_benchmark_quick_mode_writes_its_report(tmp_path: Path, capsys: p
     for row in report["cases"].values():
         assert set(row["ms"]) == {"1x", "10x", "100x"}
         assert row["outcome_at_100x_wide_limits"].startswith("parsed")
+    # The worst cases are within the default limits (parsed, not quarantined), each timed once.
+    assert set(report["worst_case"]) == set(bench_growth.WORST_CASES)
+    for row in report["worst_case"].values():
+        assert row["quarantine_reason"] is None and row["seconds"] >= 0

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from bench_growth import (
     HEAD,
     WIDE,
+    boundary_parameters_at_the_limit,
     dots_in_an_address,
     escaped_parentheses_in_addresses,
     escaped_quotes_in_addresses,
@@ -26,8 +27,10 @@ from bench_growth import (
     linking_router,
     long_unicode_domain,
     many_fields,
+    part_parameters_at_the_limit,
     references,
     spaces_in_an_address,
+    text_parameters_at_the_limit,
     unbalanced_filename,
     unbalanced_parameter,
 )
@@ -209,3 +212,14 @@ def test_route_peak_memory_stays_under_64_mb(raw: bytes) -> None:
     finally:
         tracemalloc.stop()
     assert peak < 64 * 1024 * 1024
+
+
+def test_worst_case_parameter_messages_are_read_right() -> None:
+    """The parameter worst cases at the default limits (bench_growth.WORST_CASES): within the limits, and the
+    asked-for parameters are found among the unasked ones (charset, boundary, names, file names)."""
+    text = Envelope.from_bytes(text_parameters_at_the_limit())
+    assert text.quarantine_reason is None and text.plain_text() == "body\r\n"
+    multipart = Envelope.from_bytes(boundary_parameters_at_the_limit())
+    assert multipart.quarantine_reason is None and multipart.plain_text() == "x" and not multipart.defects
+    parts = Envelope.from_bytes(part_parameters_at_the_limit())
+    assert parts.quarantine_reason is None and parts.attachments == ("f.pdf",) * 999

@@ -81,3 +81,20 @@ def test_split_header_block_agrees_with_its_general_route(
         values = [value for key, value in block.fields if key == name]
         assert block.all(name) == values
         assert block.first(name) == (values[0] if values else None)
+
+
+@given(st.sampled_from([8180, 8189, 8190, 8191, 8192, 16379, 16381, 16382, 16383, 16384, 30000]),
+       st.lists(st.tuples(LINES, EOLS), max_size=4), st.sampled_from([b"\r\n", b"\n", b"", b"\r"]),
+       st.sampled_from([b"", b"\r\n", b"x\r\n"]), st.booleans())
+def test_blank_line_past_the_first_8_kb_agrees_with_the_regex(
+    padding: int, lines: list[tuple[bytes, bytes]], blank: bytes, before: bytes, bare_cr: bool
+) -> None:
+    """Blocks longer than the first 8 KB window (the blank line across a window's edge, none at all, a bare
+    CR before it or not): the doubling finds answer as the regex does."""
+    raw = before + b"X-Pad: " + b"p" * padding + (b"\r" if bare_cr else b"") + b"\r\n"
+    raw += b"".join(line + eol for line, eol in lines) + blank + b"body"
+    start = len(before)
+    for end in (len(raw), len(raw) - 2, start + 8192, start + 16384):
+        found = _header_block._blank_line(raw, start, end)
+        match = _header_block._BLANK_LINE.search(raw, start, end)
+        assert found == (None if match is None else (match.start(), match.end()))

@@ -10,7 +10,7 @@ import pytest
 from routing_helpers import HELP, make_config, route
 
 from enate_routing._bounces import find_bounce, is_bounce
-from enate_routing._envelope import Envelope
+from enate_routing._envelope import Envelope, returned_ids
 from enate_routing._lookup_bound import LINK_TOKEN_LOOKUPS, MESSAGE_ID_LOOKUPS
 from enate_routing._router import Router
 from enate_routing.testing import InMemoryWorkItems, ReferenceRouter
@@ -192,3 +192,27 @@ def test_lookups_for_a_report_of_many_returned_messages_are_bounded() -> None:
     assert find_bounce(Envelope.from_bytes(raw), items, re.compile(CONFIG.linking.subject_pattern)) is None
     assert len(items.ids) == MESSAGE_ID_LOOKUPS and len(set(items.ids)) == len(items.ids)
     assert len(items.references) == LINK_TOKEN_LOOKUPS
+
+
+def test_returned_messages_after_every_allowed_lookup_are_not_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once the id and token bounds are spent, the walk stops: a later returned message the host knows is not
+    linked (as when it was read and skipped), and its header block is never parsed (999 blocks of 1,000 Cc
+    addresses took 2.9 s)."""
+    import enate_routing._bounces as bounces
+
+    spent = "Subject: " + " ".join(f"[REF:X-{i}]" for i in range(LINK_TOKEN_LOOKUPS)) + "\r\nReferences: " + " ".join(
+        f"<r{i}@fabrikam.example>" for i in range(MESSAGE_ID_LOOKUPS)) + "\r\n"
+    later = "Message-ID: <customer-1@fabrikam.example>\r\n"
+    raw = (f"From: MAILER-DAEMON@mx.fabrikam.example\r\nTo: {HELP}\r\nMIME-Version: 1.0\r\n"
+           'Content-Type: multipart/report; report-type=delivery-status; boundary="b"\r\n\r\n'
+           f"--b\r\nContent-Type: text/rfc822-headers\r\n\r\n{spent}\r\n"
+           f"--b\r\nContent-Type: message/rfc822\r\n\r\n{later}\r\nbody\r\n--b--\r\n").encode()
+    read: list[bytes] = []
+    monkeypatch.setattr(bounces, "returned_ids",
+                        lambda block, **only: read.append(block) or returned_ids(block, **only))
+    token = re.compile(CONFIG.linking.subject_pattern)
+    assert find_bounce(Envelope.from_bytes(raw), lookup(), token) is None
+    assert len(read) == 1
+    swapped = raw.replace(spent.encode(), b"X-Spent: no\r\n")  # the bounds not spent: the second is read, linked
+    found = find_bounce(Envelope.from_bytes(swapped), lookup(), token)
+    assert found is not None and found.work_item == "T-000777" and len(read) == 3
