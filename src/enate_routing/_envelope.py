@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import operator
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -175,7 +176,8 @@ _MESSAGE_ID = re.compile(r"<([^<>]*)>")
 # never closed runs to the end (as getaddresses reads it), a comment also to a nested '(': so every '"' and '('
 # starts a match. A start that could fail scanned to the end, and was tried again at each escaped quote or
 # parenthesis ('\", \", ...', '\(, \(, ...'): quadratic, seconds for a 16 kB To.
-_QUOTED_OR_COMMENT = re.compile(r'"(?:[^"\\]|\\.)*(?:"|\\?\Z)|\((?:[^()\\]|\\.)*(?:\)|\\?\Z|(?=\())', re.DOTALL)
+# (Group 1 is a quoted string's opening quote: ``sub(r"\1", ...)`` keeps one '"' for it and drops a comment.)
+_QUOTED_OR_COMMENT = re.compile(r'(")(?:[^"\\]|\\.)*(?:"|\\?\Z)|\((?:[^()\\]|\\.)*(?:\)|\\?\Z|(?=\())', re.DOTALL)
 _PARENTHESES = re.compile(r"[()]")
 # Besides a comma, getaddresses ends an entry at a '>', ')' or ']' left over outside an angle address, comment
 # or domain literal, and at a '[' that opens no domain literal (not after '@'). In a group ("G: ...;") it
@@ -183,6 +185,7 @@ _PARENTHESES = re.compile(r"[()]")
 # commas saw one entry. So the address limit counts these ends too (never for From's author count, below).
 _ENTRY_ENDS = re.compile(r"[,>)\]]|(?<!@)\[")
 _ENTRY_END_CHARACTERS = ",>)[]"
+_ANGLES = operator.methodcaller("count", "<")
 # getaddresses recurses once per nested comment level; far below the interpreter's recursion limit.
 _MAX_COMMENT_NESTING = 32
 _MAX_GROUPS = 32  # ':' outside quotes and comments; a real list has one or two groups
@@ -196,11 +199,6 @@ _CHARS_PER_ADDRESS = 256
 _SPACE_SEPARATED = re.compile(rf"[ \t]*{ADDRESS}(?:[ \t]+{ADDRESS})+[ \t]*")
 # A Return-Path of one bracketed plain address (bytes: checked before any decoding).
 _BRACKETED_ADDRESS = re.compile(rb"[ \t]*<(" + ADDRESS.encode("ascii") + rb")>[ \t]*")
-
-def _quoted_as_text(match: re.Match[str]) -> str:
-    """A quoted string stands for the text it is; a comment for nothing (getaddresses keeps it aside)."""
-    return "q" if match.group().startswith('"') else ""
-
 
 @functools.lru_cache(maxsize=64)
 def _label(name: str) -> str:
@@ -281,13 +279,16 @@ class _Reader:
         """Entries in an address list: comma-separated outside quotes and comments; each <...> counts.
 
         With ``ends`` (the address limit), entries end where getaddresses ends them, and a quoted string is
-        an entry's text: ``"x"["x"[...`` is as many entries as quoted strings.
+        an entry's text (a comment is not: getaddresses keeps it aside): ``"x"["x"[...`` is as many entries
+        as quoted strings.
         """
         if ends is None:
             bare = _QUOTED_OR_COMMENT.sub("", text)
             return sum(max(1, entry.count("<")) for entry in bare.split(",") if entry.strip())
-        bare = _QUOTED_OR_COMMENT.sub(_quoted_as_text, text)
-        return sum(max(1, entry.count("<")) for entry in ends.split(bare) if entry.strip())
+        bare = _QUOTED_OR_COMMENT.sub(r"\1", text)
+        # The same sum at C speed (a hostile header has ~100,000 entries): every '<', plus one per entry without.
+        entries = list(filter(str.strip, ends.split(bare)))
+        return bare.count("<") + len(entries) - sum(map(bool, map(_ANGLES, entries)))
 
     def _safe_for_getaddresses(self, name: str, text: str) -> bool:
         """Check the limits before ``getaddresses`` sees ``text`` (its cost grows with all of these)."""
