@@ -8,14 +8,20 @@ from __future__ import annotations
 
 import functools
 import itertools
-import operator
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
 from . import _mime
-from ._address_lists import ADDRESS, parse_address_list, simple_addresses
+from ._address_lists import (
+    ADDRESS,
+    address_count,
+    most_addresses,
+    parse_address_list,
+    simple_addresses,
+    without_quotes_or_comments,
+)
 from ._charset_guess import guess_undeclared, likely_charset
 from ._frozen import direct_init
 from ._patterns import normalize_address
@@ -172,20 +178,7 @@ _AUTOMATIC_LOCAL_PARTS = frozenset(
 # docs/semantics.md §3: X-Priority "1 (Highest)" or "2 (High)" — its leading number.
 _LEADING_NUMBER = re.compile(r"\s*(\d+)")
 _MESSAGE_ID = re.compile(r"<([^<>]*)>")
-# An address header's entries are separated by commas outside quoted strings and comments. A quote or comment
-# never closed runs to the end (as getaddresses reads it), a comment also to a nested '(': so every '"' and '('
-# starts a match. A start that could fail scanned to the end, and was tried again at each escaped quote or
-# parenthesis ('\", \", ...', '\(, \(, ...'): quadratic, seconds for a 16 kB To.
-# (Group 1 is a quoted string's opening quote: ``sub(r"\1", ...)`` keeps one '"' for it and drops a comment.)
-_QUOTED_OR_COMMENT = re.compile(r'(")(?:[^"\\]|\\.)*(?:"|\\?\Z)|\((?:[^()\\]|\\.)*(?:\)|\\?\Z|(?=\())', re.DOTALL)
 _PARENTHESES = re.compile(r"[()]")
-# Besides a comma, getaddresses ends an entry at a '>', ')' or ']' left over outside an angle address, comment
-# or domain literal, and at a '[' that opens no domain literal (not after '@'). In a group ("G: ...;") it
-# copies the group's list for each entry: "To: G:a]a]..." was quadratic (7 s at 64 kB) while a count of the
-# commas saw one entry. So the address limit counts these ends too (never for From's author count, below).
-_ENTRY_ENDS = re.compile(r"[,>)\]]|(?<!@)\[")
-_ENTRY_END_CHARACTERS = ",>)[]"
-_ANGLES = operator.methodcaller("count", "<")
 # getaddresses recurses once per nested comment level; far below the interpreter's recursion limit.
 _MAX_COMMENT_NESTING = 32
 _MAX_GROUPS = 32  # ':' outside quotes and comments; a real list has one or two groups
@@ -275,21 +268,6 @@ class _Reader:
             self.defect(f"{defect} in {_label(name)}")
         return decoded
 
-    def _address_count(self, text: str, ends: re.Pattern[str] | None = None) -> int:
-        """Entries in an address list: comma-separated outside quotes and comments; each <...> counts.
-
-        With ``ends`` (the address limit), entries end where getaddresses ends them, and a quoted string is
-        an entry's text (a comment is not: getaddresses keeps it aside): ``"x"["x"[...`` is as many entries
-        as quoted strings.
-        """
-        if ends is None:
-            bare = _QUOTED_OR_COMMENT.sub("", text)
-            return sum(max(1, entry.count("<")) for entry in bare.split(",") if entry.strip())
-        bare = _QUOTED_OR_COMMENT.sub(r"\1", text)
-        # The same sum at C speed (a hostile header has ~100,000 entries): every '<', plus one per entry without.
-        entries = list(filter(str.strip, ends.split(bare)))
-        return bare.count("<") + len(entries) - sum(map(bool, map(_ANGLES, entries)))
-
     def _safe_for_getaddresses(self, name: str, text: str) -> bool:
         """Check the limits before ``getaddresses`` sees ``text`` (its cost grows with all of these)."""
         limit = self.limits.max_addresses_per_header
@@ -303,8 +281,8 @@ class _Reader:
                 f" ({_CHARS_PER_ADDRESS} per address)"
             )
             return False
-        if sum(map(text.count, _ENTRY_END_CHARACTERS)) + text.count("<") + 1 > limit:  # an upper bound of the count
-            count = self._address_count(text, _ENTRY_ENDS)
+        if most_addresses(text) > limit:
+            count = address_count(text, entries_as_getaddresses_ends_them=True)
             if count > limit:
                 self.quarantine(f"address count in {label} {count} exceeds the limit of {limit}")
                 return False
@@ -314,7 +292,7 @@ class _Reader:
             return False
         if not self.within_word_limit(name, text):
             return False
-        if text.count(":") > _MAX_GROUPS and _QUOTED_OR_COMMENT.sub("", text).count(":") > _MAX_GROUPS:
+        if text.count(":") > _MAX_GROUPS and without_quotes_or_comments(text).count(":") > _MAX_GROUPS:
             # getaddresses reads each ':' as a group inside the last one, one recursion level each.
             self.defect(f"{label} has more than {_MAX_GROUPS} groups (':'); not read")
             return False
@@ -384,7 +362,7 @@ class _Reader:
         entries = self._entries("from", values[0])
         if len(entries) > 1:
             text = self.text("from", values[0])
-            listed = len(text.split()) if _SPACE_SEPARATED.fullmatch(text) else self._address_count(text)
+            listed = len(text.split()) if _SPACE_SEPARATED.fullmatch(text) else address_count(text)
             authors = self._normalised("from", entries)
             if listed != len(entries) or len(authors) != len(entries):
                 self.defect(f"From has {len(entries)} addresses; no sender taken")
