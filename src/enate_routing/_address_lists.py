@@ -1,8 +1,8 @@
 """Address lists for :mod:`enate_routing._envelope`: ``getaddresses`` for plain lists 20× cheaper, and the
 entry counts its limits are checked with before ``getaddresses`` sees a list.
 
-Plain entries only; anything else returns None and the envelope hands the text to ``getaddresses``. Tests
-(tests/envelope/test_properties.py) prove the results equal on generated lists.
+The fast path reads plain entries only; anything else returns None and the envelope hands the text to
+``getaddresses``. Tests (tests/envelope/test_properties.py) prove the results equal on generated lists.
 """
 
 from __future__ import annotations
