@@ -138,12 +138,13 @@ def simple_addresses(text: str) -> list[tuple[str, str]] | None:
 # parenthesis ('\", \", ...', '\(, \(, ...'): quadratic, seconds for a 16 kB To.
 # (Group 1 is a quoted string's opening quote: ``sub(r"\1", ...)`` keeps one '"' for it and drops a comment.)
 _QUOTED_OR_COMMENT = re.compile(r'(")(?:[^"\\]|\\.)*(?:"|\\?\Z)|\((?:[^()\\]|\\.)*(?:\)|\\?\Z|(?=\())', re.DOTALL)
-# Besides a comma, getaddresses ends an entry at a '>', ')' or ']' left over outside an angle address, comment
-# or domain literal, and at a '[' that opens no domain literal (not after '@'). In a group ("G: ...;") it
-# copies the group's list for each entry: "To: G:a]a]..." was quadratic (7 s at 64 kB) while a count of the
-# commas saw one entry. So the address limit counts these ends too (From's author count does not).
-_ENTRY_ENDS = re.compile(r"[,>)\]]|(?<!@)\[")
-_ENTRY_END_CHARACTERS = ",>)[]"
+# Besides a comma, getaddresses ends an entry at a ';' (a group's end, or a list typed with semicolons), at a
+# '>', ')' or ']' left over outside an angle address, comment or domain literal, and at a '[' that opens no
+# domain literal (not after '@'). In a group ("G: ...;") it copies the group's list for each entry: "To:
+# G:a]a]..." was quadratic (7 s at 64 kB), and "a;a;..." cost 0.7 s for 240 kB, while a count of the commas saw
+# one entry. So the address limit counts these ends too (From's author count does not).
+_ENTRY_ENDS = re.compile(r"[,;>)\]]|(?<!@)\[")
+_ENTRY_END_CHARACTERS = ",;>)[]"
 _ANGLES = operator.methodcaller("count", "<")
 
 

@@ -268,21 +268,23 @@ class _Reader:
             self.defect(f"{defect} in {_label(name)}")
         return decoded
 
-    def _safe_for_getaddresses(self, name: str, text: str) -> bool:
-        """Check the limits before ``getaddresses`` sees ``text`` (its cost grows with all of these)."""
+    def within_address_limits(self, name: str, texts: list[str]) -> bool:
+        """False (and quarantine) past the address limits: of one address header, or of every field of one
+        name together (``texts``; each counted as ``getaddresses`` reads it alone; docs/envelope.md, Limits)."""
         limit = self.limits.max_addresses_per_header
-        if len(text) < limit and "(" not in text and text.count("=?") <= self.limits.max_encoded_words_per_header \
-                and text.count(":") <= _MAX_GROUPS:
-            return True  # shorter than the limit, no comment, words within theirs: no check below can fail
+        length = sum(map(len, texts))
+        text = texts[0] if len(texts) == 1 else " ".join(texts)  # for the counts that no field's end can change
+        if length < limit and text.count("=?") <= self.limits.max_encoded_words_per_header:
+            return True  # shorter than the limit, words within theirs: no check below can fail
         label = _label(name)
-        if len(text) > limit * _CHARS_PER_ADDRESS:
+        if length > limit * _CHARS_PER_ADDRESS:
             self.quarantine(
-                f"{label} header length {len(text)} exceeds the limit of {limit * _CHARS_PER_ADDRESS}"
+                f"{label} header length {length} exceeds the limit of {limit * _CHARS_PER_ADDRESS}"
                 f" ({_CHARS_PER_ADDRESS} per address)"
             )
             return False
-        if most_addresses(text) > limit:
-            count = address_count(text, entries_as_getaddresses_ends_them=True)
+        if sum(map(most_addresses, texts)) > limit:
+            count = sum(address_count(text, entries_as_getaddresses_ends_them=True) for text in texts)
             if count > limit:
                 self.quarantine(f"address count in {label} {count} exceeds the limit of {limit}")
                 return False
@@ -290,8 +292,16 @@ class _Reader:
             self.quarantine(f"'@' count in {label} {text.count('@')} exceeds the limit of {2 * limit} "
                             "(two per address)")
             return False
-        if not self.within_word_limit(name, text):
+        return self.within_word_limit(name, text)
+
+    def _safe_for_getaddresses(self, name: str, text: str) -> bool:
+        """Check the limits before ``getaddresses`` sees ``text`` (its cost grows with all of these)."""
+        if len(text) < self.limits.max_addresses_per_header and "(" not in text and text.count(":") <= _MAX_GROUPS \
+                and text.count("=?") <= self.limits.max_encoded_words_per_header:
+            return True  # shorter than the limit, no comment, words within theirs: no check below can fail
+        if not self.within_address_limits(name, [text]):
             return False
+        label = _label(name)
         if text.count(":") > _MAX_GROUPS and without_quotes_or_comments(text).count(":") > _MAX_GROUPS:
             # getaddresses reads each ':' as a group inside the last one, one recursion level each.
             self.defect(f"{label} has more than {_MAX_GROUPS} groups (':'); not read")
@@ -466,7 +476,12 @@ def _recipients(
     seen: dict[str, Recipient] = {}
     sources: tuple[RecipientSource, ...] = ("to", "cc", "delivered-to", "x-original-to")
     for source in sources:
-        for value in block.all(source):
+        values = block.all(source)
+        # The limits hold for all fields of one name together: 500 To fields of 1,000 group entries each cost
+        # seconds in getaddresses, each within the limit on its own.
+        if len(values) > 1 and not reader.within_address_limits(source, [reader.text(source, v) for v in values]):
+            continue
+        for value in values:
             for _display, address in reader._normalised(source, reader._entries(source, value)):
                 if address not in seen:
                     seen[address] = Recipient(address, source)

@@ -136,13 +136,17 @@ def test_entries_ended_by_brackets_count_toward_the_address_limit(scale: int) ->
     """``To: G:a]a]...`` (found by fuzzing: 7 s for 32,000 entries in one To): getaddresses ends an entry at each
     ']' (and '>', ')', a '[' not after '@', with a quoted string as its text) and copies the group's list for
     each, so the address count ends entries there too: 1,000 in a To are read (none is an address), 1,001 are
-    over the limit."""
-    envelope = Envelope.from_bytes(bracket_entries_in_a_group(scale))
-    assert envelope.quarantine_reason is None and envelope.sender == "alice@example.org"
-    assert [r.address for r in envelope.recipients] == ["help@contoso.example"]
-    for entry in (b"a]", b"a>", b"a)", b"a[", b'"x"['):
-        raw = HEAD + b"To: G:" + entry * 1001 + b"\r\n\r\nbody\r\n"
-        assert Envelope.from_bytes(raw).quarantine_reason == "address count in To 1001 exceeds the limit of 1000"
+    over the limit — in one To field or in several together."""
+    envelope = Envelope.from_bytes(bracket_entries_in_a_group(scale))  # help@ in the first To, then 1,000 × scale
+    assert envelope.quarantine_reason == f"address count in To {1000 * scale + 1} exceeds the limit of 1000"
+    assert envelope.sender == "alice@example.org"
+    cc_only = HEAD.replace(b"To: help@", b"Cc: help@")
+    for entry in (b"a]", b"a>", b"a)", b"a[", b'"x"[', b"a;"):
+        within = Envelope.from_bytes(cc_only + b"To: G:" + entry * 1000 + b"\r\n\r\nbody\r\n")
+        assert within.quarantine_reason is None, entry
+        assert within.recipients[0].address == "help@contoso.example", entry
+        over = Envelope.from_bytes(cc_only + b"To: G:" + entry * 1001 + b"\r\n\r\nbody\r\n")
+        assert over.quarantine_reason == "address count in To 1001 exceeds the limit of 1000", entry
 
 
 def test_a_domain_literal_is_one_entry() -> None:
