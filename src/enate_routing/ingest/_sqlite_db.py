@@ -21,6 +21,7 @@ from enate_routing.ingest._per_thread import PerThread
 
 __all__ = ["SQLiteDatabase"]
 
+WAL_SIZE_LIMIT = 8 * 1024 * 1024  # bytes of write-ahead log kept between checkpoints
 _SIDE_FILES = ("-wal", "-shm", "-journal")
 
 
@@ -95,6 +96,9 @@ class SQLiteDatabase:
             db.execute("PRAGMA synchronous=FULL")
             db.execute("PRAGMA foreign_keys=ON")
             db.execute("PRAGMA busy_timeout=30000")
+            # A WAL file keeps the size of the largest transaction it held (a batch of large mail) unless told
+            # to shrink back after a checkpoint: at most this much stays on disk between batches.
+            db.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
         except sqlite3.Error as exc:
             hint = "; start a new ledger with --reset-ledger" if "not a database" in str(exc) else ""
             raise StoreError(f"cannot open the {self.what} {self.path}: {exc}{hint}") from exc
