@@ -48,12 +48,15 @@ class Fetcher:
               into: list[tuple[int, MessageRef, bytes]], stats: IngestStats) -> int:
         """Append what arrives whole to ``into`` (kept when a dropped connection raises), until ``batch_bytes``
         are fetched; returns how many of ``refs`` were taken (the rest go to the next batch)."""
+        held = sum(len(raw) for _, _, raw in into)
         for taken, (index, ref) in enumerate(refs, 1):
-            if sum(len(raw) for _, _, raw in into) >= self.batch_bytes:
+            if held >= self.batch_bytes:
                 return taken - 1
             self._failed[ref.key] = self._failed.get(ref.key, 0) + 1
             try:
-                into.append((index, ref, source.fetch(ref)))
+                raw = source.fetch(ref)
+                into.append((index, ref, raw))
+                held += len(raw)
             except MessageGoneError:
                 stats.gone += 1  # expunged by another client before we read it: nothing to lose
             except ProtocolError as exc:  # the server refuses this one message: leave it there
