@@ -95,12 +95,12 @@ def _decode_fails(fields: list[str]) -> bool:
 class _Fields:
     """One header's fields, split when first needed; whether decode_params fails on them is asked once."""
 
-    __slots__ = ("_fails", "_fields", "_lowered", "_value", "starred")
+    __slots__ = ("_fails", "_fields", "_value", "lowered", "starred")
 
     def __init__(self, value: str) -> None:
         self._value = value
         self.starred = "*" in value  # whether any field may be an RFC 2231 section
-        self._lowered = value.lower()
+        self.lowered = value.lower()
         self._fields: list[str] | None = None
         self._fails: bool | None = None
 
@@ -130,9 +130,9 @@ class _Fields:
         """
         if not wanted.isascii():
             return iter(self.fields[1:])
-        if '"' in self._value or len(self._lowered) != len(self._value):
+        if '"' in self._value or len(self.lowered) != len(self._value):
             return (field for field in self.fields[1:] if wanted in field.lower())
-        return self._holding(self._lowered, wanted)
+        return self._holding(self.lowered, wanted)
 
     def _holding(self, text: str, needle: str) -> Iterator[str]:
         """The fields after the first whose text holds ``needle`` (no ';' in it), found in ``text``: the
@@ -232,14 +232,16 @@ class PartHeaders:
         prefer it, and mail readers show it. compat32 answers the plain one.
         """
         value = self._values.get(header)
+        if value is None:
+            return None
+        fields = self._fields.get(header)
+        if fields is None:
+            fields = self._fields[header] = _Fields(value)
         wanted = param.lower()
-        if value is None or (wanted.isascii() and wanted not in value.lower()):
+        if wanted.isascii() and wanted not in fields.lowered:
             return None  # a name that lower-cases to ASCII ``wanted`` leaves it in the lower-cased value
         pairs = self._params.get((header, wanted))
         if pairs is None:
-            fields = self._fields.get(header)
-            if fields is None:
-                fields = self._fields[header] = _Fields(value)
             pairs = self._params[header, wanted] = _decoded(fields, wanted)
         found: ParamValue | None = None
         if rfc2231_first:
