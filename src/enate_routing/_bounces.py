@@ -29,7 +29,7 @@ from enate_routing import _mime
 from enate_routing._directory import WorkItemLookup
 from enate_routing._envelope import Envelope, returned_ids, scan_again
 from enate_routing._link_pattern import link_search
-from enate_routing._lookup_bound import LINK_TOKEN_LOOKUPS, MESSAGE_ID_LOOKUPS, at_most
+from enate_routing._lookup_bound import LINK_TOKEN_LOOKUPS, MESSAGE_ID_LOOKUPS, at_most, bound_reached
 
 __all__ = ["Bounce", "find_bounce", "from_daemon", "is_bounce"]
 
@@ -82,10 +82,10 @@ def find_bounce(
         return not ids_wanted() and not tokens_wanted()
 
     def ids_wanted() -> bool:
-        return lookup is not None and len(ids_asked) < MESSAGE_ID_LOOKUPS
+        return lookup is not None and not bound_reached(ids_asked, MESSAGE_ID_LOOKUPS)
 
     def tokens_wanted() -> bool:
-        return token is not None and len(tokens_asked) < LINK_TOKEN_LOOKUPS
+        return token is not None and not bound_reached(tokens_asked, LINK_TOKEN_LOOKUPS)
 
     if spent():
         return None

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
-__all__ = ["LINK_TOKEN_LOOKUPS", "MESSAGE_ID_LOOKUPS", "at_most"]
+__all__ = ["LINK_TOKEN_LOOKUPS", "MESSAGE_ID_LOOKUPS", "at_most", "bound_reached"]
 
 # Message ids asked about per email: In-Reply-To, then References from the most recent back. A real thread's
 # References is far shorter (mail clients trim it); 2,000 hostile ids must not become 2,000 database calls.
@@ -20,6 +20,11 @@ MESSAGE_ID_LOOKUPS = 100
 LINK_TOKEN_LOOKUPS = 10
 
 T = TypeVar("T")
+
+
+def bound_reached(asked: set[str], limit: int) -> bool:
+    """Whether the walks sharing ``asked`` may ask about no further key."""
+    return len(asked) >= limit
 
 
 def at_most(items: Iterable[tuple[str, T]], limit: int, *, seen: set[str] | None = None,
@@ -34,7 +39,7 @@ def at_most(items: Iterable[tuple[str, T]], limit: int, *, seen: set[str] | None
     for key, item in items:
         if key in asked:
             continue
-        if len(asked) >= limit:
+        if bound_reached(asked, limit):
             if stopped is not None:
                 stopped()
             return
