@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterable, Iterator
 from email.utils import collapse_rfc2231_value, decode_params, quote, unquote
 
-__all__ = ["ParamValue", "PartHeaders", "split_params"]
+__all__ = ["ParamValue", "PartHeaders"]
 
 # A parameter value: plain text, or RFC 2231's (charset, language, text) when it was %-encoded.
 ParamValue = str | tuple[str | None, str | None, str]
@@ -55,12 +55,6 @@ def _pair(field: str) -> tuple[str, str]:
     """One field as ``Message._get_params_preserve`` hands it to decode_params: (lower-cased name, value)."""
     name, equals, rest = field.partition("=")
     return (name.strip().lower(), rest.strip()) if equals else (field.strip(), "")
-
-
-def split_params(value: str) -> list[str]:
-    """``email.message._parseparam(value)`` in one pass: the ``;``-separated fields, names lower-cased."""
-    return [f"{name}={rest}".strip() if "=" in field else name
-            for field in _split_fields(value) for name, rest in (_pair(field),)]
 
 
 # The names decode_params reads as RFC 2231 sections (email.utils.rfc2231_continuation, not public): the

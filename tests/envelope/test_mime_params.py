@@ -15,7 +15,15 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from enate_routing._envelope import Envelope
-from enate_routing._mime_params import PartHeaders, split_params
+from enate_routing._mime_params import PartHeaders, _pair, _split_fields
+
+
+def split_params(value: str) -> list[str]:
+    """The fields PartHeaders reads (``_split_fields``, each as ``_pair`` reads it), in the form of
+    ``email.message._parseparam(value)``: names lower-cased, ``name=value`` stripped."""
+    return [f"{name}={rest}".strip() if "=" in field else name
+            for field in _split_fields(value) for name, rest in (_pair(field),)]
+
 
 # Values built from the characters that matter to the split and to RFC 2231: quotes, backslashes,
 # semicolons, '=', '*', section numbers, charset quotes and %-escapes.
