@@ -9,10 +9,12 @@ pattern with a plain bounded search, the per-group compiled matcher with the pla
 from __future__ import annotations
 
 import hashlib
+import pickle
 import re
 import unicodedata
-from dataclasses import replace
+from dataclasses import FrozenInstanceError, replace
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -72,7 +74,17 @@ def test_positional_make_builds_the_same_decision_as_the_constructor() -> None:
     made = Decision._make("Support", "create", "help@x.example", "k", "Invoices", True, delivery,
                           ("a@y.example",), "rate limit", "T-1", "because")
     assert made == by_keyword and repr(made) == repr(by_keyword) and hash(made) == hash(by_keyword)
-    assert RoutingResult._make("Support", "id", (made,)) == RoutingResult("Support", "id", (by_keyword,))
+    result = RoutingResult._make("Support", "id", (made,))
+    assert result == RoutingResult("Support", "id", (by_keyword,))
+    # _make builds through an unfrozen twin class; what it returns is the frozen class itself, and stays frozen.
+    for built in (made, result):
+        assert type(built) in (Decision, RoutingResult)
+        with pytest.raises(FrozenInstanceError):
+            built.connector = "Other"  # type: ignore[misc]
+        with pytest.raises(FrozenInstanceError):
+            del built.connector  # type: ignore[misc]
+        assert pickle.loads(pickle.dumps(built)) == built
+    assert replace(made, route="Other").route == "Other" and type(replace(made, route="Other")) is Decision
 
 
 addresses = st.from_regex(r"[a-z0-9.+-]{1,12}@([a-z0-9-]{1,8}\.){0,6}[a-z]{2,4}", fullmatch=True)
