@@ -83,7 +83,7 @@ def test_positional_make_builds_the_same_decision_as_the_constructor() -> None:
             built.connector = "Other"  # type: ignore[misc]
         with pytest.raises(FrozenInstanceError):
             del built.connector  # type: ignore[misc]
-        assert pickle.loads(pickle.dumps(built)) == built
+        assert pickle.loads(pickle.dumps(built)) == built  # noqa: S301  # our own bytes
     assert replace(made, route="Other").route == "Other" and type(replace(made, route="Other")) is Decision
 
 
@@ -167,14 +167,21 @@ def test_subject_words_equal_the_plain_definition(text: str) -> None:
     assert subject_words(text) == plain_words(text)
 
 
+@pytest.mark.parametrize("padding", [0, 40], ids=["narrow", "wide"])
 @settings(max_examples=200, deadline=None)
 @given(data=st.data(), config=configs(max_routes=12))
-def test_the_compiled_group_matcher_equals_the_loop(data: st.DataObject, config: Config) -> None:
-    """``RouteGroup.match`` (unrolled per group shape) picks what ``first_match`` (the plain loop) picks."""
+def test_the_compiled_group_matcher_equals_the_loop(data: st.DataObject, config: Config, padding: int) -> None:
+    """``RouteGroup.match`` (unrolled per group shape) picks what ``first_match`` (the plain loop) picks.
+
+    ``padding`` disabled routes first move the generated routes past the first 30 bits: the wide shape.
+    """
     tables = KeyTables({key for r in config.routes for key in map(phrase_key, r.rules.subject_keywords)},
                        ConfiguredCompanies(config.companies), 8)
     routes = [compiled_route(route, priority) for priority, route in enumerate(config.routes, 1)]
+    if routes:
+        routes = [replace(routes[0], enabled=False)] * padding + routes
     group = compile_group(routes)
+    assert group.enabled == 0 or (group.enabled.bit_length() > 30) == (padding > 0)
     for _ in range(5):
         envelope = data.draw(envelopes(config))
         assert group.match(EmailFacts(envelope, tables)) is group.first_match(EmailFacts(envelope, tables))
