@@ -1,7 +1,7 @@
 """The router's hot-path shortcuts give exactly what the plain code gives (issue 15; docs/routing.md "Speed").
 
-Each shortcut is compared with the straightforward computation it replaces: CPython's built-in SHA-256 with
-hashlib's, the positional ``Decision._make`` with the keyword constructor, the remembered address keys with a
+Each shortcut is compared with the straightforward computation it replaces: the positional
+``Decision._make`` and the unfrozen-twin construction with the keyword constructor, the remembered address keys with a
 fresh derivation (and the table stays bounded under hostile input), and the literal-prefix test of a linking
 pattern with a plain bounded search, the per-group compiled matcher with the plain loop over rule kinds.
 """
@@ -12,7 +12,7 @@ import hashlib
 import pickle
 import re
 import unicodedata
-from dataclasses import FrozenInstanceError, replace
+from dataclasses import FrozenInstanceError, fields, replace
 
 import pytest
 from hypothesis import given, settings
@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from enate_routing._decision import Decision, RoutingResult, idempotency_key, message_reference
 from enate_routing._delivery import Delivery, Target
 from enate_routing._directory import ConfiguredCompanies
+from enate_routing._envelope import Envelope
 from enate_routing._link_pattern import LINK_SUBJECT_CHARS, _bounded, link_search
 from enate_routing._matcher import (
     _REMEMBER_KEYS_UP_TO,
@@ -54,10 +55,15 @@ texts = st.text(st.characters(codec="utf-8"), max_size=80)
 
 @given(connector=texts, reference=texts, scope=texts)
 def test_idempotency_key_is_the_documented_sha256(connector: str, reference: str, scope: str) -> None:
-    """docs/semantics.md §4: sha256 of the NUL-joined parts, first 32 hex digits — whichever implementation runs."""
+    """docs/semantics.md §4: sha256 of the NUL-joined parts, first 32 hex digits."""
     text = "\0".join(("enate-routing/1", connector, reference, scope))
     expected = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
     assert idempotency_key(connector, reference, scope) == expected
+
+
+def test_idempotency_keys_never_change_between_releases() -> None:
+    """A host stores keys: the same message must give the same key after an upgrade (pinned: a key made before this test)."""
+    assert idempotency_key("Support", "id:a@b.example", "mailbox") == "897b5d3769dcc5ef1dab0f4374b797a2"
 
 
 @given(raw=st.binary(max_size=300))
@@ -85,6 +91,23 @@ def test_positional_make_builds_the_same_decision_as_the_constructor() -> None:
             del built.connector  # type: ignore[misc]
         assert pickle.loads(pickle.dumps(built)) == built  # noqa: S301  # our own bytes
     assert replace(made, route="Other").route == "Other" and type(replace(made, route="Other")) is Decision
+
+
+def test_the_keyword_constructor_builds_the_frozen_class_itself_and_subclasses_through_their_slots() -> None:
+    """``direct_init``'s ``__init__`` builds an unfrozen twin and then takes the real class; a subclass (which
+    may add slots) is set through each slot's descriptor. Both give exactly the fields asked for."""
+    values = {field.name: f"v-{field.name}" for field in fields(Envelope)}
+
+    class Extended(Envelope):
+        __slots__ = ("extra",)
+
+    for kind in (Envelope, Extended):
+        built = kind(**values)
+        assert type(built) is kind
+        assert {name: getattr(built, name) for name in values} == values
+        with pytest.raises(FrozenInstanceError):
+            built.subject = "other"  # type: ignore[misc]
+    assert Envelope(**values) == Envelope(**values) and Envelope(subject="s").sender is None
 
 
 addresses = st.from_regex(r"[a-z0-9.+-]{1,12}@([a-z0-9-]{1,8}\.){0,6}[a-z]{2,4}", fullmatch=True)
