@@ -1,9 +1,10 @@
 """The router's hot-path shortcuts give exactly what the plain code gives (issue 15; docs/routing.md "Speed").
 
-Each shortcut is compared with the straightforward computation it replaces: the positional
-``Decision._make`` and the unfrozen-twin construction with the keyword constructor, the remembered address keys with a
-fresh derivation (and the table stays bounded under hostile input), and the literal-prefix test of a linking
-pattern with a plain bounded search, the per-group compiled matcher with the plain loop over rule kinds.
+Each shortcut is compared with the straightforward computation it replaces: CPython's built-in SHA-256 with
+hashlib's, the positional ``Decision._make`` and the unfrozen-twin construction with the keyword constructor,
+the remembered address keys with a fresh derivation (and the table stays bounded under hostile input), the
+literal-prefix test of a linking pattern with a plain bounded search, and the per-group compiled matcher
+(narrow and wide) with the plain loop over rule kinds.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ def test_idempotency_key_is_the_documented_sha256(connector: str, reference: str
 
 
 def test_idempotency_keys_never_change_between_releases() -> None:
-    """A host stores keys: the same message must give the same key after an upgrade (pinned: a key made before this test)."""
+    """A host stores keys: the same message must give the same key after an upgrade (a key pinned when made)."""
     assert idempotency_key("Support", "id:a@b.example", "mailbox") == "897b5d3769dcc5ef1dab0f4374b797a2"
 
 
