@@ -509,7 +509,7 @@ _MATCHER_GLOBALS: dict[str, Any] = {"__builtins__": builtins}
 _DIGIT_BITS = 30
 
 
-@lru_cache(maxsize=2048)  # at most 2 × 2 choices for each of the five keyed kinds, narrow or wide
+@lru_cache(maxsize=512)  # five keyed kinds, each absent, masks or positions (3**5), narrow or wide: 486
 def _matcher_code(shape: tuple[tuple[int, bool], ...], wide: bool) -> CodeType:
     """Compile the matcher of one group shape (see :func:`_fast_matcher`); its values come as defaults."""
     parameters = ["facts", "enabled", "unimportant", "routes", "mask"]
