@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -63,6 +64,8 @@ class MailboxWorker:
         self.stop = stop  # checked before each mailbox (a signal: finish the current one, start no other)
         self.give_up_after = give_up_after  # passed to each Ingestor.run_once (poll --once --retry-for)
         self.backoff = backoff or Backoff()  # between rounds of run_forever that had a failure
+        self.handed: Counter[str] = Counter()  # hand-offs per mailbox since the worker started, every round
+        self.last_round: WorkerRound | None = None
 
     def run_round(self, *, keep_going: bool = False) -> WorkerRound:
         """Visit every mailbox once: drain it under its lease, or skip it when another worker holds it.
@@ -79,6 +82,7 @@ class MailboxWorker:
             name = f"{ingestor.connector}/{ingestor.mailbox}"
             try:
                 result.drained[name] = ingestor.run_once(give_up_after=self.give_up_after)
+                self.handed[name] += result.drained[name].handed
             except LeaseHeldError:
                 result.held.append(name)
             except (OSError, StoreError) as exc:  # TransportError is an OSError
@@ -87,6 +91,7 @@ class MailboxWorker:
                 result.failed[name] = describe(exc)
                 _log.warning("poll failed; retrying", extra={"connector": ingestor.connector,
                                                              "folder": ingestor.mailbox, "reason": describe(exc)})
+        self.last_round = result
         return result
 
     def run_until_idle(self, *, max_rounds: int = 1_000_000) -> list[WorkerRound]:
