@@ -212,6 +212,19 @@ def test_an_idle_pass_logs_nothing_at_info(make_ingestor: Make, box: Mailbox,
     assert caplog.records[0].handed == 2  # type: ignore[attr-defined]
 
 
+def test_pass_finished_says_why_a_listed_message_was_not_handed_off(make_ingestor: Make, box: Mailbox,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    """A soak's `poll -v` said `listed=248 handed=232 marked=248` and nothing about the 16: they were the same
+    Message-ID delivered again (duplicates of owned work). The line counts them."""
+    box.deliver(make_message(1, message_id="<same@example.net>", body="first copy\n"))
+    box.deliver(make_message(2, message_id="<same@example.net>", body="second copy\n"))
+    ingestor, _, _ = make_ingestor()
+    with caplog.at_level(logging.INFO, logger="enate_routing"):
+        ingestor.run_once()
+    [finished] = [r for r in caplog.records if r.getMessage() == "pass finished"]
+    assert (finished.listed, finished.handed, finished.duplicates) == (2, 1, 1)  # type: ignore[attr-defined]
+
+
 def test_a_batch_of_large_messages_is_bounded_by_bytes_not_only_by_count(
         make_ingestor: Make, box: Mailbox, ledger: SQLiteLedger, monkeypatch: pytest.MonkeyPatch) -> None:
     """A soak run: 20 scans of 5 MB fetched into one batch of 50 took `poll` from 50 MB to 214 MB resident (94 MB

@@ -55,6 +55,7 @@ class PostgresCluster:
         self.data = root / "data"
         self.port = port
         self.password = password
+        self._fsync = False
         self._run_as = run_as
         self._bindir = server_bindir()
 
@@ -89,19 +90,29 @@ class PostgresCluster:
                 str(bindir / "initdb"), "-D", str(cluster.data), "-U", SUPERUSER, "--pwfile", str(root / "pwfile"),
                 "-A", "scram-sha-256", "-E", "UTF8", "--locale", "C", "--no-sync", timeout=timeout,
             )
-            durable = "on" if fsync else "off"
-            options = (f"-c listen_addresses={cls.host} -c port={port} -c unix_socket_directories={root} "
-                       f"-c max_connections=200 -c fsync={durable} -c synchronous_commit={durable} "
-                       f"-c full_page_writes={durable}")
-            cluster._run(
-                str(bindir / "pg_ctl"), "-D", str(cluster.data), "-l", str(root / "server.log"), "-o", options,
-                "-w", "-t", str(int(timeout)), "start", timeout=timeout + 5,
-            )
-            cluster._wait_ready(time.monotonic() + timeout)
+            cluster._fsync = fsync
+            cluster.start_server(timeout)
         except BaseException:
             cluster.stop()
             raise
         return cluster
+
+    def start_server(self, timeout: float = 60.0) -> None:
+        """Start the server on its data folder and port (again, after :meth:`stop_server`) and wait for it."""
+        durable = "on" if self._fsync else "off"
+        options = (f"-c listen_addresses={self.host} -c port={self.port} -c unix_socket_directories={self.root} "
+                   f"-c max_connections=200 -c fsync={durable} -c synchronous_commit={durable} "
+                   f"-c full_page_writes={durable}")
+        self._run(
+            str(self._bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "server.log"), "-o", options,
+            "-w", "-t", str(int(timeout)), "start", timeout=timeout + 5,
+        )
+        self._wait_ready(time.monotonic() + timeout)
+
+    def stop_server(self) -> None:
+        """Shut the server down as an administrator's restart does (``-m fast``: clients are disconnected with
+        "terminating connection due to administrator command"); the data stays for :meth:`start_server`."""
+        self._run(str(self._bindir / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop", timeout=60)
 
     def _run(self, *argv: str, timeout: float) -> None:
         try:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,8 @@ from enate_routing._cli import main
 from enate_routing._loading import parse_config, save_config
 from enate_routing.postgres import PostgresLedger
 from enate_routing.postgres._migrations import MIGRATIONS
-from mailrig.dovecot import ALICE, BOB, Dovecot
+from mailrig.dovecot import ALICE, BOB, Dovecot, RigUnavailable
+from mailrig.fixtures import server_unavailable
 from mailrig.postgres import PostgresCluster
 from mailrig.smtp import SmtpServers
 
@@ -79,19 +82,7 @@ def test_two_poll_workers_share_two_mailboxes(
 ) -> None:
     """Two `poll --once --ledger postgresql://... Alice Bob` processes at once: every message decided exactly
     once between their two output files, both mailboxes drained."""
-    data = connector_config("imap", mailboxes.ports.imap, smtp_inbox.ports["open"], send_automated_emails=False)
-    bob = connector_config("imap", mailboxes.ports.imap, smtp_inbox.ports["open"], user=BOB, name="Bob",
-                           send_automated_emails=False)
-    data["connectors"] += bob["connectors"]
-    data["fallbacks"] += bob["fallbacks"]
-    env = {**os.environ, "ENATE_ROUTING_LEDGER": postgres_url}
-    for connector, user in zip(data["connectors"], (ALICE, BOB), strict=True):
-        variable = f"{connector['name'].upper()}_PASSWORD"
-        del connector["password"]
-        connector["password_env"] = variable
-        env[variable] = user.password
-    config = tmp_path / "routing.toml"
-    save_config(parse_config(data), config)
+    config, env = _alice_and_bob(mailboxes, smtp_inbox, postgres_url, tmp_path)
     for user, tag in ((ALICE, "a"), (BOB, "b")):
         append(mailboxes, user, [sample_message(i, to=user.login, tag=tag, automatic=True) for i in range(30)])
     outs = [tmp_path / f"worker{n}.jsonl" for n in range(2)]
@@ -105,3 +96,69 @@ def test_two_poll_workers_share_two_mailboxes(
     assert sorted(decided) == sorted(expected)
     assert count(mailboxes, ALICE) == 0 and count(mailboxes, BOB) == 0
     assert all("Alice: " in e and "Bob: " in e and postgres_url not in e for e in errors)
+
+
+def _alice_and_bob(mailboxes: Dovecot, smtp_inbox: SmtpServers, url: str,
+                   tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A configuration of two IMAP connectors (passwords in variables) and the environment to poll it with."""
+    data = connector_config("imap", mailboxes.ports.imap, smtp_inbox.ports["open"], send_automated_emails=False)
+    bob = connector_config("imap", mailboxes.ports.imap, smtp_inbox.ports["open"], user=BOB, name="Bob",
+                           send_automated_emails=False)
+    data["connectors"] += bob["connectors"]
+    data["fallbacks"] += bob["fallbacks"]
+    env = {**os.environ, "ENATE_ROUTING_LEDGER": url}
+    for connector, user in zip(data["connectors"], (ALICE, BOB), strict=True):
+        variable = f"{connector['name'].upper()}_PASSWORD"
+        del connector["password"]
+        connector["password_env"] = variable
+        env[variable] = user.password
+    config = tmp_path / "routing.toml"
+    save_config(parse_config(data), config)
+    return config, env
+
+
+def _wait_for_lines(out: Path, expected: int, worker: subprocess.Popen[str], timeout: float = 90) -> list[str]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and worker.poll() is None:
+        decided = [json.loads(line)["message"] for line in out.read_text().splitlines()] if out.exists() else []
+        if len(decided) >= expected:
+            return decided
+        time.sleep(0.2)
+    raise AssertionError(f"{expected} decisions not written; worker exit code {worker.poll()}")
+
+
+def test_a_poll_worker_outlives_a_restart_of_the_ledger_database(
+    mailboxes: Dovecot, smtp_inbox: SmtpServers, tmp_path: Path,
+) -> None:
+    """`poll NAME NAME --ledger postgresql://...` keeps running while the database restarts (a soak run: the
+    worker exited with "terminating connection due to administrator command"): the mail that came meanwhile
+    is decided once the database is back, nothing twice; SIGTERM then exits 0; the password is never shown."""
+    try:
+        cluster = PostgresCluster.start()
+    except RigUnavailable as exc:
+        server_unavailable(str(exc))
+    try:
+        config, env = _alice_and_bob(mailboxes, smtp_inbox, cluster.create_database("restarted"), tmp_path)
+        out = tmp_path / "decisions.jsonl"
+        append(mailboxes, ALICE, [sample_message(i, tag="before", automatic=True) for i in range(3)])
+        argv = ["poll", "--config", str(config), "Alice", "Bob", "--interval", "1", "--out", str(out), "-v"]
+        worker = subprocess.Popen([sys.executable, "-m", "enate_routing", *argv], env=env, stderr=subprocess.PIPE,
+                                  text=True)
+        try:
+            _wait_for_lines(out, 3, worker)
+            cluster.stop_server()
+            append(mailboxes, BOB, [sample_message(i, to=BOB.login, tag="during", automatic=True) for i in range(3)])
+            time.sleep(3)  # rounds fail while the database is down
+            cluster.start_server()
+            decided = _wait_for_lines(out, 6, worker)
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            _, err = worker.communicate(timeout=60)
+        assert worker.returncode == 0, err
+        assert sorted(decided) == sorted([f"before{i}@example.net" for i in range(3)]
+                                         + [f"during{i}@example.net" for i in range(3)])
+        assert count(mailboxes, ALICE) == 0 and count(mailboxes, BOB) == 0
+        assert "poll failed; retrying" in err and cluster.password not in err
+        assert "Alice: 3 hand-offs" in err and "Bob: 3 hand-offs" in err  # every round's, not 0 each
+    finally:
+        cluster.stop()

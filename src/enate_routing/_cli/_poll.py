@@ -452,13 +452,13 @@ def run_worker(args: argparse.Namespace) -> int:
         worker = MailboxWorker(ingestors, stop=lambda: bool(received),
                                give_up_after=args.retry_for if args.once else None)
         if args.once:
-            rounds = worker.run_until_idle()
+            worker.run_until_idle()
         else:
             worker.run_forever(args.interval)
-            rounds = []
-    for name in names:
-        handed = sum(stats.handed for r in rounds for key, stats in r.drained.items() if key.split("/")[0] == name)
-        held = any(r.held for r in rounds[-1:] for key in r.held if key.split("/")[0] == name)
+    last_held = worker.last_round.held if worker.last_round is not None else []
+    for name in names:  # counts of every round (a daemon stopped by SIGTERM printed 0 hand-offs for each)
+        handed = sum(count for key, count in worker.handed.items() if key.split("/")[0] == name)
+        held = any(key.split("/")[0] == name for key in last_held)
         print(f"{name}: {plural(handed, 'hand-off')}{' (held by another worker at the end)' if held else ''}",
               file=sys.stderr)
     stopped = f" (stopped by signal {received[0]})" if received else ""

@@ -366,7 +366,8 @@ def _log_pass_finished(connector: str, mailbox: str, stats: IngestStats) -> None
     eventful = any(stats.progress_marker()) or stats.reconnects or stats.resumed or stats.uidvalidity_changes
     _log.log(logging.INFO if eventful else logging.DEBUG, "pass finished",
              extra={"connector": connector, "folder": mailbox, "listed": stats.listed, "handed": stats.handed,
-                    "marked": stats.marked, "quarantined": stats.quarantined, "reconnects": stats.reconnects})
+                    "duplicates": stats.duplicates, "marked": stats.marked, "quarantined": stats.quarantined,
+                    "reconnects": stats.reconnects})
 
 
 def _reprocessable(store: Ledger, message: int) -> MessageRecord:

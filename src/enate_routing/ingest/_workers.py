@@ -11,16 +11,21 @@ host, after the lease's ttl on another).
 
 from __future__ import annotations
 
+import logging
 import random
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from enate_routing.errors import LeaseHeldError
-from enate_routing.ingest._contract import IngestStats
+from enate_routing.errors import LeaseHeldError, StoreError, TransportError
+from enate_routing.ingest._acknowledge import describe
+from enate_routing.ingest._contract import Backoff, IngestStats
 from enate_routing.ingest._loop import Ingestor
 
 __all__ = ["MailboxWorker", "WorkerRound"]
+
+_log = logging.getLogger("enate_routing.ingest")
 
 
 @dataclass
@@ -29,6 +34,7 @@ class WorkerRound:
 
     drained: dict[str, IngestStats] = field(default_factory=dict)
     held: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # run_forever only: mailbox -> why it will be retried
 
     @property
     def handed(self) -> int:
@@ -50,15 +56,23 @@ class MailboxWorker:
         sleep: Callable[[float], None] = time.sleep,
         stop: Callable[[], bool] = lambda: False,
         give_up_after: float | None = None,
+        backoff: Backoff | None = None,
     ) -> None:
         self.ingestors = list(ingestors)
         self.shuffle = shuffle
         self.sleep = sleep  # between the rounds of run_forever
         self.stop = stop  # checked before each mailbox (a signal: finish the current one, start no other)
         self.give_up_after = give_up_after  # passed to each Ingestor.run_once (poll --once --retry-for)
+        self.backoff = backoff or Backoff()  # between rounds of run_forever that had a failure
+        self.handed: Counter[str] = Counter()  # hand-offs per mailbox since the worker started, every round
+        self.last_round: WorkerRound | None = None
 
-    def run_round(self) -> WorkerRound:
-        """Visit every mailbox once: drain it under its lease, or skip it when another worker holds it."""
+    def run_round(self, *, keep_going: bool = False) -> WorkerRound:
+        """Visit every mailbox once: drain it under its lease, or skip it when another worker holds it.
+
+        ``keep_going`` (what :meth:`run_forever` passes): a failure that retrying can fix — the ledger's
+        database restarting, a mail server down longer than ``run_once`` retries — is logged and noted in
+        ``failed``, and the round goes on to the next mailbox; otherwise it is raised."""
         result = WorkerRound()
         order = list(self.ingestors)
         self.shuffle(order)
@@ -68,8 +82,16 @@ class MailboxWorker:
             name = f"{ingestor.connector}/{ingestor.mailbox}"
             try:
                 result.drained[name] = ingestor.run_once(give_up_after=self.give_up_after)
+                self.handed[name] += result.drained[name].handed
             except LeaseHeldError:
                 result.held.append(name)
+            except (OSError, StoreError) as exc:  # TransportError is an OSError
+                if not keep_going or (isinstance(exc, TransportError) and not exc.retryable):
+                    raise
+                result.failed[name] = describe(exc)
+                _log.warning("poll failed; retrying", extra={"connector": ingestor.connector,
+                                                             "folder": ingestor.mailbox, "reason": describe(exc)})
+        self.last_round = result
         return result
 
     def run_until_idle(self, *, max_rounds: int = 1_000_000) -> list[WorkerRound]:
@@ -82,9 +104,16 @@ class MailboxWorker:
         return rounds
 
     def run_forever(self, interval: float = 60.0) -> None:
-        """A round every ``interval`` seconds until ``stop()`` is true."""
+        """A round every ``interval`` seconds until ``stop()`` is true.
+
+        Never gives up on an outage, as :meth:`Ingestor.run_forever`: after a round in which a mailbox
+        failed with a retryable error, the next round starts after a backoff delay (capped exponential,
+        with jitter) instead of ``interval``. A failure retrying cannot fix (refused credentials) is raised."""
+        failures = 0
         while not self.stop():
-            self.run_round()
-            deadline = time.monotonic() + interval
+            failed = self.run_round(keep_going=True).failed
+            failures = failures + 1 if failed else 0
+            wait = self.backoff.delay(failures - 1, random.uniform) if failed else interval
+            deadline = time.monotonic() + wait
             while not self.stop() and time.monotonic() < deadline:
                 self.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
