@@ -83,8 +83,10 @@ class MailboxWorker:
             try:
                 result.drained[name] = ingestor.run_once(give_up_after=self.give_up_after)
                 self.handed[name] += result.drained[name].handed
-            except LeaseHeldError:
+            except LeaseHeldError as exc:
                 result.held.append(name)
+                _log.debug("mailbox held by another worker", extra={"connector": ingestor.connector,
+                                                                     "folder": ingestor.mailbox, "owner": exc.owner})
             except (OSError, StoreError) as exc:  # TransportError is an OSError
                 if not keep_going or (isinstance(exc, TransportError) and not exc.retryable):
                     raise
