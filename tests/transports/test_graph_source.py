@@ -161,6 +161,7 @@ def test_throttling_waits_retry_after_then_gives_up_retryably(graph: FakeGraph, 
         with pytest.raises(ProtocolError, match="throttling") as caught:
             src.list_new()
     assert caught.value.retryable
+    assert "waited 4 s in total" in str(caught.value)  # what was waited (4 + 4 would pass the budget of 5)
 
 
 def test_expired_token_is_refreshed_once(graph: FakeGraph, idp: IdentityProvider, pki: Pki) -> None:

@@ -127,7 +127,7 @@ class GraphClient:
                     continue
             if response.status < 300:  # a redirect is not followed (the token would go along), nor taken as data
                 return response
-            raise self._error(response, method, target, token)
+            raise self._error(response, method, target, token, waited)
 
     @staticmethod
     def _retry_after(response: Response, attempt: int) -> float:
@@ -136,7 +136,7 @@ class GraphClient:
             return float(value)
         return min(2.0**attempt, 30.0) * (0.5 + random.random() / 2)
 
-    def _error(self, response: Response, method: str, target: str, token: str) -> TransportError:
+    def _error(self, response: Response, method: str, target: str, token: str, waited: float) -> TransportError:
         # A careless server may quote the request's Authorization header in its message.
         code, text = (scrub(part, (token,)) for part in _error_code(response))
         status = response.status
@@ -151,7 +151,8 @@ class GraphClient:
         if status == 404:
             return MailboxMissingError(f"not found: {what} ({detail})", server=self.server)
         if status in _THROTTLED:
-            return GraphError(f"Graph is throttling ({detail}); waited {self.max_wait:.0f} s in total",
+            # What this call really waited (the budget may not be spent: Retry-After 0, or the retry limit).
+            return GraphError(f"Graph is throttling ({detail}); waited {waited:.0f} s in total",
                               status=status, code=code, server=self.server)
         return GraphError(f"Graph answered {detail} to {what}", status=status, code=code, server=self.server)
 
