@@ -210,6 +210,8 @@ class TransportError(EnateRoutingError, OSError):
     """Talking to a mail server failed. ``retryable`` tells the ingestion loop whether to try again."""
 
     retryable: bool = False
+    retry_after: float | None = None
+    """Seconds the server asked to wait before the next try (Graph's ``Retry-After``), when it said."""
 
     def __init__(self, message: str, *, server: str | None = None) -> None:
         self.server = server
@@ -277,10 +279,12 @@ class GraphError(ProtocolError):
     Retryable for throttling (429) and server errors (5xx), not for the other 4xx answers.
     """
 
-    def __init__(self, message: str, *, status: int, code: str, server: str | None = None) -> None:
+    def __init__(self, message: str, *, status: int, code: str, server: str | None = None,
+                 retry_after: float | None = None) -> None:
         self.status = status
         self.code = code
         super().__init__(message, server=server)
+        self.retry_after = retry_after
         self.retryable = status >= 500 or status == 429
 
 

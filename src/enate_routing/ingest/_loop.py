@@ -58,6 +58,7 @@ from enate_routing.transports._factory import ConnectorAccess
 __all__ = ["Ingestor"]
 
 _log = logging.getLogger("enate_routing.ingest")
+MAX_RETRY_AFTER = 900.0  # the longest Retry-After the loop honours: a broken server cannot park the worker
 
 
 class Ingestor:
@@ -185,7 +186,9 @@ class Ingestor:
                 # Consecutive failures without progress; a pass that got something done starts over.
                 failures = 1 if stats.progress_marker() != before else failures + 1
                 spent = (0.0 if failures == 1 else spent) + time.monotonic() - attempt_started
-                delay = self.backoff.delay(failures - 1, self.random)
+                # Not before the server said (Graph's Retry-After on the answer that ended the call's retries).
+                delay = max(self.backoff.delay(failures - 1, self.random),
+                            min(error.retry_after or 0.0, MAX_RETRY_AFTER))
                 if failures >= self.backoff.max_failures or (
                         give_up_after is not None and spent + delay > give_up_after):
                     raise error

@@ -115,6 +115,7 @@ class GraphClient:
                 self.tokens.invalidate(token)  # expired or revoked: one fresh token, one more try
                 refreshed = True
                 continue
+            delay = 0.0
             if response.status in _THROTTLED:
                 self.throttled += 1
                 delay = self._retry_after(response, attempt)
@@ -127,7 +128,7 @@ class GraphClient:
                     continue
             if response.status < 300:  # a redirect is not followed (the token would go along), nor taken as data
                 return response
-            raise self._error(response, method, target, token, waited)
+            raise self._error(response, method, target, token, waited, delay)
 
     @staticmethod
     def _retry_after(response: Response, attempt: int) -> float:
@@ -136,7 +137,8 @@ class GraphClient:
             return float(value)
         return min(2.0**attempt, 30.0) * (0.5 + random.random() / 2)
 
-    def _error(self, response: Response, method: str, target: str, token: str, waited: float) -> TransportError:
+    def _error(self, response: Response, method: str, target: str, token: str, waited: float, delay: float
+               ) -> TransportError:
         # A careless server may quote the request's Authorization header in its message.
         code, text = (scrub(part, (token,)) for part in _error_code(response))
         status = response.status
@@ -153,7 +155,7 @@ class GraphClient:
         if status in _THROTTLED:
             # What this call really waited (the budget may not be spent: Retry-After 0, or the retry limit).
             return GraphError(f"Graph is throttling ({detail}); waited {waited:.0f} s in total",
-                              status=status, code=code, server=self.server)
+                              status=status, code=code, server=self.server, retry_after=delay)
         return GraphError(f"Graph answered {detail} to {what}", status=status, code=code, server=self.server)
 
     def get_json(self, path_or_link: str, headers: Mapping[str, str] | None = None) -> dict[str, Any]:
