@@ -23,6 +23,7 @@ import os
 import re
 import signal
 import sys
+import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -237,18 +238,32 @@ def open_ingestors(args: argparse.Namespace, names: Sequence[str], *, reset: boo
     """An ingestor per connector of ``names``, all on one ledger and one JSON-lines writer, closed after."""
     with configure_logging(args):
         config = load_config(args.config)
-        access = ConnectorAccess(base_dir=args.config.parent, timeout=args.timeout)
+        ingestors: list[Ingestor] = []
+        access = ConnectorAccess(base_dir=args.config.parent, timeout=args.timeout,
+                                 wait=lambda seconds: _wait_unless_stopping(ingestors, seconds))
         router = Router.compile(config)
         store = open_ledger(ledger_path(args), reset=reset)
         writer = JsonlWriter(args.out) if args.out is not None else None
         try:
             handler = writer if writer is not None else _no_handler
-            yield [Ingestor.from_config(config, name, router=router, store=store, handler=handler, access=access,
-                                        mailbox=args.mailbox, **options) for name in names], store, writer
+            ingestors += [Ingestor.from_config(config, name, router=router, store=store, handler=handler,
+                                               access=access, mailbox=args.mailbox, **options) for name in names]
+            yield ingestors, store, writer
         finally:
             if writer is not None:
                 writer.close()
             store.close()
+
+
+def _wait_unless_stopping(ingestors: Sequence[Ingestor], seconds: float) -> bool:
+    """Wait out a server's Retry-After; True as soon as SIGTERM stopped an ingestor (the call gives up then)."""
+    deadline = time.monotonic() + seconds
+    while not any(ingestor.stopping for ingestor in ingestors):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        time.sleep(min(left, 0.2))
+    return True
 
 
 def _no_handler(item: WorkItem) -> None:  # pragma: no cover - only listing commands use it, and they hand nothing

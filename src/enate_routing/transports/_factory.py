@@ -7,6 +7,7 @@ connector's servers, resolves its secrets (inline or ``*_env``), loads its ``.pf
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -66,6 +67,9 @@ class ConnectorAccess:
     timeout: float = 30.0
     additional: Literal["shared-folder", "delegate", "office365-delegate"] | None = None
     source_address: str | None = None
+    wait: Callable[[float], object] | None = None
+    """How a source waits out a server's ``Retry-After`` (default ``time.sleep``); returning True cuts the call
+    short (the worker is stopping: ``poll`` passes a wait that SIGTERM ends)."""
 
 
 def _where(connector: Connector) -> str:
@@ -179,7 +183,8 @@ def _graph_client(connector: Connector, access: ConnectorAccess, server: Incomin
                   subject: str) -> GraphClient:
     endpoint = _endpoint(server, connector, access)
     host = endpoint.host if endpoint.port == 443 else endpoint.label
-    return GraphClient(endpoint, _tokens(connector, access, "graph", subject, graph_host=host))
+    return GraphClient(endpoint, _tokens(connector, access, "graph", subject, graph_host=host),
+                       sleep=access.wait or time.sleep)
 
 
 def _graph_source(connector: Connector, access: ConnectorAccess,

@@ -62,7 +62,7 @@ class GraphClient:
     """Authenticated calls to one Graph endpoint (``https://graph.microsoft.com/v1.0`` by default)."""
 
     def __init__(self, endpoint: Endpoint, tokens: TokenSource, *, version: str = "v1.0",
-                 max_wait: float = 60.0, sleep: Callable[[float], None] = time.sleep) -> None:
+                 max_wait: float = 60.0, sleep: Callable[[float], object] = time.sleep) -> None:
         refuse_plaintext(endpoint, OAuth2Auth("graph", tokens.token), endpoint.label)
         self.endpoint = endpoint
         self.tokens = tokens
@@ -122,7 +122,8 @@ class GraphClient:
                 if waited + delay <= self.max_wait and attempt < _MAX_THROTTLED_RETRIES:
                     logger.info("graph throttled", extra={"status": response.status, "wait": delay,
                                                           "server": self.server})
-                    self._sleep(delay)
+                    if self._sleep(delay) is True:  # cut short: the worker is stopping, so no more tries
+                        raise self._error(response, method, target, token, waited, delay)
                     waited += delay
                     attempt += 1
                     continue
