@@ -187,8 +187,7 @@ class Ingestor:
                 failures = 1 if stats.progress_marker() != before else failures + 1
                 spent = (0.0 if failures == 1 else spent) + time.monotonic() - attempt_started
                 # Not before the server said (Graph's Retry-After on the answer that ended the call's retries).
-                delay = max(self.backoff.delay(failures - 1, self.random),
-                            min(error.retry_after or 0.0, MAX_RETRY_AFTER))
+                delay = max(self.backoff.delay(failures - 1, self.random), min(error.retry_after or 0, MAX_RETRY_AFTER))
                 if failures >= self.backoff.max_failures or (
                         give_up_after is not None and spent + delay > give_up_after):
                     raise error
