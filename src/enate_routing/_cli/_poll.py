@@ -23,7 +23,6 @@ import os
 import re
 import signal
 import sys
-import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -256,14 +255,13 @@ def open_ingestors(args: argparse.Namespace, names: Sequence[str], *, reset: boo
 
 
 def _wait_unless_stopping(ingestors: Sequence[Ingestor], seconds: float) -> bool:
-    """Wait out a server's Retry-After; True as soon as SIGTERM stopped an ingestor (the call gives up then)."""
-    deadline = time.monotonic() + seconds
-    while not any(ingestor.stopping for ingestor in ingestors):
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return False
-        time.sleep(min(left, 0.2))
-    return True
+    """Wait out a server's Retry-After; True when a signal cut it short (the call gives up then).
+
+    ``Ingestor.wait`` of the first ingestor: ``_stop_on_signals`` stops every ingestor of the command at once,
+    so its stop ends the wait for all of them."""
+    first = ingestors[0]
+    first.wait(seconds)
+    return first.stopping
 
 
 def _no_handler(item: WorkItem) -> None:  # pragma: no cover - only listing commands use it, and they hand nothing
