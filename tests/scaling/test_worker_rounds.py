@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from enate_routing.errors import LeaseHeldError
+from enate_routing.errors import AuthenticationError, ConnectError, LeaseHeldError, StoreError
 from enate_routing.ingest import IngestStats, MailboxWorker
 
 
@@ -40,3 +40,48 @@ def test_a_held_mailbox_is_skipped_and_said_at_debug_level(caplog: pytest.LogCap
     (record,) = [r for r in caplog.records if r.getMessage() == "mailbox held by another worker"]
     assert record.levelno == logging.DEBUG
     assert (record.connector, record.folder, record.owner) == ("Support", "INBOX", "host-b:4242")  # type: ignore[attr-defined]
+
+
+class _HandsOffThenLosesTheLedger:
+    """An Ingestor whose run hands two messages off, then fails (the ledger's database stopped)."""
+
+    connector = "Alice"
+    mailbox = "INBOX"
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+        self.run_stats = IngestStats()
+
+    def run_once(self, *, give_up_after: float | None = None) -> IngestStats:
+        self.run_stats = IngestStats()
+        self.run_stats.handed = 2
+        raise self.error
+
+
+def test_hand_offs_of_a_run_that_failed_afterwards_are_counted() -> None:
+    """The exit summary counts what was handed off before a round failed, whether it is retried or raised."""
+    worker = MailboxWorker([_HandsOffThenLosesTheLedger(StoreError("cannot open the ingestion ledger"))],  # type: ignore[list-item]
+                           shuffle=lambda order: None)
+    done = worker.run_round(keep_going=True)
+    assert done.failed == {"Alice/INBOX": "StoreError: cannot open the ingestion ledger"}
+    assert worker.handed == {"Alice/INBOX": 2}
+    with pytest.raises(StoreError):
+        worker.run_round()
+    assert worker.handed == {"Alice/INBOX": 4}
+
+
+@pytest.mark.parametrize(("error", "retried"), [
+    (StoreError("ledger busy"), True),
+    (OSError("connection reset"), True),
+    (ConnectError("server closed the connection"), True),
+    (AuthenticationError("credentials refused"), False),
+    (ValueError("a bug"), False),
+])
+def test_a_round_goes_on_only_after_failures_retrying_may_fix(error: Exception, retried: bool) -> None:
+    """keep_going notes a failure that retrying may fix and raises anything else (refused credentials, a bug)."""
+    worker = MailboxWorker([_HandsOffThenLosesTheLedger(error)], shuffle=lambda order: None)  # type: ignore[list-item]
+    if retried:
+        assert list(worker.run_round(keep_going=True).failed) == ["Alice/INBOX"]
+    else:
+        with pytest.raises(type(error)):
+            worker.run_round(keep_going=True)

@@ -8,6 +8,7 @@ from typing import Protocol
 
 from enate_routing._decision import Decision, RoutingResult
 from enate_routing._envelope import Envelope
+from enate_routing.errors import StoreError, TransportError
 
 __all__ = ["HOOK_POINTS", "Backoff", "Handler", "IngestStats", "RouterLike", "StepHook", "WorkItem"]
 
@@ -88,6 +89,15 @@ class Backoff:
 
     def delay(self, attempt: int, rng: Callable[[float, float], float]) -> float:
         return rng(0.0, min(self.cap, self.base * (2 ** min(attempt, 30))))
+
+
+def retrying_may_fix(exc: BaseException) -> bool:
+    """Whether a failed run is worth running again later: the ledger's database or a mail server away
+    (``OSError``, ``StoreError``), not refused credentials or a bad configuration (a transport error
+    marked not retryable)."""
+    if isinstance(exc, TransportError):  # a TransportError is an OSError
+        return exc.retryable
+    return isinstance(exc, (OSError, StoreError))
 
 
 @dataclass

@@ -34,7 +34,7 @@ from enate_routing.ingest._acknowledge import (
 )
 from enate_routing.ingest._batch import Batch
 from enate_routing.ingest._configured import ingestor_options
-from enate_routing.ingest._contract import Backoff, Handler, IngestStats, RouterLike, StepHook
+from enate_routing.ingest._contract import Backoff, Handler, IngestStats, RouterLike, StepHook, retrying_may_fix
 from enate_routing.ingest._fetching import Fetcher
 from enate_routing.ingest._handoff import HandOff, OutputUnavailable
 from enate_routing.ingest._housekeeping import KEEP_RAW_FOR, Housekeeping
@@ -101,12 +101,12 @@ class Ingestor:
         self.housekeeping = Housekeeping(store, connector, self.rate_limit, keep_raw_for, clock)
         self.acknowledger = Acknowledger(ack_routes or fixed_ack_route(sender_factory, ack_from), ack_builder,
                                          max_ack_attempts, ack_wording)
-        self._stats = IngestStats()
-        self._handoff = HandOff(store, connector, mailbox, handler, self.acknowledger, self.limits, self._stats,
+        self.run_stats = IngestStats()  # the current or last run_once, so far (also when it raised)
+        self._handoff = HandOff(store, connector, mailbox, handler, self.acknowledger, self.limits, self.run_stats,
                                 max_handler_attempts, hook, self.lease.check)
-        self._marker = Marker(store, self._stats, self.batch_size, hook)
+        self._marker = Marker(store, self.run_stats, self.batch_size, hook)
         self._batch = Batch(store, connector, router, self.limits, self.rate_limit, self._handoff, self._marker,
-                            self._stats, max_parse_attempts, hook, lambda: self.stopping)
+                            self.run_stats, max_parse_attempts, hook, lambda: self.stopping)
         self._where: dict[int, tuple[int, MessageRef]] = {}
         self._last_listed: frozenset[str] = frozenset()
         self._fetcher = Fetcher(connector, self.limits.max_message_bytes)
@@ -140,8 +140,8 @@ class Ingestor:
             self._stop.wait(seconds)
 
     def _new_run(self) -> IngestStats:
-        self._stats = self._handoff.stats = self._marker.stats = self._batch.stats = IngestStats()
-        return self._stats
+        self.run_stats = self._handoff.stats = self._marker.stats = self._batch.stats = IngestStats()
+        return self.run_stats
 
     def run_once(self, *, give_up_after: float | None = None) -> IngestStats:
         """Drain the folder: resume what the ledger holds, ingest what is new, until nothing is left.
@@ -219,8 +219,8 @@ class Ingestor:
         while not (stop() or self.stopping):
             try:
                 self.run_once()
-            except (OSError, StoreError) as exc:  # TransportError is an OSError
-                if isinstance(exc, TransportError) and not exc.retryable:
+            except (OSError, StoreError) as exc:
+                if not retrying_may_fix(exc):
                     raise
                 failures += 1
                 delay = self.backoff.delay(failures - 1, self.random)
@@ -246,7 +246,7 @@ class Ingestor:
         return InFlight(record, index, ref)
 
     def _pass(self, session: Session) -> None:
-        stats = self._stats
+        stats = self.run_stats
         stats.passes += 1
         refs = session.source.list_new()
         stats.listed = len(refs)
@@ -314,7 +314,7 @@ class Ingestor:
             return []
         items = [SpoolItem(ref.key, raw, content_digest(raw)) for _, ref, raw in fetched]
         records = self.store.spool(self.connector, self.mailbox, items)
-        self._stats.spooled += len(records)
+        self.run_stats.spooled += len(records)
         flights = []
         for (index, ref, raw), record in zip(fetched, records, strict=True):
             self._where[record.id] = (index, ref)

@@ -18,9 +18,9 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from enate_routing.errors import LeaseHeldError, StoreError, TransportError
+from enate_routing.errors import LeaseHeldError, StoreError
 from enate_routing.ingest._acknowledge import describe
-from enate_routing.ingest._contract import Backoff, IngestStats
+from enate_routing.ingest._contract import Backoff, IngestStats, retrying_may_fix
 from enate_routing.ingest._loop import Ingestor
 
 __all__ = ["MailboxWorker", "WorkerRound"]
@@ -82,17 +82,21 @@ class MailboxWorker:
             name = f"{ingestor.connector}/{ingestor.mailbox}"
             try:
                 result.drained[name] = ingestor.run_once(give_up_after=self.give_up_after)
-                self.handed[name] += result.drained[name].handed
             except LeaseHeldError as exc:
                 result.held.append(name)
                 _log.debug("mailbox held by another worker", extra={"connector": ingestor.connector,
                                                                      "folder": ingestor.mailbox, "owner": exc.owner})
-            except (OSError, StoreError) as exc:  # TransportError is an OSError
-                if not keep_going or (isinstance(exc, TransportError) and not exc.retryable):
+                continue
+            except (OSError, StoreError) as exc:
+                # A run can fail after handing messages off (the ledger gone while marking them): count them.
+                self.handed[name] += ingestor.run_stats.handed
+                if not keep_going or not retrying_may_fix(exc):
                     raise
-                result.failed[name] = describe(exc)
+                result.failed[name] = reason = describe(exc)
                 _log.warning("poll failed; retrying", extra={"connector": ingestor.connector,
-                                                             "folder": ingestor.mailbox, "reason": describe(exc)})
+                                                             "folder": ingestor.mailbox, "reason": reason})
+                continue
+            self.handed[name] += result.drained[name].handed
         self.last_round = result
         return result
 
