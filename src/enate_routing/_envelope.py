@@ -9,9 +9,9 @@ from __future__ import annotations
 import functools
 import itertools
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 from . import _mime
 from ._address_lists import (
@@ -24,7 +24,7 @@ from ._address_lists import (
 )
 from ._charset_guess import guess_undeclared, likely_charset
 from ._frozen import direct_init
-from ._patterns import normalize_address
+from ._patterns import MAX_ADDRESS_OCTETS, normalize_address
 
 __all__ = ["Envelope", "ParseLimits", "Recipient", "RecipientSource", "returned_ids", "scan_again"]
 
@@ -55,6 +55,7 @@ class Recipient:
 
     address: str
     source: RecipientSource
+    _make: ClassVar[Callable[[str, RecipientSource], Recipient]]  # set by direct_init
 
 
 @direct_init
@@ -187,6 +188,12 @@ _MAX_DEFECTS = 100
 # Longest address header handed to getaddresses, per allowed address: longer means padding, not addresses.
 _CHARS_PER_ADDRESS = 256
 
+
+_RECIPIENT_SOURCES: tuple[RecipientSource, ...] = ("to", "cc", "delivered-to", "x-original-to")
+# Recipients recur mail after mail (the mailbox, its customers): one shared object each (they are frozen), a
+# cache hit costing a third of building one. Only deliverable lengths, so the table stays small.
+_SHARED_RECIPIENT_CHARS = 2 * MAX_ADDRESS_OCTETS
+_shared_recipient = functools.lru_cache(maxsize=16384)(Recipient._make)
 
 # Two or more bare addresses separated by white space only (no commas, names or brackets).
 _SPACE_SEPARATED = re.compile(rf"[ \t]*{ADDRESS}(?:[ \t]+{ADDRESS})+[ \t]*")
@@ -434,7 +441,7 @@ class _Reader:
         """semantics.md §3 ``important``: Importance high, X-Priority 1–2, X-MSMail-Priority high, Priority urgent."""
         if block.present.isdisjoint(_PRIORITY_FIELDS):
             return False  # most mail has none of them: one C call instead of a walk over every field
-        fields = [(name, value) for name in _PRIORITY_FIELDS for value in block.all(name)]
+        fields = [(name, value) for name in _PRIORITY_FIELDS if name in block.present for value in block.all(name)]
         if not all(value.isascii() for _, value in fields):
             fields = block.fields  # reading 8-bit values may add defects: in document order, up to the answer
         for name, value in fields:
@@ -474,8 +481,10 @@ def _recipients(
 ) -> tuple[Recipient, ...]:
     """Recipients in the semantics.md §3.1 order To, Cc, Delivered-To, X-Original-To, envelope; each address once."""
     seen: dict[str, Recipient] = {}
-    sources: tuple[RecipientSource, ...] = ("to", "cc", "delivered-to", "x-original-to")
-    for source in sources:
+    present = block.present
+    for source in _RECIPIENT_SOURCES:
+        if source not in present:
+            continue
         values = block.all(source)
         # The limits hold for all fields of one name together: 500 To fields of 1,000 group entries each cost
         # seconds in getaddresses, each within the limit on its own.
@@ -484,7 +493,8 @@ def _recipients(
         for value in values:
             for _display, address in reader._normalised(source, reader._entries(source, value)):
                 if address not in seen:
-                    seen[address] = Recipient(address, source)
+                    seen[address] = (_shared_recipient if len(address) <= _SHARED_RECIPIENT_CHARS
+                                     else Recipient._make)(address, source)
     for given in envelope_recipients:
         normal = normalize_address(str(given).strip().strip("<>"))
         if normal is None:

@@ -118,10 +118,11 @@ def split_header_block(raw: bytes, start: int, end: int, max_bytes: int) -> Head
     crlf_blank = raw.find(b"\r\n\r\n", start, min(window_end, start + 8192))
     if crlf_blank >= 0:
         # The usual CRLF mail: when every CR and LF before this blank line is part of a CRLF, it is the first
-        # blank line, and the lines are already cut (one pass each: find, split, two counts).
+        # blank line, and the lines are already cut (one pass each: find, split, join, two finds: a find of one
+        # byte is memchr, where a count of one byte walks it byte by byte, four times the work).
         lines = raw[start:crlf_blank].split(b"\r\n")
-        line_breaks = len(lines) - 1
-        if raw.count(b"\r", start, crlf_blank) == line_breaks == raw.count(b"\n", start, crlf_blank):
+        joined = b"".join(lines)
+        if b"\r" not in joined and b"\n" not in joined:
             columns = _fields(lines)
             if columns is not None:
                 over = crlf_blank + 2 - start > max_bytes

@@ -128,3 +128,20 @@ def test_plain_text_of_single_part_mail_does_not_split_the_header_again(monkeypa
 
     monkeypatch.setattr(_mime, "split_header_block", no_second_split)
     assert envelope.plain_text() == "Grüße [REF:T-3]\r\n"
+
+
+def test_recipients_are_shared_between_messages_only_at_deliverable_length() -> None:
+    """A recipient recurring in mail after mail is one shared (frozen) object; a megabyte-long address is
+    built for its message alone, so the shared table stays small."""
+    _envelope._shared_recipient.cache_clear()
+    long_address = "a" * 100_000 + "@example.org"
+    first, second = (_envelope.Envelope.from_bytes(
+        f"From: a@example.org\r\nTo: Help <Help@Example.org>, {long_address}\r\nSubject: {n}\r\n\r\nbody\r\n".encode()
+    ) for n in (1, 2))
+    assert first.recipients == second.recipients
+    assert [r.address for r in first.recipients] == ["help@example.org", long_address]
+    assert first.recipients[0] is second.recipients[0] and first.recipients[1] is not second.recipients[1]
+    assert _envelope._shared_recipient.cache_info().currsize == 1
+    assert type(first.recipients[0]) is _envelope.Recipient
+    with pytest.raises(AttributeError):
+        first.recipients[0].address = "x@example.org"  # type: ignore[misc]
