@@ -10,11 +10,14 @@ strings.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, KeysView
+from collections.abc import Callable, KeysView, Set
 
 __all__ = ["HeaderBlock", "forget_field_names", "split_header_block", "well_formed_fields"]
 
 _CR = 13
+
+# What the fast path gives: names, values, each name's first value, the names that occur more than once.
+_Columns = tuple[list[str], list[bytes], dict[str, bytes], set[str]]
 
 # A blank line: one line ending immediately followed by another. ``\r(?!\n)`` keeps a CRLF from being read
 # as two line endings; bare CR and bare LF count, as they do for ``email.feedparser`` (NLCRE).
@@ -31,6 +34,9 @@ _NAME = re.compile(rb"[\x21-\x39\x3b-\x7e]+")
 _LIKELY_FIELD = re.compile(rb"[A-Za-z][A-Za-z0-9-]*[ \t]*:")
 
 
+_NO_NAMES: frozenset[str] = frozenset()
+
+
 class HeaderBlock:
     """The fields of one header block: lower-cased ``names`` and unfolded raw ``values``, in order.
 
@@ -39,8 +45,8 @@ class HeaderBlock:
     ``name`` (lower-case), or None: that dict's own ``get``, so a lookup is one C call, not a Python frame.
     """
 
-    __slots__ = ("_first", "body_start", "defects", "end", "end_seen", "first", "names", "over_limit", "present",
-                 "values")
+    __slots__ = ("_first", "_repeated", "body_start", "defects", "end", "end_seen", "first", "names", "over_limit",
+                 "present", "values")
     first: Callable[[str], bytes | None]
     present: KeysView[str]  # the names of the block's fields: ``present.isdisjoint(names)`` is one C call
 
@@ -67,14 +73,19 @@ class HeaderBlock:
         *,
         over_limit: bool = False,
         end_seen: bool = True,
+        first: dict[str, bytes] | None = None,
+        repeated: Set[str] | None = None,
     ) -> HeaderBlock:
-        """The block of these names and values (the splitters' constructor: no list of pairs to build)."""
+        """The block of these names and values (the splitters' constructor: no list of pairs to build).
+        ``first`` (each name's first value) and ``repeated`` (the names that occur more than once), when the
+        splitter noted them; else they are worked out here."""
         block = cls.__new__(cls)
-        block._fill(names, values, end, body_start, defects, over_limit, end_seen)
+        block._fill(names, values, end, body_start, defects, over_limit, end_seen, first, repeated)
         return block
 
     def _fill(self, names: list[str], values: list[bytes], end: int, body_start: int, defects: list[str],
-              over_limit: bool, end_seen: bool) -> None:
+              over_limit: bool, end_seen: bool, first: dict[str, bytes] | None = None,
+              repeated: Set[str] | None = None) -> None:
         self.over_limit = over_limit
         self.end_seen = end_seen
         self.names = names
@@ -82,9 +93,14 @@ class HeaderBlock:
         self.end = end  # offset just past the last header line (its line ending included)
         self.body_start = body_start  # offset of the first body byte
         self.defects = defects
-        # Built backwards, so that each name keeps its first value; at C speed.
-        self._first = dict(zip(reversed(names), reversed(values), strict=True))
-        self.first = self._first.get
+        if first is None:
+            # Built backwards, so that each name keeps its first value; at C speed.
+            first = dict(zip(reversed(names), reversed(values), strict=True))
+        self._first = first
+        if repeated is None:  # any name may be repeated when some is (all() then counts)
+            repeated = _NO_NAMES if len(first) == len(names) else frozenset(names)
+        self._repeated = repeated
+        self.first = first.get
         self.present = self._first.keys()
 
     def __repr__(self) -> str:
@@ -100,7 +116,7 @@ class HeaderBlock:
         value = self._first.get(name)
         if value is None:
             return []
-        if self.names.count(name) == 1:  # nearly always: a C-speed count instead of a walk
+        if name not in self._repeated:  # nearly always
             return [value]
         return [value for key, value in zip(self.names, self.values, strict=True) if key == name]
 
@@ -126,15 +142,21 @@ def split_header_block(raw: bytes, start: int, end: int, max_bytes: int) -> Head
             columns = _fields(lines)
             if columns is not None:
                 over = crlf_blank + 2 - start > max_bytes
-                return HeaderBlock.from_columns(*columns, crlf_blank + 2, crlf_blank + 4, [], over_limit=over)
+                return _block(columns, crlf_blank + 2, crlf_blank + 4, over)
     blank = _blank_line(raw, start, window_end)
     if blank is None:
         return _walk_header_lines(raw, start, window_end, window_end, window_end == end, max_bytes, False)
     block_end = blank[0] + (2 if raw.startswith(b"\r\n", blank[0]) else 1)
     split = _split_well_formed(raw, start, block_end)
     if split is not None:
-        return HeaderBlock.from_columns(*split, block_end, blank[1], [], over_limit=block_end - start > max_bytes)
+        return _block(split, block_end, blank[1], block_end - start > max_bytes)
     return _walk_header_lines(raw, start, block_end, blank[1], True, max_bytes, True)
+
+
+def _block(columns: _Columns, end: int, body_start: int, over_limit: bool) -> HeaderBlock:
+    names, values, first, repeated = columns
+    return HeaderBlock.from_columns(names, values, end, body_start, [], over_limit=over_limit, first=first,
+                                    repeated=repeated)
 
 
 def _blank_line(raw: bytes, start: int, end: int) -> tuple[int, int] | None:
@@ -169,10 +191,10 @@ def well_formed_fields(raw: bytes, start: int, block_end: int) -> list[tuple[str
     """The (name, value) fields of ``raw[start:block_end]`` when every line is a field or a continuation,
     else None (:func:`split_header_block`'s fast path, as pairs)."""
     split = _split_well_formed(raw, start, block_end)
-    return None if split is None else list(zip(*split, strict=True))
+    return None if split is None else list(zip(split[0], split[1], strict=True))
 
 
-def _split_well_formed(raw: bytes, start: int, block_end: int) -> tuple[list[str], list[bytes]] | None:
+def _split_well_formed(raw: bytes, start: int, block_end: int) -> _Columns | None:
     """The names and values of ``raw[start:block_end]`` when every line is a field or a continuation, else None.
 
     The fast path of :func:`split_header_block` (issue 15): CRLF or LF endings, no bare CR, no mbox line,
@@ -195,22 +217,28 @@ def _split_well_formed(raw: bytes, start: int, block_end: int) -> tuple[list[str
     return _fields(lines)
 
 
-def _fields(lines: list[bytes]) -> tuple[list[str], list[bytes]] | None:
-    """The names and values of these header lines (without line endings), or None unless every line is a
-    field or a continuation of one."""
+def _fields(lines: list[bytes]) -> _Columns | None:
+    """The names, values, first values and repeated names of these header lines (without line endings), or
+    None unless every line is a field or a continuation of one.
+
+    The first value of each name and the names seen twice are noted as the lines go by: cheaper than
+    building them afterwards (a dict from the reversed columns, a count per lookup in ``all``)."""
     if lines[0][:1] in (b" ", b"\t"):
         return None  # the block starts with a continuation
     known = _FIELD_NAMES
     names: list[str] = []
     values: list[bytes] = []
-    folded: dict[int, list[bytes]] = {}  # field index → its lines, joined at the end (linear in the lines)
+    first: dict[str, bytes] = {}
+    repeated: set[str] = set()
+    folds: list[bytes] = []  # continuation lines of the last field, joined when the next field starts (linear)
+    last_is_first = False  # whether the last field is its name's first (its joined value goes into ``first``)
     for line in lines:
         raw_name, colon, value = line.partition(b":")
         name = known.get(raw_name)
         if name is None or not colon:
             if line[:1] in (b" ", b"\t"):
                 # A continuation: unfolding removes only the line ending (RFC 5322 §2.2.3).
-                folded.setdefault(len(values) - 1, [values[-1]]).append(line)
+                folds.append(line)
                 continue
             stripped = raw_name.rstrip(b" \t")
             if not colon or _NAME.fullmatch(stripped) is None:
@@ -218,11 +246,28 @@ def _fields(lines: list[bytes]) -> tuple[list[str], list[bytes]] | None:
             name = stripped.decode("ascii").lower()
             if len(known) < _MAX_FIELD_NAMES:
                 known[raw_name] = name
+        if folds:
+            _unfold(names, values, first, folds, last_is_first)
+            folds = []
+        value = value.lstrip(b" \t")
+        last_is_first = name not in first
+        if last_is_first:
+            first[name] = value
+        else:
+            repeated.add(name)
         names.append(name)
-        values.append(value.lstrip(b" \t"))
-    for index, parts in folded.items():
-        values[index] = b"".join(parts)
-    return names, values
+        values.append(value)
+    if folds:
+        _unfold(names, values, first, folds, last_is_first)
+    return names, values, first, repeated
+
+
+def _unfold(names: list[str], values: list[bytes], first: dict[str, bytes], folds: list[bytes],
+            is_first: bool) -> None:
+    """Join the last field's value with its continuation lines."""
+    values[-1] = b"".join([values[-1], *folds])
+    if is_first:
+        first[names[-1]] = values[-1]
 
 
 # Raw field name (as written before the colon) → its lower-cased text, for the names mail repeats in every
