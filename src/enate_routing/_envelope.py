@@ -88,6 +88,7 @@ class Envelope:
     # found it (_mime.TextSpan), or, when single-part mail skipped the scan, what the scan reads of the header
     # (_mime.RootFields); None for an envelope built directly (plain_text scans).
     _text: _mime.TextSpan | _mime.RootFields | None = field(default=None, repr=False, compare=False)
+    _make: ClassVar[Callable[..., Envelope]]  # set by direct_init: every field, positional
 
     @classmethod
     def from_bytes(
@@ -302,10 +303,8 @@ class _Reader:
         return self.within_word_limit(name, text)
 
     def _safe_for_getaddresses(self, name: str, text: str) -> bool:
-        """Check the limits before ``getaddresses`` sees ``text`` (its cost grows with all of these)."""
-        if len(text) < self.limits.max_addresses_per_header and "(" not in text and text.count(":") <= _MAX_GROUPS \
-                and text.count("=?") <= self.limits.max_encoded_words_per_header:
-            return True  # shorter than the limit, no comment, words within theirs: no check below can fail
+        """Check the limits before ``getaddresses`` sees ``text`` (its cost grows with all of these), when the
+        quick test in :meth:`_entries` could not tell."""
         if not self.within_address_limits(name, [text]):
             return False
         label = _label(name)
@@ -334,7 +333,11 @@ class _Reader:
         entry into several; callers that need exactly one address (From) check the count themselves.
         """
         text = self.text(name, value)
-        if not self._safe_for_getaddresses(name, text):
+        limits = self.limits
+        # Shorter than the limit, no comment, words within theirs (most lists): no check of the limits can fail.
+        if not (len(text) < limits.max_addresses_per_header and "(" not in text and text.count(":") <= _MAX_GROUPS
+                and text.count("=?") <= limits.max_encoded_words_per_header) \
+                and not self._safe_for_getaddresses(name, text):
             return []
         pairs = simple_addresses(text)
         if pairs is None:
@@ -565,8 +568,8 @@ def _read(raw: bytes, envelope_recipients: Iterable[str], limits: ParseLimits) -
         list_id = reader.optional(block, "list-id")
     return_path = reader.return_path(block)
     x_loop = reader.x_loop(block)
-    # Positional, in field order (each name is its field's): matching 21 keywords costs more than building.
-    return Envelope(
+    # Positional, in field order (each name is its field's): matching 22 keywords costs more than building.
+    return Envelope._make(
         message_id, sender, sender_name, recipients, subject, attachments, important, in_reply_to, references,
         auto_submitted, precedence, x_autoreply, x_auto_response_suppress, list_id, return_path, x_loop,
         is_report, len(raw), reader.defects, reader.reason, raw, text,

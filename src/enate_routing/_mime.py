@@ -141,14 +141,15 @@ def decode_encoded_words(text: str) -> tuple[str, list[str]]:
     """
     if "=?" not in text:
         return text, []
-    if text.startswith("=?") and text.endswith("?="):
-        whole = _ENCODED_WORD.fullmatch(text)
-        if whole is not None:  # one word, as most encoded display names: no gaps to weigh, nothing to join
-            charset, data = _word_bytes(whole)
-            if data is None:
-                return text, [_BAD_BASE64]
-            defects: list[str] = []
-            return _decode_charset(data, charset, defects), defects
+    if text.count("=?") == 1:  # one word at most (most subjects and display names): no gaps to weigh, no runs
+        word = _ENCODED_WORD.search(text)
+        if word is None:
+            return text, []
+        charset, data = _word_bytes(word)
+        if data is None:
+            return text, [_BAD_BASE64]
+        defects: list[str] = []
+        return f"{text[: word.start()]}{_decode_charset(data, charset, defects)}{text[word.end() :]}", defects
     pieces: list[str] = []
     defects = []
     run: list[bytes] = []  # the bytes of the adjacent words so far, all in run_charset
