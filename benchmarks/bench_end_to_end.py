@@ -28,8 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from enate_routing._decision import RoutingResult
-from enate_routing._envelope import Envelope, ParseLimits
+from enate_routing._envelope import Envelope
 from enate_routing._loading import load_config
+from enate_routing._parse_limits import ParseLimits
 from enate_routing._router import Router
 from enate_routing.testing import InMemoryWorkItems, synthetic_config
 from synthetic_mail import raw_messages

@@ -26,10 +26,11 @@ from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
-from enate_routing._envelope import Envelope, ParseLimits
+from enate_routing._envelope import Envelope
 from enate_routing._header_block import forget_field_names
 from enate_routing._link_pattern import LINK_BODY_CHARS, LINK_SUBJECT_CHARS
 from enate_routing._loading import parse_config
+from enate_routing._parse_limits import ParseLimits
 from enate_routing._patterns import forget_normalised
 from enate_routing._router import Router
 from enate_routing.testing import InMemoryWorkItems

@@ -18,7 +18,6 @@ from enate_routing._directory import (
 )
 from enate_routing._envelope import (
     Envelope,
-    ParseLimits,
     Recipient,
     RecipientSource,
 )
@@ -43,6 +42,7 @@ from enate_routing._model import (
     RoutingRules,
     Target,
 )
+from enate_routing._parse_limits import ParseLimits
 from enate_routing._patterns import AddressPattern
 from enate_routing._router import AcknowledgementAllowed, Router
 from enate_routing._version import __version__

@@ -24,24 +24,13 @@ from ._address_lists import (
 )
 from ._charset_guess import guess_undeclared, likely_charset
 from ._frozen import direct_init
+from ._parse_limits import ParseLimits
 from ._patterns import MAX_ADDRESS_OCTETS, normalize_address
 
-__all__ = ["Envelope", "ParseLimits", "Recipient", "RecipientSource", "returned_ids", "scan_again"]
+__all__ = ["Envelope", "Recipient", "RecipientSource", "returned_ids", "scan_again"]
 
+_DEFAULT_LIMITS = ParseLimits()  # frozen, so one shared default is safe
 RecipientSource = Literal["to", "cc", "delivered-to", "x-original-to", "envelope"]
-
-
-@dataclass(frozen=True, slots=True)
-class ParseLimits:
-    """Limits past which a message is quarantined instead of parsed (docs/semantics.md §3.1.1)."""
-
-    max_message_bytes: int = 25 * 1024 * 1024
-    max_header_bytes: int = 1024 * 1024
-    max_mime_depth: int = 32
-    max_mime_parts: int = 1000
-    max_addresses_per_header: int = 1000
-    max_encoded_words_per_header: int = 2000
-    max_ids_per_header: int = 1000
 
 
 @direct_init
@@ -96,7 +85,7 @@ class Envelope:
         raw: bytes,
         *,
         envelope_recipients: Iterable[str] = (),
-        limits: ParseLimits = ParseLimits(),  # frozen, so one shared default is safe
+        limits: ParseLimits = _DEFAULT_LIMITS,
     ) -> Envelope:
         """Parse ``raw`` into its routing facts. Never raises, for any bytes (docs/semantics.md §3.1.1).
 

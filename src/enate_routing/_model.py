@@ -24,9 +24,9 @@ from pydantic_core import PydanticCustomError
 
 from enate_routing._ack_template import DEFAULT_SUBJECT_TOKEN, AckTemplate, subject_token_problem
 from enate_routing._delivery import Delivery, Target, Text
-from enate_routing._envelope import ParseLimits
 from enate_routing._link_pattern import UnsafePatternError, check_link_pattern
 from enate_routing._oauth_settings import OAuthSettings
+from enate_routing._parse_limits import ParseLimits
 from enate_routing._secret_inputs import hide_secret_inputs
 from enate_routing.errors import ConfigError, ConfigIssue
 

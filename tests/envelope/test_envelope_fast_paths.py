@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ from hypothesis import strategies as st
 
 from corpus_files import corpus_messages
 from enate_routing import _envelope, _mime
-from enate_routing._envelope import ParseLimits
+from enate_routing._parse_limits import ParseLimits
 
 HERE = Path(__file__).parent
 MESSAGES = corpus_messages() + sorted((HERE / "recovery").glob("*.eml"))
@@ -113,8 +114,8 @@ def test_plain_text_of_scanned_mail_does_not_scan_again(monkeypatch: pytest.Monk
     monkeypatch.setattr(_envelope, "scan_again", no_second_scan)
     assert envelope.plain_text() == "Grüße [REF:T-2]"
     monkeypatch.undo()
-    assert envelope == _envelope.Envelope(**{f: getattr(envelope, f) for f in envelope.__dataclass_fields__
-                                             if f != "_text"})  # not part of equality
+    assert envelope == _envelope.Envelope(**{f.name: getattr(envelope, f.name) for f in dataclasses.fields(envelope)
+                                             if f.name != "_text"})  # not part of equality
 
 
 def test_plain_text_of_single_part_mail_does_not_split_the_header_again(monkeypatch: pytest.MonkeyPatch) -> None:

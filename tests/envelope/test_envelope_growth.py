@@ -35,9 +35,10 @@ from bench_growth import (
     unbalanced_filename,
     unbalanced_parameter,
 )
-from enate_routing._envelope import Envelope, ParseLimits
+from enate_routing._envelope import Envelope
 from enate_routing._loading import parse_config
 from enate_routing._model import LimitsSettings
+from enate_routing._parse_limits import ParseLimits
 from enate_routing._router import Router
 
 SCALES = (1, 10, 100)

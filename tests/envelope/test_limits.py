@@ -6,7 +6,8 @@ from collections.abc import Callable
 
 import pytest
 
-from enate_routing._envelope import Envelope, ParseLimits
+from enate_routing._envelope import Envelope
+from enate_routing._parse_limits import ParseLimits
 
 LIMITS = ParseLimits()
 HEAD = "Message-ID: <q@example.org>\r\nFrom: Alice@Example.org\r\n"

@@ -59,8 +59,8 @@ class FileHost:
 
 
 def run(spec: dict[str, Any]) -> int:
-    from enate_routing._envelope import ParseLimits
     from enate_routing._loading import parse_config
+    from enate_routing._parse_limits import ParseLimits
     from enate_routing._router import Router
     from enate_routing.ingest import Backoff, Ingestor, open_ledger
     from enate_routing.transports import Endpoint, ImapSource, MoveAction, PasswordAuth, Pop3Source, SmtpSender

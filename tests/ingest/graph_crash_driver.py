@@ -20,8 +20,8 @@ from crash_driver import CRASH_EXIT, FileHost
 def run(spec: dict[str, Any]) -> int:
     from graph_rig import host_access
 
-    from enate_routing._envelope import ParseLimits
     from enate_routing._loading import parse_config
+    from enate_routing._parse_limits import ParseLimits
     from enate_routing._router import Router
     from enate_routing.ingest import Backoff, Ingestor, SQLiteLedger
     from enate_routing.transports._factory import open_sender, open_source

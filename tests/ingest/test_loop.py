@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from fakes import FakeRouter, Host, Mailbox, MemorySender, MemorySource, PartialFetchSource, make_message
 
-from enate_routing._envelope import ParseLimits
+from enate_routing._parse_limits import ParseLimits
 from enate_routing.errors import AuthenticationError, ConnectError, HandlerError, LeaseHeldError
 from enate_routing.ingest import HOOK_POINTS, AckState, Backoff, Ingestor, MessageState, SQLiteLedger, WorkItem
 

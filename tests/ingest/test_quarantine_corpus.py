@@ -7,7 +7,7 @@ from collections.abc import Callable
 from fakes import FakeRouter, Host, Mailbox, MemorySender
 
 from corpus_files import corpus_messages
-from enate_routing._envelope import ParseLimits
+from enate_routing._parse_limits import ParseLimits
 from enate_routing.ingest import Ingestor, SQLiteLedger
 
 Make = Callable[..., tuple[Ingestor, Host, MemorySender]]

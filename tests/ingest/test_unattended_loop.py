@@ -180,7 +180,7 @@ def test_an_acknowledgement_that_cannot_be_built_is_skipped_with_its_reason(
 def test_logging_tells_what_the_loop_does_without_secrets(make_ingestor: Make, box: Mailbox,
                                                           caplog: pytest.LogCaptureFixture) -> None:
     """Pass start/end with counts, quarantines with reason, lease changes; structured fields on the records."""
-    from enate_routing._envelope import ParseLimits
+    from enate_routing._parse_limits import ParseLimits
     box.deliver(make_message(1, body="x" * 5000))
     fill(box, 2)
     ingestor, _, _ = make_ingestor(limits=ParseLimits(max_message_bytes=2000))
@@ -230,7 +230,7 @@ def test_a_batch_of_large_messages_is_bounded_by_bytes_not_only_by_count(
     """A soak run: 20 scans of 5 MB fetched into one batch of 50 took `poll` from 50 MB to 214 MB resident (94 MB
     with --batch-size 1). A batch now ends once its fetched bytes reach twice max_message_bytes (here without the
     32 MiB floor, so that small messages show it)."""
-    from enate_routing._envelope import ParseLimits
+    from enate_routing._parse_limits import ParseLimits
     from enate_routing.ingest import _fetching
     monkeypatch.setattr(_fetching, "MIN_BATCH_BYTES", 0)
     for i in range(10):

@@ -17,9 +17,10 @@ from enate_routing._cli._records import FORMAT_VERSION, explain_record, result_r
 from enate_routing._cli._text import plural
 from enate_routing._decision import Decision, RoutingResult
 from enate_routing._directory import KnownMessage
-from enate_routing._envelope import Envelope, ParseLimits
+from enate_routing._envelope import Envelope
 from enate_routing._loading import load_config
 from enate_routing._model import Config
+from enate_routing._parse_limits import ParseLimits
 from enate_routing._router import Router
 from enate_routing.errors import ConfigError, MessageFileError
 

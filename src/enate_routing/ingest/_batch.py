@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from enate_routing._decision import Decision
-from enate_routing._envelope import ParseLimits
+from enate_routing._parse_limits import ParseLimits
 from enate_routing.ingest._acknowledge import AckRateLimit, describe
 from enate_routing.ingest._contract import IngestStats, RouterLike, StepHook
 from enate_routing.ingest._handoff import Group, HandOff, OutputUnavailable

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from enate_routing._decision import Decision
-from enate_routing._envelope import ParseLimits
+from enate_routing._parse_limits import ParseLimits
 from enate_routing.errors import HandlerError, TransportError
 from enate_routing.ingest._acknowledge import Acknowledger, describe, header_value
 from enate_routing.ingest._contract import Handler, IngestStats, StepHook, WorkItem

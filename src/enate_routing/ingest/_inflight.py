@@ -7,7 +7,8 @@ from typing import Any
 
 from enate_routing._decision import Decision
 from enate_routing._delivery import Delivery
-from enate_routing._envelope import Envelope, ParseLimits
+from enate_routing._envelope import Envelope
+from enate_routing._parse_limits import ParseLimits
 from enate_routing.ingest._ledger import MessageRecord, MessageState, SpoolLedger
 from enate_routing.transports._base import MessageRef
 

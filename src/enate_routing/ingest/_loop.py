@@ -15,8 +15,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
-from enate_routing._envelope import ParseLimits
 from enate_routing._model import Config
+from enate_routing._parse_limits import ParseLimits
 from enate_routing.errors import (
     StoreError,
     TransportError,
