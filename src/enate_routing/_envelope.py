@@ -159,6 +159,7 @@ _KEYWORD = re.compile(r"[^\s;(]+")
 _EMPTY_ENTRY = ("", "")
 # ASCII values give the same answer in any order (any one of them decides); the walk keeps document order.
 _PRIORITY_FIELDS = ("importance", "x-msmail-priority", "priority", "x-priority")
+_PRIORITY_NAMES = frozenset(_PRIORITY_FIELDS)
 _BULK_PRECEDENCE = frozenset({"bulk", "junk", "list"})
 # The fields automatic_reason reads (besides Return-Path): absent from most mail.
 _AUTOMATIC_FIELDS = frozenset({"auto-submitted", "precedence", "x-autoreply", "x-auto-response-suppress", "list-id"})
@@ -431,23 +432,18 @@ class _Reader:
 
     def important(self, block: _mime.HeaderBlock) -> bool:
         """semantics.md §3 ``important``: Importance high, X-Priority 1–2, X-MSMail-Priority high, Priority urgent."""
-        if block.present.isdisjoint(_PRIORITY_FIELDS):
-            return False  # most mail has none of them: one C call instead of a walk over every field
-        fields = [(name, value) for name in _PRIORITY_FIELDS if name in block.present for value in block.all(name)]
+        named = block.present & _PRIORITY_NAMES  # most mail has none of them: one C call instead of a walk
+        if not named:
+            return False
+        if len(named) == 1:  # the usual: one of them, once, in ASCII
+            (name,) = named
+            values = block.all(name)
+            if len(values) == 1 and values[0].isascii():
+                return _says_important(name, values[0].decode("ascii"))
+        fields = [(name, value) for name in _PRIORITY_FIELDS if name in named for value in block.all(name)]
         if not all(value.isascii() for _, value in fields):
             fields = block.fields  # reading 8-bit values may add defects: in document order, up to the answer
-        for name, value in fields:
-            if name == "importance" or name == "x-msmail-priority":
-                if self.text(name, value).strip().casefold() == "high":
-                    return True
-            elif name == "priority":
-                if self.text(name, value).strip().casefold() == "urgent":
-                    return True
-            elif name == "x-priority":
-                match = _LEADING_NUMBER.match(self.text(name, value))
-                if match and match.group(1).lstrip("0") in ("1", "2"):
-                    return True
-        return False
+        return any(name in _PRIORITY_NAMES and _says_important(name, self.text(name, value)) for name, value in fields)
 
     def optional(self, block: _mime.HeaderBlock, name: str, *, lower: bool = False) -> str | None:
         """The first ``name`` header, stripped (and lower-cased), or None when absent."""
@@ -466,6 +462,14 @@ class _Reader:
             text = self.text("x-loop", value).strip()
             values.append(normalize_address(text.strip("<>")) or text)
         return tuple(values)
+
+
+def _says_important(name: str, text: str) -> bool:
+    """Whether one priority field (a name of ``_PRIORITY_FIELDS``) with this text flags the mail important."""
+    if name == "x-priority":
+        match = _LEADING_NUMBER.match(text)
+        return match is not None and match.group(1).lstrip("0") in ("1", "2")
+    return text.strip().casefold() == ("urgent" if name == "priority" else "high")
 
 
 def _recipients(

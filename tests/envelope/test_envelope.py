@@ -149,6 +149,34 @@ def test_important_flag(header: str, important: bool) -> None:
     assert parse(f"From: a@example.org\n{header}").important is important
 
 
+@pytest.mark.parametrize(
+    ("headers", "important"),
+    [
+        ("X-Priority: 3\nImportance: high", True),  # several priority fields: any one flags the mail
+        ("Importance: high\nX-Priority: 5", True),
+        ("X-Priority: 5\nX-MSMail-Priority: Normal\nPriority: normal", False),
+        ("Importance: low\nImportance: high", True),  # one name twice: every value is read
+        ("Importance: low\nImportance: normal", False),
+        ("X-Priority: 01", True),
+        ("Importance: \x1chigh\x1c", True),  # str.strip() strips the information separators (bytes.strip does not)
+    ],
+)
+def test_important_from_several_fields(headers: str, important: bool) -> None:
+    """One priority field read on its own, and several (or one repeated) read together, give the same rule."""
+    assert parse(f"From: a@example.org\n{headers}").important is important
+
+
+def test_important_reads_8bit_priority_fields_in_document_order() -> None:
+    """With 8-bit bytes in a priority field, fields are read in document order up to the answer: a field
+    before the one that decides is read (its defect kept), one after it is not."""
+    before = Envelope.from_bytes(b"From: a@example.org\r\nImportance: h\xe9gh\r\nX-Priority: 1\r\n\r\nbody")
+    assert before.important is True
+    assert any("Importance" in defect and "not UTF-8" in defect for defect in before.defects)
+    after = Envelope.from_bytes(b"From: a@example.org\r\nX-Priority: 1\r\nImportance: h\xe9gh\r\n\r\nbody")
+    assert after.important is True
+    assert not any("Importance" in defect for defect in after.defects)
+
+
 def test_null_return_path() -> None:
     """Return-Path <> is the null path "" and makes the mail automatic (docs/semantics.md §3.5)."""
     envelope = parse("Return-Path: < >\nFrom: a@example.org")
