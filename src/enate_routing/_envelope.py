@@ -402,16 +402,22 @@ class _Reader:
         More than ``max_ids_per_header`` ids in one field quarantines the message, like the address limit.
         """
         limit = self.limits.max_ids_per_header
-        ids: dict[str, None] = {}
+        ids: dict[str, None] | None = None  # (an ordered set; one field, the usual, gives it whole)
         for value in block.all(name):
             text = self.text(name, value)
-            found = list(map(str.strip, _MESSAGE_ID.findall(text)))
+            found = _MESSAGE_ID.findall(text)
             if not found:
                 found = [token for token in text.split() if "@" in token]
             if len(found) > limit:
                 self.quarantine(f"id count in {_label(name)} {len(found)} exceeds the limit of {limit}")
                 return ()
-            ids.update(dict.fromkeys(found))
+            listed = dict.fromkeys(map(str.strip, found))
+            if ids is None:
+                ids = listed
+            else:  # in place: 100,000 References fields stay linear
+                ids.update(listed)
+        if ids is None:
+            return ()
         ids.pop("", None)  # "<>" names no message
         return tuple(ids)
 
