@@ -323,15 +323,16 @@ def is_plain_single_part(block: HeaderBlock) -> bool:
     """True when :func:`scan` with this root block would find no attachment and no defect (issue 15): an
     ASCII Content-Type neither multipart nor message (or none), an ASCII Content-Disposition, neither
     mentioning ``name``. Most small mail; the envelope then skips the scan. Any doubt says False."""
-    content_type = block.first("content-type")
     disposition = block.first("content-disposition")
-    for value in (content_type, disposition):
-        if value is not None and (not value.isascii() or b"name" in value.lower()):
-            return False
+    if disposition is not None and (not disposition.isascii() or b"name" in disposition.lower()):
+        return False
+    content_type = block.first("content-type")
     if content_type is None:
         return True
-    main_type = content_type.partition(b";")[0].strip().lower()
-    return not (main_type.startswith(b"multipart") or main_type.startswith(b"message"))
+    if not content_type.isascii():
+        return False
+    lowered = content_type.lower()
+    return b"name" not in lowered and not lowered.partition(b";")[0].strip().startswith((b"multipart", b"message"))
 
 
 def scan(
