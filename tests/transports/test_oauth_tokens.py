@@ -103,6 +103,38 @@ def test_cache_renews_before_expiry() -> None:
     assert cache.token() == "t2"
 
 
+def test_acquiring_and_losing_a_token_is_logged_without_the_token(caplog: pytest.LogCaptureFixture) -> None:
+    """Each acquisition is one info record naming the source and when it is renewed; a token the server
+    refused is one more; a refused token that is no longer the current one logs nothing. No token value."""
+    now = [0.0]
+    issued: list[str] = []
+
+    def acquire() -> tuple[str, float]:
+        issued.append(f"secret-token-{len(issued)}")
+        return issued[-1], 3600.0
+
+    caplog.set_level(logging.INFO, logger="enate_routing.transports")
+    cache = CachedToken(acquire, label="microsoft client-secret for connector 'Support'", clock=lambda: now[0])
+    cache.token()
+    cache.token()  # cached: no record
+    cache.invalidate("secret-token-0")
+    cache.invalidate("secret-token-0")  # no longer current: no record
+    cache.token()
+    messages = [record.getMessage() for record in caplog.records]
+    assert messages == [
+        "access token acquired (microsoft client-secret for connector 'Support'); renewed in 3300 s",
+        "access token refused by the server (microsoft client-secret for connector 'Support'); "
+        "a new one is acquired on next use",
+        "access token acquired (microsoft client-secret for connector 'Support'); renewed in 3300 s",
+    ]
+    first = caplog.records[0]
+    assert (first.token_source, first.lifetime, first.renew_in, first.acquisitions) == (  # type: ignore[attr-defined]
+        "microsoft client-secret for connector 'Support'", 3600.0, 3300.0, 1)
+    assert caplog.records[2].acquisitions == 2  # type: ignore[attr-defined]
+    logged = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
+    assert "secret-token" not in logged
+
+
 def test_refresh_token_file_rules(tmp_path: Path) -> None:
     """The token file is written 0600, read back, refused when others may read it, and explained when missing."""
     path = tmp_path / "tokens" / "desk.json"

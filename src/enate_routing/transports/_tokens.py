@@ -15,6 +15,7 @@ A token never appears in a repr, a log line or an error message: :class:`AccessT
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -45,6 +46,8 @@ __all__ = [
     "request_failure",
     "verifying_session",
 ]
+
+_log = logging.getLogger("enate_routing.transports")
 
 EXPIRY_MARGIN = 300.0
 """Seconds before expiry from which a cached token is no longer handed out (Microsoft and Google tokens live
@@ -94,14 +97,19 @@ class CachedToken:
                 # A provider issuing short-lived tokens (tests, some proxies) must not make every call
                 # re-acquire: renew at the margin, or half-way through a shorter life.
                 lifetime = max(lifetime, 0.0)
-                renew_at = self._clock() + lifetime - min(EXPIRY_MARGIN, lifetime / 2)
-                current = self._current = AccessToken(value, renew_at)
+                renew_in = lifetime - min(EXPIRY_MARGIN, lifetime / 2)
+                current = self._current = AccessToken(value, self._clock() + renew_in)
+                _log.info("access token acquired (%s); renewed in %.0f s", self.label, renew_in,
+                          extra={"token_source": self.label, "lifetime": lifetime, "renew_in": renew_in,
+                                 "acquisitions": self.acquisitions})
             return current.value
 
     def invalidate(self, token: str) -> None:
         with self._lock:
             if self._current is not None and self._current.value == token:
                 self._current = None
+                _log.info("access token refused by the server (%s); a new one is acquired on next use",
+                          self.label, extra={"token_source": self.label})
 
 
 _CACHES: dict[tuple[str, ...], CachedToken] = {}
