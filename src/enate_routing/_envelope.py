@@ -26,6 +26,7 @@ from ._charset_guess import guess_undeclared, likely_charset
 from ._frozen import direct_init
 from ._parse_limits import ParseLimits
 from ._patterns import MAX_ADDRESS_OCTETS, normalize_address
+from ._priority import PRIORITY_FIELDS, PRIORITY_NAMES, says_important
 
 __all__ = ["Envelope", "Recipient", "RecipientSource", "returned_ids", "scan_again"]
 
@@ -157,9 +158,6 @@ class Envelope:
 
 _KEYWORD = re.compile(r"[^\s;(]+")
 _EMPTY_ENTRY = ("", "")
-# ASCII values give the same answer in any order (any one of them decides); the walk keeps document order.
-_PRIORITY_FIELDS = ("importance", "x-msmail-priority", "priority", "x-priority")
-_PRIORITY_NAMES = frozenset(_PRIORITY_FIELDS)
 _BULK_PRECEDENCE = frozenset({"bulk", "junk", "list"})
 # The fields automatic_reason reads (besides Return-Path): absent from most mail.
 _AUTOMATIC_FIELDS = frozenset({"auto-submitted", "precedence", "x-autoreply", "x-auto-response-suppress", "list-id"})
@@ -168,7 +166,6 @@ _AUTOMATIC_LOCAL_PARTS = frozenset(
     {"mailer-daemon", "postmaster", "no-reply", "noreply", "donotreply", "do-not-reply"}
 )
 # docs/semantics.md §3: X-Priority "1 (Highest)" or "2 (High)" — its leading number.
-_LEADING_NUMBER = re.compile(r"\s*(\d+)")
 _MESSAGE_ID = re.compile(r"<([^<>]*)>")
 _PARENTHESES = re.compile(r"[()]")
 # getaddresses recurses once per nested comment level; far below the interpreter's recursion limit.
@@ -438,18 +435,18 @@ class _Reader:
 
     def important(self, block: _mime.HeaderBlock) -> bool:
         """semantics.md §3 ``important``: Importance high, X-Priority 1–2, X-MSMail-Priority high, Priority urgent."""
-        named = block.present & _PRIORITY_NAMES  # most mail has none of them: one C call instead of a walk
+        named = block.present & PRIORITY_NAMES  # most mail has none of them: one C call instead of a walk
         if not named:
             return False
         if len(named) == 1:  # the usual: one of them, once, in ASCII
             (name,) = named
             values = block.all(name)
             if len(values) == 1 and values[0].isascii():
-                return _says_important(name, values[0].decode("ascii"))
-        fields = [(name, value) for name in _PRIORITY_FIELDS if name in named for value in block.all(name)]
+                return says_important(name, values[0].decode("ascii"))
+        fields = [(name, value) for name in PRIORITY_FIELDS if name in named for value in block.all(name)]
         if not all(value.isascii() for _, value in fields):
             fields = block.fields  # reading 8-bit values may add defects: in document order, up to the answer
-        return any(name in _PRIORITY_NAMES and _says_important(name, self.text(name, value)) for name, value in fields)
+        return any(name in PRIORITY_NAMES and says_important(name, self.text(name, value)) for name, value in fields)
 
     def optional(self, block: _mime.HeaderBlock, name: str, *, lower: bool = False) -> str | None:
         """The first ``name`` header, stripped (and lower-cased), or None when absent."""
@@ -468,14 +465,6 @@ class _Reader:
             text = self.text("x-loop", value).strip()
             values.append(normalize_address(text.strip("<>")) or text)
         return tuple(values)
-
-
-def _says_important(name: str, text: str) -> bool:
-    """Whether one priority field (a name of ``_PRIORITY_FIELDS``) with this text flags the mail important."""
-    if name == "x-priority":
-        match = _LEADING_NUMBER.match(text)
-        return match is not None and match.group(1).lstrip("0") in ("1", "2")
-    return text.strip().casefold() == ("urgent" if name == "priority" else "high")
 
 
 def _recipients(
