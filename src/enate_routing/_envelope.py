@@ -165,7 +165,6 @@ _AUTOMATIC_FIELDS = frozenset({"auto-submitted", "precedence", "x-autoreply", "x
 _AUTOMATIC_LOCAL_PARTS = frozenset(
     {"mailer-daemon", "postmaster", "no-reply", "noreply", "donotreply", "do-not-reply"}
 )
-# docs/semantics.md §3: X-Priority "1 (Highest)" or "2 (High)" — its leading number.
 _MESSAGE_ID = re.compile(r"<([^<>]*)>")
 _PARENTHESES = re.compile(r"[()]")
 # getaddresses recurses once per nested comment level; far below the interpreter's recursion limit.

@@ -10,6 +10,7 @@ __all__ = ["PRIORITY_FIELDS", "PRIORITY_NAMES", "says_important"]
 # ASCII values give the same answer in any order (any one of them decides); the walk keeps document order.
 PRIORITY_FIELDS = ("importance", "x-msmail-priority", "priority", "x-priority")
 PRIORITY_NAMES = frozenset(PRIORITY_FIELDS)
+# X-Priority "1 (Highest)" or "2 (High)": its leading number.
 _LEADING_NUMBER = re.compile(r"\s*(\d+)")
 
 
