@@ -130,6 +130,12 @@ def bracket_entries_in_a_group(scale: int) -> bytes:
     return HEAD + (b"To: G:" + b"a]" * 1000 + b"\r\n") * scale + b"\r\nbody\r\n"
 
 
+def angles_behind_a_skipped_quote(scale: int) -> bytes:
+    """1,000 × scale '<' in To fields ``<b@c" G: <<<...`` of 1,000 each (found by fuzzing): getaddresses skips
+    the quote, so every '<' is an entry of the group, which the address count (quotes skipped) did not see."""
+    return HEAD + (b'To: <b@c.example" G: ' + b"<" * 1000 + b">\r\n") * scale + b"\r\nbody\r\n"
+
+
 def linking_subject(scale: int) -> bytes:
     """A subject of 1,000 × scale letters: what a reference pattern without a literal start backtracks on."""
     return HEAD + b"Subject: " + b"A" * (1000 * scale) + b"\r\n\r\nbody\r\n"
@@ -179,6 +185,7 @@ CASES: dict[str, Callable[[int], bytes]] = {
     "escaped parentheses in addresses": escaped_parentheses_in_addresses,
     "parameters after a boundary": parameters_after_a_boundary,
     "bracket entries in a group": bracket_entries_in_a_group,
+    "angles behind a skipped quote": angles_behind_a_skipped_quote,
 }
 LINKING_CASES: dict[str, Callable[[int], bytes]] = {
     "linking pattern on subject": linking_subject,
@@ -224,6 +231,14 @@ def part_parameters_at_the_limit() -> bytes:
     return HEAD + ('Content-Type: multipart/mixed; boundary="B"\r\n\r\n' + part * 999 + "--B--\r\n").encode()
 
 
+def skipped_quotes_at_the_limit() -> bytes:
+    """From, To, Cc, Delivered-To, X-Original-To and Return-Path, each ``<b@c" G:`` and 7,990 '<' (just within
+    the 8,000 entry ends per header): a group of 7,990 entries each for getaddresses (quadratic in them)."""
+    field = b': <b@c.example" G: ' + b"<" * 7990 + b">\r\n"
+    names = (b"From", b"To", b"Cc", b"Delivered-To", b"X-Original-To", b"Return-Path")
+    return b"Message-ID: <w@example.org>\r\n" + b"".join(name + field for name in names) + b"\r\nbody\r\n"
+
+
 def _report(returned: str, part: str = "message/rfc822") -> bytes:
     """A delivery report from a mailer daemon returning 999 messages with these header fields."""
     parts = f"--B\r\nContent-Type: {part}\r\n\r\n{returned}\r\nx\r\n" * 999
@@ -250,6 +265,7 @@ WORST_CASES: dict[str, tuple[Callable[[], bytes], str]] = {
     "999 parts with 4,000 parameters": (part_parameters_at_the_limit, "from_bytes"),
     "report of 999 Cc header blocks": (report_of_cc_blocks, "route"),
     "report of 999 References blocks": (report_of_reference_blocks, "route"),
+    "6 address headers of 7,990 entries behind a skipped quote": (skipped_quotes_at_the_limit, "from_bytes"),
 }
 
 

@@ -20,7 +20,7 @@ step() {
     "$@" || failed+=("$name")
 }
 
-step "ruff" "$python" -m ruff check src tests benchmarks
+step "ruff" "$python" -m ruff check src tests benchmarks scripts
 step "mypy --strict" "$python" -m mypy --strict src
 step "pytest" "$python" -m pytest --strict-markers -p no:cacheprovider "$@"
 # Quick mode checks that each benchmark runs and its two sides agree, not how fast this machine is.

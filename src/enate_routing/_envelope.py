@@ -174,6 +174,9 @@ _MAX_GROUPS = 32  # ':' outside quotes and comments; a real list has one or two 
 _MAX_DEFECTS = 100
 # Longest address header handed to getaddresses, per allowed address: longer means padding, not addresses.
 _CHARS_PER_ADDRESS = 256
+# Entry ends (',', '<', ... quoted or not) per allowed address: getaddresses skips the character after an address
+# in angle brackets, so in ``<a@b" <<<…`` the quote opens nothing (docs/envelope.md, Limits).
+_ENDS_PER_ADDRESS = 8
 
 
 _RECIPIENT_SOURCES: tuple[RecipientSource, ...] = ("to", "cc", "delivered-to", "x-original-to")
@@ -272,15 +275,18 @@ class _Reader:
             return True  # shorter than the limit, words within theirs: no check below can fail
         label = _label(name)
         if length > limit * _CHARS_PER_ADDRESS:
-            self.quarantine(
-                f"{label} header length {length} exceeds the limit of {limit * _CHARS_PER_ADDRESS}"
-                f" ({_CHARS_PER_ADDRESS} per address)"
-            )
+            self.quarantine(f"{label} header length {length} exceeds the limit of {limit * _CHARS_PER_ADDRESS}"
+                            f" ({_CHARS_PER_ADDRESS} per address)")
             return False
-        if sum(map(most_addresses, texts)) > limit:
+        ends = sum(map(most_addresses, texts))
+        if ends > limit:
             count = sum(address_count(text, entries_as_getaddresses_ends_them=True) for text in texts)
             if count > limit:
                 self.quarantine(f"address count in {label} {count} exceeds the limit of {limit}")
+                return False
+            if ends > _ENDS_PER_ADDRESS * limit:  # quoted ends that getaddresses may read after all
+                self.quarantine(f"entry ends in {label} {ends} exceed the limit of {_ENDS_PER_ADDRESS * limit} "
+                                f"({_ENDS_PER_ADDRESS} per address, quoted or not)")
                 return False
         if text.count("@") > 2 * limit:  # in a group, getaddresses is quadratic in these ("G:@@@@...")
             self.quarantine(f"'@' count in {label} {text.count('@')} exceeds the limit of {2 * limit} "
@@ -332,7 +338,11 @@ class _Reader:
                 self.defect(f"addresses in {_label(name)} separated by spaces, not commas")
                 pairs = [("", address) for address in text.split()]
             else:
-                pairs = parse_address_list([text])
+                try:
+                    pairs = parse_address_list([text])
+                except RecursionError:  # groups behind a quote getaddresses skips (docs/envelope.md, Limits)
+                    self.defect(f"{_label(name)} has more than {_MAX_GROUPS} groups (':'); not read")
+                    return []
         # Empty entries and empty groups ("undisclosed-recipients:;") carry nothing (a C-speed test first).
         return [pair for pair in pairs if pair != _EMPTY_ENTRY] if _EMPTY_ENTRY in pairs else pairs
 
@@ -507,15 +517,8 @@ def _read(raw: bytes, envelope_recipients: Iterable[str], limits: ParseLimits) -
     if block.over_limit:
         size = f"{block.end}" if block.end_seen else f"{limits.max_header_bytes + 4}+"
         reader.quarantine(f"header block size {size} exceeds the limit of {limits.max_header_bytes}")
-        return Envelope(
-            message_id=message_id,
-            sender=sender,
-            sender_name=sender_name,
-            size=len(raw),
-            defects=reader.defects,
-            quarantine_reason=reader.reason,
-            raw=raw,
-        )
+        return Envelope(message_id=message_id, sender=sender, sender_name=sender_name, size=len(raw),
+                        defects=reader.defects, quarantine_reason=reader.reason, raw=raw)
     subject_value = block.first("subject")
     subject = reader.unstructured("subject", subject_value) if subject_value is not None else ""
     recipients = _recipients(reader, block, envelope_recipients)
@@ -556,11 +559,9 @@ def _read(raw: bytes, envelope_recipients: Iterable[str], limits: ParseLimits) -
     return_path = reader.return_path(block)
     x_loop = reader.x_loop(block)
     # Positional, in field order (each name is its field's): matching 22 keywords costs more than building.
-    return Envelope._make(
-        message_id, sender, sender_name, recipients, subject, attachments, important, in_reply_to, references,
-        auto_submitted, precedence, x_autoreply, x_auto_response_suppress, list_id, return_path, x_loop,
-        is_report, len(raw), reader.defects, reader.reason, raw, text,
-    )
+    return Envelope._make(message_id, sender, sender_name, recipients, subject, attachments, important, in_reply_to,
+                          references, auto_submitted, precedence, x_autoreply, x_auto_response_suppress, list_id,
+                          return_path, x_loop, is_report, len(raw), reader.defects, reader.reason, raw, text)
 
 
 def returned_ids(raw: bytes, *, ids: bool = True, subject: bool = True) -> Envelope:
