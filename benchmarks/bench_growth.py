@@ -136,6 +136,12 @@ def angles_behind_a_skipped_quote(scale: int) -> bytes:
     return HEAD + (b'To: <b@c.example" G: ' + b"<" * 1000 + b">\r\n") * scale + b"\r\nbody\r\n"
 
 
+def spaces_before_junk(scale: int) -> bytes:
+    """``Cc: a@b.example,`` then 1,000 × scale spaces and junk (found by fuzzing): the entry pattern let an empty
+    display name's white space and the entry's leading white space share the run, one split per space."""
+    return HEAD + b"Cc: a@b.example," + b" " * (1000 * scale) + b"x\r\n\r\nbody\r\n"
+
+
 def linking_subject(scale: int) -> bytes:
     """A subject of 1,000 × scale letters: what a reference pattern without a literal start backtracks on."""
     return HEAD + b"Subject: " + b"A" * (1000 * scale) + b"\r\n\r\nbody\r\n"
@@ -186,6 +192,7 @@ CASES: dict[str, Callable[[int], bytes]] = {
     "parameters after a boundary": parameters_after_a_boundary,
     "bracket entries in a group": bracket_entries_in_a_group,
     "angles behind a skipped quote": angles_behind_a_skipped_quote,
+    "spaces before junk in Cc": spaces_before_junk,
 }
 LINKING_CASES: dict[str, Callable[[int], bytes]] = {
     "linking pattern on subject": linking_subject,

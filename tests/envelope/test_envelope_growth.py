@@ -30,6 +30,7 @@ from bench_growth import (
     many_fields,
     part_parameters_at_the_limit,
     references,
+    spaces_before_junk,
     spaces_in_an_address,
     text_parameters_at_the_limit,
     unbalanced_filename,
@@ -207,6 +208,16 @@ def test_entries_behind_a_quote_that_getaddresses_skips_are_limited() -> None:
     assert within.quarantine_reason is None and within.sender == "alice@example.org"
     quoted = b"To: " + b", ".join(b'"Doe, Jane, Jr., %d" <j%d@example.org>' % (n, n) for n in range(1000))
     assert len(Envelope.from_bytes(HEAD.replace(b"To: help@contoso.example", quoted) + b"\r\nx\r\n").recipients) == 1000
+
+
+@pytest.mark.parametrize("scale", SCALES)
+def test_spaces_before_junk_in_an_address_header(scale: int) -> None:
+    """``Cc: a@b.example,`` and 1,000 × scale spaces before junk (found by fuzz_corpus.py: 0.3 s for 18,000
+    spaces, the entry pattern splitting the run two ways): the address before them is read, the junk is a defect."""
+    envelope = Envelope.from_bytes(spaces_before_junk(scale))
+    assert envelope.quarantine_reason is None and envelope.sender == "alice@example.org"
+    assert [r.address for r in envelope.recipients] == ["help@contoso.example", "a@b.example"]
+    assert any("Cc" in defect for defect in envelope.defects), envelope.defects
 
 def test_at_signs_in_a_group_are_limited() -> None:
     """In a group getaddresses is quadratic in '@' ("G:@@@@..."): more than two per allowed address quarantines."""
