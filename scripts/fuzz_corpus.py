@@ -4,15 +4,18 @@
 
 Each round takes a message of tests/corpus, applies 1–12 random edits (tests/corpus_files.py: header syntax
 inserted once or repeated up to 2,000 times, runs copied, spans deleted, random bytes), then parses, routes
-and explains it with the demo configuration. A failure is an exception, an internal error (the ``parser
-error: …`` quarantine) or a message that takes longer than 50 ms plus 1 µs per byte; each is written to the
-output folder as NAME.eml with the reason printed. Exit status 1 when any failed. The same edits run as a
+and explains it with the demo configuration, and builds the acknowledgement of every decision that asks for
+one (with a template using every placeholder). A failure is an exception, an internal error (the ``parser
+error: …`` quarantine), an acknowledgement whose header fields are not the builder's own, or a message that
+takes longer than 50 ms plus 1 µs per byte; each is written to the output folder as NAME.eml with the
+reason printed. Exit status 1 when any failed. The same edits run as a
 hypothesis test in tests/envelope/test_corpus_mutations.py; this script runs them for as long as you like.
 """
 
 from __future__ import annotations
 
 import argparse
+import email
 import random
 import sys
 import time
@@ -23,9 +26,16 @@ from pathlib import Path
 sys.path[:0] = [str(Path(__file__).resolve().parent.parent / "tests")]
 
 from corpus_files import COPIES, REPEATS, SYNTAX, Edit, corpus_messages, mutated  # noqa: E402
+from enate_routing._ack_template import AckTemplate  # noqa: E402
 from enate_routing._envelope import Envelope  # noqa: E402
 from enate_routing._loading import load_config  # noqa: E402
 from enate_routing._router import Router  # noqa: E402
+from enate_routing.ingest import build_acknowledgement, render_acknowledgement  # noqa: E402
+
+EVERY_PLACEHOLDER = AckTemplate(subject="Re: {subject} [{route}] {sender} {reference}",
+                                text="Dear {sender}, {subject} is {reference} ({route}).\n")
+ACK_FIELDS = {"from", "to", "subject", "date", "message-id", "in-reply-to", "references", "auto-submitted",
+              "x-auto-response-suppress", "x-loop", "content-type", "content-transfer-encoding", "mime-version"}
 
 
 def random_edits(rng: random.Random) -> list[Edit]:
@@ -50,8 +60,16 @@ def failure(raw: bytes, router: Router) -> str | None:
         envelope = Envelope.from_bytes(raw)
         envelope.plain_text()
         for connector in router.connectors:
-            router.route(envelope, connector)
+            result = router.route(envelope, connector)
             router.explain(envelope, connector)
+            for decision in result.decisions:
+                if decision.acknowledge:
+                    content = render_acknowledgement(envelope, decision, EVERY_PLACEHOLDER, "T-000123")
+                    built = build_acknowledgement(envelope, decision, "help@contoso.example", decision.acknowledge,
+                                                  content=content)
+                    fields = [name.lower() for name in email.message_from_bytes(built.as_bytes())]  # its field names
+                    if len(set(fields)) != len(fields) or not ACK_FIELDS.issuperset(fields):
+                        return f"acknowledgement with the header fields {fields}"
     except Exception:  # noqa: BLE001 — reported, with its traceback
         return traceback.format_exc()
     seconds = time.process_time() - started

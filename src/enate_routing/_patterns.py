@@ -23,7 +23,9 @@ __all__ = [
     "domain_and_parents",
     "domain_matchable",
     "file_name_matchable",
+    "fits_a_mailbox",
     "forget_normalised",
+    "header_address",
     "normalize_address",
     "normalize_domain",
     "normalize_extension",
@@ -43,6 +45,10 @@ MAX_FILE_NAME_CHARS = 255
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 # RFC 5322 dot-atom-ish local part, loosened: anything printable except whitespace, '<', '>', '@', ',', ';'.
 _LOCAL = re.compile(r"^[^\s<>@,;\"()\[\]\\]+$")
+# RFC 5322 §3.2.3 dot-atom (with the UTF-8 of RFC 6532): atoms joined by single dots.
+_DOT_ATOM = re.compile(r'[^\x00-\x20\x7f()<>\[\]:;@\\,."]+(?:\.[^\x00-\x20\x7f()<>\[\]:;@\\,."]+)*')
+# C0 controls, DEL and C1 controls: no mailbox has them (RFC 5321 §4.1.2; RFC 6531 §3.3 for UTF-8 addresses).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
 def normalize_domain(domain: str) -> str | None:
@@ -124,10 +130,32 @@ def domain_and_parents(domain: str) -> Iterator[str]:
 
 def domain_matchable(address: str) -> bool:
     """False when ``address`` is too long for any mailbox (see the limits above): no ``*domain`` matches it."""
-    if len(address) > MAX_ADDRESS_OCTETS:  # characters ≤ octets: the cheap test first, no copy of a long string
+    return _within_octets(address) and address.count(".", address.rfind("@") + 1) < MAX_DOMAIN_LABELS
+
+
+def fits_a_mailbox(address: str) -> bool:
+    """Whether some mailbox could have ``address``: at most 254 octets and no control character (see above).
+    Acknowledgements go only to such addresses (docs/routing.md, acknowledgements)."""
+    return _within_octets(address) and _CONTROL.search(address) is None
+
+
+def _within_octets(address: str) -> bool:
+    # Characters ≤ octets: the cheap test first, no copy of a long string; ASCII has one octet per character.
+    if len(address) > MAX_ADDRESS_OCTETS:
         return False
-    domain = address[address.rfind("@") + 1 :]
-    return domain.count(".") < MAX_DOMAIN_LABELS and len(address.encode("utf-8", "surrogatepass")) <= MAX_ADDRESS_OCTETS
+    return address.isascii() or len(address.encode("utf-8", "surrogatepass")) <= MAX_ADDRESS_OCTETS
+
+
+def header_address(address: str) -> str:
+    """``address`` as an RFC 5322 addr-spec for a header we write: its local part quoted unless it is a
+    dot-atom (``.x@example.org`` → ``".x"@example.org``). Mail servers accept such addresses, and the email
+    package writes them unquoted — then fails on the header it wrote (a ``TypeError`` in ``get_name_addr`` for
+    ``a@example.org, .x@example.org``)."""
+    local, at, domain = address.rpartition("@")
+    if not at or _DOT_ATOM.fullmatch(local):
+        return address
+    escaped = local.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"@{domain}'
 
 
 def file_name_matchable(name: str) -> bool:

@@ -48,7 +48,7 @@ from enate_routing._matcher import (
     keys_of_address,
 )
 from enate_routing._model import Config
-from enate_routing._patterns import MAX_ADDRESS_OCTETS, AddressPattern
+from enate_routing._patterns import MAX_ADDRESS_OCTETS, AddressPattern, fits_a_mailbox
 from enate_routing.errors import UnknownConnectorError
 
 __all__ = ["AcknowledgementAllowed", "Router", "plus_base"]
@@ -420,8 +420,8 @@ def _acknowledgement(router: Router, envelope: Envelope, allowed: Acknowledgemen
     chosen: dict[str, None] = {}
     sender_blocked = False
     for address in candidates:
-        if address in chosen or _is_system(address, system):
-            continue
+        if address in chosen or _is_system(address, system) or not fits_a_mailbox(address):
+            continue  # (an address no mailbox can have is never acknowledged)
         if router._blocked:  # reject or no-automated-emails: never acknowledged
             keys = facts.keys(SENDERS) if address == sender else keys_of_address(address)
             if router.blocked_action(address, keys) is not None:

@@ -146,15 +146,16 @@ def test_modern_auth_is_the_default_for_the_named_services() -> None:
 
 def test_sendmail_keeps_the_mime_and_adds_envelope_only_recipients_as_bcc(
         graph: FakeGraph, idp: IdentityProvider, pki: Pki) -> None:
-    """The MIME arrives byte for byte after a Bcc line naming the envelope recipient the headers lack."""
+    """The MIME arrives byte for byte after a Bcc line naming the envelope recipients the headers lack (a
+    local part that is no dot-atom quoted, as RFC 5322 writes it)."""
     register_app(idp)
     graph.mailbox(DESK)
     raw = message("ack").replace(b"To: support@example.test",
                                  b"To: customer@example.net\r\nAuto-Submitted: auto-replied")
     with open_sender(graph_connector(graph, idp, pki), ConnectorAccess(environ=ENV, timeout=5)) as sender:
-        assert sender.send(DESK, ["customer@example.net", "audit@example.net"], raw) == {}
+        assert sender.send(DESK, ["customer@example.net", "audit@example.net", ".odd@example.net"], raw) == {}
     (sent,) = graph.sent
-    assert sent.mime == b"Bcc: audit@example.net\r\n" + raw and sent.mailbox == DESK
+    assert sent.mime == b'Bcc: audit@example.net, ".odd"@example.net\r\n' + raw and sent.mailbox == DESK
 
 
 def test_sendmail_without_the_mail_send_role_is_refused(graph: FakeGraph, idp: IdentityProvider, pki: Pki) -> None:

@@ -18,6 +18,7 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from email.header import Header
 from email.message import EmailMessage
 from email.utils import formatdate
 
@@ -25,6 +26,7 @@ from enate_routing._ack_template import DEFAULT_SUBJECT_TOKEN, AckTemplate, toke
 from enate_routing._decision import Decision
 from enate_routing._envelope import Envelope
 from enate_routing._model import Config, Connector
+from enate_routing._patterns import header_address
 from enate_routing.errors import TransportError
 from enate_routing.ingest._ledger import AckState, WorkRecord
 from enate_routing.transports._base import MailSender
@@ -107,9 +109,9 @@ def build_acknowledgement(
     """
     content = content or render_acknowledgement(envelope, decision)
     msg = EmailMessage()
-    msg["From"] = header_value(from_address)
-    msg["To"] = ", ".join(header_value(r) for r in recipients)
-    msg["Subject"] = header_value(content.subject)
+    msg["From"] = header_address(header_value(from_address))
+    msg["To"] = ", ".join(header_address(header_value(r)) for r in recipients)
+    _set_text(msg, "Subject", header_value(content.subject))
     msg["Date"] = formatdate(localtime=False)
     domain = header_value(from_address.rpartition("@")[2]) or "localhost"
     msg["Message-ID"] = f"<ack-{decision.idempotency_key}@{domain}>"
@@ -125,6 +127,17 @@ def build_acknowledgement(
     msg["X-Loop"] = header_value(from_address)
     msg.set_content(content.text)
     return msg
+
+
+def _set_text(msg: EmailMessage, name: str, text: str) -> None:
+    """Set the unstructured header ``name`` so that it reads back as ``text``. The email package decodes
+    whatever looks like an RFC 2047 encoded word in a value it is given (a subject quoting ``=?x?q?abc?=``
+    would lose it), and fails to write some (``UnicodeEncodeError`` for a made-up charset): such text is
+    written as encoded words of its own, which a reader decodes once, back to ``text``."""
+    if "=?" in text:
+        msg.set_raw(name, Header(text, "utf-8", header_name=name).encode())
+    else:
+        msg[name] = text
 
 
 def _outgoing_route_connector(config: Config, address: str) -> Connector | None:

@@ -346,6 +346,9 @@ class ReferenceRouter:
             split = _split_plus(address)
             if address in system or (split is not None and split[0] in system) or address in chosen:
                 continue
+            if len(address.encode("utf-8", "surrogatepass")) > 254 or any(
+                    ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in address):
+                continue  # no mailbox has it: more than 254 octets (RFC 5321), a control character
             if self.blocked_action(address) is not None:
                 if address == envelope.sender:
                     sender_blocked = True

@@ -33,6 +33,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from enate_routing._closing import ClosedOnExit
+from enate_routing._patterns import header_address
 from enate_routing.errors import GraphError, MailboxMissingError, MessageGoneError, ProtocolError
 from enate_routing.transports._base import (
     ConnectionTestResult,
@@ -278,7 +279,7 @@ def _with_envelope(message: bytes, recipients: Sequence[str]) -> bytes:
     missing = [r for r in dict.fromkeys(recipients) if r.casefold() not in named]
     if not missing:
         return message
-    return f"Bcc: {', '.join(missing)}\r\n".encode() + message
+    return f"Bcc: {', '.join(map(header_address, missing))}\r\n".encode() + message
 
 
 class GraphSender(ClosedOnExit):
