@@ -12,16 +12,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fakes import Mailbox, MemorySource
 
+from enate_routing._loading import parse_config
+from enate_routing._router import Router
 from enate_routing.errors import LeaseHeldError, StoreError
 from enate_routing.ingest import (
     AckState,
+    Backoff,
+    Ingestor,
     Ledger,
     MessageState,
     PlannedWork,
     RoutedMessage,
     SpoolItem,
     SQLiteLedger,
+    WorkItem,
     content_digest,
     open_ledger,
 )
@@ -295,3 +301,46 @@ def test_open_ledger_selects_by_url(tmp_path: Path, postgres_url: str) -> None:
     finally:
         sqlite.close()
         pg.close()
+
+
+def test_text_postgresql_cannot_hold_is_stored_replaced_not_refused(pg: PostgresLedger) -> None:
+    """A NUL in a Message-ID, a quarantine reason or a host's reference is stored as U+FFFD, a lone surrogate
+    as '?': psycopg refused both, and every pass of the mailbox failed on that one message. Decisions (JSON)
+    keep them."""
+    a, b = pg.spool("C", "INBOX", [item("imap:INBOX:1:1", b"one"), item("imap:INBOX:1:2", b"two")])
+    pg.record_routed([RoutedMessage(a.id, "a\x00b@x", [{"subject": "x\x00y\ud800"}],
+                                    [PlannedWork("k1", AckState.NONE)], False)])
+    pg.record_quarantine(b.id, "invalid address a\x00b in From", "m\ud800@x")
+    pg.record_handed("C", ["k1"], references={"k1": "T-1\x00"})
+    assert (pg.get(a.id).message_id, pg.get(a.id).decisions) == ("a\ufffdb@x", ({"subject": "x\x00y\ud800"},))
+    assert (pg.get(b.id).quarantine_reason, pg.get(b.id).message_id) == ("invalid address a\ufffdb in From", "m?@x")
+    assert [w.reference for w in pg.work_of(a.id)] == ["T-1\ufffd"]
+
+
+def test_a_message_with_a_nul_in_its_message_id_is_handed_off_once(postgres_url: str) -> None:
+    """The whole pass on a PostgreSQL ledger: the message is handed off and marked, the pass ends; before,
+    recording its Message-ID failed the pass, every time."""
+    box = Mailbox()
+    box.deliver(b"From: ann@example.org\r\nTo: help@acme.example\r\nSubject: x\x00y\r\n"
+                b"Message-ID: <a\x00b@example.org>\r\n\r\nHello\r\n")
+    handed: list[WorkItem] = []
+    config = parse_config({
+        "connectors": [{"name": "Support", "service": "other", "username": "help@acme.example", "password": "pw",
+                        "primary_address": "help@acme.example", "use_for": "incoming",
+                        "incoming": {"protocol": "imap", "host": "127.0.0.1", "port": 1, "security": "ssl"}}],
+        "fallbacks": [{"connector": "Support", "address": "help@acme.example", "target": {
+            "customer": "Acme", "contract": "Internal", "service": "IT", "process": "General", "kind": "ticket"}}],
+    })
+    ledger = PostgresLedger(postgres_url)
+    try:
+        ingestor = Ingestor(connector="Support", mailbox="INBOX", source_factory=lambda: MemorySource(box),
+                            router=Router.compile(config), store=ledger, handler=handed.append,
+                            backoff=Backoff(base=0.0, cap=0.0), sleep=lambda _: None)
+        stats = ingestor.run_once()
+        assert stats.errors == [] and box.unprocessed() == []
+        assert [item.envelope.message_id for item in handed] == ["a\x00b@example.org"]
+        assert [r.message_id for r in ledger.pending("Support", "INBOX")] == []
+        ingestor.run_once()
+        assert len(handed) == 1
+    finally:
+        ledger.close()

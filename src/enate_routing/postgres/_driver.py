@@ -129,6 +129,21 @@ def _psycopg() -> ModuleType:
                          f"{_INSTALL}") from exc
 
 
+def _total_text() -> type:
+    """psycopg's text dumper, writing any string: NUL as U+FFFD, and what the connection's encoding cannot
+    hold (a lone surrogate; a character of another script in a LATIN1 database) as ``?``. PostgreSQL text
+    cannot hold NUL (psycopg raises ``DataError``, and ``UnicodeEncodeError`` for the rest), and mail can
+    carry one into a Message-ID, a quarantine reason or a host's reference: one such message must not fail
+    every pass of its mailbox (docs/scaling.md, "Text PostgreSQL cannot store")."""
+    base: Any = importlib.import_module("psycopg.types.string").StrDumperUnknown
+
+    class TotalText(base):  # type: ignore[misc]  # psycopg's class, imported at run time
+        def dump(self, obj: str) -> bytes:
+            return obj.replace("\x00", "\ufffd").encode(self._encoding, "replace")
+
+    return TotalText
+
+
 class PostgresDatabase:
     """One PostgreSQL database shared by threads: a connection per thread, every error a StoreError.
 
@@ -138,6 +153,7 @@ class PostgresDatabase:
     def __init__(self, url: str, *, what: str, connect_timeout: float = 10.0) -> None:
         self._url = postgres_url(url, what=what)
         self._psycopg = _psycopg()
+        self._text_dumper = _total_text()
         self.shown = redact_url(self._url)
         self.what = what
         self._timeout = max(1, int(connect_timeout))
@@ -155,6 +171,7 @@ class PostgresDatabase:
             )
         except self._psycopg.Error as exc:
             raise StoreError(f"cannot open the {self.what} {self.shown}: {self._reason(exc)}") from None
+        opened.adapters.register_dumper(str, self._text_dumper)
         self._connections.keep(opened)
         return opened
 
