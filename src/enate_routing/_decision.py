@@ -30,6 +30,7 @@ __all__ = [
     "Trace",
     "idempotency_key",
     "message_reference",
+    "visible",
 ]
 
 Action = Literal["create", "link", "ignore", "reject"]
@@ -223,7 +224,17 @@ class Trace:
         lines.append("decisions:")
         for decision in self.result.decisions:
             lines.append("    " + describe(decision))
-        return "\n".join(lines)
+        return visible("\n".join(lines))
+
+
+# Every C0 and C1 control but the line break, written as \xNN: text from mail (a Message-ID, an address) must
+# not drive the terminal it is shown on — an ESC there starts an escape sequence (OSC 52 writes the clipboard).
+_CONTROLS = {code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0)) if code != 0x0A}
+
+
+def visible(text: str) -> str:
+    """``text`` for a person's terminal: control characters but the line break written as ``\\xNN``."""
+    return text.translate(_CONTROLS)
 
 
 def describe(decision: Decision) -> str:

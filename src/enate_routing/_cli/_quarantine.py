@@ -42,7 +42,8 @@ def register(subparsers: Any) -> None:
 
 def _line(record: MessageRecord) -> str:
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.updated_at))
-    return f"{record.id}\t{when}\t{record.message_id or '-'}\t{header_value(record.quarantine_reason or '')}"
+    message_id, reason = header_value(record.message_id or "-"), header_value(record.quarantine_reason or "")
+    return f"{record.id}\t{when}\t{message_id}\t{reason}"
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -70,7 +71,8 @@ def run_show(args: argparse.Namespace) -> int:
         sys.stdout.buffer.write(raw)
         return 0
     print(f"id:         {record.id}\nreason:     {header_value(record.quarantine_reason or '')}\n"
-          f"message-id: {record.message_id or '-'}\nsize:       {record.size} bytes\nref:        {record.ref_key}\n")
+          f"message-id: {header_value(record.message_id or '-')}\nsize:       {record.size} bytes\n"
+          f"ref:        {record.ref_key}\n")
     head = raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
     lines = head.decode("utf-8", "replace").splitlines()
     for line in lines[:_HEADER_LINES]:

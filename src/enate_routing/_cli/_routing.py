@@ -15,7 +15,7 @@ from typing import Any, BinaryIO
 
 from enate_routing._cli._records import FORMAT_VERSION, explain_record, result_records
 from enate_routing._cli._text import plural
-from enate_routing._decision import Decision, RoutingResult
+from enate_routing._decision import Decision, RoutingResult, visible
 from enate_routing._directory import KnownMessage
 from enate_routing._envelope import Envelope
 from enate_routing._loading import load_config
@@ -193,7 +193,7 @@ def run_explain(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(explain_record(name, envelope, trace), ensure_ascii=False))
         return 0
-    print(f"{name}: from {envelope.sender or '(none)'}, subject {envelope.subject!r}")
+    print(visible(f"{name}: from {envelope.sender or '(none)'}, subject {envelope.subject!r}"))
     if envelope.defects:
         print(f"parser notes: {'; '.join(envelope.defects)}")
     print(trace.format())
@@ -268,9 +268,9 @@ def run_diff(args: argparse.Namespace) -> int:
                     print("\r\033[K", end="", file=sys.stderr)
                 old_summary, new_summary = _summary(before), _summary(after)
                 if old_summary != new_summary:
-                    print(f"{name}: {old_summary} → {new_summary}")
+                    print(visible(f"{name}: {old_summary} → {new_summary}"))
                 else:  # the same routes decided: name what they decide differently
-                    print(f"{name}: {_field_changes(before, old_records, new_records)}")
+                    print(visible(f"{name}: {_field_changes(before, old_records, new_records)}"))
         if progress and total % 100 == 0:
             print(f"\r{total} messages…", end="", file=sys.stderr, flush=True)
     if progress:
