@@ -6,6 +6,7 @@ escape sequence in the operator's terminal when `explain` or `diff` prints it; t
 
 from __future__ import annotations
 
+import logging
 import re
 from importlib import resources
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from enate_routing._cli import main
+from enate_routing._cli._logging import TextFormatter
 from enate_routing._decision import visible
 
 DEMO = str(resources.files("enate_routing") / "data" / "demo.toml")
@@ -52,3 +54,12 @@ def test_diff_writes_controls_as_escapes(tmp_path: Path, capsys: pytest.CaptureF
 
 def test_visible_keeps_line_breaks_and_printable_text() -> None:
     assert visible("a\nb ✓ § ü\t\x1b\x85") == "a\nb ✓ § ü\\x09\\x1b\\x85"
+
+
+def test_a_text_log_record_is_one_line_without_controls() -> None:
+    """A reason quoting mail (or a handler's exception) cannot forge a second log line or drive the terminal."""
+    record = logging.LogRecord("enate_routing.ingest", logging.WARNING, __file__, 1, "message quarantined", (), None)
+    record.reason = "handler failed: bad subject\n12:00:00 error   enate_routing: forged \x1b[2J"
+    line = TextFormatter().format(record)
+    assert "\n" not in line and CONTROL.search(line) is None
+    assert line.endswith("reason=handler failed: bad subject\\x0a12:00:00 error   enate_routing: forged \\x1b[2J")

@@ -11,6 +11,8 @@ import time
 from collections.abc import Iterator
 from typing import Any, TextIO
 
+from enate_routing._decision import visible
+
 __all__ = ["add_logging_options", "configure_logging"]
 
 # Attributes every LogRecord has; anything else on a record came from ``extra=``.
@@ -44,7 +46,8 @@ class TextFormatter(logging.Formatter):
         stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
         extra = " ".join(f"{k}={v}" for k, v in _fields(record).items())
         line = f"{stamp} {record.levelname.lower():7} {record.name}: {record.getMessage()}"
-        return f"{line} {extra}" if extra else line
+        # One record, one line: a line break or an ESC in a value (a reason quoting mail) is written as \xNN.
+        return visible(f"{line} {extra}" if extra else line).replace("\n", "\\x0a")
 
 
 def add_logging_options(parser: argparse.ArgumentParser) -> None:
