@@ -6,10 +6,10 @@ Each round takes a message of tests/corpus, applies 1–12 random edits (tests/c
 inserted once or repeated up to 2,000 times, runs copied, spans deleted, random bytes), then parses, routes
 and explains it with the demo configuration, and builds the acknowledgement of every decision that asks for
 one (with a template using every placeholder). A failure is an exception, an internal error (the ``parser
-error: …`` quarantine), an acknowledgement whose header fields are not the builder's own, or a message that
-takes longer than 50 ms plus 1 µs per byte; each is written to the output folder as NAME.eml with the
-reason printed. Exit status 1 when any failed. The same edits run as a
-hypothesis test in tests/envelope/test_corpus_mutations.py; this script runs them for as long as you like.
+error: …`` quarantine), a text fact UTF-8 cannot write, an acknowledgement whose header fields are not the
+builder's own, or a message that takes longer than 50 ms plus 1 µs per byte; each is written to the output
+folder as NAME.eml with the reason printed. Exit status 1 when any failed. The same edits run as a hypothesis
+test in tests/envelope/test_corpus_mutations.py; this script runs them for as long as you like.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).resolve().parent.parent / "tests")]
 
-from corpus_files import COPIES, REPEATS, SYNTAX, Edit, corpus_messages, mutated  # noqa: E402
+from corpus_files import COPIES, REPEATS, SYNTAX, Edit, corpus_messages, mutated, unwritable_fact  # noqa: E402
 from enate_routing._ack_template import AckTemplate  # noqa: E402
 from enate_routing._envelope import Envelope  # noqa: E402
 from enate_routing._loading import load_config  # noqa: E402
@@ -58,7 +58,9 @@ def failure(raw: bytes, router: Router) -> str | None:
     started = time.process_time()
     try:
         envelope = Envelope.from_bytes(raw)
-        envelope.plain_text()
+        unwritable = unwritable_fact(envelope)  # reads plain_text() too
+        if unwritable is not None:
+            return f"{unwritable} cannot be written as UTF-8"
         for connector in router.connectors:
             result = router.route(envelope, connector)
             router.explain(envelope, connector)

@@ -3,7 +3,10 @@ mutate its messages (tests/envelope/test_corpus_mutations.py, scripts/fuzz_corpu
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
+
+from enate_routing._envelope import Envelope
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 
@@ -17,7 +20,8 @@ def corpus_messages() -> list[Path]:
 SYNTAX = [b"\r\n", b"\n", b"\r", b"\r\n ", b"\r\n\r\n", b'"', b"\\", b"(", b")", b"<", b">", b",", b";", b":",
           b"@", b"[", b"]", b"=?utf-8?q?", b"=?utf-8?b?", b"?=", b"\x00", b"\xff", b"\xe9", b"--", b"\t", b" ",
           b"boundary=", b"filename*0*=", b"charset=", b"From: ", b"To: ", b"Cc: ", b"Subject: ", b"References: <",
-          b"Content-Type: multipart/mixed; boundary=x\r\n", b"Content-Disposition: attachment; filename="]
+          b"Content-Type: multipart/mixed; boundary=x\r\n", b"Content-Disposition: attachment; filename=",
+          b"=?utf-7?q?+2AA-?=", b"charset=utf-7", b"filename*=utf-7''%2B2AA-", b"+2AA-"]
 # How many times an inserted token is repeated, and how many times a copied run.
 REPEATS = (1, 1, 2, 50, 2000)
 COPIES = (1, 3, 100)
@@ -42,3 +46,24 @@ def mutated(raw: bytes, edits: list[Edit]) -> bytes:
             assert isinstance(what, bytes)
             data[at:at] = what * times
     return bytes(data)
+
+
+def unwritable_fact(envelope: Envelope) -> str | None:
+    """The first text fact of ``envelope`` (its plain text too) that UTF-8 cannot encode, or None: a lone
+    surrogate would make a host's database, JSON file or terminal refuse it."""
+    facts = [(f.name, getattr(envelope, f.name)) for f in dataclasses.fields(envelope)]
+    for name, value in [*facts, ("plain_text()", envelope.plain_text())]:
+        items = value if isinstance(value, tuple) else (value,)
+        for item in items:
+            text = getattr(item, "address", item)
+            if isinstance(text, str) and not _encodes(text):
+                return name
+    return None
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -87,11 +87,20 @@ def _decode_charset(data: bytes, charset: str, defects: list[str] | None = None)
     (``idna``) and ValueError for names with NUL bytes; all of these are "undecodable charset".
     """
     try:
-        return data.decode(charset.strip(), "replace")
+        return _without_surrogates(data.decode(charset.strip(), "replace"))
     except (LookupError, UnicodeError, ValueError):
         if defects is not None:
             _add(defects, f"undecodable charset {charset[:40]!r}")
         return decode_bytes(data)[0]
+
+
+# UTF-7 (``+2AA-``) and the escape codecs decode to lone surrogates, which no text encoding can write: a
+# host's database, JSON file or terminal would refuse the subject. They become U+FFFD, as undecodable bytes do.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _without_surrogates(text: str) -> str:
+    return text if text.isascii() or _SURROGATE.search(text) is None else _SURROGATE.sub("\ufffd", text)
 
 
 def _add(defects: list[str], defect: str) -> None:
@@ -244,6 +253,7 @@ def _filename(block: HeaderBlock, latin: PartHeaders, default_type: str, defects
             name = None
     if not name:
         return None
+    name = _without_surrogates(name)  # RFC 2231 charsets are decoded by the standard library
     if "=?" in name:
         name, word_defects = decode_encoded_words(name)
         defects.extend(f"{defect} in file name" for defect in word_defects)
