@@ -99,10 +99,19 @@ class ConfigIssue:
     item: str | None = None
 
     def __str__(self) -> str:
-        parts = [p for p in (self.file, self.where, self.field) if p]
+        parts = [_cut(p) for p in (self.file, self.where, self.field) if p]
         prefix = ": ".join(parts)
-        text = self.problem if self.item is None else f"{self.problem}: {self.item!r}"
+        text = _cut(self.problem if self.item is None else f"{self.problem}: {self.item!r}")
         return f"{prefix}: {text}" if prefix else text
+
+
+# A message quotes what it locates — a route name, a bad value — and an admin screen or a file may hand in
+# 100,000 characters: each part of a line is cut, so a line stays readable (the fields keep the whole text).
+_PART_CHARS = 300
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= _PART_CHARS else f"{text[:_PART_CHARS - 60]}… ({len(text):,} characters)"
 
 
 class ConfigError(EnateRoutingError, ValueError):

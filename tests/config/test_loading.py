@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -96,3 +97,17 @@ def test_parse_config_accepts_a_mapping() -> None:
         parse_config({"routes": [{"connector": "C", "name": "R", "address": "x",
                                   "target": {"customer": "a", "contract": "b", "service": "c", "process": "d",
                                              "kind": "ticket"}}]})
+
+
+def test_a_huge_value_is_located_in_a_readable_line() -> None:
+    """A 100,000-character route name and address (a file, or an admin screen, hands in anything): each part
+    of the line is cut with the length said; the issue keeps the whole text for a program."""
+    data = tomllib.loads(DOC_EXAMPLE)
+    data["routes"][0]["name"] = "n" * 100_000
+    data["routes"][0]["address"] = "a" * 100_000
+    with pytest.raises(ConfigError) as caught:
+        parse_config(data)
+    lines = str(caught.value).splitlines()
+    assert lines and all(len(line) < 1_000 for line in lines)
+    assert any("(100,0" in line and "address" in line for line in lines)
+    assert any(issue.where is not None and len(issue.where) > 100_000 for issue in caught.value.issues)
