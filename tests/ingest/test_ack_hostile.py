@@ -124,3 +124,11 @@ def test_fits_a_mailbox() -> None:
     assert fits_a_mailbox("a" * 242 + "@example.org") and not fits_a_mailbox("a" * 243 + "@example.org")
     assert fits_a_mailbox("ü" * 121 + "@example.org") and not fits_a_mailbox("ü" * 122 + "@example.org")
     assert not fits_a_mailbox("a\x7fb@example.org") and not fits_a_mailbox("a\x85b@example.org")
+
+
+def test_a_utf8_recipient_is_written_as_utf8() -> None:
+    """RFC 6532: the address as it is, in a UTF-8 header (the SMTP sender asks for SMTPUTF8), not an encoded
+    word, which no server reads as an address."""
+    envelope, decision = routed("jürgen@example.org")
+    assert decision.acknowledge == ("jürgen@example.org",)
+    assert "\r\nTo: jürgen@example.org\r\n".encode() in wire(envelope, decision, decision.acknowledge)

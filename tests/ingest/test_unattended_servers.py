@@ -9,6 +9,7 @@ root). Where it cannot be mounted the test is skipped — or fails under ``CI=tr
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -19,7 +20,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from email import message_from_bytes
+from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -133,6 +134,31 @@ def test_poison_subjects_among_fifty_messages(mailboxes: Dovecot, smtp_inbox: Sm
     for ack in acks:
         assert not any(c in str(ack["Subject"]) for c in "\r\n\x0c\x00\u2028\u2029")
         assert ack["there"] is None and not ack.defects
+
+
+def test_odd_senders_are_acknowledged_or_refused_once(mailboxes: Dovecot, smtp_inbox: SmtpServers,
+                                                      tmp_path: Path) -> None:
+    """A sender whose local part is no dot-atom is acknowledged, quoted; a subject quoting encoded words
+    reads back as it was; a UTF-8 sender, which this server cannot take (no SMTPUTF8), is refused once, for
+    good. Every message is handed off once and marked; a second run sends nothing again."""
+    quoting = "Re: =?bogus?q?abc?= x"
+    messages = [poison_message(0, b"plain").replace(b"poison0@", b".cr@"),
+                poison_message(1, b"=?utf-8?b?" + base64.b64encode(quoting.encode()) + b"?="),
+                poison_message(2, b"plain").replace(b"poison2@", "jürgen@".encode()),
+                poison_message(3, b"plain")]
+    append(mailboxes, ALICE, messages)
+    config = default_config(mailboxes, smtp_inbox, tmp_path, acknowledgements_per_hour=100)
+    out = tmp_path / "decisions.jsonl"
+    assert main(poll(config, out, "--once")) == 0
+    assert main(poll(config, out, "--once")) == 0
+    assert len(read_jsonl(out)) == 4 and count(mailboxes, ALICE) == 0
+    sent = smtp_inbox.received("open")
+    assert sorted(got.rcpt_tos for got in sent) == [(".cr@example.net",), ("poison1@example.net",),
+                                                    ("poison3@example.net",)]
+    acks = {got.rcpt_tos[0]: got.data for got in sent}
+    assert b'\r\nTo: ".cr"@example.net\r\n' in acks[".cr@example.net"]
+    quoted = message_from_bytes(acks["poison1@example.net"], policy=policy.default)
+    assert str(quoted["Subject"]) == quoting  # (one "Re:")
 
 
 def test_an_unbuildable_acknowledgement_is_skipped_with_its_reason(

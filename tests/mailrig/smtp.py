@@ -6,7 +6,8 @@ raw bytes, authenticated login, client-certificate CN). The modes:
 
 ===============  ===============================================================================
 ``open``         plain SMTP, no TLS; AUTH (PLAIN, LOGIN, XOAUTH2, OAUTHBEARER) *offered* but not required
-                 — so a client that allows plaintext auth can be tested against it
+                 — so a client that allows plaintext auth can be tested against it; the one mode without
+                 SMTPUTF8 (RFC 6531), which aiosmtpd's ``Controller`` offers unless told not to
 ``submission``   STARTTLS required, then AUTH required (PLAIN, LOGIN, XOAUTH2, OAUTHBEARER); AUTH is not
                  even advertised before TLS (aiosmtpd ``auth_require_tls``)
 ``smtps_auth``   implicit TLS (SMTPS), AUTH offered (aiosmtpd cannot *require* it on SMTPS without a
@@ -203,7 +204,8 @@ def start_smtp_servers(pki: Pki) -> SmtpServers:
     cns = frozenset({pki.client_cn})
     auth = {"authenticator": _authenticator, "auth_required": True, "auth_require_tls": True}
     specs: dict[str, tuple[type[Controller], dict[str, Any], frozenset[str] | None]] = {
-        "open": (Controller, {"authenticator": _authenticator, "auth_require_tls": False}, None),
+        "open": (Controller, {"authenticator": _authenticator, "auth_require_tls": False, "enable_SMTPUTF8": False},
+                 None),
         "submission": (Controller, {"tls_context": plain_ctx, "require_starttls": True, **auth}, None),
         # aiosmtpd counts only STARTTLS as TLS for auth_require_tls, and warns (an error under pytest) when
         # AUTH is required without it; so on SMTPS, AUTH is offered but not required. Tests check the

@@ -12,6 +12,7 @@ from enate_routing.errors import (
     CertificateRejectedError,
     ConnectError,
     InsecureConnectionError,
+    ProtocolError,
     TLSVerificationError,
     TransportTimeoutError,
 )
@@ -224,3 +225,35 @@ def test_timeout(smtp_endpoint: EndpointFactory) -> None:
         for security in ("none", "ssl"):
             with pytest.raises(TransportTimeoutError):
                 send(smtp_endpoint("open", security, port=silent.port, timeout=0.5), NoAuth())
+
+
+def test_bare_line_feeds_go_out_as_crlf(smtp_inbox: SmtpServers, smtp_endpoint: EndpointFactory) -> None:
+    """A message written with LF (or CR) line endings — the email package's default — goes out in CRLF lines
+    (RFC 5321 §2.3.8); servers hardened against SMTP smuggling refuse a bare LF."""
+    crlf = message("line endings", body="one\r\ntwo\r\n")
+    with SmtpSender(smtp_endpoint("open", "none"), NoAuth(), local_hostname=HELO) as sender:
+        sender.send(FROM, TO, crlf.replace(b"\r\n", b"\n"))
+        sender.send(FROM, TO, crlf.replace(b"\r\n", b"\r"))
+    assert [got.data for got in smtp_inbox.received("open")] == [crlf, crlf]
+
+
+def test_a_utf8_address_goes_out_with_smtputf8(smtp_inbox: SmtpServers, smtp_endpoint: EndpointFactory) -> None:
+    """RFC 6531: MAIL FROM with SMTPUTF8, and the UTF-8 address as it is."""
+    raw = message("intl").replace(b"To: support@example.test", "To: jürgen@example.net".encode())
+    with SmtpSender(smtp_endpoint("submission", "starttls"), PasswordAuth(ALICE.login, ALICE.password),
+                    local_hostname=HELO) as sender:
+        assert sender.send(FROM, ["jürgen@example.net", "cc@example.net"], raw) == {}
+    [got] = smtp_inbox.received("submission")
+    assert (got.rcpt_tos, got.data) == (("jürgen@example.net", "cc@example.net"), raw)
+
+
+def test_a_server_without_smtputf8_refuses_a_utf8_address_for_good(smtp_inbox: SmtpServers,
+                                                                   smtp_endpoint: EndpointFactory) -> None:
+    """Not retryable (retrying cannot help); the connection is not reused, and the next message goes out."""
+    with SmtpSender(smtp_endpoint("open", "none"), NoAuth(), local_hostname=HELO) as sender:
+        with pytest.raises(ProtocolError, match="SMTPUTF8") as refused:
+            sender.send(FROM, ["jürgen@example.net"], message("intl"))
+        assert refused.value.retryable is False
+        assert sender.send(FROM, TO, message("after")) == {}
+    [got] = smtp_inbox.received("open")
+    assert got.rcpt_tos == tuple(TO)

@@ -18,6 +18,7 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from email import policy
 from email.header import Header
 from email.message import EmailMessage
 from email.utils import formatdate
@@ -108,7 +109,9 @@ def build_acknowledgement(
     the same id and mail clients show it once. Every value from the incoming mail is sanitised first.
     """
     content = content or render_acknowledgement(envelope, decision)
-    msg = EmailMessage()
+    # A UTF-8 address is written as UTF-8 (RFC 6532); the SMTP sender then asks for SMTPUTF8 (RFC 6531).
+    international = not (from_address.isascii() and all(r.isascii() for r in recipients))
+    msg = EmailMessage(policy=policy.SMTPUTF8 if international else policy.default)
     msg["From"] = header_address(header_value(from_address))
     msg["To"] = ", ".join(header_address(header_value(r)) for r in recipients)
     _set_text(msg, "Subject", header_value(content.subject))

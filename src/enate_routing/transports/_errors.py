@@ -169,7 +169,9 @@ def translate(exc: BaseException, stage: Stage, server: str, secrets: Sequence[s
     if isinstance(exc, UnicodeError):
         if stage == "auth":
             return make(AuthenticationError, "the credentials contain characters this protocol cannot send")
-        return make(ProtocolError, f"a command argument cannot be encoded during {stage}")
+        unencodable = make(ProtocolError, f"a command argument cannot be encoded during {stage}")
+        unencodable.retryable = False  # the same argument fails the same way every time
+        return unencodable
     if isinstance(exc, binascii.Error):  # a SASL challenge that is not base64 (RFC 4954 §4, RFC 5034 §4)
         return make(ProtocolError, f"the server sent malformed base64 during {stage}")
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
@@ -177,6 +179,10 @@ def translate(exc: BaseException, stage: Stage, server: str, secrets: Sequence[s
         err = make(ProtocolError, f"all recipients refused (reply codes {', '.join(map(str, codes))})")
         err.retryable = bool(codes) and all(400 <= c < 500 for c in codes)
         return err
+    if isinstance(exc, smtplib.SMTPNotSupportedError):  # an extension the message needs (SMTPUTF8)
+        missing = make(ProtocolError, f"the server cannot take this message: {exc}")
+        missing.retryable = False
+        return missing
     if isinstance(exc, imaplib.IMAP4.error | poplib.error_proto | smtplib.SMTPException):
         reply = _reply_text(exc, secrets)
         lowered = reply.lower()

@@ -19,13 +19,14 @@ responses as ASCII (no UTF-8 passwords) and try CRAM-MD5 first; the exchange its
 from __future__ import annotations
 
 import base64
+import re
 import smtplib
 import socket
 import ssl
 from collections.abc import Sequence
 from contextlib import suppress
 
-from enate_routing.errors import InsecureConnectionError, ProtocolError
+from enate_routing.errors import InsecureConnectionError, ProtocolError, TransportError
 from enate_routing.transports import _sasl
 from enate_routing.transports._base import (
     CertificateAuth,
@@ -38,6 +39,8 @@ from enate_routing.transports._base import (
 from enate_routing.transports._session import Adapter, deadlined, open_socket, run_connection_test
 
 __all__ = ["SmtpSender", "check_smtp_connection"]
+
+_LINE_END = re.compile(rb"\r\n|\r|\n")
 
 
 class _SMTP(smtplib.SMTP):
@@ -177,11 +180,21 @@ class SmtpSender(Adapter):
     ) -> dict[str, tuple[int, bytes]]:
         """Send one message; return the recipients the server refused (empty when all were accepted).
 
-        Raises ProtocolError when every recipient or the message itself is refused (retryable for 4xx).
+        Raises ProtocolError when every recipient or the message itself is refused (retryable for 4xx). Lines
+        go out ending in CRLF whatever ``message_bytes`` uses (RFC 5321 §2.3.8: smtplib sends bytes as given,
+        and servers hardened against SMTP smuggling refuse a bare LF). A UTF-8 address goes out with
+        SMTPUTF8 (RFC 6531); a server that does not offer it cannot take one (ProtocolError, not retryable).
         """
+        international = not (from_addr.isascii() and all(address.isascii() for address in to_addrs))
+        options = ["SMTPUTF8", "BODY=8BITMIME"] if international else []
+        data = _LINE_END.sub(b"\r\n", message_bytes)
         conn = self._alive()
-        with self._step("command"):
-            return conn.sendmail(from_addr, list(to_addrs), message_bytes)
+        try:
+            with self._step("command"):
+                return conn.sendmail(from_addr, list(to_addrs), data, mail_options=options)
+        except TransportError:
+            self._discard()  # a failure between MAIL and DATA may leave the transaction open: never reuse it
+            raise
 
     def noop(self) -> None:
         conn = self._connection()
