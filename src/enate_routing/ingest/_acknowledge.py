@@ -16,6 +16,7 @@ import contextlib
 import inspect
 import logging
 import re
+import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from email import policy
@@ -111,7 +112,7 @@ def build_acknowledgement(
     content = content or render_acknowledgement(envelope, decision)
     # A UTF-8 address is written as UTF-8 (RFC 6532); the SMTP sender then asks for SMTPUTF8 (RFC 6531).
     international = not (from_address.isascii() and all(r.isascii() for r in recipients))
-    msg = EmailMessage(policy=policy.SMTPUTF8 if international else policy.default)
+    msg = EmailMessage(policy=_UTF8_HEADERS if international else _HEADERS)
     msg["From"] = header_address(header_value(from_address))
     msg["To"] = ", ".join(header_address(header_value(r)) for r in recipients)
     _set_text(msg, "Subject", header_value(content.subject))
@@ -120,9 +121,10 @@ def build_acknowledgement(
     msg["Message-ID"] = f"<ack-{decision.idempotency_key}@{domain}>"
     if envelope.message_id:
         original = f"<{header_value(envelope.message_id).strip('<>')}>"
-        msg["In-Reply-To"] = original
         chain = [f"<{header_value(r).strip('<>')}>" for r in envelope.references[-10:]]
-        msg["References"] = " ".join([*chain, original])
+        if international or original.isascii():  # a UTF-8 id (RFC 6532) only where headers are UTF-8
+            _set_ids(msg, "In-Reply-To", [original])
+            _set_ids(msg, "References", [i for i in [*chain, original] if international or i.isascii()])
     # RFC 3834 §5: this is an automatic response; Microsoft servers honour X-Auto-Response-Suppress.
     msg["Auto-Submitted"] = "auto-replied"
     msg["X-Auto-Response-Suppress"] = "All"
@@ -130,6 +132,18 @@ def build_acknowledgement(
     msg["X-Loop"] = header_value(from_address)
     msg.set_content(content.text)
     return msg
+
+
+# Values set raw (below) are written as given, folded by us: the email package refolds a long one by parsing
+# it again, which decodes whatever looks like an encoded word — the very thing raw setting avoids.
+_HEADERS = policy.default.clone(refold_source="none")
+_UTF8_HEADERS = policy.SMTPUTF8.clone(refold_source="none")
+
+
+def _set_ids(msg: EmailMessage, name: str, ids: list[str]) -> None:
+    """Set In-Reply-To / References to these message ids as written, folded between ids. Parsed, an id that
+    looks like an encoded word (``<=?utf-7?q?+2AA-?=@x>``) is decoded, and the package then fails to write it."""
+    msg.set_raw(name, "\n ".join(textwrap.wrap(" ".join(ids), 76, break_long_words=False, break_on_hyphens=False)))
 
 
 def _set_text(msg: EmailMessage, name: str, text: str) -> None:
