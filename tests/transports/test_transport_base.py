@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from enate_routing.errors import AuthenticationError, ConnectError, InsecureConnectionError, UidValidityChangedError
+from enate_routing.errors import (
+    AuthenticationError,
+    ConnectError,
+    InsecureConnectionError,
+    ProtocolError,
+    UidValidityChangedError,
+)
 from enate_routing.transports import (
     ConnectionTestResult,
     Endpoint,
@@ -25,6 +31,7 @@ from enate_routing.transports import (
     check_pop3_connection,
     check_smtp_connection,
 )
+from enate_routing.transports._errors import translate
 from mailrig.util import assert_no_secret
 
 SECRET = "Canary-Pa55word!"
@@ -204,3 +211,12 @@ def test_a_failing_token_source_is_named_and_a_host_provider_only_by_type() -> N
     with pytest.raises(AuthenticationError, match=r"provider failed \(RuntimeError\)$") as caught:
         _sasl.oauth(OAuth2Auth("user@example.test", theirs), "imap.example.test", 993)
     assert_no_secret(SECRET, caught.value)
+
+
+def test_what_cannot_be_encoded_is_not_retried_what_cannot_be_decoded_is() -> None:
+    """An argument of ours that the protocol cannot carry fails the same way every time (a UTF-8 address
+    without SMTPUTF8); an answer we could not decode may not come again. Neither is a bare UnicodeError."""
+    encode = translate(UnicodeEncodeError("ascii", "jürgen", 1, 2, "ordinal not in range"), "command", "smtp://x")
+    decode = translate(UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte"), "command", "imap://x")
+    assert isinstance(encode, ProtocolError) and isinstance(decode, ProtocolError)
+    assert (encode.retryable, decode.retryable) == (False, True)

@@ -170,7 +170,8 @@ def translate(exc: BaseException, stage: Stage, server: str, secrets: Sequence[s
         if stage == "auth":
             return make(AuthenticationError, "the credentials contain characters this protocol cannot send")
         unencodable = make(ProtocolError, f"a command argument cannot be encoded during {stage}")
-        unencodable.retryable = False  # the same argument fails the same way every time
+        # Our own argument fails the same way every time; an answer we could not decode may not come again.
+        unencodable.retryable = not isinstance(exc, UnicodeEncodeError)
         return unencodable
     if isinstance(exc, binascii.Error):  # a SASL challenge that is not base64 (RFC 4954 §4, RFC 5034 §4)
         return make(ProtocolError, f"the server sent malformed base64 during {stage}")
