@@ -47,6 +47,17 @@ def test_check_on_a_file_nested_2000_deep(tmp_path: Path, suffix: str) -> None:
     assert str(path) in line  # the wording depends on the parser of the Python version (3.13 reads it all)
 
 
+@pytest.mark.parametrize("content", ['{"work_items": [' + "9" * 5000 + "]}", '{"a": ' + "[" * 100_000 + "}"])
+def test_work_items_with_a_huge_number_or_deep_nesting(tmp_path: Path, content: str) -> None:
+    """A 5,000-digit integer (more than Python converts: ValueError) or 100,000 levels of nesting in the
+    --work-items file is one error naming the file; the first was an internal error (exit 70)."""
+    path = tmp_path / "items.json"
+    path.write_text(content, encoding="utf-8")
+    line = one_error_line(enate("route", "--config", str(DEMO), "--work-items", str(path), str(MAIL[0]),
+                                cwd=tmp_path), 1)
+    assert str(path) in line and "cannot read the work items" in line
+
+
 def test_poll_out_is_a_folder(tmp_path: Path) -> None:
     """poll --out DIR is refused before anything starts, as a usage error."""
     line = one_error_line(enate("poll", "--config", str(DEMO), "Contoso Support", "--out", str(tmp_path),

@@ -157,7 +157,8 @@ def load_work_items(path: Path | None) -> _JsonWorkItems | None:
         return None
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    # (ValueError: bad UTF-8 or JSON, and an integer of more digits than Python converts; RecursionError: deep nesting)
+    except (OSError, ValueError, RecursionError) as exc:
         raise ConfigError.single(f"cannot read the work items ({type(exc).__name__})", file=str(path)) from None
     if not isinstance(data, dict):
         raise ConfigError.single("the work items must be a JSON object", file=str(path))
