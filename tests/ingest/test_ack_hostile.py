@@ -36,9 +36,11 @@ ROUTER = Router.compile(parse_config({
 }))
 
 
-def routed(sender: str, subject: str = "Hello", cc: str = "") -> tuple[Envelope, Decision]:
+def routed(sender: str = "ann@example.org", subject: str = "Hello", cc: str = "",
+           message_id: str = "<m1@example.org>", references: str = "") -> tuple[Envelope, Decision]:
     raw = (f"From: {sender}\r\nTo: help@acme.example\r\n" + (f"Cc: {cc}\r\n" if cc else "")
-           + f"Subject: {subject}\r\nMessage-ID: <m1@example.org>\r\n\r\nbody\r\n").encode()
+           + f"Subject: {subject}\r\nMessage-ID: {message_id}\r\n"
+           + (f"References: {references}\r\n" if references else "") + "\r\nbody\r\n").encode()
     envelope = Envelope.from_bytes(raw)
     [decision] = ROUTER.route(envelope).decisions
     return envelope, decision
@@ -135,18 +137,9 @@ def test_a_utf8_recipient_is_written_as_utf8() -> None:
     assert "\r\nTo: jürgen@example.org\r\n".encode() in wire(envelope, decision, decision.acknowledge)
 
 
-def replied(message_id: bytes, references: bytes = b"", sender: str = "ann@example.org") -> tuple[Envelope, Decision]:
-    raw = (f"From: {sender}\r\nTo: help@acme.example\r\nSubject: Hello\r\n".encode()
-           + b"Message-ID: " + message_id + b"\r\n" + (b"References: " + references + b"\r\n" if references else b"")
-           + b"\r\nbody\r\n")
-    envelope = Envelope.from_bytes(raw)
-    [decision] = ROUTER.route(envelope).decisions
-    return envelope, decision
-
-
 def test_ids_that_look_like_encoded_words_are_written_as_they_are() -> None:
     """The email package decoded them (UTF-7 to lone surrogates) and failed: found by scripts/fuzz_corpus.py."""
-    envelope, decision = replied(b"<=?utf-7?q?+2AA-?=@example.org>", b"<=?bogus?q?x?=@example.org>")
+    envelope, decision = routed(message_id="<=?utf-7?q?+2AA-?=@example.org>", references="<=?bogus?q?x?=@example.org>")
     raw = wire(envelope, decision, decision.acknowledge)
     assert b"\nIn-Reply-To: <=?utf-7?q?+2AA-?=@example.org>\n" in raw
     assert b"\nReferences: <=?bogus?q?x?=@example.org> <=?utf-7?q?+2AA-?=@example.org>\n" in raw
@@ -154,7 +147,7 @@ def test_ids_that_look_like_encoded_words_are_written_as_they_are() -> None:
 
 def test_a_long_reference_chain_is_folded_between_ids() -> None:
     chain = [f"<{'r' * 50}.{n}@example.org>" for n in range(12)]
-    envelope, decision = replied(b"<m1@example.org>", " ".join(chain).encode())
+    envelope, decision = routed(references=" ".join(chain))
     ack = written(envelope, decision, decision.acknowledge)
     assert str(ack["References"]).split() == [*chain[-10:], "<m1@example.org>"]
     head = wire(envelope, decision, decision.acknowledge).split(b"\n\n")[0]
@@ -164,7 +157,7 @@ def test_a_long_reference_chain_is_folded_between_ids() -> None:
 def test_a_utf8_id_is_written_only_in_utf8_headers() -> None:
     """RFC 6532 allows a UTF-8 Message-ID; ASCII headers cannot carry one, so the acknowledgement of an ASCII
     sender does not thread (it is still sent); that of a UTF-8 sender carries it as UTF-8."""
-    envelope, decision = replied("<jürgen.1@example.org>".encode())
+    envelope, decision = routed(message_id="<jürgen.1@example.org>")
     assert b"In-Reply-To" not in wire(envelope, decision, decision.acknowledge)
-    envelope, decision = replied("<jürgen.1@example.org>".encode(), sender="jürgen@example.org")
+    envelope, decision = routed("jürgen@example.org", message_id="<jürgen.1@example.org>")
     assert "\r\nIn-Reply-To: <jürgen.1@example.org>\r\n".encode() in wire(envelope, decision, decision.acknowledge)
