@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
 
@@ -26,6 +26,7 @@ __all__ = [
     "fits_a_mailbox",
     "forget_normalised",
     "header_address",
+    "needs_smtputf8",
     "normalize_address",
     "normalize_domain",
     "normalize_extension",
@@ -146,6 +147,12 @@ def _within_octets(address: str) -> bool:
     if len(address) > MAX_ADDRESS_OCTETS:
         return False
     return address.isascii() or len(address.encode("utf-8", "surrogatepass")) <= MAX_ADDRESS_OCTETS
+
+
+def needs_smtputf8(sender: str, recipients: Sequence[str]) -> bool:
+    """Whether mail between these addresses needs SMTPUTF8 (RFC 6531) and UTF-8 headers (RFC 6532): a local
+    part that is not ASCII (domains are kept in their ASCII form, IDNA)."""
+    return not (sender.isascii() and all(address.isascii() for address in recipients))
 
 
 def header_address(address: str) -> str:

@@ -28,7 +28,7 @@ from enate_routing._ack_template import DEFAULT_SUBJECT_TOKEN, AckTemplate, toke
 from enate_routing._decision import Decision
 from enate_routing._envelope import Envelope
 from enate_routing._model import Config, Connector
-from enate_routing._patterns import header_address
+from enate_routing._patterns import header_address, needs_smtputf8
 from enate_routing.errors import TransportError
 from enate_routing.ingest._ledger import AckState, WorkRecord
 from enate_routing.transports._base import MailSender
@@ -111,7 +111,7 @@ def build_acknowledgement(
     """
     content = content or render_acknowledgement(envelope, decision)
     # A UTF-8 address is written as UTF-8 (RFC 6532); the SMTP sender then asks for SMTPUTF8 (RFC 6531).
-    international = not (from_address.isascii() and all(r.isascii() for r in recipients))
+    international = needs_smtputf8(from_address, recipients)
     msg = EmailMessage(policy=_UTF8_HEADERS if international else _HEADERS)
     msg["From"] = header_address(header_value(from_address))
     msg["To"] = ", ".join(header_address(header_value(r)) for r in recipients)

@@ -26,6 +26,7 @@ import ssl
 from collections.abc import Sequence
 from contextlib import suppress
 
+from enate_routing._patterns import needs_smtputf8
 from enate_routing.errors import InsecureConnectionError, ProtocolError, TransportError
 from enate_routing.transports import _sasl
 from enate_routing.transports._base import (
@@ -185,8 +186,7 @@ class SmtpSender(Adapter):
         and servers hardened against SMTP smuggling refuse a bare LF). A UTF-8 address goes out with
         SMTPUTF8 (RFC 6531); a server that does not offer it cannot take one (ProtocolError, not retryable).
         """
-        international = not (from_addr.isascii() and all(address.isascii() for address in to_addrs))
-        options = ["SMTPUTF8", "BODY=8BITMIME"] if international else []
+        options = ["SMTPUTF8", "BODY=8BITMIME"] if needs_smtputf8(from_addr, to_addrs) else []
         data = _LINE_END.sub(b"\r\n", message_bytes)
         conn = self._alive()
         try:
