@@ -16,6 +16,7 @@ import contextlib
 import importlib
 import re
 from collections.abc import Iterator, Sequence
+from functools import cache
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
@@ -129,6 +130,7 @@ def _psycopg() -> ModuleType:
                          f"{_INSTALL}") from exc
 
 
+@cache  # one class for every store of the process
 def _total_text() -> type:
     """psycopg's text dumper, writing any string: NUL as U+FFFD, and what the connection's encoding cannot
     hold (a lone surrogate; a character of another script in a LATIN1 database) as ``?``. PostgreSQL text
