@@ -8,11 +8,11 @@
 
 Timings on a shared machine vary by 2× with the neighbours' work; instruction counts do not. For each route
 set (``enate_routing.testing.synthetic_config``, the same seeded mail as ``bench_router.py``, 500 messages)
-the script runs a child process under ``valgrind --tool=cachegrind`` twice — routing every message 2 and 4
-times after the same set-up — and reports the difference per routed message: set-up, imports and first-call
-warm-up cancel out (``PYTHONHASHSEED=0``: the same set orders every run). Needs valgrind
-(``apt-get install valgrind``): without it the full run exits 2 and ``--quick`` only checks that the routing
-child runs.
+the script runs a child process (``benchmarks/revisions.py``) under ``valgrind --tool=cachegrind`` twice —
+routing every message 2 and 4 times after the same set-up — and reports the difference per routed message:
+set-up, imports and first-call warm-up cancel out (``PYTHONHASHSEED=0``: the same set orders every run).
+Needs valgrind (``apt-get install valgrind``): without it the full run exits 2 and ``--quick`` only checks
+that the routing child runs.
 
 ``--baseline REV`` also counts the router of an older revision of this repository (its ``src`` exported with
 ``git archive``) on the very same raw messages. With the revision the speed targets were set against
@@ -24,69 +24,24 @@ a machine two or three times slower, or busy, can check.
 from __future__ import annotations
 
 import argparse
-import io
 import json
-import os
 import re
 import shutil
-import subprocess
 import sys
-import tarfile
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from revisions import TARGET_REVISION, TARGET_US, export_source, run_child, target_share, write_messages
+
 MESSAGES = 500
-CONNECTOR = "Support"
-
-
-# Where the targets were set: the baseline revision's µs per message, and the targets, at 10 and 10,000 routes.
-TARGET_REVISION = "f6808b7^"
-TARGET_US = {10: (12.6, 7.0), 10_000: (19.4, 8.0)}
-
-
-def child(size: int, repeats: int, raw_file: str) -> None:
-    """Set up one route set, then route every message ``repeats`` times (run under valgrind).
-
-    The package on ``sys.path`` may be an older revision (``--baseline``), laid out before the modules became
-    private: hence the second import spelling.
-    """
-    try:
-        from enate_routing._envelope import Envelope
-        from enate_routing._router import Router
-    except ImportError:
-        from enate_routing.envelope import Envelope  # type: ignore[no-redef]
-        from enate_routing.router import Router  # type: ignore[no-redef]
-    from enate_routing.testing import synthetic_config
-
-    raws = json.loads(Path(raw_file).read_text(encoding="ascii"))
-    envelopes = [Envelope.from_bytes(bytes.fromhex(raw)) for raw in raws]
-    router = Router.compile(synthetic_config(size, seed=size))
-    for _ in range(repeats):
-        for envelope in envelopes:
-            router.route(envelope, CONNECTOR)
-
-
-def write_messages(size: int, messages: int, directory: Path) -> Path:
-    """The seeded raw messages of one route set, as a file every child (any revision) can read."""
-    from enate_routing.testing import synthetic_config
-    from synthetic_mail import raw_messages
-
-    path = directory / f"messages-{size}.json"
-    raws = raw_messages(synthetic_config(size, seed=size), messages, seed=size)
-    path.write_text(json.dumps([raw.hex() for raw in raws]), encoding="ascii")
-    return path
 
 
 def instructions(size: int, repeats: int, raw_file: Path, source: Path | None = None) -> int:
-    """Instructions the child executes in total (valgrind's ``I refs``); ``source``: another ``src`` directory."""
-    command = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
-               sys.executable, __file__, "--child", str(size), str(repeats), str(raw_file)]
-    # A fixed hash seed: set and dict orders (and so the work of a set intersection) are the same every run.
-    environment = {**os.environ, "PYTHONHASHSEED": "0"}
-    if source is not None:
-        environment["PYTHONPATH"] = os.pathsep.join([str(source), str(Path(__file__).parent)])
-    done = subprocess.run(command, capture_output=True, text=True, check=True, env=environment)  # noqa: S603 — our own argv
+    """Instructions a child routing every message ``repeats`` times executes in total (valgrind's ``I refs``);
+    ``source``: another revision's ``src`` directory."""
+    valgrind = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null"]
+    done = run_child("route", size, repeats, raw_file, source, valgrind)
     found = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
     if found is None:
         raise RuntimeError(f"no instruction count in valgrind's output:\n{done.stderr[-2000:]}")
@@ -98,30 +53,13 @@ def per_message(size: int, raw_file: Path, messages: int, source: Path | None = 
     return (instructions(size, 4, raw_file, source) - instructions(size, 2, raw_file, source)) / (2 * messages)
 
 
-def export_source(revision: str, directory: Path) -> Path:
-    """``src`` of ``revision`` of this repository, unpacked into ``directory``."""
-    root = Path(__file__).resolve().parent.parent
-    done = subprocess.run(["git", "-C", str(root), "archive", "--format=tar", revision, "src"],  # noqa: S603, S607
-                          capture_output=True, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"--baseline {revision}: git archive failed: {done.stderr.decode(errors='replace').strip()}")
-    archive = done.stdout
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(directory, filter="data")
-    return directory / "src"
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=lambda s: tuple(int(x) for x in s.split(",")), default=(10, 1_000, 10_000))
     parser.add_argument("--quick", action="store_true", help="10 routes, 100 messages (CI: checks that it works)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the result as JSON")
     parser.add_argument("--baseline", metavar="REV", help=f"also count revision REV (git), e.g. {TARGET_REVISION}")
-    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.child:
-        child(int(args.child[0]), int(args.child[1]), args.child[2])
-        return 0
     sizes, messages = ((10,), 100) if args.quick else (args.sizes, MESSAGES)
     with tempfile.TemporaryDirectory(prefix="bench-instructions-") as temporary:
         directory = Path(temporary)
@@ -130,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("valgrind is not installed (apt-get install valgrind): nothing counted", file=sys.stderr)
             if not args.quick:
                 return 2
-            child(sizes[0], 1, str(files[sizes[0]]))  # quick mode still checks that the routing side runs
+            run_child("route", sizes[0], 1, files[sizes[0]])  # quick mode still checks that the routing side runs
             return 0
         baseline_source = export_source(args.baseline, directory / "baseline") if args.baseline else None
         result: dict[str, dict[str, object]] = {}
@@ -142,9 +80,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 before = per_message(size, files[size], messages, baseline_source)
                 row.update(baseline=round(before), change=round(counted / before - 1, 3))
                 line += f"; {args.baseline}: {before:,.0f} ({counted / before - 1:+.0%})"
-                if args.baseline == TARGET_REVISION and size in TARGET_US:
-                    measured_us, target_us = TARGET_US[size]
-                    budget = before * target_us / measured_us
+                share = target_share(size) if args.baseline == TARGET_REVISION else None
+                if share is not None:
+                    target_us = TARGET_US[size][1]
+                    budget = before * share
                     row.update(budget=round(budget), within_budget=counted <= budget)
                     line += (f"; budget for {target_us:g} µs: {budget:,.0f} "
                              f"{'PASS' if counted <= budget else 'FAIL'}")

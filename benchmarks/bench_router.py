@@ -3,6 +3,7 @@
     python benchmarks/bench_router.py                     # full: 2,000 raw messages per route set, 7 rounds
     python benchmarks/bench_router.py --quick             # CI: the same sets, fewer rounds and samples
     python benchmarks/bench_router.py --json result.json  # also write the summary as JSON
+    python benchmarks/bench_router.py --baseline 'f6808b7^'  # also time that revision's router, side by side
 
 Route sets of 10, 1,000 and 10,000 routes come from ``enate_routing.testing.synthetic_config`` (seeded; the
 same generator the design-guard tests use). Each set gets 2,000 seeded raw messages
@@ -19,6 +20,11 @@ Rounds are interleaved across sets and routers and the median per-message CPU ti
 checked before timing: the compiled router must equal the reference router on the sample and choose the same
 (address, route) as the plain scan on every message. Prints a table, the targets with PASS/FAIL, and one JSON
 line; exits 1 when the routers disagree on any message (never because of a timing).
+
+``--baseline REV`` also times the router of an older revision of this repository on the very same raw
+messages: this revision and REV each route them in child processes, taking turns (``benchmarks/revisions.py``).
+Against ``f6808b7^``, where the targets of 7 µs and 8 µs were set (12.6 µs and 19.4 µs there), the targets
+become shares of that revision's time — 0.556 and 0.412 — which any machine can check in one run.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import gc
 import json
 import statistics
 import sys
+import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable, Sequence
@@ -41,11 +48,11 @@ from enate_routing._model import Config
 from enate_routing._router import Router
 from enate_routing.testing import PlainScan, ReferenceRouter, synthetic_config
 from enate_routing.testing._reference import ScanFacts
+from revisions import CONNECTOR, TARGET_REVISION, export_source, run_child, target_share, write_messages
 from synthetic_mail import raw_messages
 
 SIZES = (10, 1_000, 10_000)
 MESSAGES = 2_000
-CONNECTOR = "Support"
 
 
 @dataclass
@@ -53,10 +60,12 @@ class Plan:
     rounds: int
     scan_messages: dict[int, int]  # per route set: how many messages the plain scan is timed on
     reference_messages: dict[int, int]
+    alternations: int = 3  # --baseline: child processes per revision and route set, taking turns
+    child_rounds: int = 3  # timed rounds in each
 
 
 FULL = Plan(7, {10: 2_000, 1_000: 2_000, 10_000: 2_000}, {10: 2_000, 1_000: 400, 10_000: 60})
-QUICK = Plan(3, {10: 2_000, 1_000: 400, 10_000: 100}, {10: 300, 1_000: 30, 10_000: 4})
+QUICK = Plan(3, {10: 2_000, 1_000: 400, 10_000: 100}, {10: 300, 1_000: 30, 10_000: 4}, 1, 2)
 
 
 @dataclass
@@ -136,6 +145,34 @@ def time_round(m: Measured, plan: Plan) -> None:
     m.reference_us.append(_cpu_us_per_item(lambda: [m.reference.route(e, CONNECTOR) for e in sample], len(sample)))
 
 
+def versus_revision(sizes: Sequence[int], plan: Plan, revision: str,
+                    log: Callable[[str], None] | None) -> list[dict[str, Any]]:
+    """This revision's router and ``revision``'s on the same raw messages, in child processes taking turns."""
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="bench-router-") as temporary:
+        directory = Path(temporary)
+        source = export_source(revision, directory / "baseline")
+        for size in sizes:
+            raw_file = write_messages(size, MESSAGES, directory)
+            ours: list[float] = []
+            theirs: list[float] = []
+            prints: set[str] = set()
+            for turn in range(plan.alternations):
+                if log:
+                    log(f"{size:,} routes: this revision and {revision}, turn {turn + 1}/{plan.alternations}")
+                for times, side in ((ours, None), (theirs, source)):
+                    found = json.loads(run_child("time", size, plan.child_rounds, raw_file, side).stdout)
+                    fingerprint, timed = found["fingerprint"], found["us"]
+                    prints.add(fingerprint)
+                    times.extend(timed)
+            now, before = statistics.median(ours), statistics.median(theirs)
+            share = target_share(size) if revision == TARGET_REVISION else None
+            rows.append({"routes": size, "now_us": round(now, 3), "baseline_us": round(before, 3),
+                         "share": round(now / before, 3), "target_share": None if share is None else round(share, 3),
+                         "same_routes": len(prints) == 1})
+    return rows
+
+
 def targets(results: Sequence[Measured]) -> list[tuple[str, float, str, bool]]:
     by = {m.size: m for m in results}
     med = statistics.median
@@ -184,6 +221,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sizes", type=lambda s: tuple(int(x) for x in s.split(",")), default=SIZES,
                         help="comma-separated route counts (default 10,1000,10000)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the JSON summary to FILE")
+    parser.add_argument("--baseline", metavar="REV",
+                        help=f"also time revision REV (git) on the same mail, e.g. {TARGET_REVISION}")
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
     for table in (plan.scan_messages, plan.reference_messages):
@@ -191,6 +230,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             table.setdefault(size, min(MESSAGES, max(8, 200_000 // max(size, 1))))
     log = (lambda text: print(text, file=sys.stderr)) if sys.stderr.isatty() else None
     started = time.perf_counter()
+    # Children first: an unknown revision stops the run before anything else is timed.
+    versus = versus_revision(args.sizes, plan, args.baseline, log) if args.baseline else []
     results = [prepare(size, log) for size in args.sizes]
     for m in results:
         check_agreement(m, plan)
@@ -200,6 +241,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         for m in results:
             time_round(m, plan)
     summary = summary_of(results, args.quick, time.perf_counter() - started)
+    if args.baseline:
+        summary["baseline"] = {"revision": args.baseline, "sizes": versus}
+        for row in versus:
+            if row["target_share"] is not None:
+                summary["targets"][f"compiled / {args.baseline} at {row['routes']:,} routes (same run)"] = {
+                    "value": row["share"], "target": f"≤ {row['target_share']}",
+                    "pass": row["share"] <= row["target_share"]}
 
     print(f"{'routes':>7}  {'fallback':>8}  {'compiled µs':>11}  {'scan µs':>9}  {'scan/compiled':>13}  "
           f"{'reference µs':>12}  {'ref/compiled':>12}  {'compile ms':>10}  {'B/route':>7}  {'probes':>6}  "
@@ -209,6 +257,15 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{row['plain_scan_us']:>9.1f}  {row['scan_over_compiled']:>12.0f}×  {row['reference_us']:>12.1f}  "
               f"{row['reference_over_compiled']:>11.0f}×  {row['compile_ms']:>10.1f}  {row['bytes_per_route']:>7}  "
               f"{row['probes_per_message']:>6.1f}  {row['disagreements']:>8}")
+    if versus:
+        print(f"versus {args.baseline}, each in child processes taking turns (median of "
+              f"{plan.alternations * plan.child_rounds} rounds each):")
+        print(f"{'routes':>7}  {'now µs':>8}  {args.baseline + ' µs':>14}  {'now / before':>12}  {'target':>8}")
+        for row in versus:
+            target = "" if row["target_share"] is None else f"≤ {row['target_share']}"
+            same = "" if row["same_routes"] else "  (the revisions built different routes: not comparable)"
+            print(f"{row['routes']:>7,}  {row['now_us']:>8.2f}  {row['baseline_us']:>14.2f}  {row['share']:>12.3f}  "
+                  f"{target:>8}{same}")
     print("targets:")
     for name, result in summary["targets"].items():
         print(f"  {'PASS' if result['pass'] else 'FAIL'}  {name}: {result['value']:,.2f} (target {result['target']})")
@@ -216,7 +273,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(line)
     if args.json is not None:
         args.json.write_text(line + "\n", encoding="utf-8")
-    return 0 if summary["routers_agree"] else 1
+    comparable = all(row["same_routes"] for row in versus)
+    return 0 if summary["routers_agree"] and comparable else 1
 
 
 if __name__ == "__main__":

@@ -23,9 +23,14 @@ step() {
 step "ruff" "$python" -m ruff check src tests benchmarks scripts
 step "mypy --strict" "$python" -m mypy --strict src
 step "pytest" "$python" -m pytest --strict-markers -p no:cacheprovider "$@"
-# Quick mode checks that each benchmark runs and its two sides agree, not how fast this machine is.
+# Quick mode checks that each benchmark runs and its two sides agree, not how fast this machine is. The router
+# is also timed beside the revision its targets were set on, when this clone holds it (not a shallow one).
 for bench in benchmarks/bench_*.py; do
-    step "benchmark $bench --quick" "$python" "$bench" --quick
+    extra=()
+    if [ "$bench" = benchmarks/bench_router.py ] && git cat-file -e 'f6808b7^{commit}' 2>/dev/null; then
+        extra=(--baseline 'f6808b7^')
+    fi
+    step "benchmark $bench --quick ${extra[*]}" "$python" "$bench" --quick "${extra[@]}"
 done
 
 if [ ${#failed[@]} -gt 0 ]; then

@@ -3,11 +3,25 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
 
 import bench_router
+from revisions import TARGET_REVISION
+
+
+def _has_revision(revision: str) -> bool:
+    found = subprocess.run(["git", "-C", str(Path(__file__).parent), "cat-file", "-e", f"{revision}^{{commit}}"],
+                           capture_output=True, check=False)
+    return found.returncode == 0
+
+
+# A shallow clone lacks the revision; CI's clone has it (there the test must run, not skip).
+needs_target_revision = pytest.mark.skipif(not os.environ.get("CI") and not _has_revision(TARGET_REVISION),
+                                           reason=f"{TARGET_REVISION} is not in this clone (shallow?)")
 
 
 def test_benchmark_quick_mode_runs_and_routers_agree(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -24,3 +38,25 @@ def test_benchmark_quick_mode_runs_and_routers_agree(capsys: pytest.CaptureFixtu
         assert row["scan_over_compiled"] > 0 and row["reference_over_compiled"] > 0
         assert 0.2 <= row["fallback_share"] <= 0.45
     assert "scan/compiled" in out and "ref/compiled" in out
+
+
+@needs_target_revision
+def test_baseline_revision_is_timed_on_the_same_mail(capsys: pytest.CaptureFixture[str]) -> None:
+    """--baseline REV times REV's router in child processes on the same messages, and reports the share;
+    against the revision the targets were set on, the targets become shares of its time."""
+    assert bench_router.main(["--quick", "--sizes", "10", "--baseline", "f6808b7^"]) == 0
+    out = capsys.readouterr().out
+    summary = json.loads(out.strip().splitlines()[-1])
+    (row,) = summary["baseline"]["sizes"]
+    assert row["routes"] == 10 and row["same_routes"] is True
+    assert row["now_us"] > 0 and row["baseline_us"] > 0
+    assert row["share"] == round(row["now_us"] / row["baseline_us"], 3)
+    assert row["target_share"] == round(7 / 12.6, 3)
+    target = summary["targets"]["compiled / f6808b7^ at 10 routes (same run)"]
+    assert target["pass"] is (row["share"] <= row["target_share"])
+    assert "f6808b7^ µs" in out
+
+
+def test_an_unknown_baseline_revision_is_one_clear_error() -> None:
+    with pytest.raises(SystemExit, match="--baseline no-such-revision: git archive failed"):
+        bench_router.main(["--quick", "--sizes", "10", "--baseline", "no-such-revision"])
