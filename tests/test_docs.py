@@ -13,11 +13,12 @@ from enate_routing.postgres._migrations import MIGRATIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 SEMANTICS = ROOT / "docs" / "semantics.md"
-CITED_IN = ("src", "docs", "tests", "benchmarks", "README.md")
+CITED_IN = ("src", "docs", "tests", "benchmarks", "scripts", ".ci/run", "README.md", "CHANGELOG.md")
 CITATION = re.compile(r"semantics(?:\.md)? (§\d+(?:\.\d+)*)")
 # Words that would point a reader at a document that is not in this repository.
 # (Spelled in parts so that this guard does not match itself in a grep of the repository.)
 OUTSIDE = re.compile(r"\b" + "SP" + r"EC\b|STYLE\.md")
+TEXT_SUFFIXES = (".py", ".md", ".toml", ".sh")
 PAGES = (ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")))
 
 
@@ -25,7 +26,7 @@ def project_texts() -> list[Path]:
     files: list[Path] = []
     for name in CITED_IN:
         path = ROOT / name
-        files += [path] if path.is_file() else [p for p in path.rglob("*") if p.suffix in (".py", ".md", ".toml")]
+        files += [path] if path.is_file() else [p for p in path.rglob("*") if p.suffix in TEXT_SUFFIXES]
     return [p for p in files if "corpus" not in p.parts]
 
 
