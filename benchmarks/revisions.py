@@ -44,8 +44,11 @@ def target_share(size: int) -> float | None:
 
 def export_source(revision: str, directory: Path) -> Path:
     """``src`` of ``revision`` of this repository, unpacked into ``directory``."""
-    done = subprocess.run(["git", "-C", str(_ROOT), "archive", "--format=tar", revision, "src"],  # noqa: S603, S607
-                          capture_output=True, check=False)
+    try:
+        done = subprocess.run(["git", "-C", str(_ROOT), "archive", "--format=tar", revision, "src"],  # noqa: S603, S607
+                              capture_output=True, check=False)
+    except OSError as exc:  # no git on PATH
+        raise SystemExit(f"--baseline {revision}: cannot run git ({exc.strerror})") from None
     if done.returncode != 0:
         raise SystemExit(f"--baseline {revision}: git archive failed: {done.stderr.decode(errors='replace').strip()}")
     with tarfile.open(fileobj=io.BytesIO(done.stdout)) as tar:

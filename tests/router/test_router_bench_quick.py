@@ -60,3 +60,9 @@ def test_baseline_revision_is_timed_on_the_same_mail(capsys: pytest.CaptureFixtu
 def test_an_unknown_baseline_revision_is_one_clear_error() -> None:
     with pytest.raises(SystemExit, match="--baseline no-such-revision: git archive failed"):
         bench_router.main(["--quick", "--sizes", "10", "--baseline", "no-such-revision"])
+
+
+def test_a_baseline_without_git_is_one_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # an empty folder: no git
+    with pytest.raises(SystemExit, match=r"--baseline HEAD: cannot run git \(No such file or directory\)"):
+        bench_router.main(["--quick", "--sizes", "10", "--baseline", "HEAD"])
