@@ -19,14 +19,14 @@ import argparse
 import json
 import statistics
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from cpu_time import cpu_us_per_item
 from enate_routing._decision import RoutingResult
 from enate_routing._envelope import Envelope
 from enate_routing._loading import load_config
@@ -80,12 +80,6 @@ def synthetic_workload(routes: int, messages: int) -> Workload:
                     "Support")
 
 
-def _cpu_us_per_item(work: Callable[[], object], count: int) -> float:
-    start = time.process_time()
-    work()
-    return (time.process_time() - start) / count * 1e6
-
-
 def measure(workloads: Sequence[Workload], rounds: int) -> None:
     for w in workloads:  # agreement first: the one-loop path decides what parse-then-route decides
         w.agree = w.end_to_end() == w.route_all(w.parse_all())
@@ -93,9 +87,9 @@ def measure(workloads: Sequence[Workload], rounds: int) -> None:
         for w in workloads:
             count = len(w.raws)
             envelopes = w.parse_all()
-            w.parse_us.append(_cpu_us_per_item(w.parse_all, count))
-            w.route_us.append(_cpu_us_per_item(partial(w.route_all, envelopes), count))
-            w.total_us.append(_cpu_us_per_item(w.end_to_end, count))
+            w.parse_us.append(cpu_us_per_item(w.parse_all, count))
+            w.route_us.append(cpu_us_per_item(partial(w.route_all, envelopes), count))
+            w.total_us.append(cpu_us_per_item(w.end_to_end, count))
 
 
 def summary_of(workloads: Sequence[Workload], quick: bool) -> dict[str, Any]:

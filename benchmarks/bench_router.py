@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cpu_time import cpu_us_per_item
 from enate_routing._envelope import Envelope
 from enate_routing._matcher import MatchCounters
 from enate_routing._model import Config
@@ -88,12 +89,6 @@ class Measured:
     full_checks_per_message: float = 0.0
 
 
-def _cpu_us_per_item(work: Callable[[], object], count: int) -> float:
-    start = time.process_time()
-    work()
-    return (time.process_time() - start) / count * 1e6
-
-
 def _retained_bytes(config: Config) -> float:
     """Bytes still allocated after ``Router.compile`` (the router kept alive), per route."""
     gc.collect()
@@ -138,11 +133,11 @@ def check_agreement(m: Measured, plan: Plan) -> None:
 
 def time_round(m: Measured, plan: Plan) -> None:
     router, envelopes = m.router, m.envelopes
-    m.route_us.append(_cpu_us_per_item(lambda: [router.route(e, CONNECTOR) for e in envelopes], len(envelopes)))
+    m.route_us.append(cpu_us_per_item(lambda: [router.route(e, CONNECTOR) for e in envelopes], len(envelopes)))
     facts = m.facts[: plan.scan_messages[m.size]]
-    m.scan_us.append(_cpu_us_per_item(lambda: [m.scan.chosen(f) for f in facts], len(facts)))
+    m.scan_us.append(cpu_us_per_item(lambda: [m.scan.chosen(f) for f in facts], len(facts)))
     sample = envelopes[: plan.reference_messages[m.size]]
-    m.reference_us.append(_cpu_us_per_item(lambda: [m.reference.route(e, CONNECTOR) for e in sample], len(sample)))
+    m.reference_us.append(cpu_us_per_item(lambda: [m.reference.route(e, CONNECTOR) for e in sample], len(sample)))
 
 
 def versus_revision(sizes: Sequence[int], plan: Plan, revision: str,

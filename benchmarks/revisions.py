@@ -22,10 +22,11 @@ import os
 import subprocess
 import sys
 import tarfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from cpu_time import cpu_us_per_item
 
 CONNECTOR = "Support"
 TARGET_REVISION = "f6808b7^"
@@ -105,13 +106,6 @@ def load_routing(size: int, raw_file: str) -> tuple[Any, list[Any], str]:
     return Router.compile(config), envelopes, hashlib.sha256(routes.encode()).hexdigest()[:16]
 
 
-def _cpu_us_per_message(router: Any, envelopes: list[Any]) -> float:
-    # Each round's results kept in a list, as bench_router.py's own rounds keep them.
-    start = time.process_time()
-    [router.route(envelope, CONNECTOR) for envelope in envelopes]
-    return (time.process_time() - start) / len(envelopes) * 1e6
-
-
 def main(argv: Sequence[str]) -> int:
     mode, size, count, raw_file = argv
     router, envelopes, fingerprint = load_routing(int(size), raw_file)
@@ -120,8 +114,12 @@ def main(argv: Sequence[str]) -> int:
             for envelope in envelopes:
                 router.route(envelope, CONNECTOR)
         return 0
-    _cpu_us_per_message(router, envelopes)  # warm-up: first calls, caches
-    timed = [_cpu_us_per_message(router, envelopes) for _ in range(int(count))]
+    # Each round's results kept in a list, as bench_router.py's own rounds keep them.
+    def one_round() -> object:
+        return [router.route(envelope, CONNECTOR) for envelope in envelopes]
+
+    one_round()  # warm-up: first calls, caches
+    timed = [cpu_us_per_item(one_round, len(envelopes)) for _ in range(int(count))]
     print(json.dumps({"fingerprint": fingerprint, "us": timed}))
     return 0
 
