@@ -170,4 +170,3 @@ def test_admin_package_has_one_import_path_per_name() -> None:
     for name in admin.__all__:
         assert hasattr(admin, name), name
     assert not (PACKAGE / "admin.py").exists() and not (PACKAGE / "audit.py").exists()
-

@@ -44,7 +44,7 @@ def test_benchmark_quick_mode_runs_and_routers_agree(capsys: pytest.CaptureFixtu
 def test_baseline_revision_is_timed_on_the_same_mail(capsys: pytest.CaptureFixture[str]) -> None:
     """--baseline REV times REV's router in child processes on the same messages, and reports the share;
     against the revision the targets were set on, the targets become shares of its time."""
-    assert bench_router.main(["--quick", "--sizes", "10", "--baseline", "f6808b7^"]) == 0
+    assert bench_router.main(["--quick", "--sizes", "10", "--baseline", TARGET_REVISION]) == 0
     out = capsys.readouterr().out
     summary = json.loads(out.strip().splitlines()[-1])
     (row,) = summary["baseline"]["sizes"]
@@ -52,9 +52,9 @@ def test_baseline_revision_is_timed_on_the_same_mail(capsys: pytest.CaptureFixtu
     assert row["now_us"] > 0 and row["baseline_us"] > 0
     assert row["share"] == round(row["now_us"] / row["baseline_us"], 3)
     assert row["target_share"] == round(7 / 12.6, 3)
-    target = summary["targets"]["compiled / f6808b7^ at 10 routes (same run)"]
+    target = summary["targets"][f"compiled / {TARGET_REVISION} at 10 routes (same run)"]
     assert target["pass"] is (row["share"] <= row["target_share"])
-    assert "f6808b7^ µs" in out
+    assert f"{TARGET_REVISION} µs" in out
 
 
 def test_an_unknown_baseline_revision_is_one_clear_error() -> None:
