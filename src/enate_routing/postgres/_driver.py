@@ -8,13 +8,17 @@ nothing else in the package notices.
 transaction at a time), runs each :meth:`~PostgresDatabase.transaction` as one atomic unit with
 ``synchronous_commit`` as the server has it (on, by default: a commit that returned is durable), and
 turns every database error into a ``StoreError`` that names the database by its URL *without* the password.
+A connection the server ended while it sat idle (a restart of the database) is replaced before it is used,
+so a restart costs no failed transaction once the server is back (docs/scaling.md).
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib
+import logging
 import re
+import select
 from collections.abc import Iterator, Sequence
 from functools import cache
 from types import ModuleType
@@ -34,6 +38,8 @@ else:
     Cursor = Any
 
 __all__ = ["Connection", "Cursor", "PostgresDatabase", "is_postgres_url", "redact_url", "store_url"]
+
+_log = logging.getLogger("enate_routing.postgres")
 
 _SCHEMES = ("postgresql", "postgres")
 _INSTALL = "pip install 'enate-routing[postgres]'"
@@ -146,6 +152,16 @@ def _total_text() -> type:
     return TotalText
 
 
+def _server_has_spoken(fd: int) -> bool:
+    """Whether the socket ``fd`` has data or a hang-up to read now (never waits). ``poll``, unlike ``select``,
+    takes descriptors past 1,023 (a worker with many mailboxes may hold that many); Windows has only ``select``."""
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(0))
+    return bool(select.select([fd], [], [], 0)[0])
+
+
 class PostgresDatabase:
     """One PostgreSQL database shared by threads: a connection per thread, every error a StoreError.
 
@@ -165,7 +181,13 @@ class PostgresDatabase:
     def _connection(self) -> Connection:
         db = self._connections.get()
         if db is not None and not db.closed:
-            return db
+            if not _server_has_spoken(db.fileno()):
+                return db
+            # An idle connection has nothing to read unless the server ended it: a restart sends "terminating
+            # connection due to administrator command" and closes. Used, it would fail the next transaction.
+            _log.info("%s: the server closed an idle connection; reconnecting", self.what,
+                      extra={"store": self.shown})
+            self._forget(db)
         try:
             # autocommit: every transaction is an explicit ``with db.transaction()`` block, nothing is left open.
             opened: Connection = self._psycopg.connect(
