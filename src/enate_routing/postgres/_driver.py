@@ -185,6 +185,7 @@ class PostgresDatabase:
                 return db
             # An idle connection has nothing to read unless the server ended it: a restart sends "terminating
             # connection due to administrator command" and closes. Used, it would fail the next transaction.
+            # (A setting the server reports changing after a reload is read too: a needless reconnect, no harm.)
             _log.info("%s: the server closed an idle connection; reconnecting", self.what,
                       extra={"store": self.shown})
             self._forget(db)
