@@ -159,6 +159,7 @@ def test_a_poll_worker_outlives_a_restart_of_the_ledger_database(
                                          + [f"during{i}@example.net" for i in range(3)])
         assert count(mailboxes, ALICE) == 0 and count(mailboxes, BOB) == 0
         assert "poll failed; retrying" in err and cluster.password not in err
+        assert "the server closed an idle connection; reconnecting" in err  # -v: its info line, no password
         assert "Alice: 3 hand-offs" in err and "Bob: 3 hand-offs" in err  # every round's, not 0 each
     finally:
         cluster.stop()
