@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -385,3 +386,44 @@ def test_a_restart_of_the_database_fails_no_operation_once_it_is_back(caplog: py
         assert cluster.password not in caplog.text
     finally:
         cluster.stop()
+
+
+def _tcp_options(database: PostgresDatabase) -> dict[str, int]:
+    """The keepalive and user-timeout options of the socket libpq opened, read back from the kernel (Linux)."""
+    connection = database._connection()
+    with socket.socket(fileno=os.dup(connection.fileno())) as sock:
+        return {
+            "keepalive": sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
+            "idle": sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE),
+            "interval": sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL),
+            "count": sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT),
+            "user_timeout": sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT),
+        }
+
+
+@pytest.mark.skipif(not hasattr(socket, "TCP_USER_TIMEOUT"), reason="Linux socket options")
+def test_connections_keep_alive_and_bound_unanswered_data_unless_the_url_says_otherwise(postgres_url: str) -> None:
+    """A worker's connection idles through IMAP IDLE waits that NAT gateways and load balancers cut silently,
+    and a vanished host would hold a statement for about 15 minutes: every connection probes every minute
+    (6 probes 10 s apart) and gives up on data unanswered for 2 minutes, unless the URL sets its own values."""
+    database = PostgresDatabase(postgres_url, what="ingestion ledger")
+    try:
+        assert _tcp_options(database) == {"keepalive": 1, "idle": 60, "interval": 10, "count": 6,
+                                          "user_timeout": 120_000}
+    finally:
+        database.close()
+    database = PostgresDatabase(f"{postgres_url}?keepalives_idle=300&tcp_user_timeout=0", what="ingestion ledger")
+    try:
+        assert _tcp_options(database) == {"keepalive": 1, "idle": 300, "interval": 10, "count": 6, "user_timeout": 0}
+    finally:
+        database.close()
+
+
+def test_an_option_libpq_does_not_know_is_a_store_error_without_the_password(
+        postgres_url: str, postgres_cluster: PostgresCluster) -> None:
+    """A misspelt URL option is refused in one line naming it, as an unreachable server is: never a traceback."""
+    with pytest.raises(StoreError) as caught:
+        PostgresDatabase(f"{postgres_url}?keepalive_idle=300", what="ingestion ledger")  # (keepalives_idle)
+    text = str(caught.value)
+    assert text.startswith("cannot open the ingestion ledger postgresql://enate@")
+    assert text.endswith('invalid URI query parameter: "keepalive_idle"') and postgres_cluster.password not in text

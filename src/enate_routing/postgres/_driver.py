@@ -41,6 +41,13 @@ __all__ = ["Connection", "Cursor", "PostgresDatabase", "is_postgres_url", "redac
 
 _log = logging.getLogger("enate_routing.postgres")
 
+# libpq's TCP options, where the URL does not set them (docs/scaling.md). A worker's connection sits idle
+# through IMAP IDLE waits of up to 29 minutes, which NAT gateways and cloud load balancers end silently after
+# a few (keepalives every minute keep it open), and a database host that vanished would hold a statement
+# until the kernel stops retransmitting, about 15 minutes (tcp_user_timeout: 2). Unix sockets ignore them.
+_TCP_DEFAULTS = {"keepalives": "1", "keepalives_idle": "60", "keepalives_interval": "10", "keepalives_count": "6",
+                 "tcp_user_timeout": "120000"}
+
 _SCHEMES = ("postgresql", "postgres")
 _INSTALL = "pip install 'enate-routing[postgres]'"
 # A URL scheme (RFC 3986 §3.1) of two characters or more: "C:\\ledger.db" stays a Windows path.
@@ -175,6 +182,11 @@ class PostgresDatabase:
         self.shown = redact_url(self._url)
         self.what = what
         self._timeout = max(1, int(connect_timeout))
+        try:
+            given = importlib.import_module("psycopg.conninfo").conninfo_to_dict(self._url)
+        except self._psycopg.Error as exc:  # an option libpq does not know: as connect() would say
+            raise StoreError(f"cannot open the {what} {self.shown}: {self._reason(exc)}") from None
+        self._tcp = {name: value for name, value in _TCP_DEFAULTS.items() if name not in given}
         self._connections: PerThread[Connection] = PerThread(lambda db: db.close())
         self._connection()  # fail now, not at the first statement, when the server cannot be reached
 
@@ -192,7 +204,8 @@ class PostgresDatabase:
         try:
             # autocommit: every transaction is an explicit ``with db.transaction()`` block, nothing is left open.
             opened: Connection = self._psycopg.connect(
-                self._url, autocommit=True, connect_timeout=self._timeout, application_name="enate-routing"
+                self._url, autocommit=True, connect_timeout=self._timeout, application_name="enate-routing",
+                **self._tcp,
             )
         except self._psycopg.Error as exc:
             raise StoreError(f"cannot open the {self.what} {self.shown}: {self._reason(exc)}") from None
