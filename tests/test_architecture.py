@@ -18,7 +18,7 @@ LAYERS: dict[str, int] = {
     "_patterns": 1, "_link_pattern": 1, "_presets": 1, "_oauth_settings": 1, "_certificates": 1, "_delivery": 1,
     "_envelope": 1, "_mime": 1, "_mime_params": 1, "_charset_guess": 1, "_address_lists": 1, "_priority": 0,
     "_regex_compat": 0, "_frozen": 0, "_parse_limits": 0, "_header_block": 1, "_model_types": 1, "_secret_inputs": 1,
-    "_paths": 1, "_token_files": 1, "_lookup_bound": 0, "_closing": 0,
+    "_paths": 1, "_token_files": 1, "_lookup_bound": 0, "_closing": 0, "_tcp": 0,
     "_ack_template": 2, "_connector": 2, "_model": 2, "_loading": 2,
     "_toml_edit": 2,
     "_directory": 3, "_decision": 3, "_bounces": 3, "_dead_settings": 3, "_matcher": 3, "_router": 3, "_analysis": 3,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 import uuid
 from collections.abc import Callable
@@ -9,7 +11,7 @@ from http.server import HTTPServer
 from types import TracebackType
 from typing import Any, Self
 
-__all__ = ["EndpointFactory", "assert_no_secret", "message"]
+__all__ = ["KEEPALIVE_EXPECTED", "EndpointFactory", "assert_no_secret", "keepalive_options", "message"]
 
 EndpointFactory = Callable[..., Any]
 """The type of the ``*_endpoint`` fixtures of tests/transports (they return an Endpoint)."""
@@ -59,3 +61,19 @@ class ServedInThread:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.stop()
+
+
+# The keepalive options every long-lived connection should carry (enate_routing._tcp), as the kernel reports them.
+KEEPALIVE_EXPECTED = {"keepalive": 1, "idle": 60, "interval": 10, "count": 6, "user_timeout": 120_000}
+
+
+def keepalive_options(fd: int) -> dict[str, int]:
+    """The keepalive and user-timeout options of the TCP socket ``fd``, read back from the kernel (Linux)."""
+    with socket.socket(fileno=os.dup(fd)) as sock:
+        return {
+            "keepalive": sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
+            "idle": sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE),
+            "interval": sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL),
+            "count": sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT),
+            "user_timeout": sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT),
+        }

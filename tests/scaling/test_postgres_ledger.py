@@ -39,6 +39,7 @@ from enate_routing.postgres._migrations import LATEST
 from mailrig.dovecot import RigUnavailable
 from mailrig.fixtures import server_unavailable
 from mailrig.postgres import PostgresCluster
+from mailrig.util import KEEPALIVE_EXPECTED, keepalive_options
 
 pytestmark = [pytest.mark.servers, pytest.mark.postgres]
 
@@ -388,19 +389,6 @@ def test_a_restart_of_the_database_fails_no_operation_once_it_is_back(caplog: py
         cluster.stop()
 
 
-def _tcp_options(database: PostgresDatabase) -> dict[str, int]:
-    """The keepalive and user-timeout options of the socket libpq opened, read back from the kernel (Linux)."""
-    connection = database._connection()
-    with socket.socket(fileno=os.dup(connection.fileno())) as sock:
-        return {
-            "keepalive": sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
-            "idle": sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE),
-            "interval": sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL),
-            "count": sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT),
-            "user_timeout": sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT),
-        }
-
-
 @pytest.mark.skipif(not hasattr(socket, "TCP_USER_TIMEOUT"), reason="Linux socket options")
 def test_connections_keep_alive_and_bound_unanswered_data_unless_the_url_says_otherwise(postgres_url: str) -> None:
     """A worker's connection idles through IMAP IDLE waits that NAT gateways and load balancers cut silently,
@@ -408,13 +396,13 @@ def test_connections_keep_alive_and_bound_unanswered_data_unless_the_url_says_ot
     (6 probes 10 s apart) and gives up on data unanswered for 2 minutes, unless the URL sets its own values."""
     database = PostgresDatabase(postgres_url, what="ingestion ledger")
     try:
-        assert _tcp_options(database) == {"keepalive": 1, "idle": 60, "interval": 10, "count": 6,
-                                          "user_timeout": 120_000}
+        assert keepalive_options(database._connection().fileno()) == KEEPALIVE_EXPECTED
     finally:
         database.close()
     database = PostgresDatabase(f"{postgres_url}?keepalives_idle=300&tcp_user_timeout=0", what="ingestion ledger")
     try:
-        assert _tcp_options(database) == {"keepalive": 1, "idle": 300, "interval": 10, "count": 6, "user_timeout": 0}
+        own = {**KEEPALIVE_EXPECTED, "idle": 300, "user_timeout": 0}
+        assert keepalive_options(database._connection().fileno()) == own
     finally:
         database.close()
 

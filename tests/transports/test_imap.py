@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 
@@ -30,7 +31,7 @@ from enate_routing.transports import (
 )
 from mailrig.dovecot import ALICE, BOB, MASTER, SHARED, Dovecot
 from mailrig.faults import CuttingProxy, SilentServer
-from mailrig.util import EndpointFactory, assert_no_secret, message
+from mailrig.util import KEEPALIVE_EXPECTED, EndpointFactory, assert_no_secret, keepalive_options, message
 
 pytestmark = pytest.mark.servers
 
@@ -409,6 +410,18 @@ def test_wait_for_new_returns_at_once_for_mail_not_yet_seen(mailboxes: Dovecot, 
         started = time.monotonic()
         assert source.wait_for_new(1.5, known={ref.key}) is False  # nothing new: the time runs out
         assert time.monotonic() - started >= 1.0
+
+
+@pytest.mark.skipif(not hasattr(socket, "TCP_USER_TIMEOUT"), reason="Linux socket options")
+@pytest.mark.parametrize("security", ["ssl", "starttls"])
+def test_the_connection_an_idle_wait_holds_keeps_itself_alive(mailboxes: Dovecot, imap_endpoint: EndpointFactory,
+                                                               security: str) -> None:
+    """An IDLE wait lasts up to 29 minutes, which a NAT gateway ends silently after a few: the socket sends
+    keepalive probes after a minute of silence and gives up on a peer gone for two (read from the kernel)."""
+    with ImapSource(imap_endpoint(security), alice()) as source:
+        source.list_new()
+        assert source._conn is not None
+        assert keepalive_options(source._conn.sock.fileno()) == KEEPALIVE_EXPECTED
 
 
 def test_wait_for_new_wakes_on_delivery_and_on_stop(mailboxes: Dovecot, imap_endpoint: EndpointFactory) -> None:

@@ -28,7 +28,7 @@ from mailrig.dovecot import ALICE, BOB
 from mailrig.faults import CuttingProxy, SilentServer
 from mailrig.pki import Pki
 from mailrig.smtp import SmtpServers
-from mailrig.util import EndpointFactory, assert_no_secret, message
+from mailrig.util import KEEPALIVE_EXPECTED, EndpointFactory, assert_no_secret, keepalive_options, message
 
 pytestmark = pytest.mark.servers
 
@@ -48,6 +48,16 @@ def test_open_relay_without_auth(smtp_inbox: SmtpServers, smtp_endpoint: Endpoin
     raw = send(smtp_endpoint("open", "none"), NoAuth())
     [got] = smtp_inbox.received("open")
     assert (got.mail_from, got.rcpt_tos, got.data, got.login) == (FROM, tuple(TO), raw, None)
+
+
+@pytest.mark.skipif(not hasattr(socket, "TCP_USER_TIMEOUT"), reason="Linux socket options")
+def test_a_kept_connection_keeps_itself_alive(smtp_inbox: SmtpServers, smtp_endpoint: EndpointFactory) -> None:
+    """The sender keeps its connection between acknowledgements: keepalive probes hold it open through NAT."""
+    with SmtpSender(smtp_endpoint("submission", "starttls"), PasswordAuth(ALICE.login, ALICE.password),
+                    local_hostname=HELO) as sender:
+        sender.send(FROM, TO, message("one"))
+        assert sender._conn is not None and sender._conn.sock is not None
+        assert keepalive_options(sender._conn.sock.fileno()) == KEEPALIVE_EXPECTED
 
 
 def test_connection_reused_and_renewed(smtp_inbox: SmtpServers, smtp_endpoint: EndpointFactory) -> None:

@@ -25,6 +25,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
+from enate_routing._tcp import KEEPALIVE_COUNT, KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, UNACKNOWLEDGED_MS
 from enate_routing.errors import ConfigError, StoreError
 from enate_routing.ingest._per_thread import PerThread
 
@@ -41,12 +42,11 @@ __all__ = ["Connection", "Cursor", "PostgresDatabase", "is_postgres_url", "redac
 
 _log = logging.getLogger("enate_routing.postgres")
 
-# libpq's TCP options, where the URL does not set them (docs/scaling.md). A worker's connection sits idle
-# through IMAP IDLE waits of up to 29 minutes, which NAT gateways and cloud load balancers end silently after
-# a few (keepalives every minute keep it open), and a database host that vanished would hold a statement
-# until the kernel stops retransmitting, about 15 minutes (tcp_user_timeout: 2). Unix sockets ignore them.
-_TCP_DEFAULTS = {"keepalives": "1", "keepalives_idle": "60", "keepalives_interval": "10", "keepalives_count": "6",
-                 "tcp_user_timeout": "120000"}
+# libpq's own TCP options, where the URL does not set them (docs/scaling.md): the package's keepalives (_tcp.py).
+# Unix sockets ignore them.
+_TCP_DEFAULTS = {"keepalives": "1", "keepalives_idle": str(KEEPALIVE_IDLE),
+                 "keepalives_interval": str(KEEPALIVE_INTERVAL), "keepalives_count": str(KEEPALIVE_COUNT),
+                 "tcp_user_timeout": str(UNACKNOWLEDGED_MS)}
 
 _SCHEMES = ("postgresql", "postgres")
 _INSTALL = "pip install 'enate-routing[postgres]'"

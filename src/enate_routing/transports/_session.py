@@ -3,7 +3,8 @@
 - :func:`refuse_plaintext` enforces docs/semantics.md §8 ("no password sent over an unencrypted connection unless
   explicitly allowed") *before a connection is opened*, so nothing at all is sent.
 - :func:`open_socket` is the one socket factory: bounded by the endpoint's timeout (every later
-  command inherits it), optionally bound to a source address, wrapped in TLS for implicit TLS.
+  command inherits it), with TCP keepalives (``_tcp``), optionally bound to a source address, wrapped in TLS
+  for implicit TLS.
 - :class:`ReplyDeadline` bounds a whole reply (POP3, SMTP), not only each read of it.
 - :func:`choose_sasl` picks the SASL exchange for a login from what the server offers.
 - :class:`Adapter` holds the endpoint, credentials, the secrets to scrub and the error guard, runs a SASL
@@ -25,6 +26,7 @@ from typing import BinaryIO, Literal
 
 from enate_routing._certificates import ClientCertificate
 from enate_routing._closing import ClosedOnExit
+from enate_routing._tcp import keep_alive
 from enate_routing.errors import (
     AuthenticationError,
     CertificateRejectedError,
@@ -107,6 +109,7 @@ def open_socket(endpoint: Endpoint, implicit_tls: ssl.SSLContext | None) -> sock
     # imaplib and poplib send a command and its continuation as separate small writes; with Nagle's
     # algorithm each waits for the server's delayed ACK (~40 ms per SASL login, measured on loopback).
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    keep_alive(sock)  # an IDLE wait must not die unnoticed behind a NAT gateway (_tcp.py)
     if implicit_tls is None:
         return sock
     try:
