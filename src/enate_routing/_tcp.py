@@ -1,4 +1,5 @@
-"""TCP keepalives for every long-lived connection: the mail servers' (transports) and the database's (postgres).
+"""TCP keepalives for every long-lived connection — the mail servers' (transports) and the database's (postgres) —
+and the check that an idle connection is still open before it is used again.
 
 A worker's connections sit idle for minutes — an IMAP IDLE wait lasts up to 29 — and NAT gateways and cloud
 load balancers end an idle flow silently after a few (AWS's network load balancer after 350 s, Azure's after
@@ -6,13 +7,20 @@ load balancers end an idle flow silently after a few (AWS's network load balance
 such a flow open, and the probes going unanswered (the host is gone) end the connection in two minutes rather
 than the kernel's two hours; ``TCP_USER_TIMEOUT`` does the same for data sent and never acknowledged, which
 the kernel otherwise retransmits for about 15 minutes. Where the platform lacks an option it is left as is.
+
+A server ends an idle connection on its side too (an HTTP keep-alive timeout, a database restart): then the
+socket has something to read — the end of the stream, a last message — before the next request is sent.
+:func:`peer_has_spoken` asks without waiting, so the connection can be replaced before anything is sent on it
+(a request that fails after it was sent may have been carried out: a POST must not be repeated).
 """
 
 from __future__ import annotations
 
+import select
 import socket
 
-__all__ = ["KEEPALIVE_COUNT", "KEEPALIVE_IDLE", "KEEPALIVE_INTERVAL", "UNACKNOWLEDGED_MS", "keep_alive"]
+__all__ = ["KEEPALIVE_COUNT", "KEEPALIVE_IDLE", "KEEPALIVE_INTERVAL", "UNACKNOWLEDGED_MS", "keep_alive",
+           "peer_has_spoken"]
 
 KEEPALIVE_IDLE = 60  # seconds of silence before the first probe
 KEEPALIVE_INTERVAL = 10  # seconds between probes
@@ -28,3 +36,14 @@ def keep_alive(sock: socket.socket) -> None:
         option = getattr(socket, name, None)
         if option is not None:
             sock.setsockopt(socket.IPPROTO_TCP, option, value)
+
+
+def peer_has_spoken(fd: int) -> bool:
+    """Whether the socket ``fd`` has data or a hang-up to read now (never waits): on a connection that sat idle,
+    that the server ended it. ``poll``, unlike ``select``, takes descriptors past 1,023; Windows has only
+    ``select``."""
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(0))
+    return bool(select.select([fd], [], [], 0)[0])

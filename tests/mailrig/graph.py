@@ -137,6 +137,7 @@ class FakeGraph(HttpsServer):
             self._delta.clear()
             self._pages.clear()
             self.every, self.requests = 0, 0
+            self.idle_timeout = JsonHandler.timeout
 
     # ------------------------------------------------------------------ test set-up
     def mailbox(self, address: str) -> _Mailbox:

@@ -3,6 +3,8 @@
 :class:`HttpsServer` runs ``http.server`` (HTTP/1.1, keep-alive) in a daemon thread; each connection's TLS
 handshake happens in its own handler thread, so a stuck client cannot stall the others. Subclasses of
 :class:`JsonHandler` answer with :meth:`JsonHandler.reply`. ``url`` is ``https://127.0.0.1:<port>``.
+``idle_timeout`` is how long an idle keep-alive connection stays open (15 s; front ends close theirs too),
+``connections`` how many the server accepted.
 """
 
 from __future__ import annotations
@@ -24,9 +26,16 @@ __all__ = ["HttpsServer", "JsonHandler"]
 class JsonHandler(BaseHTTPRequestHandler):
     """Helpers for handlers: the body, the form, the query, and a JSON (or raw) answer."""
 
+    server: Any
+
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms delayed-ACK stall between them
     timeout = 15  # a client that goes silent does not hold a thread forever
+
+    def setup(self) -> None:
+        # The server's keep-alive timeout: an idle connection is closed after it (front ends do it in seconds).
+        self.timeout = self.server.owner.idle_timeout
+        super().setup()
 
     def log_message(self, format: str, *args: object) -> None:  # the stdlib signature (shadows format)
         pass
@@ -60,6 +69,7 @@ class _Server(ThreadingHTTPServer):
 
     def get_request(self) -> tuple[socket.socket, Any]:
         sock, address = self.socket.accept()
+        self.owner.connections += 1
         return self.context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), address
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -78,6 +88,8 @@ class HttpsServer(ServedInThread):
         self.port: int = self._httpd.server_address[1]
         self.url = f"https://127.0.0.1:{self.port}"
         self.lock = threading.RLock()
+        self.connections = 0  # accepted so far
+        self.idle_timeout: float = JsonHandler.timeout  # seconds an idle keep-alive connection is kept open
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                         daemon=True)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from enate_routing.errors import AuthenticationError, MailboxMissingError, MessageGoneError, ProtocolError
@@ -205,6 +207,27 @@ def test_untrusted_graph_certificate_and_dead_port_are_typed_errors(graph: FakeG
     with source(graph, idp, pki, incoming={"port": 1}) as src, pytest.raises(ConnectError) as caught:
         src.list_new()
     assert caught.value.retryable
+
+
+def test_a_connection_the_server_closed_while_idle_is_replaced_before_a_post(
+        graph: FakeGraph, idp: IdentityProvider, pki: Pki) -> None:
+    """Front ends close idle keep-alive connections. A POST (a move, ``sendMail``) is never sent twice, so
+    one sent on such a connection failed; the client now sees the close first and opens a new connection.
+    A connection still open is kept: one connection for the requests in a row, a second after the close."""
+    register_app(idp)
+    raw = message("after a pause")
+    graph.deliver(DESK, raw)
+    graph.idle_timeout = 0.3
+    opened = graph.connections
+    with source(graph, idp, pki) as src:
+        (ref,) = src.list_new()
+        assert src.fetch(ref) == raw
+        src.folder_id("Processed", create=True)
+        assert graph.connections == opened + 1  # one kept-alive connection for all of them
+        time.sleep(0.8)  # the server closes the idle connection
+        src.mark_processed(ref)  # POST .../move
+    assert graph.connections == opened + 2
+    assert graph.messages_in(DESK) == [] and [m.raw for m in graph.messages_in(DESK, "Processed")] == [raw]
 
 
 def test_a_dropped_kept_alive_connection_is_retried_only_for_idempotent_requests(

@@ -18,14 +18,19 @@ import contextlib
 import importlib
 import logging
 import re
-import select
 from collections.abc import Iterator, Sequence
 from functools import cache
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
-from enate_routing._tcp import KEEPALIVE_COUNT, KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, UNACKNOWLEDGED_MS
+from enate_routing._tcp import (
+    KEEPALIVE_COUNT,
+    KEEPALIVE_IDLE,
+    KEEPALIVE_INTERVAL,
+    UNACKNOWLEDGED_MS,
+    peer_has_spoken,
+)
 from enate_routing.errors import ConfigError, StoreError
 from enate_routing.ingest._per_thread import PerThread
 
@@ -159,16 +164,6 @@ def _total_text() -> type:
     return TotalText
 
 
-def _server_has_spoken(fd: int) -> bool:
-    """Whether the socket ``fd`` has data or a hang-up to read now (never waits). ``poll``, unlike ``select``,
-    takes descriptors past 1,023 (a worker with many mailboxes may hold that many); Windows has only ``select``."""
-    if hasattr(select, "poll"):
-        poller = select.poll()
-        poller.register(fd, select.POLLIN)
-        return bool(poller.poll(0))
-    return bool(select.select([fd], [], [], 0)[0])
-
-
 class PostgresDatabase:
     """One PostgreSQL database shared by threads: a connection per thread, every error a StoreError.
 
@@ -193,7 +188,7 @@ class PostgresDatabase:
     def _connection(self) -> Connection:
         db = self._connections.get()
         if db is not None and not db.closed:
-            if not _server_has_spoken(db.fileno()):
+            if not peer_has_spoken(db.fileno()):
                 return db
             # An idle connection has nothing to read unless the server ended it: a restart sends "terminating
             # connection due to administrator command" and closes. Used, it would fail the next transaction.

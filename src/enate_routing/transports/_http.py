@@ -6,8 +6,10 @@ source address, and :func:`._session.refuse_plaintext` before a bearer token wou
 Failures become :class:`~enate_routing.errors.TransportError` subclasses through :func:`._errors.translate`;
 an HTTP status is not a failure here (the API client decides what each status means).
 
-A request that finds the kept-alive connection closed by the server before any answer is sent once more
-on a fresh connection when it is idempotent (GET, PUT, PATCH, DELETE): servers close idle connections.
+Servers close idle connections. A kept-alive connection the server has closed while it sat idle is replaced
+before a request is sent on it (``_tcp.peer_has_spoken``); a request that still finds it closed before any
+answer is sent once more on a fresh connection when it is idempotent (GET, PUT, PATCH, DELETE) — a POST
+(``sendMail``, ``move``) may have been carried out, and is not.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Mapping
 from contextlib import suppress
 from dataclasses import dataclass
 
+from enate_routing._tcp import peer_has_spoken
 from enate_routing.errors import ConnectError, ProtocolError, TransportError
 from enate_routing.transports._base import Endpoint
 from enate_routing.transports._errors import Stage, translate
@@ -65,6 +68,8 @@ class HttpsClient:
         """Send ``method target`` and read the response; network and TLS failures raise our errors.
 
         A response body longer than ``max_body`` bytes is a ProtocolError, read no further than that."""
+        if self._conn is not None and self._conn.sock is not None and peer_has_spoken(self._conn.sock.fileno()):
+            self._discard()  # ended by the server while idle: a POST sent on it would fail, and is not retried
         reused = self._conn is not None
         try:
             return self._exchange(method, target, headers, body, secrets, max_body)
