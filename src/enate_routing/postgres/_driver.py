@@ -180,7 +180,7 @@ class PostgresDatabase:
         try:
             given = importlib.import_module("psycopg.conninfo").conninfo_to_dict(self._url)
         except self._psycopg.Error as exc:  # an option libpq does not know: as connect() would say
-            raise StoreError(f"cannot open the {what} {self.shown}: {self._reason(exc)}") from None
+            raise self._cannot_open(exc) from None
         self._tcp = {name: value for name, value in _TCP_DEFAULTS.items() if name not in given}
         self._connections: PerThread[Connection] = PerThread(lambda db: db.close())
         self._connection()  # fail now, not at the first statement, when the server cannot be reached
@@ -203,10 +203,13 @@ class PostgresDatabase:
                 **self._tcp,
             )
         except self._psycopg.Error as exc:
-            raise StoreError(f"cannot open the {self.what} {self.shown}: {self._reason(exc)}") from None
+            raise self._cannot_open(exc) from None
         opened.adapters.register_dumper(str, self._text_dumper)
         self._connections.keep(opened)
         return opened
+
+    def _cannot_open(self, exc: BaseException) -> StoreError:
+        return StoreError(f"cannot open the {self.what} {self.shown}: {self._reason(exc)}")
 
     def _reason(self, exc: BaseException) -> str:
         """The server's message, with the URL's password cut out should a driver ever echo it."""
