@@ -18,6 +18,8 @@ Function-scoped:
 - ``mailboxes`` -> the same ``Dovecot``, with every user's folders emptied, extra folders deleted and
   ACL grants dropped before the test (~0.2 s).
 - ``postgres_url`` -> the ``postgresql://`` URL of a new, empty database in ``postgres_cluster``.
+- ``own_postgres_cluster`` -> a ``PostgresCluster`` of the test's own, which it may stop and start (a
+  restart of the database) without touching the other tests' connections (~1 s).
 - ``smtp_inbox`` -> the same ``SmtpServers`` with ``messages`` cleared before the test.
 
 Skip rule: when a server cannot start (Dovecot not installed, not root, a port problem), tests that need
@@ -41,8 +43,8 @@ from mailrig.postgres import PostgresCluster
 from mailrig.smtp import SmtpServers, start_smtp_servers
 
 __all__ = [
-    "dovecot", "mailboxes", "pki", "postgres_cluster", "postgres_url", "server_unavailable", "smtp_inbox",
-    "smtp_servers",
+    "dovecot", "mailboxes", "own_postgres_cluster", "pki", "postgres_cluster", "postgres_url", "server_unavailable",
+    "smtp_inbox", "smtp_servers",
 ]
 
 
@@ -74,9 +76,8 @@ def dovecot(pki: Pki) -> Iterator[Dovecot]:
         atexit.unregister(server.stop)
 
 
-@pytest.fixture(scope="session")
-def postgres_cluster() -> Iterator[PostgresCluster]:
-    """A throw-away PostgreSQL cluster for the session (stopped, and its folder removed, at the end)."""
+def _throw_away_cluster() -> Iterator[PostgresCluster]:
+    """A PostgreSQL cluster, stopped and its folder removed when the fixture ends (or the process exits)."""
     try:
         cluster = PostgresCluster.start()
     except RigUnavailable as exc:
@@ -87,6 +88,18 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
     finally:
         cluster.stop()
         atexit.unregister(cluster.stop)
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[PostgresCluster]:
+    """A throw-away PostgreSQL cluster for the session."""
+    yield from _throw_away_cluster()
+
+
+@pytest.fixture
+def own_postgres_cluster() -> Iterator[PostgresCluster]:
+    """A throw-away PostgreSQL cluster for one test, which may restart it."""
+    yield from _throw_away_cluster()
 
 
 @pytest.fixture

@@ -17,8 +17,7 @@ from enate_routing._cli import main
 from enate_routing._loading import parse_config, save_config
 from enate_routing.postgres import PostgresLedger
 from enate_routing.postgres._migrations import MIGRATIONS
-from mailrig.dovecot import ALICE, BOB, Dovecot, RigUnavailable
-from mailrig.fixtures import server_unavailable
+from mailrig.dovecot import ALICE, BOB, Dovecot
 from mailrig.postgres import PostgresCluster
 from mailrig.smtp import SmtpServers
 
@@ -128,38 +127,32 @@ def _wait_for_lines(out: Path, expected: int, worker: subprocess.Popen[str], tim
 
 
 def test_a_poll_worker_outlives_a_restart_of_the_ledger_database(
-    mailboxes: Dovecot, smtp_inbox: SmtpServers, tmp_path: Path,
+    mailboxes: Dovecot, smtp_inbox: SmtpServers, tmp_path: Path, own_postgres_cluster: PostgresCluster,
 ) -> None:
     """`poll NAME NAME --ledger postgresql://...` keeps running while the database restarts (a soak run: the
     worker exited with "terminating connection due to administrator command"): the mail that came meanwhile
     is decided once the database is back, nothing twice; SIGTERM then exits 0; the password is never shown."""
+    cluster = own_postgres_cluster
+    config, env = _alice_and_bob(mailboxes, smtp_inbox, cluster.create_database("restarted"), tmp_path)
+    out = tmp_path / "decisions.jsonl"
+    append(mailboxes, ALICE, [sample_message(i, tag="before", automatic=True) for i in range(3)])
+    argv = ["poll", "--config", str(config), "Alice", "Bob", "--interval", "1", "--out", str(out), "-v"]
+    worker = subprocess.Popen([sys.executable, "-m", "enate_routing", *argv], env=env, stderr=subprocess.PIPE,
+                              text=True)
     try:
-        cluster = PostgresCluster.start()
-    except RigUnavailable as exc:
-        server_unavailable(str(exc))
-    try:
-        config, env = _alice_and_bob(mailboxes, smtp_inbox, cluster.create_database("restarted"), tmp_path)
-        out = tmp_path / "decisions.jsonl"
-        append(mailboxes, ALICE, [sample_message(i, tag="before", automatic=True) for i in range(3)])
-        argv = ["poll", "--config", str(config), "Alice", "Bob", "--interval", "1", "--out", str(out), "-v"]
-        worker = subprocess.Popen([sys.executable, "-m", "enate_routing", *argv], env=env, stderr=subprocess.PIPE,
-                                  text=True)
-        try:
-            _wait_for_lines(out, 3, worker)
-            cluster.stop_server()
-            append(mailboxes, BOB, [sample_message(i, to=BOB.login, tag="during", automatic=True) for i in range(3)])
-            time.sleep(3)  # rounds fail while the database is down
-            cluster.start_server()
-            decided = _wait_for_lines(out, 6, worker)
-        finally:
-            worker.send_signal(signal.SIGTERM)
-            _, err = worker.communicate(timeout=60)
-        assert worker.returncode == 0, err
-        assert sorted(decided) == sorted([f"before{i}@example.net" for i in range(3)]
-                                         + [f"during{i}@example.net" for i in range(3)])
-        assert count(mailboxes, ALICE) == 0 and count(mailboxes, BOB) == 0
-        assert "poll failed; retrying" in err and cluster.password not in err
-        assert "the server closed an idle connection; reconnecting" in err  # -v: its info line, no password
-        assert "Alice: 3 hand-offs" in err and "Bob: 3 hand-offs" in err  # every round's, not 0 each
+        _wait_for_lines(out, 3, worker)
+        cluster.stop_server()
+        append(mailboxes, BOB, [sample_message(i, to=BOB.login, tag="during", automatic=True) for i in range(3)])
+        time.sleep(3)  # rounds fail while the database is down
+        cluster.start_server()
+        decided = _wait_for_lines(out, 6, worker)
     finally:
-        cluster.stop()
+        worker.send_signal(signal.SIGTERM)
+        _, err = worker.communicate(timeout=60)
+    assert worker.returncode == 0, err
+    assert sorted(decided) == sorted([f"before{i}@example.net" for i in range(3)]
+                                     + [f"during{i}@example.net" for i in range(3)])
+    assert count(mailboxes, ALICE) == 0 and count(mailboxes, BOB) == 0
+    assert "poll failed; retrying" in err and cluster.password not in err
+    assert "the server closed an idle connection; reconnecting" in err  # -v: its info line, no password
+    assert "Alice: 3 hand-offs" in err and "Bob: 3 hand-offs" in err  # every round's, not 0 each

@@ -36,8 +36,6 @@ from enate_routing.ingest import (
 from enate_routing.postgres import PostgresLedger, migrate_database
 from enate_routing.postgres._driver import PostgresDatabase, redact_url
 from enate_routing.postgres._migrations import LATEST
-from mailrig.dovecot import RigUnavailable
-from mailrig.fixtures import server_unavailable
 from mailrig.postgres import PostgresCluster
 from mailrig.util import KEEPALIVE_EXPECTED, keepalive_options
 
@@ -352,41 +350,36 @@ def test_a_message_with_a_nul_in_its_message_id_is_handed_off_once(postgres_url:
         ledger.close()
 
 
-def test_a_restart_of_the_database_fails_no_operation_once_it_is_back(caplog: pytest.LogCaptureFixture) -> None:
+def test_a_restart_of_the_database_fails_no_operation_once_it_is_back(caplog: pytest.LogCaptureFixture,
+                                                                     own_postgres_cluster: PostgresCluster) -> None:
     """A restart ends every idle connection ("terminating connection due to administrator command"): each is
     replaced before its next use, so no spool, lease or read fails once the server is back (a worker logged
     one failed round per mailbox before). A healthy connection is kept: one backend serves the operations
     between restarts. Its own cluster: the restart must not touch the other tests' connections."""
+    cluster = own_postgres_cluster
+    url = cluster.create_database("restarted")
+    ledger = PostgresLedger(url)
+    database = PostgresDatabase(url, what="ingestion ledger")
     try:
-        cluster = PostgresCluster.start()
-    except RigUnavailable as exc:
-        server_unavailable(str(exc))
-    try:
-        url = cluster.create_database("restarted")
-        ledger = PostgresLedger(url)
-        database = PostgresDatabase(url, what="ingestion ledger")
-        try:
-            ledger.spool("C", "INBOX", [item("imap:INBOX:1:1", b"one")])
+        ledger.spool("C", "INBOX", [item("imap:INBOX:1:1", b"one")])
+        backend = database.query("SELECT pg_backend_pid()")
+        assert database.query("SELECT pg_backend_pid()") == backend  # kept while healthy
+        caplog.set_level(logging.INFO, logger="enate_routing.postgres")
+        for round_ in range(2):
+            cluster.stop_server()
+            cluster.start_server()
+            ledger.acquire_lease("C", "INBOX", "worker-a", 30)
+            ledger.spool("C", "INBOX", [item(f"imap:INBOX:1:{round_ + 2}", b"more")])
+            assert [r.ref_key for r in ledger.pending("C", "INBOX")][-1] == f"imap:INBOX:1:{round_ + 2}"
+            ledger.release_lease("C", "INBOX", "worker-a")
+            assert database.query("SELECT pg_backend_pid()") != backend
             backend = database.query("SELECT pg_backend_pid()")
-            assert database.query("SELECT pg_backend_pid()") == backend  # kept while healthy
-            caplog.set_level(logging.INFO, logger="enate_routing.postgres")
-            for round_ in range(2):
-                cluster.stop_server()
-                cluster.start_server()
-                ledger.acquire_lease("C", "INBOX", "worker-a", 30)
-                ledger.spool("C", "INBOX", [item(f"imap:INBOX:1:{round_ + 2}", b"more")])
-                assert [r.ref_key for r in ledger.pending("C", "INBOX")][-1] == f"imap:INBOX:1:{round_ + 2}"
-                ledger.release_lease("C", "INBOX", "worker-a")
-                assert database.query("SELECT pg_backend_pid()") != backend
-                backend = database.query("SELECT pg_backend_pid()")
-        finally:
-            ledger.close()
-            database.close()
-        reconnects = [r for r in caplog.records if "closed an idle connection" in r.getMessage()]
-        assert reconnects and all(r.store == redact_url(url) for r in reconnects)  # type: ignore[attr-defined]
-        assert cluster.password not in caplog.text
     finally:
-        cluster.stop()
+        ledger.close()
+        database.close()
+    reconnects = [r for r in caplog.records if "closed an idle connection" in r.getMessage()]
+    assert reconnects and all(r.store == redact_url(url) for r in reconnects)  # type: ignore[attr-defined]
+    assert cluster.password not in caplog.text
 
 
 @pytest.mark.skipif(not hasattr(socket, "TCP_USER_TIMEOUT"), reason="Linux socket options")
