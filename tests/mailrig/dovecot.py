@@ -38,6 +38,7 @@ import grp
 import hashlib
 import os
 import shutil
+import signal
 import smtplib
 import socket
 import ssl
@@ -305,11 +306,7 @@ class Dovecot:
             check = subprocess.run(["doveconf", "-c", str(conf), "-n"], capture_output=True, check=False)
             if check.returncode != 0:
                 raise RigUnavailable(f"doveconf rejected the config: {check.stderr.decode(errors='replace')}")
-            with (root / "log" / "stdout.log").open("wb") as out:
-                process = subprocess.Popen(
-                    ["dovecot", "-F", "-c", str(conf)], stdout=out, stderr=subprocess.STDOUT
-                )
-            server = cls(root, ports, pki, process)
+            server = cls(root, ports, pki, _launch(root))
         except BaseException:
             shutil.rmtree(root, ignore_errors=True)
             raise
@@ -384,14 +381,35 @@ class Dovecot:
 
     def stop(self) -> None:
         """Terminate Dovecot (master and children) and remove its root directory."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        self._terminate()
         shutil.rmtree(self.root, ignore_errors=True)
+
+    def restart(self, down_for: float = 0.0, timeout: float = 20.0) -> None:
+        """Stop Dovecot as a service restart does (every session ends), wait ``down_for`` seconds, and start it
+        again on the same ports, users and mail."""
+        self._terminate()
+        time.sleep(down_for)
+        self.process = _launch(self.root)
+        self._wait_ready(timeout)
+
+    def _terminate(self) -> None:
+        """End the master and every process it started, as a service manager stopping Dovecot does (its
+        control group): the master alone leaves the sessions running, an IDLE one included."""
+        if self.process.poll() is not None:
+            return
+        children = _children_of(self.process.pid)
+        self.process.terminate()
+        try:
+            self.process.wait(15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+        for pid in children:  # SIGTERM, as systemd sends it: an imap process says BYE to its client
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        while any(Path(f"/proc/{pid}").exists() for pid in children) and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def log_tail(self, lines: int = 30) -> str:
         texts = []
@@ -494,3 +512,21 @@ class Dovecot:
     def reset_all(self) -> None:
         for user in USERS:
             self.reset(user)
+
+
+def _launch(root: Path) -> subprocess.Popen[bytes]:
+    """Start the Dovecot master of the rig in ``root`` in the foreground (its output appended to a log file)."""
+    with (root / "log" / "stdout.log").open("ab") as out:
+        return subprocess.Popen(["dovecot", "-F", "-c", str(root / "etc" / "dovecot.conf")], stdout=out,
+                                stderr=subprocess.STDOUT)
+
+
+def _children_of(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (read from /proc)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            # "pid (name) state ppid ...": the name may hold spaces and parentheses, so split after the last ')'.
+            if int(stat.read_text().rpartition(")")[2].split()[1]) == pid:
+                children.append(int(stat.parent.name))
+    return children

@@ -61,9 +61,8 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     return generate_pki(Path(tmp_path_factory.mktemp("pki")))
 
 
-@pytest.fixture(scope="session")
-def dovecot(pki: Pki) -> Iterator[Dovecot]:
-    """A private Dovecot for the session (stopped, and its temp root removed, at the end)."""
+def _throw_away_dovecot(pki: Pki) -> Iterator[Dovecot]:
+    """A private Dovecot, stopped and its temp root removed when the fixture ends (or the process exits)."""
     try:
         server = Dovecot.start(pki)
     except RigUnavailable as exc:
@@ -74,6 +73,18 @@ def dovecot(pki: Pki) -> Iterator[Dovecot]:
     finally:
         server.stop()
         atexit.unregister(server.stop)
+
+
+@pytest.fixture(scope="session")
+def dovecot(pki: Pki) -> Iterator[Dovecot]:
+    """A private Dovecot for the session."""
+    yield from _throw_away_dovecot(pki)
+
+
+@pytest.fixture
+def own_dovecot(pki: Pki) -> Iterator[Dovecot]:
+    """A private Dovecot for one test, which may restart it."""
+    yield from _throw_away_dovecot(pki)
 
 
 def _throw_away_cluster() -> Iterator[PostgresCluster]:

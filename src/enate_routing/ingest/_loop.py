@@ -96,6 +96,7 @@ class Ingestor:
         self.progress = progress
         self._sleep = sleep
         self._stop = threading.Event()
+        self._failed_waits = 0  # IDLE waits that failed in a row (wait_for_mail)
         self.lease = Lease(store, connector, mailbox, lease_ttl)
         self.rate_limit = AckRateLimit(store.ack_count, acknowledgements_per_hour, clock)
         self.housekeeping = Housekeeping(store, connector, self.rate_limit, keep_raw_for, clock)
@@ -235,9 +236,28 @@ class Ingestor:
                 self.wait(interval)
 
     def wait_for_mail(self, timeout: float) -> None:
-        """Wait up to ``timeout`` s for new mail: with IDLE where the source offers it, else by waiting."""
-        if self._sleep is not None or self.stopping or not Session(self.source_factory).wait_for_new(
-                timeout, self._last_listed, lambda: self.stopping, self.connector):
+        """Wait up to ``timeout`` s for new mail: with IDLE where the source offers it, else by waiting.
+
+        A wait that fails (the server restarted, a gateway ended the idle connection) may have missed new
+        mail, so the next pass comes after a backoff that grows while waits keep failing — a server that
+        ends every IDLE at once is not polled in a loop — and never later than ``timeout``.
+        """
+        if self._sleep is not None or self.stopping:
+            self.wait(timeout)
+            return
+        try:
+            waited = Session(self.source_factory).wait_for_new(timeout, self._last_listed, lambda: self.stopping,
+                                                               self.connector)
+        except TransportError as exc:
+            self._failed_waits += 1
+            delay = min(timeout, self.backoff.delay(self._failed_waits - 1, self.random))
+            _log.info("the wait for new mail ended: %s; checking the mailbox in %.1f s", describe(exc), delay,
+                      extra={"connector": self.connector, "delay": round(delay, 3), "reason": describe(exc)})
+            self.wait(delay)
+            return
+        if waited:
+            self._failed_waits = 0
+        else:
             self.wait(timeout)
 
     # ------------------------------------------------------------------------------------------- one pass

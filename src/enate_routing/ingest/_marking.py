@@ -8,7 +8,6 @@ import time
 from collections.abc import Callable, Collection, Sequence
 
 from enate_routing.errors import MessageGoneError, TransportError
-from enate_routing.ingest._acknowledge import describe
 from enate_routing.ingest._contract import IngestStats, StepHook
 from enate_routing.ingest._inflight import InFlight
 from enate_routing.ingest._ledger import WorkLedger
@@ -45,7 +44,8 @@ class Session:
 
     def wait_for_new(self, timeout: float, known: Collection[str], stop: Callable[[], bool], connector: str) -> bool:
         """Wait for new mail on a fresh connection with IDLE (RFC 2177); True when it waited, False when the
-        source cannot wait or the wait failed (the caller then waits ``timeout`` itself, as when polling)."""
+        source cannot wait (the caller then waits ``timeout`` itself, as when polling). A wait that fails
+        raises its :class:`TransportError`: new mail may have arrived unannounced."""
         try:
             source = self.source
             if not (isinstance(source, WaitsForMail) and source.can_wait):
@@ -54,9 +54,6 @@ class Session:
             woke = source.wait_for_new(timeout, known, stop)
             _log.debug("idle ended", extra={"connector": connector, "new_mail": woke,
                                             "waited": round(time.monotonic() - started, 3)})
-        except TransportError as exc:
-            _log.info("cannot wait for mail: %s; polling", describe(exc), extra={"connector": connector})
-            return False
         finally:
             self.discard()
         return True
