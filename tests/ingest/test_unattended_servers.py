@@ -13,6 +13,7 @@ import base64
 import contextlib
 import json
 import os
+import poplib
 import signal
 import subprocess
 import sys
@@ -85,6 +86,22 @@ def wait_until(condition: Any, timeout: float, what: str) -> float:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(0.02)
     return time.monotonic() - started
+
+
+def read_stderr(process: subprocess.Popen[str], into: list[str]) -> threading.Thread:
+    """Collect ``process``'s standard error lines into ``into`` while it runs (a test can wait for one)."""
+    reader = threading.Thread(target=lambda: into.extend(process.stderr or ()), daemon=True)
+    reader.start()
+    return reader
+
+
+def finish(process: subprocess.Popen[str], reader: threading.Thread, timeout: float) -> None:
+    """Wait for ``process`` and its stderr reader, then close its pipes."""
+    process.wait(timeout=timeout)
+    reader.join(timeout=5)
+    for pipe in (process.stdout, process.stderr):
+        if pipe is not None:
+            pipe.close()
 
 
 # ------------------------------------------------------------------------------------------ fresh mailbox
@@ -369,14 +386,16 @@ def test_the_daemon_outlives_a_restart_of_the_mail_server(own_dovecot: Dovecot, 
     config = default_config(own_dovecot, smtp_inbox, tmp_path)
     out = tmp_path / "decisions.jsonl"
     process = cli(*poll(config, out, "--interval", "60", "-vv", "--log-format", "json"))
-    log: list[dict[str, Any]] = []
-    reader = threading.Thread(target=lambda: log.extend(json.loads(line) for line in process.stderr or ()
-                                                       if line.startswith("{")), daemon=True)
-    reader.start()
+    err_lines: list[str] = []
+    reader = read_stderr(process, err_lines)
+
+    def log() -> list[dict[str, Any]]:
+        return [json.loads(line) for line in list(err_lines) if line.startswith("{")]
+
     try:
         own_dovecot.deliver_lmtp(ALICE.login, sample_message(1, tag="before"))
         wait_until(lambda: len(read_jsonl(out)) == 1 or process.poll() is not None, 30, "the first hand-off")
-        wait_until(lambda: any(r["message"] == "pass finished" for r in log), 30, "the first pass")
+        wait_until(lambda: any(r["message"] == "pass finished" for r in log()), 30, "the first pass")
         time.sleep(0.5)  # the daemon idles now
         own_dovecot.restart(down_for=1.0)
         own_dovecot.deliver_lmtp(ALICE.login, sample_message(2, tag="after"))
@@ -386,18 +405,15 @@ def test_the_daemon_outlives_a_restart_of_the_mail_server(own_dovecot: Dovecot, 
         assert process.poll() is None
     finally:
         process.send_signal(signal.SIGTERM)
-        process.wait(timeout=15)
-        reader.join(timeout=5)
-        for pipe in (process.stdout, process.stderr):
-            if pipe is not None:
-                pipe.close()
+        finish(process, reader, 15)
     assert process.returncode == 0
     lines = read_jsonl(out)
     assert [line["message"] for line in lines] == ["before1@example.net", "after2@example.net"]
     assert len({line["idempotency_key"] for line in lines}) == 2 and count(own_dovecot, ALICE) == 0
-    ended = [r for r in log if r["message"].startswith("the wait for new mail ended")]
-    assert ended and ended[0]["level"] == "info" and "during IDLE" in ended[0]["reason"], log
-    assert not any(r["level"] in ("error", "critical") for r in log), log
+    records = log()
+    ended = [r for r in records if r["message"].startswith("the wait for new mail ended")]
+    assert ended and ended[0]["level"] == "info" and "during IDLE" in ended[0]["reason"], records
+    assert not any(r["level"] in ("error", "critical") for r in records), records
 
 
 # ------------------------------------------------------------------------------------------ logging
@@ -428,6 +444,39 @@ def test_poll_once_against_a_down_server_says_what_it_waits_for(tmp_path: Path) 
     _, err = process.communicate(timeout=60)
     assert process.returncode == 1 and time.monotonic() - started < 30
     assert "waiting for the mail server" in err and "127.0.0.1:1" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("own_dovecot", ["protocol pop3 {\n  pop3_lock_session = yes\n}\n"], indirect=True)
+def test_a_maildrop_locked_by_another_pop3_session_is_waited_for(own_dovecot: Dovecot, smtp_inbox: SmtpServers,
+                                                                  tmp_path: Path) -> None:
+    """A POP3 server that locks the maildrop (RFC 1939 §8; Dovecot with pop3_lock_session) refuses a second
+    session's login with "-ERR [IN-USE] Mailbox is locked by another POP3 session." while a mail client holds
+    it. That is not a refusal of the credentials (RFC 2449 §8.1.1): `poll` waits it out and hands the mail off
+    once the other session ends, where it used to stop for good ("the server refused the credentials")."""
+    own_dovecot.deliver_lmtp(ALICE.login, sample_message(1, tag="locked"))
+    other = poplib.POP3("127.0.0.1", own_dovecot.ports.pop3, timeout=10)
+    other.user(ALICE.login)
+    other.pass_(ALICE.password)  # the other client holds the maildrop now
+    config = write_config(tmp_path / "routing.toml",
+                          connector_config("pop3", own_dovecot.ports.pop3, smtp_inbox.ports["open"]))
+    out = tmp_path / "decisions.jsonl"
+    process = cli(*poll(config, out, "--once", "--retry-for", "60"))
+    err_lines: list[str] = []
+    reader = read_stderr(process, err_lines)
+    try:
+        # Dovecot waits 10 s for the lock before it answers IN-USE: the lock is held past the poller's first login.
+        wait_until(lambda: process.poll() is not None or any("[IN-USE]" in line for line in err_lines), 40,
+                   "the poller's login refused with IN-USE")
+        assert process.poll() is None, err_lines
+    finally:
+        other.quit()  # the other session ends: its lock goes
+    finish(process, reader, 90)
+    err = "".join(err_lines)
+    assert process.returncode == 0, err
+    assert "waiting for the mail server" in err and "a temporary failure during auth" in err, err
+    assert "refused the credentials" not in err
+    assert [line["message"] for line in read_jsonl(out)] == ["locked1@example.net"]
+    assert count(own_dovecot, ALICE) == 0
 
 
 def test_a_server_hanging_up_after_the_handshake_while_it_restarts_is_waited_for(

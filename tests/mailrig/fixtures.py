@@ -61,10 +61,10 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     return generate_pki(Path(tmp_path_factory.mktemp("pki")))
 
 
-def _throw_away_dovecot(pki: Pki) -> Iterator[Dovecot]:
+def _throw_away_dovecot(pki: Pki, extra_config: str = "") -> Iterator[Dovecot]:
     """A private Dovecot, stopped and its temp root removed when the fixture ends (or the process exits)."""
     try:
-        server = Dovecot.start(pki)
+        server = Dovecot.start(pki, extra_config=extra_config)
     except RigUnavailable as exc:
         server_unavailable(str(exc))
     atexit.register(server.stop)  # belt and braces if the session dies before teardown
@@ -82,9 +82,10 @@ def dovecot(pki: Pki) -> Iterator[Dovecot]:
 
 
 @pytest.fixture
-def own_dovecot(pki: Pki) -> Iterator[Dovecot]:
-    """A private Dovecot for one test, which may restart it."""
-    yield from _throw_away_dovecot(pki)
+def own_dovecot(pki: Pki, request: pytest.FixtureRequest) -> Iterator[Dovecot]:
+    """A private Dovecot for one test, which may restart it; parametrized ``indirect``, the parameter is
+    configuration added to the rig's own."""
+    yield from _throw_away_dovecot(pki, getattr(request, "param", ""))
 
 
 def _throw_away_cluster() -> Iterator[PostgresCluster]:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import imaplib
+import poplib
+import smtplib
 import socket
 from pathlib import Path
 
@@ -31,7 +34,7 @@ from enate_routing.transports import (
     check_pop3_connection,
     check_smtp_connection,
 )
-from enate_routing.transports._errors import translate
+from enate_routing.transports._errors import Stage, translate
 from mailrig.util import assert_no_secret
 
 SECRET = "Canary-Pa55word!"
@@ -220,3 +223,33 @@ def test_what_cannot_be_encoded_is_not_retried_what_cannot_be_decoded_is() -> No
     decode = translate(UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte"), "command", "imap://x")
     assert isinstance(encode, ProtocolError) and isinstance(decode, ProtocolError)
     assert (encode.retryable, decode.retryable) == (False, True)
+
+
+@pytest.mark.parametrize(("exc", "stage"), [
+    (imaplib.IMAP4.error(b"[UNAVAILABLE] Temporary authentication failure. [mx1:2026-12-02 09:00:00]"), "auth"),
+    (imaplib.IMAP4.error("NO [INUSE] Mailbox is being expunged"), "mailbox"),
+    (poplib.error_proto(b"-ERR [IN-USE] Mailbox is locked by another POP3 session."), "auth"),
+    (poplib.error_proto(b"-ERR [SYS/TEMP] Temporary authentication failure."), "auth"),
+    (poplib.error_proto(b"-ERR [LOGIN-DELAY] Minimum time between logins not yet elapsed"), "auth"),
+    (smtplib.SMTPAuthenticationError(454, b"4.7.0 Temporary authentication failure"), "auth"),
+])
+def test_a_server_that_cannot_log_in_now_is_retried_not_a_refusal(exc: Exception, stage: Stage) -> None:
+    """A login or folder refused with a "not now" code (RFC 5530 §3, RFC 3206 §4, RFC 2449 §8.1, RFC 4954 §6)
+    is a passing state of the server — its authentication back end down, another session holding the
+    maildrop — not a refusal of the credentials: a retryable ProtocolError that says so."""
+    error = translate(exc, stage, "imap://x")
+    assert type(error) is ProtocolError and error.retryable
+    assert f"a temporary failure during {stage}" in str(error)
+
+
+@pytest.mark.parametrize("exc", [
+    imaplib.IMAP4.error(b"[AUTHENTICATIONFAILED] Authentication failed."),
+    imaplib.IMAP4.error(b"Authentication failed [UNAVAILABLE]"),  # a code only at the start counts
+    poplib.error_proto(b"-ERR [AUTH] Authentication failed."),
+    poplib.error_proto(b"-ERR [SYS/PERM] Your account is disabled"),
+    smtplib.SMTPAuthenticationError(535, b"5.7.8 Error: authentication failed"),
+    smtplib.SMTPAuthenticationError(432, b"4.7.12 A password transition is needed"),
+])
+def test_a_refusal_of_the_credentials_is_still_not_retried(exc: Exception) -> None:
+    error = translate(exc, "auth", "imap://x")
+    assert type(error) is AuthenticationError and not error.retryable

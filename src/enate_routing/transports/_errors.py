@@ -11,6 +11,9 @@ subclasses, so the ingestion loop can tell what to retry::
                                                             looks the same)
     timeout (also when smtplib / imaplib wrap it) ......... TransportTimeoutError (retryable)
     server says "plaintext authentication disallowed" ..... InsecureConnectionError
+    a reply saying "not now" (IMAP [UNAVAILABLE] [INUSE],
+      POP3 [SYS/TEMP] [IN-USE] [LOGIN-DELAY], SMTP 4xx
+      to AUTH) ............................................ ProtocolError (retryable), at any stage
     a NO / -ERR / 5xx while authenticating ................ AuthenticationError
     a SASL challenge that is not base64 ................... ProtocolError (retryable)
     a NO while selecting a folder ......................... MailboxMissingError
@@ -33,6 +36,7 @@ import base64
 import binascii
 import imaplib
 import poplib
+import re
 import smtplib
 import socket
 import ssl
@@ -74,6 +78,15 @@ _PLAINTEXT_REFUSED = (
     "plaintext authentication disabled",
     "encryption required",
 )
+# Response codes of a server that cannot do it *now* — its authentication back end is down, another session
+# holds the maildrop, logins come too often — whatever the stage: a login refused this way is not a refusal
+# of the credentials, and a poller that gave up on it would stop for good over a passing outage. IMAP: RFC 5530
+# §3 UNAVAILABLE, INUSE; POP3: RFC 3206 §4 SYS/TEMP, RFC 2449 §8.1 IN-USE and LOGIN-DELAY (Dovecot, for one,
+# answers a locked maildrop "-ERR [IN-USE] Mailbox is locked by another POP3 session.").
+_NOT_NOW = re.compile(r"(?:(?:NO|-ERR)\s+)?\[(?:UNAVAILABLE|INUSE|SYS/TEMP|IN-USE|LOGIN-DELAY)\b", re.IGNORECASE)
+# SMTP 4xx while authenticating is temporary too (RFC 4954 §6: 454 4.7.0 "Temporary authentication failure"),
+# except 432 "a password transition is needed", which waits for a person.
+_SMTP_PASSWORD_TRANSITION = 432
 _DISCONNECTS = (
     imaplib.IMAP4.abort,
     smtplib.SMTPServerDisconnected,
@@ -189,6 +202,8 @@ def translate(exc: BaseException, stage: Stage, server: str, secrets: Sequence[s
         lowered = reply.lower()
         if any(marker.lower() in lowered for marker in _PLAINTEXT_REFUSED):
             return make(InsecureConnectionError, f"the server refuses authentication without TLS: {reply}")
+        if _not_now(exc, reply):
+            return make(ProtocolError, f"the server cannot do it now (a temporary failure during {stage}): {reply}")
         if isinstance(exc, smtplib.SMTPAuthenticationError) or stage == "auth":
             return make(AuthenticationError, f"the server refused the credentials: {reply}")
         if stage == "mailbox":
@@ -200,6 +215,13 @@ def translate(exc: BaseException, stage: Stage, server: str, secrets: Sequence[s
     if isinstance(exc, OSError):
         return make(ConnectError, f"network error during {stage}: {exc.strerror or exc.__class__.__name__}")
     return None
+
+
+def _not_now(exc: BaseException, reply: str) -> bool:
+    """Whether a server's refusal says "try again later" (see ``_NOT_NOW``)."""
+    if isinstance(exc, smtplib.SMTPAuthenticationError):  # (other 4xx replies are retryable below already)
+        return 400 <= exc.smtp_code < 500 and exc.smtp_code != _SMTP_PASSWORD_TRANSITION
+    return not isinstance(exc, smtplib.SMTPException) and _NOT_NOW.match(reply) is not None
 
 
 @contextmanager
