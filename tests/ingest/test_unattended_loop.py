@@ -200,28 +200,32 @@ def test_a_failed_wait_for_mail_checks_the_mailbox_soon_and_backs_off_while_wait
         make_ingestor: Make, box: Mailbox, caplog: pytest.LogCaptureFixture) -> None:
     """An IDLE wait that fails (the server restarted, a gateway ended the idle connection) may have missed new
     mail: the next pass comes after a short backoff, not after the whole interval. The backoff doubles while
-    waits keep failing, so a server that ends every IDLE at once is not polled in a loop; it never exceeds the
-    interval, and starts over after a wait that worked. (The real restart: tests/ingest/test_unattended_servers.py.)"""
+    waits keep failing at once, so a server that ends every IDLE is not polled in a loop; it never exceeds the
+    interval, and starts over after a wait that worked, or that failed only after lasting longer than the
+    longest backoff (an autologout). (The real restart: tests/ingest/test_unattended_servers.py.)"""
     dropped = ConnectError("the server closed the connection during IDLE", server="imap://127.0.0.1:9")
-    outcomes: list[bool | ConnectError] = [dropped, dropped, dropped, dropped, False, dropped]
+    autologout = ConnectError("the server closed the connection during IDLE (after a while)", server="imap://x")
+    outcomes: list[bool | ConnectError] = [dropped, dropped, dropped, dropped, False, dropped, dropped, autologout]
 
     class Idling(MemorySource):
         can_wait = True
 
         def wait_for_new(self, timeout: float, known: Any = (), stop: Any = None) -> bool:
             outcome = outcomes.pop(0)
+            if outcome is autologout:
+                threading.Event().wait(0.2)  # longer than the longest backoff
             if isinstance(outcome, ConnectError):
                 raise outcome
             return outcome
 
-    ingestor, _, _ = make_ingestor(source=lambda: Idling(box), sleep=None, backoff=Backoff(base=0.01, cap=10),
+    ingestor, _, _ = make_ingestor(source=lambda: Idling(box), sleep=None, backoff=Backoff(base=0.01, cap=0.1),
                                    random=lambda low, high: high)
     with caplog.at_level(logging.INFO, logger="enate_routing"):
-        for interval in (5.0, 5.0, 5.0, 0.03, 5.0, 5.0):
+        for interval in (5.0, 5.0, 5.0, 0.03, 5.0, 5.0, 5.0, 5.0):
             ingestor.wait_for_mail(interval)
     assert outcomes == []
     ended = [r for r in caplog.records if r.getMessage().startswith("the wait for new mail ended")]
-    assert [r.delay for r in ended] == [0.01, 0.02, 0.04, 0.03, 0.01]  # type: ignore[attr-defined]
+    assert [r.delay for r in ended] == [0.01, 0.02, 0.04, 0.03, 0.01, 0.02, 0.01]  # type: ignore[attr-defined]
     assert all(r.levelno == logging.INFO and "closed the connection during IDLE" in r.reason  # type: ignore[attr-defined]
                for r in ended)
 

@@ -96,7 +96,7 @@ class Ingestor:
         self.progress = progress
         self._sleep = sleep
         self._stop = threading.Event()
-        self._failed_waits = 0  # IDLE waits that failed in a row (wait_for_mail)
+        self._failed_waits = 0  # IDLE waits that failed at once, in a row (wait_for_mail)
         self.lease = Lease(store, connector, mailbox, lease_ttl)
         self.rate_limit = AckRateLimit(store.ack_count, acknowledgements_per_hour, clock)
         self.housekeeping = Housekeeping(store, connector, self.rate_limit, keep_raw_for, clock)
@@ -239,17 +239,20 @@ class Ingestor:
         """Wait up to ``timeout`` s for new mail: with IDLE where the source offers it, else by waiting.
 
         A wait that fails (the server restarted, a gateway ended the idle connection) may have missed new
-        mail, so the next pass comes after a backoff that grows while waits keep failing — a server that
-        ends every IDLE at once is not polled in a loop — and never later than ``timeout``.
+        mail, so the next pass comes after a backoff that grows while waits keep failing at once — a server
+        that ends every IDLE is not polled in a loop — and never later than ``timeout``. A wait that failed
+        after lasting longer than the longest backoff (an autologout after half an hour) starts it over.
         """
         if self._sleep is not None or self.stopping:
             self.wait(timeout)
             return
+        started = time.monotonic()
         try:
             waited = Session(self.source_factory).wait_for_new(timeout, self._last_listed, lambda: self.stopping,
                                                                self.connector)
         except TransportError as exc:
-            self._failed_waits += 1
+            at_once = time.monotonic() - started < self.backoff.cap
+            self._failed_waits = self._failed_waits + 1 if at_once else 1
             delay = min(timeout, self.backoff.delay(self._failed_waits - 1, self.random))
             _log.info("the wait for new mail ended: %s; checking the mailbox in %.1f s", describe(exc), delay,
                       extra={"connector": self.connector, "delay": round(delay, 3), "reason": describe(exc)})
