@@ -156,3 +156,31 @@ def test_a_poll_worker_outlives_a_restart_of_the_ledger_database(
     assert "poll failed; retrying" in err and cluster.password not in err
     assert "the server closed an idle connection; reconnecting" in err  # -v: its info line, no password
     assert "Alice: 3 hand-offs" in err and "Bob: 3 hand-offs" in err  # every round's, not 0 each
+
+
+def test_a_poll_worker_serves_the_other_mailboxes_when_one_refuses_its_credentials(
+    mailboxes: Dovecot, smtp_inbox: SmtpServers, postgres_url: str, tmp_path: Path,
+) -> None:
+    """`poll Alice Bob` with Bob's password changed on the server: the worker used to end on the refusal, and
+    with it Alice's polling. Bob is set aside (an error naming him, tried again in 15 minutes) and Alice's mail
+    is handed off round after round; SIGTERM exits 0 and the last lines say which mailbox was set aside."""
+    config, env = _alice_and_bob(mailboxes, smtp_inbox, postgres_url, tmp_path)
+    env["BOB_PASSWORD"] = "changed-on-the-server-7"
+    out = tmp_path / "decisions.jsonl"
+    append(mailboxes, ALICE, [sample_message(i, tag="first", automatic=True) for i in range(2)])
+    argv = ["poll", "--config", str(config), "Alice", "Bob", "--interval", "1", "--out", str(out)]
+    worker = subprocess.Popen([sys.executable, "-m", "enate_routing", *argv], env=env, stderr=subprocess.PIPE,
+                              text=True)
+    try:
+        _wait_for_lines(out, 2, worker)
+        append(mailboxes, ALICE, [sample_message(i, tag="later", automatic=True) for i in range(2)])
+        decided = _wait_for_lines(out, 4, worker)  # a later round: the worker did not end
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        _, err = worker.communicate(timeout=60)
+    assert worker.returncode == 0, err
+    assert sorted(decided) == sorted(f"{tag}{i}@example.net" for tag in ("first", "later") for i in range(2))
+    assert err.count("mailbox set aside: AuthenticationError") == 1 and "connector=Bob" in err, err
+    assert "Alice: 4 hand-offs" in err
+    assert "Bob: 0 hand-offs (set aside: AuthenticationError: imap://127.0.0.1:" in err
+    assert "changed-on-the-server-7" not in err and BOB.password not in err

@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from enate_routing.errors import AuthenticationError, ConnectError, LeaseHeldError, StoreError
-from enate_routing.ingest import IngestStats, MailboxWorker
+from enate_routing.ingest import IngestStats, MailboxWorker, _workers
 
 
 class _HeldElsewhere:
@@ -85,3 +85,55 @@ def test_a_round_goes_on_only_after_failures_retrying_may_fix(error: Exception, 
     else:
         with pytest.raises(type(error)):
             worker.run_round(keep_going=True)
+
+
+class _Refused:
+    """An Ingestor whose server refuses the credentials, until ``fixed``."""
+
+    connector = "Bob"
+    mailbox = "INBOX"
+
+    def __init__(self) -> None:
+        self.run_stats = IngestStats()
+        self.runs = 0
+        self.fixed = False
+
+    def run_once(self, *, give_up_after: float | None = None) -> IngestStats:
+        self.runs += 1
+        if not self.fixed:
+            raise AuthenticationError("the server refused the credentials: [AUTHENTICATIONFAILED]",
+                                      server="imap://127.0.0.1:143")
+        return IngestStats()
+
+
+def test_a_mailbox_whose_failure_retrying_cannot_fix_is_set_aside_and_the_others_served(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """One worker over many mailboxes: refused credentials on one (a password changed on the server) no longer
+    end the worker and with it every other mailbox. That mailbox is set aside — an error in the log naming it,
+    tried again after SET_ASIDE_FOR seconds — and the others are drained every round. Only when every mailbox
+    is set aside is the failure raised."""
+    now = [0.0]
+    refused, drains = _Refused(), _Drains()
+    worker = MailboxWorker([refused, drains], shuffle=lambda order: None, clock=lambda: now[0])  # type: ignore[list-item]
+    with caplog.at_level(logging.ERROR, logger="enate_routing.ingest"):
+        first = worker.run_round(keep_going=True)
+    assert list(first.drained) == ["Billing/INBOX"] and list(first.set_aside) == ["Bob/INBOX"]
+    assert "refused the credentials" in first.set_aside["Bob/INBOX"] and first.failed == {}
+    (record,) = caplog.records
+    assert record.getMessage().startswith("mailbox set aside: AuthenticationError: imap://127.0.0.1:143: the server")
+    assert (record.connector, record.folder) == ("Bob", "INBOX")  # type: ignore[attr-defined]
+
+    now[0] = _workers.SET_ASIDE_FOR - 1  # not yet tried again; the other mailbox still is
+    second = worker.run_round(keep_going=True)
+    assert (refused.runs, list(second.drained), list(second.set_aside)) == (1, ["Billing/INBOX"], ["Bob/INBOX"])
+    now[0] = _workers.SET_ASIDE_FOR + 1  # tried again: still refused, set aside once more
+    assert list(worker.run_round(keep_going=True).set_aside) == ["Bob/INBOX"] and refused.runs == 2
+    refused.fixed = True
+    now[0] = 2 * _workers.SET_ASIDE_FOR + 2  # fixed on the server: served again
+    fourth = worker.run_round(keep_going=True)
+    assert sorted(fourth.drained) == ["Billing/INBOX", "Bob/INBOX"] and fourth.set_aside == {}
+
+    everyone = MailboxWorker([_Refused(), _HandsOffThenLosesTheLedger(AuthenticationError("refused"))],  # type: ignore[list-item]
+                             shuffle=lambda order: None, clock=lambda: now[0])
+    with pytest.raises(AuthenticationError, match="refused"):
+        everyone.run_round(keep_going=True)  # the second is set aside too: nothing left to serve

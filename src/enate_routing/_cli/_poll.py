@@ -468,12 +468,13 @@ def run_worker(args: argparse.Namespace) -> int:
             worker.run_until_idle()
         else:
             worker.run_forever(args.interval)
-    last_held = worker.last_round.held if worker.last_round is not None else []
+    last = worker.last_round
     for name in names:  # counts of every round (a daemon stopped by SIGTERM printed 0 hand-offs for each)
         handed = sum(count for key, count in worker.handed.items() if key.split("/")[0] == name)
-        held = any(key.split("/")[0] == name for key in last_held)
-        print(f"{name}: {plural(handed, 'hand-off')}{' (held by another worker at the end)' if held else ''}",
-              file=sys.stderr)
+        held = last is not None and any(key.split("/")[0] == name for key in last.held)
+        aside = [why for key, why in last.set_aside.items() if key.split("/")[0] == name] if last else []
+        note = f" (set aside: {aside[0]})" if aside else " (held by another worker at the end)" if held else ""
+        print(f"{name}: {plural(handed, 'hand-off')}{note}", file=sys.stderr)
     stopped = f" (stopped by signal {received[0]})" if received else ""
     print(f"{plural(writer.written, 'decision')} written to {args.out}{stopped}", file=sys.stderr)
     return 0

@@ -27,6 +27,8 @@ __all__ = ["MailboxWorker", "WorkerRound"]
 
 _log = logging.getLogger("enate_routing.ingest")
 
+SET_ASIDE_FOR = 900.0  # seconds before a mailbox that failed with what retrying cannot fix is tried again
+
 
 @dataclass
 class WorkerRound:
@@ -35,6 +37,7 @@ class WorkerRound:
     drained: dict[str, IngestStats] = field(default_factory=dict)
     held: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)  # run_forever only: mailbox -> why it will be retried
+    set_aside: dict[str, str] = field(default_factory=dict)  # run_forever only: mailbox -> what retrying cannot fix
 
     @property
     def handed(self) -> int:
@@ -57,6 +60,7 @@ class MailboxWorker:
         stop: Callable[[], bool] = lambda: False,
         give_up_after: float | None = None,
         backoff: Backoff | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.ingestors = list(ingestors)
         self.shuffle = shuffle
@@ -66,13 +70,18 @@ class MailboxWorker:
         self.backoff = backoff or Backoff()  # between rounds of run_forever that had a failure
         self.handed: Counter[str] = Counter()  # hand-offs per mailbox since the worker started, every round
         self.last_round: WorkerRound | None = None
+        self.clock = clock
+        self._set_aside: dict[str, tuple[float, str]] = {}  # mailbox -> (when it is tried again, why)
 
     def run_round(self, *, keep_going: bool = False) -> WorkerRound:
         """Visit every mailbox once: drain it under its lease, or skip it when another worker holds it.
 
         ``keep_going`` (what :meth:`run_forever` passes): a failure that retrying can fix — the ledger's
         database restarting, a mail server down longer than ``run_once`` retries — is logged and noted in
-        ``failed``, and the round goes on to the next mailbox; otherwise it is raised."""
+        ``failed``, and the round goes on to the next mailbox. One that retrying cannot fix — refused
+        credentials, a folder that is gone — sets that mailbox aside: logged at error, noted in ``set_aside``,
+        tried again after ``SET_ASIDE_FOR`` seconds (someone may fix it on the server), while the others are
+        served. Only when every mailbox is set aside is it raised. Without ``keep_going`` every failure is."""
         result = WorkerRound()
         order = list(self.ingestors)
         self.shuffle(order)
@@ -80,6 +89,10 @@ class MailboxWorker:
             if self.stop():
                 break
             name = f"{ingestor.connector}/{ingestor.mailbox}"
+            aside = self._set_aside.get(name)
+            if aside is not None and self.clock() < aside[0]:
+                result.set_aside[name] = aside[1]
+                continue
             try:
                 result.drained[name] = ingestor.run_once(give_up_after=self.give_up_after)
             except LeaseHeldError as exc:
@@ -90,12 +103,22 @@ class MailboxWorker:
             except (OSError, StoreError) as exc:
                 # A run can fail after handing messages off (the ledger gone while marking them): count them.
                 self.handed[name] += ingestor.run_stats.handed
-                if not keep_going or not retrying_may_fix(exc):
+                if not keep_going:
                     raise
-                result.failed[name] = reason = describe(exc)
-                _log.warning("poll failed; retrying", extra={"connector": ingestor.connector,
-                                                             "folder": ingestor.mailbox, "reason": reason})
+                reason = describe(exc)
+                where = {"connector": ingestor.connector, "folder": ingestor.mailbox, "reason": reason}
+                if retrying_may_fix(exc):
+                    result.failed[name] = reason
+                    _log.warning("poll failed; retrying", extra=where)
+                    continue
+                result.set_aside[name] = reason
+                self._set_aside[name] = (self.clock() + SET_ASIDE_FOR, reason)
+                _log.error("mailbox set aside: %s; the others are served, this one is tried again in %.0f s",
+                           reason, SET_ASIDE_FOR, extra=where)
+                if len(self._set_aside) == len(self.ingestors):
+                    raise  # no mailbox left to serve
                 continue
+            self._set_aside.pop(name, None)
             self.handed[name] += result.drained[name].handed
         self.last_round = result
         return result
@@ -114,7 +137,8 @@ class MailboxWorker:
 
         Never gives up on an outage, as :meth:`Ingestor.run_forever`: after a round in which a mailbox
         failed with a retryable error, the next round starts after a backoff delay (capped exponential,
-        with jitter) instead of ``interval``. A failure retrying cannot fix (refused credentials) is raised."""
+        with jitter) instead of ``interval``. A mailbox that fails with what retrying cannot fix (refused
+        credentials) is set aside (:meth:`run_round`); that failure is raised only when every mailbox is."""
         failures = 0
         while not self.stop():
             failed = self.run_round(keep_going=True).failed
