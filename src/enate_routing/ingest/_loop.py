@@ -47,7 +47,7 @@ from enate_routing.ingest._ledger import (
     SpoolItem,
     content_digest,
 )
-from enate_routing.ingest._marking import Marker, Session
+from enate_routing.ingest._marking import MailWaiter, Marker, Session
 from enate_routing.transports._base import (
     MailSender,
     MailSource,
@@ -96,7 +96,7 @@ class Ingestor:
         self.progress = progress
         self._sleep = sleep
         self._stop = threading.Event()
-        self._failed_waits = 0  # IDLE waits that failed at once, in a row (wait_for_mail)
+        self._waiter = MailWaiter(source_factory, connector, self.backoff, random, self.wait, lambda: self.stopping)
         self.lease = Lease(store, connector, mailbox, lease_ttl)
         self.rate_limit = AckRateLimit(store.ack_count, acknowledgements_per_hour, clock)
         self.housekeeping = Housekeeping(store, connector, self.rate_limit, keep_raw_for, clock)
@@ -118,8 +118,7 @@ class Ingestor:
         access: ConnectorAccess | None = None, mailbox: Literal["primary", "additional"] = "primary",
         **options: Any,
     ) -> Ingestor:
-        """An ingestor for a configured connector: its source, its senders, its parse limits and its
-        acknowledgement rate limit; ``options`` go to the constructor (see ``ingestor_options``)."""
+        """An ingestor for a configured connector (its source, senders, limits); ``options``: ``ingestor_options``."""
         return cls(router=router, store=store, handler=handler,
                    **ingestor_options(config, connector, access, mailbox, options))
 
@@ -236,32 +235,10 @@ class Ingestor:
                 self.wait(interval)
 
     def wait_for_mail(self, timeout: float) -> None:
-        """Wait up to ``timeout`` s for new mail: with IDLE where the source offers it, else by waiting.
-
-        A wait that fails (the server restarted, a gateway ended the idle connection) may have missed new
-        mail, so the next pass comes after a backoff that grows while waits keep failing at once — a server
-        that ends every IDLE is not polled in a loop — and never later than ``timeout``. A wait that failed
-        after lasting longer than the longest backoff (an autologout after half an hour) starts it over.
-        """
-        if self._sleep is not None or self.stopping:
-            self.wait(timeout)
-            return
-        started = time.monotonic()
-        try:
-            waited = Session(self.source_factory).wait_for_new(timeout, self._last_listed, lambda: self.stopping,
-                                                               self.connector)
-        except TransportError as exc:
-            at_once = time.monotonic() - started < self.backoff.cap
-            self._failed_waits = self._failed_waits + 1 if at_once else 1
-            delay = min(timeout, self.backoff.delay(self._failed_waits - 1, self.random))
-            _log.info("the wait for new mail ended: %s; checking the mailbox in %.1f s", describe(exc), delay,
-                      extra={"connector": self.connector, "delay": round(delay, 3), "reason": describe(exc)})
-            self.wait(delay)
-            return
-        if waited:
-            self._failed_waits = 0
-        else:
-            self.wait(timeout)
+        """Wait up to ``timeout`` s for new mail: with IDLE where the source offers it (``MailWaiter``)."""
+        if self._sleep is None and not self.stopping:
+            return self._waiter.wait(timeout, self._last_listed)
+        self.wait(timeout)
 
     # ------------------------------------------------------------------------------------------- one pass
     def _flight(self, record: MessageRecord, unlisted_index: int) -> InFlight:

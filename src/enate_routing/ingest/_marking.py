@@ -8,12 +8,13 @@ import time
 from collections.abc import Callable, Collection, Sequence
 
 from enate_routing.errors import MessageGoneError, TransportError
-from enate_routing.ingest._contract import IngestStats, StepHook
+from enate_routing.ingest._acknowledge import describe
+from enate_routing.ingest._contract import Backoff, IngestStats, StepHook
 from enate_routing.ingest._inflight import InFlight
 from enate_routing.ingest._ledger import WorkLedger
 from enate_routing.transports._base import MailSource, WaitsForMail
 
-__all__ = ["Marker", "Session"]
+__all__ = ["MailWaiter", "Marker", "Session"]
 
 _log = logging.getLogger("enate_routing.ingest")
 
@@ -42,21 +43,50 @@ class Session:
             with contextlib.suppress(TransportError, OSError):
                 source.close()
 
-    def wait_for_new(self, timeout: float, known: Collection[str], stop: Callable[[], bool], connector: str) -> bool:
-        """Wait for new mail on a fresh connection with IDLE (RFC 2177); True when it waited, False when the
-        source cannot wait (the caller then waits ``timeout`` itself, as when polling). A wait that fails
-        raises its :class:`TransportError`: new mail may have arrived unannounced."""
+
+class MailWaiter:
+    """Waits between passes for new mail on a fresh connection with IDLE (RFC 2177), where the source offers it.
+
+    A wait that fails (the server restarted, a gateway ended the idle connection) may have missed new mail,
+    so the next pass comes after a backoff that grows while waits keep failing at once — a server that ends
+    every IDLE is not polled in a loop — and never later than the interval. A wait that failed after lasting
+    longer than the longest backoff (an autologout after half an hour) starts it over.
+    """
+
+    def __init__(self, factory: Callable[[], MailSource], connector: str, backoff: Backoff,
+                 random: Callable[[float, float], float], sleep: Callable[[float], None],
+                 stopping: Callable[[], bool]) -> None:
+        self.factory = factory
+        self.connector = connector
+        self.backoff = backoff
+        self.random = random
+        self.sleep = sleep  # the ingestor's wait: a stop ends it
+        self.stopping = stopping
+        self._failed = 0  # waits that failed at once, in a row
+
+    def wait(self, timeout: float, known: Collection[str]) -> None:
+        """Up to ``timeout`` s: until a message not among ``known`` ref keys is there, with IDLE; else sleep."""
+        started = time.monotonic()
+        session = Session(self.factory)
+        woke: bool | None = None  # None: no wait (the source cannot, or the wait failed)
         try:
-            source = self.source
-            if not (isinstance(source, WaitsForMail) and source.can_wait):
-                return False
-            started = time.monotonic()
-            woke = source.wait_for_new(timeout, known, stop)
-            _log.debug("idle ended", extra={"connector": connector, "new_mail": woke,
-                                            "waited": round(time.monotonic() - started, 3)})
+            source = session.source
+            if isinstance(source, WaitsForMail) and source.can_wait:
+                woke = source.wait_for_new(timeout, known, self.stopping)
+        except TransportError as exc:
+            self._failed = self._failed + 1 if time.monotonic() - started < self.backoff.cap else 1
+            delay = min(timeout, self.backoff.delay(self._failed - 1, self.random))
+            _log.info("the wait for new mail ended: %s; checking the mailbox in %.1f s", describe(exc), delay,
+                      extra={"connector": self.connector, "delay": round(delay, 3), "reason": describe(exc)})
+            timeout = delay
         finally:
-            self.discard()
-        return True
+            session.discard()
+        if woke is None:
+            self.sleep(timeout)  # polling, or the backoff after a failed wait (the connection closed first)
+            return
+        self._failed = 0
+        _log.debug("idle ended", extra={"connector": self.connector, "new_mail": woke,
+                                        "waited": round(time.monotonic() - started, 3)})
 
 
 class Marker:
