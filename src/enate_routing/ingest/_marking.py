@@ -1,4 +1,5 @@
-"""The connection to the mailbox during a pass, and marking DONE messages processed on the server."""
+"""The connection to the mailbox during a pass, marking DONE messages processed on the server, and waiting
+for new mail between passes (IMAP IDLE)."""
 
 from __future__ import annotations
 
