@@ -119,6 +119,7 @@ def test_a_mailbox_whose_failure_retrying_cannot_fix_is_set_aside_and_the_others
         first = worker.run_round(keep_going=True)
     assert list(first.drained) == ["Billing/INBOX"] and list(first.set_aside) == ["Bob/INBOX"]
     assert "refused the credentials" in first.set_aside["Bob/INBOX"] and first.failed == {}
+    assert worker.set_aside == first.set_aside  # what the worker holds aside, whichever round ran last
     (record,) = caplog.records
     assert record.getMessage().startswith("mailbox set aside: AuthenticationError: imap://127.0.0.1:143: the server")
     assert (record.connector, record.folder) == ("Bob", "INBOX")  # type: ignore[attr-defined]
@@ -131,7 +132,7 @@ def test_a_mailbox_whose_failure_retrying_cannot_fix_is_set_aside_and_the_others
     refused.fixed = True
     now[0] = 2 * _workers.SET_ASIDE_FOR + 2  # fixed on the server: served again
     fourth = worker.run_round(keep_going=True)
-    assert sorted(fourth.drained) == ["Billing/INBOX", "Bob/INBOX"] and fourth.set_aside == {}
+    assert sorted(fourth.drained) == ["Billing/INBOX", "Bob/INBOX"] and fourth.set_aside == worker.set_aside == {}
 
     everyone = MailboxWorker([_Refused(), _HandsOffThenLosesTheLedger(AuthenticationError("refused"))],  # type: ignore[list-item]
                              shuffle=lambda order: None, clock=lambda: now[0])

@@ -472,7 +472,7 @@ def run_worker(args: argparse.Namespace) -> int:
     for name in names:  # counts of every round (a daemon stopped by SIGTERM printed 0 hand-offs for each)
         handed = sum(count for key, count in worker.handed.items() if key.split("/")[0] == name)
         held = last is not None and any(key.split("/")[0] == name for key in last.held)
-        aside = [why for key, why in last.set_aside.items() if key.split("/")[0] == name] if last else []
+        aside = [why for key, why in worker.set_aside.items() if key.split("/")[0] == name]
         note = f" (set aside: {aside[0]})" if aside else " (held by another worker at the end)" if held else ""
         print(f"{name}: {plural(handed, 'hand-off')}{note}", file=sys.stderr)
     stopped = f" (stopped by signal {received[0]})" if received else ""

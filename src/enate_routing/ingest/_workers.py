@@ -73,6 +73,11 @@ class MailboxWorker:
         self.clock = clock
         self._set_aside: dict[str, tuple[float, str]] = {}  # mailbox -> (when it is tried again, why)
 
+    @property
+    def set_aside(self) -> dict[str, str]:
+        """The mailboxes set aside now (``run_round``), and why."""
+        return {name: why for name, (_, why) in self._set_aside.items()}
+
     def run_round(self, *, keep_going: bool = False) -> WorkerRound:
         """Visit every mailbox once: drain it under its lease, or skip it when another worker holds it.
 
