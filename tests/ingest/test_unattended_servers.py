@@ -416,6 +416,53 @@ def test_the_daemon_outlives_a_restart_of_the_mail_server(own_dovecot: Dovecot, 
     assert not any(r["level"] in ("error", "critical") for r in records), records
 
 
+def test_sighup_reloads_the_configuration_and_a_file_that_no_longer_loads_changes_nothing(
+        mailboxes: Dovecot, smtp_inbox: SmtpServers, tmp_path: Path) -> None:
+    """SIGHUP (what `systemctl reload` sends) ends the run as SIGTERM would — the message in hand finished, the
+    lease released — and starts it over with the configuration file read again: a route added meanwhile
+    routes the next mail. A file that no longer loads is an error in the log, and the configuration before
+    stays in force. SIGTERM then exits 0, counting the decisions of every run."""
+    config = default_config(mailboxes, smtp_inbox, tmp_path)
+    out = tmp_path / "decisions.jsonl"
+    process = cli(*poll(config, out, "--interval", "60", "-v", "--log-format", "json"))
+    err_lines: list[str] = []
+    reader = read_stderr(process, err_lines)
+
+    def logged(message: str) -> bool:
+        return any(json.loads(line)["message"].startswith(message) for line in list(err_lines) if line[:1] == "{")
+
+    try:
+        mailboxes.deliver_lmtp(ALICE.login, sample_message(1, tag="before", sender="vip@example.net"))
+        wait_until(lambda: len(read_jsonl(out)) == 1 or process.poll() is not None, 30, "the first hand-off")
+        data = connector_config("imap", mailboxes.ports.imap, smtp_inbox.ports["open"])
+        del data["connectors"][0]["incoming"]["processed"], data["connectors"][0]["incoming"]["processed_folder"]
+        data["routes"] = [{"connector": "Alice", "name": "VIP", "address": ALICE.login,
+                           "target": {"customer": "Acme", "contract": "Gold", "service": "IT", "process": "VIP",
+                                      "kind": "case"}, "rules": {"senders": "vip@example.net"}}]
+        write_config(config, data)
+        process.send_signal(signal.SIGHUP)
+        wait_until(lambda: logged("configuration reloaded") or process.poll() is not None, 30, "the reload")
+        mailboxes.deliver_lmtp(ALICE.login, sample_message(2, tag="after", sender="vip@example.net"))
+        wait_until(lambda: len(read_jsonl(out)) == 2 or process.poll() is not None, 30, "the second hand-off")
+        kept = config.read_text()
+        config.write_text(kept.replace('name = "VIP"', "name = 7"))  # no longer a valid configuration
+        process.send_signal(signal.SIGHUP)
+        wait_until(lambda: logged("configuration not reloaded") or process.poll() is not None, 30, "the refusal")
+        mailboxes.deliver_lmtp(ALICE.login, sample_message(3, tag="broken", sender="vip@example.net"))
+        wait_until(lambda: len(read_jsonl(out)) == 3 or process.poll() is not None, 30, "the third hand-off")
+        assert process.poll() is None
+    finally:
+        process.send_signal(signal.SIGTERM)
+        finish(process, reader, 30)
+    err = "".join(err_lines)
+    assert process.returncode == 0, err
+    assert [(line["message"], line["fallback"], line["route"]) for line in read_jsonl(out)] == [
+        ("before1@example.net", True, "Fallback"), ("after2@example.net", False, "VIP"),
+        ("broken3@example.net", False, "VIP")]
+    assert "Alice: 3 decisions written" in err and "(stopped by signal 15)" in err
+    assert "routing.toml" in err and "Traceback" not in err and count(mailboxes, ALICE) == 0
+
+
 # ------------------------------------------------------------------------------------------ logging
 def test_poll_logs_json_lines_and_no_secret(mailboxes: Dovecot, smtp_inbox: SmtpServers, tmp_path: Path) -> None:
     """`poll -vv --log-format json`: one JSON object per record with structured fields; no password."""

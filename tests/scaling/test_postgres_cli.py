@@ -14,7 +14,7 @@ import pytest
 from ingest_rig import append, connector_config, count, sample_message
 
 from enate_routing._cli import main
-from enate_routing._loading import parse_config, save_config
+from enate_routing._loading import load_config, parse_config, save_config
 from enate_routing.postgres import PostgresLedger
 from enate_routing.postgres._migrations import MIGRATIONS
 from mailrig.dovecot import ALICE, BOB, Dovecot
@@ -184,3 +184,35 @@ def test_a_poll_worker_serves_the_other_mailboxes_when_one_refuses_its_credentia
     assert "Alice: 4 hand-offs" in err
     assert "Bob: 0 hand-offs (set aside: AuthenticationError: imap://127.0.0.1:" in err
     assert "changed-on-the-server-7" not in err and BOB.password not in err
+
+
+def test_a_poll_worker_reloads_its_configuration_on_sighup(
+    mailboxes: Dovecot, smtp_inbox: SmtpServers, postgres_url: str, tmp_path: Path,
+) -> None:
+    """`poll Alice Bob` takes an edited configuration on SIGHUP, as the one-connector form does: the round ends,
+    every lease is released, and the next rounds route with the file read again; the counts span both."""
+    config, env = _alice_and_bob(mailboxes, smtp_inbox, postgres_url, tmp_path)
+    out = tmp_path / "decisions.jsonl"
+    append(mailboxes, ALICE, [sample_message(1, tag="before", sender="vip@example.net", automatic=True)])
+    argv = ["poll", "--config", str(config), "Alice", "Bob", "--interval", "1", "--out", str(out), "-v"]
+    worker = subprocess.Popen([sys.executable, "-m", "enate_routing", *argv], env=env, stderr=subprocess.PIPE,
+                              text=True)
+    try:
+        _wait_for_lines(out, 1, worker)
+        data = load_config(config).model_dump(mode="json", exclude_none=True)
+        data["routes"] = [{"connector": "Alice", "name": "VIP", "address": ALICE.login, "rules": {
+            "senders": "vip@example.net"}, "target": {"customer": "Acme", "contract": "Gold", "service": "IT",
+                                                     "process": "VIP", "kind": "case"}}]
+        save_config(parse_config(data), config)
+        worker.send_signal(signal.SIGHUP)
+        time.sleep(2)  # the round ends, the file is read again, the next round starts
+        append(mailboxes, ALICE, [sample_message(2, tag="after", sender="vip@example.net", automatic=True)])
+        _wait_for_lines(out, 2, worker)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        _, err = worker.communicate(timeout=60)
+    assert worker.returncode == 0, err
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(line["message"], line["route"]) for line in lines] == [("before1@example.net", "Fallback"),
+                                                                      ("after2@example.net", "VIP")]
+    assert "configuration reloaded" in err and "Alice: 2 hand-offs" in err and "2 decisions written" in err

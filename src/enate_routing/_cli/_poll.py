@@ -21,12 +21,10 @@ import io
 import json
 import os
 import re
-import signal
 import sys
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from types import FrameType
 from typing import Any, BinaryIO, TextIO
 
 from enate_routing._cli._connections import (
@@ -39,8 +37,10 @@ from enate_routing._cli._connections import (
 from enate_routing._cli._ledger import add_ledger_argument, ledger_location
 from enate_routing._cli._logging import add_logging_options, configure_logging
 from enate_routing._cli._records import decision_record
+from enate_routing._cli._signals import Signals, reloaded
 from enate_routing._cli._text import plural
 from enate_routing._loading import load_config
+from enate_routing._model import Config
 from enate_routing._router import Router
 from enate_routing.errors import ConfigError, TransportError
 from enate_routing.ingest import Ingestor, IngestStats, Ledger, MailboxWorker, WorkItem, open_ledger
@@ -213,14 +213,15 @@ def ledger_path(args: argparse.Namespace) -> str | Path:
 
 
 @contextlib.contextmanager
-def open_ingestor(args: argparse.Namespace, *, reset: bool = False, existing: bool = False, **options: Any) -> Iterator[
-        tuple[Ingestor, Ledger, JsonlWriter | None]]:
+def open_ingestor(args: argparse.Namespace, *, reset: bool = False, existing: bool = False,
+                  config: Config | None = None, **options: Any
+                  ) -> Iterator[tuple[Ingestor, Ledger, JsonlWriter | None]]:
     """The configured ingestor with its ledger and (with ``--out``) its JSON-lines writer, closed after.
     ``existing``: the ledger must already exist (the quarantine commands read what `poll` wrote)."""
     args.name = connector_name(args)
     if existing:
         _ledger_must_exist(ledger_path(args))
-    with open_ingestors(args, [args.name], reset=reset, **options) as ([ingestor], store, writer):
+    with open_ingestors(args, [args.name], reset=reset, config=config, **options) as ([ingestor], store, writer):
         yield ingestor, store, writer
 
 
@@ -232,11 +233,12 @@ def _ledger_must_exist(location: str | Path) -> None:
 
 
 @contextlib.contextmanager
-def open_ingestors(args: argparse.Namespace, names: Sequence[str], *, reset: bool = False, **options: Any) -> Iterator[
-        tuple[list[Ingestor], Ledger, JsonlWriter | None]]:
-    """An ingestor per connector of ``names``, all on one ledger and one JSON-lines writer, closed after."""
+def open_ingestors(args: argparse.Namespace, names: Sequence[str], *, reset: bool = False, config: Config | None = None,
+                   **options: Any) -> Iterator[tuple[list[Ingestor], Ledger, JsonlWriter | None]]:
+    """An ingestor per connector of ``names`` (of ``config``, else of ``--config``), all on one ledger and one
+    JSON-lines writer, closed after."""
     with configure_logging(args):
-        config = load_config(args.config)
+        config = config or load_config(args.config)
         ingestors: list[Ingestor] = []
         access = ConnectorAccess(base_dir=args.config.parent, timeout=args.timeout,
                                  wait=lambda seconds: _wait_unless_stopping(ingestors, seconds))
@@ -398,26 +400,6 @@ class Progress:
         self.line.show(f"listed {stats.listed}  {counts}")
 
 
-@contextlib.contextmanager
-def _stop_on_signals(*ingestors: Ingestor) -> Iterator[list[int]]:
-    """SIGTERM / SIGINT: finish the current message, release the lease, exit 0 (a second signal exits at once)."""
-    received: list[int] = []
-
-    def handle(signum: int, frame: FrameType | None) -> None:
-        if received:
-            raise KeyboardInterrupt
-        received.append(signum)
-        for ingestor in ingestors:
-            ingestor.stop()
-
-    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield received
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-
 def run_poll(args: argparse.Namespace) -> int:
     if args.more:
         return run_worker(args)
@@ -426,30 +408,49 @@ def run_poll(args: argparse.Namespace) -> int:
 
 
 def _poll(args: argparse.Namespace, progress: Progress | None) -> int:
+    """One connector: ``run_once`` with ``--once``, else ``run_forever`` until a signal (SIGHUP: start over with
+    the configuration read again)."""
     options = {"progress": progress, "batch_size": args.batch_size, "keep_raw_for": args.keep_raw_days * 86400}
-    with open_ingestor(args, reset=args.reset_ledger, **options) as (ingestor, _, writer), \
-            _stop_on_signals(ingestor) as received:
-        assert writer is not None
-        try:
-            if args.once:
-                stats = ingestor.run_once(give_up_after=args.retry_for)
-            else:
-                ingestor.run_forever(args.interval, idle=not args.no_idle)
-                stats = None
-        except OSError as exc:
-            if isinstance(exc, TransportError):
-                raise
-            print(f"error: cannot write decisions to {args.out}: {exc.strerror or exc}; nothing was quarantined or "
-                  "marked that was not written: run again when this is fixed", file=sys.stderr)
-            return 1
-        quarantined = len(ingestor.quarantined())
+    config, reset, written, stats = load_config(args.config), args.reset_ledger, 0, None
+    with Signals(reload=not args.once) as signals:
+        while True:
+            with open_ingestor(args, reset=reset, config=config, **options) as (ingestor, _, writer):
+                assert writer is not None
+                signals.stops = [ingestor.stop]
+                try:
+                    if signals.stopping:  # a signal came while this run was set up (its stop went to the last)
+                        ingestor.stop()
+                    if args.once:
+                        stats = ingestor.run_once(give_up_after=args.retry_for)
+                    else:
+                        ingestor.run_forever(args.interval, idle=not args.no_idle)
+                except OSError as exc:
+                    if isinstance(exc, TransportError):
+                        raise
+                    print(f"error: cannot write decisions to {args.out}: {exc.strerror or exc}; nothing was "
+                          "quarantined or marked that was not written: run again when this is fixed", file=sys.stderr)
+                    return 1
+                written += writer.written
+                quarantined = len(ingestor.quarantined())
+                if _reload(signals):
+                    config, reset = reloaded(args.config, config), False  # (never a second --reset-ledger)
+                    continue
+            break
     if progress is not None:
         progress.line.end()
-    stopped = f" (stopped by signal {received[0]})" if received else ""
+    stopped = f" (stopped by signal {signals.received[0]})" if signals.received else ""
     marked = f", {plural(stats.marked, 'message')} marked processed" if stats is not None else ""
-    print(f"{args.name}: {plural(writer.written, 'decision')} written to {args.out}{marked}, {quarantined} in "
+    print(f"{args.name}: {plural(written, 'decision')} written to {args.out}{marked}, {quarantined} in "
           f"quarantine{stopped}", file=sys.stderr)
     return 0
+
+
+def _reload(signals: Signals) -> bool:
+    """Whether the run ended for a SIGHUP (and no stop): the request is taken, so a later one counts again."""
+    if signals.received or not signals.reload_requested:
+        return False
+    signals.reload_requested = False
+    return True
 
 
 def run_worker(args: argparse.Namespace) -> int:
@@ -458,23 +459,33 @@ def run_worker(args: argparse.Namespace) -> int:
     twice = sorted({name for name in names if names.count(name) > 1})
     if twice:
         raise ConfigError.single("a connector is named twice", field="NAME", item=", ".join(twice))
-    with open_ingestors(args, names, reset=args.reset_ledger, batch_size=args.batch_size,
-                        keep_raw_for=args.keep_raw_days * 86400) as (
-            ingestors, _, writer), _stop_on_signals(*ingestors) as received:
-        assert writer is not None
-        worker = MailboxWorker(ingestors, stop=lambda: bool(received),
-                               give_up_after=args.retry_for if args.once else None)
-        if args.once:
-            worker.run_until_idle()
-        else:
-            worker.run_forever(args.interval)
+    config, reset, written = load_config(args.config), args.reset_ledger, 0
+    handed: Counter[str] = Counter()
+    with Signals(reload=not args.once) as signals:
+        while True:
+            with open_ingestors(args, names, reset=reset, config=config, batch_size=args.batch_size,
+                                keep_raw_for=args.keep_raw_days * 86400) as (ingestors, _, writer):
+                assert writer is not None
+                signals.stops = [ingestor.stop for ingestor in ingestors]
+                worker = MailboxWorker(ingestors, stop=lambda: signals.stopping,
+                                       give_up_after=args.retry_for if args.once else None)
+                if args.once:
+                    worker.run_until_idle()
+                else:
+                    worker.run_forever(args.interval)
+                written += writer.written
+                handed.update(worker.handed)
+                if _reload(signals):
+                    config, reset = reloaded(args.config, config), False
+                    continue
+            break
     last = worker.last_round
     for name in names:  # counts of every round (a daemon stopped by SIGTERM printed 0 hand-offs for each)
-        handed = sum(count for key, count in worker.handed.items() if key.split("/")[0] == name)
+        count = sum(n for key, n in handed.items() if key.split("/")[0] == name)
         held = last is not None and any(key.split("/")[0] == name for key in last.held)
         aside = [why for key, why in worker.set_aside.items() if key.split("/")[0] == name]
         note = f" (set aside: {aside[0]})" if aside else " (held by another worker at the end)" if held else ""
-        print(f"{name}: {plural(handed, 'hand-off')}{note}", file=sys.stderr)
-    stopped = f" (stopped by signal {received[0]})" if received else ""
-    print(f"{plural(writer.written, 'decision')} written to {args.out}{stopped}", file=sys.stderr)
+        print(f"{name}: {plural(count, 'hand-off')}{note}", file=sys.stderr)
+    stopped = f" (stopped by signal {signals.received[0]})" if signals.received else ""
+    print(f"{plural(written, 'decision')} written to {args.out}{stopped}", file=sys.stderr)
     return 0
