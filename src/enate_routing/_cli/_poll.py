@@ -23,7 +23,7 @@ import os
 import re
 import sys
 from collections import Counter, deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
@@ -44,6 +44,7 @@ from enate_routing._model import Config
 from enate_routing._router import Router
 from enate_routing.errors import ConfigError, TransportError
 from enate_routing.ingest import Ingestor, IngestStats, Ledger, MailboxWorker, WorkItem, open_ledger
+from enate_routing.ingest._configured import ingestor_options
 from enate_routing.ingest._housekeeping import KEEP_RAW_FOR
 from enate_routing.postgres import is_postgres_url
 from enate_routing.transports._factory import ConnectorAccess
@@ -433,7 +434,8 @@ def _poll(args: argparse.Namespace, progress: Progress | None) -> int:
                 written += writer.written
                 quarantined = len(ingestor.quarantined())
                 if _reload(signals):
-                    config, reset = reloaded(args.config, config), False  # (never a second --reset-ledger)
+                    # (and never a second --reset-ledger)
+                    config, reset = reloaded(args.config, config, _runs_with(args, [args.name])), False
                     continue
             break
     if progress is not None:
@@ -443,6 +445,12 @@ def _poll(args: argparse.Namespace, progress: Progress | None) -> int:
     print(f"{args.name}: {plural(written, 'decision')} written to {args.out}{marked}, {quarantined} in "
           f"quarantine{stopped}", file=sys.stderr)
     return 0
+
+
+def _runs_with(args: argparse.Namespace, names: Sequence[str]) -> Callable[[Config], object]:
+    """What a configuration read again must allow: the ingestors of ``names`` (``ingestor_options`` raises a
+    ConfigError for a connector that is gone, disabled or reads no mail; it opens nothing)."""
+    return lambda config: [ingestor_options(config, name, None, args.mailbox, {}) for name in names]
 
 
 def _reload(signals: Signals) -> bool:
@@ -476,7 +484,7 @@ def run_worker(args: argparse.Namespace) -> int:
                 written += writer.written
                 handed.update(worker.handed)
                 if _reload(signals):
-                    config, reset = reloaded(args.config, config), False
+                    config, reset = reloaded(args.config, config, _runs_with(args, names)), False
                     continue
             break
     last = worker.last_round

@@ -61,10 +61,13 @@ class Signals:
             stop()
 
 
-def reloaded(path: Path, current: Config) -> Config:
-    """The configuration in ``path`` read again; ``current`` when the file no longer loads (the error logged)."""
+def reloaded(path: Path, current: Config, usable: Callable[[Config], object]) -> Config:
+    """The configuration in ``path`` read again; ``current`` when the file no longer loads, or when ``usable``
+    (what the command must be able to build from it) raises a ConfigError: a connector it polls is gone,
+    disabled or reads no mail. The error is logged."""
     try:
         config = load_config(path)
+        usable(config)
     except ConfigError as exc:
         _log.error("configuration not reloaded; going on with the one loaded before: %s", " / ".join(
             str(exc).splitlines()), extra={"file": str(path)})
