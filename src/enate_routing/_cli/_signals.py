@@ -21,6 +21,7 @@ from enate_routing.errors import ConfigError
 __all__ = ["Signals", "reloaded"]
 
 _log = logging.getLogger("enate_routing.cli")
+_SIGHUP: int | None = getattr(signal, "SIGHUP", None)  # (Windows has none: there, nothing reloads)
 
 
 class Signals:
@@ -33,7 +34,7 @@ class Signals:
         self.stops: Sequence[Callable[[], None]] = ()
         self.received: list[int] = []
         self.reload_requested = False
-        self._names = (signal.SIGTERM, signal.SIGINT, *((signal.SIGHUP,) if reload else ()))
+        self._names = (signal.SIGTERM, signal.SIGINT, *((_SIGHUP,) if reload and _SIGHUP is not None else ()))
         self._previous: dict[int, object] = {}
 
     @property
@@ -51,7 +52,7 @@ class Signals:
             signal.signal(sig, handler)  # type: ignore[arg-type]  # what signal.signal returned
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if signum == signal.SIGHUP:
+        if signum == _SIGHUP:
             self.reload_requested = True
         elif self.received:
             raise KeyboardInterrupt
