@@ -10,7 +10,9 @@ import os
 import re
 import shutil
 import sqlite3
+import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from email.message import EmailMessage
@@ -204,3 +206,19 @@ def maildir_drop(dovecot: Dovecot, user: User, messages: Sequence[bytes]) -> Non
         path = new / f"{time.time_ns()}.M{i}P{os.getpid()}.enate-test"
         path.write_bytes(raw)
         os.chown(path, 5000, 5000)
+
+
+def read_stderr(process: subprocess.Popen[str], into: list[str]) -> threading.Thread:
+    """Collect ``process``'s standard error lines into ``into`` while it runs (a test can wait for one)."""
+    reader = threading.Thread(target=lambda: into.extend(process.stderr or ()), daemon=True)
+    reader.start()
+    return reader
+
+
+def finish(process: subprocess.Popen[str], reader: threading.Thread, timeout: float) -> None:
+    """Wait for ``process`` and its stderr reader, then close its pipes."""
+    process.wait(timeout=timeout)
+    reader.join(timeout=5)
+    for pipe in (process.stdout, process.stderr):
+        if pipe is not None:
+            pipe.close()

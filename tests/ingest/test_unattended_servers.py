@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 from fakes import Host
-from ingest_rig import append, connector_config, count, read_jsonl, sample_message
+from ingest_rig import append, connector_config, count, finish, read_jsonl, read_stderr, sample_message
 
 from enate_routing._cli import main
 from enate_routing._loading import parse_config, save_config
@@ -86,22 +86,6 @@ def wait_until(condition: Any, timeout: float, what: str) -> float:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(0.02)
     return time.monotonic() - started
-
-
-def read_stderr(process: subprocess.Popen[str], into: list[str]) -> threading.Thread:
-    """Collect ``process``'s standard error lines into ``into`` while it runs (a test can wait for one)."""
-    reader = threading.Thread(target=lambda: into.extend(process.stderr or ()), daemon=True)
-    reader.start()
-    return reader
-
-
-def finish(process: subprocess.Popen[str], reader: threading.Thread, timeout: float) -> None:
-    """Wait for ``process`` and its stderr reader, then close its pipes."""
-    process.wait(timeout=timeout)
-    reader.join(timeout=5)
-    for pipe in (process.stdout, process.stderr):
-        if pipe is not None:
-            pipe.close()
 
 
 # ------------------------------------------------------------------------------------------ fresh mailbox

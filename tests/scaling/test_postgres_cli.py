@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from ingest_rig import append, connector_config, count, sample_message
+from ingest_rig import append, connector_config, count, finish, read_stderr, sample_message
 
 from enate_routing._cli import main
 from enate_routing._loading import load_config, parse_config, save_config
@@ -197,6 +197,8 @@ def test_a_poll_worker_reloads_its_configuration_on_sighup(
     argv = ["poll", "--config", str(config), "Alice", "Bob", "--interval", "1", "--out", str(out), "-v"]
     worker = subprocess.Popen([sys.executable, "-m", "enate_routing", *argv], env=env, stderr=subprocess.PIPE,
                               text=True)
+    err_lines: list[str] = []
+    reader = read_stderr(worker, err_lines)
     try:
         _wait_for_lines(out, 1, worker)
         data = load_config(config).model_dump(mode="json", exclude_none=True)
@@ -205,12 +207,16 @@ def test_a_poll_worker_reloads_its_configuration_on_sighup(
                                                      "process": "VIP", "kind": "case"}}]
         save_config(parse_config(data), config)
         worker.send_signal(signal.SIGHUP)
-        time.sleep(2)  # the round ends, the file is read again, the next round starts
+        deadline = time.monotonic() + 60
+        while not any("configuration reloaded" in line for line in list(err_lines)):
+            assert time.monotonic() < deadline and worker.poll() is None, err_lines
+            time.sleep(0.05)
         append(mailboxes, ALICE, [sample_message(2, tag="after", sender="vip@example.net", automatic=True)])
         _wait_for_lines(out, 2, worker)
     finally:
         worker.send_signal(signal.SIGTERM)
-        _, err = worker.communicate(timeout=60)
+        finish(worker, reader, 60)
+    err = "".join(err_lines)
     assert worker.returncode == 0, err
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert [(line["message"], line["route"]) for line in lines] == [("before1@example.net", "Fallback"),
