@@ -14,6 +14,7 @@ from enate_routing.errors import (
     AuthenticationError,
     ConnectError,
     InsecureConnectionError,
+    MailboxMissingError,
     ProtocolError,
     UidValidityChangedError,
 )
@@ -228,6 +229,8 @@ def test_what_cannot_be_encoded_is_not_retried_what_cannot_be_decoded_is() -> No
 @pytest.mark.parametrize(("exc", "stage"), [
     (imaplib.IMAP4.error(b"[UNAVAILABLE] Temporary authentication failure. [mx1:2026-12-02 09:00:00]"), "auth"),
     (imaplib.IMAP4.error("NO [INUSE] Mailbox is being expunged"), "mailbox"),
+    (imaplib.IMAP4.error("NO [SERVERBUG] Internal error occurred. Refer to server log for more information."),
+     "mailbox"),
     (poplib.error_proto(b"-ERR [IN-USE] Mailbox is locked by another POP3 session."), "auth"),
     (poplib.error_proto(b"-ERR [SYS/TEMP] Temporary authentication failure."), "auth"),
     (poplib.error_proto(b"-ERR [LOGIN-DELAY] Minimum time between logins not yet elapsed"), "auth"),
@@ -253,3 +256,8 @@ def test_a_server_that_cannot_log_in_now_is_retried_not_a_refusal(exc: Exception
 def test_a_refusal_of_the_credentials_is_still_not_retried(exc: Exception) -> None:
     error = translate(exc, "auth", "imap://x")
     assert type(error) is AuthenticationError and not error.retryable
+
+
+def test_a_folder_that_does_not_exist_is_still_missing() -> None:
+    error = translate(imaplib.IMAP4.error("NO [NONEXISTENT] Mailbox doesn't exist: Nope"), "mailbox", "imap://x")
+    assert type(error) is MailboxMissingError and not error.retryable

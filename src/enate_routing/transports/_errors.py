@@ -11,8 +11,8 @@ subclasses, so the ingestion loop can tell what to retry::
                                                             looks the same)
     timeout (also when smtplib / imaplib wrap it) ......... TransportTimeoutError (retryable)
     server says "plaintext authentication disallowed" ..... InsecureConnectionError
-    a reply saying "not now" (IMAP [UNAVAILABLE] [INUSE],
-      POP3 [SYS/TEMP] [IN-USE] [LOGIN-DELAY], SMTP 4xx
+    a reply saying "not now" (IMAP [UNAVAILABLE] [INUSE]
+      [SERVERBUG], POP3 [SYS/TEMP] [IN-USE] [LOGIN-DELAY], SMTP 4xx
       to AUTH) ............................................ ProtocolError (retryable), at any stage
     a NO / -ERR / 5xx while authenticating ................ AuthenticationError
     a SASL challenge that is not base64 ................... ProtocolError (retryable)
@@ -79,11 +79,14 @@ _PLAINTEXT_REFUSED = (
     "encryption required",
 )
 # Response codes of a server that cannot do it *now* — its authentication back end is down, another session
-# holds the maildrop, logins come too often — whatever the stage: a login refused this way is not a refusal
-# of the credentials, and a poller that gave up on it would stop for good over a passing outage. IMAP: RFC 5530
-# §3 UNAVAILABLE, INUSE; POP3: RFC 3206 §4 SYS/TEMP, RFC 2449 §8.1 IN-USE and LOGIN-DELAY (Dovecot, for one,
-# answers a locked maildrop "-ERR [IN-USE] Mailbox is locked by another POP3 session.").
-_NOT_NOW = re.compile(r"(?:(?:NO|-ERR)\s+)?\[(?:UNAVAILABLE|INUSE|SYS/TEMP|IN-USE|LOGIN-DELAY)\b", re.IGNORECASE)
+# holds the maildrop, logins come too often, it hit an internal error — whatever the stage: a login refused this
+# way is not a refusal of the credentials, nor a SELECT so refused a missing folder, and a poller that gave up
+# on it would stop for good over a passing fault. IMAP: RFC 5530 §3 UNAVAILABLE, INUSE, SERVERBUG (Dovecot's
+# "Internal error occurred", which an index it repairs on the next access gives too); POP3: RFC 3206 §4
+# SYS/TEMP, RFC 2449 §8.1 IN-USE and LOGIN-DELAY (Dovecot answers a locked maildrop "-ERR [IN-USE] Mailbox is
+# locked by another POP3 session.").
+_NOT_NOW = re.compile(r"(?:(?:NO|-ERR)\s+)?\[(?:UNAVAILABLE|INUSE|SERVERBUG|SYS/TEMP|IN-USE|LOGIN-DELAY)\b",
+                      re.IGNORECASE)
 # SMTP 4xx while authenticating is temporary too (RFC 4954 §6: 454 4.7.0 "Temporary authentication failure"),
 # except 432 "a password transition is needed", which waits for a person.
 _SMTP_PASSWORD_TRANSITION = 432
