@@ -23,7 +23,7 @@ import os
 import re
 import sys
 from collections import Counter, deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
@@ -214,15 +214,14 @@ def ledger_path(args: argparse.Namespace) -> str | Path:
 
 
 @contextlib.contextmanager
-def open_ingestor(args: argparse.Namespace, *, reset: bool = False, existing: bool = False,
-                  config: Config | None = None, **options: Any
-                  ) -> Iterator[tuple[Ingestor, Ledger, JsonlWriter | None]]:
+def open_ingestor(args: argparse.Namespace, *, reset: bool = False, existing: bool = False, **options: Any) -> Iterator[
+        tuple[Ingestor, Ledger, JsonlWriter | None]]:
     """The configured ingestor with its ledger and (with ``--out``) its JSON-lines writer, closed after.
     ``existing``: the ledger must already exist (the quarantine commands read what `poll` wrote)."""
     args.name = connector_name(args)
     if existing:
         _ledger_must_exist(ledger_path(args))
-    with open_ingestors(args, [args.name], reset=reset, config=config, **options) as ([ingestor], store, writer):
+    with open_ingestors(args, [args.name], reset=reset, **options) as ([ingestor], store, writer):
         yield ingestor, store, writer
 
 
@@ -411,33 +410,25 @@ def run_poll(args: argparse.Namespace) -> int:
 def _poll(args: argparse.Namespace, progress: Progress | None) -> int:
     """One connector: ``run_once`` with ``--once``, else ``run_forever`` until a signal (SIGHUP: start over with
     the configuration read again)."""
+    args.name = connector_name(args)
     options = {"progress": progress, "batch_size": args.batch_size, "keep_raw_for": args.keep_raw_days * 86400}
-    config, reset, written, stats = load_config(args.config), args.reset_ledger, 0, None
-    with Signals(reload=not args.once) as signals:
-        while True:
-            with open_ingestor(args, reset=reset, config=config, **options) as (ingestor, _, writer):
-                assert writer is not None
-                signals.stops = [ingestor.stop]
-                try:
-                    if signals.stopping:  # a signal came while this run was set up (its stop went to the last)
-                        ingestor.stop()
-                    if args.once:
-                        stats = ingestor.run_once(give_up_after=args.retry_for)
-                    else:
-                        ingestor.run_forever(args.interval, idle=not args.no_idle)
-                except OSError as exc:
-                    if isinstance(exc, TransportError):
-                        raise
-                    print(f"error: cannot write decisions to {args.out}: {exc.strerror or exc}; nothing was "
-                          "quarantined or marked that was not written: run again when this is fixed", file=sys.stderr)
-                    return 1
-                written += writer.written
-                quarantined = len(ingestor.quarantined())
-                if _reload(signals):
-                    # (and never a second --reset-ledger)
-                    config, reset = reloaded(args.config, config, _runs_with(args, [args.name])), False
-                    continue
-            break
+    written, stats = 0, None
+    with Signals(reload=not args.once) as signals, \
+            contextlib.closing(_runs(args, [args.name], signals, **options)) as runs:
+        for (ingestor,), writer in runs:
+            try:
+                if args.once:
+                    stats = ingestor.run_once(give_up_after=args.retry_for)
+                else:
+                    ingestor.run_forever(args.interval, idle=not args.no_idle)
+            except OSError as exc:
+                if isinstance(exc, TransportError):
+                    raise
+                print(f"error: cannot write decisions to {args.out}: {exc.strerror or exc}; nothing was "
+                      "quarantined or marked that was not written: run again when this is fixed", file=sys.stderr)
+                return 1
+            written += writer.written
+            quarantined = len(ingestor.quarantined())
     if progress is not None:
         progress.line.end()
     stopped = f" (stopped by signal {signals.received[0]})" if signals.received else ""
@@ -445,6 +436,26 @@ def _poll(args: argparse.Namespace, progress: Progress | None) -> int:
     print(f"{args.name}: {plural(written, 'decision')} written to {args.out}{marked}, {quarantined} in "
           f"quarantine{stopped}", file=sys.stderr)
     return 0
+
+
+def _runs(args: argparse.Namespace, names: Sequence[str], signals: Signals,
+          **options: Any) -> Generator[tuple[list[Ingestor], JsonlWriter], None, None]:
+    """The ingestors of ``names`` and the writer, for each run of the command: the first run with the
+    configuration file as it is, each later one after a SIGHUP with the file read again (docs/ingestion.md,
+    Running poll as a service). A stop signal stops the current run's ingestors."""
+    config, reset = load_config(args.config), args.reset_ledger
+    while True:
+        with open_ingestors(args, names, reset=reset, config=config, **options) as (ingestors, _, writer):
+            assert writer is not None
+            signals.stops = [ingestor.stop for ingestor in ingestors]
+            if signals.stopping:  # a signal came while this run was set up (its stop went to the last run's)
+                for ingestor in ingestors:
+                    ingestor.stop()
+            yield ingestors, writer
+            if not _reload(signals):
+                return
+            # Read again while this run's logging is on (and never a second --reset-ledger).
+            config, reset = reloaded(args.config, config, _runs_with(args, names)), False
 
 
 def _runs_with(args: argparse.Namespace, names: Sequence[str]) -> Callable[[Config], object]:
@@ -467,26 +478,19 @@ def run_worker(args: argparse.Namespace) -> int:
     twice = sorted({name for name in names if names.count(name) > 1})
     if twice:
         raise ConfigError.single("a connector is named twice", field="NAME", item=", ".join(twice))
-    config, reset, written = load_config(args.config), args.reset_ledger, 0
+    written = 0
     handed: Counter[str] = Counter()
-    with Signals(reload=not args.once) as signals:
-        while True:
-            with open_ingestors(args, names, reset=reset, config=config, batch_size=args.batch_size,
-                                keep_raw_for=args.keep_raw_days * 86400) as (ingestors, _, writer):
-                assert writer is not None
-                signals.stops = [ingestor.stop for ingestor in ingestors]
-                worker = MailboxWorker(ingestors, stop=lambda: signals.stopping,
-                                       give_up_after=args.retry_for if args.once else None)
-                if args.once:
-                    worker.run_until_idle()
-                else:
-                    worker.run_forever(args.interval)
-                written += writer.written
-                handed.update(worker.handed)
-                if _reload(signals):
-                    config, reset = reloaded(args.config, config, _runs_with(args, names)), False
-                    continue
-            break
+    options = {"batch_size": args.batch_size, "keep_raw_for": args.keep_raw_days * 86400}
+    with Signals(reload=not args.once) as signals, contextlib.closing(_runs(args, names, signals, **options)) as runs:
+        for ingestors, writer in runs:
+            worker = MailboxWorker(ingestors, stop=lambda: signals.stopping,
+                                   give_up_after=args.retry_for if args.once else None)
+            if args.once:
+                worker.run_until_idle()
+            else:
+                worker.run_forever(args.interval)
+            written += writer.written
+            handed.update(worker.handed)
     last = worker.last_round
     for name in names:  # counts of every round (a daemon stopped by SIGTERM printed 0 hand-offs for each)
         count = sum(n for key, n in handed.items() if key.split("/")[0] == name)
