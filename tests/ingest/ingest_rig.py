@@ -222,3 +222,13 @@ def finish(process: subprocess.Popen[str], reader: threading.Thread, timeout: fl
     for pipe in (process.stdout, process.stderr):
         if pipe is not None:
             pipe.close()
+
+
+def wait_until(condition: Any, timeout: float, what: str) -> float:
+    """Seconds until ``condition()`` holds; an AssertionError naming ``what`` after ``timeout`` seconds."""
+    started = time.monotonic()
+    while not condition():
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.02)
+    return time.monotonic() - started

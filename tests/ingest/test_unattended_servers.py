@@ -28,7 +28,16 @@ from typing import Any
 
 import pytest
 from fakes import Host
-from ingest_rig import append, connector_config, count, finish, read_jsonl, read_stderr, sample_message
+from ingest_rig import (
+    append,
+    connector_config,
+    count,
+    finish,
+    read_jsonl,
+    read_stderr,
+    sample_message,
+    wait_until,
+)
 
 from enate_routing._cli import main
 from enate_routing._loading import parse_config, save_config
@@ -77,15 +86,6 @@ def cli(*args: str) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     return subprocess.Popen([sys.executable, "-m", "enate_routing", *args], env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-
-def wait_until(condition: Any, timeout: float, what: str) -> float:
-    started = time.monotonic()
-    while not condition():
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.02)
-    return time.monotonic() - started
 
 
 # ------------------------------------------------------------------------------------------ fresh mailbox

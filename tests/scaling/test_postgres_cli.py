@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from ingest_rig import append, connector_config, count, finish, read_stderr, sample_message
+from ingest_rig import append, connector_config, count, finish, read_stderr, sample_message, wait_until
 
 from enate_routing._cli import main
 from enate_routing._loading import load_config, parse_config, save_config
@@ -207,10 +207,9 @@ def test_a_poll_worker_reloads_its_configuration_on_sighup(
                                                      "process": "VIP", "kind": "case"}}]
         save_config(parse_config(data), config)
         worker.send_signal(signal.SIGHUP)
-        deadline = time.monotonic() + 60
-        while not any("configuration reloaded" in line for line in list(err_lines)):
-            assert time.monotonic() < deadline and worker.poll() is None, err_lines
-            time.sleep(0.05)
+        wait_until(lambda: worker.poll() is not None or any("configuration reloaded" in line for line in err_lines),
+                   60, "the reload")
+        assert worker.poll() is None, err_lines
         append(mailboxes, ALICE, [sample_message(2, tag="after", sender="vip@example.net", automatic=True)])
         _wait_for_lines(out, 2, worker)
     finally:
