@@ -135,12 +135,13 @@ class KeyTables:
     with the subject's words) and multi-word phrases in a trie of words under their first word (``multi``:
     walked only where that word occurs, one step per word that continues some phrase, so a subject that
     repeats a first word shared by 10,000 phrases costs one probe per repetition). ``longest_extension``
-    bounds the attachment-name suffixes worth making into keys.
+    bounds the attachment-name suffixes worth making into keys. ``starts`` holds every word that begins a known
+    phrase, single or not: most subjects share none with it, and one ``isdisjoint`` then says there are no keys.
     ``company_by_key`` is set when the directory is the built-in one: the sender's keys, most specific first,
     then find the case-folded company without a second walk over its domain (docs/semantics.md §3.3).
     """
 
-    __slots__ = ("company_by_key", "directory", "longest_extension", "multi", "single")
+    __slots__ = ("company_by_key", "directory", "longest_extension", "multi", "single", "starts")
 
     def __init__(self, phrases: Iterable[str], directory: CompanyDirectory, longest_extension: int = 0) -> None:
         self.longest_extension = longest_extension
@@ -157,6 +158,7 @@ class KeyTables:
             node.phrase = phrase
         self.single = frozenset(single)
         self.multi = multi
+        self.starts = self.single.union(multi)
         self.directory = directory
         self.company_by_key = ({key: caseless(name) for key, name in directory.companies_by_key().items()}
                                if isinstance(directory, ConfiguredCompanies) else None)
@@ -314,9 +316,9 @@ def _attachment_keys(facts: EmailFacts) -> tuple[str, ...]:
 def _keyword_keys(facts: EmailFacts) -> tuple[str, ...]:
     """The known phrases that occur in the subject as runs of whole words (docs/semantics.md §3)."""
     words = subject_words(facts.envelope.subject)
-    if not words:
-        return ()
     tables = facts.tables
+    if tables.starts.isdisjoint(words):  # most subjects (and every empty one): one C call
+        return ()
     found = tables.single.intersection(words)
     multi = tables.multi
     if multi and not multi.keys().isdisjoint(words):
