@@ -36,7 +36,6 @@ from enate_routing._directory import CompanyDirectory, ConfiguredCompanies, Work
 from enate_routing._envelope import Envelope
 from enate_routing._followups import FollowUps, plus_base
 from enate_routing._matcher import (
-    SENDERS,
     CompiledRoute,
     EmailFacts,
     KeyTables,
@@ -73,10 +72,10 @@ class _Connector:
 
 
 # What the router remembers of a sender (_sender_facts): whether ``[[blocked]]`` rejects it, whether it is a
-# mailer daemon (bounces.from_daemon), its keys (address, then domains) and its company keys (None with a
-# host's own directory, which may change: asked per email). Router-wide, emptied when full: a flood of new
-# senders cannot grow it.
-_SenderFacts = tuple[bool, bool, tuple[str, ...], tuple[str, ...] | None]
+# mailer daemon (bounces.from_daemon), its keys (address, then domains), its company keys (None with a
+# host's own directory, which may change: asked per email) and why it is never acknowledged (_refusal).
+# Router-wide, emptied when full: a flood of new senders cannot grow it.
+_SenderFacts = tuple[bool, bool, tuple[str, ...], tuple[str, ...] | None, str | None]
 _REMEMBERED_SENDERS = 4096
 
 
@@ -282,7 +281,7 @@ class Router:
                 reason = f"mail from an address the system sends from ({sender})"
                 return _single(cc, envelope, reference, trace, "ignore", reason, mailbox)
             known = self._senders.get(sender)
-            rejected, daemon, keys, companies = _sender_facts(self, sender) if known is None else known
+            rejected, daemon, keys, companies, refusal = _sender_facts(self, sender) if known is None else known
             if rejected:  # docs/semantics.md §3.5
                 return _single(cc, envelope, reference, trace, "reject", "blocked", mailbox)
             if trace is not None:
@@ -292,6 +291,7 @@ class Router:
             if trace is not None:
                 trace.steps.append("the mail has no From address")
             daemon = False
+            refusal = None  # (no sender to acknowledge)
             facts = EmailFacts(envelope, self._tables, (), ())
 
         # A bounce joins the work item of the mail that bounced (only mail that looks like one is parsed again).
@@ -355,7 +355,7 @@ class Router:
             acknowledge, suppressed = _NO_ACKNOWLEDGEMENT
             if route.delivery.send_automated_emails:
                 if acknowledgement is None:
-                    acknowledgement = _acknowledgement(self, envelope, allowed, facts)
+                    acknowledgement = _acknowledgement(self, envelope, allowed, refusal)
                 acknowledge, suppressed = acknowledgement
             key = idempotency_key(name, reference, scope)
             decisions.append(Decision._make(name, "create", address, key, route.name, route is cc.fallback,
@@ -392,11 +392,13 @@ class Router:
 
 
 def _sender_facts(router: Router, sender: str) -> _SenderFacts:
-    """Whether ``[[blocked]]`` rejects ``sender`` (docs/semantics.md §3.5), and its keys; remembered by the router."""
+    """Whether ``[[blocked]]`` rejects ``sender`` (docs/semantics.md §3.5), its keys, and why it is never
+    acknowledged (None: it may be); remembered by the router."""
     keys = keys_of_address(sender)
     tables = router._tables
     companies = company_keys(sender, keys, tables) if tables.company_by_key is not None else None
-    found = (router.blocked_action(sender, keys) == "reject", from_daemon(sender), keys, companies)
+    found = (router.blocked_action(sender, keys) == "reject", from_daemon(sender), keys, companies,
+             _refusal(router, sender, keys))
     if len(sender) <= MAX_ADDRESS_OCTETS:  # only what fits a mailbox is remembered: entries stay small
         remembered = router._senders
         if len(remembered) >= _REMEMBERED_SENDERS:
@@ -405,31 +407,42 @@ def _sender_facts(router: Router, sender: str) -> _SenderFacts:
     return found
 
 
+# Why an address is never acknowledged (docs/semantics.md §3.5), as _refusal says: None when it may be.
+_SYSTEM, _NOT_A_MAILBOX, _BLOCKED = "system", "not a mailbox", "blocked"
+
+
+def _refusal(router: Router, address: str, keys: tuple[str, ...] | None = None) -> str | None:
+    """Why ``address`` is never acknowledged — an address of the system, one no mailbox can have, one with a
+    ``[[blocked]]`` entry (``reject`` or ``no-automated-emails``) — or None; ``keys``: its keys, when known."""
+    if _is_system(address, router._system_addresses):
+        return _SYSTEM
+    if not fits_a_mailbox(address):
+        return _NOT_A_MAILBOX
+    if router._blocked and router.blocked_action(address, keys) is not None:
+        return _BLOCKED
+    return None
+
+
 def _acknowledgement(router: Router, envelope: Envelope, allowed: AcknowledgementAllowed | None,
-                     facts: EmailFacts) -> tuple[tuple[str, ...], str | None]:
-    """Who is acknowledged (the sender, then Cc), or why nobody is (docs/semantics.md §3.5)."""
-    system = router._system_addresses
-    automatic = _automatic_reason(envelope, system)
+                     sender_refusal: str | None) -> tuple[tuple[str, ...], str | None]:
+    """Who is acknowledged (the sender, then Cc), or why nobody is (docs/semantics.md §3.5).
+
+    ``sender_refusal`` is :func:`_refusal` of the sender (remembered with its other facts).
+    """
+    automatic = _automatic_reason(envelope, router._system_addresses)
     if automatic is not None:
         return (), automatic
     sender = envelope.sender
-    candidates = [sender] if sender is not None else []
-    for recipient in envelope.recipients:
-        if recipient.source == "cc":
-            candidates.append(recipient.address)
     chosen: dict[str, None] = {}
-    sender_blocked = False
-    for address in candidates:
-        if address in chosen or _is_system(address, system) or not fits_a_mailbox(address):
-            continue  # (an address no mailbox can have is never acknowledged)
-        if router._blocked:  # reject or no-automated-emails: never acknowledged
-            keys = facts.keys(SENDERS) if address == sender else keys_of_address(address)
-            if router.blocked_action(address, keys) is not None:
-                sender_blocked = sender_blocked or address == sender
-                continue
-        chosen[address] = None
+    if sender is not None and sender_refusal is None:
+        chosen[sender] = None
+    for recipient in envelope.recipients:
+        address = recipient.address
+        if recipient.source == "cc" and address not in chosen and address != sender \
+                and _refusal(router, address) is None:
+            chosen[address] = None
     if not chosen:
-        return (), "blocked" if sender_blocked else "no recipient"
+        return (), "blocked" if sender is not None and sender_refusal == _BLOCKED else "no recipient"
     if sender is not None and allowed is not None and not allowed(sender):
         return (), "rate limit"
     return tuple(chosen), None

@@ -181,6 +181,20 @@ def test_the_most_specific_blocked_entry_wins(build: Callable[..., Any]) -> None
     assert (decision.action, decision.acknowledge, decision.suppressed) == ("create", (), "blocked")
 
 
+@pytest.mark.parametrize(("sender", "acknowledged"), [
+    ("ok@spam.example", ((), "blocked")),  # a blocked sender
+    ("ann\x7f@fabrikam.example", ((), "no recipient")),  # an address no mailbox can have
+    ("ann@fabrikam.example", (("ann@fabrikam.example",), None)),
+])
+def test_a_senders_acknowledgement_is_the_same_on_every_email(build: Callable[..., Any], sender: str,
+                                                              acknowledged: tuple[object, ...]) -> None:
+    """The router remembers why a sender is never acknowledged: the second email from it is answered as the first."""
+    router = build(make_config(route("Help", HELP, send_automated_emails=True), blocked=BLOCKED))
+    for _ in range(2):
+        decision, = router.route(mail(sender)).decisions
+        assert (decision.acknowledge, decision.suppressed) == acknowledged
+
+
 def test_acknowledgement_goes_to_sender_and_cc_minus_system_blocked_and_duplicates(build: Callable[..., Any]) -> None:
     """Acks: sender + Cc, minus C's addresses, outgoing addresses, blocked addresses and duplicates (§3.5)."""
     config = make_config(route("Help", HELP, send_automated_emails=True), blocked=BLOCKED)
