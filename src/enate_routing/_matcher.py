@@ -45,18 +45,8 @@ from enate_routing._patterns import (
 )
 
 __all__ = [
-    "KIND_NAMES",
-    "CompiledRoute",
-    "EmailFacts",
-    "KeyTables",
-    "MatchCounters",
-    "RouteGroup",
-    "address_keys",
-    "company_keys",
-    "compile_group",
-    "compiled_route",
-    "keys_of_address",
-    "phrase_key",
+    "KIND_NAMES", "CompiledRoute", "EmailFacts", "KeyTables", "MatchCounters", "RouteGroup", "address_keys",
+    "company_keys", "compile_group", "compiled_route", "keys_of_address", "phrase_key",
 ]
 
 # Rule kinds, as positions in the per-group tuples. The keyed kinds are evaluated in this order: the
@@ -478,27 +468,30 @@ def _fast_matcher(group: RouteGroup) -> Matcher:
     """``group.first_match`` for the route path, with the group's rule kinds unrolled into straight-line code.
 
     The loop of :meth:`RouteGroup.first_match` looks up five values and tests for a recorder and counters per
-    kind; for a small group that bookkeeping costs as much as the probes. The same steps written out per
-    kind (werkzeug compiles its rules into code the same way) do about half the work. The code depends
-    only on the group's *shape* — which kinds it uses, and whether a kind's index holds postings stored as
-    positions — so it is compiled once per shape; each group gets a function of that code with its own masks
-    and lookups as default arguments (one tuple: no closure cells, a few hundred bytes per group).
-    A *wide* group's masks do not fit one digit of a Python int (more than 30 routes), so every mask
-    operation allocates a new int as long as the group: there the code tests no rule before deriving its keys
-    and ORs only the postings a key finds — about half the mask operations of the narrow shape at 10,000
-    routes (−3,600 instructions per message; keeping the test and skipping only the misses saved 1,400). The
-    price: a rule that no remaining candidate uses still has its keys derived, once per email (every group
-    shares them) — at most about 1 µs for a subject's phrases. Equal results: tests/router/test_hot_path.py
-    compares it with ``first_match`` on generated groups, narrow and wide.
+    kind; for a small group that bookkeeping costs as much as the probes. The same steps written out per kind
+    (werkzeug compiles its rules into code the same way) do about half the work. The code depends only on the
+    group's *shape* — which kinds it uses, and whether a kind's index holds postings stored as positions — so
+    it is compiled once per shape; each group gets a function of that code with its own masks and lookups as
+    default arguments (one tuple: no closure cells, a few hundred bytes per group). A *wide* group's masks do
+    not fit one digit of a Python int (more than 30 routes), so every mask operation allocates a new int as
+    long as the group: there the code tests no rule before deriving its keys and ORs only the postings a key
+    finds — about half the mask operations of the narrow shape at 10,000 routes (−3,600 instructions per
+    message; keeping the test and skipping only the misses saved 1,400), at the price of deriving the keys of
+    a rule no remaining candidate uses, once per email (≤ 1 µs for a subject's phrases). Nor does it get the
+    masks that test (each call copies every default, cold at 10,000 routes: −12 first-level misses per
+    message). Equal results: tests/router/test_hot_path.py compares it with ``first_match``, narrow and wide.
     """
     shape: list[tuple[int, bool]] = []
     values: list[object] = [group.enabled, group.unimportant, group.routes, _mask]
+    wide = group.enabled.bit_length() > _DIGIT_BITS
     for kind in _KEYED:
         index = group.indexes[kind]
         if index is not None:
             shape.append((kind, any(type(posting) is not int for posting in index.values())))
-            values += [_KEYS_OF[kind], index.get, group.unset[kind], group.enabled & ~group.unset[kind]]
-    code = _matcher_code(tuple(shape), group.enabled.bit_length() > _DIGIT_BITS)
+            values += [_KEYS_OF[kind], index.get, group.unset[kind]]
+            if not wide:
+                values.append(group.enabled & ~group.unset[kind])
+    code = _matcher_code(tuple(shape), wide)
     matcher: Matcher = FunctionType(code, _MATCHER_GLOBALS, "match", tuple(values))
     return matcher
 
@@ -520,7 +513,7 @@ def _matcher_code(shape: tuple[tuple[int, bool], ...], wide: bool) -> CodeType:
             "    cached = facts.cached"]
     for kind, positions in shape:
         derive, get, unset, used = (f"{name}_{kind}" for name in ("derive", "get", "unset", "used"))
-        parameters += [derive, get, unset, used]
+        parameters += [derive, get, unset] if wide else [derive, get, unset, used]
         posting = "posting if type(posting) is int else mask(posting)" if positions else "posting"
         if wide:  # every lookup, then OR only what it found (see _fast_matcher)
             probe = [f"    posting = {get}(key)", "    if posting is not None:", f"        hit |= {posting}"]
