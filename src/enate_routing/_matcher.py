@@ -124,10 +124,11 @@ class KeyTables:
     The keyword phrases of every route are split into ``single`` words (found by one set intersection with the
     subject's words) and multi-word phrases in a trie of words under their first word (``multi``: walked only
     where that word occurs, one step per word that continues some phrase, so a subject that repeats a first word
-    shared by 10,000 phrases costs one probe per repetition); ``starts`` is both's first words: most subjects
-    share none, and one ``isdisjoint`` says so. ``longest_extension`` bounds the attachment-name suffixes worth
-    making into keys. ``company_by_key`` is set when the directory is the built-in one: the sender's keys, most
-    specific first, then find the case-folded company with no second walk over its domain (docs/semantics.md §3.3).
+    shared by 10,000 phrases costs one probe per repetition); ``starts`` holds the first word of every phrase:
+    most subjects share none, and one ``isdisjoint`` says so. ``longest_extension`` bounds the attachment-name
+    suffixes worth making into keys. ``company_by_key`` is set when the directory is the built-in one: the
+    sender's keys, most specific first, then find the case-folded company with no second walk over its domain
+    (docs/semantics.md §3.3).
     """
 
     __slots__ = ("company_by_key", "directory", "longest_extension", "multi", "single", "starts")
