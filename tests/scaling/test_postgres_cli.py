@@ -154,7 +154,9 @@ def test_a_poll_worker_outlives_a_restart_of_the_ledger_database(
                                      + [f"during{i}@example.net" for i in range(3)])
     assert count(mailboxes, ALICE) == 0 and count(mailboxes, BOB) == 0
     assert "poll failed; retrying" in err and cluster.password not in err
-    assert "the server closed an idle connection; reconnecting" in err  # -v: its info line, no password
+    # Not asserted here: "the server closed an idle connection; reconnecting". It is logged only when the restart
+    # finds the worker's connection idle; one stopped in the middle of a statement is dropped as broken instead
+    # (CI saw it once). test_postgres_ledger.py checks that line where the timing is the test's own.
     assert "Alice: 3 hand-offs" in err and "Bob: 3 hand-offs" in err  # every round's, not 0 each
 
 
