@@ -24,11 +24,11 @@ from enate_routing._decision import (
     MAILBOX_SCOPE,
     Action,
     AddressTrace,
+    ConnectorKeys,
     Decision,
     RouteCheck,
     RoutingResult,
     Trace,
-    idempotency_key,
     message_reference,
 )
 from enate_routing._delivery import Delivery
@@ -69,6 +69,7 @@ class _Connector:
     groups: dict[str, RouteGroup]
     wildcard: RouteGroup | None
     fallback: CompiledRoute
+    keys: ConnectorKeys  # its decisions' idempotency keys
 
 
 # What the router remembers of a sender (_sender_facts): whether ``[[blocked]]`` rejects it, whether it is a
@@ -155,6 +156,7 @@ class Router:
                 groups={address: compile_group(group, phrases.add) for address, group in by_address.items()},
                 wildcard=compile_group(wildcard, phrases.add) if wildcard else None,
                 fallback=compiled_route(fallback, len(routes) + 1, deliveries),
+                keys=ConnectorKeys(connector.name),
             )
         self._default = next(iter(connectors.values())) if len(connectors) == 1 else None
         directory = companies if companies is not None else ConfiguredCompanies(config.companies)
@@ -357,7 +359,7 @@ class Router:
                 if acknowledgement is None:
                     acknowledgement = _acknowledgement(self, envelope, allowed, refusal)
                 acknowledge, suppressed = acknowledgement
-            key = idempotency_key(name, reference, scope)
+            key = cc.keys(reference, scope)
             decisions.append(Decision._make(name, "create", address, key, route.name, route is cc.fallback,
                                             route.delivery, acknowledge, suppressed, None, None))
         return RoutingResult._make(name, envelope.message_id, tuple(decisions))
@@ -456,7 +458,7 @@ def _single(cc: _Connector, envelope: Envelope, reference: str, trace: _Recorder
     """The one decision of an email that is ignored, rejected or linked (keyed once per message, §4)."""
     if trace is not None:
         trace.steps.append(f"→ {action}: {reason}")
-    key = idempotency_key(cc.name, reference, MAILBOX_SCOPE)
+    key = cc.keys(reference, MAILBOX_SCOPE)
     decision = Decision._make(cc.name, action, address, key, None, False, None, (), None, link, reason)
     return RoutingResult._make(cc.name, envelope.message_id, (decision,))
 

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from enate_routing._decision import Decision, RoutingResult, idempotency_key, message_reference
+from enate_routing._decision import ConnectorKeys, Decision, RoutingResult, idempotency_key, message_reference
 from enate_routing._delivery import Delivery, Target
 from enate_routing._directory import ConfiguredCompanies
 from enate_routing._envelope import Envelope
@@ -60,6 +60,20 @@ def test_idempotency_key_is_the_documented_sha256(connector: str, reference: str
     text = "\0".join(("enate-routing/1", connector, reference, scope))
     expected = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
     assert idempotency_key(connector, reference, scope) == expected
+
+
+@pytest.mark.parametrize(("connector", "reference", "scope"), [
+    ("Support\ud83d", "\ude00id:a@b", "mailbox"),  # a surrogate pair split across the parts
+    ("\udcff", "sha256:00", "\ud800"),  # lone surrogates, as surrogateescape'd headers carry
+])
+def test_a_key_hashes_the_parts_as_one_text_when_surrogates_meet_at_a_boundary(
+        connector: str, reference: str, scope: str) -> None:
+    """The router hashes the connector's part once and the rest per key (``ConnectorKeys``): the same bytes."""
+    text = "\0".join(("enate-routing/1", connector, reference, scope))
+    expected = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    keys = ConnectorKeys(connector)
+    assert keys(reference, scope) == expected
+    assert keys(reference, scope) == expected  # the connector's state is copied, never consumed
 
 
 def test_idempotency_keys_never_change_between_releases() -> None:
