@@ -61,8 +61,8 @@ class Plan:
     rounds: int
     scan_messages: dict[int, int]  # per route set: how many messages the plain scan is timed on
     reference_messages: dict[int, int]
-    alternations: int = 3  # --baseline: child processes per revision and route set, taking turns
-    child_rounds: int = 3  # timed rounds in each
+    alternations: int = 9  # --baseline: child processes per revision and route set, taking turns
+    child_rounds: int = 2  # timed rounds in each
 
 
 FULL = Plan(7, {10: 2_000, 1_000: 2_000, 10_000: 2_000}, {10: 2_000, 1_000: 400, 10_000: 60})
