@@ -67,7 +67,7 @@ class ConnectorKeys:
 
     The connector's part of the hashed text never changes, so its SHA-256 state is computed once and each key
     copies it and hashes only ``reference NUL scope``. OpenSSL's copy costs less than its set-up of a new hash,
-    and it hashes with the CPU's SHA extensions: 1–3% less per routed message than hashing the whole text with
+    and it hashes with the CPU's SHA extensions: 1–2% less per routed message than hashing the whole text with
     CPython's own SHA-256 module (A/B in one process, 10 and 10,000 routes; docs/routing.md). UTF-8 encodes
     code point by code point, so the two parts encoded apart are the whole text encoded:
     tests/router/test_hot_path.py checks the documented formula.

@@ -1,10 +1,10 @@
-"""The router's hot-path shortcuts give exactly what the plain code gives (issue 15; docs/routing.md "Speed").
+"""The router's hot-path shortcuts give exactly what the plain code gives (issue 15; docs/routing.md, Benchmark).
 
-Each shortcut is compared with the straightforward computation it replaces: CPython's built-in SHA-256 with
-hashlib's, the positional ``Decision._make`` and the unfrozen-twin construction with the keyword constructor,
-the remembered address keys with a fresh derivation (and the table stays bounded under hostile input), the
-literal-prefix test of a linking pattern with a plain bounded search, and the per-group compiled matcher
-(narrow and wide) with the plain loop over rule kinds.
+Each shortcut is compared with the straightforward computation it replaces: a key hashed from the connector's
+copied SHA-256 state with the whole text hashed at once, the positional ``Decision._make`` and the unfrozen-twin
+construction with the keyword constructor, the remembered address keys with a fresh derivation (and the table
+stays bounded under hostile input), the literal-prefix test of a linking pattern with a plain bounded search,
+and the per-group compiled matcher (narrow and wide) with the plain loop over rule kinds.
 """
 
 from __future__ import annotations
