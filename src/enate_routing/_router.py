@@ -224,9 +224,11 @@ class Router:
     def blocked_action(self, address: str, keys: tuple[str, ...] | None = None) -> str | None:
         """The ``[[blocked]]`` action for ``address``: the exact entry, else the most specific domain (§3.5)."""
         blocked = self._blocked
+        if not blocked:
+            return None
         if keys is None:
             keys = keys_of_address(address)
-        if not blocked or blocked.keys().isdisjoint(keys):  # one C-level test for the usual answer
+        if blocked.keys().isdisjoint(keys):  # one C-level test for the usual answer
             return None
         for key in keys:
             action = blocked.get(key)
@@ -399,8 +401,8 @@ def _sender_facts(router: Router, sender: str) -> _SenderFacts:
     keys = keys_of_address(sender)
     tables = router._tables
     companies = company_keys(sender, keys, tables) if tables.company_by_key is not None else None
-    found = (router.blocked_action(sender, keys) == "reject", from_daemon(sender), keys, companies,
-             _refusal(router, sender, keys))
+    blocked = router.blocked_action(sender, keys)
+    found = (blocked == "reject", from_daemon(sender), keys, companies, _refusal(router, sender, blocked))
     if len(sender) <= MAX_ADDRESS_OCTETS:  # only what fits a mailbox is remembered: entries stay small
         remembered = router._senders
         if len(remembered) >= _REMEMBERED_SENDERS:
@@ -413,14 +415,15 @@ def _sender_facts(router: Router, sender: str) -> _SenderFacts:
 _SYSTEM, _NOT_A_MAILBOX, _BLOCKED = "system", "not a mailbox", "blocked"
 
 
-def _refusal(router: Router, address: str, keys: tuple[str, ...] | None = None) -> str | None:
+def _refusal(router: Router, address: str, blocked: str | None) -> str | None:
     """Why ``address`` is never acknowledged — an address of the system, one no mailbox can have, one with a
-    ``[[blocked]]`` entry (``reject`` or ``no-automated-emails``) — or None; ``keys``: its keys, when known."""
+    ``[[blocked]]`` entry (``reject`` or ``no-automated-emails``) — or None; ``blocked``: its
+    :meth:`Router.blocked_action`, which the caller has already asked for."""
     if _is_system(address, router._system_addresses):
         return _SYSTEM
     if not fits_a_mailbox(address):
         return _NOT_A_MAILBOX
-    if router._blocked and router.blocked_action(address, keys) is not None:
+    if blocked is not None:
         return _BLOCKED
     return None
 
@@ -441,7 +444,7 @@ def _acknowledgement(router: Router, envelope: Envelope, allowed: Acknowledgemen
     for recipient in envelope.recipients:
         address = recipient.address
         if recipient.source == "cc" and address not in chosen and address != sender \
-                and _refusal(router, address) is None:
+                and _refusal(router, address, router.blocked_action(address)) is None:
             chosen[address] = None
     if not chosen:
         return (), "blocked" if sender is not None and sender_refusal == _BLOCKED else "no recipient"
