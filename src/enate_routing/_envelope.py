@@ -184,6 +184,13 @@ _RECIPIENT_SOURCES: tuple[RecipientSource, ...] = ("to", "cc", "delivered-to", "
 # cache hit costing a third of building one. Only deliverable lengths, so the table stays small.
 _SHARED_RECIPIENT_CHARS = 2 * MAX_ADDRESS_OCTETS
 _shared_recipient = functools.lru_cache(maxsize=16384)(Recipient._make)
+# The addresses of a longer list (a distribution list, a hostile message of thousands) are not remembered, nor
+# are its recipients shared: they seldom recur, and would push out of both tables the ones that do.
+_REMEMBERED_LIST_ENTRIES = 64
+
+
+def _worth_remembering(entries: list[tuple[str, str]]) -> bool:
+    return len(entries) <= _REMEMBERED_LIST_ENTRIES
 
 # Two or more bare addresses separated by white space only (no commas, names or brackets).
 _SPACE_SEPARATED = re.compile(rf"[ \t]*{ADDRESS}(?:[ \t]+{ADDRESS})+[ \t]*")
@@ -348,8 +355,9 @@ class _Reader:
 
     def _normalised(self, name: str, entries: list[tuple[str, str]]) -> list[tuple[str, str]]:
         result = []
+        remember = _worth_remembering(entries)
         for display, address in entries:
-            normal = normalize_address(address) if address else None
+            normal = normalize_address(address, remember=remember) if address else None
             if normal is None:
                 self.defect(f"invalid address {_short(address or display)} in {_label(name)}")
                 continue
@@ -491,9 +499,11 @@ def _recipients(
         if len(values) > 1 and not reader.within_address_limits(source, [reader.text(source, v) for v in values]):
             continue
         for value in values:
-            for _display, address in reader._normalised(source, reader._entries(source, value)):
+            entries = reader._entries(source, value)
+            share = _worth_remembering(entries)
+            for _display, address in reader._normalised(source, entries):
                 if address not in seen:
-                    seen[address] = (_shared_recipient if len(address) <= _SHARED_RECIPIENT_CHARS
+                    seen[address] = (_shared_recipient if share and len(address) <= _SHARED_RECIPIENT_CHARS
                                      else Recipient._make)(address, source)
     for given in envelope_recipients:
         normal = normalize_address(str(given).strip().strip("<>"))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
 
@@ -88,18 +88,24 @@ def _normalize_domain(domain: str) -> str | None:
     return ascii_domain
 
 
-def normalize_address(address: str) -> str | None:
-    """``Local@Domain`` → ``local@domain`` (case-folded, IDNA domain), or None when not an address."""
+def normalize_address(address: str, *, remember: bool = True) -> str | None:
+    """``Local@Domain`` → ``local@domain`` (case-folded, IDNA domain), or None when not an address.
+
+    ``remember=False``: the same result, with neither the address nor its domain remembered (the addresses of
+    a list too long to recur, which would push out the ones that do).
+    """
+    if not remember:
+        return _normalize_address(address, _normalize_domain)
     if len(address) <= _REMEMBERED_CHARS:
         return _remembered_address(address)
     return _normalize_address(address)
 
 
-def _normalize_address(address: str) -> str | None:
+def _normalize_address(address: str, domain_of: Callable[[str], str | None] = normalize_domain) -> str | None:
     local, at, domain = address.strip().rpartition("@")
     if not at or not local or not _LOCAL.match(local):
         return None
-    ascii_domain = normalize_domain(domain)
+    ascii_domain = domain_of(domain)
     if ascii_domain is None:
         return None
     return f"{local.casefold()}@{ascii_domain}"

@@ -10,8 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from corpus_files import corpus_messages
-from enate_routing import _envelope, _mime
+from enate_routing import _envelope, _mime, _patterns
 from enate_routing._parse_limits import ParseLimits
+from enate_routing._patterns import _remembered_address, _remembered_domain
 
 HERE = Path(__file__).parent
 MESSAGES = corpus_messages() + sorted((HERE / "recovery").glob("*.eml"))
@@ -146,3 +147,41 @@ def test_recipients_are_shared_between_messages_only_at_deliverable_length() -> 
     assert type(first.recipients[0]) is _envelope.Recipient
     with pytest.raises(AttributeError):
         first.recipients[0].address = "x@example.org"  # type: ignore[misc]
+
+
+ADDRESSES = st.one_of(
+    st.from_regex(r"[A-Za-z0-9._%+-]{1,12}@[A-Za-z0-9ÄÖÜäöü._-]{1,20}\.[A-Za-zé]{2,6}", fullmatch=True),
+    st.text(max_size=40),
+)
+
+
+@given(ADDRESSES)
+def test_an_address_normalised_without_remembering_is_normalised_the_same(address: str) -> None:
+    """``remember=False`` skips only the tables of remembered addresses and domains, never changes the result."""
+    _patterns.forget_normalised()
+    once = _patterns.normalize_address(address, remember=False)
+    assert (_remembered_address.cache_info().currsize, _remembered_domain.cache_info().currsize) == (0, 0)
+    assert once == _patterns.normalize_address(address)
+
+
+def _cc(count: int, prefix: str) -> bytes:
+    listed = ", ".join(f"{prefix}{n}@Customer{n}.example" for n in range(count))
+    return (f"From: alice@example.org\r\nTo: help@contoso.example\r\nCc: {listed}\r\nSubject: list\r\n\r\nbody\r\n"
+            ).encode()
+
+
+def test_a_long_list_of_addresses_pushes_no_remembered_one_out() -> None:
+    """A Cc of a thousand addresses is read in full, but remembers none of them (nor their recipients): the
+    addresses that recur stay remembered. A short list is remembered as before."""
+    _patterns.forget_normalised()
+    _envelope._shared_recipient.cache_clear()
+    short = _envelope.Envelope.from_bytes(_cc(_envelope._REMEMBERED_LIST_ENTRIES - 1, "few"))
+    remembered = (_remembered_address.cache_info().currsize, _envelope._shared_recipient.cache_info().currsize)
+    assert remembered >= (_envelope._REMEMBERED_LIST_ENTRIES, _envelope._REMEMBERED_LIST_ENTRIES)
+    long = _envelope.Envelope.from_bytes(_cc(1000, "many"))
+    assert [r.address for r in long.recipients] == ["help@contoso.example",
+                                                    *(f"many{n}@customer{n}.example" for n in range(1000))]
+    assert (_remembered_address.cache_info().currsize,
+            _envelope._shared_recipient.cache_info().currsize) == remembered  # (its From and To were known)
+    again = _envelope.Envelope.from_bytes(_cc(_envelope._REMEMBERED_LIST_ENTRIES - 1, "few"))
+    assert all(a is b for a, b in zip(again.recipients, short.recipients, strict=True))  # still shared
