@@ -25,7 +25,7 @@ from ._address_lists import (
 from ._charset_guess import guess_undeclared, likely_charset
 from ._frozen import direct_init
 from ._parse_limits import ParseLimits
-from ._patterns import MAX_ADDRESS_OCTETS, normalize_address
+from ._patterns import LONGEST_REMEMBERED_LIST, MAX_ADDRESS_OCTETS, normalize_address
 from ._priority import PRIORITY_FIELDS, PRIORITY_NAMES, says_important
 
 __all__ = ["Envelope", "Recipient", "RecipientSource", "returned_ids", "scan_again"]
@@ -184,13 +184,12 @@ _RECIPIENT_SOURCES: tuple[RecipientSource, ...] = ("to", "cc", "delivered-to", "
 # cache hit costing a third of building one. Only deliverable lengths, so the table stays small.
 _SHARED_RECIPIENT_CHARS = 2 * MAX_ADDRESS_OCTETS
 _shared_recipient = functools.lru_cache(maxsize=16384)(Recipient._make)
-# The addresses of a longer list (a distribution list, a hostile message of thousands) are not remembered, nor
-# are its recipients shared: they seldom recur, and would push out of both tables the ones that do.
-_REMEMBERED_LIST_ENTRIES = 64
 
 
 def _worth_remembering(entries: list[tuple[str, str]]) -> bool:
-    return len(entries) <= _REMEMBERED_LIST_ENTRIES
+    """Whether the addresses of one header list are remembered, and its recipients shared (not a long list)."""
+    return len(entries) <= LONGEST_REMEMBERED_LIST
+
 
 # Two or more bare addresses separated by white space only (no commas, names or brackets).
 _SPACE_SEPARATED = re.compile(rf"[ \t]*{ADDRESS}(?:[ \t]+{ADDRESS})+[ \t]*")

@@ -36,6 +36,7 @@ from enate_routing._directory import CompanyDirectory, ConfiguredCompanies
 from enate_routing._envelope import Envelope
 from enate_routing._model import Fallback, IncomingRoute, RoutingRules
 from enate_routing._patterns import (
+    LONGEST_REMEMBERED_LIST,
     MAX_ADDRESS_OCTETS,
     AddressPattern,
     caseless,
@@ -164,7 +165,7 @@ class _PhraseNode:
         self.next: dict[str, _PhraseNode] = {}
 
 
-def address_keys(addresses: Iterable[str]) -> tuple[str, ...]:
+def address_keys(addresses: Sequence[str]) -> tuple[str, ...]:
     """Each address, then ``*`` + its domain and every parent domain with a dot (docs/semantics.md §3 patterns).
 
     Most specific first: the order in which an exact entry beats a domain entry and a longer domain beats
@@ -173,8 +174,9 @@ def address_keys(addresses: Iterable[str]) -> tuple[str, ...]:
     exceed 127 strings of 254 characters however long the address is.
     """
     keys: dict[str, None] = {}
+    derive = keys_of_address if len(addresses) <= LONGEST_REMEMBERED_LIST else _derive_keys  # (the same keys)
     for address in addresses:
-        keys.update(dict.fromkeys(keys_of_address(address)))
+        keys.update(dict.fromkeys(derive(address)))
     return tuple(keys)
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from functools import cache, lru_cache
 
 __all__ = [
+    "LONGEST_REMEMBERED_LIST",
     "MAX_ADDRESS_OCTETS",
     "MAX_DOMAIN_LABELS",
     "MAX_FILE_NAME_CHARS",
@@ -115,6 +116,9 @@ def _normalize_address(address: str, domain_of: Callable[[str], str | None] = no
 # only for texts of deliverable length: a hostile message's megabyte-long "address" is normalised and
 # forgotten, so the tables never hold more than 16,384 entries of at most 2 × 254 characters each.
 _REMEMBERED_CHARS = 2 * MAX_ADDRESS_OCTETS
+# Nor are the entries of a list longer than this (a distribution list, hostile mail of thousands of addresses),
+# here or in the envelope's and the router's tables: they seldom recur, and would push out the ones that do.
+LONGEST_REMEMBERED_LIST = 64
 _remembered_domain = lru_cache(maxsize=16384)(_normalize_domain)
 _remembered_address = lru_cache(maxsize=16384)(_normalize_address)
 

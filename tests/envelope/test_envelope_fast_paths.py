@@ -175,13 +175,13 @@ def test_a_long_list_of_addresses_pushes_no_remembered_one_out() -> None:
     addresses that recur stay remembered. A short list is remembered as before."""
     _patterns.forget_normalised()
     _envelope._shared_recipient.cache_clear()
-    short = _envelope.Envelope.from_bytes(_cc(_envelope._REMEMBERED_LIST_ENTRIES - 1, "few"))
+    short = _envelope.Envelope.from_bytes(_cc(_patterns.LONGEST_REMEMBERED_LIST - 1, "few"))
     remembered = (_remembered_address.cache_info().currsize, _envelope._shared_recipient.cache_info().currsize)
-    assert remembered >= (_envelope._REMEMBERED_LIST_ENTRIES, _envelope._REMEMBERED_LIST_ENTRIES)
+    assert remembered >= (_patterns.LONGEST_REMEMBERED_LIST, _patterns.LONGEST_REMEMBERED_LIST)
     long = _envelope.Envelope.from_bytes(_cc(1000, "many"))
     assert [r.address for r in long.recipients] == ["help@contoso.example",
                                                     *(f"many{n}@customer{n}.example" for n in range(1000))]
     assert (_remembered_address.cache_info().currsize,
             _envelope._shared_recipient.cache_info().currsize) == remembered  # (its From and To were known)
-    again = _envelope.Envelope.from_bytes(_cc(_envelope._REMEMBERED_LIST_ENTRIES - 1, "few"))
+    again = _envelope.Envelope.from_bytes(_cc(_patterns.LONGEST_REMEMBERED_LIST - 1, "few"))
     assert all(a is b for a, b in zip(again.recipients, short.recipients, strict=True))  # still shared

@@ -31,6 +31,7 @@ from enate_routing._matcher import (
     EmailFacts,
     KeyTables,
     _derive_keys,
+    address_keys,
     compile_group,
     compiled_route,
     keys_of_address,
@@ -38,6 +39,7 @@ from enate_routing._matcher import (
 )
 from enate_routing._model import Config
 from enate_routing._patterns import (
+    LONGEST_REMEMBERED_LIST,
     _normalize_address,
     _normalize_domain,
     _remembered_address,
@@ -143,6 +145,21 @@ def test_the_remembered_keys_stay_bounded_under_a_flood_of_addresses() -> None:
     assert len(keys_of_address(deep)) > _REMEMBER_KEYS_UP_TO and deep not in _REMEMBERED_KEYS
     overlong = "x" * 300 + "@example.org"  # past the octet bound
     assert keys_of_address(overlong) == (overlong,) and overlong not in _REMEMBERED_KEYS
+
+
+@settings(max_examples=100)
+@given(listed=st.lists(addresses, min_size=1, max_size=3), padding=st.integers(0, 2 * LONGEST_REMEMBERED_LIST))
+def test_the_keys_of_a_long_recipient_list_are_the_same_and_not_remembered(listed: list[str], padding: int) -> None:
+    """Past LONGEST_REMEMBERED_LIST addresses the keys are derived afresh, in the same order, and not kept: one
+    message of thousands of recipients does not empty the table the mailbox and its customers are in."""
+    padded = [*listed, *(f"pad{n}@list{n}.example" for n in range(padding))]
+    _REMEMBERED_KEYS.clear()
+    expected = tuple(dict.fromkeys(key for address in padded for key in _derive_keys(address)))
+    assert address_keys(padded) == expected
+    if len(padded) > LONGEST_REMEMBERED_LIST:
+        assert not _REMEMBERED_KEYS
+    else:
+        assert set(_REMEMBERED_KEYS) == {a for a in padded if len(_derive_keys(a)) <= _REMEMBER_KEYS_UP_TO}
 
 
 PATTERNS = [r"\[REF:(?P<ref>[A-Z]+-\d+)\]", r"#(\d+)", r"(?i)\[ref:(\d+)\]", r"^T-(\d+)", r"Ticket ([0-9]+)"]
