@@ -248,8 +248,9 @@ def _fields(lines: list[bytes]) -> _Columns | None:
             if not colon or _NAME.fullmatch(stripped) is None:
                 return None
             name = stripped.decode("ascii").lower()
-            if len(known) < _MAX_FIELD_NAMES:
-                known[raw_name] = name
+            if len(known) >= _MAX_FIELD_NAMES:
+                known.clear()  # (a message of invented names must not keep the real ones out for good)
+            known[raw_name] = name
         if folds:
             _unfold(names, values, first, folds, last_is_first)
             folds = []
@@ -275,7 +276,8 @@ def _unfold(names: list[str], values: list[bytes], first: dict[str, bytes], fold
 
 
 # Raw field name (as written before the colon) → its lower-cased text, for the names mail repeats in every
-# message (bounded: a hostile message's 100,000 invented names must not grow it).
+# message (bounded, and emptied when full: a hostile message's 100,000 invented names must neither grow it
+# nor fill it for good, so the next message's names are remembered again).
 _FIELD_NAMES: dict[bytes, str] = {}
 _MAX_FIELD_NAMES = 512
 

@@ -98,3 +98,18 @@ def test_blank_line_past_the_first_8_kb_agrees_with_the_regex(
         found = _header_block._blank_line(raw, start, end)
         match = _header_block._BLANK_LINE.search(raw, start, end)
         assert found == (None if match is None else (match.start(), match.end()))
+
+
+def test_invented_field_names_do_not_keep_the_real_ones_out_of_the_known_names() -> None:
+    """A message of more invented field names than the table holds, read first, must not fill it for good: the
+    next message's names are remembered again, and the table never grows past its bound."""
+    _header_block.forget_field_names()
+    invented = "".join(f"X-Invented-{n}: v\r\n" for n in range(_header_block._MAX_FIELD_NAMES + 88))
+    first = (invented + "Subject: s\r\n\r\nbody\r\n").encode()
+    hostile = _header_block.split_header_block(first, 0, len(first), 1 << 20)
+    assert hostile.first("x-invented-599") == b"v"
+    assert len(_header_block._FIELD_NAMES) <= _header_block._MAX_FIELD_NAMES
+    raw = b"From: a@example.org\r\nReceived: by mx\r\nSubject: s\r\n\r\nbody\r\n"
+    _header_block.split_header_block(raw, 0, len(raw), 1 << 20)
+    assert {b"From", b"Received", b"Subject"} <= _header_block._FIELD_NAMES.keys()
+    assert len(_header_block._FIELD_NAMES) <= _header_block._MAX_FIELD_NAMES
