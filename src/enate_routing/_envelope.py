@@ -82,11 +82,7 @@ class Envelope:
 
     @classmethod
     def from_bytes(
-        cls,
-        raw: bytes,
-        *,
-        envelope_recipients: Iterable[str] = (),
-        limits: ParseLimits = _DEFAULT_LIMITS,
+        cls, raw: bytes, *, envelope_recipients: Iterable[str] = (), limits: ParseLimits = _DEFAULT_LIMITS
     ) -> Envelope:
         """Parse ``raw`` into its routing facts. Never raises, for any bytes (docs/semantics.md §3.1.1).
 
@@ -181,15 +177,9 @@ _ENDS_PER_ADDRESS = 8
 
 _RECIPIENT_SOURCES: tuple[RecipientSource, ...] = ("to", "cc", "delivered-to", "x-original-to")
 # Recipients recur mail after mail (the mailbox, its customers): one shared object each (they are frozen), a
-# cache hit costing a third of building one. Only deliverable lengths, so the table stays small.
+# cache hit costing a third of building one. Only deliverable lengths and lists: the table stays small.
 _SHARED_RECIPIENT_CHARS = 2 * MAX_ADDRESS_OCTETS
 _shared_recipient = functools.lru_cache(maxsize=16384)(Recipient._make)
-
-
-def _worth_remembering(entries: list[tuple[str, str]]) -> bool:
-    """Whether the addresses of one header list are remembered, and its recipients shared (not a long list)."""
-    return len(entries) <= LONGEST_REMEMBERED_LIST
-
 
 # Two or more bare addresses separated by white space only (no commas, names or brackets).
 _SPACE_SEPARATED = re.compile(rf"[ \t]*{ADDRESS}(?:[ \t]+{ADDRESS})+[ \t]*")
@@ -354,9 +344,8 @@ class _Reader:
 
     def _normalised(self, name: str, entries: list[tuple[str, str]]) -> list[tuple[str, str]]:
         result = []
-        remember = _worth_remembering(entries)
-        for display, address in entries:
-            normal = normalize_address(address, remember=remember) if address else None
+        for display, address in entries:  # (a long list would push out of the table the addresses that recur)
+            normal = normalize_address(address, remember=len(entries) <= LONGEST_REMEMBERED_LIST) if address else None
             if normal is None:
                 self.defect(f"invalid address {_short(address or display)} in {_label(name)}")
                 continue
@@ -499,7 +488,7 @@ def _recipients(
             continue
         for value in values:
             entries = reader._entries(source, value)
-            share = _worth_remembering(entries)
+            share = len(entries) <= LONGEST_REMEMBERED_LIST  # (see _shared_recipient)
             for _display, address in reader._normalised(source, entries):
                 if address not in seen:
                     seen[address] = (_shared_recipient if share and len(address) <= _SHARED_RECIPIENT_CHARS
