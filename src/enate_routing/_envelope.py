@@ -344,8 +344,9 @@ class _Reader:
 
     def _normalised(self, name: str, entries: list[tuple[str, str]]) -> list[tuple[str, str]]:
         result = []
-        for display, address in entries:  # (a long list would push out of the table the addresses that recur)
-            normal = normalize_address(address, remember=len(entries) <= LONGEST_REMEMBERED_LIST) if address else None
+        remember = len(entries) <= LONGEST_REMEMBERED_LIST  # a long list would push out the addresses that recur
+        for display, address in entries:
+            normal = normalize_address(address, remember=remember) if address else None
             if normal is None:
                 self.defect(f"invalid address {_short(address or display)} in {_label(name)}")
                 continue
