@@ -22,7 +22,7 @@ LAYERS: dict[str, int] = {
     "_ack_template": 2, "_connector": 2, "_model": 2, "_loading": 2,
     "_toml_edit": 2,
     "_directory": 3, "_decision": 3, "_bounces": 3, "_dead_settings": 3, "_matcher": 3, "_router": 3, "_analysis": 3,
-    "_followups": 3,
+    "_followups": 3, "_email_keys": 3,
     "admin": 3, "transports": 3,
     "ingest": 4, "postgres": 4,
     "_cli": 5, "testing": 5, "__init__": 5, "__main__": 5,
@@ -31,17 +31,18 @@ LAYERS: dict[str, int] = {
 NEVER: dict[str, set[str]] = {
     "_router": {"transports", "ingest", "admin"},
     "_matcher": {"transports", "ingest", "admin"},
+    "_email_keys": {"transports", "ingest", "admin", "_router", "_matcher"},
     "_followups": {"transports", "ingest", "admin"},
     "_decision": {"transports", "ingest"},
     "_bounces": {"transports", "ingest", "admin", "_router", "_matcher"},
     "_dead_settings": {"transports", "ingest", "admin", "_router", "_matcher"},
     "_directory": {"transports", "ingest"},
-    "transports": {"_router", "_matcher", "_decision", "_directory", "_analysis", "admin"},
-    "admin": {"transports", "_router", "_matcher", "ingest"},
+    "transports": {"_router", "_matcher", "_email_keys", "_decision", "_directory", "_analysis", "admin"},
+    "admin": {"transports", "_router", "_matcher", "_email_keys", "ingest"},
     # Ingestion drives the router through the RouterLike protocol; it edits no configuration.
-    "ingest": {"_router", "_matcher", "admin", "_analysis"},
+    "ingest": {"_router", "_matcher", "_email_keys", "admin", "_analysis"},
     # The PostgreSQL stores keep rows; they neither route nor talk to mail servers.
-    "postgres": {"_router", "_matcher", "transports", "_analysis"},
+    "postgres": {"_router", "_matcher", "_email_keys", "transports", "_analysis"},
 }
 
 

@@ -9,12 +9,10 @@ route *i* of a group is bit *i* of a Python int. For every rule kind the group k
   case-folded keyword phrase (its words joined by one space).
 
 For an email, each kind's set of routes whose rule holds is ``unset | ∪ index[key]`` over the email's
-keys (its sender and the sender's domain walked label by label from the right, its recipients likewise,
-its company, each suffix of each attachment name after a ``.``, each run of subject words that is a known
-phrase). The routes that hold are the intersection over the kinds; the winner is the lowest set bit —
-every candidate carries its priority as its bit position. The cost is a few dict probes per key of the
-email plus a handful of big-int operations; it never loops over the routes, and no route's rules are
-checked one by one (``MatchCounters.full_rule_checks`` stays 0; the reference router counts its own).
+keys of that kind (``_email_keys.py``). The routes that hold are the intersection over the kinds; the
+winner is the lowest set bit — every candidate carries its priority as its bit position. The cost is a few
+dict probes per key of the email plus a handful of big-int operations; it never loops over the routes, and no
+route's rules are checked one by one (``MatchCounters.full_rule_checks`` stays 0; the reference router counts its own).
 
 ``explain`` runs this same code with a recorder: the per-kind masks computed for the decision are read
 back, route by route up to the winner, to say which rule held or failed and why (werkzeug keeps rules as
@@ -32,29 +30,24 @@ from typing import Any
 
 from enate_routing._decision import RouteCheck, RuleCheck
 from enate_routing._delivery import Delivery
-from enate_routing._directory import CompanyDirectory, ConfiguredCompanies
-from enate_routing._envelope import Envelope
-from enate_routing._model import Fallback, IncomingRoute, RoutingRules
-from enate_routing._patterns import (
-    LONGEST_REMEMBERED_LIST,
-    MAX_ADDRESS_OCTETS,
-    AddressPattern,
-    caseless,
-    domain_matchable,
-    file_name_matchable,
-    subject_words,
+from enate_routing._email_keys import (
+    ATTACHMENTS,
+    COMPANIES,
+    IMPORTANT,
+    KEYED,
+    KEYS_OF,
+    KEYWORDS,
+    KIND_NAMES,
+    RECIPIENTS,
+    SENDERS,
+    EmailFacts,
+    phrase_key,
 )
+from enate_routing._model import Fallback, IncomingRoute, RoutingRules
+from enate_routing._patterns import AddressPattern, caseless
 
-__all__ = [
-    "KIND_NAMES", "CompiledRoute", "EmailFacts", "KeyTables", "MatchCounters", "RouteGroup", "address_keys",
-    "company_keys", "compile_group", "compiled_route", "keys_of_address", "phrase_key",
-]
+__all__ = ["CompiledRoute", "MatchCounters", "RouteGroup", "compile_group", "compiled_route", "listed_keys"]
 
-# Rule kinds, as positions in the per-group tuples. The keyed kinds are evaluated in this order: the
-# cheapest keys first, so that an email no route can match stops before its subject is split into words.
-IMPORTANT, SENDERS, RECIPIENTS, COMPANIES, ATTACHMENTS, KEYWORDS = range(6)
-KIND_NAMES = ("important", "senders", "recipients", "sender_companies", "attachment_types", "subject_keywords")
-_KEYED = (SENDERS, RECIPIENTS, COMPANIES, ATTACHMENTS, KEYWORDS)
 
 # A posting is the routes of a group listed under one key: a bit mask unless that is much the larger object,
 # else a tuple of bit positions (a rare key of a big group: a mask with one high bit would cost a byte per
@@ -66,7 +59,7 @@ Postings = int | tuple[int, ...]
 _MASK_SLACK = 64
 
 # A group's first match for an email, compiled per group (RouteGroup.match).
-Matcher = Callable[["EmailFacts"], "CompiledRoute | None"]
+Matcher = Callable[[EmailFacts], "CompiledRoute | None"]
 
 
 class MatchCounters:
@@ -112,227 +105,6 @@ def compiled_route(route: IncomingRoute | Fallback, priority: int,
 
 
 _NO_RULES = RoutingRules()
-
-
-def phrase_key(text: str) -> str:
-    """A keyword as an index key: its words (docs/semantics.md §3), joined by one space; "" when it has no words."""
-    return " ".join(subject_words(text))
-
-
-class KeyTables:
-    """Router-wide facts about the keys, used to turn an email into keys once for every group.
-
-    The keyword phrases of every route are split into ``single`` words (found by one set intersection with the
-    subject's words) and multi-word phrases in a trie of words under their first word (``multi``: walked only
-    where that word occurs, one step per word that continues some phrase, so a subject that repeats a first word
-    shared by 10,000 phrases costs one probe per repetition); ``starts`` holds the first word of every phrase:
-    most subjects share none, and one ``isdisjoint`` says so. ``longest_extension`` bounds the attachment-name
-    suffixes worth making into keys. ``company_by_key`` is set when the directory is the built-in one: the
-    sender's keys, most specific first, then find the case-folded company with no second walk over its domain
-    (docs/semantics.md §3.3).
-    """
-
-    __slots__ = ("company_by_key", "directory", "longest_extension", "multi", "single", "starts")
-
-    def __init__(self, phrases: Iterable[str], directory: CompanyDirectory, longest_extension: int = 0) -> None:
-        self.longest_extension = longest_extension
-        single: set[str] = set()
-        multi: dict[str, _PhraseNode] = {}
-        for phrase in set(phrases):
-            first, *rest = phrase.split(" ")
-            if not rest:
-                single.add(phrase)
-                continue
-            node = multi.setdefault(first, _PhraseNode())
-            for word in rest:
-                node = node.next.setdefault(word, _PhraseNode())
-            node.phrase = phrase
-        self.single = frozenset(single)
-        self.multi = multi
-        self.starts = self.single.union(multi)
-        self.directory = directory
-        self.company_by_key = ({key: caseless(name) for key, name in directory.companies_by_key().items()}
-                               if isinstance(directory, ConfiguredCompanies) else None)
-
-
-class _PhraseNode:
-    """A node of the keyword trie: the phrase that ends here, if any, and the words that continue one."""
-
-    __slots__ = ("next", "phrase")
-
-    def __init__(self) -> None:
-        self.phrase: str | None = None
-        self.next: dict[str, _PhraseNode] = {}
-
-
-def address_keys(addresses: Sequence[str]) -> tuple[str, ...]:
-    """Each address, then ``*`` + its domain and every parent domain with a dot (docs/semantics.md §3 patterns).
-
-    Most specific first: the order in which an exact entry beats a domain entry and a longer domain beats
-    a shorter one (docs/semantics.md §3.3 — the router's blocked list relies on it). An address too long for
-    any mailbox (``patterns.domain_matchable``) keeps only its exact key, so the keys of one address never
-    exceed 127 strings of 254 characters however long the address is.
-    """
-    keys: dict[str, None] = {}
-    derive = keys_of_address if len(addresses) <= LONGEST_REMEMBERED_LIST else _derive_keys  # (the same keys)
-    for address in addresses:
-        keys.update(dict.fromkeys(derive(address)))
-    return tuple(keys)
-
-
-def keys_of_address(address: str) -> tuple[str, ...]:
-    """:func:`address_keys` of one address (the hot path: a sender, a recipient).
-
-    Remembered in a bounded table: the same few addresses — the mailbox, its regular customers — come back
-    in mail after mail, and one dict probe is a fraction of the derivation. Only short results of addresses
-    within the octet bound are kept, and the table is emptied when full, so hostile mail cannot grow it.
-    """
-    keys = _REMEMBERED_KEYS.get(address)
-    if keys is None:
-        keys = _derive_keys(address)
-        if len(keys) <= _REMEMBER_KEYS_UP_TO and len(address) <= MAX_ADDRESS_OCTETS:
-            if len(_REMEMBERED_KEYS) >= _REMEMBERED_ADDRESSES:
-                _REMEMBERED_KEYS.clear()
-            _REMEMBERED_KEYS[address] = keys
-    return keys
-
-
-_REMEMBERED_KEYS: dict[str, tuple[str, ...]] = {}
-_REMEMBERED_ADDRESSES = 4096  # at most 4,096 × 4 keys of ≤ 254 characters: about 5 MB in the worst case
-_REMEMBER_KEYS_UP_TO = 4
-
-
-def _derive_keys(address: str) -> tuple[str, ...]:
-    if not (len(address) <= MAX_ADDRESS_OCTETS and address.isascii()) and not domain_matchable(address):
-        return (address,)  # (an ASCII address within the octet bound has fewer than 127 labels too)
-    domain = address[address.rfind("@") + 1 :]
-    dot = domain.find(".")
-    if dot < 0:
-        return (address,)
-    parent = domain[dot + 1 :]
-    if "." not in parent:  # the common case, ``user@example.com``: one domain key
-        return (address, "*" + domain)
-    keys = [address, "*" + domain]
-    domain, dot = parent, parent.find(".")
-    while dot >= 0:  # a *domain pattern needs a dot (patterns.AddressPattern.parse): stop at the TLD
-        keys.append("*" + domain)
-        domain = domain[dot + 1 :]
-        dot = domain.find(".")
-    return tuple(keys)
-
-
-def _extension_keys(names: Iterable[str], longest: int) -> tuple[str, ...]:
-    """Every suffix of every file name that follows a ``.``: ``x.tar.gz`` → ``tar.gz``, ``gz`` (semantics.md §3).
-
-    Only suffixes of at most ``longest`` characters (the longest configured extension) can be keys, so only
-    those are made: linear in the names' length. Names longer than any file system allows are defects and
-    give no keys (``patterns.file_name_matchable``).
-    """
-    keys: dict[str, None] = {}
-    for name in names:
-        if not file_name_matchable(name):
-            continue
-        folded = name.strip().casefold()
-        dot = folded.find(".", max(0, len(folded) - longest - 1))
-        while dot >= 0:
-            suffix = folded[dot + 1 :]
-            if suffix:
-                keys[suffix] = None
-            dot = folded.find(".", dot + 1)
-    return tuple(keys)
-
-
-class EmailFacts:
-    """The keys of one email, per rule kind, computed on first use and shared by every group evaluated.
-
-    ``sender_keys`` and ``companies`` are the sender's :func:`keys_of_address` and :func:`company_keys` when
-    the caller has them already (the router remembers them per sender); None: derived on first use.
-    """
-
-    __slots__ = ("cached", "envelope", "important", "tables")
-
-    def __init__(self, envelope: Envelope, tables: KeyTables, sender_keys: tuple[str, ...] | None = None,
-                 companies: tuple[str, ...] | None = None) -> None:
-        self.envelope = envelope
-        self.tables = tables
-        self.important = envelope.important
-        self.cached: list[tuple[str, ...] | None] = [None, sender_keys, None, companies, None, None]
-
-    def keys(self, kind: int) -> tuple[str, ...]:
-        """The keys of one kind, derived on first use (``first_match`` reads ``cached`` itself)."""
-        found = self.cached[kind]
-        if found is None:
-            found = self.cached[kind] = _KEYS_OF[kind](self)
-        return found
-
-
-def _no_keys(facts: EmailFacts) -> tuple[str, ...]:
-    return ()
-
-
-def company_keys(sender: str, keys: tuple[str, ...], tables: KeyTables) -> tuple[str, ...]:
-    """The sender's company as a key (case-folded), or none; ``keys`` are the sender's (:func:`keys_of_address`)."""
-    by_key = tables.company_by_key
-    if by_key is None:
-        company = tables.directory.company_of(sender)
-        return (caseless(company),) if company else ()
-    for key in keys:  # most specific first: the entry that wins (docs/semantics.md §3.3)
-        found = by_key.get(key)
-        if found is not None:
-            return (found,)
-    return ()
-
-
-def _sender_keys(facts: EmailFacts) -> tuple[str, ...]:
-    sender = facts.envelope.sender
-    return keys_of_address(sender) if sender else ()
-
-
-def _company_keys(facts: EmailFacts) -> tuple[str, ...]:
-    sender = facts.envelope.sender
-    return company_keys(sender, facts.keys(SENDERS), facts.tables) if sender else ()
-
-
-def _recipient_keys(facts: EmailFacts) -> tuple[str, ...]:
-    recipients = facts.envelope.recipients
-    if len(recipients) == 1:
-        return keys_of_address(recipients[0].address)
-    return address_keys([r.address for r in recipients])
-
-
-def _attachment_keys(facts: EmailFacts) -> tuple[str, ...]:
-    names = facts.envelope.attachments
-    return _extension_keys(names, facts.tables.longest_extension) if names else ()
-
-
-def _keyword_keys(facts: EmailFacts) -> tuple[str, ...]:
-    """The known phrases that occur in the subject as runs of whole words (docs/semantics.md §3)."""
-    words = subject_words(facts.envelope.subject)
-    tables = facts.tables
-    if tables.starts.isdisjoint(words):  # most subjects (and every empty one): one C call
-        return ()
-    found = tables.single.intersection(words)
-    multi = tables.multi
-    if multi and not multi.keys().isdisjoint(words):
-        runs = []
-        count = len(words)
-        for start, word in enumerate(words):
-            node = multi.get(word)
-            position = start + 1
-            while node is not None:
-                if node.phrase is not None:
-                    runs.append(node.phrase)
-                if position == count:
-                    break
-                node = node.next.get(words[position])
-                position += 1
-        return tuple(found.union(runs))
-    return tuple(found)
-
-
-# The key derivation of each rule kind, by position (IMPORTANT has no keys).
-_KEYS_OF: tuple[Callable[[EmailFacts], tuple[str, ...]], ...] = (
-    _no_keys, _sender_keys, _recipient_keys, _company_keys, _attachment_keys, _keyword_keys)
 
 
 def _rule_keys(rules: RoutingRules, kind: int) -> tuple[str, ...] | None:
@@ -391,7 +163,7 @@ class RouteGroup:
         holds: list[int] | None = None if record is None else [0] * 6
         cached = facts.cached
         probes = 0
-        for kind in _KEYED:  # only the kinds some enabled route uses have an index
+        for kind in KEYED:  # only the kinds some enabled route uses have an index
             index = self.indexes[kind]
             if index is None:
                 continue
@@ -405,7 +177,7 @@ class RouteGroup:
                 continue
             keys = cached[kind]
             if keys is None:
-                keys = cached[kind] = _KEYS_OF[kind](facts)
+                keys = cached[kind] = KEYS_OF[kind](facts)
             probes += len(keys)
             hit = unset
             for key in keys:
@@ -436,7 +208,7 @@ class RouteGroup:
             if route.rules.important:
                 checks.append(RuleCheck("important", facts.important, "the mail is flagged important"
                                         if facts.important else "the mail is not flagged important"))
-            for kind in _KEYED:
+            for kind in KEYED:
                 if self.indexes[kind] is None or (self.unset[kind] >> position) & 1:
                     continue
                 held = bool((holds[kind] >> position) & 1)
@@ -487,11 +259,11 @@ def _fast_matcher(group: RouteGroup) -> Matcher:
     shape: list[tuple[int, bool]] = []
     values: list[object] = [group.enabled, group.unimportant, group.routes, _mask]
     wide = group.enabled.bit_length() > _DIGIT_BITS
-    for kind in _KEYED:
+    for kind in KEYED:
         index = group.indexes[kind]
         if index is not None:
             shape.append((kind, any(type(posting) is not int for posting in index.values())))
-            values += [_KEYS_OF[kind], index.get, group.unset[kind]]
+            values += [KEYS_OF[kind], index.get, group.unset[kind]]
             if not wide:
                 values.append(group.enabled & ~group.unset[kind])
     code = _matcher_code(tuple(shape), wide)
@@ -563,8 +335,8 @@ def _written(rules: RoutingRules, kind: int) -> tuple[str, ...]:
     return tuple(f".{v}" for v in values) if kind == ATTACHMENTS else values
 
 
-def compile_group(routes: Sequence[CompiledRoute], phrases: Callable[[str], None] | None = None) -> RouteGroup:
-    """Build the indexes of one group; ``phrases`` is told every keyword phrase (for the KeyTables)."""
+def compile_group(routes: Sequence[CompiledRoute]) -> RouteGroup:
+    """Build the indexes of one group."""
     lists: list[dict[str, list[int]] | None] = [None] * 6
     unset = [0] * 6
     enabled = 0
@@ -575,7 +347,7 @@ def compile_group(routes: Sequence[CompiledRoute], phrases: Callable[[str], None
         enabled |= bit
         if not route.rules.important:
             unset[IMPORTANT] |= bit
-        for kind in _KEYED:
+        for kind in KEYED:
             keys = _rule_keys(route.rules, kind)
             if keys is None:
                 unset[kind] |= bit
@@ -584,8 +356,6 @@ def compile_group(routes: Sequence[CompiledRoute], phrases: Callable[[str], None
             if table is None:
                 table = lists[kind] = {}
             for key in keys:
-                if phrases is not None and kind == KEYWORDS and key:
-                    phrases(key)
                 bucket = table.setdefault(key, [])
                 if not bucket or bucket[-1] != position:
                     bucket.append(position)
@@ -594,3 +364,14 @@ def compile_group(routes: Sequence[CompiledRoute], phrases: Callable[[str], None
         for table in lists
     )
     return RouteGroup(tuple(routes), enabled, tuple(unset), indexes)
+
+
+def listed_keys(groups: Iterable[RouteGroup]) -> tuple[frozenset[str], ...]:
+    """Per rule kind, every key some group's index lists (the router's ``KeyTables``)."""
+    listed: list[set[str]] = [set() for _ in KIND_NAMES]
+    for group in groups:
+        for kind in KEYED:
+            index = group.indexes[kind]
+            if index is not None:
+                listed[kind].update(index)
+    return tuple(map(frozenset, listed))

@@ -33,19 +33,10 @@ from enate_routing._decision import (
 )
 from enate_routing._delivery import Delivery
 from enate_routing._directory import CompanyDirectory, ConfiguredCompanies, WorkItemLookup
+from enate_routing._email_keys import COMPANIES, SENDERS, EmailFacts, KeyTables, company_keys, keys_of_address
 from enate_routing._envelope import Envelope
 from enate_routing._followups import FollowUps, plus_base
-from enate_routing._matcher import (
-    CompiledRoute,
-    EmailFacts,
-    KeyTables,
-    MatchCounters,
-    RouteGroup,
-    company_keys,
-    compile_group,
-    compiled_route,
-    keys_of_address,
-)
+from enate_routing._matcher import CompiledRoute, MatchCounters, RouteGroup, compile_group, compiled_route, listed_keys
 from enate_routing._model import Config
 from enate_routing._patterns import MAX_ADDRESS_OCTETS, AddressPattern, fits_a_mailbox
 from enate_routing.errors import UnknownConnectorError
@@ -73,8 +64,9 @@ class _Connector:
 
 
 # What the router remembers of a sender (_sender_facts): whether ``[[blocked]]`` rejects it, whether it is a
-# mailer daemon (bounces.from_daemon), its keys (address, then domains), its company keys (None with a
-# host's own directory, which may change: asked per email) and why it is never acknowledged (_refusal).
+# mailer daemon (bounces.from_daemon), its keys (address, then domains) and its company keys as the matcher
+# takes them (KeyTables.listed_only; company keys None with a host's own directory, which may change: asked
+# per email), and why it is never acknowledged (_refusal).
 # Router-wide, emptied when full: a flood of new senders cannot grow it.
 _SenderFacts = tuple[bool, bool, tuple[str, ...], tuple[str, ...] | None, str | None]
 _REMEMBERED_SENDERS = 4096
@@ -133,7 +125,6 @@ class Router:
         """Compile ``config``; ``companies`` replaces the built-in ``[companies]`` directory (semantics.md §3.3)."""
         self = object.__new__(cls)
         self.config = config
-        phrases: set[str] = set()
         deliveries: dict[Delivery, Delivery] = {}
         connectors: dict[str, _Connector] = {}
         sending = {address for address, _, _ in config.sending_addresses()}
@@ -153,15 +144,16 @@ class Router:
                 primary=connector.primary_address,
                 addresses=own,
                 quiet={**dict.fromkeys(sending, "system"), **dict.fromkeys(own, "own")},
-                groups={address: compile_group(group, phrases.add) for address, group in by_address.items()},
-                wildcard=compile_group(wildcard, phrases.add) if wildcard else None,
+                groups={address: compile_group(group) for address, group in by_address.items()},
+                wildcard=compile_group(wildcard) if wildcard else None,
                 fallback=compiled_route(fallback, len(routes) + 1, deliveries),
                 keys=ConnectorKeys(connector.name),
             )
         self._default = next(iter(connectors.values())) if len(connectors) == 1 else None
         directory = companies if companies is not None else ConfiguredCompanies(config.companies)
         longest = max((len(e) for r in config.routes for e in r.rules.attachment_types), default=0)
-        self._tables = KeyTables(phrases, directory, longest)
+        groups = [g for c in connectors.values() for g in (*c.groups.values(), c.wildcard) if g is not None]
+        self._tables = KeyTables(listed_keys(groups), directory, longest)
 
         self._connectors = connectors
         # docs/semantics.md §3.5: never acknowledge any address of the system itself, whichever connector owns it.
@@ -400,9 +392,11 @@ def _sender_facts(router: Router, sender: str) -> _SenderFacts:
     acknowledged (None: it may be); remembered by the router."""
     keys = keys_of_address(sender)
     tables = router._tables
-    companies = company_keys(sender, keys, tables) if tables.company_by_key is not None else None
+    companies = (tables.listed_only(COMPANIES, company_keys(sender, keys, tables))
+                 if tables.company_by_key is not None else None)
     blocked = router.blocked_action(sender, keys)
-    found = (blocked == "reject", from_daemon(sender), keys, companies, _refusal(router, sender, blocked))
+    found = (blocked == "reject", from_daemon(sender), tables.listed_only(SENDERS, keys), companies,
+             _refusal(router, sender, blocked))
     if len(sender) <= MAX_ADDRESS_OCTETS:  # only what fits a mailbox is remembered: entries stay small
         remembered = router._senders
         if len(remembered) >= _REMEMBERED_SENDERS:

@@ -22,21 +22,23 @@ from hypothesis import strategies as st
 from enate_routing._decision import ConnectorKeys, Decision, RoutingResult, idempotency_key, message_reference
 from enate_routing._delivery import Delivery, Target
 from enate_routing._directory import ConfiguredCompanies
-from enate_routing._envelope import Envelope
-from enate_routing._link_pattern import LINK_SUBJECT_CHARS, _bounded, link_search
-from enate_routing._matcher import (
+from enate_routing._email_keys import (
     _REMEMBER_KEYS_UP_TO,
     _REMEMBERED_ADDRESSES,
     _REMEMBERED_KEYS,
+    COMPANIES,
+    RECIPIENTS,
+    SENDERS,
     EmailFacts,
     KeyTables,
     _derive_keys,
     address_keys,
-    compile_group,
-    compiled_route,
+    company_keys,
     keys_of_address,
-    phrase_key,
 )
+from enate_routing._envelope import Envelope, Recipient
+from enate_routing._link_pattern import LINK_SUBJECT_CHARS, _bounded, link_search
+from enate_routing._matcher import MatchCounters, compile_group, compiled_route, listed_keys
 from enate_routing._model import Config
 from enate_routing._patterns import (
     LONGEST_REMEMBERED_LIST,
@@ -230,12 +232,11 @@ def test_the_compiled_group_matcher_equals_the_loop(data: st.DataObject, config:
 
     ``padding`` disabled routes first move the generated routes past the first 30 bits: the wide shape.
     """
-    tables = KeyTables({key for r in config.routes for key in map(phrase_key, r.rules.subject_keywords)},
-                       ConfiguredCompanies(config.companies), 8)
     routes = [compiled_route(route, priority) for priority, route in enumerate(config.routes, 1)]
     if routes:
         routes = [replace(routes[0], enabled=False)] * padding + routes
     group = compile_group(routes)
+    tables = KeyTables(listed_keys([group]), ConfiguredCompanies(config.companies), 8)
     assert group.enabled == 0 or (group.enabled.bit_length() > 30) == (padding > 0)
     for _ in range(5):
         envelope = data.draw(envelopes(config))
@@ -251,6 +252,41 @@ def test_the_compiled_matcher_reads_postings_stored_as_positions() -> None:
     tables = router._tables
     for envelope in synthetic_envelopes(config, 300, seed=7):
         assert group.match(EmailFacts(envelope, tables)) is group.first_match(EmailFacts(envelope, tables))
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.data(), config=configs(max_routes=12))
+def test_keys_no_route_lists_are_dropped_without_changing_any_match(data: st.DataObject, config: Config) -> None:
+    """An email gets no sender, company or recipient keys of a kind when none of them is listed by any route:
+    each group then picks what it picks with every key (``first_match``, plain loop, unfiltered facts)."""
+    router = Router.compile(config)
+    tables = router._tables
+    for _ in range(5):
+        envelope = data.draw(envelopes(config))
+        sender = envelope.sender
+        every_key = EmailFacts(envelope, tables, keys_of_address(sender) if sender else (),
+                               company_keys(sender, keys_of_address(sender), tables) if sender else ())
+        every_key.cached[RECIPIENTS] = address_keys([r.address for r in envelope.recipients])
+        for connector in router._connectors.values():
+            for group in (*connector.groups.values(), connector.wildcard):
+                if group is not None:
+                    assert group.match(EmailFacts(envelope, tables)) is group.first_match(every_key)
+
+
+def test_an_email_whose_keys_no_route_lists_probes_no_index() -> None:
+    """A sender, company and mailbox address that no rule names cost no dict probe; one listed key keeps all."""
+    config = synthetic_config(200, seed=5)
+    router = Router.compile(config)
+    stranger = Envelope(message_id="1@stranger.example", sender="someone@stranger.example",
+                        recipients=(Recipient("support@corp.example", "to"),))
+    counters = MatchCounters()
+    decision = router.route(stranger, counters=counters).decisions[0]
+    assert (counters.groups, counters.probes, decision.fallback) == (2, 0, True)  # its address's and the wildcard
+    facts = EmailFacts(stranger, router._tables)
+    assert [facts.keys(kind) for kind in (SENDERS, RECIPIENTS, COMPANIES)] == [(), (), ()]
+    listed_domain = next(key for key in router._tables.listed[SENDERS] if key.startswith("*"))
+    customer = replace(stranger, sender=f"someone@{listed_domain[1:]}")
+    assert EmailFacts(customer, router._tables).keys(SENDERS) == (f"someone@{listed_domain[1:]}", listed_domain)
 
 
 def test_the_remembered_senders_stay_bounded_and_equal_a_fresh_router() -> None:
