@@ -26,8 +26,8 @@ __all__ = [
     "EmailFacts", "KeyTables", "address_keys", "company_keys", "keys_of_address", "phrase_key",
 ]
 
-# Rule kinds, as positions in the per-group and per-email tuples. The keyed kinds are evaluated in this order: the
-# cheapest keys first, so that an email no route can match stops before its subject is split into words.
+# Rule kinds, as positions in the per-group and per-email tuples. The keyed kinds are evaluated in this order:
+# the cheapest keys first, so that an email no route can match stops before its subject is split into words.
 IMPORTANT, SENDERS, RECIPIENTS, COMPANIES, ATTACHMENTS, KEYWORDS = range(6)
 KIND_NAMES = ("important", "senders", "recipients", "sender_companies", "attachment_types", "subject_keywords")
 KEYED = (SENDERS, RECIPIENTS, COMPANIES, ATTACHMENTS, KEYWORDS)
@@ -38,23 +38,22 @@ def phrase_key(text: str) -> str:
     return " ".join(subject_words(text))
 
 
-
 class KeyTables:
     """Router-wide facts about the keys, used to turn an email into keys once for every group.
 
-    ``listed`` holds, per rule kind, every key some group's index lists (``_matcher.listed_keys``), the
-    keyword phrases among them: an email whose sender, company or
-    recipient keys are all missing from it gets no keys of that kind, so no group probes its index for keys
-    that cannot find anything (most senders of a big configuration; the mailbox's own address) — the same
-    result, as a key no index lists finds no posting (tests/router/test_hot_path.py).
-    The keyword phrases of every route are split into ``single`` words (found by one set intersection with the
-    subject's words) and multi-word phrases in a trie of words under their first word (``multi``: walked only
-    where that word occurs, one step per word that continues some phrase, so a subject that repeats a first word
-    shared by 10,000 phrases costs one probe per repetition); ``starts`` holds the first word of every phrase:
-    most subjects share none, and one ``isdisjoint`` says so. ``longest_extension`` bounds the attachment-name
-    suffixes worth making into keys. ``company_by_key`` is set when the directory is the built-in one: the
-    sender's keys, most specific first, then find the case-folded company with no second walk over its domain
-    (docs/semantics.md §3.3).
+    ``listed`` holds, per rule kind, every key some group's index lists (``_matcher.listed_keys``). An email
+    none of whose sender, company or recipient keys is listed gets no keys of that kind, so no group probes its
+    indexes for keys that can find nothing (most senders of a big configuration; the mailbox's own address):
+    the same result, as a key no index lists finds no posting (tests/router/test_hot_path.py).
+
+    The keyword phrases (the listed keys of that kind) are split into ``single`` words (found by one set
+    intersection with the subject's words) and multi-word phrases in a trie of words under their first word
+    (``multi``: walked only where that word occurs, one step per word that continues some phrase, so a subject
+    that repeats a first word shared by 10,000 phrases costs one probe per repetition); ``starts`` holds the
+    first word of every phrase: most subjects share none, and one ``isdisjoint`` says so. ``longest_extension``
+    bounds the attachment-name suffixes worth making into keys. ``company_by_key`` is set when the directory is
+    the built-in one: the sender's keys, most specific first, then find the case-folded company with no second
+    walk over its domain (docs/semantics.md §3.3).
     """
 
     __slots__ = ("company_by_key", "directory", "listed", "longest_extension", "multi", "single", "starts")
