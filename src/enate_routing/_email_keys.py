@@ -53,16 +53,19 @@ class KeyTables:
     first word of every phrase: most subjects share none, and one ``isdisjoint`` says so. ``longest_extension``
     bounds the attachment-name suffixes worth making into keys. ``company_by_key`` is set when the directory is
     the built-in one: the sender's keys, most specific first, then find the case-folded company with no second
-    walk over its domain (docs/semantics.md §3.3).
+    walk over its domain (docs/semantics.md §3.3). ``recipient_keys`` holds, for each of the system's own
+    ``addresses``, its recipient keys already narrowed to the listed ones: most mail is addressed to the
+    mailbox alone, and one probe then replaces the derivation and the ``isdisjoint``.
     """
 
-    __slots__ = ("company_by_key", "directory", "listed", "longest_extension", "multi", "single", "starts")
+    __slots__ = ("company_by_key", "directory", "listed", "longest_extension", "multi", "recipient_keys",
+                 "single", "starts")
 
-    def __init__(
-        self, listed: Sequence[Iterable[str]], directory: CompanyDirectory, longest_extension: int = 0
-    ) -> None:
+    def __init__(self, listed: Sequence[Iterable[str]], directory: CompanyDirectory, longest_extension: int = 0,
+                 addresses: Iterable[str] = ()) -> None:
         self.listed = tuple(map(frozenset, listed))
         self.longest_extension = longest_extension
+        self.recipient_keys = {a: self.listed_only(RECIPIENTS, keys_of_address(a)) for a in addresses}
         single: set[str] = set()
         multi: dict[str, _PhraseNode] = {}
         for phrase in self.listed[KEYWORDS] - {""}:  # ("": a keyword without words, which no subject has)
@@ -230,11 +233,16 @@ def _company_keys(facts: EmailFacts) -> tuple[str, ...]:
 
 def _recipient_keys(facts: EmailFacts) -> tuple[str, ...]:
     recipients = facts.envelope.recipients
+    tables = facts.tables
     if len(recipients) == 1:
-        keys = keys_of_address(recipients[0].address)
+        address = recipients[0].address
+        known = tables.recipient_keys.get(address)
+        if known is not None:
+            return known
+        keys = keys_of_address(address)
     else:
         keys = address_keys([r.address for r in recipients])
-    return facts.tables.listed_only(RECIPIENTS, keys)
+    return tables.listed_only(RECIPIENTS, keys)
 
 
 def _attachment_keys(facts: EmailFacts) -> tuple[str, ...]:

@@ -153,8 +153,6 @@ class Router:
         directory = companies if companies is not None else ConfiguredCompanies(config.companies)
         longest = max((len(e) for r in config.routes for e in r.rules.attachment_types), default=0)
         groups = [g for c in connectors.values() for g in (*c.groups.values(), c.wildcard) if g is not None]
-        self._tables = KeyTables(listed_keys(groups), directory, longest)
-
         self._connectors = connectors
         # docs/semantics.md §3.5: never acknowledge any address of the system itself, whichever connector owns it.
         system = set(sending)
@@ -163,6 +161,7 @@ class Router:
         for name in connectors:
             system.update(config.own_addresses(name))
         self._system_addresses = frozenset(system)
+        self._tables = KeyTables(listed_keys(groups), directory, longest, self._system_addresses)
 
         # Keyed like the matcher's sender index (``a@b``, ``*domain``), so an address's keys, most specific
         # first, find the entry that wins (docs/semantics.md §3.5 with the §3.3 precedence; the first entry on a tie).

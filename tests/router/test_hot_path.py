@@ -18,6 +18,7 @@ from dataclasses import FrozenInstanceError, fields, replace
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from routing_helpers import BILLING, HELP, NOREPLY, SUPPORT, mail, make_config, route
 
 from enate_routing._decision import ConnectorKeys, Decision, RoutingResult, idempotency_key, message_reference
 from enate_routing._delivery import Delivery, Target
@@ -305,3 +306,20 @@ def test_the_remembered_senders_stay_bounded_and_equal_a_fresh_router() -> None:
     for envelope in synthetic_envelopes(config, 200, seed=4):  # remembered answers are the fresh ones
         assert router.route(envelope, "Support") == fresh.route(envelope, "Support")
         assert router.route(envelope, "Support") == fresh.route(envelope, "Support")
+
+
+def test_a_mailbox_address_alone_takes_its_recipient_keys_from_the_compiled_table() -> None:
+    """Mail to one of the system's own addresses alone reads its narrowed recipient keys from ``KeyTables``:
+    the same keys a derivation gives, and the table is what is read (a wrong entry shows through)."""
+    config = make_config(route("Cc support", rules={"recipients": ["*contoso.example"]}),
+                         route("Other", BILLING, rules={"recipients": ["someone@fabrikam.example"]}))
+    router = Router.compile(config)
+    tables = router._tables
+    assert set(tables.recipient_keys) == router._system_addresses >= {SUPPORT, HELP, BILLING, NOREPLY}
+    for address in (SUPPORT, HELP, BILLING, "someone@fabrikam.example", "x@elsewhere.example"):
+        derived = tables.listed_only(RECIPIENTS, keys_of_address(address))
+        assert EmailFacts(mail(to=(address,)), tables).keys(RECIPIENTS) == derived
+    assert tables.recipient_keys[HELP] == (HELP, "*contoso.example")
+    tables.recipient_keys[HELP] = ("wrong",)
+    assert EmailFacts(mail(to=(HELP,)), tables).keys(RECIPIENTS) == ("wrong",)
+    assert EmailFacts(mail(to=(HELP, SUPPORT)), tables).keys(RECIPIENTS) == address_keys([HELP, SUPPORT])
