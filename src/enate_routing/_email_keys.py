@@ -65,7 +65,9 @@ class KeyTables:
                  addresses: Iterable[str] = ()) -> None:
         self.listed = tuple(map(frozenset, listed))
         self.longest_extension = longest_extension
-        self.recipient_keys = {a: self.listed_only(RECIPIENTS, keys_of_address(a)) for a in addresses}
+        # (_derive_keys, not keys_of_address: thousands of addresses at compile time would fill and empty the
+        # bounded table of addresses that recur in mail; the same keys.)
+        self.recipient_keys = {a: self.listed_only(RECIPIENTS, _derive_keys(a)) for a in addresses}
         single: set[str] = set()
         multi: dict[str, _PhraseNode] = {}
         for phrase in self.listed[KEYWORDS] - {""}:  # ("": a keyword without words, which no subject has)
