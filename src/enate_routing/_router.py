@@ -352,7 +352,7 @@ class Router:
                 if acknowledgement is None:
                     acknowledgement = _acknowledgement(self, envelope, allowed, refusal)
                 acknowledge, suppressed = acknowledgement
-            key = cc.keys(reference, scope)
+            key = cc.keys.key(reference, scope)
             decisions.append(Decision._make(name, "create", address, key, route.name, route is cc.fallback,
                                             route.delivery, acknowledge, suppressed, None, None))
         return RoutingResult._make(name, envelope.message_id, tuple(decisions))
@@ -454,7 +454,7 @@ def _single(cc: _Connector, envelope: Envelope, reference: str, trace: _Recorder
     """The one decision of an email that is ignored, rejected or linked (keyed once per message, §4)."""
     if trace is not None:
         trace.steps.append(f"→ {action}: {reason}")
-    key = cc.keys(reference, MAILBOX_SCOPE)
+    key = cc.keys.key(reference, MAILBOX_SCOPE)
     decision = Decision._make(cc.name, action, address, key, None, False, None, (), None, link, reason)
     return RoutingResult._make(cc.name, envelope.message_id, (decision,))
 

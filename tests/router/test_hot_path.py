@@ -77,8 +77,8 @@ def test_a_key_hashes_the_parts_as_one_text_when_surrogates_meet_at_a_boundary(
     text = "\0".join(("enate-routing/1", connector, reference, scope))
     expected = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
     keys = ConnectorKeys(connector)
-    assert keys(reference, scope) == expected
-    assert keys(reference, scope) == expected  # the connector's state is copied, never consumed
+    assert keys.key(reference, scope) == expected
+    assert keys.key(reference, scope) == expected  # the connector's state is copied, never consumed
 
 
 def test_idempotency_keys_never_change_between_releases() -> None:
