@@ -41,7 +41,7 @@ MAILBOX_SCOPE = "mailbox"
 _KEY_VERSION = "enate-routing/1"
 
 
-def message_reference(message_id: str | None, raw: bytes, *, digest: str | None = None) -> str:
+def message_reference(message_id: str | None, raw: bytes, digest: str | None = None) -> str:
     """``id:<message id>``, or ``sha256:<digest of the raw bytes>`` when the message has no id (semantics.md §4).
 
     ``digest`` is the SHA-256 hex digest of ``raw`` when the caller already has it (the ingestion ledger).

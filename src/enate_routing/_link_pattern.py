@@ -315,10 +315,12 @@ class LinkSearch:
         limit = LINK_BODY_CHARS if body else LINK_SUBJECT_CHARS
         return self._walk(text, min(limit, len(text)), len(text) > limit)
 
-    def may_hold(self, text: str, *, body: bool = False) -> bool:
+    def may_hold(self, text: str, body: bool = False) -> bool:
         """False when :meth:`tokens` of ``text`` is surely empty: the searched part lacks the literal prefix every
         match starts with (one substring test: most mail stops here, before any regex or generator)."""
-        # (``find`` clamps an end past the text: no ``min``, a call fewer on every routed email.)
+        # (``find`` clamps an end past the text: no ``min``, a call fewer on every routed email. ``body`` is not
+        # keyword-only: CPython 3.11 runs a call of a function with keyword-only parameters on its slower,
+        # generic path, and the router calls this once per email.)
         return not self.prefix or text.find(self.prefix, 0, LINK_BODY_CHARS if body else LINK_SUBJECT_CHARS) >= 0
 
     def _walk(self, text: str, end: int, cut: bool) -> Iterator[re.Match[str]]:

@@ -256,7 +256,8 @@ class Router:
             cc = self._resolve(connector)  # raises UnknownConnectorError, naming what is wrong
         if counters is not None:
             counters.emails += 1
-        reference = message_reference(envelope.message_id, envelope.raw, digest=content_digest)
+        # (the digest positionally: CPython 3.11 runs a call with keyword arguments on its slower, generic path)
+        reference = message_reference(envelope.message_id, envelope.raw, content_digest)
         addresses, headers_path = self._addresses_of(cc, envelope)
         mailbox = addresses[0][0] if addresses else cc.primary
 
