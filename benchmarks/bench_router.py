@@ -4,6 +4,7 @@
     python benchmarks/bench_router.py --quick             # CI: the same sets, fewer rounds and samples
     python benchmarks/bench_router.py --json result.json  # also write the summary as JSON
     python benchmarks/bench_router.py --baseline 'f6808b7^'  # also time that revision's router, side by side
+    python benchmarks/bench_router.py --baseline 'f6808b7^' --turns 36  # more turns: a steadier share
 
 Route sets of 10, 1,000 and 10,000 routes come from ``enate_routing.testing.synthetic_config`` (seeded; the
 same generator the design-guard tests use). Each set gets 2,000 seeded raw messages
@@ -38,7 +39,7 @@ import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -210,6 +211,13 @@ def summary_of(results: Sequence[Measured], quick: bool, seconds: float) -> dict
     }
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds and samples, for CI (indicative only)")
@@ -218,8 +226,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the JSON summary to FILE")
     parser.add_argument("--baseline", metavar="REV",
                         help=f"also time revision REV (git) on the same mail, e.g. {TARGET_REVISION}")
+    parser.add_argument("--turns", type=_positive, metavar="N",
+                        help=f"with --baseline: child processes per revision and route set (default "
+                             f"{FULL.alternations}, --quick {QUICK.alternations}); more give a steadier share")
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
+    if args.turns is not None:
+        plan = replace(plan, alternations=args.turns)
     for table in (plan.scan_messages, plan.reference_messages):
         for size in args.sizes:
             table.setdefault(size, min(MESSAGES, max(8, 200_000 // max(size, 1))))
@@ -237,7 +250,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             time_round(m, plan)
     summary = summary_of(results, args.quick, time.perf_counter() - started)
     if args.baseline:
-        summary["baseline"] = {"revision": args.baseline, "sizes": versus}
+        summary["baseline"] = {"revision": args.baseline, "turns": plan.alternations,
+                               "rounds_per_turn": plan.child_rounds, "sizes": versus}
         for row in versus:
             if row["target_share"] is not None:
                 summary["targets"][f"compiled / {args.baseline} at {row['routes']:,} routes (same run)"] = {

@@ -43,10 +43,13 @@ def test_benchmark_quick_mode_runs_and_routers_agree(capsys: pytest.CaptureFixtu
 @needs_target_revision
 def test_baseline_revision_is_timed_on_the_same_mail(capsys: pytest.CaptureFixture[str]) -> None:
     """--baseline REV times REV's router in child processes on the same messages, and reports the share;
-    against the revision the targets were set on, the targets become shares of its time."""
-    assert bench_router.main(["--quick", "--sizes", "10", "--baseline", TARGET_REVISION]) == 0
+    against the revision the targets were set on, the targets become shares of its time. --turns sets how
+    many child processes each side gets."""
+    assert bench_router.main(["--quick", "--sizes", "10", "--baseline", TARGET_REVISION, "--turns", "2"]) == 0
     out = capsys.readouterr().out
     summary = json.loads(out.strip().splitlines()[-1])
+    assert (summary["baseline"]["turns"], summary["baseline"]["rounds_per_turn"]) == (2, 2)
+    assert "median of 4 rounds each" in out
     (row,) = summary["baseline"]["sizes"]
     assert row["routes"] == 10 and row["same_routes"] is True
     assert row["now_us"] > 0 and row["baseline_us"] > 0
@@ -56,6 +59,12 @@ def test_baseline_revision_is_timed_on_the_same_mail(capsys: pytest.CaptureFixtu
     target = summary["targets"][f"compiled / {TARGET_REVISION} at 10 routes (same run)"]
     assert target["pass"] is (row["share"] <= row["target_share"])
     assert f"{TARGET_REVISION} µs" in out
+
+
+def test_turns_must_be_positive(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        bench_router.main(["--quick", "--sizes", "10", "--baseline", "HEAD", "--turns", "0"])
+    assert "--turns: must be at least 1, not 0" in capsys.readouterr().err
 
 
 def test_an_unknown_baseline_revision_is_one_clear_error() -> None:
