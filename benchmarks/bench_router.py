@@ -211,8 +211,11 @@ def summary_of(results: Sequence[Measured], quick: bool, seconds: float) -> dict
     }
 
 
-def _positive(text: str) -> int:
-    value = int(text)
+def _turns(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a whole number, not {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
     return value
@@ -226,7 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the JSON summary to FILE")
     parser.add_argument("--baseline", metavar="REV",
                         help=f"also time revision REV (git) on the same mail, e.g. {TARGET_REVISION}")
-    parser.add_argument("--turns", type=_positive, metavar="N",
+    parser.add_argument("--turns", type=_turns, metavar="N",
                         help=f"with --baseline: child processes per revision and route set (default "
                              f"{FULL.alternations}, --quick {QUICK.alternations}); more give a steadier share")
     args = parser.parse_args(argv)

@@ -61,10 +61,11 @@ def test_baseline_revision_is_timed_on_the_same_mail(capsys: pytest.CaptureFixtu
     assert f"{TARGET_REVISION} µs" in out
 
 
-def test_turns_must_be_positive(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(("turns", "error"), [("0", "must be at least 1, not 0"), ("x", "a whole number, not 'x'")])
+def test_turns_must_be_a_positive_number(capsys: pytest.CaptureFixture[str], turns: str, error: str) -> None:
     with pytest.raises(SystemExit):
-        bench_router.main(["--quick", "--sizes", "10", "--baseline", "HEAD", "--turns", "0"])
-    assert "--turns: must be at least 1, not 0" in capsys.readouterr().err
+        bench_router.main(["--quick", "--sizes", "10", "--baseline", "HEAD", "--turns", turns])
+    assert f"argument --turns: {error}" in capsys.readouterr().err
 
 
 def test_an_unknown_baseline_revision_is_one_clear_error() -> None:
