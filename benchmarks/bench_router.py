@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from cpu_time import cpu_us_per_item
+from enate_routing._cli._poll import positive_int
 from enate_routing._envelope import Envelope
 from enate_routing._matcher import MatchCounters
 from enate_routing._model import Config
@@ -211,16 +212,6 @@ def summary_of(results: Sequence[Measured], quick: bool, seconds: float) -> dict
     }
 
 
-def _turns(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"a whole number, not {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds and samples, for CI (indicative only)")
@@ -229,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the JSON summary to FILE")
     parser.add_argument("--baseline", metavar="REV",
                         help=f"also time revision REV (git) on the same mail, e.g. {TARGET_REVISION}")
-    parser.add_argument("--turns", type=_turns, metavar="N",
+    parser.add_argument("--turns", type=positive_int, metavar="N",
                         help=f"with --baseline: child processes per revision and route set (default "
                              f"{FULL.alternations}, --quick {QUICK.alternations}); more give a steadier share")
     args = parser.parse_args(argv)

@@ -61,7 +61,8 @@ def test_baseline_revision_is_timed_on_the_same_mail(capsys: pytest.CaptureFixtu
     assert f"{TARGET_REVISION} µs" in out
 
 
-@pytest.mark.parametrize(("turns", "error"), [("0", "must be at least 1, not 0"), ("x", "a whole number, not 'x'")])
+@pytest.mark.parametrize(("turns", "error"),
+                         [("0", "must be greater than 0, not '0'"), ("x", "not a whole number: 'x'")])
 def test_turns_must_be_a_positive_number(capsys: pytest.CaptureFixture[str], turns: str, error: str) -> None:
     with pytest.raises(SystemExit):
         bench_router.main(["--quick", "--sizes", "10", "--baseline", "HEAD", "--turns", turns])

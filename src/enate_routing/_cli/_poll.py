@@ -50,7 +50,7 @@ from enate_routing.postgres import is_postgres_url
 from enate_routing.transports._factory import ConnectorAccess
 
 __all__ = ["JsonlWriter", "Progress", "StatusLine", "add_ledger_options", "jsonl_line", "ledger_path", "open_ingestor",
-           "register"]
+           "positive_int", "register"]
 
 # Characters json.dumps(ensure_ascii=False) leaves as they are but that break a JSON-lines file: line
 # separators a reader's str.splitlines() splits on (NEL, U+2028, U+2029), and lone surrogates (a decoded
@@ -270,7 +270,7 @@ def _no_handler(item: WorkItem) -> None:  # pragma: no cover - only listing comm
     raise RuntimeError("no output file: name one with --out")
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
     """argparse type: a whole number greater than zero."""
     try:
         value = int(text)
@@ -316,7 +316,7 @@ def register(subparsers: Any) -> None:
                       help="time between polls without --once (default 60; IMAP IDLE wakes up earlier)")
     poll.add_argument("--retry-for", type=seconds, default=60.0, metavar="SECONDS",
                       help="with --once: how long to keep retrying an unreachable server before giving up (default 60)")
-    poll.add_argument("--batch-size", type=_positive_int, default=50, metavar="N",
+    poll.add_argument("--batch-size", type=positive_int, default=50, metavar="N",
                       help="messages per batch: per spool, route and group-commit transaction (default 50)")
     poll.add_argument("--keep-raw-days", type=_days, default=KEEP_RAW_FOR / 86400, metavar="DAYS",
                       help="days to keep the raw bytes of a message marked processed on the server (default 30; 0: "
